@@ -1,0 +1,50 @@
+"""Errors a user can cause. Each carries the message to print and the exit code.
+
+A traceback is for bugs only: every failure a user can provoke (bad input, bad
+credentials, a registry that refuses) is raised as one of these types, and the
+CLI prints ``ci-env: error: <message>`` on stderr and exits with ``exit_code``.
+Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class CiEnvError(Exception):
+    """Base of every user-facing error; ``exit_code`` 1 unless a subclass says otherwise."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CiEnvError):
+    """A flag, argument or variable has a value the command cannot use (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(CiEnvError):
+    """Configuration is inconsistent or invalid: werf.yaml, addresses, modes (exit 2)."""
+
+    exit_code = 2
+
+
+class AuthError(CiEnvError):
+    """A registry or vendor API refused the credentials (exit 1)."""
+
+
+class RegistryError(CiEnvError):
+    """A registry or vendor API answered with an error we cannot work around (exit 1)."""
+
+
+class PreflightError(CiEnvError):
+    """A destructive operation cannot proceed; nothing was changed (exit 1)."""
+
+
+class BuildError(CiEnvError):
+    """A docker build or push failed (exit 1)."""

@@ -1,0 +1,59 @@
+"""Shared fixtures: real registries (open, htpasswd, token, delete disabled).
+
+Each registry is started once per test session and stopped at the end. Tests
+that need a fresh, empty registry use ``fresh_registry`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services.registry import RegistryService, start_registry
+
+USERS = {"alice": "alice-pass-1", "bob": "b0b$`\"'\\pass"}
+
+
+@pytest.fixture(scope="session")
+def registry_open(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryService]:
+    service = start_registry(tmp_path_factory.mktemp("registry-open"), auth="none")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_htpasswd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryService]:
+    service = start_registry(tmp_path_factory.mktemp("registry-htpasswd"), auth="htpasswd", users=USERS)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryService]:
+    service = start_registry(tmp_path_factory.mktemp("registry-token"), auth="token", users=USERS)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_nodelete(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryService]:
+    service = start_registry(tmp_path_factory.mktemp("registry-nodelete"), auth="none", delete_enabled=False)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def fresh_registry(tmp_path: Path) -> Iterator[Callable[..., RegistryService]]:
+    """A factory for registries that live for one test (any auth mode)."""
+    started: list[RegistryService] = []
+
+    def make(**kwargs: object) -> RegistryService:
+        service = start_registry(tmp_path / f"registry-{len(started)}", **kwargs)  # type: ignore[arg-type]
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        service.stop()
