@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.dockerd import DockerDaemon, start_dockerd
 from tests.services.registry import RegistryService, start_registry
 
 USERS = {"alice": "alice-pass-1", "bob": "b0b$`\"'\\pass"}
@@ -57,3 +58,11 @@ def fresh_registry(tmp_path: Path) -> Iterator[Callable[..., RegistryService]]:
     yield make
     for service in started:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
+    """A real Docker daemon for the whole session (overlay2, else vfs)."""
+    daemon = start_dockerd(tmp_path_factory.mktemp("dockerd"))
+    yield daemon
+    daemon.stop()

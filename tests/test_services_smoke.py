@@ -52,3 +52,14 @@ def test_access_log_counts_requests(registry_open: RegistryService) -> None:
 
     time.sleep(0.2)
     assert len(registry_open.requests()) >= before + 2
+
+
+def test_docker_daemon_builds_and_pushes_to_the_registry(dockerd, registry_open, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a.txt").write_text("hello\n")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY a.txt /a.txt\n")
+    ref = f"{registry_open.host}/smoke/image:one"
+    dockerd.docker("build", "-q", "-t", ref, str(tmp_path))
+    dockerd.docker("push", ref)
+    status, _, body = _get(f"{registry_open.url}/v2/smoke/image/tags/list")
+    assert status == 200
+    assert json.loads(body)["tags"] == ["one"]
