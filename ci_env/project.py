@@ -205,19 +205,19 @@ def _build_image(
     _check_keys(document, lines, IMAGE_KEYS, path)
     name = document["image"]
     at = lines["image"]
-    if name is not None:
-        if not isinstance(name, str) or not IMAGE_NAME.match(name) or len(name) > MAX_IMAGE_NAME:
-            raise ConfigError(
-                f"{path}:{at}: invalid image name {name!r}; use lowercase letters and digits separated by "
-                f"'.', '_' or '-' (at most {MAX_IMAGE_NAME} characters), or ~ for the nameless image"
-            )
+    if name is not None and not _valid_image_name(name):
+        raise ConfigError(
+            f"{path}:{at}: invalid image name {name!r}; use lowercase letters and digits separated by "
+            f"'.', '_' or '-' (at most {MAX_IMAGE_NAME} characters), or ~ for the nameless image"
+        )
     label = "~" if name is None else name
     context_text = document.get("context", ".")
     if not isinstance(context_text, str):
         raise ConfigError(f"{path}:{lines['context']}: context of image {label!r} must be a path")
     context = (root / context_text).resolve()
     if not context.is_dir():
-        raise ConfigError(f"{path}:{lines.get('context', at)}: context {context_text!r} of image {label!r} is not a directory")
+        where = lines.get("context", at)
+        raise ConfigError(f"{path}:{where}: context {context_text!r} of image {label!r} is not a directory")
     dockerfile_text = document.get("dockerfile", "Dockerfile")
     if not isinstance(dockerfile_text, str):
         raise ConfigError(f"{path}:{lines['dockerfile']}: dockerfile of image {label!r} must be a path")
@@ -244,6 +244,10 @@ def _build_image(
         args={k: _scalar_text(v) for k, v in args.items()},
         line=at,
     )
+
+
+def _valid_image_name(name: object) -> bool:
+    return isinstance(name, str) and len(name) <= MAX_IMAGE_NAME and IMAGE_NAME.match(name) is not None
 
 
 def _scalar_text(value: object) -> str:

@@ -65,7 +65,10 @@ def test_jinja_env_and_project_dir(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("project: demo\nconfigVersion: 1\n---\nimage: app\ndockerfil: x\n", "werf.yaml:5: unknown key 'dockerfil'"),
-        ("project: demo\nconfigVersion: 1\n---\nimage: app\n---\nimage: app\n", "werf.yaml:6: image 'app' is defined twice"),
+        (
+            "project: demo\nconfigVersion: 1\n---\nimage: app\n---\nimage: app\n",
+            "werf.yaml:6: image 'app' is defined twice",
+        ),
         ("project: demo\nconfigVersion: 1\n---\nimage: App\n", "werf.yaml:4: invalid image name 'App'"),
         ("project: demo\nconfigVersion: 1\n---\nimage: ~\n---\nimage: ~\n", "werf.yaml:6: a second nameless image"),
         ("project: demo\nconfigVersion: 1\n---\nimage: a\n---\nimage: ~\n", "werf.yaml:6: a nameless image"),
@@ -89,7 +92,7 @@ def test_mistakes_name_file_line_and_problem(tmp_path: Path, text: str, expected
 
 
 def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no werf.yaml in"):
+    with pytest.raises(ConfigError, match=r"no werf\.yaml in"):
         load_project(tmp_path, env={})
     with pytest.raises(ConfigError, match="pass --config"):
         load_project(tmp_path, config="other.yaml", env={})
