@@ -144,9 +144,9 @@ def _parse_documents(text: str, path: Path) -> list[tuple[dict[str, Any], dict[s
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
+        where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
     for node in nodes:
         if node is None:
             continue
