@@ -12,6 +12,8 @@ class RegistryLogin:
     registry: str
     username: str
     password: str = field(repr=False)
+    #: Where the credentials come from, for error messages (names variables, never values).
+    hint: str = "the username and password"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class JobFacts:
     ``generic``. ``system`` names the detected CI (``gitlab``, ``github``,
     ``gitea``, ``forgejo``, ``jenkins``, ``circleci``, ... or ``none`` outside CI).
     Every other field is ``None`` when the CI system does not provide it.
+    ``pull_request`` is the pull/merge request number when the CI gives it.
     """
 
     family: str
@@ -33,6 +36,7 @@ class JobFacts:
     tag: str | None = None
     commit: str | None = None
     is_pull_request: bool = False
+    pull_request: str | None = None
     registry: str | None = None
     images_repo: str | None = None
     project_url: str | None = None
@@ -46,7 +50,13 @@ class JobFacts:
 
     @property
     def job_key(self) -> str | None:
-        """A stable identity of this job, unique among the jobs running on one machine, or None."""
+        """A stable identity of this job, unique among the jobs running on one machine, or None.
+
+        Safe as a file name: ``[A-Za-z0-9_][A-Za-z0-9_.-]*``; an id that had to be changed
+        gets a short hash of the original appended, so two jobs never share a key.
+        """
         if self.job_id is None:
             return None
-        return f"{self.system}-{self.job_id}"
+        from ci_env.tagging import safe_name
+
+        return safe_name(f"{self.system}-{self.job_id}")

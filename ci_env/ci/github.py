@@ -1,0 +1,96 @@
+"""GitHub Actions, and Gitea and Forgejo Actions (same contract): facts from their default variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from ci_env.ci.facts import JobFacts, RegistryLogin
+from ci_env.ci.vars import first, is_true, parse_ref
+
+#: GitHub's container registry, and the older GitHub Packages Docker registry.
+GHCR = "ghcr.io"
+PACKAGES_REGISTRY = "docker.pkg.github.com"
+
+#: (variable that names the system, system); checked in order, then plain GITHUB_ACTIONS is ``github``.
+FORKS: tuple[tuple[str, str], ...] = (("FORGEJO_ACTIONS", "forgejo"), ("GITEA_ACTIONS", "gitea"))
+
+#: Events whose runs build a pull request.
+PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
+
+
+def identifies(env: Mapping[str, str]) -> str | None:
+    """``github``, ``gitea`` or ``forgejo`` when ``env`` is an Actions job's environment, else None."""
+    if not is_true(env, "GITHUB_ACTIONS"):
+        return None
+    for variable, system in FORKS:
+        if is_true(env, variable):
+            return system
+    return "github"
+
+
+def _registry(system: str, server_url: str) -> str:
+    """The container registry of the Actions server: ghcr.io for GitHub, the server's host for forks."""
+    if system == "github":
+        return GHCR
+    return urlsplit(server_url).netloc or GHCR
+
+
+def logins(env: Mapping[str, str], registry: str) -> tuple[RegistryLogin, ...]:
+    """``registry`` with ``$GITHUB_ACTOR``/``$GITHUB_TOKEN``, plus docker.pkg.github.com when
+    ``$WERF_IMAGES_REPO`` is there; nothing when the actor or token is missing."""
+    actor, token = first(env, "GITHUB_ACTOR"), first(env, "GITHUB_TOKEN")
+    if not (actor and token):
+        return ()
+    hint = "$GITHUB_ACTOR and $GITHUB_TOKEN (the workflow needs packages: write)"
+    found = [RegistryLogin(registry, actor, token, hint)]
+    images_repo = first(env, "WERF_IMAGES_REPO") or ""
+    if registry == GHCR and images_repo.split("/", 1)[0] == PACKAGES_REGISTRY:
+        found.append(RegistryLogin(PACKAGES_REGISTRY, actor, token, hint))
+    return tuple(found)
+
+
+def facts(env: Mapping[str, str]) -> JobFacts:
+    """The job's facts from the Actions default variables (fields not set are None).
+
+    ``job_id`` is ``<run id>-<run attempt>-<job>``: unique per job on a machine, and
+    the same in every step of the job. The images repo is ``<registry>/<owner>/<repo>``
+    lowercased (ghcr.io on GitHub, the server's host on Gitea and Forgejo).
+    """
+    system = identifies(env) or "github"
+    server = (first(env, "GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
+    repository = first(env, "GITHUB_REPOSITORY")
+    run_id = first(env, "GITHUB_RUN_ID")
+    job = first(env, "GITHUB_JOB")
+    job_id = f"{run_id}-{first(env, 'GITHUB_RUN_ATTEMPT') or '1'}-{job or 'job'}" if run_id else None
+    ref = first(env, "GITHUB_REF") or ""
+    ref_branch, ref_tag, pull_request = parse_ref(ref)
+    ref_type = first(env, "GITHUB_REF_TYPE")
+    ref_name = first(env, "GITHUB_REF_NAME")
+    tag = ref_tag or (ref_name if ref_type == "tag" else None)
+    head_ref = first(env, "GITHUB_HEAD_REF")
+    branch = None if tag else (head_ref or ref_branch or (ref_name if ref_type == "branch" else None))
+    is_pr = bool(head_ref) or first(env, "GITHUB_EVENT_NAME") in PULL_REQUEST_EVENTS or pull_request is not None
+    registry = _registry(system, server)
+    return JobFacts(
+        family="github",
+        system=system,
+        job_id=job_id,
+        pipeline_id=run_id,
+        ref_name=ref_name,
+        branch=branch,
+        tag=tag,
+        commit=first(env, "GITHUB_SHA"),
+        is_pull_request=is_pr,
+        pull_request=pull_request,
+        registry=registry,
+        images_repo=f"{registry}/{repository}".lower() if repository else None,
+        project_url=f"{server}/{repository}" if repository else None,
+        pipeline_url=f"{server}/{repository}/actions/runs/{run_id}" if repository and run_id else None,
+        job_url=None,
+        environment=None,
+        logins=logins(env, registry),
+        tmp_dir=first(env, "RUNNER_TEMP"),
+        api_url=first(env, "GITHUB_API_URL"),
+        token=first(env, "GITHUB_TOKEN"),
+    )

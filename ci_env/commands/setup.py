@@ -1,0 +1,332 @@
+"""`ci-env setup` (and the shorthands `ci-env gitlab`, `ci-env github`): a private Docker config
+for this job, login, and the exports for the job's shell.
+
+On any error stdout carries no exports, only the shell's failure text (``exit 1``
+for posix), so ``eval "$(ci-env setup)"`` and ``. "$(ci-env setup --as-file)"``
+stop the job under ``set -e``; the half-made job directory is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ci_env.errors import UsageError
+
+#: ``--shell`` values (the formats of :data:`ci_env.render.FORMATS`, listed here so that
+#: ``--help`` does not import the renderer).
+SHELLS: tuple[str, ...] = ("posix", "fish", "powershell", "cmdexe", "dotenv", "github-env", "json")
+#: ``--images-repo-mode`` values.
+IMAGES_REPO_MODES: tuple[str, ...] = ("monorepo", "multirepo")
+#: ``--tagging-strategy`` values (the first is the default), as in :mod:`ci_env.exports`.
+TAGGING_STRATEGIES: tuple[str, ...] = ("stages-signature", "tag-or-branch")
+#: What ``--as-file`` prints when setup fails: a path that can never exist (``/dev/null`` is not
+#: a directory), so ``. "$(ci-env setup --as-file)"`` fails in every shell.
+FAILED_SCRIPT_PATH = "/dev/null/ci-env-setup-failed"
+#: The name of the ``--as-file`` script inside the job's private directory.
+SCRIPT_NAME = "ci-env-exports"
+
+
+@dataclass(frozen=True)
+class SetupOptions:
+    """The options of `ci-env setup`, as parsed."""
+
+    shell: str = "posix"
+    as_file: bool = False
+    output: str | None = None
+    docker_config: str | None = None
+    tmp_dir: str | None = None
+    images_repo: str | None = None
+    stages_storage: str | None = None
+    images_repo_mode: str | None = None
+    tagging_strategy: str | None = None
+    override: bool = False
+    no_login: bool = False
+    no_verify_login: bool = False
+    insecure_registry: tuple[str, ...] = ()
+    verbose: bool = False
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SetupCommand(click.Command):
+    """A click command that, when its arguments cannot be parsed, still leaves the shell's failure
+    text on stdout: a mistyped option must stop ``eval "$(ci-env setup ...)"`` too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.UsageError:
+            _deliver_failure(_options_from_argv(given))
+            raise
+
+
+def _options_from_argv(args: Sequence[str]) -> SetupOptions:
+    """The output options of a command line that click could not parse (best effort)."""
+    shell, as_file, output = "posix", False, None
+    for index, arg in enumerate(args):
+        following = args[index + 1] if index + 1 < len(args) else None
+        if arg == "--shell" and following is not None:
+            shell = following
+        elif arg.startswith("--shell="):
+            shell = arg.split("=", 1)[1]
+        elif arg == "--as-file":
+            as_file = True
+        elif arg in ("-o", "--output") and following is not None:
+            output = following
+        elif arg.startswith("--output="):
+            output = arg.split("=", 1)[1]
+    return SetupOptions(shell=shell, as_file=as_file, output=output)
+
+
+def _setup_options(func: F) -> F:
+    """The options shared by `setup`, `gitlab` and `github`."""
+    options = [
+        click.option(
+            "--shell",
+            type=click.Choice(SHELLS),
+            default="posix",
+            show_default=True,
+            help="Output format: posix (sh, bash, zsh, dash), fish, powershell, cmdexe, dotenv, "
+            "github-env (appends to $GITHUB_ENV), json.",
+        ),
+        click.option(
+            "--as-file",
+            is_flag=True,
+            help="Write the script to a new 0600 file in the job's 0700 directory and print only its path: "
+            '. "$(ci-env setup --as-file)".',
+        ),
+        click.option("-o", "--output", metavar="PATH", help="Write the script to PATH (truncating it); print nothing."),
+        click.option(
+            "--docker-config",
+            metavar="DIR",
+            help="Base Docker config (default: $WERF_DOCKER_CONFIG, $DOCKER_CONFIG, ~/.docker).",
+        ),
+        click.option(
+            "--tmp-dir",
+            metavar="DIR",
+            help="Where the job's directory is created (default: $WERF_TMP_DIR, $RUNNER_TEMP, system temp).",
+        ),
+        click.option(
+            "--images-repo", metavar="REPO", help="Images repo (default: $WERF_IMAGES_REPO, the CI's registry)."
+        ),
+        click.option(
+            "--stages-storage",
+            metavar="REPO",
+            help="Stages storage (default: $WERF_STAGES_STORAGE, <images repo>/stages).",
+        ),
+        click.option("--images-repo-mode", type=click.Choice(IMAGES_REPO_MODES), help="Export WERF_IMAGES_REPO_MODE."),
+        click.option(
+            "--tagging-strategy",
+            type=click.Choice(TAGGING_STRATEGIES),
+            help="stages-signature (default): WERF_TAG_BY_STAGES_SIGNATURE=true; tag-or-branch: "
+            "WERF_TAG_GIT_TAG or WERF_TAG_GIT_BRANCH from the git ref.",
+        ),
+        click.option("--override", is_flag=True, help="Replace WERF_* variables that are already set."),
+        click.option("--no-login", is_flag=True, help="Do not log in to the CI's registries."),
+        click.option("--no-verify-login", is_flag=True, help="Write the credentials without checking them first."),
+        click.option(
+            "--insecure-registry",
+            multiple=True,
+            metavar="HOST[:PORT]",
+            help="Allow plain HTTP or unverified TLS for this registry (repeatable).",
+        ),
+        click.option("--verbose", is_flag=True, help="Say on stderr what setup does (never a secret)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.command(cls=SetupCommand)
+@click.argument("system", required=False, default="auto", metavar="[auto|gitlab|github|generic]")
+@_setup_options
+def setup(system: str, **options: Any) -> None:
+    """Give this CI job its own Docker config, log it in, and print the exports to source.
+
+    \b
+    eval "$(ci-env setup)"            # posix shells; fails the job under set -e on error
+    . "$(ci-env setup --as-file)"
+    """
+    run_setup(system, SetupOptions(**options))
+
+
+@click.command(cls=SetupCommand)
+@_setup_options
+def gitlab(**options: Any) -> None:
+    """`ci-env setup gitlab`: the GitLab CI behaviour, whatever is detected."""
+    run_setup("gitlab", SetupOptions(**options))
+
+
+@click.command(cls=SetupCommand)
+@_setup_options
+def github(**options: Any) -> None:
+    """`ci-env setup github`: the GitHub Actions behaviour, whatever is detected."""
+    run_setup("github", SetupOptions(**options))
+
+
+def _say(enabled: bool) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        if enabled:
+            sys.stderr.write(f"ci-env: {line}\n")
+            sys.stderr.flush()
+
+    return say
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
+
+
+def _write_new_private(path: Path, data: bytes) -> None:
+    """Create ``path`` (must not exist) with mode 0600 and write ``data``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _write_truncating(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path``, truncating it (created 0600 when new)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}; give -o a writable path") from None
+
+
+def _check_options(options: SetupOptions, env: Mapping[str, str]) -> None:
+    if options.as_file and options.output:
+        raise UsageError("--as-file and -o/--output both say where the script goes: use one of them")
+    if options.shell == "github-env":
+        if options.as_file or options.output:
+            raise UsageError("--shell github-env appends to $GITHUB_ENV: do not combine it with --as-file or -o")
+        if not env.get("GITHUB_ENV"):
+            raise UsageError(
+                "--shell github-env appends to $GITHUB_ENV, which is not set: run it in an Actions step "
+                "or choose another --shell"
+            )
+
+
+def run_setup(requested: str, options: SetupOptions, env: Mapping[str, str] | None = None) -> None:
+    """Do the whole setup and deliver the script; on any error, remove the job directory, leave
+    the shell's failure text where the script would have gone, and re-raise."""
+    env = dict(os.environ) if env is None else env
+    created: list[Path] = []
+    try:
+        _check_options(options, env)
+        _setup(requested, options, env, _say(options.verbose), created.append)
+    except BaseException:
+        if created:
+            from ci_env.dockerconfig import remove_job_dir
+
+            for path in created:
+                remove_job_dir(path)
+        _deliver_failure(options)
+        raise
+
+
+def _setup(
+    requested: str,
+    options: SetupOptions,
+    env: Mapping[str, str],
+    say: Callable[[str], None],
+    created: Callable[[Path], None],
+) -> Path:
+    from ci_env.ci import detect
+    from ci_env.dockerconfig import add_login, collect_garbage, create_job_dir, resolve_base, tmp_root
+    from ci_env.exports import ExportInputs, compute_exports
+    from ci_env.render import render, shell_format
+
+    shell_format(options.shell)
+    detect_env = {**env, "WERF_IMAGES_REPO": options.images_repo} if options.images_repo else env
+    facts = detect(detect_env, requested)
+    say(f"CI system: {facts.system} ({facts.family} behaviour), job key: {facts.job_key or '(none)'}")
+    base = resolve_base(options.docker_config, env, facts)
+    say(
+        f"base Docker config: {base.directory or '(none)'}"
+        + (" with $DOCKER_AUTH_CONFIG" if base.content is not None else "")
+    )
+    root = tmp_root(options.tmp_dir, env, facts)
+    for removed in collect_garbage(root):
+        say(f"removed stale job directory {removed}")
+    logins = () if options.no_login else facts.logins
+    if not options.no_verify_login and logins:
+        from ci_env.registry.probe import insecure_registries_from_env, verify_login
+
+        insecure = (*options.insecure_registry, *insecure_registries_from_env(env))
+
+        for login in logins:
+            say(f"checking the credentials of {login.username} on {login.registry}")
+            verify_login(
+                login.registry,
+                login.username,
+                login.password,
+                insecure,
+                credentials_hint=login.hint,
+                log=say,
+            )
+    job_dir = create_job_dir(base, root, facts.job_key, [login.registry for login in logins])
+    created(job_dir)
+    say(f"job directory: {job_dir}")
+    for login in logins:
+        add_login(job_dir, login.registry, login.username, login.password)
+        say(f"logged in to {login.registry} as {login.username}")
+    inputs = ExportInputs(
+        docker_config=job_dir,
+        images_repo=options.images_repo or None,
+        stages_storage=options.stages_storage or None,
+        images_repo_mode=options.images_repo_mode,
+        tagging_strategy=options.tagging_strategy,
+        override=options.override,
+    )
+    exports = compute_exports(facts, inputs, env)
+    for export in exports:
+        if export.kept:
+            say(f"{export.name} is already set: kept")
+    rendered = render(exports, options.shell)
+    from ci_env.render import kept_notes
+
+    for note in kept_notes(exports, options.shell):
+        sys.stderr.write(f"ci-env: {note}\n")
+    data = rendered.text.encode("utf-8", "surrogateescape")
+    if options.as_file:
+        script = job_dir / f"{SCRIPT_NAME}{rendered.extension}"
+        _write_new_private(script, (b"\xef\xbb\xbf" if rendered.bom else b"") + data)
+        _write_stdout(f"{script}\n")
+    elif options.output:
+        _write_truncating(options.output, (b"\xef\xbb\xbf" if rendered.bom else b"") + data)
+    elif options.shell == "github-env":
+        with open(env["GITHUB_ENV"], "ab") as handle:
+            handle.write(data)
+        _write_stdout(rendered.stdout)
+    else:
+        _write_stdout(rendered.text)
+    return job_dir
+
+
+def _deliver_failure(options: SetupOptions) -> None:
+    """Leave the failure text where the script would have gone (best effort, never raises)."""
+    from ci_env.render import failure_text
+
+    text = failure_text(options.shell if options.shell in SHELLS else "posix")
+    try:
+        if options.as_file:
+            _write_stdout(f"{FAILED_SCRIPT_PATH}\n")
+        elif options.output:
+            if text:
+                _write_truncating(options.output, text.encode())
+        elif text:
+            _write_stdout(text)
+    except Exception:
+        pass

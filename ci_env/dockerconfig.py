@@ -1,0 +1,470 @@
+"""The private Docker config directory of one CI job: create, copy, login, lock, teardown, gc.
+
+Every ``ci-env setup`` creates a NEW directory ``<tmp root>/ci-env.<job>.<random>`` (mode 0700)
+holding a copy of the base Docker config (``config.json`` written 0600, contexts, trust,
+buildx settings) and symlinks to the base's CLI plugins, plus a marker file
+(``.ci-env-job.json``) naming the job. The marker and the name pattern together are what
+``teardown`` and garbage collection recognise: a directory without both is never removed.
+
+Only the standard library is imported at module level (``filelock`` is imported by
+``add_login`` only), so ``ci-env setup`` stays fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci_env.ci.facts import JobFacts
+from ci_env.errors import ConfigError
+
+#: Prefix of every directory this tool creates under the tmp root.
+DIR_PREFIX = "ci-env."
+#: Marker file inside every job directory: {"tool": "ci-env", "job_key": ..., "created": ...}.
+MARKER = ".ci-env-job.json"
+#: Lock file guarding read-modify-write of config.json.
+LOCK_NAME = ".config.json.lock"
+#: Name part used when there is no CI job identity (outside CI).
+NO_JOB = "nojob"
+
+#: What each CI family offers as the job's temp directory (after --tmp-dir and $WERF_TMP_DIR).
+CI_TMP_VARIABLES: dict[str, str] = {"github": "RUNNER_TEMP"}
+
+#: Entries of the base directory copied as trees of regular files (other kinds are skipped),
+#: with the names inside them that are runtime state and not copied.
+COPIED_TREES: dict[str, frozenset[str]] = {
+    "contexts": frozenset(),
+    "trust": frozenset(),
+    "buildx": frozenset({"refs", "activity", ".lock"}),
+}
+#: Single regular files copied from the base, besides config.json.
+COPIED_FILES: tuple[str, ...] = ("features.json",)
+#: Directory whose entries are symlinked (not copied: plugins are large executables).
+PLUGINS_DIR = "cli-plugins"
+
+#: Docker Hub's names, all meaning the same registry; docker stores its login under the legacy key.
+DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
+
+_SAFE_KEY = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """Where a job's private config is copied from.
+
+    ``directory`` is the base directory (None when it does not exist); ``content`` the base
+    ``config.json`` content when given as JSON (GitLab's ``$DOCKER_AUTH_CONFIG``), which then
+    replaces the directory's ``config.json`` (the directory still gives plugins, contexts, ...).
+    """
+
+    directory: Path | None
+    content: dict[str, Any] | None = None
+
+
+# --------------------------------------------------------------------------- names
+
+
+def normalize_registry(name: str) -> str:
+    """The canonical form of a registry address: no scheme, no path, lower-case host,
+    every Docker Hub alias as ``docker.io``."""
+    value = name.strip()
+    for scheme in ("https://", "http://"):
+        if value.lower().startswith(scheme):
+            value = value[len(scheme):]
+            break
+    value = value.split("/", 1)[0].lower()
+    return "docker.io" if value in DOCKER_HUB_NAMES else value
+
+
+def auth_key(registry: str) -> str:
+    """The ``auths`` key docker itself uses for ``registry`` (Docker Hub: the legacy v1 URL)."""
+    canonical = normalize_registry(registry)
+    return DOCKER_HUB_AUTH_KEY if canonical == "docker.io" else canonical
+
+
+def _name_part(job_key: str | None) -> str:
+    """The job part of a directory name: only [A-Za-z0-9_-], so no key is a prefix of another's part."""
+    if job_key is None:
+        return NO_JOB
+    safe = _SAFE_KEY.sub("_", job_key)
+    if safe != job_key or len(safe) > 64:
+        digest = hashlib.sha256(job_key.encode()).hexdigest()[:12]
+        safe = f"{safe[:48]}-{digest}"
+    return safe
+
+
+# --------------------------------------------------------------------------- resolving inputs
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value if value else None
+
+
+def _expand(path: str, env: Mapping[str, str]) -> Path:
+    if path == "~" or path.startswith("~/"):
+        home = _env(env, "HOME") or str(Path.home())
+        return Path(home + path[1:])
+    return Path(path)
+
+
+def resolve_base(option: str | None, env: Mapping[str, str], facts: JobFacts) -> BaseConfig:
+    """The base config: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` > ``~/.docker``.
+
+    In GitLab (``facts.family == "gitlab"``) a non-empty ``$DOCKER_AUTH_CONFIG`` is the base
+    ``config.json`` content. Raises ConfigError for an invalid ``$DOCKER_AUTH_CONFIG`` (naming
+    the variable, never its value) or a base path that exists but is not a directory.
+    """
+    chosen = option or _env(env, "WERF_DOCKER_CONFIG") or _env(env, "DOCKER_CONFIG")
+    source = (
+        "--docker-config" if option else
+        "$WERF_DOCKER_CONFIG" if _env(env, "WERF_DOCKER_CONFIG") else
+        "$DOCKER_CONFIG" if chosen else "~/.docker"
+    )
+    path = _expand(chosen, env) if chosen else _expand("~/.docker", env)
+    directory: Path | None = None
+    if path.is_dir():
+        directory = path.absolute()
+    elif path.exists():
+        raise ConfigError(f"the Docker config {path} (from {source}) is not a directory; point {source} at one")
+    content: dict[str, Any] | None = None
+    if facts.family == "gitlab":
+        raw = _env(env, "DOCKER_AUTH_CONFIG")
+        if raw is not None:
+            content = _parse_config(raw, "$DOCKER_AUTH_CONFIG")
+    return BaseConfig(directory=directory, content=content)
+
+
+def tmp_root(option: str | None, env: Mapping[str, str], facts: JobFacts) -> Path:
+    """Where job directories live: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's temp dir
+    (``$RUNNER_TEMP`` on GitHub) > the system temp dir. The path is returned, not created."""
+    chosen = option or _env(env, "WERF_TMP_DIR")
+    if chosen is None and facts.family in CI_TMP_VARIABLES:
+        chosen = _env(env, CI_TMP_VARIABLES[facts.family])
+    if chosen is None:
+        chosen = tempfile.gettempdir()
+    return _expand(chosen, env).absolute()
+
+
+def _parse_config(text: str, origin: str) -> dict[str, Any]:
+    """Parse config.json text; ConfigError naming ``origin`` (never quoting the content)."""
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{origin} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "it must hold a Docker config.json object such as {\"auths\": {...}}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin} must hold a JSON object (a Docker config.json), not {type(data).__name__}")
+    return data
+
+
+# --------------------------------------------------------------------------- creating
+
+
+def strip_credential_stores(config: dict[str, Any], strip_registries: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``config`` without ``credsStore`` and without the ``credHelpers`` entries of
+    ``strip_registries`` (compared in canonical form, so Docker Hub aliases match)."""
+    result = dict(config)
+    result.pop("credsStore", None)
+    helpers = result.get("credHelpers")
+    if isinstance(helpers, dict):
+        stripped = {normalize_registry(r) for r in strip_registries}
+        kept = {k: v for k, v in helpers.items() if normalize_registry(k) not in stripped}
+        if kept:
+            result["credHelpers"] = kept
+        else:
+            result.pop("credHelpers")
+    return result
+
+
+def _read_base_config(base: BaseConfig) -> dict[str, Any]:
+    if base.content is not None:
+        return dict(base.content)
+    if base.directory is None:
+        return {}
+    path = base.directory / "config.json"
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return {}
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{path} is not a regular file; the base Docker config must hold a config.json file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}; check its permissions") from None
+    return _parse_config(text, str(path))
+
+
+def _copy_tree(source: Path, target: Path, skip: frozenset[str]) -> None:
+    """Copy regular files (0600) and directories (0700) only; never sockets, FIFOs, devices, symlinks."""
+    target.mkdir(mode=0o700)
+    try:
+        entries = list(os.scandir(source))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name in skip:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            _copy_tree(Path(entry.path), target / entry.name, frozenset())
+        elif entry.is_file(follow_symlinks=False):
+            _copy_file(Path(entry.path), target / entry.name)
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    try:
+        data = source.read_bytes()
+    except OSError:
+        return
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _link_plugins(source: Path, target: Path) -> None:
+    """A real ``cli-plugins`` dir whose entries are symlinks to the base's plugins (resolved)."""
+    target.mkdir(mode=0o700)
+    try:
+        entries = list(os.scandir(source))
+    except OSError:
+        return
+    for entry in entries:
+        resolved = Path(entry.path).resolve()
+        if not resolved.is_file():
+            continue
+        try:
+            os.symlink(resolved, target / entry.name)
+        except OSError:  # no symlinks (e.g. Windows without the privilege): a private copy
+            shutil.copy2(resolved, target / entry.name)
+
+
+def _copy_base_directory(directory: Path, target: Path) -> None:
+    for name, skip in COPIED_TREES.items():
+        source = directory / name
+        if source.is_dir() and not source.is_symlink():
+            _copy_tree(source, target / name, skip)
+    for name in COPIED_FILES:
+        source = directory / name
+        if source.is_file() and not source.is_symlink():
+            _copy_file(source, target / name)
+    plugins = directory / PLUGINS_DIR
+    if plugins.is_dir():
+        _link_plugins(plugins, target / PLUGINS_DIR)
+
+
+def create_job_dir(base: BaseConfig, root: Path, job_key: str | None, strip_registries: Sequence[str]) -> Path:
+    """Create and return a NEW private config directory for this job under ``root``.
+
+    The directory (0700) is named ``ci-env.<job>.<random>`` and holds a marker file, the
+    base's ``config.json`` (0600) without ``credsStore`` and without the ``credHelpers`` of
+    ``strip_registries``, copies of contexts/trust/buildx settings and symlinks to the base's
+    CLI plugins. The base is only read. On failure nothing is left behind.
+    """
+    config = strip_credential_stores(_read_base_config(base), strip_registries)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"the tmp dir {root} is not a directory; set --tmp-dir or $WERF_TMP_DIR to a directory")
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{_name_part(job_key)}.", dir=root))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create a directory in {root}: {exc.strerror}; set --tmp-dir or $WERF_TMP_DIR to a writable one"
+        ) from None
+    try:
+        os.chmod(path, 0o700)
+        marker = {"tool": "ci-env", "job_key": job_key, "created": time.time()}
+        _write_private(path / MARKER, json.dumps(marker).encode())
+        if base.directory is not None:
+            _copy_base_directory(base.directory, path)
+        _write_private(path / "config.json", _dump(config))
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return path
+
+
+def _dump(config: dict[str, Any]) -> bytes:
+    return (json.dumps(config, indent="\t") + "\n").encode()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``: temp file 0600 in the same dir, fsync, os.replace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+# --------------------------------------------------------------------------- login
+
+
+def add_login(config_dir: Path, registry: str, username: str, password: str) -> None:
+    """Record ``username``/``password`` for ``registry`` in ``config_dir/config.json``.
+
+    Writes ``auths[<key>] = {"auth": base64(user:pass)}`` (the key docker uses; other keys
+    naming the same registry are dropped) and removes a ``credHelpers`` entry for it. Safe
+    while other processes do the same: a file lock around read-modify-write and an atomic
+    replace, so the file is always complete JSON with mode 0600.
+    """
+    from filelock import FileLock, Timeout
+
+    if ":" in username:
+        raise ConfigError(f"the username for {registry} contains ':', which Docker's auth format cannot hold")
+    config_path = config_dir / "config.json"
+    key = auth_key(registry)
+    canonical = normalize_registry(registry)
+    encoded = base64.b64encode(f"{username}:{password}".encode()).decode()
+    lock = FileLock(str(config_dir / LOCK_NAME), timeout=60, mode=0o600)
+    try:
+        with lock:
+            try:
+                text = config_path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                text = ""
+            config = _parse_config(text, str(config_path))
+            auths = config.get("auths")
+            auths = dict(auths) if isinstance(auths, dict) else {}
+            auths = {k: v for k, v in auths.items() if normalize_registry(k) != canonical}
+            auths[key] = {"auth": encoded}
+            config["auths"] = auths
+            helpers = config.get("credHelpers")
+            if isinstance(helpers, dict):
+                kept = {k: v for k, v in helpers.items() if normalize_registry(k) != canonical}
+                if kept:
+                    config["credHelpers"] = kept
+                else:
+                    config.pop("credHelpers")
+            _write_private(config_path, _dump(config))
+    except Timeout:
+        raise ConfigError(
+            f"timed out waiting for the lock on {config_path}; is another ci-env process stuck?"
+        ) from None
+
+
+# --------------------------------------------------------------------------- finding and removing
+
+
+def read_marker(path: Path) -> dict[str, Any] | None:
+    """The marker of a ci-env job directory, or None if ``path`` is not one.
+
+    A job directory is a real directory (not a symlink) owned by the current user, named
+    ``ci-env.<job>.<random>``, holding a regular marker file written by this tool.
+    """
+    name = path.name
+    if not name.startswith(DIR_PREFIX) or name.count(".") != 2:
+        return None
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+            return None
+        marker_info = os.lstat(path / MARKER)
+        if not stat.S_ISREG(marker_info.st_mode) or marker_info.st_size > 65536:
+            return None
+        data = json.loads((path / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("tool") != "ci-env":
+        return None
+    return data
+
+
+def is_job_dir(path: Path) -> bool:
+    """True when ``path`` is a ci-env job directory (see ``read_marker``)."""
+    return read_marker(path) is not None
+
+
+def find_job_dirs(root: Path, job_key: str) -> list[Path]:
+    """This job's directories under ``root`` (every setup of the job), oldest name first;
+    never another job's: the marker must name exactly ``job_key``."""
+    prefix = f"{DIR_PREFIX}{_name_part(job_key)}."
+    try:
+        entries = sorted(e.name for e in os.scandir(root) if e.name.startswith(prefix))
+    except OSError:
+        return []
+    found = []
+    for name in entries:
+        marker = read_marker(root / name)
+        if marker is not None and marker.get("job_key") == job_key:
+            found.append(root / name)
+    return found
+
+
+def remove_job_dir(path: Path) -> None:
+    """Remove a ci-env job directory (symlinked plugins are unlinked, never followed).
+
+    Raises ConfigError when ``path`` is not a ci-env job directory; a missing path is fine.
+    """
+    if not os.path.lexists(path):
+        return
+    if read_marker(path) is None:
+        raise ConfigError(f"{path} is not a ci-env job directory; refusing to remove it")
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        shutil.rmtree(path)
+
+
+def _age_reference(path: Path) -> float:
+    """The latest modification time of the directory itself and its config.json."""
+    newest = os.lstat(path).st_mtime
+    with contextlib.suppress(OSError):
+        newest = max(newest, os.lstat(path / "config.json").st_mtime)
+    return newest
+
+
+def collect_garbage(root: Path, max_age_hours: float = 6.0, now: float | None = None) -> list[Path]:
+    """Remove this tool's job directories under ``root`` untouched for more than ``max_age_hours``
+    (by the mtime of the directory and its config.json); return what was removed.
+
+    Only directories with the ci-env name pattern AND a marker file, owned by the current user,
+    are considered; errors on one directory never stop the others.
+    """
+    current = time.time() if now is None else now
+    limit = max_age_hours * 3600
+    removed: list[Path] = []
+    try:
+        names = [e.name for e in os.scandir(root) if e.name.startswith(DIR_PREFIX)]
+    except OSError:
+        return removed
+    for name in sorted(names):
+        path = root / name
+        if read_marker(path) is None:
+            continue
+        try:
+            if current - _age_reference(path) <= limit:
+                continue
+            shutil.rmtree(path)
+        except OSError:
+            continue
+        removed.append(path)
+    return removed

@@ -1,0 +1,308 @@
+"""One precedence model for repo options and credentials: flag > variable > default.
+
+Repo options: ``-i/--images-repo`` (``WERF_IMAGES_REPO``), ``--images-repo-mode`` (``WERF_IMAGES_REPO_MODE``,
+default ``auto``), ``-s/--stages-storage`` (``WERF_STAGES_STORAGE``), and the implementation override
+``--repo-implementation`` / ``--images-repo-implementation`` / ``--stages-storage-repo-implementation``.
+
+Credentials have three levels. For each kind (``docker-hub-token``, ``github-token``, ...) and each scope
+(``stages-storage``, ``images-repo``) the value is the first set of:
+
+1. the specific flag (``--images-repo-docker-hub-token``),
+2. the specific variable (``WERF_IMAGES_REPO_DOCKER_HUB_TOKEN``),
+3. the common flag (``--repo-docker-hub-token``),
+4. the common variable (``WERF_REPO_DOCKER_HUB_TOKEN``).
+
+The implementation override follows the same four steps. An empty value counts as unset at every step.
+:func:`repo_options` / :func:`credential_options` add the flags to a click command and hand it one frozen
+:class:`RepoOptions` / :class:`Credentials`; :func:`resolve_repo_options` does the same from plain mappings.
+Secret values never appear in ``repr`` or messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+from ci_env.registry.implementations import CREDENTIAL_KINDS
+from ci_env.registry.reference import RepoAddress, parse_address
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+IMAGES_REPO = "images-repo"
+STAGES_STORAGE = "stages-storage"
+SCOPES = (STAGES_STORAGE, IMAGES_REPO)
+
+#: kind -> is its value a secret
+SECRET_KINDS = frozenset(k for k in CREDENTIAL_KINDS if k.endswith(("-token", "-password")))
+
+#: scope -> (flag prefix, variable prefix); "repo" is the common level for both scopes
+_LEVELS: dict[str, tuple[str, str]] = {
+    STAGES_STORAGE: ("--stages-storage-repo-", "WERF_STAGES_STORAGE_REPO_"),
+    IMAGES_REPO: ("--images-repo-", "WERF_IMAGES_REPO_"),
+    "repo": ("--repo-", "WERF_REPO_"),
+}
+
+
+def flag_name(scope: str, kind: str) -> str:
+    """The flag for ``kind`` at ``scope`` (``"repo"`` for the common level), e.g. ``--images-repo-github-token``."""
+    return _LEVELS[scope][0] + kind
+
+
+def variable_name(scope: str, kind: str) -> str:
+    """The variable for ``kind`` at ``scope`` (``"repo"`` for the common level), e.g. ``WERF_REPO_GITHUB_TOKEN``."""
+    return _LEVELS[scope][1] + kind.upper().replace("-", "_")
+
+
+def param_name(flag: str) -> str:
+    """The click parameter name of a long flag (``--repo-github-token`` -> ``repo_github_token``)."""
+    return flag.lstrip("-").replace("-", "_")
+
+
+def setting_names(scope: str, kind: str) -> tuple[str, ...]:
+    """Where a user can set ``kind`` for ``scope``, in precedence order: for messages like "set X or Y"."""
+    return (flag_name(scope, kind), variable_name(scope, kind), flag_name("repo", kind), variable_name("repo", kind))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One resolved value and where it came from (a flag or variable name, or ``"default"``)."""
+
+    value: str = field(repr=False)
+    source: str
+    secret: bool = False
+
+    def __repr__(self) -> str:
+        shown = "***" if self.secret else repr(self.value)
+        return f"Resolved(value={shown}, source={self.source!r})"
+
+
+def _first(
+    flags: Mapping[str, Any], env: Mapping[str, str], steps: Sequence[tuple[str, str]], secret: bool = False
+) -> Resolved | None:
+    """The first non-empty value among ``steps`` ((\"flag\", name) or (\"env\", name))."""
+    for where, name in steps:
+        raw = flags.get(param_name(name)) if where == "flag" else env.get(name)
+        if raw is not None and str(raw) != "":
+            return Resolved(str(raw), name, secret)
+    return None
+
+
+def _four_levels(scope: str, kind: str) -> tuple[tuple[str, str], ...]:
+    return (
+        ("flag", flag_name(scope, kind)),
+        ("env", variable_name(scope, kind)),
+        ("flag", flag_name("repo", kind)),
+        ("env", variable_name("repo", kind)),
+    )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The credentials resolved for one scope (``images-repo`` or ``stages-storage``); values are hidden in repr."""
+
+    scope: str
+    entries: tuple[tuple[str, Resolved], ...] = ()
+
+    def _lookup(self, kind: str) -> Resolved | None:
+        if kind not in CREDENTIAL_KINDS:
+            raise KeyError(f"unknown credential kind {kind!r}")
+        for name, resolved in self.entries:
+            if name == kind:
+                return resolved
+        return None
+
+    def get(self, kind: str) -> str | None:
+        """The value of ``kind``, or None when unset at every level."""
+        found = self._lookup(kind)
+        return found.value if found else None
+
+    def has(self, kind: str) -> bool:
+        """Whether ``kind`` is set at some level."""
+        return self._lookup(kind) is not None
+
+    def source(self, kind: str) -> str | None:
+        """The flag or variable name ``kind`` came from, or None."""
+        found = self._lookup(kind)
+        return found.source if found else None
+
+    def setting_names(self, kind: str) -> tuple[str, ...]:
+        """Flags and variables that set ``kind`` for this scope, in precedence order."""
+        return setting_names(self.scope, kind)
+
+    def as_mapping(self) -> dict[str, str]:
+        """kind -> value for every kind that is set (handle with care: contains secrets)."""
+        return {name: resolved.value for name, resolved in self.entries}
+
+    def satisfied_set(self, sets: Sequence[Sequence[str]]) -> tuple[str, ...] | None:
+        """The first complete set among ``sets`` (alternatives), or None when none is complete."""
+        for candidate in sets:
+            if all(self.has(kind) for kind in candidate):
+                return tuple(candidate)
+        return None
+
+
+def resolve_credentials(scope: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Credentials:
+    """Resolve every credential kind for ``scope``: specific flag > specific variable > common flag > common variable.
+
+    ``flags`` maps click parameter names (``images_repo_github_token``) to values (None when not given).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+    entries = []
+    for kind in CREDENTIAL_KINDS:
+        found = _first(flags, env, _four_levels(scope, kind), kind in SECRET_KINDS)
+        if found is not None:
+            entries.append((kind, found))
+    return Credentials(scope, tuple(entries))
+
+
+@dataclass(frozen=True)
+class RepoOptions:
+    """Repo options and credentials resolved from flags and variables."""
+
+    images_repo: RepoAddress | None
+    images_repo_source: str | None
+    images_repo_mode: str
+    images_repo_mode_source: str
+    stages_storage: RepoAddress | None  #: None with ``stages_storage_local`` for ``:local``, or when unset
+    stages_storage_local: bool
+    stages_storage_source: str | None
+    images_repo_implementation: Resolved | None
+    stages_storage_implementation: Resolved | None
+    images_repo_credentials: Credentials
+    stages_storage_credentials: Credentials
+
+    def credentials(self, scope: str) -> Credentials:
+        """The credentials for ``images-repo`` or ``stages-storage``."""
+        return self.images_repo_credentials if scope == IMAGES_REPO else self.stages_storage_credentials
+
+
+def resolve_repo_options(flags: Mapping[str, Any], env: Mapping[str, str]) -> RepoOptions:
+    """Resolve repo options from click parameter values and variables; ConfigError for a malformed address or mode."""
+    from ci_env.registry.naming import AUTO, check_mode
+
+    images = _first(flags, env, (("flag", "--images-repo"), ("env", "WERF_IMAGES_REPO")))
+    stages = _first(flags, env, (("flag", "--stages-storage"), ("env", "WERF_STAGES_STORAGE")))
+    mode = _first(flags, env, (("flag", "--images-repo-mode"), ("env", "WERF_IMAGES_REPO_MODE")))
+    images_address = parse_address(images.value) if images else None
+    stages_address = parse_address(stages.value, allow_local=True) if stages else None
+    return RepoOptions(
+        images_repo=images_address,
+        images_repo_source=images.source if images else None,
+        images_repo_mode=check_mode(mode.value) if mode else AUTO,
+        images_repo_mode_source=mode.source if mode else "default",
+        stages_storage=stages_address,
+        stages_storage_local=bool(stages) and stages_address is None,
+        stages_storage_source=stages.source if stages else None,
+        images_repo_implementation=resolve_implementation(IMAGES_REPO, flags, env),
+        stages_storage_implementation=resolve_implementation(STAGES_STORAGE, flags, env),
+        images_repo_credentials=resolve_credentials(IMAGES_REPO, flags, env),
+        stages_storage_credentials=resolve_credentials(STAGES_STORAGE, flags, env),
+    )
+
+
+def resolve_implementation(scope: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Resolved | None:
+    """The implementation override for ``scope`` (four levels like credentials), checked against the table.
+
+    ConfigError naming the flag or variable when the name is unknown.
+    """
+    from ci_env.errors import ConfigError
+    from ci_env.registry.implementations import get_implementation
+
+    found = _first(flags, env, _four_levels(scope, "implementation"))
+    if found is None:
+        return None
+    try:
+        impl = get_implementation(found.value)
+    except ConfigError as exc:
+        raise ConfigError(f"{found.source}: {exc.message}") from None
+    return Resolved(impl.name, found.source)
+
+
+# ---------------------------------------------------------------- click decorators
+
+
+def _credential_params(scopes: Sequence[str]) -> list[click.Option]:
+    params = []
+    for level in (*scopes, "repo"):
+        for kind in CREDENTIAL_KINDS:
+            flag = flag_name(level, kind)
+            where = "both stages storage and images repo" if level == "repo" else f"the {level.replace('-', ' ')}"
+            params.append(
+                click.Option(
+                    [flag],
+                    default=None,
+                    metavar="TEXT",
+                    help=f"{kind.replace('-', ' ').title()} for {where} [env: {variable_name(level, kind)}]",
+                )
+            )
+    return params
+
+
+def _repo_params() -> list[click.Option]:
+    return [
+        click.Option(["-i", "--images-repo"], default=None, metavar="ADDRESS",
+                     help="Where images go: registry, account or repository [env: WERF_IMAGES_REPO]"),
+        click.Option(["--images-repo-mode"], default=None, metavar="auto|monorepo|multirepo",
+                     help="monorepo: REPO:IMAGE-TAG; multirepo: REPO/IMAGE:TAG; auto (default) per implementation "
+                     "[env: WERF_IMAGES_REPO_MODE]"),
+        click.Option(["-s", "--stages-storage"], default=None, metavar="ADDRESS|:local",
+                     help="Stages storage address, or :local [env: WERF_STAGES_STORAGE]"),
+        click.Option(["--repo-implementation"], default=None, metavar="NAME",
+                     help="Registry implementation of both repos (detected by host when unset) "
+                     "[env: WERF_REPO_IMPLEMENTATION]"),
+        click.Option(["--images-repo-implementation"], default=None, metavar="NAME",
+                     help="Registry implementation of the images repo [env: WERF_IMAGES_REPO_IMPLEMENTATION]"),
+        click.Option(["--stages-storage-repo-implementation"], default=None, metavar="NAME",
+                     help="Registry implementation of the stages storage "
+                     "[env: WERF_STAGES_STORAGE_REPO_IMPLEMENTATION]"),
+    ]
+
+
+def _attach(params: list[click.Option], convert: Callable[[dict[str, Any]], tuple[str, Any]]) -> Callable[[F], F]:
+    """Decorator adding ``params`` to a command; their values are popped and handed over as one keyword."""
+    names = [p.name for p in params]
+
+    def decorator(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names if name is not None and name in kwargs}
+            key, value = convert(values)
+            kwargs[key] = value
+            return func(*args, **kwargs)
+
+        existing = getattr(func, "__click_params__", [])
+        wrapper.__click_params__ = [*existing, *reversed(params)]  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def credential_options(scopes: Sequence[str] = SCOPES, *, keyword: str = "credentials") -> Callable[[F], F]:
+    """Add the credential flags of ``scopes`` plus the common ``--repo-*`` level to a click command.
+
+    The command receives ``keyword`` = ``{scope: Credentials}``, resolved against ``os.environ``.
+    """
+
+    def convert(values: dict[str, Any]) -> tuple[str, Any]:
+        return keyword, {scope: resolve_credentials(scope, values, os.environ) for scope in scopes}
+
+    return _attach(_credential_params(scopes), convert)
+
+
+def repo_options(func: F) -> F:
+    """Add every repo option and all credential flags to a click command; it receives ``repo: RepoOptions``.
+
+    Used by build-and-publish, cleanup and purge. Resolution errors (malformed address or mode) are
+    ConfigError, printed by the CLI with exit 2.
+    """
+
+    def convert(values: dict[str, Any]) -> tuple[str, Any]:
+        return "repo", resolve_repo_options(values, os.environ)
+
+    return _attach([*_repo_params(), *_credential_params(SCOPES)], convert)(func)

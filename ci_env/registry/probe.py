@@ -1,0 +1,300 @@
+"""Check registry credentials before they are written: ``GET /v2/`` and its auth challenge.
+
+Standard library HTTP only (``urllib``): this runs on the ``ci-env setup`` path, where
+importing requests would cost more than the round trip. The password is only ever sent
+in an ``Authorization`` header (never on redirects, never to a plain-HTTP token realm
+that is not loopback or listed as insecure) and never appears in a message or log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from ci_env import __version__
+from ci_env.errors import AuthError, RegistryError
+from ci_env.registry.challenge import Challenge, preferred_challenge
+
+#: Docker Hub's aliases and the host that serves its Registry API.
+DOCKER_HUB_API_HOST = "registry-1.docker.io"
+_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def registry_host(registry: str) -> str:
+    """``host[:port]`` of a registry address (scheme and path dropped; Docker Hub → its API host)."""
+    value = registry.strip()
+    for scheme in ("https://", "http://"):
+        if value.lower().startswith(scheme):
+            value = value[len(scheme):]
+    host = value.split("/", 1)[0]
+    return DOCKER_HUB_API_HOST if host.lower() in _DOCKER_HUB_ALIASES else host
+
+
+def _hostname(host: str) -> str:
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") > 1:  # bare IPv6
+        return host
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1 (with or without a port)."""
+    name = _hostname(host).lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_registries_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Registries ``$WERF_INSECURE_REGISTRY`` allows over plain HTTP: a boolean (``true``: all,
+    returned as ``("*",)``) or a comma/space separated list of registries."""
+    raw = (env.get("WERF_INSECURE_REGISTRY") or "").strip()
+    if not raw or raw.lower() in {"0", "false", "no", "off"}:
+        return ()
+    if raw.lower() in _TRUE:
+        return ("*",)
+    return tuple(part for part in raw.replace(",", " ").split() if part)
+
+
+def _is_insecure(host: str, insecure: Sequence[str]) -> bool:
+    if "*" in insecure:
+        return True
+    return host.lower() in {registry_host(r).lower() for r in insecure}
+
+
+def _schemes(host: str, insecure: Sequence[str]) -> list[tuple[str, bool]]:
+    """(scheme, verify TLS) in the order to try: HTTPS only, except loopback (HTTP first,
+    as local test registries are plain) and insecure registries (HTTPS unverified, then HTTP)."""
+    if is_loopback(host):
+        return [("http", True), ("https", False)]
+    if _is_insecure(host, insecure):
+        return [("https", False), ("http", True)]
+    return [("https", True)]
+
+
+def _plain_allowed(url: str, insecure: Sequence[str]) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or is_loopback(parts.netloc) or _is_insecure(parts.netloc, insecure)
+
+
+def _get(url: str, headers: dict[str, str], timeout: float, verify: bool) -> _Response:
+    """One GET; HTTP errors are returned as responses, network errors raised (OSError, URLError included)."""
+    import ssl  # imported here: only a verification pays for urllib/ssl
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"User-Agent": f"ci-env/{__version__}"})
+    for name, value in headers.items():
+        request.add_unredirected_header(name, value)  # never carried to a redirect target
+    handlers: list[urllib.request.BaseHandler] = []
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return _Response(response.status, _lower(response.headers), response.read(65536))
+    except urllib.error.HTTPError as exc:
+        try:
+            body = exc.read(65536)
+        except OSError:
+            body = b""
+        return _Response(exc.code, _lower(exc.headers), body)
+
+
+def _lower(headers: object) -> dict[str, str]:
+    items = headers.items() if hasattr(headers, "items") else []
+    return {str(k).lower(): str(v) for k, v in items}
+
+
+def _detail(response: _Response, secrets: Sequence[str]) -> str:
+    """A short, secret-free description of an error response (its registry error code/message)."""
+    text = ""
+    try:
+        data = json.loads(response.body)
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            text = " ".join(str(errors[0].get(k, "")) for k in ("code", "message")).strip()
+        elif isinstance(data, dict):
+            text = str(data.get("details") or data.get("message") or data.get("error") or "")
+    except (ValueError, UnicodeDecodeError):
+        text = ""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = " ".join(text.split())[:160]
+    return f" ({text})" if text else ""
+
+
+def verify_login(
+    registry: str,
+    username: str,
+    password: str,
+    insecure_registries: Sequence[str] = (),
+    timeout: float = 15,
+    *,
+    credentials_hint: str = "the username and password",
+    log: Log | None = None,
+) -> None:
+    """Return when ``registry`` accepts ``username``/``password``; raise otherwise.
+
+    ``GET /v2/`` without credentials, then answer its challenge: Basic (the same GET with the
+    credentials) or Bearer (a token from the realm with the credentials, then ``/v2/`` with the
+    token). Success is a 200 from ``/v2/``; a registry that answers 200 without credentials
+    cannot check them and is accepted. Raises AuthError naming the registry and the HTTP status
+    (``credentials_hint`` says which variables to check), RegistryError when the registry cannot
+    be reached or answers unexpectedly. ``log`` receives secret-free progress lines.
+    """
+    say = log or (lambda _line: None)
+    host = registry_host(registry)
+    if not host:
+        raise RegistryError(f"empty registry address {registry!r}; give a host such as registry.example.com")
+    insecure = tuple(insecure_registries)
+    secrets = (password, base64.b64encode(f"{username}:{password}".encode()).decode())
+    basic = "Basic " + secrets[1]
+    attempts = _schemes(host, insecure)
+    last_error: Exception | None = None
+    for index, (scheme, verify) in enumerate(attempts):
+        base = f"{scheme}://{host}"
+        try:
+            first = _get(f"{base}/v2/", {}, timeout, verify)
+        except OSError as exc:  # URLError is an OSError
+            last_error = exc
+            say(f"GET {base}/v2/ failed: {_reason(exc)}")
+            continue
+        if _protocol_mismatch(first) and index + 1 < len(attempts):
+            say(f"GET {base}/v2/ -> {first.status}: the registry does not speak {scheme}")
+            continue
+        say(f"GET {base}/v2/ -> {first.status}")
+        _answer(registry, base, first, username, basic, secrets, insecure, verify, timeout, credentials_hint, say)
+        return
+    reason = _reason(last_error) if last_error is not None else "no response"
+    raise RegistryError(f"cannot reach registry {registry}: {reason}; check the address and that it is reachable")
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", exc)
+    return str(getattr(reason, "strerror", None) or reason)
+
+
+def _protocol_mismatch(response: _Response) -> bool:
+    """A plain-HTTP request answered by a TLS server (Go's "HTTP request to an HTTPS server")."""
+    return response.status == 400 and b"HTTPS server" in response.body
+
+
+def _answer(
+    registry: str,
+    base: str,
+    first: _Response,
+    username: str,
+    basic: str,
+    secrets: Sequence[str],
+    insecure: Sequence[str],
+    verify: bool,
+    timeout: float,
+    hint: str,
+    say: Log,
+) -> None:
+    if first.status == 200:
+        say(f"{registry} answers /v2/ without credentials; nothing to verify")
+        return
+    if first.status != 401:
+        raise RegistryError(
+            f"registry {registry} answered HTTP {first.status} to GET /v2/{_detail(first, secrets)}; "
+            "is this a Docker registry address?"
+        )
+    challenge = preferred_challenge(first.headers.get("www-authenticate"))
+    if challenge is None:
+        raise RegistryError(
+            f"registry {registry} answered HTTP 401 without a Basic or Bearer challenge; cannot log in"
+        )
+    if challenge.scheme == "basic":
+        authed = _request(registry, f"{base}/v2/", {"Authorization": basic}, timeout, verify)
+        say(f"GET {base}/v2/ with Basic credentials -> {authed.status}")
+    else:
+        token = _token(registry, challenge, username, basic, secrets, insecure, timeout, hint, say)
+        authed = _request(registry, f"{base}/v2/", {"Authorization": f"Bearer {token}"}, timeout, verify)
+        say(f"GET {base}/v2/ with the token -> {authed.status}")
+    if authed.status == 200:
+        return
+    if authed.status in (401, 403):
+        raise AuthError(
+            f"login to {registry} refused: HTTP {authed.status}{_detail(authed, secrets)}; check {hint}"
+        )
+    raise RegistryError(f"registry {registry} answered HTTP {authed.status} to GET /v2/{_detail(authed, secrets)}")
+
+
+def _request(registry: str, url: str, headers: dict[str, str], timeout: float, verify: bool) -> _Response:
+    try:
+        return _get(url, headers, timeout, verify)
+    except OSError as exc:  # URLError is an OSError
+        raise RegistryError(f"cannot reach registry {registry} ({urlsplit(url).netloc}): {_reason(exc)}") from None
+
+
+def _token(
+    registry: str,
+    challenge: Challenge,
+    username: str,
+    basic: str,
+    secrets: Sequence[str],
+    insecure: Sequence[str],
+    timeout: float,
+    hint: str,
+    say: Log,
+) -> str:
+    realm = challenge.realm
+    if not realm or urlsplit(realm).scheme not in ("http", "https"):
+        raise RegistryError(f"registry {registry} sent a Bearer challenge without a usable token realm")
+    if not _plain_allowed(realm, insecure):
+        raise RegistryError(
+            f"registry {registry} asks for credentials at a plain-HTTP token realm ({urlsplit(realm).netloc}); "
+            "refusing to send them unencrypted (list it in --insecure-registry / $WERF_INSECURE_REGISTRY if intended)"
+        )
+    query = [("account", username), ("client_id", "ci-env")]
+    if challenge.params.get("service"):
+        query.insert(0, ("service", challenge.params["service"]))
+    if challenge.params.get("scope"):
+        query.append(("scope", challenge.params["scope"]))
+    url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
+    realm_host = urlsplit(realm).netloc
+    verify = not (is_loopback(realm_host) or _is_insecure(realm_host, insecure))
+    response = _request(registry, url, {"Authorization": basic}, timeout, verify)
+    say(f"GET token from {urlsplit(realm).scheme}://{realm_host}{urlsplit(realm).path} -> {response.status}")
+    if response.status in (401, 403):
+        raise AuthError(
+            f"login to {registry} refused: HTTP {response.status} from its token service "
+            f"{realm_host}{_detail(response, secrets)}; check {hint}"
+        )
+    if response.status != 200:
+        raise RegistryError(
+            f"the token service of {registry} ({realm_host}) answered HTTP {response.status}"
+            f"{_detail(response, secrets)}"
+        )
+    try:
+        data = json.loads(response.body)
+        token = data.get("token") or data.get("access_token")
+    except (ValueError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token:
+        raise RegistryError(f"the token service of {registry} ({realm_host}) answered without a token")
+    return token
