@@ -1,0 +1,97 @@
+"""Plan and clean a repository of 5,000 tags (1,000 stale) on a local registry, with a real git repository.
+
+4,000 tags belong to branches that exist, 1,000 to branches that were deleted; half of the stale tags are
+alone on their image (plain path), half share it with a kept tag (placeholder path). Every tag has its
+publication record, as build-and-publish writes. Prints the wall time of the plan (``--dry-run``) and of
+the cleanup, and HTTP requests (from the registry's access log) per removed tag.
+Run by hand: ``python -m bench.cleanup_bench [--tags 5000] [--stale 1000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ci_env import records
+from ci_env.registry.client import RegistryClient
+from ci_env.registry.reference import RepoAddress
+from tests.cleanup.gitrepo import GitRepo
+from tests.registry_client.images import push_image
+from tests.services.registry import start_registry
+
+BUDGET_SECONDS = 120.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tags", type=int, default=5000)
+    parser.add_argument("--stale", type=int, default=1000)
+    args = parser.parse_args()
+    kept_count = args.tags - args.stale
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        registry = start_registry(tmp / "registry")
+        try:
+            client = RegistryClient(registry.host, docker_config=tmp / "none")
+            images = RepoAddress(registry.host, "bench/images")
+            stages = RepoAddress(registry.host, "bench/stages")
+            store = records.open_store(stages, "", client=client)
+            records.add_managed_image(store, "app")
+            path = images.child("app").path
+            git = GitRepo(tmp / "project")
+            head = git.commit("one")
+            kept = [f"keep-{n}" for n in range(kept_count)]
+            stale = [f"gone-{n}" for n in range(args.stale)]
+            subprocess.run(["git", "-C", str(git.path), "update-ref", "--stdin"], check=True, text=True,
+                           input="".join(f"create refs/heads/{b} {head}\n" for b in kept))
+            started = time.monotonic()
+
+            def publish(index: int) -> None:
+                tag = kept[index] if index < kept_count else stale[index - kept_count]
+                shared_with = index - kept_count < args.stale // 2 and index >= kept_count
+                if shared_with:  # this stale tag shares the image of a kept tag
+                    body, info = client.get_manifest(path, kept[index - kept_count])
+                    client.put_manifest(path, tag, body, info.media_type)
+                    digest = info.digest
+                else:
+                    digest = push_image(client, path, [tag], seed=tag).digest
+                records.write_publication(store, records.Publication(
+                    image="app", tag=tag, repository=str(images.child("app")), stored_tag=tag,
+                    strategy="git-branch", digest=digest, signature="0" * 64, published_at="2024-01-01T00:00:00Z",
+                    git_branch=tag))
+
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                list(pool.map(publish, range(kept_count)))
+                list(pool.map(publish, range(kept_count, args.tags)))
+            print(f"published {args.tags} tags with records in {time.monotonic() - started:.1f}s")
+            env = {**os.environ, "DOCKER_CONFIG": str(tmp / "none")}
+            base = [sys.executable, "-m", "ci_env", "cleanup", "-i", str(images), "-s", str(stages),
+                    "--dir", str(git.path), "--parallel", os.environ.get("BENCH_PARALLEL", "16")]
+            for label, extra in (("plan (--dry-run)", ["--dry-run"]), ("cleanup", [])):
+                before = len(registry.requests())
+                started = time.monotonic()
+                result = subprocess.run([*base, *extra], env=env, capture_output=True, text=True)
+                elapsed = time.monotonic() - started
+                requests = len(registry.requests()) - before
+                if result.returncode != 0:
+                    print(result.stderr[-2000:])
+                    raise SystemExit(f"{label} failed")
+                print(f"{label}: {elapsed:.1f}s, {requests} HTTP requests")
+            remaining = set(client.list_tags(path))
+            removed = args.stale
+            print(f"cleanup removed {args.tags - len(remaining)} of {args.stale} stale tags; "
+                  f"kept tags intact: {set(kept) <= remaining}; no stale tag left: {not (set(stale) & remaining)}")
+            print(f"HTTP requests per removed tag (whole run incl. listing and records): {requests / removed:.2f}")
+            print(f"within budget ({BUDGET_SECONDS:.0f}s): {elapsed <= BUDGET_SECONDS}")
+        finally:
+            registry.stop()
+
+
+if __name__ == "__main__":
+    main()

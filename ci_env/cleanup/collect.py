@@ -1,0 +1,182 @@
+"""What is there to clean: the managed images' tags and the stage images, read from the registry.
+
+Each tag found in a managed image's repository becomes a :class:`FoundTag` carrying the strategy
+it was published with: from its publication record (``ci_env.records``) when there is one, else
+from the ``werf-tag-strategy`` label of its image config (one manifest and one blob request per
+digest, only for tags without a record). Tags no managed image owns (another project's, an
+ambiguous monorepo prefix) are never returned, so cleanup never touches them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ci_env.cleanup.policies import FoundTag, StageTag
+from ci_env.errors import RegistryError
+
+if TYPE_CHECKING:
+    from ci_env.records import Publication
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.naming import ImagesRepo
+    from ci_env.registry.reference import RepoAddress
+
+STRATEGY_LABEL = "werf-tag-strategy"
+PARALLELISM = 8
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The tags found (owned by managed images), the stages found, and the tags left alone with why."""
+
+    tags: tuple[FoundTag, ...]
+    stages: tuple[StageTag, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  #: (repository:tag, reason) of tags cleanup will not touch
+    publications: tuple[Publication, ...] = ()  #: every publication record read
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time (``Z`` or offset; naive taken as UTC) as an aware datetime, None when absent/invalid."""
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if "." in text:  # Go writes nanoseconds; Python 3.10 accepts at most microseconds
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def image_config(client: RegistryClient, path: str, digest: str) -> dict[str, Any]:
+    """The image config JSON of the image manifest ``digest`` ({} for an index or an unreadable config)."""
+    from ci_env.registry import manifests as mf
+    from ci_env.registry.auth import repository_scope
+
+    body, info = client.get_manifest(path, digest)
+    if info.media_type not in mf.IMAGE_TYPES:
+        return {}
+    try:
+        blobs = mf.references(body).blobs
+    except ValueError:
+        return {}
+    if not blobs:
+        return {}
+    response = client.request("GET", f"/v2/{path}/blobs/{blobs[0]}", scopes=[repository_scope(path, "pull")])
+    if response.status_code != 200:
+        return {}
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def labels_and_created(config: Mapping[str, Any]) -> tuple[dict[str, str], datetime | None]:
+    """The labels (``config.Labels``) and the ``created`` time of an image config."""
+    inner = config.get("config") or {}
+    labels = inner.get("Labels") if isinstance(inner, dict) else None
+    clean = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    created = config.get("created")
+    return clean, parse_time(created if isinstance(created, str) else None)
+
+
+def _digests(client: RegistryClient, path: str, tags: Sequence[str]) -> dict[str, str | None]:
+    with ThreadPoolExecutor(max_workers=PARALLELISM) as pool:
+        infos = list(pool.map(lambda t: client.resolve(path, t), tags))
+    return {tag: (info.digest if info else None) for tag, info in zip(tags, infos, strict=True)}
+
+
+def _list(client: RegistryClient, path: str) -> list[str]:
+    try:
+        return client.list_tags(path)
+    except RegistryError as exc:
+        if "NAME_UNKNOWN" in str(exc):
+            return []
+        raise
+
+
+def collect_tags(
+    images_repo: ImagesRepo,
+    images: Sequence[str | None],
+    publications: Iterable[Publication],
+    client_of: Callable[[RepoAddress], RegistryClient],
+    *,
+    exclude: Callable[[RepoAddress, str], bool] = lambda _r, _t: False,
+) -> tuple[list[FoundTag], list[tuple[str, str]]]:
+    """Every tag of the managed ``images`` in their repositories, with its strategy; and the tags skipped.
+
+    ``exclude(repository, tag)`` drops tags that are not images at all (records, stages sharing the repo).
+    """
+    from ci_env.registry.naming import tag_owner
+
+    records = {(p.repository, p.stored_tag): p for p in publications}
+    repositories = list(dict.fromkeys(images_repo.image_repository(image) for image in images))
+    found: list[FoundTag] = []
+    skipped: list[tuple[str, str]] = []
+    for repository in repositories:
+        client = client_of(repository)
+        tags = [t for t in _list(client, repository.path) if not exclude(repository, t)]
+        digests = _digests(client, repository.path, tags)
+        configs: dict[str, tuple[dict[str, str], datetime | None]] = {}
+
+        def config_of(
+            digest: str, client: RegistryClient = client, repository: RepoAddress = repository,
+            configs: dict[str, tuple[dict[str, str], datetime | None]] = configs,
+        ) -> tuple[dict[str, str], datetime | None]:
+            if digest not in configs:
+                configs[digest] = labels_and_created(image_config(client, repository.path, digest))
+            return configs[digest]
+
+        for tag in sorted(tags):
+            digest = digests[tag]
+            if digest is None:
+                continue  # removed while we listed
+            record = records.get((str(repository), tag))
+            if record is not None and record.image in images:
+                found.append(FoundTag(
+                    record.image, str(repository), record.tag, tag, digest, record.strategy, "record",
+                    record.git_branch or record.git_tag or record.git_commit
+                    if record.strategy in ("git-branch", "git-tag", "git-commit") else None,
+                    parse_time(record.published_at), record.signature,
+                ))
+                continue
+            owner = tag_owner(images_repo.address, images_repo.mode, repository, tag, images)
+            if owner.status == "unmanaged":
+                skipped.append((f"{repository}:{tag}", owner.reason))
+                continue
+            labels, created = config_of(digest)
+            owner = tag_owner(images_repo.address, images_repo.mode, repository, tag, images, labels or None)
+            if not owner.owned:
+                skipped.append((f"{repository}:{tag}", owner.reason))
+                continue
+            strategy = labels.get(STRATEGY_LABEL) or None
+            found.append(FoundTag(
+                owner.image, str(repository), owner.image_tag or tag, tag, digest, strategy,
+                "label" if strategy else "none", None, created, labels.get("werf-content-signature") or None,
+            ))
+    return found, skipped
+
+
+def collect_stages(client: RegistryClient, stages: RepoAddress, *, with_created: Callable[[str], bool]) -> list[
+    StageTag
+]:
+    """The stage images (64-hex signature tags) of the stages repository, with digest and, for the
+    stages ``with_created(signature)`` says need it, their creation time (from the image config)."""
+    from ci_env.records import is_stage_tag
+
+    tags = sorted(t for t in _list(client, stages.path) if is_stage_tag(t))
+    digests = _digests(client, stages.path, tags)
+    wanted = [t for t in tags if digests[t] is not None and with_created(t)]
+    with ThreadPoolExecutor(max_workers=PARALLELISM) as pool:
+        created = dict(zip(wanted, pool.map(
+            lambda t: labels_and_created(image_config(client, stages.path, digests[t] or ""))[1], wanted
+        ), strict=True))
+    return [StageTag(str(stages), t, digests[t], created.get(t)) for t in tags if digests[t] is not None]

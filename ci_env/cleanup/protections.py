@@ -1,0 +1,102 @@
+"""Protections that win over every cleanup policy: ``--keep-tag``, ``--keep-published-within``, ``--keep-list``.
+
+Pure parsing, no I/O except reading the keep-list file. Every malformed value raises
+:class:`~ci_env.errors.UsageError` (exit 2) naming the option and what to write instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from ci_env.errors import UsageError
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(text: str, option: str = "--keep-published-within") -> timedelta:
+    """``90m``, ``2h``, ``3d``, ``1d12h``, ``0`` -> timedelta; UsageError for anything else."""
+    value = text.strip().lower()
+    if value == "0":
+        return timedelta(0)
+    match = _DURATION.fullmatch(value)
+    if not value or match is None or not any(match.groups()):
+        raise UsageError(
+            f"{option} {text!r} is not a duration: write a number with a unit, e.g. 90m, 2h, 3d or 1d12h "
+            "(s, m, h, d), or 0 to protect nothing by age"
+        )
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def compile_keep_tags(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
+    """Compile ``--keep-tag`` regular expressions; UsageError naming the bad one and the regex error."""
+    compiled = []
+    for pattern in patterns:
+        if not pattern:
+            raise UsageError("--keep-tag '' is empty: give a regular expression matching whole tags, e.g. 'v.*'")
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise UsageError(f"--keep-tag {pattern!r} is not a valid regular expression: {exc}") from None
+    return tuple(compiled)
+
+
+@dataclass(frozen=True)
+class KeepList:
+    """Tags to keep whatever the policies say: ``tags`` for every image, ``image_tags`` for one image.
+
+    An image is its name (``~`` for the nameless image) or the full repository (``host/path``).
+    """
+
+    tags: frozenset[str] = frozenset()
+    image_tags: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+    def match(self, image: str | None, repository: str, tag: str, stored_tag: str) -> str | None:
+        """The keep-list line that protects this tag, or None."""
+        for candidate in {tag, stored_tag}:
+            if candidate in self.tags:
+                return candidate
+        image_key = "~" if image is None else image
+        for key in (image_key, repository):
+            for candidate in {tag, stored_tag}:
+                if (key, candidate) in self.image_tags:
+                    return f"{key}:{candidate}"
+        return None
+
+
+def read_keep_list(path: Path) -> KeepList:
+    """Read a keep-list file: one ``TAG`` or ``IMAGE:TAG`` per line; ``#`` starts a comment; blanks ignored.
+
+    ``IMAGE`` is a managed image name (``~`` for the nameless image) or a repository ``host/path``;
+    the last ``:`` separates the tag. UsageError for an unreadable file or a malformed line (with its number).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--keep-list {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--keep-list {str(path)!r} is not UTF-8 text: one tag or image:tag per line") from None
+    tags: set[str] = set()
+    image_tags: set[tuple[str, str]] = set()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if any(c.isspace() for c in line):
+            raise UsageError(f"--keep-list {path}:{number}: {line!r} contains whitespace: one tag or image:tag a line")
+        image, sep, tag = line.rpartition(":")
+        if sep and "/" in tag:
+            # host:port/path without a tag
+            raise UsageError(f"--keep-list {path}:{number}: {line!r} has no tag: write IMAGE:TAG or TAG")
+        if not sep:
+            tags.add(line)
+        elif not image or not tag:
+            raise UsageError(f"--keep-list {path}:{number}: {line!r} has an empty image or tag: write IMAGE:TAG or TAG")
+        else:
+            image_tags.add((image, tag))
+    return KeepList(frozenset(tags), frozenset(image_tags))

@@ -1,0 +1,175 @@
+"""The cleanup report: the plan with the outcome of each removal, as JSON (``--report``), a text table
+and a Markdown table (``$GITHUB_STEP_SUMMARY``).
+
+The JSON follows ``schemas/cleanup-report.schema.json``; it is written atomically (temporary file +
+rename), so a killed run never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci_env.cleanup.policies import DELETE, Decision, Plan
+from ci_env.errors import UsageError
+
+REPORT_SCHEMA = "ci-env-cleanup-report/v1"
+KEPT = "kept"
+NOT_ATTEMPTED = "not-attempted"
+
+
+@dataclass(frozen=True)
+class Result:
+    """A whole run: what was planned, and for each deletion its outcome (``removed``, ``absent``,
+    ``failed``, ``would-remove``; ``not-attempted`` when the run stopped before removing)."""
+
+    command: str
+    dry_run: bool
+    images_repo: str
+    stages_storage: str | None
+    plan: Plan
+    outcomes: Mapping[tuple[str, str], tuple[str, str]]  #: (repository, stored_tag) -> (status, reason)
+    skipped: tuple[tuple[str, str], ...] = ()
+    started: str = ""
+    finished: str = ""
+    records_forgotten: int = 0
+
+    def outcome(self, decision: Decision) -> tuple[str, str]:
+        if decision.action != DELETE:
+            return KEPT, ""
+        return self.outcomes.get((decision.repository, decision.stored_tag), (NOT_ATTEMPTED, ""))
+
+    @property
+    def failed(self) -> list[tuple[Decision, str]]:
+        return [(d, self.outcome(d)[1]) for d in self.plan.deletions if self.outcome(d)[0] == "failed"]
+
+    def counts(self) -> dict[str, int]:
+        counts = {"kept": 0, "delete": 0, "removed": 0, "absent": 0, "failed": 0, "would_remove": 0}
+        for decision in self.plan.decisions:
+            status, _ = self.outcome(decision)
+            if decision.action == DELETE:
+                counts["delete"] += 1
+            key = status.replace("-", "_")
+            if key in counts:
+                counts[key] += 1
+        return counts
+
+    def as_json(self) -> dict[str, Any]:
+        """The report document (see the schema)."""
+        entries = []
+        for decision in self.plan.decisions:
+            status, reason = self.outcome(decision)
+            entry: dict[str, Any] = {
+                "kind": decision.kind,
+                "image": decision.image,
+                "repository": decision.repository,
+                "tag": decision.tag,
+                "stored_tag": decision.stored_tag,
+                "digest": decision.digest,
+                "strategy": decision.strategy,
+                "action": decision.action,
+                "reason": decision.reason,
+                "outcome": status,
+            }
+            if reason:
+                entry["error"] = reason
+            entries.append(entry)
+        return {
+            "schema": REPORT_SCHEMA,
+            "command": self.command,
+            "dry_run": self.dry_run,
+            "started": self.started,
+            "finished": self.finished,
+            "images_repo": self.images_repo,
+            "stages_storage": self.stages_storage,
+            "summary": {**self.counts(), "records_forgotten": self.records_forgotten},
+            "decisions": entries,
+            "skipped": [{"reference": ref, "reason": why} for ref, why in self.skipped],
+        }
+
+
+def _short(digest: str | None) -> str:
+    return digest[:19] if digest else "-"
+
+
+def _image(decision: Decision) -> str:
+    if decision.kind == "stage":
+        return "(stages)"
+    return "~" if decision.image is None else decision.image
+
+
+def rows(result: Result) -> list[list[str]]:
+    """Table rows: image, tag, digest, action, outcome, reason."""
+    table = []
+    for decision in result.plan.decisions:
+        status, error = result.outcome(decision)
+        action = decision.action if decision.action == DELETE else "keep"
+        reason = decision.reason + (f" [{error}]" if error else "")
+        table.append([_image(decision), decision.stored_tag, _short(decision.digest), action,
+                      "" if status == KEPT else status, reason])
+    return table
+
+
+HEADERS = ("image", "tag", "digest", "action", "outcome", "reason")
+
+
+def markdown(result: Result) -> str:
+    """A Markdown summary (for ``$GITHUB_STEP_SUMMARY``): counts, then the deletions and failures as a table."""
+    counts = result.counts()
+    title = f"ci-env {result.command}" + (" (dry run)" if result.dry_run else "")
+    lines = [f"### {title}: {result.images_repo}", ""]
+    lines.append(
+        f"{counts['kept']} kept, {counts['delete']} to delete: {counts['removed']} removed, "
+        f"{counts['absent']} already gone, {counts['failed']} failed"
+        + (f", {counts['would_remove']} would be removed" if result.dry_run else "")
+    )
+    lines.append("")
+    shown = [r for r, d in zip(rows(result), result.plan.decisions, strict=True) if d.action == DELETE]
+    if shown:
+        lines.append("| " + " | ".join(HEADERS) + " |")
+        lines.append("|" + "---|" * len(HEADERS))
+        for row in shown:
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") or " " for cell in row) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Write ``document`` to ``path`` atomically; UsageError when the directory is not writable."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"--report {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"--report {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+
+
+def append_step_summary(env: Mapping[str, str], text: str) -> bool:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` when set; True when written."""
+    target = env.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return False
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        return False
+    return True
+
+
+def failure_lines(failed: Sequence[tuple[Decision, str]]) -> list[str]:
+    """One line per failed removal: reference and reason."""
+    return [f"  {d.reference}: {reason}" for d, reason in failed]

@@ -1,0 +1,237 @@
+"""Cleanup and purge, end to end: read records and git history, collect, plan, remove, report.
+
+Removal goes through the registry client's untag dispatcher (``ci_env.registry.untag``): every
+repository is preflighted before the first removal; a failed removal does not stop the others;
+a tag already gone counts as ``absent``, so a killed run can simply be run again. After the tags,
+the publication records of the tags removed (and of tags that no longer exist) are forgotten.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ci_env.cleanup.collect import Inventory, collect_stages, collect_tags
+from ci_env.cleanup.policies import DELETE, KIND_STAGE, KIND_TAG, Plan, Policy, plan_cleanup, plan_purge
+from ci_env.cleanup.report import Result
+from ci_env.errors import UsageError
+
+if TYPE_CHECKING:
+    from ci_env.options import RepoOptions
+    from ci_env.records import RecordStore
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.naming import ImagesRepo
+    from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.untag import TagRemover
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to run: the git directory, history synchronisation, parallelism, dry run."""
+
+    directory: Path
+    synchronize: bool = False
+    dry_run: bool = False
+    parallel: int = 8
+    docker_config: Path | None = None
+    insecure_registries: tuple[str, ...] = ()
+
+
+class Clients:
+    """One RegistryClient per registry host, shared by listing, records and removal."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.env = env
+        self._clients: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, repo: RepoAddress) -> RegistryClient:
+        from ci_env.registry.client import RegistryClient
+
+        host = repo.api_host()
+        with self._lock:
+            if host not in self._clients:
+                self._clients[host] = RegistryClient(
+                    host, docker_config=self.settings.docker_config,
+                    insecure_registries=self.settings.insecure_registries, env=self.env,
+                )
+            return self._clients[host]
+
+    def request_count(self) -> int:
+        """HTTP requests made by every client so far."""
+        return sum(c.request_count() for c in self._clients.values())
+
+
+@dataclass(frozen=True)
+class Target:
+    """The resolved repositories and the record store."""
+
+    images_repo: ImagesRepo
+    stages: RepoAddress | None
+    stages_local: bool
+    store: RecordStore
+    managed: tuple[str | None, ...]
+
+
+def resolve_target(options: RepoOptions, env: Mapping[str, str], clients: Clients, directory: Path) -> Target:
+    """Check the repo options and open the record store; UsageError/ConfigError saying what to set."""
+    from ci_env import records
+    from ci_env.registry.naming import resolve_images_repo
+
+    if options.images_repo is None:
+        raise UsageError("no images repo: pass -i/--images-repo ADDRESS or set WERF_IMAGES_REPO")
+    if options.stages_storage is None and not options.stages_storage_local:
+        raise UsageError(
+            "no stages storage: pass -s/--stages-storage ADDRESS (or :local) or set WERF_STAGES_STORAGE; "
+            "cleanup reads the publication records and managed images kept there"
+        )
+    if options.stages_storage_local:
+        from ci_env.project import load_project
+
+        project = load_project(directory, None, env).project
+        store = records.open_store(None, project, env=env)
+    else:
+        assert options.stages_storage is not None
+        store = records.open_store(options.stages_storage, "", client=clients(options.stages_storage), env=env)
+    managed = tuple(records.list_managed_images(store))
+    impl = options.images_repo_implementation
+    images_repo = resolve_images_repo(
+        options.images_repo, env, requested_mode=options.images_repo_mode,
+        implementation=impl.value if impl else None,
+        implementation_source=impl.source if impl else "--repo-implementation",
+        image_names=managed,
+    )
+    return Target(images_repo, options.stages_storage, options.stages_storage_local, store, managed)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def collect(target: Target, clients: Clients, *, want_created: Callable[[str], bool]) -> Inventory:
+    """The tags of the managed images and the stages, with their records."""
+    from ci_env import records
+
+    publications = records.read_publications(target.store)
+    stages = target.stages
+
+    def exclude(repository: RepoAddress, tag: str) -> bool:
+        return repository == stages and (records.is_record_tag(tag) or records.is_stage_tag(tag))
+
+    tags, skipped = collect_tags(target.images_repo, target.managed, publications, clients, exclude=exclude)
+    stage_tags = (
+        collect_stages(clients(stages), stages, with_created=want_created) if stages is not None else []
+    )
+    return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications))
+
+
+def make_plan(
+    target: Target, clients: Clients, settings: Settings, policy: Policy | None, now: datetime,
+) -> tuple[Plan, Inventory]:
+    """Purge (``policy`` None) or cleanup plan; cleanup reads git history first (shallow clone refused)."""
+    if policy is None:
+        inventory = collect(target, clients, want_created=lambda _t: False)
+        return plan_purge(inventory.tags, inventory.stages), inventory
+    from ci_env.gitinfo import open_repository
+
+    repo = open_repository(settings.directory, synchronize=settings.synchronize)
+    inventory = collect(target, clients, want_created=lambda _t: bool(policy.keep_published_within))
+    commits = [t.git_ref or t.tag for t in inventory.tags if t.strategy == "git-commit"]
+    facts = repo.facts(commits)
+    return plan_cleanup(inventory.tags, inventory.stages, facts, policy, now), inventory
+
+
+def execute(
+    command: str,
+    target: Target,
+    plan: Plan,
+    inventory: Inventory,
+    clients: Clients,
+    settings: Settings,
+    env: Mapping[str, str],
+    credentials: Mapping[str, Any],
+    progress: Callable[[int, int, Any], None] | None = None,
+    started: str = "",
+) -> Result:
+    """Remove the plan's deletions (unless dry run) and forget their records; the Result with every outcome."""
+    from ci_env.registry.reference import parse_address
+    from ci_env.registry.untag import RemoverContext, remover_for, untag_all
+
+    requests: list[tuple[RepoAddress, str]] = []
+    for decision in plan.deletions:
+        parsed = parse_address(decision.repository)
+        assert parsed is not None
+        requests.append((parsed, decision.stored_tag))
+    removers: dict[tuple[str, str], TagRemover] = {}
+
+    def remover_of(repo: RepoAddress) -> TagRemover:
+        from ci_env.registry.implementations import detect_implementation
+
+        is_stage = target.stages is not None and repo == target.stages
+        scope = "stages-storage" if is_stage else "images-repo"
+        impl = (
+            detect_implementation(repo, env).implementation if is_stage else target.images_repo.implementation
+        )
+        key = (scope, impl.delete_route)
+        if key not in removers:
+            context = RemoverContext(
+                docker_config=settings.docker_config, insecure_registries=settings.insecure_registries,
+                env=env, credentials=credentials.get(scope),
+            )
+            removers[key] = remover_for(impl, context)
+        return removers[key]
+
+    summary = untag_all(requests, remover_of, parallel=settings.parallel, dry_run=settings.dry_run,
+                        progress=progress)
+    outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
+    forgotten = 0 if settings.dry_run else forget_records(target, plan, inventory, outcomes)
+    return Result(
+        command, settings.dry_run, str(target.images_repo.address),
+        ":local" if target.stages_local else (str(target.stages) if target.stages else None),
+        plan, outcomes, inventory.skipped, started, _now(), forgotten,
+    )
+
+
+def forget_records(
+    target: Target, plan: Plan, inventory: Inventory, outcomes: Mapping[tuple[str, str], tuple[str, str]]
+) -> int:
+    """Remove the publication records of tags removed (or already gone), and of tags no longer in the
+    registry; a record that cannot be removed is left for the next run. Returns how many were removed."""
+    from ci_env import records
+    from ci_env.errors import CiEnvError
+
+    gone = {
+        f"{d.repository}:{d.stored_tag}" for d in plan.decisions
+        if d.kind == KIND_TAG and d.action == DELETE
+        and outcomes.get((d.repository, d.stored_tag), ("", ""))[0] in ("removed", "absent")
+    }
+    present = {f"{t.repository}:{t.stored_tag}" for t in inventory.tags}
+    listed = {t.repository for t in inventory.tags} | {
+        str(target.images_repo.image_repository(i)) for i in target.managed
+    }
+    count = 0
+    for publication in inventory.publications:
+        name = publication.full_name
+        stale = publication.repository in listed and name not in present and publication.image in target.managed
+        if name in gone or stale:
+            try:
+                if records.remove_publication(target.store, name):
+                    count += 1
+            except CiEnvError:
+                continue
+    return count
+
+
+def stage_count(plan: Plan) -> int:
+    """How many stage deletions the plan holds."""
+    return sum(1 for d in plan.deletions if d.kind == KIND_STAGE)
+
+
+def started_now() -> str:
+    """The current time for the report's ``started``."""
+    return _now()

@@ -1,0 +1,135 @@
+"""``ci-env build-and-publish``: options and wiring only; the work is in :mod:`ci_env.steps.build_publish`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import click
+
+from ci_env.errors import UsageError
+from ci_env.options import RepoOptions, repo_options
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+
+
+def flag_or_env(value: str | None, env: Mapping[str, str], name: str) -> str | None:
+    """``value`` when given, else the non-empty variable ``name``, else None."""
+    if value:
+        return value
+    return env.get(name) or None
+
+
+def bool_flag_or_env(value: bool, env: Mapping[str, str], name: str) -> bool:
+    """True when the flag is given, else the variable ``name`` read as a boolean (UsageError when not one)."""
+    if value:
+        return True
+    raw = env.get(name, "").strip().lower()
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    raise UsageError(f"{name}={env[name]!r} is not a boolean: use true or false")
+
+
+def custom_tags(values: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """``--tag-custom`` values, else ``WERF_TAG_CUSTOM`` split on commas."""
+    if values:
+        return list(values)
+    return [item.strip() for item in env.get("WERF_TAG_CUSTOM", "").split(",") if item.strip()]
+
+
+def parallel_value(value: int | None, env: Mapping[str, str]) -> int:
+    """``--parallel`` else ``WERF_PARALLEL`` else 1; UsageError unless a positive integer."""
+    if value is not None:
+        if value < 1:
+            raise UsageError(f"--parallel {value}: give a number of images to build at once, 1 or more")
+        return value
+    raw = env.get("WERF_PARALLEL", "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise UsageError(f"WERF_PARALLEL={raw!r}: give a number of images to build at once, 1 or more")
+    return int(raw)
+
+
+@click.command("build-and-publish")
+@repo_options
+@click.option("--tag-custom", "tag_custom", multiple=True, metavar="TAG",
+              help="Publish with this tag (repeatable) [env: WERF_TAG_CUSTOM, comma separated]")
+@click.option("--tag-git-branch", metavar="BRANCH",
+              help="Publish with the branch name as tag [env: WERF_TAG_GIT_BRANCH]")
+@click.option("--tag-git-tag", metavar="TAG", help="Publish with the git tag name as tag [env: WERF_TAG_GIT_TAG]")
+@click.option("--tag-git-commit", metavar="COMMIT", help="Publish with the commit as tag [env: WERF_TAG_GIT_COMMIT]")
+@click.option("--tag-by-stages-signature", is_flag=True, default=False,
+              help="Publish with each image's content signature as tag [env: WERF_TAG_BY_STAGES_SIGNATURE=true]")
+@click.option("--dir", "directory", metavar="DIR", help="Project directory [env: WERF_DIR; default: .]")
+@click.option("--config", "config", metavar="PATH", help="werf.yaml to use, relative to --dir [env: WERF_CONFIG]")
+@click.option("--parallel", type=int, default=None, metavar="N",
+              help="Build and publish N images at once [env: WERF_PARALLEL; default: 1]")
+@click.option("--docker-config", metavar="DIR",
+              help="Docker config directory with the job's credentials [env: WERF_DOCKER_CONFIG, DOCKER_CONFIG]")
+@click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
+              help="Registry to reach over plain HTTP (repeatable) [env: WERF_INSECURE_REGISTRY]")
+def build_and_publish(
+    repo: RepoOptions,
+    tag_custom: tuple[str, ...],
+    tag_git_branch: str | None,
+    tag_git_tag: str | None,
+    tag_git_commit: str | None,
+    tag_by_stages_signature: bool,
+    directory: str | None,
+    config: str | None,
+    parallel: int | None,
+    docker_config: str | None,
+    insecure_registry: tuple[str, ...],
+) -> None:
+    """Build the images of werf.yaml and publish them to the images repo.
+
+    An image whose content signature is already in the stages storage is not built again and no
+    layer is uploaded: it is only tagged on the registry. Every option can come from the WERF_*
+    variable that `ci-env setup` exports.
+    """
+    from ci_env.ci import detect
+    from ci_env.output import Output
+    from ci_env.project import load_project
+    from ci_env.registry.auth import docker_config_dir
+    from ci_env.registry.naming import resolve_images_repo
+    from ci_env.steps.build_publish import Settings, check_stages, publish, tag_requests
+
+    env = dict(os.environ)
+    tags = tag_requests(
+        custom=custom_tags(tag_custom, env),
+        git_branch=flag_or_env(tag_git_branch, env, "WERF_TAG_GIT_BRANCH"),
+        git_tag=flag_or_env(tag_git_tag, env, "WERF_TAG_GIT_TAG"),
+        git_commit=flag_or_env(tag_git_commit, env, "WERF_TAG_GIT_COMMIT"),
+        by_signature=bool_flag_or_env(tag_by_stages_signature, env, "WERF_TAG_BY_STAGES_SIGNATURE"),
+    )
+    workers = parallel_value(parallel, env)
+    if repo.images_repo is None:
+        raise UsageError("no images repo: pass -i/--images-repo or set WERF_IMAGES_REPO (ci-env setup exports it)")
+    check_stages(repo.stages_storage, repo.stages_storage_local)
+    project = load_project(flag_or_env(directory, env, "WERF_DIR") or ".", flag_or_env(config, env, "WERF_CONFIG"),
+                           env)
+    implementation = repo.images_repo_implementation
+    images_repo = resolve_images_repo(
+        repo.images_repo, env, requested_mode=repo.images_repo_mode,
+        implementation=implementation.value if implementation else None,
+        implementation_source=implementation.source if implementation else "--repo-implementation",
+        image_names=[image.name for image in project.images],
+    )
+    facts = detect(env)
+    settings = Settings(
+        project=project,
+        images_repo=images_repo,
+        stages=repo.stages_storage,
+        tags=tags,
+        facts=facts,
+        docker_config=Path(docker_config_dir(docker_config, env)),
+        env=env,
+        parallel=workers,
+        insecure_registries=tuple(insecure_registry),
+    )
+    publish(settings, Output(facts.family, live=workers == 1))

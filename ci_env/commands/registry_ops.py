@@ -1,0 +1,197 @@
+"""`ci-env registry tags|retag|untag`: list, add and remove tags on a registry (parsing and printing only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ci_env.errors import UsageError
+from ci_env.options import IMAGES_REPO, credential_options
+
+if TYPE_CHECKING:
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.untag import Summary
+
+PROGRESS_THRESHOLD = 20
+
+
+def _connection_options(func: Any) -> Any:
+    func = click.option(
+        "--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
+        help="Use plain HTTP (or HTTPS without verification) for this registry; repeatable "
+        "[env: WERF_INSECURE_REGISTRY, comma separated]. Loopback registries always may use HTTP.",
+    )(func)
+    func = click.option(
+        "--docker-config", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Docker config directory holding the registry credentials "
+        "[env: WERF_DOCKER_CONFIG, DOCKER_CONFIG; default ~/.docker]",
+    )(func)
+    return func
+
+
+def _api_path(repo: RepoAddress) -> str:
+    """The repository name the Registry API uses (Docker Hub's official images live under ``library/``)."""
+    if repo.registry == "docker.io" and "/" not in repo.path:
+        return f"library/{repo.path}"
+    return repo.path
+
+
+def _client(repo: RepoAddress, docker_config: Path | None, insecure: Sequence[str]) -> RegistryClient:
+    from ci_env.registry.client import RegistryClient
+
+    return RegistryClient(repo.api_host(), docker_config=docker_config, insecure_registries=tuple(insecure))
+
+
+def _repository(text: str) -> RepoAddress:
+    from ci_env.registry.reference import parse_address
+
+    address = parse_address(text)
+    assert address is not None
+    if address.is_registry_only:
+        raise UsageError(f"{text!r} is a registry, not a repository: give HOST/REPOSITORY, e.g. {text}/group/app")
+    return address
+
+
+@click.command()
+@click.argument("repository")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--no-created", is_flag=True, help="Skip the creation times (saves two requests per image).")
+@_connection_options
+def tags(repository: str, as_json: bool, no_created: bool, docker_config: Path | None,
+         insecure_registries: tuple[str, ...]) -> None:
+    """List the tags of REPOSITORY with digest, media type and creation time (where known)."""
+    repo = _repository(repository)
+    client = _client(repo, docker_config, insecure_registries)
+    infos = client.tag_infos(_api_path(repo), created=not no_created)
+    if as_json:
+        click.echo(json.dumps([
+            {"tag": i.tag, "digest": i.digest, "media_type": i.media_type, "created": i.created} for i in infos
+        ], indent=2))
+        return
+    if not infos:
+        click.echo(f"{repo}: no tags", err=True)
+        return
+    width = max(len(i.tag) for i in infos)
+    for info in infos:
+        click.echo(f"{info.tag:<{width}}  {info.digest or '-'}  {info.media_type or '-'}  {info.created or '-'}")
+
+
+@click.command()
+@click.argument("source")
+@click.argument("targets", nargs=-1, required=True)
+@_connection_options
+def retag(source: str, targets: tuple[str, ...], docker_config: Path | None,
+          insecure_registries: tuple[str, ...]) -> None:
+    """Add tags to the image SOURCE (REPOSITORY:TAG or REPOSITORY@DIGEST) without pulling or pushing layers.
+
+    Each TARGET is REPOSITORY:TAG on the same registry; across repositories the blobs are mounted.
+    """
+    from ci_env.registry.reference import parse_image_ref
+
+    src = parse_image_ref(source)
+    grouped: dict[RepoAddress, list[str]] = {}
+    for text in targets:
+        target = parse_image_ref(text)
+        if target.digest or not target.tag:
+            raise UsageError(f"target {text!r} must be REPOSITORY:TAG (a tag to add, without a digest)")
+        if target.repo.registry != src.repo.registry:
+            raise UsageError(
+                f"target {text!r} is on {target.repo.registry}, the source on {src.repo.registry}: "
+                "retag works within one registry; copy across registries with skopeo copy or crane copy"
+            )
+        grouped.setdefault(target.repo, []).append(target.tag)
+    client = _client(src.repo, docker_config, insecure_registries)
+    source_ref = src.digest or src.tag
+    assert source_ref is not None
+    for repo, new_tags in grouped.items():
+        info = client.retag(_api_path(src.repo), source_ref, _api_path(repo), new_tags)
+        for tag in new_tags:
+            click.echo(f"{repo}:{tag} -> {info.digest}")
+
+
+@click.command()
+@click.argument("references", nargs=-1, required=True)
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; contact nothing, remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="How many tags to remove at once.")
+@click.option("--repo-implementation", default=None, metavar="NAME",
+              help="Registry implementation (detected from the host when unset) [env: WERF_REPO_IMPLEMENTATION]")
+@_connection_options
+@credential_options((IMAGES_REPO,))
+def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: int, repo_implementation: str | None,
+          docker_config: Path | None, insecure_registries: tuple[str, ...], credentials: dict[str, Any]) -> None:
+    """Remove exactly the tags named (REPOSITORY:TAG...); other tags on the same image stay.
+
+    Every repository is checked first (deletion allowed, credentials present); nothing is removed when a
+    check fails. Exits 1 when any tag could not be removed.
+    """
+    from ci_env.options import resolve_implementation
+    from ci_env.registry.implementations import detect_implementation
+    from ci_env.registry.reference import RepoAddress, parse_image_ref
+    from ci_env.registry.untag import RemoverContext, TagRemover, remover_for, untag_all
+
+    requests: list[tuple[RepoAddress, str]] = []
+    for text in references:
+        ref = parse_image_ref(text)
+        if ref.digest or not ref.tag:
+            raise UsageError(f"{text!r}: untag takes REPOSITORY:TAG (a tag, not a digest)")
+        requests.append((RepoAddress(ref.repo.registry, _api_path(ref.repo)), ref.tag))
+    env = dict(os.environ)
+    explicit = resolve_implementation(IMAGES_REPO, {"repo_implementation": repo_implementation}, env)
+    context = RemoverContext(
+        docker_config=docker_config, insecure_registries=tuple(insecure_registries), env=env,
+        credentials=credentials[IMAGES_REPO],
+    )
+    removers: dict[str, TagRemover] = {}
+
+    def remover_of(repo: RepoAddress) -> TagRemover:
+        detected = detect_implementation(repo, env, explicit.value if explicit else None,
+                                         explicit_source=explicit.source if explicit else "--repo-implementation")
+        route = detected.implementation.delete_route
+        if route not in removers:
+            removers[route] = remover_for(detected.implementation, context)
+        return removers[route]
+
+    total = len(set(requests))
+    show_progress = total >= PROGRESS_THRESHOLD and not dry_run
+
+    def progress(done: int, count: int, summary: Summary) -> None:
+        click.echo(f"untag: {done}/{count} ({summary.count('removed')} removed, {summary.count('absent')} already "
+                   f"gone, {summary.count('failed')} failed)", err=True)
+
+    summary = untag_all(requests, remover_of, parallel=parallel, dry_run=dry_run,
+                        progress=progress if show_progress else None)
+    _print_summary(summary, as_json, dry_run)
+    if summary.failed:
+        sys.exit(1)
+
+
+def _print_summary(summary: Summary, as_json: bool, dry_run: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+        return
+    for outcome in summary.outcomes:
+        if outcome.status == "failed":
+            click.echo(f"failed   {outcome.repo}:{outcome.tag}: {outcome.reason}")
+        elif outcome.status == "absent":
+            click.echo(f"absent   {outcome.repo}:{outcome.tag} (already gone)")
+        elif outcome.status == "would-remove":
+            click.echo(f"would remove {outcome.repo}:{outcome.tag}")
+        else:
+            click.echo(f"removed  {outcome.repo}:{outcome.tag}")
+    if dry_run:
+        click.echo(f"dry run: {summary.count('would-remove')} tags would be removed; nothing was changed", err=True)
+        return
+    click.echo(
+        f"untag: {summary.count('removed')} removed, {summary.count('absent')} already gone, "
+        f"{summary.count('failed')} failed (registries free the space only after their garbage collection)",
+        err=True,
+    )

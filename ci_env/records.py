@@ -1,0 +1,382 @@
+"""Publication records and the managed-images list, kept in the stages storage.
+
+This is the contract between build-and-publish (which writes) and cleanup (which reads).
+
+**Publication record** (:class:`Publication`): one per published tag, because retagged
+tags share one image and so one set of labels. It says which image (``None`` = the
+nameless image ``~``) was published under which tag (``tag``: the tag as the user
+gave it; ``stored_tag``: as stored in ``repository``, with the monorepo prefix), by which
+strategy (``custom``, ``git-branch``, ``git-tag``, ``git-commit``, ``stages-signature``),
+from which git branch, git tag and commit (the original ref names, before they were made
+into valid tags), when (``published_at``, UTC ISO 8601), with which manifest ``digest``
+and content ``signature``. A record is keyed by its full name (``repository:stored_tag``):
+publishing the same full name again replaces the record.
+
+**Managed images**: the names cleanup looks after (``None`` = ``~``). build-and-publish
+adds every image it publishes; ``ci-env managed-images add/rm`` edit the list.
+
+**Where they live.**
+
+- Stages storage in a repository (``-s REGISTRY/REPO``): every record is a tiny OCI
+  manifest (no layers; a constant config blob :data:`RECORD_CONFIG`) whose annotation
+  :data:`RECORD_ANNOTATION` holds the record's JSON, stored under its own tag in the
+  stages repository: ``ci-env-publication-<first 32 hex of sha256(full name)>`` and
+  ``ci-env-managed-<name>`` (``ci-env-managed-_nameless`` for ``~``). One tag per record
+  means no read-modify-write of a shared object, so parallel jobs never lose each
+  other's writes. Reading costs one tag listing and one manifest GET per record.
+  Removing a record untags it (which needs deletion enabled on the registry).
+  Stage images themselves are tagged with their 64-hex content signature
+  (:func:`is_stage_tag`); every ``ci-env-`` tag is a record (:func:`is_record_tag`),
+  never a stage.
+- ``:local``: JSON files under ``$XDG_STATE_HOME/ci-env/<project>/`` (else
+  ``~/.local/state/ci-env/<project>/``): ``publications/<key>.json`` and
+  ``managed/<name>.json``, each written atomically (temp file + rename).
+
+One stages storage belongs to one project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ci_env.errors import ConfigError, RegistryError
+
+if TYPE_CHECKING:
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.reference import RepoAddress
+
+SCHEMA_VERSION = 1
+PUBLICATION_PREFIX = "ci-env-publication-"
+MANAGED_PREFIX = "ci-env-managed-"
+RECORD_PREFIX = "ci-env-"
+NAMELESS_KEY = "_nameless"
+RECORD_ANNOTATION = "dev.ci-env.record"
+RECORD_KIND_ANNOTATION = "dev.ci-env.record-kind"
+RECORD_CONFIG = b'{"architecture":"none","os":"none","ci-env":"record: publication or managed image"}'
+RECORD_CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+STRATEGIES = ("custom", "git-branch", "git-tag", "git-commit", "stages-signature")
+_STAGE_TAG = re.compile(r"[0-9a-f]{64}")
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+READ_PARALLELISM = 8
+
+PUBLICATIONS = "publications"
+MANAGED = "managed"
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What cleanup needs to know about one published tag (see the module docstring)."""
+
+    image: str | None
+    tag: str
+    repository: str
+    stored_tag: str
+    strategy: str
+    digest: str
+    signature: str
+    published_at: str
+    git_branch: str | None = None
+    git_tag: str | None = None
+    git_commit: str | None = None
+
+    @property
+    def full_name(self) -> str:
+        """``repository:stored_tag``, the name docker pulls."""
+        return f"{self.repository}:{self.stored_tag}"
+
+    @property
+    def key(self) -> str:
+        """The record's identity: 32 hex of sha256 of the full name."""
+        return publication_key(self.full_name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Publication:
+        """Parse a stored record; ValueError when it is not one."""
+        try:
+            return cls(
+                image=_optional(data.get("image")),
+                tag=str(data["tag"]),
+                repository=str(data["repository"]),
+                stored_tag=str(data["stored_tag"]),
+                strategy=str(data["strategy"]),
+                digest=str(data["digest"]),
+                signature=str(data["signature"]),
+                published_at=str(data["published_at"]),
+                git_branch=_optional(data.get("git_branch")),
+                git_tag=_optional(data.get("git_tag")),
+                git_commit=_optional(data.get("git_commit")),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a publication record: {exc}") from None
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def utc_now() -> str:
+    """The current time as UTC ISO 8601 with a ``Z`` suffix, to the second."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def publication_key(full_name: str) -> str:
+    """32 hex digits identifying the record of ``full_name``."""
+    return hashlib.sha256(full_name.encode()).hexdigest()[:32]
+
+
+def managed_key(name: str | None) -> str:
+    """The key of managed image ``name`` (``_nameless`` for ``~``); ConfigError for an invalid name."""
+    if name is None:
+        return NAMELESS_KEY
+    if not _IMAGE_NAME.match(name) or len(name) > 64:
+        raise ConfigError(
+            f"invalid image name {name!r}: use lowercase letters and digits separated by '.', '_' or '-' "
+            "(at most 64 characters), or '~' for the nameless image"
+        )
+    return name
+
+
+def parse_image_name(text: str) -> str | None:
+    """A name from the command line: ``~`` (or ``""``) is the nameless image; ConfigError when invalid."""
+    name = None if text in ("~", "") else text
+    managed_key(name)
+    return name
+
+
+def is_stage_tag(tag: str) -> bool:
+    """True for a stage image's tag in a stages repository (its 64-hex content signature)."""
+    return _STAGE_TAG.fullmatch(tag) is not None
+
+
+def is_record_tag(tag: str) -> bool:
+    """True for a tag holding a ci-env record (never an image, never a stage)."""
+    return tag.startswith(RECORD_PREFIX)
+
+
+class RecordStore(Protocol):
+    """Where records live: one JSON object per (kind, key); writes are atomic per record."""
+
+    def put(self, kind: str, key: str, record: Mapping[str, Any]) -> None: ...
+
+    def all(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def delete(self, kind: str, key: str) -> bool: ...
+
+    @property
+    def description(self) -> str: ...
+
+
+class LocalStore:
+    """Records as JSON files under one per-project directory (stages storage ``:local``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @property
+    def description(self) -> str:
+        return str(self.directory)
+
+    def _path(self, kind: str, key: str) -> Path:
+        return self.directory / kind / f"{key}.json"
+
+    def put(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
+        folder = self.directory / kind
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(dict(record), handle, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self._path(kind, key))
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        folder = self.directory / kind
+        if not folder.is_dir():
+            return []
+        result = []
+        for path in sorted(folder.glob("*.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                result.append(data)
+        return result
+
+    def delete(self, kind: str, key: str) -> bool:
+        path = self._path(kind, key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+class RegistryStore:
+    """Records as tiny tagged OCI manifests in the stages repository (see the module docstring)."""
+
+    PREFIXES = {PUBLICATIONS: PUBLICATION_PREFIX, MANAGED: MANAGED_PREFIX}
+
+    def __init__(self, client: RegistryClient, repository: RepoAddress) -> None:
+        self.client = client
+        self.repository = repository
+        self._config_ready = False
+
+    @property
+    def description(self) -> str:
+        return str(self.repository)
+
+    def _tag(self, kind: str, key: str) -> str:
+        return self.PREFIXES[kind] + key
+
+    def put(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
+        from ci_env.registry.manifests import sha256_digest
+
+        path = self.repository.path
+        if not self._config_ready:
+            self.client.ensure_blob(path, sha256_digest(RECORD_CONFIG), RECORD_CONFIG)
+            self._config_ready = True
+        body = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": RECORD_CONFIG_TYPE,
+                "digest": sha256_digest(RECORD_CONFIG),
+                "size": len(RECORD_CONFIG),
+            },
+            "layers": [],
+            "annotations": {
+                RECORD_KIND_ANNOTATION: kind,
+                RECORD_ANNOTATION: json.dumps(dict(record), sort_keys=True, separators=(",", ":")),
+            },
+        }
+        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        self.client.put_manifest(path, self._tag(kind, key), data, OCI_MANIFEST)
+
+    def _tags(self) -> list[str]:
+        try:
+            return self.client.list_tags(self.repository.path)
+        except RegistryError as exc:
+            if "NAME_UNKNOWN" in str(exc):
+                return []
+            raise
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        prefix = self.PREFIXES[kind]
+        tags = sorted(tag for tag in self._tags() if tag.startswith(prefix))
+        with ThreadPoolExecutor(max_workers=READ_PARALLELISM) as pool:
+            records = list(pool.map(self._read, tags))
+        return [record for record in records if record is not None]
+
+    def _read(self, tag: str) -> dict[str, Any] | None:
+        try:
+            body, _info = self.client.get_manifest(self.repository.path, tag)
+        except RegistryError as exc:
+            if "does not exist" in str(exc):
+                return None  # removed while we listed
+            raise
+        try:
+            annotations = json.loads(body).get("annotations") or {}
+            data = json.loads(annotations[RECORD_ANNOTATION])
+        except (ValueError, KeyError, AttributeError, TypeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def delete(self, kind: str, key: str) -> bool:
+        return self.client.untag(self.repository.path, self._tag(kind, key)) == "removed"
+
+
+def state_directory(project: str, env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_STATE_HOME/ci-env/<project>``, else ``~/.local/state/ci-env/<project>``."""
+    environment = os.environ if env is None else env
+    base = environment.get("XDG_STATE_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path(environment.get("HOME") or Path.home()) / (
+        ".local/state"
+    )
+    return root / "ci-env" / project
+
+
+def open_store(
+    stages: RepoAddress | None,
+    project: str,
+    *,
+    client: RegistryClient | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RecordStore:
+    """The record store of a stages storage: ``stages`` None is ``:local`` (needs ``project``),
+    else the stages repository, read and written through ``client`` (a RegistryClient for its registry)."""
+    if stages is None:
+        return LocalStore(state_directory(project, env))
+    if client is None:
+        raise ValueError("a registry stages storage needs a RegistryClient")
+    return RegistryStore(client, stages)
+
+
+# ---------------------------------------------------------------- the API cleanup and build use
+
+
+def write_publication(store: RecordStore, publication: Publication) -> None:
+    """Record ``publication`` (replacing an earlier record of the same full name)."""
+    store.put(PUBLICATIONS, publication.key, publication.to_json())
+
+
+def read_publications(store: RecordStore) -> list[Publication]:
+    """Every publication record in the store (unreadable ones skipped), sorted by full name."""
+    result = []
+    for data in store.all(PUBLICATIONS):
+        try:
+            result.append(Publication.from_json(data))
+        except ValueError:
+            continue
+    return sorted(result, key=lambda p: p.full_name)
+
+
+def remove_publication(store: RecordStore, full_name: str) -> bool:
+    """Forget the record of ``full_name`` (``repository:stored_tag``); False when there was none."""
+    return store.delete(PUBLICATIONS, publication_key(full_name))
+
+
+def list_managed_images(store: RecordStore) -> list[str | None]:
+    """The managed image names (None = ``~``), nameless first, then sorted."""
+    names: set[str | None] = set()
+    for data in store.all(MANAGED):
+        if "image" in data:
+            names.add(_optional(data["image"]))
+    return sorted(names, key=lambda n: (n is not None, n or ""))
+
+
+def add_managed_image(store: RecordStore, name: str | None) -> None:
+    """Add ``name`` (None = ``~``) to the managed images; adding it again changes nothing.
+
+    The record's content depends on the name only, so re-adding stores the identical manifest.
+    """
+    store.put(MANAGED, managed_key(name), {"schema": SCHEMA_VERSION, "image": name})
+
+
+def remove_managed_image(store: RecordStore, name: str | None) -> bool:
+    """Remove ``name`` from the managed images; False when it was not managed."""
+    return store.delete(MANAGED, managed_key(name))
+
+
+def add_managed_images(store: RecordStore, names: Sequence[str | None]) -> None:
+    """Add several managed images (one record each)."""
+    for name in names:
+        add_managed_image(store, name)

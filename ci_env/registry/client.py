@@ -1,0 +1,602 @@
+"""The Registry API client: list, resolve, get/put manifests, retag, and untag without collateral.
+
+One ``RegistryClient`` talks to one registry host over one pooled session with retries
+(``ci_env.registry.http``). Authentication (Basic or Bearer tokens per scope) is answered on
+demand from the registry's challenge (``ci_env.registry.auth``). Plain HTTP is used only for
+loopback registries and those listed as insecure; everything else is HTTPS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urljoin
+
+from ci_env.errors import AuthError, RegistryError
+from ci_env.registry import manifests as mf
+from ci_env.registry.auth import Authenticator, Credential, credentials_for, docker_config_dir, repository_scope
+
+if TYPE_CHECKING:
+    import requests
+
+REMOVED = "removed"
+ABSENT = "absent"
+#: a digest no registry holds: deleting it is the harmless probe of whether deletion is allowed.
+PROBE_DIGEST = "sha256:" + "0" * 64
+LISTING_PARALLELISM = 8
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """What a registry says about one manifest."""
+
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """One tag of a repository: its digest, media type and creation time, where known."""
+
+    tag: str
+    digest: str | None
+    media_type: str | None
+    created: str | None
+
+
+@dataclass
+class _RepoState:
+    """The tag -> digest map of one repository for a batch of untags, and the digests indexes reference."""
+
+    digests: dict[str, str]
+    referenced: set[str]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    digest_locks: dict[str, threading.Lock] = field(default_factory=dict)
+
+    def digest_lock(self, digest: str) -> threading.Lock:
+        with self.lock:
+            return self.digest_locks.setdefault(digest, threading.Lock())
+
+
+class _PhaseLock:
+    """Lets requests of one kind run together but never beside requests of the other kind.
+
+    Distribution 2.8 reads every tag link of a repository while it deletes a manifest; a tag written at the
+    same moment can be read half-written, the DELETE fails with 500 after removing the manifest and leaves a
+    dangling tag. So within one repository, manifest PUTs and DELETEs never overlap (each may run in parallel
+    with its own kind).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._kind: str | None = None
+        self._active = 0
+
+    def acquire(self, kind: str) -> None:
+        with self._cond:
+            while self._active and self._kind != kind:
+                self._cond.wait()
+            self._kind = kind
+            self._active += 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._kind = None
+                self._cond.notify_all()
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1, with or without a port (docker's implicit insecure set)."""
+    bare = host
+    if bare.startswith("["):
+        bare = bare[1:].split("]", 1)[0]
+    elif bare.count(":") == 1:
+        bare = bare.split(":", 1)[0]
+    if bare.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Registries listed in ``WERF_INSECURE_REGISTRY`` (comma separated; ``true``/``1`` means every registry)."""
+    value = env.get("WERF_INSECURE_REGISTRY", "")
+    if value.strip().lower() in {"1", "true", "yes"}:
+        return ("*",)
+    items = (item.strip() for item in value.split(","))
+    return tuple(item for item in items if item and item.lower() not in {"0", "false"})
+
+
+class RegistryClient:
+    """Registry API operations on one registry (``host[:port]``); safe to share between threads."""
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        docker_config: Path | None = None,
+        credentials: tuple[str, str] | None = None,
+        insecure_registries: Sequence[str] = (),
+        session: requests.Session | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        from ci_env.registry.http import make_session
+
+        self.registry = registry
+        self._env = os.environ if env is None else env
+        self._docker_config = docker_config
+        self._explicit = Credential(credentials[0], credentials[1]) if credentials else None
+        insecure = {*insecure_registries, *insecure_from_env(self._env)}
+        self.plain_http = is_loopback(registry) or registry in insecure or "*" in insecure
+        self.insecure = self.plain_http and not is_loopback(registry)
+        self._scheme: str | None = "http" if is_loopback(registry) else (None if self.insecure else "https")
+        self.session = session if session is not None else make_session()
+        self._auth = Authenticator(registry, self.session, None)
+        self._credential_loaded = False
+        self._lock = threading.Lock()
+        self._count = 0
+        self._repos: dict[str, _RepoState] = {}
+        self._placeholder_config: set[str] = set()
+        self._placeholder_lock = threading.Lock()
+        self._phases: dict[str, _PhaseLock] = {}
+
+    def _phase(self, path: str) -> _PhaseLock:
+        with self._lock:
+            return self._phases.setdefault(path, _PhaseLock())
+
+    def _mutate(self, kind: str, method: str, path: str, url_path: str, **kwargs: Any) -> requests.Response:
+        """A manifest PUT or DELETE in ``path``, never overlapping one of the other kind (see ``_PhaseLock``)."""
+        phase = self._phase(path)
+        phase.acquire(kind)
+        try:
+            return self.request(method, url_path, **kwargs)
+        finally:
+            phase.release()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def request_count(self) -> int:
+        """HTTP requests made so far by this client, token requests included."""
+        return self._count + self._auth.token_requests
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host`` of the registry (for an insecure registry: HTTPS if it answers, else HTTP)."""
+        if self._scheme is None:
+            self._scheme = self._probe_scheme()
+        return f"{self._scheme}://{self.registry}"
+
+    def _probe_scheme(self) -> str:
+        import requests
+
+        try:
+            self._count += 1
+            self.session.get(f"https://{self.registry}/v2/", verify=False, timeout=5)
+            return "https"
+        except requests.RequestException:
+            return "http"
+
+    def _credential(self) -> Credential | None:
+        if self._explicit is not None:
+            self._auth.credential = self._explicit
+            return self._explicit
+        if not self._credential_loaded:
+            self._auth.credential = credentials_for(self.registry, docker_config_dir(self._docker_config, self._env))
+            self._credential_loaded = True
+        return self._auth.credential
+
+    def request(
+        self,
+        method: str,
+        url_path: str,
+        *,
+        scopes: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        stream: bool = False,
+        absolute: bool = False,
+    ) -> requests.Response:
+        """Send one request (answering an auth challenge once); RegistryError when the registry is unreachable."""
+        import requests
+
+        url = url_path if absolute else self.base_url + url_path
+        sent = dict(headers or {})
+        response: requests.Response | None = None
+        for attempt in range(2):
+            authorization = self._auth.authorization(scopes)
+            if authorization:
+                sent["Authorization"] = authorization
+            with self._lock:
+                self._count += 1
+            try:
+                response = self.session.request(
+                    method, url, headers=sent, data=data, stream=stream, verify=not self.insecure, allow_redirects=True
+                )
+            except requests.RequestException as exc:
+                raise RegistryError(
+                    f"cannot reach the registry {self.registry} ({method} {url_path.split('?')[0]}): "
+                    f"{type(exc).__name__} after retries"
+                ) from None
+            if response.status_code != 401 or attempt == 1:
+                break
+            self._credential()
+            if not self._auth.learn(response.headers.get("WWW-Authenticate"), scopes):
+                break
+        assert response is not None
+        return response
+
+    def _fail(self, response: requests.Response, what: str) -> RegistryError | AuthError:
+        """The error for an unexpected answer: status, the registry's error code, and what to do."""
+        codes, message = _error_codes(response)
+        status = response.status_code
+        credential = self._auth.credential
+        who = f" as {credential.username}" if credential and credential.username else ""
+        if status == 401 and "insufficient_scope" in (response.headers.get("WWW-Authenticate") or ""):
+            return AuthError(f"{self.registry} refused {what}{who}: the token lacks the permission for it "
+                             "(insufficient_scope); use credentials that may delete")
+        if status == 401:
+            hint = (
+                "check the credentials" if self._auth.credential or self._explicit
+                else "no credentials for it were found in the Docker config: run docker login or ci-env login"
+            )
+            return AuthError(f"{self.registry} refused {what}{who} (401 {codes or 'UNAUTHORIZED'}); {hint}")
+        if status == 403:
+            return AuthError(f"{self.registry} denied {what}{who} (403 {codes or 'DENIED'}): the credentials lack "
+                             "the permission for it")
+        if status == 405 and "UNSUPPORTED" in codes:
+            return RegistryError(
+                f"{self.registry} does not allow {what} (405 UNSUPPORTED): deletion is disabled on this registry "
+                "(distribution: storage.delete.enabled=true / REGISTRY_STORAGE_DELETE_ENABLED=true)"
+            )
+        if status == 404 and "NAME_UNKNOWN" in codes:
+            return RegistryError(f"{what}: the repository does not exist on {self.registry} (404 NAME_UNKNOWN)")
+        detail = f" {codes}" if codes else ""
+        text = f": {message}" if message else ""
+        return RegistryError(f"{self.registry} answered {status}{detail} to {what}{text}")
+
+    @staticmethod
+    def _manifest_url(path: str, ref: str) -> str:
+        return f"/v2/{path}/manifests/{quote(ref, safe=':')}"
+
+    # ------------------------------------------------------------------ reading
+
+    def ping(self) -> None:
+        """Check that the registry answers the Registry API and accepts the credentials (``GET /v2/``)."""
+        response = self.request("GET", "/v2/")
+        if response.status_code != 200:
+            raise self._fail(response, "GET /v2/")
+
+    def list_tags(self, path: str) -> list[str]:
+        """Every tag of repository ``path``, following ``Link`` pagination; [] when it has none.
+
+        RegistryError when the repository does not exist (404 NAME_UNKNOWN).
+        """
+        scopes = [repository_scope(path, "pull")]
+        url: str | None = f"/v2/{path}/tags/list"
+        absolute = False
+        tags: list[str] = []
+        seen_urls: set[str] = set()
+        while url:
+            response = self.request("GET", url, scopes=scopes, absolute=absolute)
+            if response.status_code != 200:
+                raise self._fail(response, f"listing the tags of {path}")
+            try:
+                body = response.json()
+            except ValueError:
+                raise RegistryError(f"{self.registry} answered the tag list of {path} with non-JSON") from None
+            tags.extend(str(tag) for tag in (body.get("tags") or []))
+            next_url = _next_link(response)
+            if next_url is None or next_url in seen_urls:
+                break
+            seen_urls.add(next_url)
+            url, absolute = next_url, True
+        return list(dict.fromkeys(tags))
+
+    def resolve(self, path: str, ref: str) -> ManifestInfo | None:
+        """The digest, media type and size ``ref`` (tag or digest) points at; None when it does not exist."""
+        response = self.request(
+            "HEAD", self._manifest_url(path, ref), scopes=[repository_scope(path, "pull")],
+            headers={"Accept": mf.ACCEPT_ALL},
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._fail(response, f"resolving {path}:{ref}")
+        digest = response.headers.get("Docker-Content-Digest")
+        if not digest:
+            _, info = self.get_manifest(path, ref)
+            return info
+        media = (response.headers.get("Content-Type") or mf.OCI_MANIFEST).split(";", 1)[0].strip()
+        return ManifestInfo(digest, media, int(response.headers.get("Content-Length") or 0))
+
+    def get_manifest(self, path: str, ref: str) -> tuple[bytes, ManifestInfo]:
+        """The manifest bytes ``ref`` points at and its info; RegistryError when absent."""
+        response = self.request(
+            "GET", self._manifest_url(path, ref), scopes=[repository_scope(path, "pull")],
+            headers={"Accept": mf.ACCEPT_ALL},
+        )
+        if response.status_code != 200:
+            if response.status_code == 404 and "NAME_UNKNOWN" not in _error_codes(response)[0]:
+                raise RegistryError(f"{self.registry}/{path}:{ref} does not exist (404)")
+            raise self._fail(response, f"reading the manifest {path}:{ref}")
+        body = response.content
+        computed = mf.sha256_digest(body)
+        digest = response.headers.get("Docker-Content-Digest") or computed
+        if mf.is_digest(ref) and ref.startswith("sha256:") and computed != ref:
+            raise RegistryError(f"{self.registry}/{path}@{ref}: the manifest received does not match its digest")
+        media = mf.media_type_of(body, response.headers.get("Content-Type"))
+        return body, ManifestInfo(digest, media, len(body))
+
+    def tag_infos(self, path: str, *, created: bool = True, parallel: int = LISTING_PARALLELISM) -> list[TagInfo]:
+        """Every tag with its digest and media type, and (``created``) the image's creation time where known."""
+        tags = self.list_tags(path)
+        infos = self._resolve_all(path, tags, parallel)
+        times: dict[str, str | None] = {}
+        if created:
+            digests = sorted({info.digest for info in infos.values() if info is not None})
+            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                for digest, when in zip(digests, pool.map(lambda d: self._created(path, d), digests), strict=True):
+                    times[digest] = when
+        result = []
+        for tag in sorted(tags):
+            info = infos.get(tag)
+            result.append(TagInfo(tag, info.digest if info else None, info.media_type if info else None,
+                                  times.get(info.digest) if info else None))
+        return result
+
+    def _created(self, path: str, digest: str) -> str | None:
+        body, info = self.get_manifest(path, digest)
+        when = mf.created_of(body)
+        if when or info.media_type not in mf.IMAGE_TYPES:
+            return when
+        refs = mf.references(body)
+        if not refs.blobs:
+            return None
+        response = self.request("GET", f"/v2/{path}/blobs/{refs.blobs[0]}", scopes=[repository_scope(path, "pull")])
+        if response.status_code != 200:
+            return None
+        try:
+            value = response.json().get("created")
+        except (ValueError, AttributeError):
+            return None
+        return str(value) if isinstance(value, str) else None
+
+    def _resolve_all(self, path: str, tags: Sequence[str], parallel: int) -> dict[str, ManifestInfo | None]:
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            return dict(zip(tags, pool.map(lambda tag: self.resolve(path, tag), tags), strict=True))
+
+    # ------------------------------------------------------------------ writing
+
+    def put_manifest(self, path: str, ref: str, body: bytes, media_type: str) -> str:
+        """Store ``body`` at ``ref`` (a tag or its digest); returns the manifest's digest."""
+        response = self._mutate(
+            "put", "PUT", path, self._manifest_url(path, ref), scopes=[repository_scope(path)],
+            headers={"Content-Type": media_type}, data=body,
+        )
+        if response.status_code not in (200, 201, 202):
+            raise self._fail(response, f"writing the manifest {path}:{ref}")
+        return response.headers.get("Docker-Content-Digest") or mf.sha256_digest(body)
+
+    def delete_manifest(self, path: str, digest: str) -> None:
+        """Delete the manifest ``digest`` (and so every tag on it); a manifest already gone is not an error."""
+        self._delete_digest(path, digest)
+
+    def _delete_digest(self, path: str, digest: str) -> bool:
+        """DELETE by digest; True when deleted now, False when it was already gone."""
+        response = self._mutate("delete", "DELETE", path, self._manifest_url(path, digest),
+                                scopes=[repository_scope(path)])
+        if response.status_code in (200, 202, 204):
+            return True
+        if response.status_code == 404 and "NAME_UNKNOWN" not in _error_codes(response)[0]:
+            return False
+        raise self._fail(response, f"deleting {path}@{digest}")
+
+    def ensure_blob(self, path: str, digest: str, data: bytes) -> None:
+        """Make the blob ``digest`` (content ``data``) exist in ``path``: HEAD, upload when missing."""
+        scopes = [repository_scope(path)]
+        head = self.request("HEAD", f"/v2/{path}/blobs/{digest}", scopes=scopes)
+        if head.status_code == 200:
+            return
+        location = self._start_upload(path, f"/v2/{path}/blobs/uploads/", scopes)
+        self._finish_upload(path, location, digest, data, scopes)
+
+    def _start_upload(self, path: str, url: str, scopes: Sequence[str]) -> str:
+        """POST an upload; retried when the answer is a 429/5xx (starting an upload twice is harmless)."""
+        response = self.request("POST", url, scopes=scopes)
+        for _ in range(3):
+            if response.status_code not in (429, 500, 502, 503, 504):
+                break
+            import time
+
+            time.sleep(min(float(response.headers.get("Retry-After", "1") or 1), 10.0))
+            response = self.request("POST", url, scopes=scopes)
+        if response.status_code != 202 or not response.headers.get("Location"):
+            raise self._fail(response, f"starting a blob upload to {path}")
+        return urljoin(self.base_url + "/", response.headers["Location"])
+
+    def _finish_upload(self, path: str, location: str, digest: str, data: Any, scopes: Sequence[str]) -> None:
+        separator = "&" if "?" in location else "?"
+        response = self.request(
+            "PUT", f"{location}{separator}digest={quote(digest)}", scopes=scopes, absolute=True,
+            headers={"Content-Type": "application/octet-stream"}, data=data,
+        )
+        if response.status_code not in (201, 204):
+            raise self._fail(response, f"uploading the blob {digest} to {path}")
+
+    def mount_blob(self, source_path: str, target_path: str, digest: str) -> None:
+        """Make blob ``digest`` of ``source_path`` exist in ``target_path`` by a cross-repository mount.
+
+        When the registry will not mount (it answers 202), the blob is streamed across instead.
+        """
+        scopes = [repository_scope(target_path), repository_scope(source_path, "pull")]
+        url = f"/v2/{target_path}/blobs/uploads/?mount={quote(digest)}&from={quote(source_path, safe='/')}"
+        response = self.request("POST", url, scopes=scopes)
+        if response.status_code == 201:
+            return
+        if response.status_code != 202 or not response.headers.get("Location"):
+            raise self._fail(response, f"mounting {digest} from {source_path} into {target_path}")
+        location = urljoin(self.base_url + "/", response.headers["Location"])
+        blob = self.request("GET", f"/v2/{source_path}/blobs/{digest}", scopes=scopes, stream=True)
+        if blob.status_code != 200:
+            raise self._fail(blob, f"reading the blob {digest} of {source_path}")
+        self._finish_upload(target_path, location, digest, blob.content, scopes)
+
+    def retag(self, source_path: str, source_ref: str, target_path: str, tags: Sequence[str]) -> ManifestInfo:
+        """Add ``tags`` in ``target_path`` to the image ``source_path:source_ref``, without moving layers.
+
+        Across repositories, the blobs (and an index's child manifests) are mounted first.
+        """
+        body, info = self.get_manifest(source_path, source_ref)
+        if target_path != source_path:
+            self._copy_references(source_path, target_path, body)
+        for tag in tags:
+            self.put_manifest(target_path, tag, body, info.media_type)
+        return info
+
+    def _copy_references(self, source_path: str, target_path: str, body: bytes) -> None:
+        try:
+            refs = mf.references(body)
+        except ValueError as exc:
+            raise RegistryError(f"cannot retag from {source_path}: {exc}") from None
+        for blob in refs.blobs:
+            self.mount_blob(source_path, target_path, blob)
+        for child in refs.children:
+            child_body, child_info = self.get_manifest(source_path, child)
+            self._copy_references(source_path, target_path, child_body)
+            self.put_manifest(target_path, child, child_body, child_info.media_type)
+
+    def point_at_placeholder(self, path: str, tag: str) -> str:
+        """Point ``tag`` at a new, unique, tiny placeholder manifest; returns the placeholder's digest."""
+        with self._placeholder_lock:
+            if path not in self._placeholder_config:
+                self.ensure_blob(path, mf.sha256_digest(mf.PLACEHOLDER_CONFIG), mf.PLACEHOLDER_CONFIG)
+                self._placeholder_config.add(path)
+        body = mf.placeholder_manifest()
+        return self.put_manifest(path, tag, body, mf.OCI_MANIFEST)
+
+    # ------------------------------------------------------------------ untag
+
+    def can_delete(self, path: str) -> None:
+        """Preflight: raise unless deleting manifests in ``path`` is allowed; deletes nothing.
+
+        Deletes a digest no registry holds: 404 means allowed; 405 UNSUPPORTED means deletion is disabled;
+        401/403 means the credentials lack delete permission.
+        """
+        response = self.request("DELETE", self._manifest_url(path, PROBE_DIGEST), scopes=[repository_scope(path)])
+        if response.status_code in (200, 202, 404):
+            return
+        raise self._fail(response, f"deleting manifests in {path}")
+
+    def forget(self, path: str) -> None:
+        """Drop the cached tag map of ``path`` (the next untag lists the repository again)."""
+        with self._lock:
+            self._repos.pop(path, None)
+
+    def prepare(self, path: str) -> None:
+        """Build the tag -> digest map of ``path`` now (untag builds it on first use otherwise)."""
+        self._state(path)
+
+    def _state(self, path: str) -> _RepoState:
+        with self._lock:
+            state = self._repos.get(path)
+        if state is not None:
+            return state
+        try:
+            tags = self.list_tags(path)
+        except RegistryError as exc:
+            if "NAME_UNKNOWN" not in str(exc):
+                raise
+            tags = []
+        infos = self._resolve_all(path, tags, LISTING_PARALLELISM)
+        digests = {tag: info.digest for tag, info in infos.items() if info is not None}
+        indexes = {info.digest for info in infos.values() if info is not None and info.media_type in mf.INDEX_TYPES}
+        referenced: set[str] = set()
+        for digest in sorted(indexes):
+            body, _ = self.get_manifest(path, digest)
+            try:
+                referenced.update(mf.references(body).children)
+            except ValueError:
+                continue
+        state = _RepoState(digests, referenced)
+        with self._lock:
+            return self._repos.setdefault(path, state)
+
+    def untag(self, path: str, tag: str) -> str:
+        """Remove exactly ``tag`` from ``path``: ``"removed"``, or ``"absent"`` when it did not exist.
+
+        When no other tag (in this client's map of the repository) and no index references the tag's
+        manifest, the manifest is deleted by digest (2 requests); otherwise the tag is pointed at a unique
+        placeholder which is then deleted (3 requests, plus the placeholder's config once per repository).
+        Never deletes a manifest another tag or an index still uses.
+        """
+        state = self._state(path)
+        info = self.resolve(path, tag)
+        if info is None:
+            with state.lock:
+                state.digests.pop(tag, None)
+            return ABSENT
+        with state.digest_lock(info.digest):
+            with state.lock:
+                known = state.digests.get(tag)
+                state.digests[tag] = info.digest
+                shared = any(d == info.digest and t != tag for t, d in state.digests.items())
+                referenced = info.digest in state.referenced
+            if known == info.digest and not shared and not referenced:
+                self._delete_digest(path, info.digest)
+            else:
+                placeholder = self.point_at_placeholder(path, tag)
+                self._delete_digest(path, placeholder)
+            with state.lock:
+                state.digests.pop(tag, None)
+        return REMOVED
+
+    def oci_tag_delete(self, path: str, tag: str) -> str:
+        """The OCI tag delete (``DELETE /v2/NAME/manifests/TAG``): ``"removed"`` or ``"absent"``."""
+        response = self._mutate("delete", "DELETE", path, self._manifest_url(path, tag),
+                                scopes=[repository_scope(path)])
+        if response.status_code in (200, 202, 204):
+            return REMOVED
+        if response.status_code == 404 and "NAME_UNKNOWN" not in _error_codes(response)[0]:
+            return ABSENT
+        raise self._fail(response, f"deleting the tag {path}:{tag}")
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+
+def _error_codes(response: requests.Response) -> tuple[str, str]:
+    """(comma-separated error codes, first message) of a Registry API error body; ("", "") when none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", ""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return "", ""
+    codes = [str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")]
+    messages = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
+    return ",".join(codes), (messages[0][:200] if messages else "")
+
+
+def _next_link(response: requests.Response) -> str | None:
+    """The absolute URL of the ``Link: <...>; rel="next"`` header, or None."""
+    import re
+
+    header = response.headers.get("Link")
+    if not header:
+        return None
+    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
+    return urljoin(response.url, match.group(1)) if match else None
+

@@ -1,0 +1,220 @@
+"""Removing tags on every implementation: the remover protocol, the route table, and the dispatcher.
+
+``remover_for(implementation, context)`` picks the remover for the implementation's ``delete_route``
+(vendor removers are imported lazily from ``REMOVERS``). ``untag_all`` preflights every repository
+first (nothing is deleted when any preflight fails), then removes the tags with bounded concurrency,
+reporting progress, and returns one outcome per requested tag.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ci_env.errors import CiEnvError, PreflightError, RegistryError
+
+if TYPE_CHECKING:
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.reference import RepoAddress
+
+REMOVED = "removed"
+ABSENT = "absent"
+FAILED = "failed"
+WOULD_REMOVE = "would-remove"
+
+#: delete_route -> "module:Class" of its remover; each class is built as ``Class(context)``.
+REMOVERS: dict[str, str] = {
+    "placeholder": "ci_env.registry.untag:DefaultRemover",
+    "oci-tag-delete": "ci_env.registry.untag:OciTagDeleteRemover",
+    "dockerhub-api": "ci_env.registry.vendors.dockerhub:DockerHubRemover",
+    "github-api": "ci_env.registry.vendors.github:GitHubRemover",
+    "github-graphql": "ci_env.registry.vendors.github:GitHubRemover",
+    "gitlab": "ci_env.registry.vendors.gitlab:GitLabRemover",
+    "harbor-api": "ci_env.registry.vendors.harbor:HarborRemover",
+    "quay-api": "ci_env.registry.vendors.quay:QuayRemover",
+    "ecr-sdk": "ci_env.registry.vendors.ecr:EcrRemover",
+    "acr": "ci_env.registry.vendors.acr:AcrRemover",
+}
+
+
+class TagRemover(Protocol):
+    """Removes single tags from the repositories of one implementation."""
+
+    def preflight(self, repo: RepoAddress) -> None:
+        """Raise PreflightError (naming the flag or variable to set) unless tags can be removed; deletes nothing."""
+
+    def untag(self, repo: RepoAddress, tag: str) -> str:
+        """Remove exactly ``tag``: ``"removed"`` or ``"absent"``; RegistryError/AuthError on failure."""
+
+
+@dataclass(frozen=True)
+class RemoverContext:
+    """What a remover is built from: the Docker config, insecure registries, the environment, credentials."""
+
+    docker_config: Path | None = None
+    insecure_registries: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    credentials: Any = None
+
+
+class _Implementation(Protocol):
+    @property
+    def delete_route(self) -> str: ...
+
+
+def remover_for(implementation: _Implementation, context: RemoverContext) -> TagRemover:
+    """The remover for ``implementation.delete_route``, built with ``context``."""
+    route = implementation.delete_route
+    target = REMOVERS.get(route)
+    if target is None:
+        raise RegistryError(f"no tag remover for the delete route {route!r}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise RegistryError(f"the tag remover for {route!r} is not available ({exc.name} is missing)") from None
+    cls = getattr(module, attr)
+    remover: TagRemover = cls(context)
+    return remover
+
+
+class _ClientRemover:
+    """Shared by the Registry API removers: one ``RegistryClient`` per registry host."""
+
+    def __init__(self, context: RemoverContext) -> None:
+        self.context = context
+        self._clients: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
+
+    def client(self, repo: RepoAddress) -> RegistryClient:
+        from ci_env.registry.client import RegistryClient
+
+        host = repo.api_host()
+        with self._lock:
+            if host not in self._clients:
+                self._clients[host] = RegistryClient(
+                    host, docker_config=self.context.docker_config,
+                    insecure_registries=self.context.insecure_registries, env=self.context.env,
+                )
+            return self._clients[host]
+
+    def preflight(self, repo: RepoAddress) -> None:
+        try:
+            self.client(repo).can_delete(repo.path)
+        except CiEnvError as exc:
+            raise PreflightError(f"cannot remove tags from {repo}: {exc.message}; nothing was deleted") from None
+
+
+class DefaultRemover(_ClientRemover):
+    """The default route: delete by digest when nothing else uses it, else via a unique placeholder."""
+
+    def untag(self, repo: RepoAddress, tag: str) -> str:
+        return self.client(repo).untag(repo.path, tag)
+
+
+class OciTagDeleteRemover(_ClientRemover):
+    """GCR / Artifact Registry: ``DELETE /v2/NAME/manifests/TAG`` removes only the tag."""
+
+    def untag(self, repo: RepoAddress, tag: str) -> str:
+        return self.client(repo).oci_tag_delete(repo.path, tag)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one requested tag."""
+
+    repo: str
+    tag: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Every outcome of a run, in the order requested, with counts."""
+
+    outcomes: tuple[Outcome, ...]
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def failed(self) -> tuple[Outcome, ...]:
+        return tuple(outcome for outcome in self.outcomes if outcome.status == FAILED)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: counts and one entry per tag."""
+        return {
+            "removed": self.count(REMOVED),
+            "absent": self.count(ABSENT),
+            "failed": self.count(FAILED),
+            "would_remove": self.count(WOULD_REMOVE),
+            "tags": [
+                {"repository": o.repo, "tag": o.tag, "status": o.status, **({"reason": o.reason} if o.reason else {})}
+                for o in self.outcomes
+            ],
+        }
+
+
+Progress = Callable[[int, int, Summary], None]
+
+
+def untag_all(
+    requests: Sequence[tuple[RepoAddress, str]],
+    remover_of: Callable[[RepoAddress], TagRemover],
+    *,
+    parallel: int = 8,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    progress_every: float = 2.0,
+) -> Summary:
+    """Remove every (repository, tag) of ``requests``; one Outcome each, failures recorded, not raised.
+
+    Every repository is preflighted before anything is deleted: a PreflightError (or any user error
+    raised while preflighting) propagates and nothing is removed. ``dry_run`` preflights nothing and
+    removes nothing: each tag is reported ``would-remove``. ``progress(done, total, summary)`` is called
+    at most every ``progress_every`` seconds and once at the end.
+    """
+    unique = list(dict.fromkeys(requests))
+    if dry_run:
+        return Summary(tuple(Outcome(str(repo), tag, WOULD_REMOVE) for repo, tag in unique))
+    removers: dict[RepoAddress, TagRemover] = {}
+    for repo, _ in unique:
+        if repo not in removers:
+            removers[repo] = remover_of(repo)
+            removers[repo].preflight(repo)
+    results: list[Outcome | None] = [None] * len(unique)
+    lock = threading.Lock()
+    done = 0
+    last = time.monotonic()
+
+    def run(index: int) -> None:
+        nonlocal done, last
+        repo, tag = unique[index]
+        try:
+            status = removers[repo].untag(repo, tag)
+            outcome = Outcome(str(repo), tag, status if status in (REMOVED, ABSENT) else REMOVED)
+        except CiEnvError as exc:
+            outcome = Outcome(str(repo), tag, FAILED, exc.message)
+        except Exception as exc:  # a bug or an unexpected library error: report it, keep going
+            outcome = Outcome(str(repo), tag, FAILED, f"{type(exc).__name__}: {exc}")
+        with lock:
+            results[index] = outcome
+            done += 1
+            now = time.monotonic()
+            if progress is not None and now - last >= progress_every and done < len(unique):
+                last = now
+                progress(done, len(unique), Summary(tuple(r for r in results if r is not None)))
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(run, range(len(unique))))
+    summary = Summary(tuple(r for r in results if r is not None))
+    if progress is not None:
+        progress(len(unique), len(unique), summary)
+    return summary

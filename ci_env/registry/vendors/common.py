@@ -1,0 +1,166 @@
+"""What every vendor remover shares: the context it is given, credential look-up, HTTP helpers.
+
+A vendor remover implements the ``TagRemover`` protocol of ``ci_env.registry.untag``:
+``preflight(repo)`` (raises ``PreflightError`` naming the flag or variable to set,
+deletes nothing) and ``untag(repo, tag)`` (``"removed"`` or ``"absent"``; ``RegistryError``
+or ``AuthError`` on failure). Nothing here ever puts a secret into a message.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ci_env.errors import AuthError, PreflightError, RegistryError
+
+if TYPE_CHECKING:
+    import requests
+
+REMOVED = "removed"
+ABSENT = "absent"
+
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+class VendorContext(Protocol):
+    """What a remover is built from (``ci_env.registry.untag.RemoverContext`` satisfies it)."""
+
+    @property
+    def docker_config(self) -> Path | None: ...
+
+    @property
+    def insecure_registries(self) -> Sequence[str]: ...
+
+    @property
+    def env(self) -> Mapping[str, str]: ...
+
+    @property
+    def credentials(self) -> Any: ...
+
+
+def credential_flag(kind: str) -> str:
+    """The common flag for a credential kind, e.g. ``--repo-docker-hub-token``."""
+    return f"--repo-{kind}"
+
+
+def credential_variable(kind: str) -> str:
+    """The common variable for a credential kind, e.g. ``WERF_REPO_DOCKER_HUB_TOKEN``."""
+    return "WERF_REPO_" + kind.upper().replace("-", "_")
+
+
+def where_to_set(*kinds: str) -> str:
+    """Human text naming the flag and variable of each kind, joined by ``and``."""
+    return " and ".join(f"{credential_flag(k)} (or {credential_variable(k)})" for k in kinds)
+
+
+def get_credential(context: VendorContext, kind: str) -> str | None:
+    """The value of credential ``kind`` (e.g. ``"docker-hub-token"``), or None when not given.
+
+    ``context.credentials`` may be a mapping (keys ``docker-hub-token`` or ``docker_hub_token``),
+    an object with attributes (``docker_hub_token``) or a ``get(kind)`` method (the options
+    dataclass). When it gives nothing, the common ``WERF_REPO_*`` variable of ``context.env`` is used.
+    """
+    creds = context.credentials
+    attr = kind.replace("-", "_")
+    value: Any = None
+    if isinstance(creds, Mapping):
+        value = creds.get(kind) or creds.get(attr)
+    elif creds is not None:
+        value = getattr(creds, attr, None)
+        if value is None and callable(getattr(creds, "get", None)):
+            value = creds.get(kind)
+    if not value:
+        value = context.env.get(credential_variable(kind))
+    return str(value) if value else None
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port)."""
+    bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    bare = bare.strip("[]")
+    return bare == "localhost" or bare.startswith("127.") or bare == "::1"
+
+
+def new_session() -> requests.Session:
+    """A session with the project's retry policy (429/5xx with Retry-After, idempotent methods only)."""
+    from ci_env.registry.http import make_session
+
+    return make_session()
+
+
+def next_link(response: requests.Response) -> str | None:
+    """The ``rel="next"`` URL of a ``Link`` header, absolute, or None."""
+    header = response.headers.get("Link")
+    if not header:
+        return None
+    match = _LINK_NEXT.search(header)
+    if not match:
+        return None
+    from urllib.parse import urljoin
+
+    return urljoin(response.url, match.group(1))
+
+
+def paged(session: requests.Session, url: str, **kwargs: Any) -> Iterator[requests.Response]:
+    """GET ``url`` and every ``Link: rel="next"`` page after it; each response is already checked."""
+    next_url: str | None = url
+    while next_url:
+        response = session.get(next_url, **kwargs)
+        yield response
+        if not response.ok:
+            return
+        next_url = next_link(response)
+        kwargs.pop("params", None)
+
+
+def post_with_retry(session: requests.Session, url: str, attempts: int = 4, **kwargs: Any) -> requests.Response:
+    """POST for a login or token: side-effect free, so a 429/503 is retried honouring ``Retry-After``."""
+    response = session.post(url, **kwargs)
+    for _ in range(attempts - 1):
+        if response.status_code not in (429, 503):
+            break
+        time.sleep(retry_after_seconds(response))
+        response = session.post(url, **kwargs)
+    return response
+
+
+def retry_after_seconds(response: requests.Response, default: float = 1.0, cap: float = 30.0) -> float:
+    """Seconds to wait according to ``Retry-After`` (delta seconds), bounded to ``cap``."""
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, min(float(value), cap))
+    except ValueError:
+        return default
+
+
+def describe(response: requests.Response) -> str:
+    """A short, secret-free description of an error response: status and the server's message."""
+    text = ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error_description", "error", "errors"):
+            if body.get(key):
+                text = str(body[key])
+                break
+    if not text:
+        text = (response.text or "").strip()
+    text = " ".join(text.split())[:300]
+    return f"HTTP {response.status_code}" + (f": {text}" if text else "")
+
+
+def fail(response: requests.Response, what: str) -> RegistryError | AuthError:
+    """The error to raise for an unexpected response to ``what`` (AuthError for 401/403)."""
+    if response.status_code in (401, 403):
+        return AuthError(f"{what}: access refused ({describe(response)})")
+    return RegistryError(f"{what}: {describe(response)}")
+
+
+def preflight_failure(vendor: str, problem: str, fix: str) -> PreflightError:
+    """A PreflightError saying what is wrong with ``vendor`` and what to set; nothing was deleted."""
+    return PreflightError(f"{vendor}: {problem}; {fix}. Nothing was deleted.")

@@ -1,0 +1,160 @@
+"""Docker Hub: remove one tag through Docker Hub's API (its Registry API cannot delete a tag).
+
+Login: ``POST /v2/auth/token`` with ``{"identifier": USERNAME, "secret": PAT-or-password}`` gives an
+``access_token`` (legacy ``POST /v2/users/login/`` with ``{"username", "password"}`` when the first is
+absent); a ``--repo-docker-hub-token`` that already is a JWT (the seed's ``/v2/users/login`` token) is used
+as is. Without these options, the user name and password (or access token) that ``docker login``
+saved for Docker Hub in the job's Docker config are used. Delete:
+``DELETE /v2/repositories/NS/REPO/tags/TAG/`` removes only that tag. 429 answers are retried honouring
+``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from ci_env.errors import AuthError, RegistryError
+from ci_env.registry.vendors import endpoints
+from ci_env.registry.vendors.common import (
+    ABSENT,
+    REMOVED,
+    VendorContext,
+    describe,
+    fail,
+    get_credential,
+    new_session,
+    post_with_retry,
+    preflight_failure,
+    where_to_set,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from ci_env.registry.reference import RepoAddress
+
+VENDOR = "Docker Hub"
+CREDENTIALS_HELP = (
+    f"set {where_to_set('docker-hub-token')} with a JWT, or {where_to_set('docker-hub-username')} with "
+    f"{where_to_set('docker-hub-token')} (a personal access token with Delete scope) or "
+    f"{where_to_set('docker-hub-password')}"
+)
+
+
+def docker_login(context: VendorContext) -> tuple[str, str] | None:
+    """The user name and password (or access token) ``docker login`` saved for Docker Hub, if any."""
+    from ci_env.registry.auth import credentials_for
+
+    credential = credentials_for("docker.io", context.docker_config)
+    if credential is None or not credential.has_basic:
+        return None
+    return credential.username or "", credential.password or ""
+
+
+def _looks_like_jwt(value: str) -> bool:
+    parts = value.split(".")
+    return len(parts) == 3 and value.startswith("eyJ") and all(parts)
+
+
+def split_repository(repo: RepoAddress) -> tuple[str, str]:
+    """(namespace, repository) of a Docker Hub repository; ``library`` for official images."""
+    parts = repo.path.split("/")
+    if len(parts) == 1 and parts[0]:
+        return "library", parts[0]
+    if len(parts) != 2 or not all(parts):
+        raise RegistryError(
+            f"{VENDOR}: {repo} is not a repository (expected NAMESPACE/REPOSITORY; Docker Hub has no nested ones)"
+        )
+    return parts[0], parts[1]
+
+
+class DockerHubRemover:
+    """Removes tags from Docker Hub repositories with Docker Hub's API."""
+
+    def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
+        self._context = context
+        self._session = session or new_session()
+        self._api = endpoints.docker_hub_api(context.env)
+        self._lock = threading.Lock()
+        self._jwt: str | None = None
+
+    # --- login -------------------------------------------------------------
+    def _login(self) -> str:
+        """A JWT for the API, from the configured credentials; AuthError/PreflightError when impossible."""
+        token = get_credential(self._context, "docker-hub-token")
+        username = get_credential(self._context, "docker-hub-username")
+        password = get_credential(self._context, "docker-hub-password")
+        if token and _looks_like_jwt(token):
+            return token
+        secret = token or password
+        if not secret:
+            saved = docker_login(self._context)
+            if saved is not None:
+                username, secret = saved
+        if not secret:
+            raise preflight_failure(VENDOR, "no credentials for removing tags", CREDENTIALS_HELP)
+        if not username:
+            raise preflight_failure(
+                VENDOR,
+                "a personal access token or password needs the account name",
+                f"set {where_to_set('docker-hub-username')}",
+            )
+        response = post_with_retry(
+            self._session, f"{self._api}/v2/auth/token", json={"identifier": username, "secret": secret}
+        )
+        if response.status_code == 404:
+            response = post_with_retry(
+                self._session, f"{self._api}/v2/users/login/", json={"username": username, "password": secret}
+            )
+        if response.status_code in (400, 401, 403):
+            raise preflight_failure(VENDOR, f"login refused ({describe(response)})", CREDENTIALS_HELP)
+        if not response.ok:
+            raise fail(response, f"{VENDOR}: login")
+        body = response.json()
+        jwt = body.get("access_token") or body.get("token") if isinstance(body, dict) else None
+        if not jwt:
+            raise RegistryError(f"{VENDOR}: login answered without a token")
+        return str(jwt)
+
+    def _token(self, refresh: bool = False) -> str:
+        with self._lock:
+            if self._jwt is None or refresh:
+                self._jwt = self._login()
+            return self._jwt
+
+    def _call(self, method: str, url: str) -> requests.Response:
+        """``method`` on ``url`` with the JWT; logs in again once when the JWT expired (401)."""
+        response = self._session.request(method, url, headers={"Authorization": f"Bearer {self._token()}"})
+        if response.status_code == 401:
+            response = self._session.request(
+                method, url, headers={"Authorization": f"Bearer {self._token(refresh=True)}"}
+            )
+        return response
+
+    # --- TagRemover --------------------------------------------------------
+    def preflight(self, repo: RepoAddress) -> None:
+        """Log in and read the repository; PreflightError naming the credential options when refused."""
+        namespace, name = split_repository(repo)
+        self._token()
+        response = self._call("GET", f"{self._api}/v2/repositories/{quote(namespace)}/{quote(name)}/")
+        if response.status_code in (401, 403):
+            raise preflight_failure(
+                VENDOR, f"access to {namespace}/{name} refused ({describe(response)})", CREDENTIALS_HELP
+            )
+        if not response.ok and response.status_code != 404:
+            raise fail(response, f"{VENDOR}: reading {namespace}/{name}")
+
+    def untag(self, repo: RepoAddress, tag: str) -> str:
+        """Remove ``tag`` only: ``removed``, or ``absent`` when Docker Hub does not know it."""
+        namespace, name = split_repository(repo)
+        url = f"{self._api}/v2/repositories/{quote(namespace)}/{quote(name)}/tags/{quote(tag, safe='')}/"
+        response = self._call("DELETE", url)
+        if response.status_code in (200, 202, 204):
+            return REMOVED
+        if response.status_code == 404:
+            return ABSENT
+        if response.status_code in (401, 403):
+            raise AuthError(f"{VENDOR}: removing {namespace}/{name}:{tag} refused ({describe(response)})")
+        raise fail(response, f"{VENDOR}: removing {namespace}/{name}:{tag}")

@@ -1,0 +1,155 @@
+"""AWS ECR: remove tags with the AWS SDK (boto3, imported only when used).
+
+``batch_delete_image(imageIds=[{"imageTag": TAG}, ...])`` removes only those tags (an image goes
+away with its last tag), at most 100 ids per call, reporting per-item failures. Region and account
+come from the registry host (``ACCOUNT.dkr.ecr.REGION.amazonaws.com``); the endpoint honours
+``$AWS_ENDPOINT_URL_ECR`` / ``$AWS_ENDPOINT_URL``; credentials are the SDK's usual chain
+(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance or task role).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ci_env.errors import AuthError, CiEnvError, RegistryError
+from ci_env.registry.vendors import endpoints
+from ci_env.registry.vendors.common import ABSENT, REMOVED, VendorContext, preflight_failure
+
+if TYPE_CHECKING:
+    from ci_env.registry.reference import RepoAddress
+
+VENDOR = "AWS ECR"
+BATCH_SIZE = 100
+CREDENTIALS_HELP = (
+    "give the job AWS credentials allowed ecr:BatchDeleteImage (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+    "AWS_PROFILE, or a role)"
+)
+_AUTH_CODES = frozenset({"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
+                         "ExpiredTokenException", "AccessDenied"})
+_ABSENT_CODES = frozenset({"ImageNotFound"})
+
+
+def _code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str((response.get("Error") or {}).get("Code") or "")
+
+
+class EcrRemover:
+    """Removes tags from ECR repositories with ``batch_delete_image``."""
+
+    def __init__(self, context: VendorContext, client: Any = None) -> None:
+        self._context = context
+        self._clients: dict[str, Any] = {}
+        self._given = client
+        self._lock = threading.Lock()
+
+    def _client(self, repo: RepoAddress) -> Any:
+        """The boto3 ECR client for the registry's region and endpoint; PreflightError without region or credentials."""
+        if self._given is not None:
+            return self._given
+        with self._lock:
+            if repo.registry in self._clients:
+                return self._clients[repo.registry]
+        import boto3
+        from botocore.config import Config
+
+        env = self._context.env
+        region = endpoints.ecr_region(repo.registry, env)
+        if not region:
+            raise preflight_failure(VENDOR, f"no region for {repo.registry}", "set AWS_REGION")
+        session = boto3.session.Session(
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+            profile_name=env.get("AWS_PROFILE") or None,
+            region_name=region,
+        )
+        if session.get_credentials() is None:
+            raise preflight_failure(VENDOR, "no AWS credentials found", CREDENTIALS_HELP)
+        client = session.client(
+            "ecr",
+            endpoint_url=endpoints.ecr_endpoint(env),
+            config=Config(retries={"mode": "standard", "max_attempts": 8}),
+        )
+        with self._lock:
+            return self._clients.setdefault(repo.registry, client)
+
+    def _ids(self, repo: RepoAddress) -> dict[str, str]:
+        account = endpoints.ecr_account(repo.registry)
+        ids = {"repositoryName": repo.path}
+        if account:
+            ids["registryId"] = account
+        return ids
+
+    def preflight(self, repo: RepoAddress) -> None:
+        """Check region, credentials and read access to the repository; deletes nothing."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not repo.path:
+            raise RegistryError(f"{VENDOR}: {repo} is not a repository")
+        client = self._client(repo)
+        account = {k: v for k, v in self._ids(repo).items() if k == "registryId"}
+        try:
+            client.describe_repositories(repositoryNames=[repo.path], **account)
+        except ClientError as error:
+            code = _code(error)
+            if code == "RepositoryNotFoundException":
+                return
+            if code in _AUTH_CODES:
+                raise preflight_failure(VENDOR, f"credentials refused ({code})", CREDENTIALS_HELP) from None
+            raise RegistryError(f"{VENDOR}: reading {repo.path}: {code or error}") from None
+        except BotoCoreError as error:
+            problem = f"cannot use the AWS SDK ({type(error).__name__})"
+            raise preflight_failure(VENDOR, problem, CREDENTIALS_HELP) from None
+
+    def untag(self, repo: RepoAddress, tag: str) -> str:
+        """Remove ``tag`` only: ``removed``, or ``absent`` when ECR does not know it."""
+        outcome = self.untag_many(repo, [tag])[tag]
+        if isinstance(outcome, CiEnvError):
+            raise outcome
+        return outcome
+
+    def untag_many(self, repo: RepoAddress, tags: Sequence[str]) -> dict[str, str | CiEnvError]:
+        """Remove ``tags`` in calls of up to 100; per tag ``removed``, ``absent`` or the error for that tag."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self._client(repo)
+        results: dict[str, str | CiEnvError] = {}
+        unique = list(dict.fromkeys(tags))
+        for start in range(0, len(unique), BATCH_SIZE):
+            batch = unique[start: start + BATCH_SIZE]
+            try:
+                answer = client.batch_delete_image(imageIds=[{"imageTag": t} for t in batch], **self._ids(repo))
+            except ClientError as error:
+                code = _code(error)
+                if code == "RepositoryNotFoundException":
+                    results.update(dict.fromkeys(batch, ABSENT))
+                    continue
+                failure: CiEnvError = (
+                    AuthError(f"{VENDOR}: removing tags from {repo.path} refused ({code})") if code in _AUTH_CODES
+                    else RegistryError(f"{VENDOR}: removing tags from {repo.path}: {code or error}")
+                )
+                results.update(dict.fromkeys(batch, failure))
+                continue
+            except BotoCoreError as error:
+                results.update(dict.fromkeys(batch, RegistryError(f"{VENDOR}: {type(error).__name__}: {error}")))
+                continue
+            for image in answer.get("imageIds") or []:
+                if image.get("imageTag") in batch:
+                    results[image["imageTag"]] = REMOVED
+            for item in answer.get("failures") or []:
+                tag = (item.get("imageId") or {}).get("imageTag")
+                if tag not in batch:
+                    continue
+                code = str(item.get("failureCode") or "")
+                if code in _ABSENT_CODES:
+                    results[tag] = ABSENT
+                else:
+                    results[tag] = RegistryError(
+                        f"{VENDOR}: removing {repo.path}:{tag}: {code}: {item.get('failureReason') or ''}".rstrip(": ")
+                    )
+            for tag in batch:
+                results.setdefault(tag, ABSENT)
+        return results

@@ -1,0 +1,292 @@
+"""GitHub Packages: remove one tag through GitHub's packages API.
+
+ghcr.io (REST): a package *version* is one digest carrying ``metadata.container.tags``. The
+version is found in ``GET .../packages/container/PKG/versions?per_page=100`` (``Link`` paging;
+PKG with ``/`` sent as ``%2F``) under ``/user`` (the token's owner), ``/orgs/OWNER`` or
+``/users/OWNER``. When the tag is the version's only tag the version is deleted
+(``DELETE .../versions/ID`` -> 204). When the version has other tags, the tag is first detached
+through the registry (pointed at a unique placeholder image), then the placeholder's version is
+deleted, so the other tags survive.
+
+docker.pkg.github.com (legacy, private repositories only): GraphQL look-up of the version named
+by the tag, then the ``deletePackageVersion`` mutation.
+
+The token (``--repo-github-token``) needs ``read:packages`` and ``delete:packages``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ci_env.errors import AuthError, RegistryError
+from ci_env.registry.vendors import endpoints
+from ci_env.registry.vendors.common import (
+    ABSENT,
+    REMOVED,
+    VendorContext,
+    describe,
+    fail,
+    get_credential,
+    new_session,
+    paged,
+    post_with_retry,
+    preflight_failure,
+    where_to_set,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.reference import RepoAddress
+
+VENDOR = "GitHub Packages"
+LEGACY_HOST = "docker.pkg.github.com"
+API_VERSION = "2022-11-28"
+DELETES_PREVIEW = "application/vnd.github.package-deletes-preview+json"
+#: how long to wait for a placeholder pushed through the registry to appear as a package version
+PLACEHOLDER_WAIT = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+_VERSION_QUERY = (
+    "query($owner:String!,$name:String!,$package:String!,$version:String!){"
+    "repository(owner:$owner,name:$name){packages(names:[$package],first:1){nodes{version(version:$version){id}}}}}"
+)
+_DELETE_MUTATION = "mutation($id:ID!){deletePackageVersion(input:{packageVersionId:$id}){success}}"
+
+ClientFactory = Callable[[str], "RegistryClient"]
+
+
+def _has_delete_scopes(scopes: set[str]) -> bool:
+    return "delete:packages" in scopes and bool(scopes & {"read:packages", "write:packages"})
+
+
+class GitHubRemover:
+    """Removes tags from ghcr.io (REST packages API) and docker.pkg.github.com (GraphQL)."""
+
+    def __init__(
+        self,
+        context: VendorContext,
+        session: requests.Session | None = None,
+        client_factory: ClientFactory | None = None,
+    ) -> None:
+        self._context = context
+        self._session = session or new_session()
+        self._api = endpoints.github_api(context.env)
+        self._graphql = endpoints.github_graphql(context.env)
+        self._client_factory = client_factory or self._default_client
+        self._clients: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
+        self._login: str | None = None
+        self._login_known = False
+        self._bases: dict[str, str | None] = {}
+        self._package_locks: dict[str, threading.Lock] = {}
+
+    # --- plumbing ------------------------------------------------------------
+    def _token(self) -> str:
+        token = get_credential(self._context, "github-token")
+        if not token:
+            raise preflight_failure(
+                VENDOR,
+                "no token for removing tags",
+                f"set {where_to_set('github-token')} to a token with read:packages and delete:packages",
+            )
+        return token
+
+    def _headers(self, accept: str = "application/vnd.github+json") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token()}", "Accept": accept, "X-GitHub-Api-Version": API_VERSION}
+
+    def _default_client(self, host: str) -> RegistryClient:
+        from ci_env.registry.auth import credentials_for
+        from ci_env.registry.client import RegistryClient
+
+        saved = credentials_for(host, self._context.docker_config)
+        explicit = None if saved is not None else ("ci-env", self._token())
+        return RegistryClient(
+            host,
+            docker_config=self._context.docker_config,
+            credentials=explicit,
+            insecure_registries=self._context.insecure_registries,
+            env=self._context.env,
+        )
+
+    def _client(self, host: str) -> RegistryClient:
+        with self._lock:
+            if host not in self._clients:
+                self._clients[host] = self._client_factory(host)
+            return self._clients[host]
+
+    def _user_login(self) -> str | None:
+        """The token owner's login (None for tokens that cannot read ``/user``, such as GITHUB_TOKEN)."""
+        with self._lock:
+            if self._login_known:
+                return self._login
+        response = self._session.get(f"{self._api}/user", headers=self._headers())
+        login = None
+        if response.ok and isinstance(response.json(), dict):
+            login = response.json().get("login")
+        with self._lock:
+            self._login, self._login_known = login, True
+        return login
+
+    # --- TagRemover --------------------------------------------------------------
+    def preflight(self, repo: RepoAddress) -> None:
+        """Check the token exists, is accepted, and (when GitHub reports scopes) has delete:packages."""
+        self._split(repo)
+        response = self._session.get(f"{self._api}/user", headers=self._headers())
+        fix = f"set {where_to_set('github-token')} to a token with read:packages and delete:packages"
+        if response.status_code == 401:
+            raise preflight_failure(VENDOR, f"the token was refused ({describe(response)})", fix)
+        scopes_header = response.headers.get("X-OAuth-Scopes")
+        if scopes_header is not None:
+            scopes = {s.strip() for s in scopes_header.split(",") if s.strip()}
+            if not _has_delete_scopes(scopes):
+                have = ", ".join(sorted(scopes)) or "none"
+                raise preflight_failure(
+                    VENDOR, f"the token lacks the delete:packages and read:packages scopes (it has: {have})", fix
+                )
+        with self._lock:
+            if response.ok and isinstance(response.json(), dict):
+                self._login = response.json().get("login")
+            self._login_known = True
+        if repo.registry != LEGACY_HOST:
+            self._package_base(repo)
+
+    def untag(self, repo: RepoAddress, tag: str) -> str:
+        """Remove ``tag`` only: ``removed``, or ``absent`` when no version carries it."""
+        if repo.registry == LEGACY_HOST:
+            return self._untag_legacy(repo, tag)
+        base = self._package_base(repo)
+        if base is None:
+            return ABSENT
+        with self._package_lock(base):  # one tag at a time per package: versions change under us
+            version = self._find_version(base, lambda v: tag in _tags(v))
+            if version is None:
+                return ABSENT
+            if _tags(version) != [tag]:
+                digest = self._client(repo.api_host()).point_at_placeholder(repo.path, tag)
+                version = self._wait_for_version(base, digest)
+                if version is None:
+                    raise RegistryError(
+                        f"{VENDOR}: {repo}:{tag} was detached onto placeholder {digest}, but no package version "
+                        "for it appeared; delete that untagged version later"
+                    )
+            return self._delete_version(base, version, f"{repo}:{tag}")
+
+    def _package_lock(self, base: str) -> threading.Lock:
+        with self._lock:
+            return self._package_locks.setdefault(base, threading.Lock())
+
+    # --- ghcr.io -------------------------------------------------------------------
+    def _split(self, repo: RepoAddress) -> tuple[str, str]:
+        owner, _, package = repo.path.partition("/")
+        if not owner or not package:
+            raise RegistryError(f"{VENDOR}: {repo} is not a package (expected {repo.registry}/OWNER/PACKAGE)")
+        return owner, package
+
+    def _package_base(self, repo: RepoAddress) -> str | None:
+        """The package's API URL (``.../packages/container/PKG``), or None when it does not exist."""
+        key = str(repo)
+        with self._lock:
+            if key in self._bases:
+                return self._bases[key]
+        owner, package = self._split(repo)
+        encoded = quote(package, safe="")
+        candidates = []
+        login = self._user_login()
+        if login and login.lower() == owner.lower():
+            candidates.append(f"{self._api}/user/packages/container/{encoded}")
+        candidates += [
+            f"{self._api}/orgs/{quote(owner)}/packages/container/{encoded}",
+            f"{self._api}/users/{quote(owner)}/packages/container/{encoded}",
+        ]
+        found: str | None = None
+        for url in candidates:
+            response = self._session.get(url, headers=self._headers())
+            if response.ok:
+                found = url
+                break
+            if response.status_code in (401, 403):
+                raise AuthError(f"{VENDOR}: reading package {owner}/{package} refused ({describe(response)})")
+            if response.status_code != 404:
+                raise fail(response, f"{VENDOR}: reading package {owner}/{package}")
+        with self._lock:
+            self._bases[key] = found
+        return found
+
+    def _find_version(self, base: str, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        for response in paged(self._session, f"{base}/versions", params={"per_page": 100}, headers=self._headers()):
+            if response.status_code == 404:
+                return None
+            if not response.ok:
+                raise fail(response, f"{VENDOR}: listing versions")
+            for version in response.json():
+                if isinstance(version, dict) and wanted(version):
+                    return version
+        return None
+
+    def _wait_for_version(self, base: str, digest: str) -> dict[str, Any] | None:
+        for delay in PLACEHOLDER_WAIT:
+            time.sleep(delay)
+            version = self._find_version(base, lambda v: v.get("name") == digest)
+            if version is not None:
+                return version
+        return None
+
+    def _delete_version(self, base: str, version: dict[str, Any], what: str) -> str:
+        response = self._session.delete(f"{base}/versions/{version['id']}", headers=self._headers())
+        if response.status_code in (200, 202, 204):
+            return REMOVED
+        if response.status_code == 404:
+            return ABSENT
+        if response.status_code == 400 and "last" in response.text.lower():
+            raise RegistryError(
+                f"{VENDOR}: GitHub refuses to delete the last tagged version of a package, so {what} cannot be "
+                "removed alone; delete the whole package in GitHub if that is intended"
+            )
+        raise fail(response, f"{VENDOR}: removing {what}")
+
+    # --- docker.pkg.github.com (GraphQL) ----------------------------------------------
+    def _graphql_call(self, query: str, variables: dict[str, str], *, retry: bool, accept: str) -> dict[str, Any]:
+        payload = {"query": query, "variables": variables}
+        headers = self._headers(accept)
+        if retry:
+            response = post_with_retry(self._session, self._graphql, json=payload, headers=headers)
+        else:
+            response = self._session.post(self._graphql, json=payload, headers=headers)
+        if not response.ok:
+            raise fail(response, f"{VENDOR}: GraphQL")
+        body = response.json()
+        if body.get("errors"):
+            messages = "; ".join(str(e.get("message", e)) for e in body["errors"])
+            raise RegistryError(f"{VENDOR}: GraphQL: {messages}")
+        return body.get("data") or {}
+
+    def _untag_legacy(self, repo: RepoAddress, tag: str) -> str:
+        parts = repo.path.split("/")
+        if len(parts) != 3:
+            raise RegistryError(f"{VENDOR}: {repo} is not a package (expected {LEGACY_HOST}/OWNER/PROJECT/PACKAGE)")
+        owner, project, package = parts
+        data = self._graphql_call(
+            _VERSION_QUERY,
+            {"owner": owner, "name": project, "package": package, "version": tag},
+            retry=True,
+            accept="application/vnd.github+json",
+        )
+        nodes = ((data.get("repository") or {}).get("packages") or {}).get("nodes") or []
+        version = (nodes[0] or {}).get("version") if nodes else None
+        if not version or not version.get("id"):
+            return ABSENT
+        result = self._graphql_call(_DELETE_MUTATION, {"id": version["id"]}, retry=False, accept=DELETES_PREVIEW)
+        if not (result.get("deletePackageVersion") or {}).get("success"):
+            raise RegistryError(f"{VENDOR}: GitHub did not confirm removing {repo}:{tag}")
+        return REMOVED
+
+
+def _tags(version: dict[str, Any]) -> list[str]:
+    metadata = version.get("metadata") or {}
+    container = metadata.get("container") or {}
+    return list(container.get("tags") or [])

@@ -1,0 +1,225 @@
+"""GitLab: remove one tag through GitLab's registry, or else through the projects API.
+
+Registry route (preferred): ``DELETE /v2/NAME/tags/reference/TAG`` (GitLab's registry removes only
+that tag), with a token whose scope includes ``delete``, obtained with the credentials ``docker login``
+saved for the registry (in a job: ``CI_REGISTRY_USER``/``CI_JOB_TOKEN`` or a deploy token).
+
+API route (when the registry's token may not delete): find the project (``$CI_PROJECT_ID`` when the
+repository is under ``$CI_PROJECT_PATH``, else the longest path prefix that is a project), its registry
+repository (``GET /projects/ID/registry/repositories``, paged with ``X-Next-Page``), then
+``DELETE /projects/ID/registry/repositories/RID/tags/TAG``, authenticated with ``PRIVATE-TOKEN``
+(``--repo-gitlab-token``) or ``JOB-TOKEN`` (``$CI_JOB_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ci_env.errors import AuthError, CiEnvError, RegistryError
+from ci_env.registry.vendors import endpoints
+from ci_env.registry.vendors.common import (
+    ABSENT,
+    REMOVED,
+    VendorContext,
+    describe,
+    fail,
+    get_credential,
+    new_session,
+    preflight_failure,
+    where_to_set,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.reference import RepoAddress
+
+VENDOR = "GitLab"
+REGISTRY_ROUTE = "registry"
+API_ROUTE = "api"
+CREDENTIALS_HELP = (
+    f"docker login to the registry with a user or deploy token allowed to delete, or set "
+    f"{where_to_set('gitlab-token')} to a token with the api scope (in GitLab CI, $CI_JOB_TOKEN is used when the "
+    "job's user may delete)"
+)
+
+ClientFactory = Callable[[str], "RegistryClient"]
+
+
+class GitLabRemover:
+    """Removes tags from a GitLab container registry (gitlab.com or self-managed)."""
+
+    def __init__(
+        self,
+        context: VendorContext,
+        session: requests.Session | None = None,
+        client_factory: ClientFactory | None = None,
+    ) -> None:
+        self._context = context
+        self._session = session or new_session()
+        self._client_factory = client_factory or self._default_client
+        self._clients: dict[str, RegistryClient] = {}
+        self._routes: dict[str, str] = {}
+        self._projects: dict[str, int | None] = {}
+        self._repositories: dict[str, int | None] = {}
+        self._lock = threading.Lock()
+
+    def _default_client(self, host: str) -> RegistryClient:
+        from ci_env.registry.client import RegistryClient
+
+        return RegistryClient(
+            host,
+            docker_config=self._context.docker_config,
+            insecure_registries=self._context.insecure_registries,
+            env=self._context.env,
+        )
+
+    def _client(self, repo: RepoAddress) -> RegistryClient:
+        host = repo.api_host()
+        with self._lock:
+            if host not in self._clients:
+                self._clients[host] = self._client_factory(host)
+            return self._clients[host]
+
+    def _api_headers(self) -> dict[str, str] | None:
+        token = get_credential(self._context, "gitlab-token")
+        if token:
+            return {"PRIVATE-TOKEN": token}
+        job_token = self._context.env.get("CI_JOB_TOKEN")
+        if job_token:
+            return {"JOB-TOKEN": job_token}
+        return None
+
+    # --- route choice --------------------------------------------------------------
+    def _route(self, repo: RepoAddress) -> str:
+        """``registry`` when the registry grants a delete-scoped token for ``repo``, else ``api``."""
+        key = str(repo)
+        with self._lock:
+            if key in self._routes:
+                return self._routes[key]
+        try:
+            self._client(repo).can_delete(repo.path)
+            route = REGISTRY_ROUTE
+        except CiEnvError as registry_refusal:
+            if self._api_headers() is None:
+                raise preflight_failure(
+                    VENDOR, f"the registry does not let these credentials delete ({registry_refusal})",
+                    CREDENTIALS_HELP,
+                ) from None
+            route = API_ROUTE
+        with self._lock:
+            self._routes[key] = route
+        return route
+
+    # --- TagRemover --------------------------------------------------------------------
+    def preflight(self, repo: RepoAddress) -> None:
+        """Choose the route; for the API route check the token is accepted. Deletes nothing."""
+        if self._route(repo) != API_ROUTE:
+            return
+        try:
+            project = self._project_id(repo)
+        except AuthError as refused:
+            raise preflight_failure(VENDOR, f"the API token was refused ({refused})", CREDENTIALS_HELP) from None
+        if project is None:
+            api = endpoints.gitlab_api(repo.registry, self._context.env)
+            raise preflight_failure(
+                VENDOR,
+                f"no project holding {repo.path} is visible at {api}",
+                f"check that the token may read the project, or set WERF_GITLAB_API_URL to the GitLab API; "
+                f"{CREDENTIALS_HELP}",
+            )
+
+    def untag(self, repo: RepoAddress, tag: str) -> str:
+        """Remove ``tag`` only: ``removed``, or ``absent`` when GitLab does not know it."""
+        if self._route(repo) == REGISTRY_ROUTE:
+            return self._untag_registry(repo, tag)
+        return self._untag_api(repo, tag)
+
+    # --- registry route ----------------------------------------------------------------
+    def _untag_registry(self, repo: RepoAddress, tag: str) -> str:
+        from ci_env.registry.auth import repository_scope
+
+        response = self._client(repo).request(
+            "DELETE", f"/v2/{repo.path}/tags/reference/{quote(tag, safe='')}", scopes=[repository_scope(repo.path)]
+        )
+        if response.status_code in (200, 202, 204):
+            return REMOVED
+        if response.status_code == 404:
+            return ABSENT
+        raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
+
+    # --- API route ---------------------------------------------------------------------------
+    def _get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self._session.get(url, headers=self._api_headers(), **kwargs)
+
+    def _project_id(self, repo: RepoAddress) -> int | None:
+        """The id of the project holding ``repo`` (``$CI_PROJECT_ID`` when under ``$CI_PROJECT_PATH``), or None."""
+        with self._lock:
+            if repo.path in self._projects:
+                return self._projects[repo.path]
+        env = self._context.env
+        project_path = env.get("CI_PROJECT_PATH", "").lower()
+        found: int | None = None
+        if env.get("CI_PROJECT_ID") and project_path and (repo.path + "/").startswith(project_path + "/"):
+            found = int(env["CI_PROJECT_ID"])
+        else:
+            api = endpoints.gitlab_api(repo.registry, env)
+            parts = repo.path.split("/")
+            for end in range(len(parts), 1, -1):
+                response = self._get(f"{api}/projects/{quote('/'.join(parts[:end]), safe='')}")
+                if response.ok:
+                    found = int(response.json()["id"])
+                    break
+                if response.status_code in (401, 403):
+                    raise AuthError(f"{VENDOR}: reading projects refused ({describe(response)})")
+                if response.status_code != 404:
+                    raise fail(response, f"{VENDOR}: finding the project of {repo.path}")
+        with self._lock:
+            self._projects[repo.path] = found
+        return found
+
+    def _repository_id(self, repo: RepoAddress, project: int) -> int | None:
+        with self._lock:
+            if repo.path in self._repositories:
+                return self._repositories[repo.path]
+        api = endpoints.gitlab_api(repo.registry, self._context.env)
+        found: int | None = None
+        page: str | None = "1"
+        while page and found is None:
+            response = self._get(f"{api}/projects/{project}/registry/repositories",
+                                 params={"per_page": 100, "page": page})
+            if not response.ok:
+                raise fail(response, f"{VENDOR}: listing the registry repositories of project {project}")
+            for item in response.json():
+                if isinstance(item, dict) and str(item.get("path", "")).lower() == repo.path.lower():
+                    found = int(item["id"])
+                    break
+            page = response.headers.get("X-Next-Page") or None
+        with self._lock:
+            self._repositories[repo.path] = found
+        return found
+
+    def _untag_api(self, repo: RepoAddress, tag: str) -> str:
+        project = self._project_id(repo)
+        if project is None:
+            raise RegistryError(
+                f"{VENDOR}: no project found for {repo.path}; set $WERF_GITLAB_API_URL if the GitLab API is not at "
+                f"{endpoints.gitlab_api(repo.registry, self._context.env)}"
+            )
+        repository = self._repository_id(repo, project)
+        if repository is None:
+            return ABSENT
+        api = endpoints.gitlab_api(repo.registry, self._context.env)
+        url = f"{api}/projects/{project}/registry/repositories/{repository}/tags/{quote(tag, safe='')}"
+        response = self._session.delete(url, headers=self._api_headers())
+        if response.status_code in (200, 202, 204):
+            return REMOVED
+        if response.status_code == 404:
+            return ABSENT
+        if response.status_code in (401, 403):
+            raise AuthError(f"{VENDOR}: removing {repo}:{tag} refused ({describe(response)})")
+        raise fail(response, f"{VENDOR}: removing {repo}:{tag}")

@@ -1,0 +1,114 @@
+"""Harbor: remove one tag through Harbor's v2.0 API.
+
+``DELETE /api/v2.0/projects/P/repositories/R/artifacts/TAG/tags/TAG`` removes that tag only (the
+artifact and its other tags stay). ``R`` is the repository inside project ``P``; a nested ``R`` is
+double-encoded (``a/b`` -> ``a%252Fb``) as Harbor requires. Basic auth with
+``--repo-harbor-username``/``--repo-harbor-password`` (a user or a robot account), else the
+credentials ``docker login`` saved for the Harbor host.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ci_env.errors import AuthError, RegistryError
+from ci_env.registry.vendors import endpoints
+from ci_env.registry.vendors.common import (
+    ABSENT,
+    REMOVED,
+    VendorContext,
+    describe,
+    fail,
+    get_credential,
+    new_session,
+    preflight_failure,
+    where_to_set,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from ci_env.registry.reference import RepoAddress
+
+VENDOR = "Harbor"
+CREDENTIALS_HELP = (
+    f"set {where_to_set('harbor-username', 'harbor-password')} (a user or robot account allowed to delete tags), "
+    "or docker login to the Harbor host"
+)
+
+
+def encode_repository(name: str) -> str:
+    """A repository name as Harbor wants it in a path: URL-encoded twice (``a/b`` -> ``a%252Fb``)."""
+    return quote(quote(name, safe=""), safe="")
+
+
+def split_repository(repo: RepoAddress) -> tuple[str, str]:
+    """(project, repository inside the project)."""
+    project, _, name = repo.path.partition("/")
+    if not project or not name:
+        raise RegistryError(f"{VENDOR}: {repo} is not a repository (expected {repo.registry}/PROJECT/REPOSITORY)")
+    return project, name
+
+
+class HarborRemover:
+    """Removes tags from Harbor repositories with the v2.0 API."""
+
+    def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
+        self._context = context
+        self._session = session or new_session()
+
+    def _auth(self, repo: RepoAddress) -> tuple[str, str]:
+        username = get_credential(self._context, "harbor-username")
+        password = get_credential(self._context, "harbor-password")
+        if username and password:
+            return username, password
+        from ci_env.registry.auth import credentials_for
+
+        saved = credentials_for(repo.registry, self._context.docker_config)
+        if saved is not None and saved.has_basic:
+            return saved.username or "", saved.password or ""
+        raise preflight_failure(VENDOR, f"no credentials for {repo.registry}", CREDENTIALS_HELP)
+
+    def _get(self, repo: RepoAddress, url: str, **kwargs: Any) -> requests.Response:
+        return self._session.get(url, auth=self._auth(repo), **kwargs)
+
+    def preflight(self, repo: RepoAddress) -> None:
+        """Check the credentials are accepted and, for a user account, that it may delete tags in the project."""
+        project, _ = split_repository(repo)
+        api = endpoints.harbor_api(repo.registry, self._context.env)
+        response = self._get(repo, f"{api}/projects/{quote(project, safe='')}")
+        if response.status_code in (401, 403):
+            raise preflight_failure(VENDOR, f"access to project {project} refused ({describe(response)})",
+                                    CREDENTIALS_HELP)
+        if response.status_code == 404:
+            return
+        if not response.ok:
+            raise fail(response, f"{VENDOR}: reading project {project}")
+        project_id = response.json().get("project_id")
+        permissions = self._get(
+            repo, f"{api}/users/current/permissions", params={"scope": f"/project/{project_id}", "relative": "true"}
+        )
+        if not permissions.ok:  # robot accounts cannot read /users/current: the delete answers for them
+            return
+        allowed = {(p.get("resource"), p.get("action")) for p in permissions.json() if isinstance(p, dict)}
+        if ("tag", "delete") not in allowed:
+            raise preflight_failure(
+                VENDOR, f"the account may not delete tags in project {project}", CREDENTIALS_HELP
+            )
+
+    def untag(self, repo: RepoAddress, tag: str) -> str:
+        """Remove ``tag`` only: ``removed``, or ``absent`` when Harbor does not know it."""
+        project, name = split_repository(repo)
+        api = endpoints.harbor_api(repo.registry, self._context.env)
+        ref = quote(tag, safe="")
+        repository = f"{api}/projects/{quote(project, safe='')}/repositories/{encode_repository(name)}"
+        url = f"{repository}/artifacts/{ref}/tags/{ref}"
+        response = self._session.delete(url, auth=self._auth(repo))
+        if response.status_code in (200, 202, 204):
+            return REMOVED
+        if response.status_code == 404:
+            return ABSENT
+        if response.status_code in (401, 403):
+            raise AuthError(f"{VENDOR}: removing {repo}:{tag} refused ({describe(response)})")
+        raise fail(response, f"{VENDOR}: removing {repo}:{tag}")

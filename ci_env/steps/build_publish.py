@@ -1,0 +1,554 @@
+"""build-and-publish: build each werf.yaml image once, publish it under every requested tag.
+
+Per image: content signature -> stages storage lookup -> reuse (no build, no layer upload:
+the image is only retagged on the registry) or build with the docker SDK -> ONE push ->
+the other tags added on the registry (``RegistryClient.retag``, cross-repository mounts) ->
+one publication record per tag and the image added to the managed images
+(:mod:`ci_env.records`).
+
+Everything that can be checked is checked before the first build (:func:`plan`): the
+images repo, its mode and the image names (:mod:`ci_env.registry.naming`), the stages
+storage, every tag. A failed image does not stop the others; the ones published stay
+published and are reported.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ci_env import records
+from ci_env.ci.facts import JobFacts
+from ci_env.errors import BuildError, CiEnvError, ConfigError, UsageError
+from ci_env.output import Output, format_duration
+from ci_env.project import ImageConfig, ProjectConfig
+from ci_env.registry.reference import RepoAddress, validate_tag
+from ci_env.signature import content_signature
+from ci_env.tagging import docker_tag
+
+if TYPE_CHECKING:
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.naming import ImagesRepo
+
+CUSTOM = "custom"
+GIT_BRANCH = "git-branch"
+GIT_TAG = "git-tag"
+GIT_COMMIT = "git-commit"
+STAGES_SIGNATURE = "stages-signature"
+
+BUILT = "built"
+REUSED = "reused"
+FAILED = "failed"
+
+#: labels every image gets (besides the OCI ones), as the original tool sets them
+LABEL_IMAGE = "werf-image"
+LABEL_IMAGE_NAME = "werf-image-name"
+LABEL_TAG_STRATEGY = "werf-tag-strategy"
+LABEL_IMAGE_TAG = "werf-image-tag"
+LABEL_SIGNATURE = "werf-content-signature"
+LABEL_SOURCE = "org.opencontainers.image.source"
+LABEL_REVISION = "org.opencontainers.image.revision"
+LABEL_CREATED = "org.opencontainers.image.created"
+
+#: local repository holding ``:local`` stages: ``ci-env-stages/<project>:<signature>``
+LOCAL_STAGES_REPOSITORY = "ci-env-stages"
+DOCKER_TIMEOUT = 3600
+
+
+@dataclass(frozen=True)
+class TagRequest:
+    """One requested tag: the strategy and the value as given (a branch name, a commit, ...).
+
+    ``value`` is None for ``stages-signature`` (the tag is each image's signature).
+    """
+
+    strategy: str
+    value: str | None
+
+    def tag_for(self, signature: str) -> str:
+        """The docker tag: the value (branch/tag names made valid), or the signature."""
+        if self.value is None:
+            return signature
+        if self.strategy in (GIT_BRANCH, GIT_TAG):
+            return docker_tag(self.value)
+        return self.value
+
+
+def tag_requests(
+    custom: Sequence[str] = (),
+    git_branch: str | None = None,
+    git_tag: str | None = None,
+    git_commit: str | None = None,
+    by_signature: bool = False,
+) -> tuple[TagRequest, ...]:
+    """The tags to publish, checked: custom and commit tags must be valid docker tags (ConfigError);
+    branch and git tag names are made valid (``tagging.docker_tag``). UsageError when there is none."""
+    result: list[TagRequest] = []
+    for value in custom:
+        validate_tag(value, context="--tag-custom")
+        result.append(TagRequest(CUSTOM, value))
+    if git_branch:
+        result.append(TagRequest(GIT_BRANCH, git_branch))
+    if git_tag:
+        result.append(TagRequest(GIT_TAG, git_tag))
+    if git_commit:
+        validate_tag(git_commit, context="--tag-git-commit")
+        result.append(TagRequest(GIT_COMMIT, git_commit))
+    if by_signature:
+        result.append(TagRequest(STAGES_SIGNATURE, None))
+    if not result:
+        raise UsageError(
+            "no tag to publish: give at least one of --tag-custom, --tag-git-branch, --tag-git-tag, "
+            "--tag-git-commit, --tag-by-stages-signature (or their WERF_TAG_* variables, which ci-env setup exports)"
+        )
+    unique = list(dict.fromkeys(result))
+    return tuple(unique)
+
+
+@dataclass(frozen=True)
+class PublishTarget:
+    """One tag of one image: where it goes and what its record says."""
+
+    request: TagRequest
+    tag: str
+    repository: RepoAddress
+    stored_tag: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.repository}:{self.stored_tag}"
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """An image, its signature and every tag it will be published under (same repository)."""
+
+    image: ImageConfig
+    signature: str
+    targets: tuple[PublishTarget, ...]
+
+    @property
+    def label(self) -> str:
+        return self.image.display_name
+
+    @property
+    def repository(self) -> RepoAddress:
+        return self.targets[0].repository
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything build-and-publish needs, resolved and validated."""
+
+    project: ProjectConfig
+    images_repo: ImagesRepo
+    stages: RepoAddress | None  #: None = ``:local``
+    tags: tuple[TagRequest, ...]
+    facts: JobFacts
+    docker_config: Path
+    env: Mapping[str, str] = field(repr=False, default_factory=dict)
+    parallel: int = 1
+    insecure_registries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The outcome for one image, as the closing table shows it."""
+
+    image: str
+    full_names: tuple[str, ...]
+    outcome: str
+    seconds: float
+    digest: str | None = None
+    error: str | None = None
+
+
+def check_stages(stages: RepoAddress | None, local: bool) -> None:
+    """ConfigError unless the stages storage is ``:local`` or a repository address."""
+    if stages is None and not local:
+        raise ConfigError(
+            "no stages storage: pass -s/--stages-storage (:local, or a repository such as REGISTRY/PROJECT/stages) "
+            "or set WERF_STAGES_STORAGE (ci-env setup exports it)"
+        )
+    if stages is not None and stages.is_registry_only:
+        raise ConfigError(
+            f"stages storage {stages} is a registry, not a repository: write a repository, "
+            f"e.g. {stages}/PROJECT/stages, or :local"
+        )
+
+
+def plan(settings: Settings) -> list[ImagePlan]:
+    """Signatures and full names of every image; ConfigError (before any build) when a name is invalid."""
+    from ci_env.registry.naming import repository_tag
+
+    result = []
+    for image in settings.project.images:
+        signature = content_signature(image.name, image.context, image.dockerfile, image.args, image.target)
+        repository = settings.images_repo.image_repository(image.name)
+        targets: dict[str, PublishTarget] = {}
+        for request in settings.tags:
+            tag = request.tag_for(signature)
+            stored = repository_tag(settings.images_repo.mode, image.name, tag)
+            targets.setdefault(stored, PublishTarget(request, tag, repository, stored))  # first strategy wins
+        result.append(ImagePlan(image, signature, tuple(targets.values())))
+    return result
+
+
+class _Clients:
+    """One RegistryClient per registry, shared by all threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, address: RepoAddress) -> RegistryClient:
+        from ci_env.registry.client import RegistryClient
+
+        host = address.api_host()
+        with self._lock:
+            if host not in self._clients:
+                self._clients[host] = RegistryClient(
+                    host,
+                    docker_config=self.settings.docker_config,
+                    insecure_registries=self.settings.insecure_registries,
+                    env=self.settings.env,
+                )
+            return self._clients[host]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+class Docker:
+    """The few docker SDK calls this step makes; every failure becomes a BuildError with the daemon's message."""
+
+    def __init__(self, env: Mapping[str, str], docker_config: Path) -> None:
+        self.env = env
+        self.docker_config = docker_config
+        self._api: Any = None
+        self._lock = threading.Lock()
+        self.builds = 0
+        self.pushes = 0
+
+    @property
+    def api(self) -> Any:
+        with self._lock:
+            return self._connect()
+
+    def _connect(self) -> Any:
+        if self._api is None:
+            import docker
+
+            try:
+                client = docker.from_env(environment=dict(self.env), timeout=DOCKER_TIMEOUT)
+                client.ping()
+            except Exception as exc:  # the SDK raises DockerException, requests and OS errors alike
+                where = self.env.get("DOCKER_HOST") or "the default socket"
+                raise BuildError(
+                    f"cannot reach the Docker daemon at {where} ({type(exc).__name__}); start it, or point "
+                    "DOCKER_HOST at it"
+                ) from None
+            self._api = client.api
+        return self._api
+
+    def auth_for(self, registry: str) -> dict[str, str] | None:
+        """The push/pull credentials for ``registry`` from the job's Docker config (never logged)."""
+        from ci_env.registry.auth import credentials_for
+
+        credential = credentials_for(registry, self.docker_config)
+        if credential is None:
+            return None
+        if credential.identity_token:
+            return {"identitytoken": credential.identity_token}
+        if credential.has_basic:
+            return {"username": str(credential.username), "password": str(credential.password)}
+        return None
+
+    def build(
+        self, image: ImageConfig, tags: Sequence[str], labels: Mapping[str, str], log: Callable[[str], None]
+    ) -> str:
+        """Build ``image`` tagged with ``tags``; returns the image id. BuildError with the daemon's message."""
+        try:
+            dockerfile = image.dockerfile.relative_to(image.context).as_posix()
+        except ValueError:
+            dockerfile = str(image.dockerfile)
+        image_id: str | None = None
+        try:
+            stream = self.api.build(
+                path=str(image.context), dockerfile=dockerfile, tag=tags[0], buildargs=dict(image.args),
+                target=image.target, labels=dict(labels), rm=True, forcerm=True, decode=True,
+            )
+            self.builds += 1
+            for item in stream:
+                if "error" in item:
+                    detail = item.get("errorDetail", {}).get("message") or item["error"]
+                    raise BuildError(f"image {image.display_name}: docker build failed: {str(detail).strip()}")
+                if "stream" in item:
+                    log(str(item["stream"]))
+                aux = item.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = str(aux["ID"])
+            for extra in tags[1:]:
+                self.tag(tags[0], extra)
+        except CiEnvError:
+            raise
+        except Exception as exc:
+            raise BuildError(f"image {image.display_name}: docker build failed: {_docker_message(exc)}") from None
+        if image_id is None:
+            image_id = str(self.api.inspect_image(tags[0])["Id"])
+        return image_id
+
+    def tag(self, source: str, target: str) -> None:
+        repository, tag = target.rsplit(":", 1)
+        self.api.tag(source, repository, tag)
+
+    def find_by_signature(self, signature: str) -> str | None:
+        """The id of a local image labelled with ``signature``, or None."""
+        found = self.api.images(filters={"label": f"{LABEL_SIGNATURE}={signature}"})
+        return str(found[0]["Id"]) if found else None
+
+    def push(self, full_name: str, registry: str, label: str, log: Callable[[str], None]) -> str | None:
+        """Push ``full_name``; returns the digest the registry reported. BuildError from the push stream's error."""
+        repository, tag = full_name.rsplit(":", 1)
+        digest: str | None = None
+        try:
+            stream = self.api.push(
+                repository, tag=tag, stream=True, decode=True, auth_config=self.auth_for(registry)
+            )
+            self.pushes += 1
+            for item in stream:
+                if "error" in item:
+                    detail = item.get("errorDetail", {}).get("message") or item["error"]
+                    raise BuildError(f"image {label}: pushing {full_name} failed: {str(detail).strip()}")
+                status = item.get("status")
+                if status and not item.get("progressDetail"):
+                    log(f"{item.get('id', '')}: {status}" if item.get("id") else str(status))
+                aux = item.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = str(aux["Digest"])
+        except CiEnvError:
+            raise
+        except Exception as exc:
+            raise BuildError(f"image {label}: pushing {full_name} failed: {_docker_message(exc)}") from None
+        return digest
+
+    def pull(self, full_name: str, registry: str, label: str) -> None:
+        repository, tag = full_name.rsplit(":", 1)
+        try:
+            for item in self.api.pull(repository, tag=tag, stream=True, decode=True,
+                                      auth_config=self.auth_for(registry)):
+                if "error" in item:
+                    raise BuildError(f"image {label}: pulling {full_name} failed: {item['error']}")
+        except CiEnvError:
+            raise
+        except Exception as exc:
+            raise BuildError(f"image {label}: pulling {full_name} failed: {_docker_message(exc)}") from None
+
+
+def _docker_message(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = str(explanation or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Publisher:
+    """Runs the publication of planned images; one instance per command run."""
+
+    def __init__(self, settings: Settings, output: Output, docker: Docker | None = None) -> None:
+        self.settings = settings
+        self.output = output
+        self.docker = docker or Docker(settings.env, settings.docker_config)
+        self.clients = _Clients(settings)
+        self._store: records.RecordStore | None = None
+
+    @property
+    def store(self) -> records.RecordStore:
+        if self._store is None:
+            stages = self.settings.stages
+            client = self.clients.get(stages) if stages is not None else None
+            self._store = records.open_store(stages, self.settings.project.project, client=client,
+                                             env=self.settings.env)
+        return self._store
+
+    def labels(self, plan: ImagePlan) -> dict[str, str]:
+        """The labels of a newly built image (the first tag's strategy and tag; OCI labels from the CI facts)."""
+        facts = self.settings.facts
+        first = plan.targets[0]
+        labels = {
+            LABEL_IMAGE: "true",
+            LABEL_IMAGE_NAME: plan.image.name or "",
+            LABEL_TAG_STRATEGY: first.request.strategy,
+            LABEL_IMAGE_TAG: first.tag,
+            LABEL_SIGNATURE: plan.signature,
+            LABEL_CREATED: records.utc_now(),
+        }
+        revision = self._git_value(GIT_COMMIT) or facts.commit
+        if facts.project_url:
+            labels[LABEL_SOURCE] = facts.project_url
+        if revision:
+            labels[LABEL_REVISION] = revision
+        return labels
+
+    def _git_value(self, strategy: str) -> str | None:
+        for request in self.settings.tags:
+            if request.strategy == strategy:
+                return request.value
+        return None
+
+    def _git_ref(self, strategy: str, fact: str | None) -> str | None:
+        """The original ref name: the CI's when the given value is its tag form, else the given value."""
+        given = self._git_value(strategy)
+        if given is None:
+            return fact
+        if fact and docker_tag(fact) == given:
+            return fact
+        return given
+
+    def run(self, plans: Sequence[ImagePlan]) -> list[ImageResult]:
+        """Publish every planned image (``parallel`` at a time); one result per image, failures included."""
+        try:
+            if self.settings.parallel <= 1 or len(plans) <= 1:
+                return [self.publish_one(plan) for plan in plans]
+            with ThreadPoolExecutor(max_workers=self.settings.parallel) as pool:
+                return list(pool.map(self.publish_one, plans))
+        finally:
+            self.clients.close()
+
+    def publish_one(self, plan: ImagePlan) -> ImageResult:
+        """Publish one image; a failure is returned (with the daemon's/registry's message), not raised."""
+        started = time.monotonic()
+        names = tuple(t.full_name for t in plan.targets)
+        self.output.status(f"[{plan.label}] start: signature {plan.signature[:12]}, {len(names)} tag(s)")
+        try:
+            with self.output.section(f"image {plan.label}: build and publish", f"image_{plan.label}") as section:
+                outcome, digest = self._publish(plan, section.line)
+                self._record(plan, digest)
+        except CiEnvError as exc:
+            seconds = time.monotonic() - started
+            self.output.status(f"[{plan.label}] FAILED after {format_duration(seconds)}: {exc.message}")
+            return ImageResult(plan.label, names, FAILED, seconds, error=exc.message)
+        seconds = time.monotonic() - started
+        self.output.status(f"[{plan.label}] {outcome} and published in {format_duration(seconds)}: {names[0]}"
+                           f"{f' (+{len(names) - 1} tag(s))' if len(names) > 1 else ''}")
+        return ImageResult(plan.label, names, outcome, seconds, digest)
+
+    # ---------------------------------------------------------------- the flow
+
+    def _publish(self, plan: ImagePlan, log: Callable[[str], None]) -> tuple[str, str]:
+        stages = self.settings.stages
+        if stages is None:
+            return self._publish_local(plan, log)
+        return self._publish_via_repository(plan, stages, log)
+
+    def _publish_via_repository(self, plan: ImagePlan, stages: RepoAddress, log: Callable[[str], None]) -> tuple[
+        str, str
+    ]:
+        client = self.clients.get(stages)
+        stage_name = f"{stages}:{plan.signature}"
+        existing = client.resolve(stages.path, plan.signature)
+        outcome = REUSED
+        if existing is None:
+            outcome = BUILT
+            log(f"no stage {stage_name}: building")
+            self.docker.build(plan.image, [stage_name], self.labels(plan), log)
+            self.docker.push(stage_name, stages.registry, plan.label, log)
+        else:
+            log(f"stage {stage_name} exists ({existing.digest}): reusing it, no build")
+        repository = plan.repository
+        tags = [t.stored_tag for t in plan.targets]
+        if repository.api_host() == stages.api_host():
+            info = self.clients.get(repository).retag(stages.path, plan.signature, repository.path, tags)
+            log(f"tagged {', '.join(t.full_name for t in plan.targets)} ({info.digest})")
+            return outcome, info.digest
+        if outcome == REUSED:
+            self.docker.pull(stage_name, stages.registry, plan.label)
+        first = plan.targets[0].full_name
+        self.docker.tag(stage_name, first)
+        return outcome, self._push_and_retag(plan, log)
+
+    def _publish_local(self, plan: ImagePlan, log: Callable[[str], None]) -> tuple[str, str]:
+        local_name = f"{LOCAL_STAGES_REPOSITORY}/{self.settings.project.project}:{plan.signature}"
+        existing = self.docker.find_by_signature(plan.signature)
+        first = plan.targets[0].full_name
+        if existing is None:
+            log(f"no local image labelled {LABEL_SIGNATURE}={plan.signature}: building")
+            self.docker.build(plan.image, [local_name, first], self.labels(plan), log)
+            outcome = BUILT
+        else:
+            log(f"local image {existing[:19]} has signature {plan.signature[:12]}: reusing it, no build")
+            self.docker.tag(existing, local_name)
+            self.docker.tag(existing, first)
+            outcome = REUSED
+        return outcome, self._push_and_retag(plan, log)
+
+    def _push_and_retag(self, plan: ImagePlan, log: Callable[[str], None]) -> str:
+        first = plan.targets[0]
+        repository = plan.repository
+        digest = self.docker.push(first.full_name, repository.registry, plan.label, log)
+        client = self.clients.get(repository)
+        rest = [t.stored_tag for t in plan.targets[1:]]
+        if rest:
+            info = client.retag(repository.path, first.stored_tag, repository.path, rest)
+            digest = info.digest
+        if digest is None:
+            resolved = client.resolve(repository.path, first.stored_tag)
+            if resolved is None:
+                raise BuildError(f"image {plan.label}: {first.full_name} is missing on the registry after the push")
+            digest = resolved.digest
+        return digest
+
+    def _record(self, plan: ImagePlan, digest: str) -> None:
+        facts = self.settings.facts
+        now = records.utc_now()
+        branch = self._git_ref(GIT_BRANCH, facts.branch)
+        git_tag = self._git_ref(GIT_TAG, facts.tag)
+        commit = self._git_value(GIT_COMMIT) or facts.commit
+        for target in plan.targets:
+            records.write_publication(self.store, records.Publication(
+                image=plan.image.name, tag=target.tag, repository=str(target.repository),
+                stored_tag=target.stored_tag, strategy=target.request.strategy, digest=digest,
+                signature=plan.signature, published_at=now, git_branch=branch, git_tag=git_tag, git_commit=commit,
+            ))
+        records.add_managed_image(self.store, plan.image.name)
+
+
+def publish(settings: Settings, output: Output, docker: Docker | None = None) -> list[ImageResult]:
+    """Plan (validating everything), then publish every image; prints status lines and the closing table.
+
+    Raises BuildError naming every failed image after the others were published; the published ones
+    are in the table.
+    """
+    plans = plan(settings)
+    output.status(
+        f"publishing {len(plans)} image(s) of project {settings.project.project} to {settings.images_repo.address} "
+        f"({settings.images_repo.mode}), stages in {settings.stages or records_local_label(settings)}"
+    )
+    results = Publisher(settings, output, docker).run(plans)
+    output.table(
+        ("image", "full name", "digest", "result", "time"),
+        [_row(result, name) for result in results for name in result.full_names],
+    )
+    failed = [r for r in results if r.outcome == FAILED]
+    if failed:
+        published = [r.image for r in results if r.outcome != FAILED]
+        kept = f"; published: {', '.join(published)}" if published else ""
+        raise BuildError(
+            "; ".join(str(r.error) for r in failed) + kept
+        )
+    return results
+
+
+def records_local_label(settings: Settings) -> str:
+    return f":local ({records.state_directory(settings.project.project, settings.env)})"
+
+
+def _row(result: ImageResult, name: str) -> list[str]:
+    digest = result.digest or "-"
+    return [result.image, name, digest, result.outcome, format_duration(result.seconds)]

@@ -1,0 +1,159 @@
+"""`python -m ci_env cleanup` / `purge` end to end: the real registry, a real git repository, records."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ci_env.registry.client import RegistryClient
+from ci_env.registry.reference import RepoAddress
+from tests.cleanup.gitrepo import GitRepo
+from tests.cleanup.world import World, signature_of
+from tests.registry_client.images import pulls
+from tests.services.registry import RegistryService
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "schemas" / "cleanup-report.schema.json").read_text())
+MISSING_COMMIT = "d" * 40
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("WERF_", "GITHUB_", "GITLAB_", "CI_", "DOCKER_"))}
+    base.update({"DOCKER_CONFIG": str(cwd / "no-docker-config"), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "ci_env", *args], cwd=cwd, env=base, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture
+def world(registry_open: RegistryService) -> World:
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    base = f"cleanup-{uuid.uuid4().hex[:10]}"
+    return World(client, RepoAddress(registry_open.host, f"{base}/images"), RepoAddress(registry_open.host,
+                                                                                         f"{base}/stages"))
+
+
+@pytest.fixture
+def project(tmp_path: Path, world: World) -> dict[str, str]:
+    """A git repository and tags published for its branches, git tags and commits; then a branch and a git
+    tag are deleted. Returns what was published (name -> digest)."""
+    git = GitRepo(tmp_path / "project")
+    first = git.commit("one", date="2024-01-01T00:00:00Z")
+    git.git("tag", "v1")
+    git.git("branch", "feature-a")
+    second = git.commit("two", date="2024-02-01T00:00:00Z")
+    git.git("tag", "v2")
+    w = world
+    main = w.publish("api", "main", "git-branch", git_ref="main", signature=signature_of("main"))
+    feature = w.publish("api", "feature-a", "git-branch", git_ref="feature-a", signature=signature_of("feat"))
+    latest = w.publish("api", "latest", "custom", like=feature, signature=signature_of("feat"))
+    v1 = w.publish("api", "v1", "git-tag", git_ref="v1", signature=signature_of("v1"))
+    v2 = w.publish("api", "v2", "git-tag", git_ref="v2", signature=signature_of("v2"))
+    c1 = w.publish("api", first, "git-commit", git_ref=first, signature=signature_of("c1"))
+    c2 = w.publish("api", second, "git-commit", git_ref=second, signature=signature_of("c2"))
+    gone = w.publish("api", MISSING_COMMIT, "git-commit", git_ref=MISSING_COMMIT, signature=signature_of("gone"))
+    web = w.publish("web", "feature-a", "git-branch", git_ref="feature-a", signature=signature_of("web"))
+    w.publish("web", "brand-new", "git-branch", git_ref="brand-new", published_at=_recent())
+    for name, pushed in (("main", main), ("feat", feature), ("v1", v1), ("v2", v2), ("c1", c1), ("c2", c2),
+                         ("gone", gone), ("web", web)):
+        w.stage(signature_of(name), like=pushed)
+    w.stage(signature_of("orphan"))
+    git.git("branch", "-D", "feature-a")
+    git.git("tag", "-d", "v1")
+    return {"dir": str(git.path), "first": first, "second": second, "latest": latest.digest}
+
+
+def _recent() -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) - timedelta(minutes=10)).replace(microsecond=0).isoformat()
+
+
+def _args(world: World, project: dict[str, str]) -> list[str]:
+    return ["-i", str(world.images_repo), "-s", str(world.stages), "--dir", project["dir"]]
+
+
+def test_cleanup_removes_exactly_the_stale_tags(world: World, project: dict[str, str], tmp_path: Path) -> None:
+    before_api, before_web, before_stages = world.tags("api"), world.tags("web"), world.stage_tags()
+    report = tmp_path / "dry.json"
+    dry = run_cli("cleanup", *_args(world, project), "--dry-run", "--report", str(report), cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert (world.tags("api"), world.tags("web"), world.stage_tags()) == (before_api, before_web, before_stages)
+    assert "feature-a" in dry.stdout and "delete" in dry.stdout
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["dry_run"] is True and document["summary"]["removed"] == 0
+
+    report = tmp_path / "report.json"
+    result = run_cli("cleanup", *_args(world, project), "--report", str(report), cwd=tmp_path,
+                     env={"GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")})
+    assert result.returncode == 0, result.stderr
+    first, second = project["first"], project["second"]
+    assert world.tags("api") == {"main", "latest", "v2", first, second}
+    assert world.tags("web") == {"brand-new"}
+    # latest shared its image with the deleted feature-a tag: it still pulls
+    assert pulls(world.client, world.images_repo.child("api").path, "latest")
+    assert world.stage_tags() == {signature_of(n) for n in ("main", "feat", "v2", "c1", "c2")}
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    outcomes = {(d["image"], d["tag"]): (d["action"], d["outcome"])
+                for d in document["decisions"] if d["kind"] == "tag"}
+    assert outcomes[("api", "feature-a")] == ("delete", "removed")
+    assert outcomes[("web", "brand-new")] == ("keep", "kept")
+    assert document["summary"]["failed"] == 0
+    assert "| api | feature-a |" in (tmp_path / "summary.md").read_text()
+    assert not any(name.endswith((":feature-a", ":v1", f":{MISSING_COMMIT}")) for name in world.record_names())
+
+    again = run_cli("cleanup", *_args(world, project), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert world.tags("api") == {"main", "latest", "v2", first, second}
+
+
+def test_limits_and_keep_tag_from_variables(world: World, project: dict[str, str], tmp_path: Path) -> None:
+    env = {"WERF_GIT_COMMIT_STRATEGY_LIMIT": "1", "WERF_KEEP_TAG": "feature-.*", "WERF_KEEP_PUBLISHED_WITHIN": "0"}
+    result = run_cli("cleanup", *_args(world, project), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert world.tags("api") == {"main", "latest", "feature-a", "v2", project["second"]}
+    assert world.tags("web") == {"feature-a"}
+
+
+def test_purge_needs_force(world: World, project: dict[str, str], tmp_path: Path) -> None:
+    before = world.tags("api")
+    plan = run_cli("purge", *_args(world, project), cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "--force" in plan.stderr and world.tags("api") == before
+    done = run_cli("purge", *_args(world, project), "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert world.tags("api") == set() and world.tags("web") == set() and world.stage_tags() == set()
+
+
+def test_shallow_clone_is_refused(world: World, project: dict[str, str], tmp_path: Path) -> None:
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{project['dir']}", str(clone)], check=True)
+    result = run_cli("cleanup", "-i", str(world.images_repo), "-s", str(world.stages), "--dir", str(clone),
+                     cwd=tmp_path)
+    assert result.returncode == 2
+    assert "shallow clone" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--keep-published-within", "2 hours"], "is not a duration"),
+    (["--keep-tag", "("], "is not a valid regular expression"),
+    (["--keep-list", "/nonexistent/keep"], "cannot be read"),
+])
+def test_bad_options_exit_2(world: World, project: dict[str, str], tmp_path: Path, args: list[str],
+                            message: str) -> None:
+    result = run_cli("cleanup", *_args(world, project), *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_images_repo_exit_2(tmp_path: Path) -> None:
+    result = run_cli("cleanup", cwd=tmp_path)
+    assert result.returncode == 2 and "--images-repo" in result.stderr

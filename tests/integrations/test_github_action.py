@@ -1,0 +1,192 @@
+"""action.yml run step by step the way the GitHub runner runs a composite action.
+
+The inputs come from the ci-env step of ``examples/github-workflow.yml`` (the README's snippet), plus
+what a test machine needs instead of the internet: ``version`` (a wheel of this checkout, installed
+offline through the action's own install step), ``login: false`` (setup would log into ghcr.io) and,
+for build-and-publish, an images repo on the local registry and the local Docker daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.integrations.actionrunner import ActionRun, CompositeActionRunner
+from tests.services.dockerd import DockerDaemon
+from tests.services.registry import RegistryService
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / "examples" / "github-workflow.yml"
+TOKEN = "ghs_" + "T0ken$`\"'\\x" * 2
+HUB_TOKEN = "dckr_pat_Hub-Secret-42"
+
+
+def _example_steps() -> dict[str, dict[str, Any]]:
+    """job name -> the `with:` of the step that uses this action in the example workflow."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    found = {}
+    for name, job in workflow["jobs"].items():
+        for step in job["steps"]:
+            if re.fullmatch(r"[\w-]+/ci-env@[\w.-]+", step.get("uses", "")):
+                found[name] = dict(step.get("with") or {})
+    return found
+
+
+@pytest.fixture(scope="module")
+def tool_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """$RUNNER_TOOL_CACHE shared by the module's runs, as on a self-hosted runner."""
+    return tmp_path_factory.mktemp("tool-cache")
+
+
+def _job_env(tmp_path: Path, tool_cache: Path, wheelhouse: Path) -> dict[str, str]:
+    workspace = tmp_path / "workspace"
+    runner_temp = tmp_path / "runner-temp"
+    for directory in (workspace, runner_temp, tmp_path / "home"):
+        directory.mkdir(parents=True)
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "LANG": "C.UTF-8",
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "Octo-Org/Hello-World",
+        "GITHUB_REPOSITORY_OWNER": "Octo-Org",
+        "GITHUB_ACTOR": "octocat",
+        "GITHUB_RUN_ID": "9876543210",
+        "GITHUB_RUN_NUMBER": "7",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_JOB": "build",
+        "GITHUB_WORKFLOW": "images",
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_REF_TYPE": "branch",
+        "GITHUB_SHA": "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_API_URL": "https://api.github.com",
+        "GITHUB_WORKSPACE": str(workspace),
+        "RUNNER_OS": "Linux",
+        "RUNNER_TEMP": str(runner_temp),
+        "RUNNER_TOOL_CACHE": str(tool_cache),
+        "CI_ENV_PIP_ARGS": f"--no-index --find-links {wheelhouse}",
+    }
+
+
+def _later_step(run: ActionRun, script: str) -> subprocess.CompletedProcess[str]:
+    """A later `run:` step of the same job: the job env after the action's GITHUB_ENV/GITHUB_PATH."""
+    return subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=run.job_env, capture_output=True, text=True)
+
+
+def _assert_masked_before_use(run: ActionRun, secrets: list[str]) -> None:
+    """Each secret had an ::add-mask:: line before any step got it, and no other line shows it."""
+    for secret in secrets:
+        assert secret in run.masks, "the secret was masked"
+        first_mask = next(i for i, s in enumerate(run.steps) if s.ran and f"::add-mask::{secret}" in s.stdout)
+        first_use = next(i for i, s in enumerate(run.steps) if s.ran and secret in s.env.values())
+        assert first_mask <= first_use
+        assert run.steps[first_mask].name == "Mask secrets"
+        leaked = [line for line in run.raw_log if secret in line and not line.startswith("::add-mask::")]
+        assert leaked == []
+        assert not any(secret in line for line in run.log)
+
+
+def test_setup_exports_reach_later_steps_and_secrets_are_masked(
+    tmp_path: Path, tool_cache: Path, wheelhouse: Path, ci_env_wheel: Path
+) -> None:
+    with_ = _example_steps()["build"]
+    with_.update(
+        command="setup", version=str(ci_env_wheel), login="false", token=TOKEN,
+        **{"docker-hub-username": "octo", "docker-hub-token": HUB_TOKEN},
+    )
+    runner = CompositeActionRunner(ROOT, _job_env(tmp_path, tool_cache, wheelhouse), tmp_path / "steps")
+    run = runner.run(with_)
+    assert run.ok, [(s.name, s.returncode, s.stdout, s.stderr) for s in run.steps]
+
+    later = _later_step(run, 'printf "%s\\n" "$DOCKER_CONFIG" "$WERF_DOCKER_CONFIG" "$WERF_IMAGES_REPO" '
+                             '"$WERF_STAGES_STORAGE" "$REGISTRY_AUTH_FILE" "$WERF_REPO_GITHUB_TOKEN"')
+    docker_config, werf_docker_config, images_repo, stages, auth_file, token = later.stdout.split("\n")[:6]
+    assert docker_config == werf_docker_config
+    assert Path(docker_config).parent == Path(run.job_env["RUNNER_TEMP"])
+    assert stat.S_IMODE(Path(docker_config).stat().st_mode) == 0o700
+    assert images_repo == "ghcr.io/octo-org/hello-world"
+    assert stages == "ghcr.io/octo-org/hello-world/stages"
+    assert auth_file == f"{docker_config}/config.json"
+    assert token == TOKEN
+    assert run.outputs["docker-config"] == docker_config
+    assert run.outputs["images-repo"] == images_repo
+    assert run.outputs["ci-env"].startswith(str(tool_cache))
+    skipped = {s.name for s in run.steps if not s.ran}
+    assert skipped == {"Docker Hub login", "Run ci-env setup"}
+    _assert_masked_before_use(run, [TOKEN, HUB_TOKEN])
+
+
+def test_second_job_reuses_the_installed_tool(
+    tmp_path: Path, tool_cache: Path, wheelhouse: Path, ci_env_wheel: Path
+) -> None:
+    inputs = {"version": str(ci_env_wheel), "login": "false", "token": TOKEN}
+    first = CompositeActionRunner(ROOT, _job_env(tmp_path / "a", tool_cache, wheelhouse), tmp_path / "a-steps")
+    run = first.run(inputs)
+    assert run.ok
+    venv = Path(run.outputs["ci-env"]).parents[1]
+    marker = (venv / ".complete").stat().st_mtime_ns
+    second = CompositeActionRunner(ROOT, _job_env(tmp_path / "b", tool_cache, wheelhouse), tmp_path / "b-steps")
+    again = second.run({**inputs, "login": "false"})
+    assert again.ok
+    assert again.outputs["ci-env"] == run.outputs["ci-env"]
+    assert (venv / ".complete").stat().st_mtime_ns == marker, "no second install"
+    assert again.outputs["docker-config"] != run.outputs["docker-config"], "each job has its own config"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"command": "deploy"}, "input command is 'deploy'; use setup, build-and-publish or cleanup"),
+        ({"login": "yes"}, "input login is 'yes'; use true or false"),
+        ({"dry-run": "true"}, "input dry-run is for command cleanup, not setup"),
+    ],
+)
+def test_bad_input_stops_before_installing(
+    tmp_path: Path, wheelhouse: Path, inputs: dict[str, str], message: str
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    runner = CompositeActionRunner(ROOT, _job_env(tmp_path, cache, wheelhouse), tmp_path / "steps")
+    run = runner.run({"token": TOKEN, **inputs})
+    failed = [s for s in run.steps if s.ran and s.returncode]
+    assert [(s.name, s.returncode) for s in failed] == [("Install ci-env", 2)]
+    assert f"::error title=ci-env::{message}" in failed[0].stdout
+    assert list(cache.iterdir()) == []
+    assert "DOCKER_CONFIG" not in run.job_env
+
+
+def test_build_and_publish_runs_setup_then_publishes(
+    tmp_path: Path, tool_cache: Path, wheelhouse: Path, ci_env_wheel: Path,
+    registry_open: RegistryService, dockerd: DockerDaemon,
+) -> None:
+    env = _job_env(tmp_path, tool_cache, wheelhouse)
+    env["DOCKER_HOST"] = dockerd.host
+    workspace = Path(env["GITHUB_WORKSPACE"])
+    (workspace / "werf.yaml").write_text("project: hello\nconfigVersion: 1\n---\nimage: app\n")
+    (workspace / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
+    (workspace / "hello.txt").write_text(f"{uuid.uuid4()}\n")
+    repo = f"gh-action/{uuid.uuid4().hex[:8]}"
+    with_ = _example_steps()["build"]
+    with_.update(version=str(ci_env_wheel), login="false", token=TOKEN)
+    with_["images-repo"] = f"{registry_open.host}/{repo}"
+    run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run(with_)
+    assert run.ok, [(s.name, s.returncode, s.stdout[-3000:], s.stderr[-3000:]) for s in run.steps]
+    assert [s.name for s in run.steps if s.ran] == [
+        "Mask secrets", "Install ci-env", "ci-env setup", "Outputs", "Run ci-env build-and-publish"
+    ]
+    tags = requests.get(f"{registry_open.url}/v2/{repo}/app/tags/list", timeout=10).json()["tags"]
+    assert len(tags) == 1
+    _assert_masked_before_use(run, [TOKEN])

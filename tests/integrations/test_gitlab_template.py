@@ -1,0 +1,182 @@
+"""The GitLab template end to end under gitlab-ci-local (shell executor), on a sample git project.
+
+The sample's ``.gitlab-ci.yml`` is ``examples/gitlab-ci.yml`` (the README's snippet) with its
+``include: remote:`` pointed at a local copy of ``.gitlab-ci-template.yml``; ci-env is installed from a
+wheel of this checkout through the template's own install code (``CI_ENV_INSTALL_SPEC``,
+``CI_ENV_PIP_ARGS``). The registry is the real htpasswd registry as ``$CI_REGISTRY``; images are built
+by the real Docker daemon (``DOCKER_HOST``). The tests read the registry afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import USERS
+from tests.services import require
+from tests.services.dockerd import DockerDaemon
+from tests.services.registry import RegistryService
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "gitlab-ci.yml"
+TEMPLATE = ROOT / ".gitlab-ci-template.yml"
+USER = "alice"
+
+CHECK_JOB = """
+check-setup:
+  stage: build
+  extends: .ci-env
+  script:
+    - echo "DOCKER_CONFIG=$DOCKER_CONFIG"
+    - echo "WERF_IMAGES_REPO=$WERF_IMAGES_REPO"
+    - echo "WERF_STAGES_STORAGE=$WERF_STAGES_STORAGE"
+    - echo "WERF_DOCKER_CONFIG=$WERF_DOCKER_CONFIG"
+    - echo "config-mode=$(stat -c %a "$DOCKER_CONFIG")"
+    - echo "auths=$(python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)["auths"]))' \
+        < "$DOCKER_CONFIG/config.json")"
+"""
+
+
+def _sample_ci(remote_include: str) -> str:
+    """The example pipeline with its remote include replaced by the local copy of the template."""
+    text = EXAMPLE.read_text()
+    assert remote_include in text, "the example includes the template remotely"
+    return text.replace(remote_include, "- local: .gitlab-ci-template.yml")
+
+
+def _git(project: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
+
+
+@pytest.fixture
+def sample_project(tmp_path: Path) -> Path:
+    """A git repository with werf.yaml, a FROM scratch Dockerfile and the example pipeline."""
+    require("git", "gitlab-ci-local needs a git repository")
+    project = tmp_path / "sample"
+    (project / "app").mkdir(parents=True)
+    (project / "werf.yaml").write_text("project: sample\nconfigVersion: 1\n---\nimage: app\ncontext: app\n")
+    (project / "app" / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
+    (project / "app" / "hello.txt").write_text(f"hello {uuid.uuid4()}\n")
+    remote = re.search(r"- remote: \S+", EXAMPLE.read_text())
+    assert remote is not None
+    (project / ".gitlab-ci.yml").write_text(_sample_ci(remote.group(0)) + CHECK_JOB)
+    shutil.copy(TEMPLATE, project / ".gitlab-ci-template.yml")
+    (project / ".gitignore").write_text(".gitlab-ci-local/\n")
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "sample")
+    return project
+
+
+def _variables(registry: RegistryService, repo: str, wheelhouse: Path, wheel: Path, home: Path) -> dict[str, str]:
+    return {
+        "GITLAB_CI": "true",  # gitlab-ci-local says "false" so that scripts can tell; GitLab says "true"
+        "CI_REGISTRY": registry.host,
+        "CI_REGISTRY_USER": USER,
+        "CI_REGISTRY_PASSWORD": USERS[USER],
+        "CI_REGISTRY_IMAGE": f"{registry.host}/{repo}",
+        "CI_ENV_INSTALL_SPEC": str(wheel),
+        "CI_ENV_PIP_ARGS": f"--no-index --find-links {wheelhouse}",
+        "CI_ENV_HOME": str(home),
+        # The registry here is the CNCF distribution, not GitLab's (no GitLab tag-delete route): say so,
+        # as a user of another registry as $CI_REGISTRY would. Setup keeps variables the user set.
+        "WERF_IMAGES_REPO_IMPLEMENTATION": "default",
+        "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION": "default",
+    }
+
+
+def _run_job(project: Path, job: str, variables: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    binary = require("gitlab-ci-local", "runs .gitlab-ci-template.yml end to end; scripts/install-gitlab-ci-local")
+    require("rsync", "gitlab-ci-local needs rsync")
+    args = [binary, "--no-color", job]
+    for key, value in variables.items():
+        args += ["--variable", f"{key}={value}"]
+    # gitlab-ci-local's fallbacks: no such service here, so no dependency proxy login.
+    for name in ("CI_DEPENDENCY_PROXY_SERVER", "CI_DEPENDENCY_PROXY_USER", "CI_DEPENDENCY_PROXY_PASSWORD"):
+        args += ["--unset-variable", name]
+    env = {"PATH": os.environ["PATH"], "HOME": str(project.parent / "home"), "LANG": "C.UTF-8",
+           "GCL_IGNORE_PREDEFINED_VARS": "GITLAB_CI,CI_REGISTRY,CI_REGISTRY_IMAGE,CI_PIPELINE_SOURCE"}
+    return subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, timeout=900)
+
+
+def _job_lines(project: Path, job: str) -> dict[str, str]:
+    """KEY=VALUE lines the job echoed, from the job's log that gitlab-ci-local keeps."""
+    log = (project / ".gitlab-ci-local" / "output" / f"{job}.log").read_text()
+    return {m.group(1): m.group(2) for m in re.finditer(r"^([\w-]+)=(.*)$", log, re.M)}
+
+
+def _tags(registry: RegistryService, prefix: str) -> dict[str, list[str]]:
+    auth = (USER, USERS[USER])
+    catalog = requests.get(f"{registry.url}/v2/_catalog", auth=auth, timeout=10).json()["repositories"]
+    result = {}
+    for repo in catalog:
+        if repo == prefix or repo.startswith(prefix + "/"):
+            tags = requests.get(f"{registry.url}/v2/{repo}/tags/list", auth=auth, timeout=10).json()["tags"]
+            result[repo] = sorted(tags or [])
+    return result
+
+
+def test_setup_job_gets_private_logged_in_config_and_teardown_removes_it(
+    sample_project: Path, registry_htpasswd: RegistryService, wheelhouse: Path, ci_env_wheel: Path, tmp_path: Path
+) -> None:
+    repo = f"group/sample-{uuid.uuid4().hex[:8]}"
+    variables = _variables(registry_htpasswd, repo, wheelhouse, ci_env_wheel, tmp_path / "ci-env-home")
+    result = _run_job(sample_project, "check-setup", variables)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    seen = _job_lines(sample_project, "check-setup")
+    assert seen["WERF_IMAGES_REPO"] == f"{registry_htpasswd.host}/{repo}"
+    assert seen["WERF_STAGES_STORAGE"] == f"{registry_htpasswd.host}/{repo}/stages"
+    assert seen["WERF_DOCKER_CONFIG"] == seen["DOCKER_CONFIG"]
+    assert seen["config-mode"] == "700"
+    assert registry_htpasswd.host in seen["auths"]
+    assert not Path(seen["DOCKER_CONFIG"]).exists(), "after_script's teardown removed the job's directory"
+    assert USERS[USER] not in output
+
+
+def test_pipeline_builds_publishes_and_cleans_up(
+    sample_project: Path,
+    registry_htpasswd: RegistryService,
+    dockerd: DockerDaemon,
+    wheelhouse: Path,
+    ci_env_wheel: Path,
+    tmp_path: Path,
+) -> None:
+    repo = f"group/sample-{uuid.uuid4().hex[:8]}"
+    variables = _variables(registry_htpasswd, repo, wheelhouse, ci_env_wheel, tmp_path / "ci-env-home")
+    variables["DOCKER_HOST"] = dockerd.host
+
+    build = _run_job(sample_project, "build", variables)
+    assert build.returncode == 0, build.stdout + build.stderr
+    first = _tags(registry_htpasswd, repo)
+    image_repos = [name for name in first if not name.endswith("/stages")]
+    assert len(image_repos) == 1 and len(first[image_repos[0]]) == 1, f"one tag published: {json.dumps(first)}"
+    image, (old_tag,) = image_repos[0], first[image_repos[0]]
+
+    # A new commit changes the image: a second pipeline publishes a second tag.
+    (sample_project / "app" / "hello.txt").write_text("changed\n")
+    _git(sample_project, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "change")
+    build = _run_job(sample_project, "build", variables)
+    assert build.returncode == 0, build.stdout + build.stderr
+    (new_tag,) = set(_tags(registry_htpasswd, repo)[image]) - {old_tag}
+    assert USERS[USER] not in build.stdout + build.stderr
+
+    # The scheduled pipeline's cleanup job, told to keep one stages-signature tag.
+    cleanup_vars = {
+        **variables,
+        "CI_PIPELINE_SOURCE": "schedule",
+        "CI_ENV_CLEANUP_ARGS": "--keep-published-within 0m --stages-signature-strategy-limit 1",
+    }
+    cleanup = _run_job(sample_project, "cleanup", cleanup_vars)
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert _tags(registry_htpasswd, repo)[image] == [new_tag]
+    assert USERS[USER] not in cleanup.stdout + cleanup.stderr

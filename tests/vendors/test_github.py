@@ -1,0 +1,254 @@
+"""GitHub Packages remover: ghcr.io packages REST API and the legacy GraphQL route.
+
+ghcr.io is modelled by TWO parts: the real CNCF registry (``registry_open``) plays ghcr.io's Registry
+API, and a local server plays GitHub's REST API with package versions DERIVED from that registry
+(one version per digest, ``metadata.container.tags`` = the tags on it; ``DELETE .../versions/ID``
+deletes the digest on the registry, as ghcr.io does). Documented behaviour followed: ``GET /user`` with
+``X-OAuth-Scopes`` for classic tokens; ``GET /orgs/ORG/packages/container/PKG`` (PKG's ``/`` as ``%2F``),
+404 for an unknown package; ``GET .../versions?per_page=N`` with ``Link: <...>; rel="next"``;
+``DELETE .../versions/ID`` -> 204.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from ci_env.errors import PreflightError, RegistryError
+from ci_env.registry.client import RegistryClient
+from ci_env.registry.reference import RepoAddress
+from ci_env.registry.vendors.github import GitHubRemover
+from tests.services.registry import RegistryService
+from tests.vendors.conftest import Ctx
+from tests.vendors.fakeapi import Call, FakeApi, Reply
+from tests.vendors.images import push_image, tag_map
+
+TOKEN = "ghp_SECRETTOKEN0123456789"
+_names = itertools.count()
+
+
+class GitHubPackages:
+    """GitHub's packages REST API for org ``acme``, versions derived from a real registry."""
+
+    def __init__(self, api: FakeApi, registry: RegistryService, scopes: str | None) -> None:
+        self.api = api
+        self.client = RegistryClient(registry.host)
+        self.scopes = scopes
+        self.ids: dict[str, int] = {}
+        self.page_size = 100
+        api.route("GET", r"/user")(self.user)
+        api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)")(self.package)
+        api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)/versions")(self.versions)
+        api.route("DELETE", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)/versions/(\d+)")(self.delete)
+
+    def _ok(self, call: Call) -> bool:
+        return call.headers.get("Authorization") == f"Bearer {TOKEN}"
+
+    def user(self, call: Call) -> Reply:
+        if not self._ok(call):
+            return 401, {}, {"message": "Bad credentials"}
+        headers = {} if self.scopes is None else {"X-OAuth-Scopes": self.scopes}
+        return 200, headers, {"login": "someone-else"}
+
+    def _path(self, kind: str, owner: str, package: str) -> str | None:
+        if kind != "orgs" or owner != "acme":
+            return None
+        path = f"acme/{unquote(package)}"
+        try:
+            return path if self.client.list_tags(path) else None
+        except RegistryError:  # NAME_UNKNOWN: never pushed
+            return None
+
+    def _versions(self, path: str) -> list[dict[str, Any]]:
+        by_digest: dict[str, list[str]] = {}
+        for tag, digest in tag_map(self.client, path).items():
+            by_digest.setdefault(digest, []).append(tag)
+        versions = []
+        for digest, tags in by_digest.items():
+            ident = self.ids.setdefault(digest, 1000 + len(self.ids))
+            versions.append({"id": ident, "name": digest, "metadata": {"package_type": "container",
+                                                                       "container": {"tags": sorted(tags)}}})
+        return sorted(versions, key=lambda v: -v["id"])
+
+    def package(self, call: Call, kind: str, owner: str, package: str) -> Reply:
+        if not self._ok(call):
+            return 401, {}, {"message": "Bad credentials"}
+        if self._path(kind, owner, package) is None:
+            return 404, {}, {"message": "Package not found."}
+        return 200, {}, {"name": unquote(package), "package_type": "container"}
+
+    def versions(self, call: Call, kind: str, owner: str, package: str) -> Reply:
+        path = self._path(kind, owner, package)
+        if path is None:
+            return 404, {}, {"message": "Package not found."}
+        size = min(int(call.query.get("per_page", ["30"])[0]), self.page_size)
+        page = int(call.query.get("page", ["1"])[0])
+        versions = self._versions(path)
+        chunk = versions[(page - 1) * size: page * size]
+        headers = {}
+        if page * size < len(versions):
+            headers["Link"] = f'<{self.api.url}{call.raw_path}?per_page={size}&page={page + 1}>; rel="next"'
+        return 200, headers, chunk
+
+    def delete(self, call: Call, kind: str, owner: str, package: str, ident: str) -> Reply:
+        path = self._path(kind, owner, package)
+        digest = {v: k for k, v in self.ids.items()}.get(int(ident))
+        if path is None or digest is None or digest not in tag_map(self.client, path).values():
+            return 404, {}, {"message": "Package version not found."}
+        self.client.delete_manifest(path, digest)
+        return 204, {}, None
+
+
+@pytest.fixture
+def ghcr(fake_api: Callable[[], FakeApi], registry_open: RegistryService, clean_env: None) -> Any:
+    def make(scopes: str | None = "read:packages, delete:packages, repo") -> GitHubPackages:
+        return GitHubPackages(fake_api(), registry_open, scopes)
+
+    return make
+
+
+def remover(gh: GitHubPackages, registry: RegistryService, tmp_path: Path, token: str | None = TOKEN) -> GitHubRemover:
+    context = Ctx(env={"WERF_GITHUB_API_URL": gh.api.url}, credentials={"github-token": token}, docker_config=tmp_path)
+    return GitHubRemover(context, client_factory=lambda host: RegistryClient(registry.host))
+
+
+def test_untag_keeps_other_tags_on_same_digest(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+    gh = ghcr()
+    path = f"acme/tools/app{next(_names)}"
+    shared = push_image(gh.client, path, ["v1", "v2"], f"shared-{path}")
+    alone = push_image(gh.client, path, ["v3"], f"alone-{path}")
+    repo = RepoAddress("ghcr.io", path)
+    r = remover(gh, registry_open, tmp_path)
+    r.preflight(repo)
+    assert r.untag(repo, "v1") == "removed"
+    assert tag_map(gh.client, path) == {"v2": shared, "v3": alone}
+    # the other tag still pulls
+    assert gh.client.get_manifest(path, "v2")[1].digest == shared
+    encoded = path.split("/", 1)[1].replace("/", "%2F")
+    paths = [p for _, p in gh.api.requests()]
+    assert f"/orgs/acme/packages/container/{encoded}" in paths
+    deletes = [p for m, p in gh.api.requests() if m == "DELETE"]
+    assert len(deletes) == 1 and deletes[0].startswith(f"/orgs/acme/packages/container/{encoded}/versions/")
+    assert all(c.headers["Authorization"] == f"Bearer {TOKEN}" for c in gh.api.calls)
+
+
+def test_untag_only_tag_deletes_the_version(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+    gh = ghcr()
+    path = f"acme/app{next(_names)}"
+    keep = push_image(gh.client, path, ["keep"], f"keep-{path}")
+    push_image(gh.client, path, ["old"], f"old-{path}")
+    r = remover(gh, registry_open, tmp_path)
+    assert r.untag(RepoAddress("ghcr.io", path), "old") == "removed"
+    assert tag_map(gh.client, path) == {"keep": keep}
+    ident = gh.ids[next(d for d in gh.ids if d != keep)]
+    assert ("DELETE", f"/orgs/acme/packages/container/{path.split('/')[1]}/versions/{ident}") in gh.api.requests()
+
+
+def test_concurrent_untag_of_all_tags_of_a_version_deletes_it(
+    ghcr: Any, registry_open: RegistryService, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    gh = ghcr()
+    path = f"acme/both{next(_names)}"
+    shared = push_image(gh.client, path, ["v1", "v2"], f"both-{path}")
+    keep = push_image(gh.client, path, ["v3"], f"keep-{path}")
+    r = remover(gh, registry_open, tmp_path)
+    repo = RepoAddress("ghcr.io", path)
+    with ThreadPoolExecutor(2) as pool:
+        assert sorted(pool.map(lambda t: r.untag(repo, t), ["v1", "v2"])) == ["removed", "removed"]
+    assert tag_map(gh.client, path) == {"v3": keep}
+    assert gh.client.resolve(path, shared) is None  # the version went with its last tag, not left untagged
+
+
+def test_versions_are_followed_through_link_pages(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+    gh = ghcr()
+    gh.page_size = 1
+    path = f"acme/paged{next(_names)}"
+    for i in range(3):
+        push_image(gh.client, path, [f"t{i}"], f"paged-{path}-{i}")
+    r = remover(gh, registry_open, tmp_path)
+    assert r.untag(RepoAddress("ghcr.io", path), "t0") == "removed"
+    assert set(tag_map(gh.client, path)) == {"t1", "t2"}
+    assert any("page=2" in p for _, p in gh.api.requests())
+
+
+def test_missing_tag_and_missing_package_are_absent(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+    gh = ghcr()
+    path = f"acme/app{next(_names)}"
+    push_image(gh.client, path, ["a"], f"a-{path}")
+    r = remover(gh, registry_open, tmp_path)
+    assert r.untag(RepoAddress("ghcr.io", path), "nope") == "absent"
+    assert r.untag(RepoAddress("ghcr.io", "acme/never-pushed"), "a") == "absent"
+    assert not any(m == "DELETE" for m, _ in gh.api.requests())
+
+
+def test_token_without_delete_scope_fails_preflight(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+    gh = ghcr(scopes="read:packages, write:packages")
+    with pytest.raises(PreflightError) as error:
+        remover(gh, registry_open, tmp_path).preflight(RepoAddress("ghcr.io", "acme/app"))
+    message = str(error.value)
+    assert "delete:packages" in message and "--repo-github-token" in message and "WERF_REPO_GITHUB_TOKEN" in message
+    assert TOKEN not in message
+    assert not any(m == "DELETE" for m, _ in gh.api.requests())
+
+
+def test_missing_or_refused_token_fails_preflight(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+    gh = ghcr()
+    with pytest.raises(PreflightError) as missing:
+        remover(gh, registry_open, tmp_path, token=None).preflight(RepoAddress("ghcr.io", "acme/app"))
+    assert "--repo-github-token" in str(missing.value)
+    assert gh.api.calls == []
+    with pytest.raises(PreflightError) as refused:
+        remover(gh, registry_open, tmp_path, token="ghp_WRONG").preflight(RepoAddress("ghcr.io", "acme/app"))
+    assert "refused" in str(refused.value) and "ghp_WRONG" not in str(refused.value)
+
+
+# --- legacy docker.pkg.github.com: GraphQL ---------------------------------------------
+
+
+class GraphQL:
+    """GitHub GraphQL: ``repository.packages.nodes.version(version:)`` and ``deletePackageVersion``."""
+
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
+        # (owner, repo, package) -> {version name: id}; legacy versions are named by tag
+        self.packages = {("acme", "project", "app"): {"v1": "PV_1", "v2": "PV_2"}}
+        api.route("POST", r"/graphql")(self.graphql)
+
+    def graphql(self, call: Call) -> Reply:
+        if call.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return 401, {}, {"message": "Bad credentials"}
+        body = call.json()
+        variables = body["variables"]
+        if body["query"].startswith("mutation"):
+            if "package-deletes-preview" not in call.headers.get("Accept", ""):
+                return 200, {}, {"errors": [{"message": "preview header required"}]}
+            for versions in self.packages.values():
+                for name, ident in list(versions.items()):
+                    if ident == variables["id"]:
+                        del versions[name]
+                        return 200, {}, {"data": {"deletePackageVersion": {"success": True}}}
+            return 200, {}, {"errors": [{"message": "Could not resolve to a node"}]}
+        versions = self.packages.get((variables["owner"], variables["name"], variables["package"]), {})
+        node = {"version": {"id": versions[variables["version"]]} if variables["version"] in versions else None}
+        return 200, {}, {"data": {"repository": {"packages": {"nodes": [node]}}}}
+
+
+def test_legacy_registry_untag_through_graphql(fake_api: Callable[[], FakeApi], clean_env: None) -> None:
+    gql = GraphQL(fake_api())
+    context = Ctx(env={"WERF_GITHUB_API_URL": gql.api.url}, credentials={"github-token": TOKEN})
+    r = GitHubRemover(context)
+    repo = RepoAddress("docker.pkg.github.com", "acme/project/app")
+    assert r.untag(repo, "v1") == "removed"
+    assert r.untag(repo, "v9") == "absent"
+    assert gql.packages[("acme", "project", "app")] == {"v2": "PV_2"}
+    queries = [c.json()["query"].split("(")[0] for c in gql.api.calls]
+    assert queries == ["query", "mutation", "query"]
+    expected = {"owner": "acme", "name": "project", "package": "app", "version": "v1"}
+    assert gql.api.calls[0].json()["variables"] == expected

@@ -1,0 +1,92 @@
+"""Quay remover against a local server following Quay's documented API.
+
+Documented behaviour followed: ``Authorization: Bearer`` OAuth token; ``GET /api/v1/repository/NS/REPO``
+-> ``{"can_write", "can_admin", ...}``; ``DELETE /api/v1/repository/NS/REPO/tag/TAG`` -> 204, 404 when the
+tag does not exist; 401/403 for a bad or weak token. Tags are the server's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ci_env.errors import PreflightError
+from ci_env.registry.reference import RepoAddress
+from ci_env.registry.vendors.quay import QuayRemover
+from tests.vendors.conftest import Ctx
+from tests.vendors.fakeapi import Call, FakeApi, Reply
+
+TOKENS = {"WRITE-TOKEN-SECRET": True, "READ-TOKEN-SECRET": False}
+REPO = RepoAddress("quay.io", "acme/app")
+
+
+class Quay:
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
+        self.tags = {"acme/app": {"v1": "sha256:aaa", "v2": "sha256:aaa", "v3": "sha256:bbb"}}
+        api.route("GET", r"/api/v1/repository/([^/]+)/([^/]+)")(self.repository)
+        api.route("DELETE", r"/api/v1/repository/([^/]+)/([^/]+)/tag/([^/]+)")(self.delete_tag)
+
+    def token(self, call: Call) -> str | None:
+        value = call.headers.get("Authorization", "").removeprefix("Bearer ")
+        return value if value in TOKENS else None
+
+    def repository(self, call: Call, ns: str, name: str) -> Reply:
+        token = self.token(call)
+        if token is None:
+            return 401, {}, {"error_message": "Invalid token", "status": 401}
+        if f"{ns}/{name}" not in self.tags:
+            return 404, {}, {"error_message": "Not Found", "status": 404}
+        return 200, {}, {"namespace": ns, "name": name, "can_write": TOKENS[token], "can_admin": False}
+
+    def delete_tag(self, call: Call, ns: str, name: str, tag: str) -> Reply:
+        token = self.token(call)
+        if token is None or not TOKENS[token]:
+            return 403, {}, {"error_message": "Unauthorized", "status": 403}
+        tags = self.tags.get(f"{ns}/{name}", {})
+        if tag not in tags:
+            return 404, {}, {"error_message": "Not Found", "status": 404}
+        del tags[tag]
+        return 204, {}, None
+
+
+@pytest.fixture
+def quay(fake_api: Callable[[], FakeApi], clean_env: None) -> Quay:
+    return Quay(fake_api())
+
+
+def ctx(quay: Quay, **creds: Any) -> Ctx:
+    return Ctx(env={"WERF_QUAY_API_URL": quay.api.url}, credentials=creds)
+
+
+def test_untag_keeps_other_tags_on_same_digest(quay: Quay) -> None:
+    r = QuayRemover(ctx(quay, quay_token="WRITE-TOKEN-SECRET"))
+    r.preflight(REPO)
+    assert r.untag(REPO, "v1") == "removed"
+    assert r.untag(REPO, "v1") == "absent"
+    assert quay.tags["acme/app"] == {"v2": "sha256:aaa", "v3": "sha256:bbb"}
+    assert quay.api.requests() == [
+        ("GET", "/api/v1/repository/acme/app"),
+        ("DELETE", "/api/v1/repository/acme/app/tag/v1"),
+        ("DELETE", "/api/v1/repository/acme/app/tag/v1"),
+    ]
+    assert quay.api.calls[1].headers["Authorization"] == "Bearer WRITE-TOKEN-SECRET"
+
+
+def test_preflight_without_token_names_the_option(quay: Quay) -> None:
+    with pytest.raises(PreflightError) as error:
+        QuayRemover(ctx(quay)).preflight(REPO)
+    assert "--repo-quay-token" in str(error.value) and "WERF_REPO_QUAY_TOKEN" in str(error.value)
+    assert quay.api.calls == []
+
+
+def test_preflight_with_bad_or_read_only_token(quay: Quay) -> None:
+    with pytest.raises(PreflightError) as bad:
+        QuayRemover(ctx(quay, quay_token="WRONG-SECRET")).preflight(REPO)
+    assert "refused" in str(bad.value) and "WRONG-SECRET" not in str(bad.value)
+    with pytest.raises(PreflightError) as weak:
+        QuayRemover(ctx(quay, quay_token="READ-TOKEN-SECRET")).preflight(REPO)
+    assert "may not write" in str(weak.value)
+    assert quay.tags["acme/app"].keys() == {"v1", "v2", "v3"}
