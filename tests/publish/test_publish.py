@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.build.conftest import Cli, RegistryFactory, RegistryReader, blob_data_uploads, login, write_project
+from tests.publish.conftest import Cli, RegistryFactory, RegistryReader, blob_data_uploads, login, write_project
 from tests.conftest import USERS
 from tests.services.dockerd import DockerDaemon
 

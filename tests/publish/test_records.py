@@ -7,7 +7,7 @@ from pathlib import Path
 from ci_env import records
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import parse_address
-from tests.build.conftest import Cli, RegistryFactory, RegistryReader, write_project
+from tests.publish.conftest import Cli, RegistryFactory, RegistryReader, write_project
 from tests.services.registry import RegistryService
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.build.conftest import Cli, RegistryFactory, RegistryReader, login, write_project
+from tests.publish.conftest import Cli, RegistryFactory, RegistryReader, login, write_project
 from tests.conftest import USERS
 from tests.services.dockerd import DockerDaemon
 
