@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ["examples/github-workflow.yml", "examples/gitlab-ci.yml"]
 # The README section; once merged into README.md, add "README.md" here too.
-DOCUMENTS = ["docs/readme/adopt.md"]
+DOCUMENTS = ["README.md"]
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
