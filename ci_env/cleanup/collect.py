@@ -2,14 +2,16 @@
 
 Each tag found in a managed image's repository becomes a :class:`FoundTag` carrying the strategy
 it was published with: from its publication record (``ci_env.records``) when there is one, else
-from the ``werf-tag-strategy`` label of its image config (one manifest and one blob request per
-digest, only for tags without a record). Tags no managed image owns (another project's, an
-ambiguous monorepo prefix) are never returned, so cleanup never touches them.
+from the labels of its image config (one manifest and one blob request per digest, only for tags
+without a record; see :func:`strategy_from_labels`), whose ``werf-image-name`` also decides the owner.
+Tags no managed image owns (another project's, an ambiguous monorepo prefix) are never returned,
+so cleanup never touches them.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ci_env.cleanup.policies import FoundTag, StageTag
+from ci_env.cleanup.progress import Update
 from ci_env.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
     from ci_env.registry.reference import RepoAddress
 
 STRATEGY_LABEL = "werf-tag-strategy"
+IMAGE_TAG_LABEL = "werf-image-tag"
+SIGNATURE_LABEL = "werf-content-signature"
+REVISION_LABEL = "org.opencontainers.image.revision"
 PARALLELISM = 8
 
 
@@ -88,10 +94,26 @@ def labels_and_created(config: Mapping[str, Any]) -> tuple[dict[str, str], datet
     return clean, parse_time(created if isinstance(created, str) else None)
 
 
-def _digests(client: RegistryClient, path: str, tags: Sequence[str]) -> dict[str, str | None]:
+def _digests(
+    client: RegistryClient, path: str, tags: Sequence[str], progress: Update | None = None, what: str = "",
+) -> dict[str, str | None]:
+    """The digest of each tag (None when it vanished), resolved in parallel, reporting ``progress``."""
+    lock = threading.Lock()
+    done = 0
+
+    def resolve(tag: str) -> str | None:
+        nonlocal done
+        info = client.resolve(path, tag)
+        if progress is not None:
+            with lock:
+                done += 1
+                count = done
+            progress(what, count, len(tags))
+        return info.digest if info else None
+
     with ThreadPoolExecutor(max_workers=PARALLELISM) as pool:
-        infos = list(pool.map(lambda t: client.resolve(path, t), tags))
-    return {tag: (info.digest if info else None) for tag, info in zip(tags, infos, strict=True)}
+        digests = list(pool.map(resolve, tags))
+    return dict(zip(tags, digests, strict=True))
 
 
 def _list(client: RegistryClient, path: str) -> list[str]:
@@ -110,10 +132,12 @@ def collect_tags(
     client_of: Callable[[RepoAddress], RegistryClient],
     *,
     exclude: Callable[[RepoAddress, str], bool] = lambda _r, _t: False,
+    progress: Update | None = None,
 ) -> tuple[list[FoundTag], list[tuple[str, str]]]:
     """Every tag of the managed ``images`` in their repositories, with its strategy; and the tags skipped.
 
     ``exclude(repository, tag)`` drops tags that are not images at all (records, stages sharing the repo).
+    ``progress(what, done, total)`` is told how far resolving each repository's tags is.
     """
     from ci_env.registry.naming import tag_owner
 
@@ -124,7 +148,7 @@ def collect_tags(
     for repository in repositories:
         client = client_of(repository)
         tags = [t for t in _list(client, repository.path) if not exclude(repository, t)]
-        digests = _digests(client, repository.path, tags)
+        digests = _digests(client, repository.path, tags, progress, f"resolving the tags of {repository}")
         configs: dict[str, tuple[dict[str, str], datetime | None]] = {}
 
         def config_of(
@@ -157,23 +181,46 @@ def collect_tags(
             if not owner.owned:
                 skipped.append((f"{repository}:{tag}", owner.reason))
                 continue
-            strategy = labels.get(STRATEGY_LABEL) or None
+            image_tag = owner.image_tag or tag
+            strategy, git_ref = strategy_from_labels(labels, image_tag)
             found.append(FoundTag(
-                owner.image, str(repository), owner.image_tag or tag, tag, digest, strategy,
-                "label" if strategy else "none", None, created, labels.get("werf-content-signature") or None,
+                owner.image, str(repository), image_tag, tag, digest, strategy,
+                "label" if strategy else "none", git_ref, created, labels.get(SIGNATURE_LABEL) or None,
             ))
     return found, skipped
 
 
-def collect_stages(client: RegistryClient, stages: RepoAddress, *, with_created: Callable[[str], bool]) -> list[
-    StageTag
-]:
+def strategy_from_labels(labels: Mapping[str, str], image_tag: str) -> tuple[str | None, str | None]:
+    """The strategy (and git ref, when the labels name it) of ``image_tag`` on an image with ``labels``.
+
+    An image carries one set of labels however many tags it has, and they describe the tag it was
+    first published under (``werf-image-tag``): ``werf-tag-strategy`` applies to that tag only. A tag
+    equal to the image's revision (``org.opencontainers.image.revision``, full or abbreviated) is a
+    git-commit tag of that commit. Without a ``werf-image-tag`` label (images of the original tool),
+    ``werf-tag-strategy`` applies to every tag. Any other tag: (None, None), so it is kept.
+    """
+    strategy = labels.get(STRATEGY_LABEL) or None
+    labelled_tag = labels.get(IMAGE_TAG_LABEL)
+    revision = (labels.get(REVISION_LABEL) or "").lower()
+    if labelled_tag is None or labelled_tag == image_tag:
+        if strategy == "git-commit" and revision and revision.startswith(image_tag.lower()):
+            return strategy, revision
+        return strategy, None
+    if revision and len(image_tag) >= 7 and revision.startswith(image_tag.lower()):
+        return "git-commit", revision
+    return None, None
+
+
+def collect_stages(
+    client: RegistryClient, stages: RepoAddress, *, with_created: Callable[[str], bool],
+    progress: Update | None = None,
+) -> list[StageTag]:
     """The stage images (64-hex signature tags) of the stages repository, with digest and, for the
     stages ``with_created(signature)`` says need it, their creation time (from the image config)."""
     from ci_env.records import is_stage_tag
 
     tags = sorted(t for t in _list(client, stages.path) if is_stage_tag(t))
-    digests = _digests(client, stages.path, tags)
+    digests = _digests(client, stages.path, tags, progress, f"resolving the stages in {stages}")
     wanted = [t for t in tags if digests[t] is not None and with_created(t)]
     with ThreadPoolExecutor(max_workers=PARALLELISM) as pool:
         created = dict(zip(wanted, pool.map(

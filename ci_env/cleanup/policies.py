@@ -55,7 +55,8 @@ class FoundTag:
     ``tag`` is the tag as published (``--tag-git-branch main`` -> ``main``); ``stored_tag`` as it is
     in the repository (monorepo: ``IMAGE-main``). ``source`` says where ``strategy`` came from:
     ``record``, ``label`` or ``none``. ``git_ref`` is the branch, git tag or commit it was published
-    from when the record says so. ``published`` is the publication time (UTC) when known.
+    from when the record (or, for a commit, the image's revision label) says so. ``published`` is the
+    publication time (UTC) when known.
     """
 
     image: str | None

@@ -9,16 +9,28 @@ the publication records of the tags removed (and of tags that no longer exist) a
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ci_env.cleanup import local_stages
 from ci_env.cleanup.collect import Inventory, collect_stages, collect_tags
-from ci_env.cleanup.policies import DELETE, KIND_STAGE, KIND_TAG, Plan, Policy, plan_cleanup, plan_purge
+from ci_env.cleanup.policies import (
+    DELETE,
+    KIND_STAGE,
+    KIND_TAG,
+    Decision,
+    Plan,
+    Policy,
+    StageTag,
+    plan_cleanup,
+    plan_purge,
+)
+from ci_env.cleanup.progress import Update
 from ci_env.cleanup.report import Result
-from ci_env.errors import UsageError
+from ci_env.errors import CiEnvError, UsageError
 
 if TYPE_CHECKING:
     from ci_env.options import RepoOptions
@@ -76,6 +88,7 @@ class Target:
     stages_local: bool
     store: RecordStore
     managed: tuple[str | None, ...]
+    project: str = ""  #: the werf.yaml project name (read for ``:local`` only)
 
 
 def resolve_target(options: RepoOptions, env: Mapping[str, str], clients: Clients, directory: Path) -> Target:
@@ -90,6 +103,7 @@ def resolve_target(options: RepoOptions, env: Mapping[str, str], clients: Client
             "no stages storage: pass -s/--stages-storage ADDRESS (or :local) or set WERF_STAGES_STORAGE; "
             "cleanup reads the publication records and managed images kept there"
         )
+    project = ""
     if options.stages_storage_local:
         from ci_env.project import load_project
 
@@ -106,41 +120,65 @@ def resolve_target(options: RepoOptions, env: Mapping[str, str], clients: Client
         implementation_source=impl.source if impl else "--repo-implementation",
         image_names=managed,
     )
-    return Target(images_repo, options.stages_storage, options.stages_storage_local, store, managed)
+    return Target(images_repo, options.stages_storage, options.stages_storage_local, store, managed, project)
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def collect(target: Target, clients: Clients, *, want_created: Callable[[str], bool]) -> Inventory:
+def collect(
+    target: Target, clients: Clients, *, want_created: Callable[[str], bool], progress: Update | None = None,
+) -> Inventory:
     """The tags of the managed images and the stages, with their records."""
     from ci_env import records
 
+    if progress is not None:
+        progress(f"reading the publication records in {target.store.description}", 0, 0)
     publications = records.read_publications(target.store)
     stages = target.stages
 
     def exclude(repository: RepoAddress, tag: str) -> bool:
         return repository == stages and (records.is_record_tag(tag) or records.is_stage_tag(tag))
 
-    tags, skipped = collect_tags(target.images_repo, target.managed, publications, clients, exclude=exclude)
-    stage_tags = (
-        collect_stages(clients(stages), stages, with_created=want_created) if stages is not None else []
-    )
+    tags, skipped = collect_tags(target.images_repo, target.managed, publications, clients, exclude=exclude,
+                                 progress=progress)
+    stage_tags: list[StageTag] = []
+    if stages is not None:
+        stage_tags = collect_stages(clients(stages), stages, with_created=want_created, progress=progress)
+    elif target.stages_local:
+        local = _local_stages(target, clients.env)
+        if local is None:
+            skipped.append((local_stages.repository(target.project), NO_DAEMON))
+        else:
+            stage_tags = local.collect()
     return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications))
+
+
+NO_DAEMON = (
+    "the local Docker daemon cannot be reached (DOCKER_HOST or the default socket), so the :local stages "
+    "were not cleaned: run cleanup where the builds ran"
+)
+
+
+def _local_stages(target: Target, env: Mapping[str, str]) -> local_stages.LocalStages | None:
+    api = local_stages.connect(env)
+    return None if api is None else local_stages.LocalStages(api, target.project)
 
 
 def make_plan(
     target: Target, clients: Clients, settings: Settings, policy: Policy | None, now: datetime,
+    progress: Update | None = None,
 ) -> tuple[Plan, Inventory]:
     """Purge (``policy`` None) or cleanup plan; cleanup reads git history first (shallow clone refused)."""
     if policy is None:
-        inventory = collect(target, clients, want_created=lambda _t: False)
+        inventory = collect(target, clients, want_created=lambda _t: False, progress=progress)
         return plan_purge(inventory.tags, inventory.stages), inventory
     from ci_env.gitinfo import open_repository
 
     repo = open_repository(settings.directory, synchronize=settings.synchronize)
-    inventory = collect(target, clients, want_created=lambda _t: bool(policy.keep_published_within))
+    inventory = collect(target, clients, want_created=lambda _t: bool(policy.keep_published_within),
+                        progress=progress)
     commits = [t.git_ref or t.tag for t in inventory.tags if t.strategy == "git-commit"]
     facts = repo.facts(commits)
     return plan_cleanup(inventory.tags, inventory.stages, facts, policy, now), inventory
@@ -157,13 +195,21 @@ def execute(
     credentials: Mapping[str, Any],
     progress: Callable[[int, int, Any], None] | None = None,
     started: str = "",
+    phases: Update | None = None,
 ) -> Result:
-    """Remove the plan's deletions (unless dry run) and forget their records; the Result with every outcome."""
+    """Remove the plan's deletions (unless dry run) and forget their records; the Result with every outcome.
+
+    ``progress(done, total, summary)`` follows the removals (as ``untag_all`` reports them), ``phases``
+    the work after them (forgetting records)."""
     from ci_env.registry.reference import parse_address
     from ci_env.registry.untag import RemoverContext, remover_for, untag_all
 
+    local_repository = local_stages.repository(target.project) if target.stages_local else None
+    local = [d for d in plan.deletions if d.kind == KIND_STAGE and d.repository == local_repository]
     requests: list[tuple[RepoAddress, str]] = []
     for decision in plan.deletions:
+        if decision.repository == local_repository:
+            continue
         parsed = parse_address(decision.repository)
         assert parsed is not None
         requests.append((parsed, decision.stored_tag))
@@ -189,7 +235,10 @@ def execute(
     summary = untag_all(requests, remover_of, parallel=settings.parallel, dry_run=settings.dry_run,
                         progress=progress)
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
-    forgotten = 0 if settings.dry_run else forget_records(target, plan, inventory, outcomes)
+    if local:
+        outcomes.update(remove_local_stages(target, local, inventory, settings, env))
+    forgotten = 0 if settings.dry_run else forget_records(target, plan, inventory, outcomes, settings.parallel,
+                                                           phases)
     return Result(
         command, settings.dry_run, str(target.images_repo.address),
         ":local" if target.stages_local else (str(target.stages) if target.stages else None),
@@ -197,11 +246,41 @@ def execute(
     )
 
 
+def remove_local_stages(
+    target: Target, decisions: Sequence[Decision], inventory: Inventory, settings: Settings, env: Mapping[str, str],
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """Remove the ``:local`` stages of ``decisions`` (with their images' local tags in the managed images'
+    repositories); (repository, signature) -> (status, reason)."""
+    repository = local_stages.repository(target.project)
+    if settings.dry_run:
+        return {(repository, d.stored_tag): ("would-remove", "") for d in decisions}
+    local = _local_stages(target, env)
+    if local is None:
+        return {(repository, d.stored_tag): ("failed", NO_DAEMON) for d in decisions}
+    from ci_env.registry.reference import parse_address
+
+    managed = {target.images_repo.image_repository(i) for i in target.managed}
+
+    def ours(name: str) -> bool:
+        try:
+            parsed = parse_address(name.rsplit(":", 1)[0])
+        except CiEnvError:
+            return False
+        return parsed in managed
+
+    outcomes = local.remove([d.stored_tag for d in decisions], ours)
+    return {(repository, signature): outcome for signature, outcome in outcomes.items()}
+
+
 def forget_records(
-    target: Target, plan: Plan, inventory: Inventory, outcomes: Mapping[tuple[str, str], tuple[str, str]]
+    target: Target, plan: Plan, inventory: Inventory, outcomes: Mapping[tuple[str, str], tuple[str, str]],
+    parallel: int = 8, progress: Update | None = None,
 ) -> int:
     """Remove the publication records of tags removed (or already gone), and of tags no longer in the
-    registry; a record that cannot be removed is left for the next run. Returns how many were removed."""
+    registry, ``parallel`` at once; a record that cannot be removed is left for the next run. Returns how
+    many were removed."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ci_env import records
     from ci_env.errors import CiEnvError
 
@@ -214,17 +293,29 @@ def forget_records(
     listed = {t.repository for t in inventory.tags} | {
         str(target.images_repo.image_repository(i)) for i in target.managed
     }
-    count = 0
-    for publication in inventory.publications:
-        name = publication.full_name
-        stale = publication.repository in listed and name not in present and publication.image in target.managed
-        if name in gone or stale:
-            try:
-                if records.remove_publication(target.store, name):
-                    count += 1
-            except CiEnvError:
-                continue
-    return count
+    names = [
+        p.full_name for p in inventory.publications
+        if p.full_name in gone
+        or (p.repository in listed and p.full_name not in present and p.image in target.managed)
+    ]
+    lock = threading.Lock()
+    done = 0
+
+    def forget(name: str) -> bool:
+        nonlocal done
+        try:
+            removed = records.remove_publication(target.store, name)
+        except CiEnvError:
+            removed = False
+        if progress is not None:
+            with lock:
+                done += 1
+                count = done
+            progress(f"forgetting the records of removed tags in {target.store.description}", count, len(names))
+        return removed
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return sum(pool.map(forget, names))
 
 
 def stage_count(plan: Plan) -> int:

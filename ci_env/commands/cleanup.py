@@ -15,6 +15,8 @@ import click
 from ci_env.options import repo_options
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: CI families whose log shows the plan folded (GitHub gets a Markdown summary in $GITHUB_STEP_SUMMARY instead).
+FOLDED_PLAN = frozenset({"gitlab"})
 
 
 def _limit(name: str, what: str) -> list[click.Option]:
@@ -104,6 +106,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     from ci_env.ci import detect
     from ci_env.cleanup import report as rpt
     from ci_env.cleanup import run
+    from ci_env.cleanup.progress import Throttle
     from ci_env.errors import CiEnvError, RegistryError
     from ci_env.options import IMAGES_REPO, STAGES_STORAGE
     from ci_env.output import Output, format_table
@@ -126,14 +129,17 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     target = run.resolve_target(repo, env, clients, settings.directory)
     out.status(f"{command}: {target.images_repo.address} ({target.images_repo.mode}), "
                f"{len(target.managed)} managed image(s)")
-    plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc))
+    planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
+    plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning)
     deletions = plan.deletions
+    if any(why == run.NO_DAEMON for _ref, why in inventory.skipped):
+        out.status(f"ci-env: warning: {run.NO_DAEMON}")
     out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
                f"({run.stage_count(plan)} stage(s))" + (" -- dry run, nothing is removed" if dry_run else ""))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
-                             progress=_progress(family), started=started)
+                             progress=_progress(family), started=started, phases=planning)
     except CiEnvError:
         if kw["report"] is not None:
             empty = rpt.Result(command, dry_run, str(target.images_repo.address), None, plan, {}, inventory.skipped,
@@ -141,12 +147,13 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
             rpt.write_json(kw["report"], empty.as_json())
         raise
     lines = format_table(rpt.HEADERS, rpt.rows(result))
-    if dry_run or family != "gitlab":
-        click.echo("\n".join(lines))
-    else:
-        with out.section(f"{command} plan: {len(deletions)} to remove", name=f"ci-env-{command}") as section:
+    if family in FOLDED_PLAN:  # the plan (dry run or not) in a collapsible section of the job log, on stdout
+        title = f"{command} plan: {len(deletions)} to remove" + (" (dry run, nothing removed)" if dry_run else "")
+        with Output(family, sys.stdout).section(title, name=f"ci-env-{command}") as section:
             for line in lines:
                 section.line(line)
+    else:
+        click.echo("\n".join(lines))
     if kw["report"] is not None:
         rpt.write_json(kw["report"], result.as_json())
     rpt.append_step_summary(env, rpt.markdown(result))

@@ -11,14 +11,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin
 
-from ci_env.errors import AuthError, RegistryError
+from ci_env.errors import AuthError, CiEnvError, RegistryError
 from ci_env.registry import manifests as mf
 from ci_env.registry.auth import Authenticator, Credential, credentials_for, docker_config_dir, repository_scope
 
@@ -30,6 +30,11 @@ ABSENT = "absent"
 #: a digest no registry holds: deleting it is the harmless probe of whether deletion is allowed.
 PROBE_DIGEST = "sha256:" + "0" * 64
 LISTING_PARALLELISM = 8
+
+#: what happened to one tag of a batch: ``"removed"``, ``"absent"``, or the error that stopped it.
+TagOutcome = str | CiEnvError
+#: called once per tag of a batch as soon as its outcome is known (from worker threads).
+OutcomeReport = Callable[[str, TagOutcome], None]
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class _RepoState:
     referenced: set[str]
     lock: threading.Lock = field(default_factory=threading.Lock)
     digest_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    #: one batch (``untag_many``) at a time per repository.
+    batch_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def digest_lock(self, digest: str) -> threading.Lock:
         with self.lock:
@@ -150,6 +157,7 @@ class RegistryClient:
         self._placeholder_config: set[str] = set()
         self._placeholder_lock = threading.Lock()
         self._phases: dict[str, _PhaseLock] = {}
+        self._fill_locks: dict[str, threading.Lock] = {}
 
     def _phase(self, path: str) -> _PhaseLock:
         with self._lock:
@@ -478,10 +486,7 @@ class RegistryClient:
 
     def point_at_placeholder(self, path: str, tag: str) -> str:
         """Point ``tag`` at a new, unique, tiny placeholder manifest; returns the placeholder's digest."""
-        with self._placeholder_lock:
-            if path not in self._placeholder_config:
-                self.ensure_blob(path, mf.sha256_digest(mf.PLACEHOLDER_CONFIG), mf.PLACEHOLDER_CONFIG)
-                self._placeholder_config.add(path)
+        self._ensure_placeholder_config(path)
         body = mf.placeholder_manifest()
         return self.put_manifest(path, tag, body, mf.OCI_MANIFEST)
 
@@ -508,10 +513,30 @@ class RegistryClient:
         self._state(path)
 
     def _state(self, path: str) -> _RepoState:
+        return self._repo_state(path)[0]
+
+    def _repo_state(self, path: str) -> tuple[_RepoState, bool]:
+        """The tag map of ``path`` and whether it was built by this call.
+
+        Built once per path even when many threads ask at the same moment: the first one lists and
+        resolves the repository while the others wait for its map (a per-path lock).
+        """
         with self._lock:
             state = self._repos.get(path)
-        if state is not None:
-            return state
+            if state is not None:
+                return state, False
+            fill_lock = self._fill_locks.setdefault(path, threading.Lock())
+        with fill_lock:
+            with self._lock:
+                state = self._repos.get(path)
+            if state is not None:
+                return state, False
+            state = self._build_state(path)
+            with self._lock:
+                self._repos[path] = state
+            return state, True
+
+    def _build_state(self, path: str) -> _RepoState:
         try:
             tags = self.list_tags(path)
         except RegistryError as exc:
@@ -528,9 +553,7 @@ class RegistryClient:
                 referenced.update(mf.references(body).children)
             except ValueError:
                 continue
-        state = _RepoState(digests, referenced)
-        with self._lock:
-            return self._repos.setdefault(path, state)
+        return _RepoState(digests, referenced)
 
     def untag(self, path: str, tag: str) -> str:
         """Remove exactly ``tag`` from ``path``: ``"removed"``, or ``"absent"`` when it did not exist.
@@ -561,6 +584,164 @@ class RegistryClient:
                 state.digests.pop(tag, None)
         return REMOVED
 
+    def untag_many(
+        self, path: str, tags: Sequence[str], *, parallel: int = LISTING_PARALLELISM,
+        report: OutcomeReport | None = None,
+    ) -> dict[str, TagOutcome]:
+        """Remove exactly ``tags`` from ``path`` in one batch; per tag ``"removed"``, ``"absent"`` or its error.
+
+        Never raises for a registry's answer: every tag gets an outcome (``report(tag, outcome)`` is called as
+        soon as it is known). The batch, per repository:
+
+        1. the tag map (listed and resolved once; when it was built earlier, the named tags are resolved again);
+        2. tags whose manifest carries only tags of this batch and no index uses: one DELETE per digest;
+        3. the other tags: each is pointed at ONE placeholder manifest unique to this batch (PUTs in parallel),
+           then that placeholder is deleted once, first (it shrinks the repository, so later DELETEs are
+           cheaper), then the digests of step 2 (in parallel).
+
+        A run stopped between the PUTs and the DELETE leaves the tags on the placeholder, which no kept tag
+        uses: running the batch again deletes it by digest. When the placeholder's DELETE fails, every tag on
+        it is reported failed (no kept tag was touched).
+        """
+        unique = list(dict.fromkeys(tags))
+        results: dict[str, TagOutcome] = {}
+        results_lock = threading.Lock()
+
+        def settle(tag: str, outcome: TagOutcome) -> None:
+            with results_lock:
+                results[tag] = outcome
+            if report is not None:
+                report(tag, outcome)
+
+        if not unique:
+            return results
+        try:
+            state, fresh = self._repo_state(path)
+        except CiEnvError as exc:
+            for tag in unique:
+                settle(tag, exc)
+            return results
+        workers = max(1, parallel)
+        with state.batch_lock:
+            current, moved = self._current_digests(path, state, unique, fresh, workers, settle)
+            with state.lock:
+                lone, shared = plan_removal(state.digests, state.referenced, current, moved)
+            self._remove_planned(path, state, lone, shared, workers, settle)
+            failed = any(isinstance(results.get(tag), CiEnvError) for tag in unique)
+            with state.lock:
+                for tag in unique:
+                    state.digests.pop(tag, None)
+        if failed:
+            self.forget(path)
+        return {tag: results[tag] for tag in unique}
+
+    def _current_digests(
+        self, path: str, state: _RepoState, tags: Sequence[str], fresh: bool, workers: int,
+        settle: OutcomeReport,
+    ) -> tuple[dict[str, str], set[str]]:
+        """The digest of each named tag that exists (the absent ones are settled), and the tags that moved.
+
+        A map built by this batch is current; an older one is checked by resolving the named tags again.
+        """
+        if fresh:
+            with state.lock:
+                known = {tag: state.digests.get(tag) for tag in tags}
+            for tag, digest in known.items():
+                if digest is None:
+                    settle(tag, ABSENT)
+            return {tag: digest for tag, digest in known.items() if digest is not None}, set()
+
+        def resolve(tag: str) -> ManifestInfo | CiEnvError | None:
+            try:
+                return self.resolve(path, tag)
+            except CiEnvError as exc:
+                return exc
+
+        current: dict[str, str] = {}
+        moved: set[str] = set()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            answers = list(pool.map(resolve, tags))
+        with state.lock:
+            for tag, answer in zip(tags, answers, strict=True):
+                if isinstance(answer, CiEnvError):
+                    settle(tag, answer)
+                    continue
+                if answer is None:
+                    state.digests.pop(tag, None)
+                    settle(tag, ABSENT)
+                    continue
+                if state.digests.get(tag) != answer.digest:
+                    moved.add(tag)
+                state.digests[tag] = answer.digest
+                current[tag] = answer.digest
+        return current, moved
+
+    def _remove_planned(
+        self, path: str, state: _RepoState, lone: Mapping[str, Sequence[str]], shared: Sequence[str],
+        workers: int, settle: OutcomeReport,
+    ) -> None:
+        """Run the batch's phases: placeholder PUTs, then the placeholder DELETE, then the digest DELETEs."""
+        if shared:
+            self._remove_via_placeholder(path, shared, workers, settle)
+
+        def delete(digest: str) -> None:
+            # a 404 here is our own DELETE answered late (a retry after a lost answer): the tags existed.
+            try:
+                self._delete_digest(path, digest)
+                outcome: TagOutcome = REMOVED
+            except CiEnvError as exc:
+                outcome = exc
+            for tag in lone[digest]:
+                settle(tag, outcome)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(delete, list(lone)))
+
+    def _remove_via_placeholder(self, path: str, tags: Sequence[str], workers: int, settle: OutcomeReport) -> None:
+        """Point ``tags`` at one new placeholder (in parallel), then delete it once."""
+        try:
+            self._ensure_placeholder_config(path)
+        except CiEnvError as exc:
+            for tag in tags:
+                settle(tag, exc)
+            return
+        body = mf.placeholder_manifest()
+        placeholder = mf.sha256_digest(body)
+
+        def point(tag: str) -> CiEnvError | None:
+            try:
+                self.put_manifest(path, tag, body, mf.OCI_MANIFEST)
+            except CiEnvError as exc:
+                return exc
+            return None
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            errors = list(pool.map(point, tags))
+        pointed = []
+        for tag, error in zip(tags, errors, strict=True):
+            if error is None:
+                pointed.append(tag)
+            else:
+                settle(tag, error)
+        if not pointed:
+            return
+        try:
+            self._delete_digest(path, placeholder)  # unique to this batch: a 404 is our own retried DELETE
+            outcome: TagOutcome = REMOVED
+        except CiEnvError as exc:
+            outcome = type(exc)(
+                f"{exc.message}; the tag now points at the placeholder {placeholder} (no image, no other tag "
+                "moved): run the removal again to finish"
+            )
+        for tag in pointed:
+            settle(tag, outcome)
+
+    def _ensure_placeholder_config(self, path: str) -> None:
+        with self._placeholder_lock:
+            if path not in self._placeholder_config:
+                self.ensure_blob(path, mf.sha256_digest(mf.PLACEHOLDER_CONFIG), mf.PLACEHOLDER_CONFIG)
+                self._placeholder_config.add(path)
+
     def oci_tag_delete(self, path: str, tag: str) -> str:
         """The OCI tag delete (``DELETE /v2/NAME/manifests/TAG``): ``"removed"`` or ``"absent"``."""
         response = self._mutate("delete", "DELETE", path, self._manifest_url(path, tag),
@@ -574,6 +755,33 @@ class RegistryClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
+
+
+def plan_removal(
+    digests: Mapping[str, str], referenced: Collection[str], remove: Mapping[str, str],
+    moved: Collection[str] = (),
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Split the tags of ``remove`` (tag -> current digest) into the two routes of a batch.
+
+    Returns (digest -> its tags, for digests that carry only tags being removed and that no index in
+    ``referenced`` uses: safe to delete by digest) and (the other tags: via a placeholder). ``digests`` is the
+    repository's whole tag map; a tag in ``moved`` (its map entry was stale) always takes the placeholder.
+    """
+    by_digest: dict[str, set[str]] = {}
+    for tag, digest in digests.items():
+        by_digest.setdefault(digest, set()).add(tag)
+    for tag, digest in remove.items():
+        by_digest.setdefault(digest, set()).add(tag)
+    removing = set(remove)
+    unsafe = {remove[tag] for tag in moved if tag in remove}
+    lone: dict[str, list[str]] = {}
+    shared: list[str] = []
+    for tag, digest in remove.items():
+        if digest not in referenced and digest not in unsafe and by_digest[digest] <= removing:
+            lone.setdefault(digest, []).append(tag)
+        else:
+            shared.append(tag)
+    return lone, shared
 
 
 def _error_codes(response: requests.Response) -> tuple[str, str]:

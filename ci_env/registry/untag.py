@@ -3,11 +3,14 @@
 ``remover_for(implementation, context)`` picks the remover for the implementation's ``delete_route``
 (vendor removers are imported lazily from ``REMOVERS``). ``untag_all`` preflights every repository
 first (nothing is deleted when any preflight fails), then removes the tags with bounded concurrency,
-reporting progress, and returns one outcome per requested tag.
+reporting progress, and returns one outcome per requested tag. A remover that also has
+``untag_many(repo, tags, *, parallel, report)`` (``BatchRemover``) gets all the tags of a repository in one
+call (the default route batches its DELETEs, ECR its ``batch_delete_image`` calls of 100).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 import time
@@ -51,6 +54,19 @@ class TagRemover(Protocol):
 
     def untag(self, repo: RepoAddress, tag: str) -> str:
         """Remove exactly ``tag``: ``"removed"`` or ``"absent"``; RegistryError/AuthError on failure."""
+
+
+#: called by a batch once per tag as soon as its outcome is known: ``"removed"``, ``"absent"`` or the error.
+BatchReport = Callable[[str, "str | CiEnvError"], None]
+
+
+class BatchRemover(TagRemover, Protocol):
+    """A remover that also removes many tags of one repository in one call."""
+
+    def untag_many(
+        self, repo: RepoAddress, tags: Sequence[str], *, parallel: int = 8, report: BatchReport | None = None
+    ) -> dict[str, str | CiEnvError]:
+        """Remove exactly ``tags``; per tag ``"removed"``, ``"absent"`` or its error (never raises for a tag)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,12 @@ class DefaultRemover(_ClientRemover):
 
     def untag(self, repo: RepoAddress, tag: str) -> str:
         return self.client(repo).untag(repo.path, tag)
+
+    def untag_many(
+        self, repo: RepoAddress, tags: Sequence[str], *, parallel: int = 8, report: BatchReport | None = None
+    ) -> dict[str, str | CiEnvError]:
+        """All of ``tags`` in one batch (see ``RegistryClient.untag_many``)."""
+        return self.client(repo).untag_many(repo.path, tags, parallel=parallel, report=report)
 
 
 class OciTagDeleteRemover(_ClientRemover):
@@ -194,8 +216,19 @@ def untag_all(
     done = 0
     last = time.monotonic()
 
-    def run(index: int) -> None:
+    def record(index: int, outcome: Outcome) -> None:
         nonlocal done, last
+        with lock:
+            if results[index] is not None:
+                return
+            results[index] = outcome
+            done += 1
+            now = time.monotonic()
+            if progress is not None and now - last >= progress_every and done < len(unique):
+                last = now
+                progress(done, len(unique), Summary(tuple(r for r in results if r is not None)))
+
+    def run(index: int) -> None:
         repo, tag = unique[index]
         try:
             status = removers[repo].untag(repo, tag)
@@ -204,17 +237,54 @@ def untag_all(
             outcome = Outcome(str(repo), tag, FAILED, exc.message)
         except Exception as exc:  # a bug or an unexpected library error: report it, keep going
             outcome = Outcome(str(repo), tag, FAILED, f"{type(exc).__name__}: {exc}")
-        with lock:
-            results[index] = outcome
-            done += 1
-            now = time.monotonic()
-            if progress is not None and now - last >= progress_every and done < len(unique):
-                last = now
-                progress(done, len(unique), Summary(tuple(r for r in results if r is not None)))
+        record(index, outcome)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        list(pool.map(run, range(len(unique))))
+    batches: dict[RepoAddress, list[int]] = {}
+    singles: list[int] = []
+    for index, (repo, _) in enumerate(unique):
+        if callable(getattr(removers[repo], "untag_many", None)):
+            batches.setdefault(repo, []).append(index)
+        else:
+            singles.append(index)
+    workers = max(1, parallel)
+    outer = max(1, min(workers, len(batches) + len(singles)))
+    inner = max(1, workers // max(1, min(workers, len(batches))))
+    tasks: list[Callable[[], None]] = [functools.partial(run, i) for i in singles]
+    tasks += [
+        functools.partial(_run_batch, removers[repo], repo, [unique[i][1] for i in indexes], indexes, inner, record)
+        for repo, indexes in batches.items()
+    ]
+    with ThreadPoolExecutor(max_workers=outer) as pool:
+        list(pool.map(lambda task: task(), tasks))
     summary = Summary(tuple(r for r in results if r is not None))
     if progress is not None:
         progress(len(unique), len(unique), summary)
     return summary
+
+
+def _outcome(repo: RepoAddress, tag: str, result: object) -> Outcome:
+    if isinstance(result, CiEnvError):
+        return Outcome(str(repo), tag, FAILED, result.message)
+    if isinstance(result, BaseException):
+        return Outcome(str(repo), tag, FAILED, f"{type(result).__name__}: {result}")
+    return Outcome(str(repo), tag, result if result in (REMOVED, ABSENT) else REMOVED)
+
+
+def _run_batch(
+    remover: TagRemover, repo: RepoAddress, tags: list[str], indexes: list[int], parallel: int,
+    record: Callable[[int, Outcome], None],
+) -> None:
+    """One ``untag_many`` call; every tag gets an outcome, even when the call itself fails."""
+    position = dict(zip(tags, indexes, strict=True))
+
+    def report(tag: str, result: str | CiEnvError) -> None:
+        if tag in position:
+            record(position[tag], _outcome(repo, tag, result))
+
+    try:
+        answers: Mapping[str, object] = remover.untag_many(  # type: ignore[attr-defined]
+            repo, tags, parallel=parallel, report=report)
+    except Exception as exc:  # CiEnvError, a bug or an unexpected library error: report it, keep going
+        answers = dict.fromkeys(tags, exc)
+    for tag in tags:
+        record(position[tag], _outcome(repo, tag, answers.get(tag, RegistryError("no outcome was reported"))))

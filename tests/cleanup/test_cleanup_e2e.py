@@ -6,22 +6,16 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from ci_env.registry.client import RegistryClient
-from ci_env.registry.reference import RepoAddress
-from tests.cleanup.gitrepo import GitRepo
-from tests.cleanup.world import World, signature_of
+from tests.cleanup.world import MISSING_COMMIT, World, publish_scenario, signature_of
 from tests.registry_client.images import pulls
-from tests.services.registry import RegistryService
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "cleanup-report.schema.json").read_text())
-MISSING_COMMIT = "d" * 40
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -33,47 +27,11 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
 
 
 @pytest.fixture
-def world(registry_open: RegistryService) -> World:
-    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
-    base = f"cleanup-{uuid.uuid4().hex[:10]}"
-    return World(client, RepoAddress(registry_open.host, f"{base}/images"), RepoAddress(registry_open.host,
-                                                                                         f"{base}/stages"))
-
-
-@pytest.fixture
 def project(tmp_path: Path, world: World) -> dict[str, str]:
-    """A git repository and tags published for its branches, git tags and commits; then a branch and a git
-    tag are deleted. Returns what was published (name -> digest)."""
-    git = GitRepo(tmp_path / "project")
-    first = git.commit("one", date="2024-01-01T00:00:00Z")
-    git.git("tag", "v1")
-    git.git("branch", "feature-a")
-    second = git.commit("two", date="2024-02-01T00:00:00Z")
-    git.git("tag", "v2")
-    w = world
-    main = w.publish("api", "main", "git-branch", git_ref="main", signature=signature_of("main"))
-    feature = w.publish("api", "feature-a", "git-branch", git_ref="feature-a", signature=signature_of("feat"))
-    latest = w.publish("api", "latest", "custom", like=feature, signature=signature_of("feat"))
-    v1 = w.publish("api", "v1", "git-tag", git_ref="v1", signature=signature_of("v1"))
-    v2 = w.publish("api", "v2", "git-tag", git_ref="v2", signature=signature_of("v2"))
-    c1 = w.publish("api", first, "git-commit", git_ref=first, signature=signature_of("c1"))
-    c2 = w.publish("api", second, "git-commit", git_ref=second, signature=signature_of("c2"))
-    gone = w.publish("api", MISSING_COMMIT, "git-commit", git_ref=MISSING_COMMIT, signature=signature_of("gone"))
-    web = w.publish("web", "feature-a", "git-branch", git_ref="feature-a", signature=signature_of("web"))
-    w.publish("web", "brand-new", "git-branch", git_ref="brand-new", published_at=_recent())
-    for name, pushed in (("main", main), ("feat", feature), ("v1", v1), ("v2", v2), ("c1", c1), ("c2", c2),
-                         ("gone", gone), ("web", web)):
-        w.stage(signature_of(name), like=pushed)
-    w.stage(signature_of("orphan"))
-    git.git("branch", "-D", "feature-a")
-    git.git("tag", "-d", "v1")
-    return {"dir": str(git.path), "first": first, "second": second, "latest": latest.digest}
-
-
-def _recent() -> str:
-    from datetime import datetime, timedelta, timezone
-
-    return (datetime.now(timezone.utc) - timedelta(minutes=10)).replace(microsecond=0).isoformat()
+    """The shared scenario (see ``publish_scenario``): tags for branches, git tags and commits, then a branch and a
+    git tag deleted."""
+    scenario = publish_scenario(world, tmp_path / "project")
+    return {"dir": scenario.directory, "first": scenario.first, "second": scenario.second}
 
 
 def _args(world: World, project: dict[str, str]) -> list[str]:
@@ -157,3 +115,22 @@ def test_bad_options_exit_2(world: World, project: dict[str, str], tmp_path: Pat
 def test_missing_images_repo_exit_2(tmp_path: Path) -> None:
     result = run_cli("cleanup", cwd=tmp_path)
     assert result.returncode == 2 and "--images-repo" in result.stderr
+
+
+def test_gitlab_dry_run_plan_is_a_collapsed_section_and_progress_goes_to_stderr(
+    world: World, project: dict[str, str], tmp_path: Path
+) -> None:
+    before = world.tags("api")
+    result = run_cli("cleanup", *_args(world, project), "--dry-run", cwd=tmp_path,
+                     env={"GITLAB_CI": "true", "CI": "true"})
+    assert result.returncode == 0, result.stderr
+    assert world.tags("api") == before
+    # (text mode reads GitLab's "\r" as a line end)
+    start, _, rest = result.stdout.partition("[collapsed=true]\n\x1b[0Kcleanup plan: 8 to remove (dry run")
+    assert start.startswith("\x1b[0Ksection_start:") and "\x1b[0Ksection_end:" in rest
+    inside = rest.split("\x1b[0Ksection_end:")[0]
+    assert "feature-a" in inside and "would-remove" in inside
+    progress = [line for line in result.stderr.splitlines() if line.startswith("ci-env: ")]
+    assert progress[0].startswith("ci-env: reading the publication records in ")
+    assert any(line.startswith("ci-env: resolving the tags of ") and line.endswith("/8") for line in progress)
+    assert len(progress) <= 8 and "section_start" not in result.stderr

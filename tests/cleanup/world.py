@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from ci_env import records
 from ci_env.registry import manifests as mf
@@ -53,15 +55,7 @@ class World:
         records.add_managed_image(self.store, image)
         repo = image_repository(self.images_repo, self.mode, image)
         stored = repository_tag(self.mode, image, tag)
-        if like is None:
-            pushed = push_image(self.client, repo.path, [stored])
-        else:
-            body, info = self.client.get_manifest(like.path, like.digest)
-            if like.path != repo.path:
-                for blob in mf.references(body).blobs:
-                    self.client.mount_blob(like.path, repo.path, blob)
-            self.client.put_manifest(repo.path, stored, body, info.media_type)
-            pushed = like
+        pushed = self.push(repo, stored, like)
         if record:
             records.write_publication(self.store, records.Publication(
                 image=image, tag=tag, repository=str(repo), stored_tag=stored, strategy=strategy,
@@ -72,6 +66,17 @@ class World:
                 git_commit=git_ref if strategy == "git-commit" else None,
             ))
         return pushed
+
+    def push(self, repo: RepoAddress, stored: str, like: PushedImage | None) -> PushedImage:
+        """Put an image under ``repo:stored``: a new tiny one, or the manifest of ``like`` (same digest)."""
+        if like is None:
+            return push_image(self.client, repo.path, [stored])
+        body, info = self.client.get_manifest(like.path, like.digest)
+        if like.path != repo.path:
+            for blob in mf.references(body).blobs:
+                self.client.mount_blob(like.path, repo.path, blob)
+        self.client.put_manifest(repo.path, stored, body, info.media_type)
+        return like
 
     def tags(self, image: str | None) -> set[str]:
         """The tags in ``image``'s repository now."""
@@ -92,3 +97,81 @@ class World:
 
 def dumps(data: object) -> str:
     return json.dumps(data, indent=2)
+
+
+MISSING_COMMIT = "d" * 40
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What :func:`publish_scenario` published: the git directory, the two commits, and the expected result."""
+
+    directory: str
+    first: str
+    second: str
+
+    def expected_api(self) -> set[str]:
+        """The api tags a cleanup with default options keeps."""
+        return {"main", "latest", "v2", self.first, self.second}
+
+    expected_web = frozenset({"brand-new"})
+    expected_stages = frozenset(signature_of(n) for n in ("main", "feat", "v2", "c1", "c2"))
+
+
+def publish_scenario(world: World, directory: Path, *, stage_like: bool = True) -> Scenario:
+    """The cleanup scenario shared by every registry: a git repository; tags published for its branches, git
+    tags and commits (``latest`` shares the image of ``feature-a``); stages; then the branch ``feature-a`` and
+    the git tag ``v1`` are deleted. ``stage_like``: stage images share the tags' manifests (else new images)."""
+    from tests.cleanup.gitrepo import GitRepo
+
+    git = GitRepo(directory)
+    first = git.commit("one", date="2024-01-01T00:00:00Z")
+    git.git("tag", "v1")
+    git.git("branch", "feature-a")
+    second = git.commit("two", date="2024-02-01T00:00:00Z")
+    git.git("tag", "v2")
+    w = world
+    main = w.publish("api", "main", "git-branch", git_ref="main", signature=signature_of("main"))
+    feature = w.publish("api", "feature-a", "git-branch", git_ref="feature-a", signature=signature_of("feat"))
+    w.publish("api", "latest", "custom", like=feature, signature=signature_of("feat"))
+    v1 = w.publish("api", "v1", "git-tag", git_ref="v1", signature=signature_of("v1"))
+    v2 = w.publish("api", "v2", "git-tag", git_ref="v2", signature=signature_of("v2"))
+    c1 = w.publish("api", first, "git-commit", git_ref=first, signature=signature_of("c1"))
+    c2 = w.publish("api", second, "git-commit", git_ref=second, signature=signature_of("c2"))
+    gone = w.publish("api", MISSING_COMMIT, "git-commit", git_ref=MISSING_COMMIT, signature=signature_of("gone"))
+    web = w.publish("web", "feature-a", "git-branch", git_ref="feature-a", signature=signature_of("web"))
+    w.publish("web", "brand-new", "git-branch", git_ref="brand-new", published_at=recent())
+    for name, pushed in (("main", main), ("feat", feature), ("v1", v1), ("v2", v2), ("c1", c1), ("c2", c2),
+                         ("gone", gone), ("web", web)):
+        w.stage(signature_of(name), like=pushed if stage_like else None)
+    w.stage(signature_of("orphan"))
+    git.git("branch", "-D", "feature-a")
+    git.git("tag", "-d", "v1")
+    return Scenario(str(git.path), first, second)
+
+
+def recent(minutes: int = 10) -> str:
+    """A publication time ``minutes`` ago (ISO 8601, UTC)."""
+    return (datetime.now(timezone.utc) - timedelta(minutes=minutes)).replace(microsecond=0).isoformat()
+
+
+def push_labelled(client: RegistryClient, path: str, tags: list[str], labels: dict[str, str],
+                  created: str = "2024-01-01T00:00:00Z") -> str:
+    """Push a tiny image whose config carries ``labels`` (as build-and-publish labels images) under ``tags``;
+    no publication record. Returns its digest."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "created": created, "config": {"Labels": labels},
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    layer = json.dumps(sorted(labels.items())).encode() + created.encode()
+    client.ensure_blob(path, mf.sha256_digest(config), config)
+    client.ensure_blob(path, mf.sha256_digest(layer), layer)
+    body = json.dumps({
+        "schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": mf.sha256_digest(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": mf.sha256_digest(layer),
+                    "size": len(layer)}],
+    }).encode()
+    digest = ""
+    for tag in tags:
+        digest = client.put_manifest(path, tag, body, mf.OCI_MANIFEST)
+    return digest

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.publish.conftest import Cli, RegistryFactory, RegistryReader, login, write_project
 from tests.conftest import USERS
+from tests.publish.conftest import Cli, RegistryFactory, RegistryReader, login, write_project
 from tests.services.dockerd import DockerDaemon
 
 

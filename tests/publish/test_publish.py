@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from tests.publish.conftest import Cli, RegistryFactory, RegistryReader, blob_data_uploads, login, write_project
 from tests.conftest import USERS
+from tests.publish.conftest import Cli, RegistryFactory, RegistryReader, blob_data_uploads, login, write_project
 from tests.services.dockerd import DockerDaemon
 
 

@@ -123,3 +123,21 @@ def test_preflight_without_credentials_or_region(moto_url: str, clean_env: None,
     with pytest.raises(PreflightError) as no_region:
         EcrRemover(context(moto_url)).preflight(RepoAddress("ecr.example.com", "team/app"))
     assert "AWS_REGION" in str(no_region.value)
+
+
+def test_untag_all_sends_ecr_tags_in_calls_of_100(ecr: Any, moto_url: str) -> None:
+    from ci_env.registry.untag import untag_all
+
+    for i in range(250):
+        ecr.put_image(repositoryName="team/app", imageManifest=manifest("f"), imageTag=f"t{i}")
+    ecr.put_image(repositoryName="team/app", imageManifest=manifest("f"), imageTag="keep")
+    calls: list[int] = []
+    ecr.meta.events.register("before-parameter-build.ecr.BatchDeleteImage",
+                             lambda params, **_: calls.append(len(params["imageIds"])))
+    remover = EcrRemover(context(moto_url), client=ecr)
+    repo = RepoAddress(HOST, "team/app")
+    wanted = [f"t{i}" for i in range(250)]
+    summary = untag_all([(repo, tag) for tag in wanted], lambda _: remover, parallel=8)
+    assert [o.status for o in summary.outcomes] == ["removed"] * 250
+    assert calls == [100, 100, 50]
+    assert [tags for tags in tags_by_digest(ecr).values()] == [["keep"]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from typing import Any
 import pytest
 
 from ci_env.errors import PreflightError
+from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.gitlab import GitLabRemover
+from tests.registry_client.images import pulls, push_image
+from tests.services.registry import RegistryService
 from tests.vendors.conftest import Ctx
 from tests.vendors.fakeapi import Call, FakeApi, Reply
 
@@ -195,3 +199,52 @@ def test_preflight_with_refused_api_token(gitlab: GitLab, tmp_path: Path) -> Non
     with pytest.raises(PreflightError) as error:
         GitLabRemover(ctx(gitlab, tmp_path, "developer", gitlab_token="glpat-WRONG")).preflight(repo)
     assert "refused" in str(error.value) and "glpat-WRONG" not in str(error.value)
+
+
+def test_registry_without_reference_route_falls_back_to_placeholder_route(
+    registry_open: RegistryService, tmp_path: Path, clean_env: None
+) -> None:
+    """The plain CNCF registry as a "GitLab" registry: its 404 on tags/reference is no proof the tag is gone."""
+    client = RegistryClient(registry_open.host)
+    repo_path = f"group/project/{uuid.uuid4().hex[:10]}"
+    shared = push_image(client, repo_path, ["keep", "stale"])
+    push_image(client, repo_path, ["lone"])
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {}}))
+    remover = GitLabRemover(Ctx(env={}, docker_config=tmp_path))
+    repo = RepoAddress(registry_open.host, repo_path)
+    remover.preflight(repo)
+    before = len(registry_open.requests())
+    assert remover.untag(repo, "stale") == "removed"
+    assert remover.untag(repo, "lone") == "removed"
+    assert remover.untag(repo, "never-was") == "absent"
+    assert client.list_tags(repo_path) == ["keep"]
+    assert client.resolve(repo_path, "keep").digest == shared.digest  # type: ignore[union-attr]
+    assert pulls(client, repo_path, "keep")
+    reference_tries = [p for m, p, _ in registry_open.requests()[before:] if "/tags/reference/" in p]
+    assert reference_tries == [f"/v2/{repo_path}/tags/reference/stale"]  # remembered as missing after one try
+
+
+def test_registry_without_reference_route_falls_back_to_the_api_with_a_token(gitlab: GitLab, tmp_path: Path) -> None:
+    def no_reference_route(call: Call, name: str, tag: str) -> Reply:
+        return 404, {"Content-Type": "text/plain"}, None
+
+    def head_manifest(call: Call, name: str, ref: str) -> Reply:
+        digest = gitlab.tags.get(name, {}).get(ref)
+        if digest is None:
+            return 404, {}, {"errors": [{"code": "MANIFEST_UNKNOWN"}]}
+        return 200, {"Docker-Content-Digest": digest, "Content-Type": "application/vnd.oci.image.manifest.v1+json"}, {}
+
+    gitlab.api.route("DELETE", r"/v2/(.+)/tags/reference/([^/]+)")(no_reference_route)
+    gitlab.api.route("HEAD", r"/v2/(.+)/manifests/([^/]+)")(head_manifest)
+    gitlab.api.routes[:] = gitlab.api.routes[-2:] + gitlab.api.routes[:-2]  # these two answer first
+    repo = RepoAddress(gitlab.host, PATH)
+    r = GitLabRemover(ctx(gitlab, tmp_path, "maintainer", gitlab_token="glpat-SECRET"))
+    r.preflight(repo)
+    assert r.untag(repo, "v1") == "removed"
+    assert r.untag(repo, "v3") == "removed"
+    assert r.untag(repo, "v9") == "absent"
+    assert gitlab.tags[PATH] == {"v2": "sha256:aaa"}
+    deletes = [p for m, p in gitlab.api.requests() if m == "DELETE" and "/manifests/" not in p]
+    assert deletes == [f"/v2/{PATH}/tags/reference/v1", "/api/v4/projects/42/registry/repositories/2/tags/v1",
+                       "/api/v4/projects/42/registry/repositories/2/tags/v3",
+                       "/api/v4/projects/42/registry/repositories/2/tags/v9"]

@@ -10,7 +10,7 @@ come from the registry host (``ACCOUNT.dkr.ecr.REGION.amazonaws.com``); the endp
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ci_env.errors import AuthError, CiEnvError, RegistryError
@@ -111,8 +111,15 @@ class EcrRemover:
             raise outcome
         return outcome
 
-    def untag_many(self, repo: RepoAddress, tags: Sequence[str]) -> dict[str, str | CiEnvError]:
-        """Remove ``tags`` in calls of up to 100; per tag ``removed``, ``absent`` or the error for that tag."""
+    def untag_many(
+        self, repo: RepoAddress, tags: Sequence[str], *, parallel: int = 1,
+        report: Callable[[str, str | CiEnvError], None] | None = None,
+    ) -> dict[str, str | CiEnvError]:
+        """Remove ``tags`` in calls of up to 100; per tag ``removed``, ``absent`` or the error for that tag.
+
+        The calls run one after another (``parallel`` is accepted for the batch protocol); ``report(tag,
+        outcome)`` is called for each tag of a call as soon as that call has answered.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
         client = self._client(repo)
@@ -152,4 +159,7 @@ class EcrRemover:
                     )
             for tag in batch:
                 results.setdefault(tag, ABSENT)
+            if report is not None:
+                for tag in batch:
+                    report(tag, results[tag])
         return results

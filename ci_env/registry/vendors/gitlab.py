@@ -4,6 +4,11 @@ Registry route (preferred): ``DELETE /v2/NAME/tags/reference/TAG`` (GitLab's reg
 that tag), with a token whose scope includes ``delete``, obtained with the credentials ``docker login``
 saved for the registry (in a job: ``CI_REGISTRY_USER``/``CI_JOB_TOKEN`` or a deploy token).
 
+A registry that does not implement ``tags/reference`` (any registry that is not GitLab's, or an old one)
+answers 404 there for every tag: a 404 is only "already gone" when the tag no longer resolves (HEAD).
+When it still resolves, the route is remembered as missing for that registry, and tags are removed
+through the projects API when a token is available, else through the default placeholder route.
+
 API route (when the registry's token may not delete): find the project (``$CI_PROJECT_ID`` when the
 repository is under ``$CI_PROJECT_PATH``, else the longest path prefix that is a project), its registry
 repository (``GET /projects/ID/registry/repositories``, paged with ``X-Next-Page``), then
@@ -66,6 +71,7 @@ class GitLabRemover:
         self._routes: dict[str, str] = {}
         self._projects: dict[str, int | None] = {}
         self._repositories: dict[str, int | None] = {}
+        self._no_reference_route: set[str] = set()
         self._lock = threading.Lock()
 
     def _default_client(self, host: str) -> RegistryClient:
@@ -135,22 +141,38 @@ class GitLabRemover:
 
     def untag(self, repo: RepoAddress, tag: str) -> str:
         """Remove ``tag`` only: ``removed``, or ``absent`` when GitLab does not know it."""
-        if self._route(repo) == REGISTRY_ROUTE:
-            return self._untag_registry(repo, tag)
-        return self._untag_api(repo, tag)
+        if self._route(repo) == API_ROUTE:
+            return self._untag_api(repo, tag)
+        with self._lock:
+            missing = repo.api_host() in self._no_reference_route
+        if missing:
+            return self._untag_without_reference_route(repo, tag)
+        return self._untag_registry(repo, tag)
 
     # --- registry route ----------------------------------------------------------------
     def _untag_registry(self, repo: RepoAddress, tag: str) -> str:
         from ci_env.registry.auth import repository_scope
 
-        response = self._client(repo).request(
+        client = self._client(repo)
+        response = client.request(
             "DELETE", f"/v2/{repo.path}/tags/reference/{quote(tag, safe='')}", scopes=[repository_scope(repo.path)]
         )
         if response.status_code in (200, 202, 204):
             return REMOVED
-        if response.status_code == 404:
+        if response.status_code != 404:
+            raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
+        if client.resolve(repo.path, tag) is None:
             return ABSENT
-        raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
+        # the tag is still there: this registry has no tags/reference route (a 404 for every tag)
+        with self._lock:
+            self._no_reference_route.add(repo.api_host())
+        return self._untag_without_reference_route(repo, tag)
+
+    def _untag_without_reference_route(self, repo: RepoAddress, tag: str) -> str:
+        """The projects API when a token is available, else the default route (placeholder or digest)."""
+        if self._api_headers() is not None:
+            return self._untag_api(repo, tag)
+        return self._client(repo).untag(repo.path, tag)
 
     # --- API route ---------------------------------------------------------------------------
     def _get(self, url: str, **kwargs: Any) -> requests.Response:

@@ -1,0 +1,141 @@
+"""The same cleanup scenario end to end against ECR (moto's server), Docker Hub and GitHub (ghcr.io).
+
+The images repo is the vendor (selected with ``--images-repo-implementation``, since the vendor's test
+server listens on 127.0.0.1); the stages storage, with the publication records and managed images, is
+the local real registry, as a job using a vendor images repo with ``-s`` on another registry does.
+Each vendor keeps one state for its Registry API and its native API (see ``tests.cleanup.vendors``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import jsonschema
+import pytest
+
+from ci_env.registry.client import RegistryClient
+from ci_env.registry.naming import image_repository
+from ci_env.registry.reference import RepoAddress
+from tests.cleanup.test_cleanup_e2e import SCHEMA, run_cli
+from tests.cleanup.vendors import HUB_PAT, HUB_USER, DockerHubOverRegistry, EcrRegistryApi, ecr_manifest
+from tests.cleanup.world import Scenario, World, publish_scenario
+from tests.registry_client.images import PushedImage
+from tests.services.registry import RegistryService
+from tests.vendors.fakeapi import FakeApi
+from tests.vendors.test_github import TOKEN as GITHUB_TOKEN
+from tests.vendors.test_github import GitHubPackages
+
+AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "eu-west-1"}
+
+
+@dataclass
+class EcrWorld(World):
+    """Images in ECR (moto, ``put_image``), records and stages on the real registry."""
+
+    ecr: EcrRegistryApi | None = None
+    manifests: dict[str, str] = field(default_factory=dict)
+
+    def push(self, repo: RepoAddress, stored: str, like: PushedImage | None) -> PushedImage:
+        assert self.ecr is not None
+        manifest = self.manifests[like.digest] if like is not None else ecr_manifest(uuid.uuid4().hex)
+        digest = self.ecr.put(repo.path, stored, manifest)
+        self.manifests[digest] = manifest
+        return PushedImage(repo.path, digest, "", ())
+
+    def tags(self, image: str | None) -> set[str]:
+        assert self.ecr is not None
+        return self.ecr.tags(image_repository(self.images_repo, self.mode, image).path)
+
+
+@dataclass
+class Vendor:
+    """A vendor images repo ready for the scenario: the world, the CLI arguments and environment it needs,
+    and what its API was asked to delete."""
+
+    world: World
+    args: list[str]
+    env: dict[str, str]
+    secret: str | None = None
+    deletions: Callable[[], int] = lambda: 0
+
+
+def _ecr(registry: RegistryService, fake_api: Callable[[], FakeApi], moto_url: str) -> Vendor:
+    client = boto3.client("ecr", region_name="eu-west-1", endpoint_url=moto_url,
+                          aws_access_key_id="testing", aws_secret_access_key="testing-secret")
+    base = f"ecr{uuid.uuid4().hex[:8]}"
+    for image in ("api", "web"):
+        client.create_repository(repositoryName=f"{base}/app/{image}")
+    shim = EcrRegistryApi(fake_api(), client)
+    world = EcrWorld(RegistryClient(registry.host, docker_config=Path("/nonexistent")),
+                     RepoAddress(shim.host, f"{base}/app"), RepoAddress(registry.host, f"{base}/stages"), ecr=shim)
+    return Vendor(world, ["--images-repo-implementation", "ecr"], {"AWS_ENDPOINT_URL_ECR": moto_url, **AWS})
+
+
+def _dockerhub(registry: RegistryService, fake_api: Callable[[], FakeApi], moto_url: str) -> Vendor:
+    hub = DockerHubOverRegistry(fake_api(), registry)
+    base = f"hub{uuid.uuid4().hex[:8]}"
+    world = World(RegistryClient(registry.host, docker_config=Path("/nonexistent")),
+                  RepoAddress(registry.host, base), RepoAddress(registry.host, f"{base}-stages/stages"))
+    args = ["--images-repo-implementation", "dockerhub", "--repo-docker-hub-username", HUB_USER,
+            "--repo-docker-hub-token", HUB_PAT]
+    return Vendor(world, args, {"WERF_DOCKER_HUB_API_URL": hub.api.url}, HUB_PAT, lambda: len(hub.deleted()))
+
+
+def _github(registry: RegistryService, fake_api: Callable[[], FakeApi], moto_url: str) -> Vendor:
+    packages = GitHubPackages(fake_api(), registry, "read:packages, delete:packages, repo")
+    base = f"gh{uuid.uuid4().hex[:8]}"
+    world = World(RegistryClient(registry.host, docker_config=Path("/nonexistent")),
+                  RepoAddress(registry.host, f"acme/{base}"), RepoAddress(registry.host, f"{base}/stages"))
+    args = ["--images-repo-implementation", "github", "--repo-github-token", GITHUB_TOKEN]
+    return Vendor(world, args, {"WERF_GITHUB_API_URL": packages.api.url}, GITHUB_TOKEN,
+                  lambda: sum(1 for c in packages.api.calls if c.method == "DELETE"))
+
+
+VENDORS = {"ecr": _ecr, "dockerhub": _dockerhub, "github": _github}
+
+
+@pytest.fixture(params=sorted(VENDORS))
+def vendor(request: pytest.FixtureRequest, registry_open: RegistryService, fake_api: Callable[[], FakeApi],
+           clean_env: None) -> Iterator[Vendor]:
+    moto = request.getfixturevalue("moto_url") if request.param == "ecr" else ""
+    yield VENDORS[request.param](registry_open, fake_api, moto)
+
+
+def _cli(vendor: Vendor, scenario: Scenario, tmp_path: Path, *extra: str) -> Any:
+    world = vendor.world
+    args = ["-i", str(world.images_repo), "-s", str(world.stages), "--dir", scenario.directory, *vendor.args]
+    return run_cli("cleanup", *args, *extra, cwd=tmp_path, env=vendor.env)
+
+
+def test_cleanup_removes_exactly_the_stale_tags_on_the_vendor(vendor: Vendor, tmp_path: Path) -> None:
+    world = vendor.world
+    scenario = publish_scenario(world, tmp_path / "project", stage_like=False)
+    before = (world.tags("api"), world.tags("web"), world.stage_tags())
+    dry = _cli(vendor, scenario, tmp_path, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert (world.tags("api"), world.tags("web"), world.stage_tags()) == before
+    assert vendor.deletions() == 0
+
+    report = tmp_path / "report.json"
+    result = _cli(vendor, scenario, tmp_path, "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    assert world.tags("api") == scenario.expected_api()  # latest shared feature-a's image: it stays
+    assert world.tags("web") == scenario.expected_web
+    assert world.stage_tags() == scenario.expected_stages
+    if not isinstance(world, EcrWorld):
+        assert vendor.deletions() == 4  # exactly one API deletion per stale tag (api: 3, web: 1)
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["summary"]["failed"] == 0 and document["summary"]["removed"] == 4 + 4  # 4 tags, 4 stages
+    if vendor.secret:
+        assert vendor.secret not in result.stderr + result.stdout + report.read_text()
+
+    again = _cli(vendor, scenario, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert world.tags("api") == scenario.expected_api()

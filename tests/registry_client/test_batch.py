@@ -1,0 +1,186 @@
+"""Batched untag on the default route against the real registry: fast, and still only the named tags go."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ci_env.errors import RegistryError
+from ci_env.registry import manifests as mf
+from ci_env.registry.client import RegistryClient, plan_removal
+from ci_env.registry.http import make_session
+from ci_env.registry.reference import RepoAddress
+from ci_env.registry.untag import DefaultRemover, RemoverContext, Summary, untag_all
+from tests.registry_client.faultproxy import FaultProxy
+from tests.registry_client.images import pulls, push_image, push_index
+from tests.services.registry import RegistryService
+
+
+def _methods(service: RegistryService, since: int, repo: str) -> list[tuple[str, str]]:
+    return [(method, path) for method, path, _ in service.requests()[since:] if f"/v2/{repo}/" in path]
+
+
+def test_parallel_untags_list_and_resolve_the_repository_once(registry_open: RegistryService, repo: str) -> None:
+    setup = RegistryClient(registry_open.host)
+    drops = [f"drop-{n}" for n in range(8)]
+    for tag in drops:
+        push_image(setup, repo, [tag])
+    for n in range(12):
+        push_image(setup, repo, [f"keep-{n}"])
+    client = RegistryClient(registry_open.host)
+    start = threading.Barrier(len(drops))
+    before = len(registry_open.requests())
+
+    def untag(tag: str) -> str:
+        start.wait()
+        return client.untag(repo, tag)
+
+    with ThreadPoolExecutor(len(drops)) as pool:
+        assert list(pool.map(untag, drops)) == ["removed"] * len(drops)
+    made = _methods(registry_open, before, repo)
+    assert sum(1 for m, p in made if p.endswith("/tags/list")) == 1
+    # the map: one HEAD per tag of the repository (20), then one HEAD per removed tag (8)
+    assert sum(1 for m, _ in made if m == "HEAD") == 20 + len(drops)
+    assert sorted(setup.list_tags(repo)) == sorted(f"keep-{n}" for n in range(12))
+
+
+def test_untag_many_removes_only_the_named_tags_with_one_delete_per_digest(
+    registry_open: RegistryService, repo: str
+) -> None:
+    client = RegistryClient(registry_open.host)
+    pair = push_image(client, repo, ["pair-a", "pair-b"])  # both named: one DELETE by digest
+    lone = push_image(client, repo, ["lone"])
+    shared = [push_image(client, repo, [f"keep-{n}", f"stale-{n}"]) for n in range(3)]
+    index = push_index(client, repo, ["multi"])
+    body, info = client.get_manifest(repo, index.children[0])
+    client.put_manifest(repo, "child", body, info.media_type)  # its manifest is used by the index
+    fresh = RegistryClient(registry_open.host)
+    before = len(registry_open.requests())
+    named = ["pair-a", "pair-b", "lone", "stale-0", "stale-1", "stale-2", "child", "missing"]
+    outcomes = fresh.untag_many(repo, named)
+    assert outcomes == {**dict.fromkeys(named, "removed"), "missing": "absent"}
+    assert sorted(client.list_tags(repo)) == ["keep-0", "keep-1", "keep-2", "multi"]
+    for image in shared:
+        assert pulls(client, repo, image.digest)
+    assert pulls(client, repo, "multi")
+    assert client.resolve(repo, pair.digest) is None and client.resolve(repo, lone.digest) is None
+    made = _methods(registry_open, before, repo)
+    puts = [p for m, p in made if m == "PUT" and "/manifests/" in p]
+    deletes = [p for m, p in made if m == "DELETE"]
+    assert sorted(p.rsplit("/", 1)[1] for p in puts) == ["child", "stale-0", "stale-1", "stale-2"]
+    assert len(deletes) == 3  # the placeholder once, then the pair's digest and the lone digest
+    assert deletes[0].rsplit("/", 1)[1] not in {pair.digest, lone.digest}
+
+
+def test_untag_many_after_a_run_stopped_between_phases_finishes_it(registry_open: RegistryService,
+                                                                     repo: str) -> None:
+    client = RegistryClient(registry_open.host)
+    images = [push_image(client, repo, [f"keep-{n}", f"stale-{n}"]) for n in range(3)]
+    # what a run killed after its PUT phase leaves: the stale tags on one placeholder of that run
+    client.ensure_blob(repo, mf.sha256_digest(mf.PLACEHOLDER_CONFIG), mf.PLACEHOLDER_CONFIG)
+    stopped = mf.placeholder_manifest()
+    for n in range(3):
+        client.put_manifest(repo, f"stale-{n}", stopped, mf.OCI_MANIFEST)
+    rerun = RegistryClient(registry_open.host)
+    before = len(registry_open.requests())
+    assert rerun.untag_many(repo, [f"stale-{n}" for n in range(3)]) == dict.fromkeys(
+        (f"stale-{n}" for n in range(3)), "removed")
+    made = _methods(registry_open, before, repo)
+    assert [p for m, p in made if m == "DELETE"] == [f"/v2/{repo}/manifests/{mf.sha256_digest(stopped)}"]
+    assert not [p for m, p in made if m == "PUT"]
+    assert sorted(client.list_tags(repo)) == ["keep-0", "keep-1", "keep-2"]
+    assert all(pulls(client, repo, image.digest) for image in images)
+
+
+def test_untag_many_with_a_stale_map_resolves_the_named_tags_again(registry_open: RegistryService,
+                                                                    repo: str) -> None:
+    client = RegistryClient(registry_open.host)
+    old = push_image(client, repo, ["moving"])
+    client.prepare(repo)  # the map says: moving -> old, alone
+    other = RegistryClient(registry_open.host)
+    moved_to = push_image(other, repo, ["keep"])
+    body, info = other.get_manifest(repo, "keep")
+    other.put_manifest(repo, "moving", body, info.media_type)  # now shares its digest with keep
+    assert client.untag_many(repo, ["moving"]) == {"moving": "removed"}
+    assert other.list_tags(repo) == ["keep"]
+    assert pulls(other, repo, "keep") and other.resolve(repo, "keep").digest == moved_to.digest  # type: ignore[union-attr]
+    assert other.resolve(repo, old.digest) is not None  # no longer tagged by us: left alone
+
+
+def test_untag_many_when_the_placeholder_cannot_be_deleted_reports_each_tag_failed(
+    registry_nodelete: RegistryService, repo: str
+) -> None:
+    client = RegistryClient(registry_nodelete.host)
+    image = push_image(client, repo, ["keep", "stale"])
+    push_image(client, repo, ["lone"])
+    outcomes = client.untag_many(repo, ["stale", "lone"])
+    assert all(isinstance(outcome, RegistryError) for outcome in outcomes.values())
+    assert "placeholder" in str(outcomes["stale"]) and "run the removal again" in str(outcomes["stale"])
+    assert "405 UNSUPPORTED" in str(outcomes["lone"])
+    assert client.resolve(repo, "keep").digest == image.digest  # type: ignore[union-attr]
+    assert pulls(client, repo, "keep")
+
+
+def test_untag_all_batches_the_default_route_and_reports_progress(registry_open: RegistryService,
+                                                                  repo: str) -> None:
+    client = RegistryClient(registry_open.host)
+    for n in range(30):
+        push_image(client, repo, [f"keep-{n}", f"stale-{n}"] if n % 2 else [f"lone-{n}"])
+    named = [f"stale-{n}" if n % 2 else f"lone-{n}" for n in range(30)]
+    remover = DefaultRemover(RemoverContext())
+    address = RepoAddress(registry_open.host, repo)
+    seen: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int, summary: Summary) -> None:
+        seen.append((done, total))
+
+    before = len(registry_open.requests())
+    summary = untag_all([(address, tag) for tag in named], lambda _: remover, parallel=4, progress=progress,
+                        progress_every=0.0)
+    assert [o.status for o in summary.outcomes] == ["removed"] * 30
+    assert [o.tag for o in summary.outcomes] == named
+    assert sorted(client.list_tags(repo)) == sorted(f"keep-{n}" for n in range(1, 30, 2))
+    made = _methods(registry_open, before, repo)
+    deletes = [p for m, p in made if m == "DELETE" and not p.endswith("0" * 64)]
+    assert len(deletes) == 15 + 1  # 15 lone digests, one placeholder for the 15 shared tags
+    assert len(made) <= 30 * 2 + 31 + 4  # 2 requests per tag at most, plus the map (list + 45 HEADs) and config
+    assert seen[-1] == (30, 30) and len(seen) > 2
+
+
+def test_untag_all_batch_through_faults_removes_only_what_was_asked(registry_open: RegistryService,
+                                                                      repo: str) -> None:
+    direct = RegistryClient(registry_open.host)
+    kept = {f"keep-{n}": push_image(direct, repo, [f"keep-{n}", f"drop-shared-{n}"]).digest for n in range(10)}
+    drops = [f"drop-shared-{n}" for n in range(10)]
+    for n in range(10):
+        push_image(direct, repo, [f"drop-lone-{n}"])
+        drops.append(f"drop-lone-{n}")
+    proxy = FaultProxy(registry_open.host, seed=5)
+    try:
+        faulty = RegistryClient(proxy.host, session=make_session(retries=4, backoff=0.01))
+        remover = DefaultRemover(RemoverContext())
+        remover._clients[proxy.host] = faulty  # the remover's client, on the faulty session
+        address = RepoAddress(proxy.host, repo)
+        summary = untag_all([(address, tag) for tag in drops], lambda _: remover, parallel=4)
+    finally:
+        proxy.stop()
+    assert proxy.faults, "the proxy injected no fault: the test would prove nothing"
+    statuses = {o.tag: o.status for o in summary.outcomes}
+    assert set(statuses) == set(drops)
+    assert set(statuses.values()) <= {"removed", "failed"}
+    assert all(o.reason for o in summary.failed)
+    remaining = set(direct.list_tags(repo))
+    for tag, digest in kept.items():
+        assert tag in remaining and direct.resolve(repo, tag).digest == digest  # type: ignore[union-attr]
+        assert pulls(direct, repo, tag)
+    for tag, status in statuses.items():
+        if status == "removed":
+            assert tag not in remaining
+
+
+def test_plan_removal_deletes_by_digest_only_what_nothing_else_uses() -> None:
+    digests = {"a": "d1", "b": "d1", "c": "d2", "keep": "d2", "child": "d3", "e": "d4"}
+    lone, shared = plan_removal(digests, {"d3"}, {"a": "d1", "b": "d1", "c": "d2", "child": "d3", "e": "d4"},
+                                moved={"e"})
+    assert lone == {"d1": ["a", "b"]}
+    assert sorted(shared) == ["c", "child", "e"]
