@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_env.ci.facts import JobFacts
+from ci_env.configjson import auth_key, expand_home, locate, normalize_registry, parse
 from ci_env.errors import ConfigError
 
 #: Prefix of every directory this tool creates under the tmp root.
@@ -55,8 +56,6 @@ COPIED_FILES: tuple[str, ...] = ("features.json",)
 PLUGINS_DIR = "cli-plugins"
 
 #: Docker Hub's names, all meaning the same registry; docker stores its login under the legacy key.
-DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
-DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -77,24 +76,6 @@ class BaseConfig:
 # --------------------------------------------------------------------------- names
 
 
-def normalize_registry(name: str) -> str:
-    """The canonical form of a registry address: no scheme, no path, lower-case host,
-    every Docker Hub alias as ``docker.io``."""
-    value = name.strip()
-    for scheme in ("https://", "http://"):
-        if value.lower().startswith(scheme):
-            value = value[len(scheme):]
-            break
-    value = value.split("/", 1)[0].lower()
-    return "docker.io" if value in DOCKER_HUB_NAMES else value
-
-
-def auth_key(registry: str) -> str:
-    """The ``auths`` key docker itself uses for ``registry`` (Docker Hub: the legacy v1 URL)."""
-    canonical = normalize_registry(registry)
-    return DOCKER_HUB_AUTH_KEY if canonical == "docker.io" else canonical
-
-
 def _name_part(job_key: str | None) -> str:
     """The job part of a directory name: only [A-Za-z0-9_-], so no key is a prefix of another's part."""
     if job_key is None:
@@ -109,18 +90,6 @@ def _name_part(job_key: str | None) -> str:
 # --------------------------------------------------------------------------- resolving inputs
 
 
-def _env(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    return value if value else None
-
-
-def _expand(path: str, env: Mapping[str, str]) -> Path:
-    if path == "~" or path.startswith("~/"):
-        home = _env(env, "HOME") or str(Path.home())
-        return Path(home + path[1:])
-    return Path(path)
-
-
 def resolve_base(option: str | None, env: Mapping[str, str], facts: JobFacts) -> BaseConfig:
     """The base config: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` > ``~/.docker``.
 
@@ -128,13 +97,8 @@ def resolve_base(option: str | None, env: Mapping[str, str], facts: JobFacts) ->
     ``config.json`` content. Raises ConfigError for an invalid ``$DOCKER_AUTH_CONFIG`` (naming
     the variable, never its value) or a base path that exists but is not a directory.
     """
-    chosen = option or _env(env, "WERF_DOCKER_CONFIG") or _env(env, "DOCKER_CONFIG")
-    source = (
-        "--docker-config" if option else
-        "$WERF_DOCKER_CONFIG" if _env(env, "WERF_DOCKER_CONFIG") else
-        "$DOCKER_CONFIG" if chosen else "~/.docker"
-    )
-    path = _expand(chosen, env) if chosen else _expand("~/.docker", env)
+    location = locate(option, env)
+    path, source = location.path, location.source
     directory: Path | None = None
     if path.is_dir():
         directory = path.absolute()
@@ -142,37 +106,21 @@ def resolve_base(option: str | None, env: Mapping[str, str], facts: JobFacts) ->
         raise ConfigError(f"the Docker config {path} (from {source}) is not a directory; point {source} at one")
     content: dict[str, Any] | None = None
     if facts.family == "gitlab":
-        raw = _env(env, "DOCKER_AUTH_CONFIG")
-        if raw is not None:
-            content = _parse_config(raw, "$DOCKER_AUTH_CONFIG")
+        raw = env.get("DOCKER_AUTH_CONFIG")
+        if raw:
+            content = parse(raw, "$DOCKER_AUTH_CONFIG")
     return BaseConfig(directory=directory, content=content)
 
 
 def tmp_root(option: str | None, env: Mapping[str, str], facts: JobFacts) -> Path:
     """Where job directories live: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's temp dir
     (``$RUNNER_TEMP`` on GitHub) > the system temp dir. The path is returned, not created."""
-    chosen = option or _env(env, "WERF_TMP_DIR")
+    chosen = option or env.get("WERF_TMP_DIR") or None
     if chosen is None and facts.family in CI_TMP_VARIABLES:
-        chosen = _env(env, CI_TMP_VARIABLES[facts.family])
+        chosen = env.get(CI_TMP_VARIABLES[facts.family]) or None
     if chosen is None:
         chosen = tempfile.gettempdir()
-    return _expand(chosen, env).absolute()
-
-
-def _parse_config(text: str, origin: str) -> dict[str, Any]:
-    """Parse config.json text; ConfigError naming ``origin`` (never quoting the content)."""
-    if not text.strip():
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{origin} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "it must hold a Docker config.json object such as {\"auths\": {...}}"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{origin} must hold a JSON object (a Docker config.json), not {type(data).__name__}")
-    return data
+    return expand_home(chosen, env).absolute()
 
 
 # --------------------------------------------------------------------------- creating
@@ -210,7 +158,7 @@ def _read_base_config(base: BaseConfig) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}; check its permissions") from None
-    return _parse_config(text, str(path))
+    return parse(text, str(path))
 
 
 def _copy_tree(source: Path, target: Path, skip: frozenset[str]) -> None:
@@ -352,7 +300,7 @@ def add_login(config_dir: Path, registry: str, username: str, password: str) -> 
                 text = config_path.read_text(encoding="utf-8")
             except FileNotFoundError:
                 text = ""
-            config = _parse_config(text, str(config_path))
+            config = parse(text, str(config_path))
             auths = config.get("auths")
             auths = dict(auths) if isinstance(auths, dict) else {}
             auths = {k: v for k, v in auths.items() if normalize_registry(k) != canonical}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -22,15 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ci_env.configjson import config_keys, load, locate, normalize_registry
 from ci_env.errors import AuthError, ConfigError
 from ci_env.registry.challenge import Challenge, preferred_challenge
 
 if TYPE_CHECKING:
     import requests
-
-#: every host name Docker Hub is known by, and the key docker uses for it in ``config.json``.
-DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
-DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
 #: actions asked for, in order, when a token server refuses the previous set (GitLab needs delete, some want *).
 SCOPE_ACTIONS: tuple[str, ...] = ("pull,push,delete", "*", "pull,push", "pull")
@@ -54,49 +50,7 @@ class Credential:
 
 def docker_config_dir(explicit: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
     """The Docker config directory: ``explicit`` > WERF_DOCKER_CONFIG > DOCKER_CONFIG > ``~/.docker``."""
-    env = os.environ if env is None else env
-    for value in (explicit, env.get("WERF_DOCKER_CONFIG"), env.get("DOCKER_CONFIG")):
-        if value:
-            return Path(value).expanduser()
-    return Path.home() / ".docker"
-
-
-def config_keys(registry: str) -> list[str]:
-    """The keys a registry may be stored under in ``config.json``, most specific first."""
-    host = normalize_host(registry)
-    if host in DOCKER_HUB_HOSTS:
-        return [DOCKER_HUB_KEY, "index.docker.io", "docker.io", "registry-1.docker.io", "https://index.docker.io/v1"]
-    return [host, f"https://{host}", f"http://{host}", f"https://{host}/v1/", f"https://{host}/v2/"]
-
-
-def normalize_host(key: str) -> str:
-    """``https://Host:Port/v1/`` -> ``host:port``: the host part of a config key, lower-cased."""
-    value = key.strip()
-    for prefix in ("https://", "http://"):
-        if value.lower().startswith(prefix):
-            value = value[len(prefix):]
-    return value.split("/", 1)[0].lower()
-
-
-def load_config(directory: Path) -> dict[str, Any]:
-    """The parsed ``config.json`` of ``directory``; {} when it does not exist. ConfigError when unreadable."""
-    path = directory / "config.json"
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read the Docker config {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if text.strip() else {}
-    except ValueError as exc:
-        raise ConfigError(
-            f"the Docker config {path} is not valid JSON (line {getattr(exc, 'lineno', '?')}); "
-            "fix it or point --docker-config at another directory"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"the Docker config {path} is not a JSON object")
-    return data
+    return locate(explicit, env).path
 
 
 def credentials_for(registry: str, docker_config: Path | None = None) -> Credential | None:
@@ -106,9 +60,9 @@ def credentials_for(registry: str, docker_config: Path | None = None) -> Credent
     ``username``/``password``), then ``credsStore``.
     """
     directory = docker_config if docker_config is not None else docker_config_dir()
-    config = load_config(directory)
+    config = load(directory)
     keys = config_keys(registry)
-    host = normalize_host(registry)
+    host = normalize_registry(registry)
     helpers = config.get("credHelpers") or {}
     if isinstance(helpers, dict):
         for key in keys:
@@ -135,7 +89,7 @@ def _find_entry(auths: dict[str, Any], keys: Sequence[str], host: str) -> dict[s
         if isinstance(auths.get(key), dict):
             return dict(auths[key])
     for key, value in auths.items():
-        if normalize_host(key) == host and isinstance(value, dict):
+        if normalize_registry(key) == host and isinstance(value, dict):
             return dict(value)
     return None
 
@@ -266,7 +220,9 @@ class Authenticator:
             if status not in (400, 401, 403):
                 break
         who = f" as {self.credential.username}" if self.credential and self.credential.username else ""
-        if last_status in (401, 403):
+        # an OAuth2 refresh token that is revoked or expired is refused with 400 invalid_grant
+        refused_identity = last_status == 400 and self.credential is not None and bool(self.credential.identity_token)
+        if last_status in (401, 403) or refused_identity:
             hint = (
                 "check the credentials in the Docker config (docker login) or the ones given"
                 if self.credential

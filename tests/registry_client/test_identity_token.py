@@ -85,4 +85,4 @@ def test_refused_identity_token_is_an_auth_error_without_the_secret(
     with pytest.raises(AuthError) as caught:
         client.list_tags(repo)
     assert "refresh-SECRET-revoked" not in str(caught.value)
-    assert "token server" in str(caught.value)
+    assert "refused the credentials" in str(caught.value)
