@@ -1,8 +1,8 @@
 """An offline wheelhouse for installing ci-env the way CI jobs do, without reaching PyPI.
 
-``build_wheelhouse`` writes the ci-env wheel built from this checkout (the layout pyproject's hatch
-settings describe: the ``ci_env`` package, ``templates`` force-included as ``ci_env/templates``, the
-console script) and, repacked from this interpreter's site-packages, a wheel of every distribution
+``build_wheelhouse`` writes the ci-env wheel built from this checkout by its build backend
+(hatchling, already installed with the test extras, so no network) and, repacked from this
+interpreter's site-packages, a wheel of every distribution
 it needs (with the requested extras). ``pip install --no-index --find-links DIR 'ci-env[docker]'``
 then installs exactly what a job would get from PyPI, in seconds and with no network.
 """
@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata as md
 import io
 import re
+import subprocess
 import sys
 import zipfile
 from collections.abc import Iterable
@@ -53,32 +54,15 @@ def _write_wheel(path: Path, files: Iterable[tuple[str, bytes]], dist_info: str)
 
 
 def build_project_wheel(project: Path, dest: Path) -> Path:
-    """Build the project's pure-Python wheel into ``dest`` as hatchling would lay it out."""
-    meta = tomllib.loads((project / "pyproject.toml").read_text())
-    proj = meta["project"]
-    name, version = proj["name"], proj["version"]
-    dist_info = f"{_normalize(name)}-{version}.dist-info"
-    wheel_cfg = meta["tool"]["hatch"]["build"]["targets"]["wheel"]
-    files: list[tuple[str, bytes]] = []
-    sources = [(project / pkg, pkg) for pkg in wheel_cfg["packages"]]
-    sources += [(project / src, dst) for src, dst in wheel_cfg.get("force-include", {}).items()]
-    for source, target in sources:
-        for path in sorted(source.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                files.append((f"{target}/{path.relative_to(source).as_posix()}", path.read_bytes()))
-    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
-    if "requires-python" in proj:
-        lines.append(f"Requires-Python: {proj['requires-python']}")
-    lines += [f"Requires-Dist: {dep}" for dep in proj.get("dependencies", [])]
-    for extra, deps in proj.get("optional-dependencies", {}).items():
-        lines.append(f"Provides-Extra: {extra}")
-        lines += [f'Requires-Dist: {dep}; extra == "{extra}"' for dep in deps]
-    files.append((f"{dist_info}/METADATA", ("\n".join(lines) + "\n").encode()))
-    scripts = "".join(f"{k} = {v}\n" for k, v in proj.get("scripts", {}).items())
-    files.append((f"{dist_info}/entry_points.txt", f"[console_scripts]\n{scripts}".encode()))
-    wheel = "Wheel-Version: 1.0\nGenerator: ci-env-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    files.append((f"{dist_info}/WHEEL", wheel.encode()))
-    return _write_wheel(dest / f"{_normalize(name)}-{version}-py3-none-any.whl", files, dist_info)
+    """Build the project's wheel into ``dest`` with its real build backend (hatchling, no network)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest),
+         str(project)],
+        check=True,
+        capture_output=True,
+    )
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    return dest / f"{_normalize(meta['name'])}-{meta['version']}-py3-none-any.whl"
 
 
 def repack_installed(name: str, dest: Path) -> Path:
