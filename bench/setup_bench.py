@@ -1,4 +1,5 @@
-"""Benchmark (run by hand, not a test): wall time of `ci-env setup --as-file` against `python3 -c pass`.
+"""Benchmark (run by hand, not a test): wall time of `ci-env setup --as-file` (and `ci-env registry info`)
+against `python3 -c pass`.
 
     python bench/setup_bench.py [-n 30]
 
@@ -70,6 +71,8 @@ def main() -> None:
         setup = median_ms([*command, "setup", "--as-file", "--no-login"], env, args.runs)
         print(f"python -c pass:               {baseline:7.1f} ms")
         print(f"ci-env setup --no-login:      {setup:7.1f} ms  ({setup / baseline:.1f}x; target <= 150 ms)")
+        info = median_ms([*command, "registry", "info", "docker.io/acme/app", "--image", "api"], env, args.runs)
+        print(f"ci-env registry info:         {info:7.1f} ms  ({info / baseline:.1f}x; target well under 150 ms)")
         if shutil.which("docker-registry") and shutil.which("htpasswd"):
             sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
             from tests.services.registry import start_registry
