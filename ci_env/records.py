@@ -24,7 +24,8 @@ adds every image it publishes; ``ci-env managed-images add/rm`` edit the list.
   ``ci-env-managed-<name>`` (``ci-env-managed-_nameless`` for ``~``). One tag per record
   means no read-modify-write of a shared object, so parallel jobs never lose each
   other's writes. Reading costs one tag listing and one manifest GET per record.
-  Removing a record untags it (which needs deletion enabled on the registry).
+  Removing a record deletes its manifest by digest (which needs deletion enabled on the
+  registry): each record's manifest is unique to its tag, so nothing else is touched.
   Stage images themselves are tagged with their 64-hex content signature
   (:func:`is_stage_tag`); every ``ci-env-`` tag is a record (:func:`is_record_tag`),
   never a stage.
@@ -301,7 +302,16 @@ class RegistryStore:
         return data if isinstance(data, dict) else None
 
     def delete(self, kind: str, key: str) -> bool:
-        return self.client.untag(self.repository.path, self._tag(kind, key)) == "removed"
+        """Delete the record's manifest: resolve its tag, delete that digest (2 requests, no listing).
+
+        A record's manifest holds the record itself, so no other tag shares it; a tag already gone is False.
+        """
+        path = self.repository.path
+        info = self.client.resolve(path, self._tag(kind, key))
+        if info is None:
+            return False
+        self.client.delete_manifest(path, info.digest)
+        return True
 
 
 def state_directory(project: str, env: Mapping[str, str] | None = None) -> Path:

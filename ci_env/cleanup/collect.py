@@ -24,7 +24,7 @@ from ci_env.errors import RegistryError
 
 if TYPE_CHECKING:
     from ci_env.records import Publication
-    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.client import ManifestInfo, RegistryClient
     from ci_env.registry.naming import ImagesRepo
     from ci_env.registry.reference import RepoAddress
 
@@ -98,10 +98,17 @@ def _digests(
     client: RegistryClient, path: str, tags: Sequence[str], progress: Update | None = None, what: str = "",
 ) -> dict[str, str | None]:
     """The digest of each tag (None when it vanished), resolved in parallel, reporting ``progress``."""
+    return {tag: info.digest if info else None for tag, info in _resolve(client, path, tags, progress, what).items()}
+
+
+def _resolve(
+    client: RegistryClient, path: str, tags: Sequence[str], progress: Update | None = None, what: str = "",
+) -> dict[str, ManifestInfo | None]:
+    """What each tag points at (None when it vanished), resolved in parallel, reporting ``progress``."""
     lock = threading.Lock()
     done = 0
 
-    def resolve(tag: str) -> str | None:
+    def resolve(tag: str) -> ManifestInfo | None:
         nonlocal done
         info = client.resolve(path, tag)
         if progress is not None:
@@ -109,11 +116,11 @@ def _digests(
                 done += 1
                 count = done
             progress(what, count, len(tags))
-        return info.digest if info else None
+        return info
 
     with ThreadPoolExecutor(max_workers=PARALLELISM) as pool:
-        digests = list(pool.map(resolve, tags))
-    return dict(zip(tags, digests, strict=True))
+        infos = list(pool.map(resolve, tags))
+    return dict(zip(tags, infos, strict=True))
 
 
 def _list(client: RegistryClient, path: str) -> list[str]:
@@ -137,7 +144,9 @@ def collect_tags(
     """Every tag of the managed ``images`` in their repositories, with its strategy; and the tags skipped.
 
     ``exclude(repository, tag)`` drops tags that are not images at all (records, stages sharing the repo).
-    ``progress(what, done, total)`` is told how far resolving each repository's tags is.
+    ``progress(what, done, total)`` is told how far resolving each repository's tags is. A repository
+    listed whole (nothing excluded) leaves its tag map with its client (``RegistryClient.remember``), so a
+    removal through the same client resolves only the tags it removes instead of listing everything again.
     """
     from ci_env.registry.naming import tag_owner
 
@@ -147,8 +156,12 @@ def collect_tags(
     skipped: list[tuple[str, str]] = []
     for repository in repositories:
         client = client_of(repository)
-        tags = [t for t in _list(client, repository.path) if not exclude(repository, t)]
-        digests = _digests(client, repository.path, tags, progress, f"resolving the tags of {repository}")
+        listed = _list(client, repository.path)
+        tags = [t for t in listed if not exclude(repository, t)]
+        infos = _resolve(client, repository.path, tags, progress, f"resolving the tags of {repository}")
+        if len(tags) == len(listed):  # the whole repository: its removals start from this map
+            client.remember(repository.path, infos)
+        digests = {tag: info.digest if info else None for tag, info in infos.items()}
         configs: dict[str, tuple[dict[str, str], datetime | None]] = {}
 
         def config_of(

@@ -31,11 +31,11 @@ from ci_env.cleanup.policies import (
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.report import Result
 from ci_env.errors import CiEnvError, UsageError
+from ci_env.registry.client import ClientPool
 
 if TYPE_CHECKING:
     from ci_env.options import RepoOptions
     from ci_env.records import RecordStore
-    from ci_env.registry.client import RegistryClient
     from ci_env.registry.naming import ImagesRepo
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.untag import TagRemover
@@ -53,30 +53,13 @@ class Settings:
     insecure_registries: tuple[str, ...] = ()
 
 
-class Clients:
-    """One RegistryClient per registry host, shared by listing, records and removal."""
+class Clients(ClientPool):
+    """The pool of cleanup's registry clients (one per host), made from its Settings: listing, records and
+    removal share them, so the removal starts from the tag maps the listing built."""
 
     def __init__(self, settings: Settings, env: Mapping[str, str]) -> None:
+        super().__init__(settings.docker_config, settings.insecure_registries, env)
         self.settings = settings
-        self.env = env
-        self._clients: dict[str, RegistryClient] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, repo: RepoAddress) -> RegistryClient:
-        from ci_env.registry.client import RegistryClient
-
-        host = repo.api_host()
-        with self._lock:
-            if host not in self._clients:
-                self._clients[host] = RegistryClient(
-                    host, docker_config=self.settings.docker_config,
-                    insecure_registries=self.settings.insecure_registries, env=self.env,
-                )
-            return self._clients[host]
-
-    def request_count(self) -> int:
-        """HTTP requests made by every client so far."""
-        return sum(c.request_count() for c in self._clients.values())
 
 
 @dataclass(frozen=True)
@@ -227,7 +210,7 @@ def execute(
         if key not in removers:
             context = RemoverContext(
                 docker_config=settings.docker_config, insecure_registries=settings.insecure_registries,
-                env=env, credentials=credentials.get(scope),
+                env=env, credentials=credentials.get(scope), clients=clients,
             )
             removers[key] = remover_for(impl, context)
         return removers[key]

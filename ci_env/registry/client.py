@@ -25,6 +25,8 @@ from ci_env.registry.auth import Authenticator, Credential, credentials_for, doc
 if TYPE_CHECKING:
     import requests
 
+    from ci_env.registry.reference import RepoAddress
+
 REMOVED = "removed"
 ABSENT = "absent"
 #: a digest no registry holds: deleting it is the harmless probe of whether deletion is allowed.
@@ -62,6 +64,8 @@ class _RepoState:
 
     digests: dict[str, str]
     referenced: set[str]
+    #: index manifests of the map not read yet (their children belong in ``referenced``).
+    unread: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     digest_locks: dict[str, threading.Lock] = field(default_factory=dict)
     #: one batch (``untag_many``) at a time per repository.
@@ -516,25 +520,39 @@ class RegistryClient:
         return self._repo_state(path)[0]
 
     def _repo_state(self, path: str) -> tuple[_RepoState, bool]:
-        """The tag map of ``path`` and whether it was built by this call.
+        """The tag map of ``path`` (its index manifests read) and whether it was built by this call.
 
         Built once per path even when many threads ask at the same moment: the first one lists and
-        resolves the repository while the others wait for its map (a per-path lock).
+        resolves the repository (or reads the indexes of a remembered map) while the others wait for it
+        (a per-path lock).
         """
         with self._lock:
             state = self._repos.get(path)
-            if state is not None:
+            if state is not None and not state.unread:
                 return state, False
             fill_lock = self._fill_locks.setdefault(path, threading.Lock())
         with fill_lock:
             with self._lock:
                 state = self._repos.get(path)
-            if state is not None:
-                return state, False
-            state = self._build_state(path)
-            with self._lock:
-                self._repos[path] = state
-            return state, True
+            built = state is None
+            if state is None:
+                state = self._build_state(path)
+            self._read_indexes(path, state)
+            if built:
+                with self._lock:
+                    self._repos[path] = state
+            return state, built
+
+    def remember(self, path: str, infos: Mapping[str, ManifestInfo | None]) -> None:
+        """Keep ``infos`` as the tag map of ``path`` that the following untags start from.
+
+        ``infos`` must hold EVERY tag of ``path`` (as just listed), each with what it was resolved to (None: it
+        vanished meanwhile). The untags then resolve again only the tags they remove instead of listing and
+        resolving the whole repository; the index manifests among them are read when the first untag needs them.
+        """
+        state = self._state_from(infos)
+        with self._lock:
+            self._repos[path] = state
 
     def _build_state(self, path: str) -> _RepoState:
         try:
@@ -543,17 +561,27 @@ class RegistryClient:
             if "NAME_UNKNOWN" not in str(exc):
                 raise
             tags = []
-        infos = self._resolve_all(path, tags, LISTING_PARALLELISM)
+        return self._state_from(self._resolve_all(path, tags, LISTING_PARALLELISM))
+
+    @staticmethod
+    def _state_from(infos: Mapping[str, ManifestInfo | None]) -> _RepoState:
         digests = {tag: info.digest for tag, info in infos.items() if info is not None}
         indexes = {info.digest for info in infos.values() if info is not None and info.media_type in mf.INDEX_TYPES}
-        referenced: set[str] = set()
-        for digest in sorted(indexes):
+        return _RepoState(digests, set(), unread=indexes)
+
+    def _read_indexes(self, path: str, state: _RepoState) -> None:
+        """Add the children of the map's unread index manifests to ``state.referenced``."""
+        with state.lock:
+            unread = sorted(state.unread)
+        for digest in unread:
             body, _ = self.get_manifest(path, digest)
             try:
-                referenced.update(mf.references(body).children)
+                children: Collection[str] = mf.references(body).children
             except ValueError:
-                continue
-        return _RepoState(digests, referenced)
+                children = ()
+            with state.lock:
+                state.referenced.update(children)
+                state.unread.discard(digest)
 
     def untag(self, path: str, tag: str) -> str:
         """Remove exactly ``tag`` from ``path``: ``"removed"``, or ``"absent"`` when it did not exist.
@@ -755,6 +783,58 @@ class RegistryClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
+
+
+class ClientPool:
+    """One ``RegistryClient`` per registry host, made on first use and shared by every thread.
+
+    ``pool(repo_or_host)`` takes a ``RepoAddress`` (its API host is used) or a ``host[:port]``. Sharing one
+    client per host shares its sessions, tokens and tag maps: what one caller listed and resolved (see
+    ``RegistryClient.remember``), the next one's removals start from.
+    """
+
+    def __init__(
+        self,
+        docker_config: Path | None = None,
+        insecure_registries: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.docker_config = docker_config
+        self.insecure_registries = tuple(insecure_registries)
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self._clients: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, repo_or_host: RepoAddress | str) -> RegistryClient:
+        """The client of the registry of ``repo_or_host`` (made now when it is the first use of that host)."""
+        host = repo_or_host if isinstance(repo_or_host, str) else repo_or_host.api_host()
+        with self._lock:
+            client = self._clients.get(host)
+            if client is None:
+                client = RegistryClient(host, docker_config=self.docker_config,
+                                        insecure_registries=self.insecure_registries, env=self.env)
+                self._clients[host] = client
+            return client
+
+    def put(self, host: str, client: RegistryClient) -> None:
+        """Use ``client`` for ``host`` from now on (a client on a special session, in tests)."""
+        with self._lock:
+            self._clients[host] = client
+
+    @property
+    def clients(self) -> dict[str, RegistryClient]:
+        """A snapshot of the clients made so far, by host."""
+        with self._lock:
+            return dict(self._clients)
+
+    def request_count(self) -> int:
+        """HTTP requests made by every client of the pool so far."""
+        return sum(client.request_count() for client in self.clients.values())
+
+    def close(self) -> None:
+        """Close every client's pooled connections."""
+        for client in self.clients.values():
+            client.close()
 
 
 def plan_removal(

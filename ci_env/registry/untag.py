@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ci_env.errors import CiEnvError, PreflightError, RegistryError
 
 if TYPE_CHECKING:
-    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.client import ClientPool, RegistryClient
     from ci_env.registry.reference import RepoAddress
 
 REMOVED = "removed"
@@ -71,12 +71,16 @@ class BatchRemover(TagRemover, Protocol):
 
 @dataclass(frozen=True)
 class RemoverContext:
-    """What a remover is built from: the Docker config, insecure registries, the environment, credentials."""
+    """What a remover is built from: the Docker config, insecure registries, the environment, credentials,
+    and optionally the caller's registry clients."""
 
     docker_config: Path | None = None
     insecure_registries: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     credentials: Any = None
+    #: the caller's clients (one per registry host): removers that talk the Registry API use them, and so the
+    #: tag maps the caller built while listing; None: the remover makes its own.
+    clients: ClientPool | None = None
 
 
 class _Implementation(Protocol):
@@ -101,24 +105,17 @@ def remover_for(implementation: _Implementation, context: RemoverContext) -> Tag
 
 
 class _ClientRemover:
-    """Shared by the Registry API removers: one ``RegistryClient`` per registry host."""
+    """Shared by the Registry API removers: one ``RegistryClient`` per registry host, from the context's pool
+    (so the tag maps its caller already built are reused) or from a pool of its own."""
 
     def __init__(self, context: RemoverContext) -> None:
+        from ci_env.registry.client import ClientPool
+
         self.context = context
-        self._clients: dict[str, RegistryClient] = {}
-        self._lock = threading.Lock()
+        self.pool = context.clients or ClientPool(context.docker_config, context.insecure_registries, context.env)
 
     def client(self, repo: RepoAddress) -> RegistryClient:
-        from ci_env.registry.client import RegistryClient
-
-        host = repo.api_host()
-        with self._lock:
-            if host not in self._clients:
-                self._clients[host] = RegistryClient(
-                    host, docker_config=self.context.docker_config,
-                    insecure_registries=self.context.insecure_registries, env=self.context.env,
-                )
-            return self._clients[host]
+        return self.pool(repo)
 
     def preflight(self, repo: RepoAddress) -> None:
         try:

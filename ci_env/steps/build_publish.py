@@ -32,7 +32,7 @@ from ci_env.signature import content_signature
 from ci_env.tagging import docker_tag
 
 if TYPE_CHECKING:
-    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.client import ClientPool
     from ci_env.registry.naming import ImagesRepo
 
 CUSTOM = "custom"
@@ -199,33 +199,6 @@ def plan(settings: Settings) -> list[ImagePlan]:
     return result
 
 
-class _Clients:
-    """One RegistryClient per registry, shared by all threads."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._clients: dict[str, RegistryClient] = {}
-        self._lock = threading.Lock()
-
-    def get(self, address: RepoAddress) -> RegistryClient:
-        from ci_env.registry.client import RegistryClient
-
-        host = address.api_host()
-        with self._lock:
-            if host not in self._clients:
-                self._clients[host] = RegistryClient(
-                    host,
-                    docker_config=self.settings.docker_config,
-                    insecure_registries=self.settings.insecure_registries,
-                    env=self.settings.env,
-                )
-            return self._clients[host]
-
-    def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-
-
 class Docker:
     """The few docker SDK calls this step makes; every failure becomes a BuildError with the daemon's message."""
 
@@ -365,14 +338,16 @@ class Publisher:
         self.settings = settings
         self.output = output
         self.docker = docker or Docker(settings.env, settings.docker_config)
-        self.clients = _Clients(settings)
+        from ci_env.registry.client import ClientPool
+
+        self.clients: ClientPool = ClientPool(settings.docker_config, settings.insecure_registries, settings.env)
         self._store: records.RecordStore | None = None
 
     @property
     def store(self) -> records.RecordStore:
         if self._store is None:
             stages = self.settings.stages
-            client = self.clients.get(stages) if stages is not None else None
+            client = self.clients(stages) if stages is not None else None
             self._store = records.open_store(stages, self.settings.project.project, client=client,
                                              env=self.settings.env)
         return self._store
@@ -450,7 +425,7 @@ class Publisher:
     def _publish_via_repository(self, plan: ImagePlan, stages: RepoAddress, log: Callable[[str], None]) -> tuple[
         str, str
     ]:
-        client = self.clients.get(stages)
+        client = self.clients(stages)
         stage_name = f"{stages}:{plan.signature}"
         existing = client.resolve(stages.path, plan.signature)
         outcome = REUSED
@@ -464,7 +439,7 @@ class Publisher:
         repository = plan.repository
         tags = [t.stored_tag for t in plan.targets]
         if repository.api_host() == stages.api_host():
-            info = self.clients.get(repository).retag(stages.path, plan.signature, repository.path, tags)
+            info = self.clients(repository).retag(stages.path, plan.signature, repository.path, tags)
             log(f"tagged {', '.join(t.full_name for t in plan.targets)} ({info.digest})")
             return outcome, info.digest
         if outcome == REUSED:
@@ -492,7 +467,7 @@ class Publisher:
         first = plan.targets[0]
         repository = plan.repository
         digest = self.docker.push(first.full_name, repository.registry, plan.label, log)
-        client = self.clients.get(repository)
+        client = self.clients(repository)
         rest = [t.stored_tag for t in plan.targets[1:]]
         if rest:
             info = client.retag(repository.path, first.stored_tag, repository.path, rest)

@@ -12,8 +12,7 @@ from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from tests.cleanup.world import World
 from tests.services.registry import RegistryService
-from tests.vendors.conftest import clean_env, fake_api
-from tests.vendors.test_ecr import moto_url
+from tests.vendors.conftest import clean_env, fake_api, moto_url
 
 __all__ = ["clean_env", "fake_api", "moto_url", "world"]
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.cleanup.world import MISSING_COMMIT, World, publish_scenario, signature_of
 from tests.registry_client.images import pulls
+from tests.services.registry import RegistryService
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "cleanup-report.schema.json").read_text())
@@ -134,3 +135,21 @@ def test_gitlab_dry_run_plan_is_a_collapsed_section_and_progress_goes_to_stderr(
     assert progress[0].startswith("ci-env: reading the publication records in ")
     assert any(line.startswith("ci-env: resolving the tags of ") and line.endswith("/8") for line in progress)
     assert len(progress) <= 8 and "section_start" not in result.stderr
+
+
+def test_removal_reuses_the_listing_and_records_are_deleted_without_listing(
+    world: World, project: dict[str, str], tmp_path: Path, registry_open: RegistryService
+) -> None:
+    records_before = world.record_names()
+    before = len(registry_open.requests())
+    result = run_cli("cleanup", *_args(world, project), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    made = [(method, path.split("?")[0]) for method, path, _status in registry_open.requests()[before:]]
+    api, stages = world.images_repo.child("api").path, world.stages.path
+    # the images repository is listed once: the removal starts from the plan's tag map
+    assert made.count(("GET", f"/v2/{api}/tags/list")) == 1
+    # the stages repository: the two record kinds, the stages, and the removal of stages; forgetting the
+    # records lists nothing: each record's tag is resolved, then its manifest deleted by digest
+    assert made.count(("GET", f"/v2/{stages}/tags/list")) == 4
+    forgotten = records_before - world.record_names()
+    assert any(name.endswith(":feature-a") for name in forgotten)

@@ -28,8 +28,8 @@ from tests.cleanup.world import Scenario, World, publish_scenario
 from tests.registry_client.images import PushedImage
 from tests.services.registry import RegistryService
 from tests.vendors.fakeapi import FakeApi
-from tests.vendors.test_github import TOKEN as GITHUB_TOKEN
-from tests.vendors.test_github import GitHubPackages
+from tests.vendors.servers import TOKEN as GITHUB_TOKEN
+from tests.vendors.servers import GitHubPackages
 
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "eu-west-1"}
 

@@ -9,7 +9,7 @@
   API; a local server plays Docker Hub's API (``POST /v2/auth/token``, ``GET /v2/repositories/NS/REPO/``,
   ``DELETE /v2/repositories/NS/REPO/tags/TAG/``), removing only the tag's link in the registry's
   storage, which is what Docker Hub's tag delete does (the image stays for its other tags).
-- **GitHub** (``tests.vendors.test_github.GitHubPackages``): the real registry plays ghcr.io, package
+- **GitHub** (``tests.vendors.servers.GitHubPackages``): the real registry plays ghcr.io, package
   versions are derived from it.
 """
 

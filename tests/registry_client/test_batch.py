@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ci_env.errors import RegistryError
 from ci_env.registry import manifests as mf
-from ci_env.registry.client import RegistryClient, plan_removal
+from ci_env.registry.client import ClientPool, RegistryClient, plan_removal
 from ci_env.registry.http import make_session
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.untag import DefaultRemover, RemoverContext, Summary, untag_all
@@ -158,8 +158,9 @@ def test_untag_all_batch_through_faults_removes_only_what_was_asked(registry_ope
     proxy = FaultProxy(registry_open.host, seed=5)
     try:
         faulty = RegistryClient(proxy.host, session=make_session(retries=4, backoff=0.01))
-        remover = DefaultRemover(RemoverContext())
-        remover._clients[proxy.host] = faulty  # the remover's client, on the faulty session
+        pool = ClientPool()
+        pool.put(proxy.host, faulty)  # the remover's client, on the faulty session
+        remover = DefaultRemover(RemoverContext(clients=pool))
         address = RepoAddress(proxy.host, repo)
         summary = untag_all([(address, tag) for tag in drops], lambda _: remover, parallel=4)
     finally:

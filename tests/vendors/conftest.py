@@ -1,8 +1,10 @@
-"""Fixtures for the vendor removers: a context like the dispatcher's, and recording fake APIs."""
+"""Fixtures for the vendor removers: a context like the dispatcher's, recording fake APIs, and moto's server."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.services import free_port, require, wait_until
 from tests.vendors.fakeapi import FakeApi
 
 
@@ -45,3 +48,27 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(prefixes):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """The URL of a moto_server (AWS API mock) started for the module, stopped after it."""
+    binary = require("moto_server", "AWS API mock server, pip install 'moto[server]'")
+    port = free_port()
+    process = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(ready, 30, "moto_server")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

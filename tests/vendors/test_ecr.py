@@ -8,9 +8,7 @@ moto follows ECR's API: ``batch_delete_image`` by tag removes only that tag, unk
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,34 +16,10 @@ import pytest
 from ci_env.errors import PreflightError
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.ecr import EcrRemover
-from tests.services import free_port, require, wait_until
 from tests.vendors.conftest import Ctx
 
 HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 DUMMY = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    binary = require("moto_server", "AWS API mock server, pip install 'moto[server]'")
-    port = free_port()
-    process = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(ready, 30, "moto_server")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -100,10 +100,15 @@ class GitHubRemover:
         return {"Authorization": f"Bearer {self._token()}", "Accept": accept, "X-GitHub-Api-Version": API_VERSION}
 
     def _default_client(self, host: str) -> RegistryClient:
-        from ci_env.registry.auth import credentials_for
-        from ci_env.registry.client import RegistryClient
+        """The caller's client for ``host`` when the Docker config holds credentials for it (the same ones
+        that client uses), else a client of our own that authenticates with the token."""
+        from ci_env.registry.auth import credentials_for, docker_config_dir
+        from ci_env.registry.client import ClientPool, RegistryClient
 
-        saved = credentials_for(host, self._context.docker_config)
+        saved = credentials_for(host, docker_config_dir(self._context.docker_config, self._context.env))
+        pool: ClientPool | None = getattr(self._context, "clients", None)
+        if saved is not None and pool is not None:
+            return pool(host)
         explicit = None if saved is not None else ("ci-env", self._token())
         return RegistryClient(
             host,

@@ -40,7 +40,7 @@ from ci_env.registry.vendors.common import (
 if TYPE_CHECKING:
     import requests
 
-    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.client import ClientPool, RegistryClient
     from ci_env.registry.reference import RepoAddress
 
 VENDOR = "GitLab"
@@ -66,7 +66,7 @@ class GitLabRemover:
     ) -> None:
         self._context = context
         self._session = session or new_session()
-        self._client_factory = client_factory or self._default_client
+        self._client_factory: ClientFactory = client_factory or self._default_clients()
         self._clients: dict[str, RegistryClient] = {}
         self._routes: dict[str, str] = {}
         self._projects: dict[str, int | None] = {}
@@ -74,15 +74,14 @@ class GitLabRemover:
         self._no_reference_route: set[str] = set()
         self._lock = threading.Lock()
 
-    def _default_client(self, host: str) -> RegistryClient:
-        from ci_env.registry.client import RegistryClient
+    def _default_clients(self) -> ClientPool:
+        """The caller's clients (``context.clients``, so its tag maps are reused), else a pool of our own."""
+        from ci_env.registry.client import ClientPool
 
-        return RegistryClient(
-            host,
-            docker_config=self._context.docker_config,
-            insecure_registries=self._context.insecure_registries,
-            env=self._context.env,
-        )
+        pool: ClientPool | None = getattr(self._context, "clients", None)
+        if pool is None:
+            pool = ClientPool(self._context.docker_config, self._context.insecure_registries, self._context.env)
+        return pool
 
     def _client(self, repo: RepoAddress) -> RegistryClient:
         host = repo.api_host()

@@ -1,0 +1,92 @@
+"""Test servers shared by the vendor tests and the cleanup end-to-end runs.
+
+``GitHubPackages``: GitHub's packages REST API (org ``acme``) on a FakeApi, its package versions DERIVED from a
+real registry playing ghcr.io's Registry API (one version per digest, ``metadata.container.tags`` = the tags on
+it; ``DELETE .../versions/ID`` deletes the digest on the registry, as ghcr.io does). The token it accepts is
+:data:`TOKEN`. (The moto server for ECR is the ``moto_url`` fixture of ``tests/vendors/conftest.py``.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from ci_env.errors import RegistryError
+from ci_env.registry.client import RegistryClient
+from tests.services.registry import RegistryService
+from tests.vendors.fakeapi import Call, FakeApi, Reply
+from tests.vendors.images import tag_map
+
+TOKEN = "ghp_SECRETTOKEN0123456789"
+
+
+class GitHubPackages:
+    """GitHub's packages REST API for org ``acme``, versions derived from a real registry."""
+
+    def __init__(self, api: FakeApi, registry: RegistryService, scopes: str | None) -> None:
+        self.api = api
+        self.client = RegistryClient(registry.host)
+        self.scopes = scopes
+        self.ids: dict[str, int] = {}
+        self.page_size = 100
+        api.route("GET", r"/user")(self.user)
+        api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)")(self.package)
+        api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)/versions")(self.versions)
+        api.route("DELETE", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)/versions/(\d+)")(self.delete)
+
+    def _ok(self, call: Call) -> bool:
+        return call.headers.get("Authorization") == f"Bearer {TOKEN}"
+
+    def user(self, call: Call) -> Reply:
+        if not self._ok(call):
+            return 401, {}, {"message": "Bad credentials"}
+        headers = {} if self.scopes is None else {"X-OAuth-Scopes": self.scopes}
+        return 200, headers, {"login": "someone-else"}
+
+    def _path(self, kind: str, owner: str, package: str) -> str | None:
+        if kind != "orgs" or owner != "acme":
+            return None
+        path = f"acme/{unquote(package)}"
+        try:
+            return path if self.client.list_tags(path) else None
+        except RegistryError:  # NAME_UNKNOWN: never pushed
+            return None
+
+    def _versions(self, path: str) -> list[dict[str, Any]]:
+        by_digest: dict[str, list[str]] = {}
+        for tag, digest in tag_map(self.client, path).items():
+            by_digest.setdefault(digest, []).append(tag)
+        versions = []
+        for digest, tags in by_digest.items():
+            ident = self.ids.setdefault(digest, 1000 + len(self.ids))
+            versions.append({"id": ident, "name": digest, "metadata": {"package_type": "container",
+                                                                       "container": {"tags": sorted(tags)}}})
+        return sorted(versions, key=lambda v: -v["id"])
+
+    def package(self, call: Call, kind: str, owner: str, package: str) -> Reply:
+        if not self._ok(call):
+            return 401, {}, {"message": "Bad credentials"}
+        if self._path(kind, owner, package) is None:
+            return 404, {}, {"message": "Package not found."}
+        return 200, {}, {"name": unquote(package), "package_type": "container"}
+
+    def versions(self, call: Call, kind: str, owner: str, package: str) -> Reply:
+        path = self._path(kind, owner, package)
+        if path is None:
+            return 404, {}, {"message": "Package not found."}
+        size = min(int(call.query.get("per_page", ["30"])[0]), self.page_size)
+        page = int(call.query.get("page", ["1"])[0])
+        versions = self._versions(path)
+        chunk = versions[(page - 1) * size: page * size]
+        headers = {}
+        if page * size < len(versions):
+            headers["Link"] = f'<{self.api.url}{call.raw_path}?per_page={size}&page={page + 1}>; rel="next"'
+        return 200, headers, chunk
+
+    def delete(self, call: Call, kind: str, owner: str, package: str, ident: str) -> Reply:
+        path = self._path(kind, owner, package)
+        digest = {v: k for k, v in self.ids.items()}.get(int(ident))
+        if path is None or digest is None or digest not in tag_map(self.client, path).values():
+            return 404, {}, {"message": "Package version not found."}
+        self.client.delete_manifest(path, digest)
+        return 204, {}, None
