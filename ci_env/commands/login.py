@@ -107,7 +107,8 @@ def login(
 
     say(f"writing into {target}/config.json")
     if not no_verify:
-        from ci_env.registry.probe import insecure_registries_from_env, verify_login
+        from ci_env.registry.insecure import from_env as insecure_registries_from_env
+        from ci_env.registry.probe import verify_login
 
         allowed = (*insecure, *insecure_registries_from_env(os.environ))
         verify_login(registry, username, password, allowed, credentials_hint=f"the password for {username}", log=say)

@@ -262,7 +262,8 @@ def _setup(
         say(f"removed stale job directory {removed}")
     logins = () if options.no_login else facts.logins
     if not options.no_verify_login and logins:
-        from ci_env.registry.probe import insecure_registries_from_env, verify_login
+        from ci_env.registry.insecure import from_env as insecure_registries_from_env
+        from ci_env.registry.probe import verify_login
 
         insecure = (*options.insecure_registry, *insecure_registries_from_env(env))
 

@@ -8,7 +8,6 @@ loopback registries and those listed as insecure; everything else is HTTPS.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -21,6 +20,8 @@ from urllib.parse import quote, urljoin
 from ci_env.errors import AuthError, CiEnvError, RegistryError
 from ci_env.registry import manifests as mf
 from ci_env.registry.auth import Authenticator, Credential, credentials_for, docker_config_dir, repository_scope
+from ci_env.registry.insecure import from_env as insecure_from_env
+from ci_env.registry.insecure import is_listed, is_loopback
 
 if TYPE_CHECKING:
     import requests
@@ -105,30 +106,6 @@ class _PhaseLock:
                 self._cond.notify_all()
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1, with or without a port (docker's implicit insecure set)."""
-    bare = host
-    if bare.startswith("["):
-        bare = bare[1:].split("]", 1)[0]
-    elif bare.count(":") == 1:
-        bare = bare.split(":", 1)[0]
-    if bare.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(bare).is_loopback
-    except ValueError:
-        return False
-
-
-def insecure_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
-    """Registries listed in ``WERF_INSECURE_REGISTRY`` (comma separated; ``true``/``1`` means every registry)."""
-    value = env.get("WERF_INSECURE_REGISTRY", "")
-    if value.strip().lower() in {"1", "true", "yes"}:
-        return ("*",)
-    items = (item.strip() for item in value.split(","))
-    return tuple(item for item in items if item and item.lower() not in {"0", "false"})
-
-
 class RegistryClient:
     """Registry API operations on one registry (``host[:port]``); safe to share between threads."""
 
@@ -148,8 +125,8 @@ class RegistryClient:
         self._env = os.environ if env is None else env
         self._docker_config = docker_config
         self._explicit = Credential(credentials[0], credentials[1]) if credentials else None
-        insecure = {*insecure_registries, *insecure_from_env(self._env)}
-        self.plain_http = is_loopback(registry) or registry in insecure or "*" in insecure
+        insecure = (*insecure_registries, *insecure_from_env(self._env))
+        self.plain_http = is_loopback(registry) or is_listed(registry, insecure)
         self.insecure = self.plain_http and not is_loopback(registry)
         self._scheme: str | None = "http" if is_loopback(registry) else (None if self.insecure else "https")
         self.session = session if session is not None else make_session()

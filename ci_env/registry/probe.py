@@ -9,7 +9,6 @@ that is not loopback or listed as insecure) and never appears in a message or lo
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,11 +17,11 @@ from urllib.parse import urlencode, urlsplit
 from ci_env import __version__
 from ci_env.errors import AuthError, RegistryError
 from ci_env.registry.challenge import Challenge, preferred_challenge
+from ci_env.registry.insecure import is_listed, is_loopback
 
 #: Docker Hub's aliases and the host that serves its Registry API.
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
 _DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
-_TRUE = frozenset({"1", "true", "yes", "on"})
 
 Log = Callable[[str], None]
 
@@ -44,40 +43,8 @@ def registry_host(registry: str) -> str:
     return DOCKER_HUB_API_HOST if host.lower() in _DOCKER_HUB_ALIASES else host
 
 
-def _hostname(host: str) -> str:
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    if host.count(":") > 1:  # bare IPv6
-        return host
-    return host.rsplit(":", 1)[0] if ":" in host else host
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1 (with or without a port)."""
-    name = _hostname(host).lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def insecure_registries_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
-    """Registries ``$WERF_INSECURE_REGISTRY`` allows over plain HTTP: a boolean (``true``: all,
-    returned as ``("*",)``) or a comma/space separated list of registries."""
-    raw = (env.get("WERF_INSECURE_REGISTRY") or "").strip()
-    if not raw or raw.lower() in {"0", "false", "no", "off"}:
-        return ()
-    if raw.lower() in _TRUE:
-        return ("*",)
-    return tuple(part for part in raw.replace(",", " ").split() if part)
-
-
 def _is_insecure(host: str, insecure: Sequence[str]) -> bool:
-    if "*" in insecure:
-        return True
-    return host.lower() in {registry_host(r).lower() for r in insecure}
+    return is_listed(host, insecure) or is_listed(registry_host(host), [registry_host(r) for r in insecure])
 
 
 def _schemes(host: str, insecure: Sequence[str]) -> list[tuple[str, bool]]:

@@ -8,7 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from ci_env.errors import AuthError, RegistryError
-from ci_env.registry.probe import insecure_registries_from_env, is_loopback, registry_host, verify_login
+from ci_env.registry.insecure import from_env as insecure_registries_from_env
+from ci_env.registry.insecure import is_loopback
+from ci_env.registry.probe import registry_host, verify_login
 from tests.conftest import USERS
 from tests.services import free_port
 from tests.services.registry import RegistryService

@@ -77,13 +77,6 @@ def get_credential(context: VendorContext, kind: str) -> str | None:
     return str(value) if value else None
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port)."""
-    bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    bare = bare.strip("[]")
-    return bare == "localhost" or bare.startswith("127.") or bare == "::1"
-
-
 def new_session() -> requests.Session:
     """A session with the project's retry policy (429/5xx with Retry-After, idempotent methods only)."""
     from ci_env.registry.http import make_session

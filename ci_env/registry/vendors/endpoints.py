@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ci_env.registry.vendors.common import is_loopback
+from ci_env.registry.insecure import is_loopback
 
 DOCKER_HUB_API = "https://hub.docker.com"
 GITHUB_API = "https://api.github.com"
