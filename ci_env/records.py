@@ -24,8 +24,13 @@ adds every image it publishes; ``ci-env managed-images add/rm`` edit the list.
   ``ci-env-managed-<name>`` (``ci-env-managed-_nameless`` for ``~``). One tag per record
   means no read-modify-write of a shared object, so parallel jobs never lose each
   other's writes. Reading costs one tag listing and one manifest GET per record.
-  Removing a record deletes its manifest by digest (which needs deletion enabled on the
+  Removing one record deletes its manifest by digest (which needs deletion enabled on the
   registry): each record's manifest is unique to its tag, so nothing else is touched.
+  Removing many (cleanup) points their tags at one placeholder and deletes it once
+  (:meth:`RegistryClient.retire_tags`): distribution scans every tag of the repository on
+  each manifest DELETE, so one DELETE per record would cost O(records) each; the retired
+  record manifests (a few hundred bytes each) stay untagged until the registry's garbage
+  collection.
   Stage images themselves are tagged with their 64-hex content signature
   (:func:`is_stage_tag`); every ``ci-env-`` tag is a record (:func:`is_record_tag`),
   never a stage.
@@ -177,6 +182,8 @@ class RecordStore(Protocol):
 
     def delete(self, kind: str, key: str) -> bool: ...
 
+    def delete_many(self, kind: str, keys: Sequence[str], parallel: int = 8) -> int: ...
+
     @property
     def description(self) -> str: ...
 
@@ -229,6 +236,10 @@ class LocalStore:
         except FileNotFoundError:
             return False
         return True
+
+    def delete_many(self, kind: str, keys: Sequence[str], parallel: int = 8) -> int:
+        """Delete the records of ``keys``; returns how many existed."""
+        return sum(self.delete(kind, key) for key in keys)
 
 
 class RegistryStore:
@@ -313,6 +324,19 @@ class RegistryStore:
         self.client.delete_manifest(path, info.digest)
         return True
 
+    def delete_many(self, kind: str, keys: Sequence[str], parallel: int = 8) -> int:
+        """Retire the records of ``keys`` in one batch (see the module docstring); returns how many went.
+
+        Raises the first failure after the batch when none could be removed, so a caller can report it.
+        """
+        tags = [self._tag(kind, key) for key in keys]
+        outcomes = self.client.retire_tags(self.repository.path, tags, parallel=parallel)
+        errors = [o for o in outcomes.values() if not isinstance(o, str)]
+        removed = len(outcomes) - len(errors)
+        if errors and not removed:
+            raise errors[0]
+        return removed
+
 
 def state_directory(project: str, env: Mapping[str, str] | None = None) -> Path:
     """``$XDG_STATE_HOME/ci-env/<project>``, else ``~/.local/state/ci-env/<project>``."""
@@ -362,6 +386,11 @@ def read_publications(store: RecordStore) -> list[Publication]:
 def remove_publication(store: RecordStore, full_name: str) -> bool:
     """Forget the record of ``full_name`` (``repository:stored_tag``); False when there was none."""
     return store.delete(PUBLICATIONS, publication_key(full_name))
+
+
+def remove_publications(store: RecordStore, full_names: Sequence[str], parallel: int = 8) -> int:
+    """Forget the records of ``full_names`` in one batch; returns how many were removed."""
+    return store.delete_many(PUBLICATIONS, [publication_key(name) for name in full_names], parallel)
 
 
 def list_managed_images(store: RecordStore) -> list[str | None]:

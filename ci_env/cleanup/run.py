@@ -8,7 +8,7 @@ the publication records of the tags removed (and of tags that no longer exist) a
 
 from __future__ import annotations
 
-import threading
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -138,6 +138,8 @@ def collect(
     return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications))
 
 
+#: Records retired per batch: each batch costs one request per record and one DELETE.
+RECORD_BATCH = 250
 NO_DAEMON = (
     "the local Docker daemon cannot be reached (DOCKER_HOST or the default socket), so the :local stages "
     "were not cleaned: run cleanup where the builds ran"
@@ -260,12 +262,10 @@ def forget_records(
     parallel: int = 8, progress: Update | None = None,
 ) -> int:
     """Remove the publication records of tags removed (or already gone), and of tags no longer in the
-    registry, ``parallel`` at once; a record that cannot be removed is left for the next run. Returns how
-    many were removed."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    registry, in batches of :data:`RECORD_BATCH` (each batch retires its records with one DELETE; ``parallel``
+    requests at once within it); a record that cannot be removed is left for the next run. Returns how many
+    were removed."""
     from ci_env import records
-    from ci_env.errors import CiEnvError
 
     gone = {
         f"{d.repository}:{d.stored_tag}" for d in plan.decisions
@@ -281,24 +281,15 @@ def forget_records(
         if p.full_name in gone
         or (p.repository in listed and p.full_name not in present and p.image in target.managed)
     ]
-    lock = threading.Lock()
-    done = 0
-
-    def forget(name: str) -> bool:
-        nonlocal done
-        try:
-            removed = records.remove_publication(target.store, name)
-        except CiEnvError:
-            removed = False
+    removed = done = 0
+    for start in range(0, len(names), RECORD_BATCH):
+        chunk = names[start:start + RECORD_BATCH]
+        with contextlib.suppress(CiEnvError):  # a batch that fails is left for the next run
+            removed += records.remove_publications(target.store, chunk, parallel)
+        done += len(chunk)
         if progress is not None:
-            with lock:
-                done += 1
-                count = done
-            progress(f"forgetting the records of removed tags in {target.store.description}", count, len(names))
-        return removed
-
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return sum(pool.map(forget, names))
+            progress(f"forgetting the records of removed tags in {target.store.description}", done, len(names))
+    return removed
 
 
 def stage_count(plan: Plan) -> int:

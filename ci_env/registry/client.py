@@ -640,6 +640,23 @@ class RegistryClient:
             self.forget(path)
         return {tag: results[tag] for tag in unique}
 
+    def retire_tags(
+        self, path: str, tags: Sequence[str], *, parallel: int = LISTING_PARALLELISM,
+    ) -> dict[str, TagOutcome]:
+        """Remove ``tags`` whose manifests are disposable (the caller's own records, shared with no one).
+
+        Each tag is pointed at ONE placeholder made for this call (PUTs in parallel), then that placeholder is
+        deleted once: one request per tag and one DELETE in all, with no listing and no resolving, where
+        deleting each manifest by digest would cost a scan of the whole repository per tag on distribution.
+        The manifests the tags held stay untagged until the registry's garbage collection. Never raises for a
+        registry's answer; a tag that did not exist is briefly created and removed with the others.
+        """
+        results: dict[str, TagOutcome] = {}
+        unique = list(dict.fromkeys(tags))
+        if unique:
+            self._remove_via_placeholder(path, unique, max(1, parallel), results.__setitem__)
+        return results
+
     def _current_digests(
         self, path: str, state: _RepoState, tags: Sequence[str], fresh: bool, workers: int,
         settle: OutcomeReport,

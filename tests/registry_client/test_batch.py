@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ci_env.errors import RegistryError
@@ -185,3 +186,22 @@ def test_plan_removal_deletes_by_digest_only_what_nothing_else_uses() -> None:
                                 moved={"e"})
     assert lone == {"d1": ["a", "b"]}
     assert sorted(shared) == ["c", "child", "e"]
+
+
+def test_retire_tags_removes_the_named_tags_with_one_delete_and_no_listing(
+    registry_open: RegistryService, repo: str
+) -> None:
+    client = RegistryClient(registry_open.host)
+    for n in range(6):
+        push_image(client, repo, [f"record-{n}"])
+    keep = push_image(client, repo, ["keep"])
+    time.sleep(0.2)
+    before = len(registry_open.requests())
+    outcomes = RegistryClient(registry_open.host).retire_tags(repo, [f"record-{n}" for n in range(4)])
+    time.sleep(0.2)
+    made = _methods(registry_open, before, repo)
+    assert outcomes == {f"record-{n}": "removed" for n in range(4)}
+    assert sorted(client.list_tags(repo)) == ["keep", "record-4", "record-5"]
+    assert pulls(client, repo, "keep") and client.resolve(repo, "keep").digest == keep.digest  # type: ignore[union-attr]
+    assert [m for m, _ in made].count("DELETE") == 1
+    assert not any(path.endswith("/tags/list") for _, path in made)
