@@ -100,10 +100,13 @@ def resolve_base(option: str | None, env: Mapping[str, str], facts: JobFacts) ->
     location = locate(option, env)
     path, source = location.path, location.source
     directory: Path | None = None
-    if path.is_dir():
-        directory = path.absolute()
-    elif path.exists():
-        raise ConfigError(f"the Docker config {path} (from {source}) is not a directory; point {source} at one")
+    try:
+        if path.is_dir():
+            directory = path.absolute()
+        elif path.exists():
+            raise ConfigError(f"the Docker config {path} (from {source}) is not a directory; point {source} at one")
+    except OSError as exc:  # e.g. a name too long
+        raise ConfigError(f"cannot use the Docker config {path} (from {source}): {exc.strerror}") from None
     content: dict[str, Any] | None = None
     if facts.family == "gitlab":
         raw = env.get("DOCKER_AUTH_CONFIG")
@@ -227,9 +230,11 @@ def create_job_dir(base: BaseConfig, root: Path, job_key: str | None, strip_regi
     CLI plugins. The base is only read. On failure nothing is left behind.
     """
     config = strip_credential_stores(_read_base_config(base), strip_registries)
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"the tmp dir {root} is not a directory; set --tmp-dir or $WERF_TMP_DIR to a directory")
     try:
+        if root.exists() and not root.is_dir():
+            raise ConfigError(
+                f"the tmp dir {root} is not a directory; set --tmp-dir or $WERF_TMP_DIR to a directory"
+            )
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{_name_part(job_key)}.", dir=root))
     except OSError as exc:

@@ -127,10 +127,19 @@ def load_project(
 ) -> ProjectConfig:
     """Read, render, parse and validate the project's werf.yaml; ConfigError on any mistake."""
     root = Path(directory).resolve()
-    if not root.is_dir():
-        raise ConfigError(f"project directory {root} does not exist; pass --dir with your project's directory")
-    path = find_config(root, config)
-    text = render(path.read_text(encoding="utf-8"), path, root, os.environ if env is None else env)
+    try:
+        if not root.is_dir():
+            raise ConfigError(f"project directory {root} does not exist; pass --dir with your project's directory")
+        path = find_config(root, config)
+    except OSError as exc:  # e.g. a name too long: is_dir()/is_file() raise it
+        raise ConfigError(f"cannot use {exc.filename}: {exc.strerror}; check --dir and --config") from None
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}); save werf.yaml as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}; check its permissions") from None
+    text = render(raw, path, root, os.environ if env is None else env)
     documents = _parse_documents(text, path)
     return _build_project(documents, path, root)
 

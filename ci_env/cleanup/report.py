@@ -139,6 +139,20 @@ def markdown(result: Result) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_writable(path: Path) -> None:
+    """UsageError unless a report can be written to ``path`` (its directory exists and is writable);
+    called before anything is removed, so a bad --report never stops a cleanup half-way."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as exc:
+        raise UsageError(
+            f"--report {str(path)!r} cannot be written: {exc.strerror or exc}; give a file in a writable directory"
+        ) from None
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+
+
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
     """Write ``document`` to ``path`` atomically; UsageError when the directory is not writable."""
     directory = path.parent if str(path.parent) else Path(".")

@@ -112,6 +112,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     from ci_env.output import Output, format_table
     from ci_env.registry.auth import docker_config_dir
 
+    if kw["report"] is not None:
+        rpt.check_writable(kw["report"])
     env = dict(os.environ)
     family = detect(env).family
     insecure = tuple(kw["insecure_registries"]) + tuple(

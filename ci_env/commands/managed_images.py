@@ -13,6 +13,9 @@ from ci_env.options import RepoOptions, repo_options
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
+                        help="Allow plain HTTP or unverified TLS for this registry (repeatable) "
+                        "[env: WERF_INSECURE_REGISTRY]")(func)
     func = click.option("--docker-config", metavar="DIR",
                         help="Docker config directory [env: WERF_DOCKER_CONFIG, DOCKER_CONFIG]")(func)
     func = click.option("--config", "config", metavar="PATH",
@@ -22,7 +25,13 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     return repo_options(func)
 
 
-def _store(repo: RepoOptions, directory: str | None, config: str | None, docker_config: str | None) -> Any:
+def _store(
+    repo: RepoOptions,
+    directory: str | None,
+    config: str | None,
+    docker_config: str | None,
+    insecure_registry: tuple[str, ...] = (),
+) -> Any:
     from ci_env.registry.auth import docker_config_dir
     from ci_env.steps.managed_images import open_store
 
@@ -40,7 +49,8 @@ def _store(repo: RepoOptions, directory: str | None, config: str | None, docker_
 
         project = load_project(directory or env.get("WERF_DIR") or ".", config or env.get("WERF_CONFIG") or None,
                                env).project
-    return open_store(repo.stages_storage, project, docker_config=docker_config_dir(docker_config, env), env=env)
+    return open_store(repo.stages_storage, project, docker_config=docker_config_dir(docker_config, env), env=env,
+                      insecure_registries=tuple(insecure_registry))
 
 
 @click.group("managed-images")
@@ -50,38 +60,38 @@ def managed_images() -> None:
 
 @managed_images.command("ls")
 @_common
-def ls(repo: RepoOptions, directory: str | None, config: str | None, docker_config: str | None) -> None:
+def ls(repo: RepoOptions, **where: Any) -> None:
     """List the managed images, one per line."""
     from ci_env.steps.managed_images import list_names
 
-    for name in list_names(_store(repo, directory, config, docker_config)):
+    for name in list_names(_store(repo, **where)):
         click.echo(name)
 
 
 @managed_images.command("add")
 @click.argument("name")
 @_common
-def add(repo: RepoOptions, name: str, directory: str | None, config: str | None, docker_config: str | None) -> None:
+def add(repo: RepoOptions, name: str, **where: Any) -> None:
     """Add NAME to the managed images (~ for the nameless image)."""
     from ci_env.records import parse_image_name
     from ci_env.steps.managed_images import add as add_name
 
     parse_image_name(name)  # a bad name fails before the storage is touched
-    shown = add_name(_store(repo, directory, config, docker_config), name)
+    shown = add_name(_store(repo, **where), name)
     click.echo(f"managed image {shown} added")
 
 
 @managed_images.command("rm")
 @click.argument("name")
 @_common
-def rm(repo: RepoOptions, name: str, directory: str | None, config: str | None, docker_config: str | None) -> None:
+def rm(repo: RepoOptions, name: str, **where: Any) -> None:
     """Remove NAME from the managed images (~ for the nameless image)."""
     from ci_env.records import parse_image_name
     from ci_env.steps.managed_images import remove
 
     parse_image_name(name)
     shown = name if name != "" else "~"
-    if remove(_store(repo, directory, config, docker_config), name):
+    if remove(_store(repo, **where), name):
         click.echo(f"managed image {shown} removed")
     else:
         click.echo(f"managed image {shown} was not in the list")

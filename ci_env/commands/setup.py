@@ -9,6 +9,7 @@ stop the job under ``set -e``; the half-made job directory is removed.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -196,10 +197,14 @@ def _write_new_private(path: Path, data: bytes) -> None:
 
 
 def _write_truncating(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path``, truncating it (created 0600 when new)."""
+    """Write ``data`` to ``path``, truncating it (created 0600 when new; an existing regular file
+    readable by others is narrowed to 0600 before anything is written, as the script may hold a token)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+                os.fchmod(fd, 0o600)
             handle.write(data)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}; give -o a writable path") from None
@@ -308,8 +313,14 @@ def _setup(
     elif options.output:
         _write_truncating(options.output, (b"\xef\xbb\xbf" if rendered.bom else b"") + data)
     elif options.shell == "github-env":
-        with open(env["GITHUB_ENV"], "ab") as handle:
-            handle.write(data)
+        try:
+            with open(env["GITHUB_ENV"], "ab") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot append to $GITHUB_ENV ({env['GITHUB_ENV']}): {exc.strerror}; run it in an Actions step "
+                "or choose another --shell"
+            ) from None
         _write_stdout(rendered.stdout)
     else:
         _write_stdout(rendered.text)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from ci_env import __version__
-from ci_env.errors import AuthError, RegistryError
+from ci_env.errors import AuthError, ConfigError, RegistryError
 from ci_env.registry.challenge import Challenge, preferred_challenge
 from ci_env.registry.insecure import is_listed, is_loopback
 
@@ -63,7 +63,9 @@ def _plain_allowed(url: str, insecure: Sequence[str]) -> bool:
 
 
 def _get(url: str, headers: dict[str, str], timeout: float, verify: bool) -> _Response:
-    """One GET; HTTP errors are returned as responses, network errors raised (OSError, URLError included)."""
+    """One GET; HTTP errors are returned as responses, network errors raised (OSError, URLError included),
+    a malformed URL raised as ValueError."""
+    import http.client
     import ssl  # imported here: only a verification pays for urllib/ssl
     import urllib.error
     import urllib.request
@@ -87,6 +89,8 @@ def _get(url: str, headers: dict[str, str], timeout: float, verify: bool) -> _Re
         except OSError:
             body = b""
         return _Response(exc.code, _lower(exc.headers), body)
+    except http.client.InvalidURL as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _lower(headers: object) -> dict[str, str]:
@@ -145,6 +149,11 @@ def verify_login(
         base = f"{scheme}://{host}"
         try:
             first = _get(f"{base}/v2/", {}, timeout, verify)
+        except ValueError as exc:  # http.client.InvalidURL: spaces, a bad port, an unclosed [ipv6
+            raise ConfigError(
+                f"{registry!r} is not a usable registry address ({exc}); give host[:port] such as "
+                "registry.example.com or 127.0.0.1:5000"
+            ) from None
         except OSError as exc:  # URLError is an OSError
             last_error = exc
             say(f"GET {base}/v2/ failed: {_reason(exc)}")
@@ -214,6 +223,8 @@ def _answer(
 def _request(registry: str, url: str, headers: dict[str, str], timeout: float, verify: bool) -> _Response:
     try:
         return _get(url, headers, timeout, verify)
+    except ValueError as exc:  # http.client.InvalidURL, e.g. a token realm with a bad port
+        raise RegistryError(f"registry {registry} sent an unusable URL ({urlsplit(url).netloc}): {exc}") from None
     except OSError as exc:  # URLError is an OSError
         raise RegistryError(f"cannot reach registry {registry} ({urlsplit(url).netloc}): {_reason(exc)}") from None
 

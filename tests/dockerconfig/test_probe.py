@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ci_env.errors import AuthError, RegistryError
+from ci_env.errors import AuthError, ConfigError, RegistryError
 from ci_env.registry.insecure import from_env as insecure_registries_from_env
 from ci_env.registry.insecure import is_loopback
 from ci_env.registry.probe import registry_host, verify_login
@@ -121,3 +121,10 @@ def test_credentials_are_never_sent_to_a_plain_http_remote_token_realm() -> None
         server.server_close()
     assert seen == [None]
     assert "never-sent-pw" not in caught.value.message
+
+
+@pytest.mark.parametrize("address", ["registry example.com", "registry.example.com:abc", "[::1"])
+def test_malformed_address_is_a_config_error_not_a_traceback(address: str) -> None:
+    with pytest.raises(ConfigError, match="is not a usable registry address") as caught:
+        verify_login(address, "alice", "never-shown-pass-5", timeout=2)
+    assert "never-shown-pass-5" not in caught.value.message

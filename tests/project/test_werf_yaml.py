@@ -102,3 +102,14 @@ def test_import_does_not_load_jinja_or_yaml() -> None:
     code = "import sys, ci_env.project; print('jinja2' in sys.modules, 'yaml' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_werf_yaml_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "werf.yaml").write_bytes(b"project: demo\nconfigVersion: 1\n\xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"werf\.yaml is not UTF-8 text \(byte 31\); save werf\.yaml as UTF-8"):
+        load_project(tmp_path)
+
+
+def test_project_directory_with_a_name_too_long_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot use .*: File name too long; check --dir and --config"):
+        load_project(tmp_path / ("a" * 5000))
