@@ -42,6 +42,8 @@ NO_JOB = "nojob"
 
 #: What each CI family offers as the job's temp directory (after --tmp-dir and $WERF_TMP_DIR).
 CI_TMP_VARIABLES: dict[str, str] = {"github": "RUNNER_TEMP"}
+#: CI family -> the variable that, when set, holds the base ``config.json`` content as JSON.
+CI_AUTH_CONFIG_VARIABLES: dict[str, str] = {"gitlab": "DOCKER_AUTH_CONFIG"}
 
 #: Entries of the base directory copied as trees of regular files (other kinds are skipped),
 #: with the names inside them that are runtime state and not copied.
@@ -93,7 +95,7 @@ def _name_part(job_key: str | None) -> str:
 def resolve_base(option: str | None, env: Mapping[str, str], facts: JobFacts) -> BaseConfig:
     """The base config: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` > ``~/.docker``.
 
-    In GitLab (``facts.family == "gitlab"``) a non-empty ``$DOCKER_AUTH_CONFIG`` is the base
+    In GitLab (:data:`CI_AUTH_CONFIG_VARIABLES`) a non-empty ``$DOCKER_AUTH_CONFIG`` is the base
     ``config.json`` content. Raises ConfigError for an invalid ``$DOCKER_AUTH_CONFIG`` (naming
     the variable, never its value) or a base path that exists but is not a directory.
     """
@@ -108,10 +110,10 @@ def resolve_base(option: str | None, env: Mapping[str, str], facts: JobFacts) ->
     except OSError as exc:  # e.g. a name too long
         raise ConfigError(f"cannot use the Docker config {path} (from {source}): {exc.strerror}") from None
     content: dict[str, Any] | None = None
-    if facts.family == "gitlab":
-        raw = env.get("DOCKER_AUTH_CONFIG")
-        if raw:
-            content = parse(raw, "$DOCKER_AUTH_CONFIG")
+    variable = CI_AUTH_CONFIG_VARIABLES.get(facts.family)
+    raw = env.get(variable) if variable else None
+    if variable and raw:
+        content = parse(raw, f"${variable}")
     return BaseConfig(directory=directory, content=content)
 
 

@@ -68,6 +68,7 @@ class Context:
 
     @property
     def tagging_strategy(self) -> str:
+        """The tagging strategy asked for, else the default (the first of ``TAGGING_STRATEGIES``)."""
         return self.inputs.tagging_strategy or TAGGING_STRATEGIES[0]
 
 

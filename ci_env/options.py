@@ -134,10 +134,6 @@ class Credentials:
         """Flags and variables that set ``kind`` for this scope, in precedence order."""
         return setting_names(self.scope, kind)
 
-    def as_mapping(self) -> dict[str, str]:
-        """kind -> value for every kind that is set (handle with care: contains secrets)."""
-        return {name: resolved.value for name, resolved in self.entries}
-
     def satisfied_set(self, sets: Sequence[Sequence[str]]) -> tuple[str, ...] | None:
         """The first complete set among ``sets`` (alternatives), or None when none is complete."""
         for candidate in sets:

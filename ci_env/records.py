@@ -75,6 +75,10 @@ STRATEGIES = ("custom", "git-branch", "git-tag", "git-commit", "stages-signature
 _STAGE_TAG = re.compile(r"[0-9a-f]{64}")
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 READ_PARALLELISM = 8
+#: ``:local`` stages: build-and-publish tags each locally built image ``ci-env-stages/<project>:<signature>``
+#: and labels it ``werf-content-signature=<signature>``; cleanup finds the stages by both.
+LOCAL_STAGES_REPOSITORY = "ci-env-stages"
+SIGNATURE_LABEL = "werf-content-signature"
 
 PUBLICATIONS = "publications"
 MANAGED = "managed"
@@ -107,6 +111,7 @@ class Publication:
         return publication_key(self.full_name)
 
     def to_json(self) -> dict[str, Any]:
+        """The record as stored: every field plus ``schema`` (:data:`SCHEMA_VERSION`)."""
         return {"schema": SCHEMA_VERSION, **asdict(self)}
 
     @classmethod
@@ -383,11 +388,6 @@ def read_publications(store: RecordStore) -> list[Publication]:
     return sorted(result, key=lambda p: p.full_name)
 
 
-def remove_publication(store: RecordStore, full_name: str) -> bool:
-    """Forget the record of ``full_name`` (``repository:stored_tag``); False when there was none."""
-    return store.delete(PUBLICATIONS, publication_key(full_name))
-
-
 def remove_publications(store: RecordStore, full_names: Sequence[str], parallel: int = 8) -> int:
     """Forget the records of ``full_names`` in one batch; returns how many were removed."""
     return store.delete_many(PUBLICATIONS, [publication_key(name) for name in full_names], parallel)
@@ -413,9 +413,3 @@ def add_managed_image(store: RecordStore, name: str | None) -> None:
 def remove_managed_image(store: RecordStore, name: str | None) -> bool:
     """Remove ``name`` from the managed images; False when it was not managed."""
     return store.delete(MANAGED, managed_key(name))
-
-
-def add_managed_images(store: RecordStore, names: Sequence[str | None]) -> None:
-    """Add several managed images (one record each)."""
-    for name in names:
-        add_managed_image(store, name)

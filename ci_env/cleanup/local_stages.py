@@ -19,10 +19,9 @@ from typing import Any
 
 from ci_env.cleanup.collect import parse_time
 from ci_env.cleanup.policies import StageTag
+from ci_env.records import LOCAL_STAGES_REPOSITORY as REPOSITORY
+from ci_env.records import SIGNATURE_LABEL
 
-#: The local repository of ``:local`` stages (as build-and-publish names it).
-REPOSITORY = "ci-env-stages"
-SIGNATURE_LABEL = "werf-content-signature"
 TIMEOUT = 120
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from ci_env.errors import UsageError
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
 def parse_duration(text: str, option: str = "--keep-published-within") -> timedelta:

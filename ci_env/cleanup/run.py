@@ -221,7 +221,7 @@ def execute(
                         progress=progress)
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
     if local:
-        outcomes.update(remove_local_stages(target, local, inventory, settings, env))
+        outcomes.update(remove_local_stages(target, local, settings, env))
     forgotten = 0 if settings.dry_run else forget_records(target, plan, inventory, outcomes, settings.parallel,
                                                            phases)
     return Result(
@@ -232,7 +232,7 @@ def execute(
 
 
 def remove_local_stages(
-    target: Target, decisions: Sequence[Decision], inventory: Inventory, settings: Settings, env: Mapping[str, str],
+    target: Target, decisions: Sequence[Decision], settings: Settings, env: Mapping[str, str],
 ) -> dict[tuple[str, str], tuple[str, str]]:
     """Remove the ``:local`` stages of ``decisions`` (with their images' local tags in the managed images'
     repositories); (repository, signature) -> (status, reason)."""

@@ -95,7 +95,7 @@ def _count(value: int) -> int | None:
     return None if value < 0 else value
 
 
-def _progress(family: str) -> Callable[[int, int, Any], None]:
+def _progress() -> Callable[[int, int, Any], None]:
     def report(done: int, total: int, summary: Any) -> None:
         click.echo(f"ci-env: removed {done}/{total} ({summary.count('failed')} failed)", err=True)
 
@@ -141,7 +141,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
-                             progress=_progress(family), started=started, phases=planning)
+                             progress=_progress(), started=started, phases=planning)
     except CiEnvError:
         if kw["report"] is not None:
             empty = rpt.Result(command, dry_run, str(target.images_repo.address), None, plan, {}, inventory.skipped,

@@ -14,11 +14,15 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ci_env.errors import UsageError
+
+if TYPE_CHECKING:
+    from ci_env.ci.facts import RegistryLogin
+    from ci_env.render import Rendered
 
 #: ``--shell`` values (the formats of :data:`ci_env.render.FORMATS`, listed here so that
 #: ``--help`` does not import the renderer).
@@ -267,21 +271,7 @@ def _setup(
         say(f"removed stale job directory {removed}")
     logins = () if options.no_login else facts.logins
     if not options.no_verify_login and logins:
-        from ci_env.registry.insecure import from_env as insecure_registries_from_env
-        from ci_env.registry.probe import verify_login
-
-        insecure = (*options.insecure_registry, *insecure_registries_from_env(env))
-
-        for login in logins:
-            say(f"checking the credentials of {login.username} on {login.registry}")
-            verify_login(
-                login.registry,
-                login.username,
-                login.password,
-                insecure,
-                credentials_hint=login.hint,
-                log=say,
-            )
+        _verify_logins(logins, options, env, say)
     job_dir = create_job_dir(base, root, facts.job_key, [login.registry for login in logins])
     created(job_dir)
     say(f"job directory: {job_dir}")
@@ -305,6 +295,33 @@ def _setup(
 
     for note in kept_notes(exports, options.shell):
         sys.stderr.write(f"ci-env: {note}\n")
+    _deliver(rendered, options, env, job_dir)
+    return job_dir
+
+
+def _verify_logins(
+    logins: Sequence[RegistryLogin], options: SetupOptions, env: Mapping[str, str], say: Callable[[str], None]
+) -> None:
+    """Check each CI-provided login against its registry before anything is written; AuthError when refused."""
+    from ci_env.registry.insecure import from_env as insecure_registries_from_env
+    from ci_env.registry.probe import verify_login
+
+    insecure = (*options.insecure_registry, *insecure_registries_from_env(env))
+    for login in logins:
+        say(f"checking the credentials of {login.username} on {login.registry}")
+        verify_login(
+            login.registry,
+            login.username,
+            login.password,
+            insecure,
+            credentials_hint=login.hint,
+            log=say,
+        )
+
+
+def _deliver(rendered: Rendered, options: SetupOptions, env: Mapping[str, str], job_dir: Path) -> None:
+    """Put the rendered script where ``options`` ask: a 0600 file in the job directory (its path on stdout),
+    ``--output``, ``$GITHUB_ENV`` (github-env), or stdout."""
     data = rendered.text.encode("utf-8", "surrogateescape")
     if options.as_file:
         script = job_dir / f"{SCRIPT_NAME}{rendered.extension}"
@@ -324,7 +341,6 @@ def _setup(
         _write_stdout(rendered.stdout)
     else:
         _write_stdout(rendered.text)
-    return job_dir
 
 
 def _deliver_failure(options: SetupOptions) -> None:

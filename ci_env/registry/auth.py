@@ -166,7 +166,6 @@ class Authenticator:
         self.credential = credential
         self.challenge: Challenge | None = None
         self._tokens: dict[tuple[str, str, tuple[str, ...]], _Token] = {}
-        self._granted: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._lock = threading.Lock()
         self.token_requests = 0
 
@@ -199,10 +198,6 @@ class Authenticator:
                 self._tokens[key] = token
             return "Bearer " + token.value
 
-    def granted_scopes(self, scopes: Sequence[str]) -> tuple[str, ...]:
-        """The scopes actually asked for the last token for ``scopes`` (after any fallback)."""
-        return self._granted.get(tuple(scopes), tuple(scopes))
-
     @staticmethod
     def _key(challenge: Challenge, scopes: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:
         return (challenge.realm or "", challenge.params.get("service", ""), tuple(scopes))
@@ -214,7 +209,6 @@ class Authenticator:
         for variant in _scope_variants(scopes):
             status, token = self._request_token(challenge, variant)
             if token is not None:
-                self._granted[tuple(scopes)] = tuple(variant)
                 return token
             last_status = status
             if status not in (400, 401, 403):

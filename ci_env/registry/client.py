@@ -73,6 +73,7 @@ class _RepoState:
     batch_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def digest_lock(self, digest: str) -> threading.Lock:
+        """The lock serialising changes to the tags of ``digest`` in this repository (one per digest)."""
         with self.lock:
             return self.digest_locks.setdefault(digest, threading.Lock())
 
@@ -92,6 +93,7 @@ class _PhaseLock:
         self._active = 0
 
     def acquire(self, kind: str) -> None:
+        """Wait until no request of another kind runs, then count one request of ``kind`` in."""
         with self._cond:
             while self._active and self._kind != kind:
                 self._cond.wait()
@@ -99,6 +101,7 @@ class _PhaseLock:
             self._active += 1
 
     def release(self) -> None:
+        """Count one request out; the last one out lets the other kind in."""
         with self._cond:
             self._active -= 1
             if not self._active:
@@ -631,7 +634,7 @@ class RegistryClient:
             current, moved = self._current_digests(path, state, unique, fresh, workers, settle)
             with state.lock:
                 lone, shared = plan_removal(state.digests, state.referenced, current, moved)
-            self._remove_planned(path, state, lone, shared, workers, settle)
+            self._remove_planned(path, lone, shared, workers, settle)
             failed = any(isinstance(results.get(tag), CiEnvError) for tag in unique)
             with state.lock:
                 for tag in unique:
@@ -699,8 +702,8 @@ class RegistryClient:
         return current, moved
 
     def _remove_planned(
-        self, path: str, state: _RepoState, lone: Mapping[str, Sequence[str]], shared: Sequence[str],
-        workers: int, settle: OutcomeReport,
+        self, path: str, lone: Mapping[str, Sequence[str]], shared: Sequence[str], workers: int,
+        settle: OutcomeReport,
     ) -> None:
         """Run the batch's phases: placeholder PUTs, then the placeholder DELETE, then the digest DELETEs."""
         if shared:

@@ -331,11 +331,6 @@ class Detected:
     reason: str
 
 
-def implementation_names() -> tuple[str, ...]:
-    """Every valid implementation name, in table order."""
-    return tuple(IMPLEMENTATIONS)
-
-
 def get_implementation(name: str) -> Implementation:
     """The row for ``name`` (case-insensitive); ConfigError listing the valid names when unknown."""
     key = name.strip().lower()

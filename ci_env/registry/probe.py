@@ -18,10 +18,7 @@ from ci_env import __version__
 from ci_env.errors import AuthError, ConfigError, RegistryError
 from ci_env.registry.challenge import Challenge, preferred_challenge
 from ci_env.registry.insecure import is_listed, is_loopback
-
-#: Docker Hub's aliases and the host that serves its Registry API.
-DOCKER_HUB_API_HOST = "registry-1.docker.io"
-_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+from ci_env.registry.reference import DOCKER_HUB_ALIASES, DOCKER_HUB_API_HOST
 
 Log = Callable[[str], None]
 
@@ -40,7 +37,7 @@ def registry_host(registry: str) -> str:
         if value.lower().startswith(scheme):
             value = value[len(scheme):]
     host = value.split("/", 1)[0]
-    return DOCKER_HUB_API_HOST if host.lower() in _DOCKER_HUB_ALIASES else host
+    return DOCKER_HUB_API_HOST if host.lower() in DOCKER_HUB_ALIASES else host
 
 
 def _is_insecure(host: str, insecure: Sequence[str]) -> bool:

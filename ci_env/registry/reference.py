@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ci_env.configjson import DOCKER_HUB_NAMES
 from ci_env.errors import ConfigError
 
 #: The stages-storage value meaning "keep stages in the local Docker daemon".
@@ -25,7 +26,7 @@ LOCAL = ":local"
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
 #: Every host name that means Docker Hub; all normalise to :data:`DOCKER_HUB`.
-DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry.hub.docker.com", "registry-1.docker.io"})
+DOCKER_HUB_ALIASES = DOCKER_HUB_NAMES
 
 #: Maximum length of a repository name (host excluded), as in the distribution reference grammar.
 MAX_PATH_LENGTH = 255

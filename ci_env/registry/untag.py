@@ -115,9 +115,11 @@ class _ClientRemover:
         self.pool = context.clients or ClientPool(context.docker_config, context.insecure_registries, context.env)
 
     def client(self, repo: RepoAddress) -> RegistryClient:
+        """The client for ``repo``'s registry host."""
         return self.pool(repo)
 
     def preflight(self, repo: RepoAddress) -> None:
+        """PreflightError unless the registry grants a token that may delete in ``repo``; deletes nothing."""
         try:
             self.client(repo).can_delete(repo.path)
         except CiEnvError as exc:
@@ -128,6 +130,7 @@ class DefaultRemover(_ClientRemover):
     """The default route: delete by digest when nothing else uses it, else via a unique placeholder."""
 
     def untag(self, repo: RepoAddress, tag: str) -> str:
+        """Remove ``tag`` only (see ``RegistryClient.untag``): ``removed`` or ``absent``."""
         return self.client(repo).untag(repo.path, tag)
 
     def untag_many(
@@ -141,6 +144,7 @@ class OciTagDeleteRemover(_ClientRemover):
     """GCR / Artifact Registry: ``DELETE /v2/NAME/manifests/TAG`` removes only the tag."""
 
     def untag(self, repo: RepoAddress, tag: str) -> str:
+        """Remove ``tag`` with the OCI tag delete: ``removed`` or ``absent``."""
         return self.client(repo).oci_tag_delete(repo.path, tag)
 
 
@@ -161,10 +165,12 @@ class Summary:
     outcomes: tuple[Outcome, ...]
 
     def count(self, status: str) -> int:
+        """How many outcomes have ``status``."""
         return sum(1 for outcome in self.outcomes if outcome.status == status)
 
     @property
     def failed(self) -> tuple[Outcome, ...]:
+        """The failed outcomes, in the order requested."""
         return tuple(outcome for outcome in self.outcomes if outcome.status == FAILED)
 
     def as_dict(self) -> dict[str, Any]:

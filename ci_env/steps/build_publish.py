@@ -50,13 +50,13 @@ LABEL_IMAGE = "werf-image"
 LABEL_IMAGE_NAME = "werf-image-name"
 LABEL_TAG_STRATEGY = "werf-tag-strategy"
 LABEL_IMAGE_TAG = "werf-image-tag"
-LABEL_SIGNATURE = "werf-content-signature"
+LABEL_SIGNATURE = records.SIGNATURE_LABEL
 LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_REVISION = "org.opencontainers.image.revision"
 LABEL_CREATED = "org.opencontainers.image.created"
 
 #: local repository holding ``:local`` stages: ``ci-env-stages/<project>:<signature>``
-LOCAL_STAGES_REPOSITORY = "ci-env-stages"
+LOCAL_STAGES_REPOSITORY = records.LOCAL_STAGES_REPOSITORY
 DOCKER_TIMEOUT = 3600
 
 
@@ -212,6 +212,7 @@ class Docker:
 
     @property
     def api(self) -> Any:
+        """The docker SDK's low-level client, connected on first use; BuildError when the daemon is unreachable."""
         with self._lock:
             return self._connect()
 
@@ -279,6 +280,7 @@ class Docker:
         return image_id
 
     def tag(self, source: str, target: str) -> None:
+        """Tag the local image ``source`` as ``target`` (``REPOSITORY:TAG``)."""
         repository, tag = target.rsplit(":", 1)
         self.api.tag(source, repository, tag)
 
@@ -313,6 +315,7 @@ class Docker:
         return digest
 
     def pull(self, full_name: str, registry: str, label: str) -> None:
+        """Pull ``full_name`` with the job's credentials for ``registry``; BuildError with the daemon's message."""
         repository, tag = full_name.rsplit(":", 1)
         try:
             for item in self.api.pull(repository, tag=tag, stream=True, decode=True,
@@ -345,6 +348,7 @@ class Publisher:
 
     @property
     def store(self) -> records.RecordStore:
+        """The record store of the stages storage, opened on first use."""
         if self._store is None:
             stages = self.settings.stages
             client = self.clients(stages) if stages is not None else None
@@ -521,6 +525,7 @@ def publish(settings: Settings, output: Output, docker: Docker | None = None) ->
 
 
 def records_local_label(settings: Settings) -> str:
+    """``:local (DIRECTORY)``: how the status line names a ``:local`` stages storage and where its records are."""
     return f":local ({records.state_directory(settings.project.project, settings.env)})"
 
 

@@ -154,6 +154,21 @@ def fail(response: requests.Response, what: str) -> RegistryError | AuthError:
     return RegistryError(f"{what}: {describe(response)}")
 
 
+def untag_outcome(response: requests.Response, what: str) -> str:
+    """The outcome of a tag ``DELETE`` answered with ``response``: ``removed`` (200/202/204) or ``absent`` (404).
+
+    Any other answer raises: ``AuthError`` "WHAT refused (...)" for 401/403, else the error of :func:`fail`.
+    ``what`` names the vendor and the tag, e.g. ``"Quay: removing quay.io/acme/app:1.0"``.
+    """
+    if response.status_code in (200, 202, 204):
+        return REMOVED
+    if response.status_code == 404:
+        return ABSENT
+    if response.status_code in (401, 403):
+        raise AuthError(f"{what} refused ({describe(response)})")
+    raise fail(response, what)
+
+
 def preflight_failure(vendor: str, problem: str, fix: str) -> PreflightError:
     """A PreflightError saying what is wrong with ``vendor`` and what to set; nothing was deleted."""
     return PreflightError(f"{vendor}: {problem}; {fix}. Nothing was deleted.")

@@ -15,11 +15,9 @@ import threading
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ci_env.errors import AuthError, RegistryError
+from ci_env.errors import RegistryError
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
-    ABSENT,
-    REMOVED,
     VendorContext,
     describe,
     fail,
@@ -27,6 +25,7 @@ from ci_env.registry.vendors.common import (
     new_session,
     post_with_retry,
     preflight_failure,
+    untag_outcome,
     where_to_set,
 )
 
@@ -151,10 +150,4 @@ class DockerHubRemover:
         namespace, name = split_repository(repo)
         url = f"{self._api}/v2/repositories/{quote(namespace)}/{quote(name)}/tags/{quote(tag, safe='')}/"
         response = self._call("DELETE", url)
-        if response.status_code in (200, 202, 204):
-            return REMOVED
-        if response.status_code == 404:
-            return ABSENT
-        if response.status_code in (401, 403):
-            raise AuthError(f"{VENDOR}: removing {namespace}/{name}:{tag} refused ({describe(response)})")
-        raise fail(response, f"{VENDOR}: removing {namespace}/{name}:{tag}")
+        return untag_outcome(response, f"{VENDOR}: removing {namespace}/{name}:{tag}")

@@ -34,6 +34,7 @@ from ci_env.registry.vendors.common import (
     get_credential,
     new_session,
     preflight_failure,
+    untag_outcome,
     where_to_set,
 )
 
@@ -237,10 +238,4 @@ class GitLabRemover:
         api = endpoints.gitlab_api(repo.registry, self._context.env)
         url = f"{api}/projects/{project}/registry/repositories/{repository}/tags/{quote(tag, safe='')}"
         response = self._session.delete(url, headers=self._api_headers())
-        if response.status_code in (200, 202, 204):
-            return REMOVED
-        if response.status_code == 404:
-            return ABSENT
-        if response.status_code in (401, 403):
-            raise AuthError(f"{VENDOR}: removing {repo}:{tag} refused ({describe(response)})")
-        raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
+        return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")

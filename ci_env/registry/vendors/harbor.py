@@ -12,17 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ci_env.errors import AuthError, RegistryError
+from ci_env.errors import RegistryError
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
-    ABSENT,
-    REMOVED,
     VendorContext,
     describe,
     fail,
     get_credential,
     new_session,
     preflight_failure,
+    untag_outcome,
     where_to_set,
 )
 
@@ -105,10 +104,4 @@ class HarborRemover:
         repository = f"{api}/projects/{quote(project, safe='')}/repositories/{encode_repository(name)}"
         url = f"{repository}/artifacts/{ref}/tags/{ref}"
         response = self._session.delete(url, auth=self._auth(repo))
-        if response.status_code in (200, 202, 204):
-            return REMOVED
-        if response.status_code == 404:
-            return ABSENT
-        if response.status_code in (401, 403):
-            raise AuthError(f"{VENDOR}: removing {repo}:{tag} refused ({describe(response)})")
-        raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
+        return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")

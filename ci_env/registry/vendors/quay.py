@@ -11,17 +11,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ci_env.errors import AuthError, RegistryError
+from ci_env.errors import RegistryError
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
-    ABSENT,
-    REMOVED,
     VendorContext,
     describe,
     fail,
     get_credential,
     new_session,
     preflight_failure,
+    untag_outcome,
     where_to_set,
 )
 
@@ -74,10 +73,4 @@ class QuayRemover:
         """Remove ``tag`` only: ``removed``, or ``absent`` when Quay does not know it."""
         url = f"{repository_url(repo, self._context.env)}/tag/{quote(tag, safe='')}"
         response = self._session.delete(url, headers=self._headers())
-        if response.status_code in (200, 202, 204):
-            return REMOVED
-        if response.status_code == 404:
-            return ABSENT
-        if response.status_code in (401, 403):
-            raise AuthError(f"{VENDOR}: removing {repo}:{tag} refused ({describe(response)})")
-        raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
+        return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")
