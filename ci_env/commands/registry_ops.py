@@ -62,14 +62,37 @@ def _repository(text: str) -> RepoAddress:
 @click.command()
 @click.argument("repository")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-@click.option("--no-created", is_flag=True, help="Skip the creation times (saves two requests per image).")
+@click.option("--no-created", is_flag=True,
+              help="Skip the creation times (saves two requests per image; vendor listings include them for free).")
+@click.option("--repo-implementation", default=None, metavar="NAME",
+              help="Registry implementation (detected from the host when unset) [env: WERF_REPO_IMPLEMENTATION]")
 @_connection_options
-def tags(repository: str, as_json: bool, no_created: bool, docker_config: Path | None,
-         insecure_registries: tuple[str, ...]) -> None:
-    """List the tags of REPOSITORY with digest, media type and creation time (where known)."""
+@credential_options((IMAGES_REPO,))
+def tags(repository: str, as_json: bool, no_created: bool, repo_implementation: str | None,
+         docker_config: Path | None, insecure_registries: tuple[str, ...], credentials: dict[str, Any]) -> None:
+    """List the tags of REPOSITORY with digest, media type and creation time (where known).
+
+    ECR, Docker Hub and Quay are listed through their own APIs (one paginated listing); every other
+    implementation through the Registry API.
+    """
+    from ci_env.options import resolve_implementation
+    from ci_env.registry.implementations import detect_implementation
+    from ci_env.registry.listing import lister_for
+    from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.untag import RemoverContext
+
     repo = _repository(repository)
-    client = _client(repo, docker_config, insecure_registries)
-    infos = client.tag_infos(_api_path(repo), created=not no_created)
+    env = dict(os.environ)
+    explicit = resolve_implementation(IMAGES_REPO, {"repo_implementation": repo_implementation}, env)
+    detected = detect_implementation(repo, env, explicit.value if explicit else None,
+                                     explicit_source=explicit.source if explicit else "--repo-implementation")
+    context = RemoverContext(docker_config=docker_config, insecure_registries=tuple(insecure_registries), env=env,
+                             credentials=credentials[IMAGES_REPO])
+    lister = lister_for(detected.implementation, context)
+    if lister is not None:
+        infos = lister.list_tags(RepoAddress(repo.registry, _api_path(repo)))
+    else:
+        infos = _client(repo, docker_config, insecure_registries).tag_infos(_api_path(repo), created=not no_created)
     if as_json:
         click.echo(json.dumps([
             {"tag": i.tag, "digest": i.digest, "media_type": i.media_type, "created": i.created} for i in infos

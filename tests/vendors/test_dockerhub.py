@@ -4,7 +4,10 @@ Documented behaviour followed: ``POST /v2/auth/token`` ``{"identifier","secret"}
 (401 on bad credentials); legacy ``POST /v2/users/login/`` -> ``{"token"}``;
 ``GET /v2/repositories/NS/REPO/``; ``DELETE /v2/repositories/NS/REPO/tags/TAG/`` -> 204, 404 when the tag
 does not exist; 429 with ``Retry-After`` when rate limited. Tags live in the server's state, so the
-shared-digest scenario is checked on what the server still lists.
+shared-digest scenario is checked on what the server still lists. Listing:
+``GET /v2/repositories/NS/REPO/tags?page_size=N&page=P`` (``page_size`` at most 100) ->
+``{"count", "next", "previous", "results": [{"name", "digest", "media_type", "last_updated", ...}]}``, ``next``
+the absolute URL of the following page or null; public repositories answer without a token, private ones 404.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ class DockerHub:
             "foo/app": {"v1": "sha256:aaa", "v2": "sha256:aaa", "v3": "sha256:bbb"}
         }
         self.rate_limited = 0
+        self.private: set[str] = set()
+        self.updated: dict[tuple[str, str], str] = {}  # (repository, tag) -> last_updated
         api.route("POST", r"/v2/auth/token")(self.auth_token)
+        api.route("GET", r"/v2/repositories/([^/]+)/([^/]+)/tags/?")(self.list_tags)
         api.route("GET", r"/v2/repositories/([^/]+)/([^/]+)/")(self.get_repo)
         api.route("DELETE", r"/v2/repositories/([^/]+)/([^/]+)/tags/([^/]+)/")(self.delete_tag)
 
@@ -57,6 +63,28 @@ class DockerHub:
         if f"{ns}/{name}" not in self.repos:
             return 404, {}, {"message": "object not found"}
         return 200, {}, {"namespace": ns, "name": name, "permissions": {"read": True, "write": True, "admin": True}}
+
+    def list_tags(self, call: Call, ns: str, name: str) -> Reply:
+        repo = f"{ns}/{name}"
+        if repo not in self.repos or (repo in self.private and not self._authorized(call)):
+            return 404, {}, {"message": "object not found", "errinfo": {}}
+        size = min(int(call.query.get("page_size", ["10"])[0]), 100)
+        page = int(call.query.get("page", ["1"])[0])
+        tags = sorted(self.repos[repo].items(), key=lambda item: self.updated.get((repo, item[0]), ""), reverse=True)
+        chunk = tags[(page - 1) * size: page * size]
+        more = page * size < len(tags)
+        base = f"{self.api.url}/v2/repositories/{ns}/{name}/tags"
+        return 200, {}, {
+            "count": len(tags),
+            "next": f"{base}?page={page + 1}&page_size={size}" if more else None,
+            "previous": f"{base}?page={page - 1}&page_size={size}" if page > 1 else None,
+            "results": [
+                {"name": tag, "digest": digest, "media_type": "application/vnd.oci.image.index.v1+json",
+                 "content_type": "image", "last_updated": self.updated.get((repo, tag), "2024-01-01T00:00:00.000000Z"),
+                 "tag_status": "active", "full_size": 1234}
+                for tag, digest in chunk
+            ],
+        }
 
     def delete_tag(self, call: Call, ns: str, name: str, tag: str) -> Reply:
         if self.rate_limited:

@@ -2,7 +2,10 @@
 
 Documented behaviour followed: ``Authorization: Bearer`` OAuth token; ``GET /api/v1/repository/NS/REPO``
 -> ``{"can_write", "can_admin", ...}``; ``DELETE /api/v1/repository/NS/REPO/tag/TAG`` -> 204, 404 when the
-tag does not exist; 401/403 for a bad or weak token. Tags are the server's state.
+tag does not exist; 401/403 for a bad or weak token. Tags are the server's state. Listing:
+``GET /api/v1/repository/NS/REPO/tag/?onlyActiveTags=true&limit=N&page=P`` (``limit`` at most 100) ->
+``{"tags": [{"name", "manifest_digest", "start_ts", "last_modified", "is_manifest_list", ...}], "page",
+"has_additional"}``; public repositories answer anonymously, private ones 404 without a token with read access.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ class Quay:
     def __init__(self, api: FakeApi) -> None:
         self.api = api
         self.tags = {"acme/app": {"v1": "sha256:aaa", "v2": "sha256:aaa", "v3": "sha256:bbb"}}
+        self.public: set[str] = set()
+        self.pushed: dict[tuple[str, str], int] = {}  # (repository, tag) -> start_ts
         api.route("GET", r"/api/v1/repository/([^/]+)/([^/]+)")(self.repository)
+        api.route("GET", r"/api/v1/repository/([^/]+)/([^/]+)/tag/")(self.list_tags)
         api.route("DELETE", r"/api/v1/repository/([^/]+)/([^/]+)/tag/([^/]+)")(self.delete_tag)
 
     def token(self, call: Call) -> str | None:
@@ -40,6 +46,25 @@ class Quay:
         if f"{ns}/{name}" not in self.tags:
             return 404, {}, {"error_message": "Not Found", "status": 404}
         return 200, {}, {"namespace": ns, "name": name, "can_write": TOKENS[token], "can_admin": False}
+
+    def list_tags(self, call: Call, ns: str, name: str) -> Reply:
+        repo = f"{ns}/{name}"
+        if repo not in self.tags or (repo not in self.public and self.token(call) is None):
+            return 404, {}, {"error_message": "Not Found", "status": 404}
+        limit = min(int(call.query.get("limit", ["50"])[0]), 100)
+        page = int(call.query.get("page", ["1"])[0])
+        tags = sorted(self.tags[repo].items(), key=lambda item: -self.pushed.get((repo, item[0]), 0))
+        chunk = tags[(page - 1) * limit: page * limit]
+        return 200, {}, {
+            "tags": [
+                {"name": tag, "manifest_digest": digest, "reversion": False, "is_manifest_list": False,
+                 "start_ts": self.pushed.get((repo, tag), 1700000000), "size": 1234,
+                 "last_modified": "Tue, 14 Nov 2023 22:13:20 -0000"}
+                for tag, digest in chunk
+            ],
+            "page": page,
+            "has_additional": page * limit < len(tags),
+        }
 
     def delete_tag(self, call: Call, ns: str, name: str, tag: str) -> Reply:
         token = self.token(call)

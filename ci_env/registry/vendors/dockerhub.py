@@ -7,6 +7,10 @@ as is. Without these options, the user name and password (or access token) that 
 saved for Docker Hub in the job's Docker config are used. Delete:
 ``DELETE /v2/repositories/NS/REPO/tags/TAG/`` removes only that tag. 429 answers are retried honouring
 ``Retry-After``.
+
+Listing: ``GET /v2/repositories/NS/REPO/tags?page_size=100`` and each ``next`` page gives every tag with
+its digest, media type and ``last_updated`` (when the tag was last pushed), anonymously for a public
+repository, with the JWT when credentials are configured.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ci_env.registry.vendors.common import (
 if TYPE_CHECKING:
     import requests
 
+    from ci_env.registry.client import TagInfo
     from ci_env.registry.reference import RepoAddress
 
 VENDOR = "Docker Hub"
@@ -40,6 +45,9 @@ CREDENTIALS_HELP = (
     f"{where_to_set('docker-hub-token')} (a personal access token with Delete scope) or "
     f"{where_to_set('docker-hub-password')}"
 )
+
+#: tags per page of the tag listing (Docker Hub's maximum)
+LIST_PAGE_SIZE = 100
 
 
 def docker_login(context: VendorContext) -> tuple[str, str] | None:
@@ -151,3 +159,48 @@ class DockerHubRemover:
         url = f"{self._api}/v2/repositories/{quote(namespace)}/{quote(name)}/tags/{quote(tag, safe='')}/"
         response = self._call("DELETE", url)
         return untag_outcome(response, f"{VENDOR}: removing {namespace}/{name}:{tag}")
+
+    # --- listing -----------------------------------------------------------
+    def _has_credentials(self) -> bool:
+        """Whether credentials for Docker Hub's API are configured (else the listing is anonymous)."""
+        kinds = ("docker-hub-token", "docker-hub-password")
+        return any(get_credential(self._context, kind) for kind in kinds) or docker_login(self._context) is not None
+
+    def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
+        """Every tag of ``repo`` (sorted) with digest, media type and last push time, following ``next`` pages.
+
+        Anonymous unless credentials are configured. RegistryError when the repository is unknown (or private
+        and no credentials were given); AuthError when the credentials are refused.
+        """
+        from ci_env.registry.client import TagInfo
+
+        namespace, name = split_repository(repo)
+        what = f"{VENDOR}: listing the tags of {namespace}/{name}"
+        authenticated = self._has_credentials()
+        url: str | None = (
+            f"{self._api}/v2/repositories/{quote(namespace)}/{quote(name)}/tags?page_size={LIST_PAGE_SIZE}"
+        )
+        seen: set[str] = set()
+        infos: dict[str, TagInfo] = {}
+        while url and url not in seen:
+            seen.add(url)
+            response = self._call("GET", url) if authenticated else self._session.get(url)
+            if response.status_code == 404:
+                hint = "" if authenticated else f" (a private repository needs credentials: {CREDENTIALS_HELP})"
+                raise RegistryError(f"{what}: no such repository{hint}")
+            if not response.ok:
+                raise fail(response, what)
+            try:
+                body = response.json()
+            except ValueError:
+                raise RegistryError(f"{what}: the answer is not JSON") from None
+            if not isinstance(body, dict):
+                raise RegistryError(f"{what}: unexpected answer")
+            for item in body.get("results") or []:
+                tag = str(item.get("name") or "")
+                if tag:
+                    infos[tag] = TagInfo(tag, item.get("digest") or None, item.get("media_type") or None,
+                                         item.get("last_updated") or None)
+            next_url = body.get("next")
+            url = str(next_url) if next_url else None
+        return [infos[tag] for tag in sorted(infos)]

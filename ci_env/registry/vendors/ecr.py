@@ -5,6 +5,9 @@ away with its last tag), at most 100 ids per call, reporting per-item failures. 
 come from the registry host (``ACCOUNT.dkr.ecr.REGION.amazonaws.com``); the endpoint honours
 ``$AWS_ENDPOINT_URL_ECR`` / ``$AWS_ENDPOINT_URL``; credentials are the SDK's usual chain
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance or task role).
+
+Listing: ``describe_images`` (paginated, tagged images only) gives every tag with its digest, manifest
+media type and push time in one listing, without reading manifests.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ci_env.errors import AuthError, CiEnvError, RegistryError
+from ci_env.errors import AuthError, CiEnvError, PreflightError, RegistryError
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import ABSENT, REMOVED, VendorContext, preflight_failure
 
 if TYPE_CHECKING:
+    from ci_env.registry.client import TagInfo
     from ci_env.registry.reference import RepoAddress
 
 VENDOR = "AWS ECR"
@@ -29,11 +33,28 @@ CREDENTIALS_HELP = (
 _AUTH_CODES = frozenset({"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
                          "ExpiredTokenException", "AccessDenied"})
 _ABSENT_CODES = frozenset({"ImageNotFound"})
+LIST_HELP = (
+    "give the job AWS credentials allowed ecr:DescribeImages (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+    "AWS_PROFILE, or a role)"
+)
+#: images per ``describe_images`` page (ECR's maximum)
+LIST_PAGE_SIZE = 1000
 
 
 def _code(error: Exception) -> str:
     response = getattr(error, "response", None) or {}
     return str((response.get("Error") or {}).get("Code") or "")
+
+
+def _utc(when: Any) -> str:
+    """``when`` (a datetime from boto3) as ISO 8601 UTC, e.g. ``2024-05-01T12:00:00Z``."""
+    from datetime import datetime, timezone
+
+    if not isinstance(when, datetime):
+        return str(when)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class EcrRemover:
@@ -75,6 +96,45 @@ class EcrRemover:
         )
         with self._lock:
             return self._clients.setdefault(repo.registry, client)
+
+    def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
+        """Every tag of ``repo`` (sorted) with digest, manifest media type and push time, from ``describe_images``.
+
+        RegistryError when the repository does not exist; AuthError when the credentials are missing or refused.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from ci_env.registry.client import TagInfo
+
+        if not repo.path:
+            raise RegistryError(f"{VENDOR}: {repo} is not a repository")
+        try:
+            client = self._client(repo)
+        except PreflightError as error:
+            text = error.message.removesuffix(" Nothing was deleted.").replace(CREDENTIALS_HELP, LIST_HELP)
+            raise AuthError(f"cannot list the tags of {repo.path}: {text}") from None
+        infos: dict[str, TagInfo] = {}
+        pages = client.get_paginator("describe_images").paginate(
+            filter={"tagStatus": "TAGGED"}, PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **self._ids(repo)
+        )
+        try:
+            for page in pages:
+                for image in page.get("imageDetails") or []:
+                    pushed = image.get("imagePushedAt")
+                    created = _utc(pushed) if pushed is not None else None
+                    for tag in image.get("imageTags") or []:
+                        infos[tag] = TagInfo(tag, image.get("imageDigest"), image.get("imageManifestMediaType"),
+                                             created)
+        except ClientError as error:
+            code = _code(error)
+            if code == "RepositoryNotFoundException":
+                raise RegistryError(f"{VENDOR}: repository {repo.path} does not exist in {repo.registry}") from None
+            if code in _AUTH_CODES:
+                raise AuthError(f"{VENDOR}: listing {repo.path} refused ({code}); {LIST_HELP}") from None
+            raise RegistryError(f"{VENDOR}: listing {repo.path}: {code or error}") from None
+        except BotoCoreError as error:
+            raise RegistryError(f"{VENDOR}: listing {repo.path}: {type(error).__name__}: {error}") from None
+        return [infos[tag] for tag in sorted(infos)]
 
     def _ids(self, repo: RepoAddress) -> dict[str, str]:
         account = endpoints.ecr_account(repo.registry)

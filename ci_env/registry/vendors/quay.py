@@ -3,6 +3,10 @@
 ``DELETE /api/v1/repository/NS/REPO/tag/TAG`` -> 204 removes that tag only, with an OAuth access
 token (``--repo-quay-token``: an application token or robot token with repository write access)
 sent as ``Authorization: Bearer``.
+
+Listing: ``GET /api/v1/repository/NS/REPO/tag/?onlyActiveTags=true&limit=100&page=N`` while
+``has_additional`` gives every tag with its manifest digest and ``start_ts`` (when the tag was pushed),
+anonymously for a public repository, with the token when one is given.
 """
 
 from __future__ import annotations
@@ -27,10 +31,14 @@ from ci_env.registry.vendors.common import (
 if TYPE_CHECKING:
     import requests
 
+    from ci_env.registry.client import TagInfo
     from ci_env.registry.reference import RepoAddress
 
 VENDOR = "Quay"
 CREDENTIALS_HELP = f"set {where_to_set('quay-token')} to an OAuth token with write access to the repository"
+
+#: tags per page of the tag listing (Quay's maximum)
+LIST_PAGE_SIZE = 100
 
 
 def repository_url(repo: RepoAddress, env: Mapping[str, str]) -> str:
@@ -74,3 +82,50 @@ class QuayRemover:
         url = f"{repository_url(repo, self._context.env)}/tag/{quote(tag, safe='')}"
         response = self._session.delete(url, headers=self._headers())
         return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")
+
+    def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
+        """Every active tag of ``repo`` (sorted) with its manifest digest and push time, page by page.
+
+        The media type is not in Quay's listing (None). Anonymous unless ``--repo-quay-token`` is given.
+        RegistryError when the repository is unknown (or private without a token); AuthError when refused.
+        """
+        from ci_env.registry.client import TagInfo
+
+        url = f"{repository_url(repo, self._context.env)}/tag/"
+        token = get_credential(self._context, "quay-token")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        what = f"{VENDOR}: listing the tags of {repo}"
+        infos: dict[str, TagInfo] = {}
+        page = 1
+        while True:
+            params = {"onlyActiveTags": "true", "limit": str(LIST_PAGE_SIZE), "page": str(page)}
+            response = self._session.get(url, params=params, headers=headers)
+            if response.status_code == 404:
+                hint = "" if token else f" (a private repository needs a token: {CREDENTIALS_HELP})"
+                raise RegistryError(f"{what}: no such repository{hint}")
+            if not response.ok:
+                raise fail(response, what)
+            try:
+                body = response.json()
+            except ValueError:
+                raise RegistryError(f"{what}: the answer is not JSON") from None
+            if not isinstance(body, dict):
+                raise RegistryError(f"{what}: unexpected answer")
+            items = body.get("tags") or []
+            for item in items:
+                tag = str(item.get("name") or "")
+                if tag:
+                    infos[tag] = TagInfo(tag, item.get("manifest_digest") or None, None, _utc(item.get("start_ts")))
+            if not body.get("has_additional") or not items:
+                break
+            page += 1
+        return [infos[tag] for tag in sorted(infos)]
+
+
+def _utc(timestamp: object) -> str | None:
+    """A Unix time in seconds as ISO 8601 UTC (``2024-05-01T12:00:00Z``); None when absent or not a number."""
+    from datetime import datetime, timezone
+
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,53 @@
+"""Vendor tag listings: where an implementation's own API lists tags with digests and creation times in one
+paginated listing (instead of the Registry API's tag list plus requests per image), the one table saying which.
+
+``lister_for(implementation, context)`` builds the lister for the implementation's ``delete_route`` (each lives
+next to its remover in ``ci_env.registry.vendors``, imported lazily), or returns None: use the Registry API.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Protocol
+
+from ci_env.errors import RegistryError
+
+if TYPE_CHECKING:
+    from ci_env.registry.client import TagInfo
+    from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.untag import RemoverContext
+
+#: delete_route -> "module:Class" of its lister; each class is built as ``Class(context)``.
+LISTERS: dict[str, str] = {
+    "ecr-sdk": "ci_env.registry.vendors.ecr:EcrRemover",
+    "dockerhub-api": "ci_env.registry.vendors.dockerhub:DockerHubRemover",
+    "quay-api": "ci_env.registry.vendors.quay:QuayRemover",
+}
+
+
+class TagLister(Protocol):
+    """Lists the tags of the repositories of one implementation through its own API."""
+
+    def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
+        """Every tag of ``repo``, sorted, with digest, media type and creation time where the API gives them."""
+
+
+class _Implementation(Protocol):
+    @property
+    def delete_route(self) -> str: ...
+
+
+def lister_for(implementation: _Implementation, context: RemoverContext) -> TagLister | None:
+    """The vendor lister for ``implementation`` built with ``context``, or None when it has none."""
+    target = LISTERS.get(implementation.delete_route)
+    if target is None:
+        return None
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise RegistryError(
+            f"the tag listing for {implementation.delete_route!r} is not available ({exc.name} is missing)"
+        ) from None
+    lister: TagLister = getattr(module, attr)(context)
+    return lister
