@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from ci_env.cleanup.policies import FoundTag, StageTag
 from ci_env.cleanup.progress import Update
-from ci_env.errors import RegistryError
+from ci_env.errors import CiEnvError, RegistryError
 
 if TYPE_CHECKING:
     from ci_env.records import Publication
     from ci_env.registry.client import ManifestInfo, RegistryClient
+    from ci_env.registry.listing import TagLister
     from ci_env.registry.naming import ImagesRepo
     from ci_env.registry.reference import RepoAddress
 
@@ -132,6 +133,40 @@ def _list(client: RegistryClient, path: str) -> list[str]:
         raise
 
 
+def _vendor_digests(
+    lister: TagLister, client: RegistryClient, repository: RepoAddress,
+    exclude: Callable[[RepoAddress, str], bool], progress: Update | None,
+) -> dict[str, str | None] | None:
+    """The digest of each tag of ``repository`` from the vendor's own listing (one paginated listing, no
+    request per tag; a tag the listing gives without a digest is resolved through the Registry API), or
+    None when the listing fails (the repository is missing, the credentials do not allow it, ...)."""
+    if progress is not None:
+        progress(f"listing the tags of {repository}", 0, 0)
+    try:
+        listed = lister.list_tags(repository)
+    except CiEnvError:
+        return None
+    digests = {info.tag: info.digest for info in listed if not exclude(repository, info.tag)}
+    missing = [tag for tag, digest in digests.items() if digest is None]
+    if missing:
+        digests.update(_digests(client, repository.path, missing, progress, f"resolving the tags of {repository}"))
+    return digests
+
+
+def _registry_digests(
+    client: RegistryClient, repository: RepoAddress, exclude: Callable[[RepoAddress, str], bool],
+    progress: Update | None,
+) -> dict[str, str | None]:
+    """The digest of each tag of ``repository`` through the Registry API (the tag list, then one request per
+    tag); a repository listed whole (nothing excluded) leaves its tag map with ``client``."""
+    listed = _list(client, repository.path)
+    tags = [t for t in listed if not exclude(repository, t)]
+    infos = _resolve(client, repository.path, tags, progress, f"resolving the tags of {repository}")
+    if len(tags) == len(listed):  # the whole repository: its removals start from this map
+        client.remember(repository.path, infos)
+    return {tag: info.digest if info else None for tag, info in infos.items()}
+
+
 def collect_tags(
     images_repo: ImagesRepo,
     images: Sequence[str | None],
@@ -140,13 +175,19 @@ def collect_tags(
     *,
     exclude: Callable[[RepoAddress, str], bool] = lambda _r, _t: False,
     progress: Update | None = None,
+    lister: TagLister | None = None,
 ) -> tuple[list[FoundTag], list[tuple[str, str]]]:
     """Every tag of the managed ``images`` in their repositories, with its strategy; and the tags skipped.
 
     ``exclude(repository, tag)`` drops tags that are not images at all (records, stages sharing the repo).
-    ``progress(what, done, total)`` is told how far resolving each repository's tags is. A repository
-    listed whole (nothing excluded) leaves its tag map with its client (``RegistryClient.remember``), so a
-    removal through the same client resolves only the tags it removes instead of listing everything again.
+    ``progress(what, done, total)`` is told how far listing and resolving each repository's tags is.
+
+    With a ``lister`` (the images repo implementation's own tag listing, ``ci_env.registry.listing``), the
+    tags and digests of each repository come from it: one paginated listing instead of one request per tag.
+    Its removals go through the vendor's API, which needs no tag map. When that listing fails, and for every
+    implementation without one, the Registry API lists the tags and resolves each; a repository listed whole
+    (nothing excluded) then leaves its tag map with its client (``RegistryClient.remember``), so a removal
+    through the same client resolves only the tags it removes instead of listing everything again.
     """
     from ci_env.registry.naming import tag_owner
 
@@ -156,12 +197,10 @@ def collect_tags(
     skipped: list[tuple[str, str]] = []
     for repository in repositories:
         client = client_of(repository)
-        listed = _list(client, repository.path)
-        tags = [t for t in listed if not exclude(repository, t)]
-        infos = _resolve(client, repository.path, tags, progress, f"resolving the tags of {repository}")
-        if len(tags) == len(listed):  # the whole repository: its removals start from this map
-            client.remember(repository.path, infos)
-        digests = {tag: info.digest if info else None for tag, info in infos.items()}
+        digests = _vendor_digests(lister, client, repository, exclude, progress) if lister is not None else None
+        if digests is None:
+            digests = _registry_digests(client, repository, exclude, progress)
+        tags = list(digests)
         configs: dict[str, tuple[dict[str, str], datetime | None]] = {}
 
         def config_of(

@@ -36,6 +36,7 @@ from ci_env.registry.client import ClientPool
 if TYPE_CHECKING:
     from ci_env.options import RepoOptions
     from ci_env.records import RecordStore
+    from ci_env.registry.listing import TagLister
     from ci_env.registry.naming import ImagesRepo
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.untag import TagRemover
@@ -110,10 +111,28 @@ def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def images_lister(target: Target, clients: Clients, credentials: Mapping[str, Any] | None) -> TagLister | None:
+    """The images repo implementation's own tag listing (``ci_env.registry.listing``), built with the images
+    repo credentials (``credentials["images-repo"]``), or None: list through the Registry API."""
+    from ci_env.registry.listing import lister_for
+    from ci_env.registry.untag import RemoverContext
+
+    context = RemoverContext(
+        docker_config=clients.settings.docker_config, insecure_registries=clients.settings.insecure_registries,
+        env=clients.env, credentials=(credentials or {}).get("images-repo"), clients=clients,
+    )
+    try:
+        return lister_for(target.images_repo.implementation, context)
+    except CiEnvError:  # its SDK is missing: the Registry API still lists
+        return None
+
+
 def collect(
     target: Target, clients: Clients, *, want_created: Callable[[str], bool], progress: Update | None = None,
+    lister: TagLister | None = None,
 ) -> Inventory:
-    """The tags of the managed images and the stages, with their records."""
+    """The tags of the managed images (through ``lister`` when given, see ``collect_tags``) and the stages,
+    with their records."""
     from ci_env import records
 
     if progress is not None:
@@ -125,7 +144,7 @@ def collect(
         return repository == stages and (records.is_record_tag(tag) or records.is_stage_tag(tag))
 
     tags, skipped = collect_tags(target.images_repo, target.managed, publications, clients, exclude=exclude,
-                                 progress=progress)
+                                 progress=progress, lister=lister)
     stage_tags: list[StageTag] = []
     if stages is not None:
         stage_tags = collect_stages(clients(stages), stages, with_created=want_created, progress=progress)
@@ -153,17 +172,21 @@ def _local_stages(target: Target, env: Mapping[str, str]) -> local_stages.LocalS
 
 def make_plan(
     target: Target, clients: Clients, settings: Settings, policy: Policy | None, now: datetime,
-    progress: Update | None = None,
+    progress: Update | None = None, credentials: Mapping[str, Any] | None = None,
 ) -> tuple[Plan, Inventory]:
-    """Purge (``policy`` None) or cleanup plan; cleanup reads git history first (shallow clone refused)."""
+    """Purge (``policy`` None) or cleanup plan; cleanup reads git history first (shallow clone refused).
+
+    The images repo is listed through its implementation's own API where it has one (:func:`images_lister`,
+    with ``credentials`` as ``execute`` takes them), else through the Registry API."""
+    lister = images_lister(target, clients, credentials)
     if policy is None:
-        inventory = collect(target, clients, want_created=lambda _t: False, progress=progress)
+        inventory = collect(target, clients, want_created=lambda _t: False, progress=progress, lister=lister)
         return plan_purge(inventory.tags, inventory.stages), inventory
     from ci_env.gitinfo import open_repository
 
     repo = open_repository(settings.directory, synchronize=settings.synchronize)
     inventory = collect(target, clients, want_created=lambda _t: bool(policy.keep_published_within),
-                        progress=progress)
+                        progress=progress, lister=lister)
     commits = [t.git_ref or t.tag for t in inventory.tags if t.strategy == "git-commit"]
     facts = repo.facts(commits)
     return plan_cleanup(inventory.tags, inventory.stages, facts, policy, now), inventory

@@ -132,13 +132,14 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     out.status(f"{command}: {target.images_repo.address} ({target.images_repo.mode}), "
                f"{len(target.managed)} managed image(s)")
     planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
-    plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning)
+    credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
+    plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
+                                    credentials=credentials)
     deletions = plan.deletions
     if any(why == run.NO_DAEMON for _ref, why in inventory.skipped):
         out.status(f"ci-env: warning: {run.NO_DAEMON}")
     out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
                f"({run.stage_count(plan)} stage(s))" + (" -- dry run, nothing is removed" if dry_run else ""))
-    credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
                              progress=_progress(), started=started, phases=planning)

@@ -4,6 +4,8 @@ The images repo is the vendor (selected with ``--images-repo-implementation``, s
 server listens on 127.0.0.1); the stages storage, with the publication records and managed images, is
 the local real registry, as a job using a vendor images repo with ``-s`` on another registry does.
 Each vendor keeps one state for its Registry API and its native API (see ``tests.cleanup.vendors``).
+ECR and Docker Hub are listed through their own API (``describe_images``, the tag listing): planning sends
+no tag list and no manifest HEAD per tag to their Registry API; GitHub is listed through the Registry API.
 """
 
 from __future__ import annotations
@@ -63,6 +65,17 @@ class Vendor:
     env: dict[str, str]
     secret: str | None = None
     deletions: Callable[[], int] = lambda: 0
+    #: (tag lists, manifest HEADs) the images repo's Registry API has answered so far
+    registry_reads: Callable[[], tuple[int, int]] = lambda: (0, 0)
+    #: tag listings its own API has answered so far; None: it has none (listed through the Registry API)
+    vendor_listings: Callable[[], int] | None = None
+
+
+def _reads(requests: list[tuple[str, str]], prefix: str) -> tuple[int, int]:
+    """(tag lists, manifest HEADs) among ``requests`` (method, path) under ``/v2/PREFIX``."""
+    ours = [(m, path.split("?")[0]) for m, path in requests if path.startswith(f"/v2/{prefix}")]
+    return (sum(1 for m, path in ours if m == "GET" and path.endswith("/tags/list")),
+            sum(1 for m, path in ours if m == "HEAD" and "/manifests/" in path))
 
 
 def _ecr(registry: RegistryService, fake_api: Callable[[], FakeApi], moto_url: str) -> Vendor:
@@ -74,7 +87,8 @@ def _ecr(registry: RegistryService, fake_api: Callable[[], FakeApi], moto_url: s
     shim = EcrRegistryApi(fake_api(), client)
     world = EcrWorld(RegistryClient(registry.host, docker_config=Path("/nonexistent")),
                      RepoAddress(shim.host, f"{base}/app"), RepoAddress(registry.host, f"{base}/stages"), ecr=shim)
-    return Vendor(world, ["--images-repo-implementation", "ecr"], {"AWS_ENDPOINT_URL_ECR": moto_url, **AWS})
+    return Vendor(world, ["--images-repo-implementation", "ecr"], {"AWS_ENDPOINT_URL_ECR": moto_url, **AWS},
+                  registry_reads=lambda: _reads(shim.api.requests(), f"{base}/"), vendor_listings=lambda: 0)
 
 
 def _dockerhub(registry: RegistryService, fake_api: Callable[[], FakeApi], moto_url: str) -> Vendor:
@@ -84,7 +98,9 @@ def _dockerhub(registry: RegistryService, fake_api: Callable[[], FakeApi], moto_
                   RepoAddress(registry.host, base), RepoAddress(registry.host, f"{base}-stages/stages"))
     args = ["--images-repo-implementation", "dockerhub", "--repo-docker-hub-username", HUB_USER,
             "--repo-docker-hub-token", HUB_PAT]
-    return Vendor(world, args, {"WERF_DOCKER_HUB_API_URL": hub.api.url}, HUB_PAT, lambda: len(hub.deleted()))
+    return Vendor(world, args, {"WERF_DOCKER_HUB_API_URL": hub.api.url}, HUB_PAT, lambda: len(hub.deleted()),
+                  lambda: _reads([(m, path) for m, path, _s in registry.requests()], f"{base}/"),
+                  lambda: len(hub.listings()))
 
 
 def _github(registry: RegistryService, fake_api: Callable[[], FakeApi], moto_url: str) -> Vendor:
@@ -94,7 +110,8 @@ def _github(registry: RegistryService, fake_api: Callable[[], FakeApi], moto_url
                   RepoAddress(registry.host, f"acme/{base}"), RepoAddress(registry.host, f"{base}/stages"))
     args = ["--images-repo-implementation", "github", "--repo-github-token", GITHUB_TOKEN]
     return Vendor(world, args, {"WERF_GITHUB_API_URL": packages.api.url}, GITHUB_TOKEN,
-                  lambda: sum(1 for c in packages.api.calls if c.method == "DELETE"))
+                  lambda: sum(1 for c in packages.api.calls if c.method == "DELETE"),
+                  lambda: _reads([(m, path) for m, path, _s in registry.requests()], f"acme/{base}/"))
 
 
 VENDORS = {"ecr": _ecr, "dockerhub": _dockerhub, "github": _github}
@@ -117,10 +134,18 @@ def test_cleanup_removes_exactly_the_stale_tags_on_the_vendor(vendor: Vendor, tm
     world = vendor.world
     scenario = publish_scenario(world, tmp_path / "project", stage_like=False)
     before = (world.tags("api"), world.tags("web"), world.stage_tags())
+    reads = vendor.registry_reads()
     dry = _cli(vendor, scenario, tmp_path, "--dry-run")
     assert dry.returncode == 0, dry.stderr
+    lists, heads = (after - earlier for after, earlier in zip(vendor.registry_reads(), reads, strict=True))
     assert (world.tags("api"), world.tags("web"), world.stage_tags()) == before
     assert vendor.deletions() == 0
+    if vendor.vendor_listings is None:  # the Registry API: a tag list per repository, a HEAD per tag
+        assert lists == 2 and heads >= len(before[0]) + len(before[1])
+    else:  # the vendor's own listing: nothing per tag on the Registry API
+        assert (lists, heads) == (0, 0)
+        if not isinstance(world, EcrWorld):  # (moto records no calls; ECR's listing is describe_images)
+            assert vendor.vendor_listings() == 2  # one page for each of api and web
 
     report = tmp_path / "report.json"
     result = _cli(vendor, scenario, tmp_path, "--report", str(report))

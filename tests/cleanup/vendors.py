@@ -7,8 +7,10 @@
   gone from the listing too, as on ECR.
 - **Docker Hub** (:class:`DockerHubOverRegistry`): the real CNCF registry plays Docker Hub's Registry
   API; a local server plays Docker Hub's API (``POST /v2/auth/token``, ``GET /v2/repositories/NS/REPO/``,
-  ``DELETE /v2/repositories/NS/REPO/tags/TAG/``), removing only the tag's link in the registry's
-  storage, which is what Docker Hub's tag delete does (the image stays for its other tags).
+  ``GET /v2/repositories/NS/REPO/tags?page_size=N&page=P`` listing the tags with digest, media type and
+  ``last_updated`` read from the registry's storage, ``DELETE /v2/repositories/NS/REPO/tags/TAG/``), removing
+  only the tag's link in the registry's storage, which is what Docker Hub's tag delete does (the image stays
+  for its other tags).
 - **GitHub** (``tests.vendors.servers.GitHubPackages``): the real registry plays ghcr.io, package
   versions are derived from it.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +107,10 @@ class DockerHubOverRegistry:
     def __init__(self, api: FakeApi, registry: RegistryService) -> None:
         self.api = api
         self.storage = Path(registry.root) / "data" / "docker" / "registry" / "v2" / "repositories"
+        self.blobs = self.storage.parent / "blobs"
         api.route("POST", r"/v2/auth/token")(self.auth_token)
         api.route("GET", r"/v2/repositories/([^/]+)/([^/]+)/")(self.get_repo)
+        api.route("GET", r"/v2/repositories/([^/]+)/([^/]+)/tags/?")(self.list_tags)
         api.route("DELETE", r"/v2/repositories/([^/]+)/([^/]+)/tags/([^/]+)/")(self.delete_tag)
 
     def auth_token(self, call: Call) -> Reply:
@@ -123,6 +128,40 @@ class DockerHubOverRegistry:
         if not (self.storage / ns / name).is_dir():
             return 404, {}, {"message": "object not found"}
         return 200, {}, {"namespace": ns, "name": name, "permissions": {"read": True, "write": True, "admin": True}}
+
+    def list_tags(self, call: Call, ns: str, name: str) -> Reply:
+        """Docker Hub's tag listing (``page_size`` at most 100, ``next`` the absolute URL of the following page),
+        newest first, from the registry's storage; repositories are private here, so 404 without the JWT."""
+        tags_dir = self.storage / ns / name / "_manifests" / "tags"
+        if not self._authorized(call) or not (self.storage / ns / name).is_dir():
+            return 404, {}, {"message": "object not found", "errinfo": {}}
+        rows = []
+        for link in tags_dir.glob("*/current/link") if tags_dir.is_dir() else []:
+            digest = link.read_text().strip()
+            algorithm, _, hexa = digest.partition(":")
+            manifest = json.loads((self.blobs / algorithm / hexa[:2] / hexa / "data").read_bytes())
+            updated = datetime.fromtimestamp(link.stat().st_mtime, timezone.utc)
+            rows.append({
+                "name": link.parent.parent.name, "digest": digest, "media_type": manifest.get("mediaType"),
+                "content_type": "image", "tag_status": "active",
+                "last_updated": updated.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            })
+        rows.sort(key=lambda row: (row["last_updated"], row["name"]), reverse=True)
+        size = min(int(call.query.get("page_size", ["10"])[0]), 100)
+        page = int(call.query.get("page", ["1"])[0])
+        base = f"{self.api.url}/v2/repositories/{ns}/{name}/tags"
+        more = page * size < len(rows)
+        return 200, {}, {
+            "count": len(rows),
+            "next": f"{base}?page={page + 1}&page_size={size}" if more else None,
+            "previous": f"{base}?page={page - 1}&page_size={size}" if page > 1 else None,
+            "results": rows[(page - 1) * size: page * size],
+        }
+
+    def listings(self) -> list[str]:
+        """``NS/REPO`` of every tag listing asked for (one per page)."""
+        return ["/".join(c.raw_path.strip("/").split("/")[2:4]) for c in self.api.calls
+                if c.method == "GET" and c.raw_path.rstrip("/").endswith("/tags")]
 
     def delete_tag(self, call: Call, ns: str, name: str, tag: str) -> Reply:
         if not self._authorized(call):
