@@ -172,3 +172,18 @@ def untag_outcome(response: requests.Response, what: str) -> str:
 def preflight_failure(vendor: str, problem: str, fix: str) -> PreflightError:
     """A PreflightError saying what is wrong with ``vendor`` and what to set; nothing was deleted."""
     return PreflightError(f"{vendor}: {problem}; {fix}. Nothing was deleted.")
+
+
+def listing_page(response: requests.Response, what: str, missing_hint: str = "") -> dict[str, Any]:
+    """The JSON object of one page of a vendor listing; RegistryError for a missing repository or a bad answer."""
+    if response.status_code == 404:
+        raise RegistryError(f"{what}: no such repository{missing_hint}")
+    if not response.ok:
+        raise fail(response, what)
+    try:
+        body = response.json()
+    except ValueError:
+        raise RegistryError(f"{what}: the answer is not JSON") from None
+    if not isinstance(body, dict):
+        raise RegistryError(f"{what}: unexpected answer")
+    return body

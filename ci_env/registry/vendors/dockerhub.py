@@ -26,6 +26,7 @@ from ci_env.registry.vendors.common import (
     describe,
     fail,
     get_credential,
+    listing_page,
     new_session,
     post_with_retry,
     preflight_failure,
@@ -185,17 +186,8 @@ class DockerHubRemover:
         while url and url not in seen:
             seen.add(url)
             response = self._call("GET", url) if authenticated else self._session.get(url)
-            if response.status_code == 404:
-                hint = "" if authenticated else f" (a private repository needs credentials: {CREDENTIALS_HELP})"
-                raise RegistryError(f"{what}: no such repository{hint}")
-            if not response.ok:
-                raise fail(response, what)
-            try:
-                body = response.json()
-            except ValueError:
-                raise RegistryError(f"{what}: the answer is not JSON") from None
-            if not isinstance(body, dict):
-                raise RegistryError(f"{what}: unexpected answer")
+            hint = "" if authenticated else f" (a private repository needs credentials: {CREDENTIALS_HELP})"
+            body = listing_page(response, what, hint)
             for item in body.get("results") or []:
                 tag = str(item.get("name") or "")
                 if tag:

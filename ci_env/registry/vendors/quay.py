@@ -22,6 +22,7 @@ from ci_env.registry.vendors.common import (
     describe,
     fail,
     get_credential,
+    listing_page,
     new_session,
     preflight_failure,
     untag_outcome,
@@ -100,17 +101,8 @@ class QuayRemover:
         while True:
             params = {"onlyActiveTags": "true", "limit": str(LIST_PAGE_SIZE), "page": str(page)}
             response = self._session.get(url, params=params, headers=headers)
-            if response.status_code == 404:
-                hint = "" if token else f" (a private repository needs a token: {CREDENTIALS_HELP})"
-                raise RegistryError(f"{what}: no such repository{hint}")
-            if not response.ok:
-                raise fail(response, what)
-            try:
-                body = response.json()
-            except ValueError:
-                raise RegistryError(f"{what}: the answer is not JSON") from None
-            if not isinstance(body, dict):
-                raise RegistryError(f"{what}: unexpected answer")
+            hint = "" if token else f" (a private repository needs a token: {CREDENTIALS_HELP})"
+            body = listing_page(response, what, hint)
             items = body.get("tags") or []
             for item in items:
                 tag = str(item.get("name") or "")
