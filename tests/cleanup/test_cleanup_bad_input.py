@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_ci_env
 from tests.services import free_port
 
 
@@ -22,8 +21,7 @@ def test_unwritable_report_is_refused_before_the_registry_is_contacted(tmp_path:
         "WERF_IMAGES_REPO": f"{closed}/proj",
         "WERF_STAGES_STORAGE": f"{closed}/proj/stages",
     }
-    result = subprocess.run([sys.executable, "-m", "ci_env", *command, "--report", str(report), "--dir", str(tmp_path)],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = run_ci_env(*command, "--report", str(report), "--dir", str(tmp_path), env=env, timeout=60)
     assert result.returncode == 2, result.stderr
     assert result.stderr == (f"ci-env: error: --report {str(report)!r} cannot be written: No such file or directory; "
                              "give a file in a writable directory\n")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from tests.cleanup.world import MISSING_COMMIT, World, publish_scenario, signature_of
+from tests.cli import environ_without, run_ci_env
 from tests.registry_client.images import pulls
 from tests.services.registry import RegistryService
 
@@ -20,11 +19,8 @@ SCHEMA = json.loads((ROOT / "schemas" / "cleanup-report.schema.json").read_text(
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("WERF_", "GITHUB_", "GITLAB_", "CI_", "DOCKER_"))}
-    base.update({"DOCKER_CONFIG": str(cwd / "no-docker-config"), **(env or {})})
-    return subprocess.run([sys.executable, "-m", "ci_env", *args], cwd=cwd, env=base, capture_output=True,
-                          text=True, timeout=120)
+    base = {**environ_without(), "DOCKER_CONFIG": str(cwd / "no-docker-config"), **(env or {})}
+    return run_ci_env(*args, env=base, cwd=cwd)
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ import os
 import socket
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+
+from tests.cli import run_ci_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,17 +29,9 @@ echo "hello from the plugin"
 def run_cli(
     args: list[str], env: Mapping[str, str], stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m ci_env ARGS` in a fresh process with exactly ``env`` (plus PATH/PYTHONPATH)."""
-    full = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "LANG": "C.UTF-8", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "ci_env", *args],
-        env=full,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
+    """Run `python -m ci_env ARGS` in a fresh process with exactly ``env`` (plus PYTHONPATH and a UTF-8 locale)."""
+    return run_ci_env(*args, env={"PYTHONPATH": str(REPO), "LANG": "C.UTF-8", **env}, cwd=REPO, stdin=stdin,
+                      timeout=timeout)
 
 
 def tree_state(root: Path) -> dict[str, tuple[str, int, str]]:

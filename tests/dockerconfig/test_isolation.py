@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -143,7 +144,7 @@ def test_twenty_parallel_setups_are_isolated(
             "CI_JOB_ID": str(1000 + n),
         }
         running[user] = subprocess.Popen(
-            ["python", "-m", "ci_env", "setup", "gitlab", "--shell", "json"], env=env, cwd=REPO,
+            [sys.executable, "-m", "ci_env", "setup", "gitlab", "--shell", "json"], env=env, cwd=REPO,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
     files: dict[str, Path] = {}

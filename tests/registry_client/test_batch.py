@@ -14,6 +14,7 @@ from ci_env.registry.reference import RepoAddress
 from ci_env.registry.untag import DefaultRemover, RemoverContext, Summary, untag_all
 from tests.registry_client.faultproxy import FaultProxy
 from tests.registry_client.images import pulls, push_image, push_index
+from tests.registry_client.scenarios import assert_only_the_asked_went, push_kept_and_dropped
 from tests.services.registry import RegistryService
 
 
@@ -151,11 +152,7 @@ def test_untag_all_batches_the_default_route_and_reports_progress(registry_open:
 def test_untag_all_batch_through_faults_removes_only_what_was_asked(registry_open: RegistryService,
                                                                       repo: str) -> None:
     direct = RegistryClient(registry_open.host)
-    kept = {f"keep-{n}": push_image(direct, repo, [f"keep-{n}", f"drop-shared-{n}"]).digest for n in range(10)}
-    drops = [f"drop-shared-{n}" for n in range(10)]
-    for n in range(10):
-        push_image(direct, repo, [f"drop-lone-{n}"])
-        drops.append(f"drop-lone-{n}")
+    kept, drops = push_kept_and_dropped(direct, repo)
     proxy = FaultProxy(registry_open.host, seed=5)
     try:
         faulty = RegistryClient(proxy.host, session=make_session(retries=4, backoff=0.01))
@@ -167,17 +164,7 @@ def test_untag_all_batch_through_faults_removes_only_what_was_asked(registry_ope
     finally:
         proxy.stop()
     assert proxy.faults, "the proxy injected no fault: the test would prove nothing"
-    statuses = {o.tag: o.status for o in summary.outcomes}
-    assert set(statuses) == set(drops)
-    assert set(statuses.values()) <= {"removed", "failed"}
-    assert all(o.reason for o in summary.failed)
-    remaining = set(direct.list_tags(repo))
-    for tag, digest in kept.items():
-        assert tag in remaining and direct.resolve(repo, tag).digest == digest  # type: ignore[union-attr]
-        assert pulls(direct, repo, tag)
-    for tag, status in statuses.items():
-        if status == "removed":
-            assert tag not in remaining
+    assert_only_the_asked_went(direct, repo, kept, drops, summary)
 
 
 def test_plan_removal_deletes_by_digest_only_what_nothing_else_uses() -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from ci_env.registry.client import RegistryClient
+from tests.cli import environ_without, run_ci_env
 from tests.conftest import USERS
 from tests.registry_client.conftest import docker_config_for
 from tests.registry_client.images import pulls, push_image, push_index
@@ -16,10 +15,7 @@ from tests.services.registry import RegistryService
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("WERF_", "DOCKER_CONFIG"))}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ci_env", *args], capture_output=True, text=True, env=full_env,
-                          timeout=120, check=False)
+    return run_ci_env(*args, env={**environ_without(("WERF_", "DOCKER_CONFIG")), **(env or {})})
 
 
 def test_tags_json_lists_digest_type_and_created(registry_open: RegistryService, open_client: RegistryClient,

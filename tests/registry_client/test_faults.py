@@ -7,7 +7,7 @@ from ci_env.registry.http import make_session
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.untag import untag_all
 from tests.registry_client.faultproxy import FaultProxy
-from tests.registry_client.images import pulls, push_image
+from tests.registry_client.scenarios import assert_only_the_asked_went, push_kept_and_dropped
 from tests.services.registry import RegistryService
 
 
@@ -24,14 +24,7 @@ class _Remover:
 
 def test_untag_through_faults_removes_only_what_was_asked(registry_open: RegistryService, repo: str) -> None:
     direct = RegistryClient(registry_open.host)
-    kept = {}
-    drops = []
-    for number in range(10):  # shared: one kept tag and one dropped tag on each digest
-        kept[f"keep-{number}"] = push_image(direct, repo, [f"keep-{number}", f"drop-shared-{number}"]).digest
-        drops.append(f"drop-shared-{number}")
-    for number in range(10):
-        push_image(direct, repo, [f"drop-lone-{number}"])
-        drops.append(f"drop-lone-{number}")
+    kept, drops = push_kept_and_dropped(direct, repo)
     proxy = FaultProxy(registry_open.host, seed=11)
     try:
         faulty = RegistryClient(proxy.host, session=make_session(retries=4, backoff=0.01))
@@ -41,14 +34,4 @@ def test_untag_through_faults_removes_only_what_was_asked(registry_open: Registr
     finally:
         proxy.stop()
     assert proxy.faults, "the proxy injected no fault: the test would prove nothing"
-    statuses = {o.tag: o.status for o in summary.outcomes}
-    assert set(statuses) == set(drops)
-    assert set(statuses.values()) <= {"removed", "failed"}
-    assert all(o.reason for o in summary.failed)
-    remaining = set(direct.list_tags(repo))
-    for tag, digest in kept.items():
-        assert tag in remaining and direct.resolve(repo, tag).digest == digest  # type: ignore[union-attr]
-        assert pulls(direct, repo, tag)
-    for tag, status in statuses.items():
-        if status == "removed":
-            assert tag not in remaining
+    assert_only_the_asked_went(direct, repo, kept, drops, summary)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ci_env.cli import main
+from tests.cli import environ_without, run_ci_env
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -100,10 +101,8 @@ def test_invalid_input_exits_2_with_one_clear_message(
 
 
 def test_invalid_input_through_a_real_process() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WERF_")}
-    env["WERF_IMAGES_REPO_MODE"] = "multi"
-    proc = subprocess.run([sys.executable, "-m", "ci_env", "registry", "info", "foo"],
-                          capture_output=True, text=True, env=env, timeout=30)
+    env = {**environ_without(("WERF_",)), "WERF_IMAGES_REPO_MODE": "multi"}
+    proc = run_ci_env("registry", "info", "foo", env=env, timeout=30)
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr == "ci-env: error: WERF_IMAGES_REPO_MODE: unknown images repo mode 'multi': " \

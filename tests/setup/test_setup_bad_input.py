@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.cli import run_ci_env
+
 PYTHON = sys.executable
 SECRET = "S3CR3T-setup-bad-input"
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "ci_env", *args], env=env, capture_output=True, text=True, timeout=60)
+    return run_ci_env(*args, env=env, timeout=60)
 
 
 def github_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import run_ci_env
 from tests.conftest import USERS
 from tests.services import require
 from tests.services.registry import RegistryService
@@ -44,7 +45,7 @@ def gitlab_env(tmp_path: Path, registry: RegistryService, user: str, password: s
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "ci_env", *args], env=env, capture_output=True, text=True, timeout=60)
+    return run_ci_env(*args, env=env, timeout=60)
 
 
 def job_dirs(tmp_path: Path) -> list[Path]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import timezone
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli import run_ci_env
 from tests.vendors.fakeapi import FakeApi
 from tests.vendors.test_dockerhub import JWT, DockerHub
 from tests.vendors.test_ecr import DUMMY, HOST, manifest
@@ -23,9 +23,8 @@ from tests.vendors.test_quay import Quay
 
 def run_tags(tmp_path: Path, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m ci_env registry tags ARGS`` with ``env`` added to the (cleaned) environment."""
-    full = {**os.environ, "DOCKER_CONFIG": str(tmp_path), **env}
-    return subprocess.run([sys.executable, "-m", "ci_env", "registry", "tags", *args],
-                          env=full, capture_output=True, text=True, timeout=60)
+    return run_ci_env("registry", "tags", *args, env={**os.environ, "DOCKER_CONFIG": str(tmp_path), **env},
+                      timeout=60)
 
 
 def listed(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
