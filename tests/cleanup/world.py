@@ -158,20 +158,6 @@ def recent(minutes: int = 10) -> str:
 def push_labelled(client: RegistryClient, path: str, tags: list[str], labels: dict[str, str],
                   created: str = "2024-01-01T00:00:00Z") -> str:
     """Push a tiny image whose config carries ``labels`` (as build-and-publish labels images) under ``tags``;
-    no publication record. Returns its digest."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "created": created, "config": {"Labels": labels},
-                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-    layer = json.dumps(sorted(labels.items())).encode() + created.encode()
-    client.ensure_blob(path, mf.sha256_digest(config), config)
-    client.ensure_blob(path, mf.sha256_digest(layer), layer)
-    body = json.dumps({
-        "schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": mf.sha256_digest(config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": mf.sha256_digest(layer),
-                    "size": len(layer)}],
-    }).encode()
-    digest = ""
-    for tag in tags:
-        digest = client.put_manifest(path, tag, body, mf.OCI_MANIFEST)
-    return digest
+    no publication record. The same labels and time give the same image. Returns its digest."""
+    seed = json.dumps(sorted(labels.items())) + created
+    return push_image(client, path, tags, seed=seed, labels=labels, created=created).digest

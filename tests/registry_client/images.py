@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ci_env.registry import manifests as mf
@@ -28,13 +28,20 @@ class PushedImage:
 
 def push_image(
     client: RegistryClient, path: str, tags: Sequence[str] = (), *, layers: int = 1, seed: str | None = None,
-    media_type: str = mf.OCI_MANIFEST,
+    media_type: str = mf.OCI_MANIFEST, labels: Mapping[str, str] | None = None, created: str = "2024-01-02T03:04:05Z",
 ) -> PushedImage:
-    """Push a unique tiny image to ``path`` and tag it with ``tags`` (none: pushed by digest only)."""
+    """Push a tiny image to ``path`` and tag it with ``tags`` (none: pushed by digest only).
+
+    Unique unless ``seed`` is given: the same seed (and labels, created) gives the same digest. ``labels`` go
+    into the image config as docker writes them (``config.Labels``), as build-and-publish labels images.
+    """
     seed = seed or uuid.uuid4().hex
     oci = media_type == mf.OCI_MANIFEST
-    config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2024-01-02T03:04:05Z",
-                         "rootfs": {"type": "layers", "diff_ids": []}, "seed": seed}).encode()
+    image_config: dict[str, object] = {"architecture": "amd64", "os": "linux", "created": created,
+                                       "rootfs": {"type": "layers", "diff_ids": []}, "seed": seed}
+    if labels:
+        image_config["config"] = {"Labels": dict(labels)}
+    config = json.dumps(image_config).encode()
     config_digest = mf.sha256_digest(config)
     client.ensure_blob(path, config_digest, config)
     layer_descs = []

@@ -22,10 +22,11 @@ from ci_env.errors import PreflightError
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.github import GitHubRemover
+from tests.registry_client.images import push_image
 from tests.services.registry import RegistryService
 from tests.vendors.conftest import Ctx
 from tests.vendors.fakeapi import Call, FakeApi, Reply
-from tests.vendors.images import push_image, tag_map
+from tests.vendors.images import tag_map
 from tests.vendors.servers import TOKEN, GitHubPackages
 
 _names = itertools.count()
@@ -47,8 +48,8 @@ def remover(gh: GitHubPackages, registry: RegistryService, tmp_path: Path, token
 def test_untag_keeps_other_tags_on_same_digest(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
     gh = ghcr()
     path = f"acme/tools/app{next(_names)}"
-    shared = push_image(gh.client, path, ["v1", "v2"], f"shared-{path}")
-    alone = push_image(gh.client, path, ["v3"], f"alone-{path}")
+    shared = push_image(gh.client, path, ["v1", "v2"], seed=f"shared-{path}").digest
+    alone = push_image(gh.client, path, ["v3"], seed=f"alone-{path}").digest
     repo = RepoAddress("ghcr.io", path)
     r = remover(gh, registry_open, tmp_path)
     r.preflight(repo)
@@ -67,8 +68,8 @@ def test_untag_keeps_other_tags_on_same_digest(ghcr: Any, registry_open: Registr
 def test_untag_only_tag_deletes_the_version(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
     gh = ghcr()
     path = f"acme/app{next(_names)}"
-    keep = push_image(gh.client, path, ["keep"], f"keep-{path}")
-    push_image(gh.client, path, ["old"], f"old-{path}")
+    keep = push_image(gh.client, path, ["keep"], seed=f"keep-{path}").digest
+    push_image(gh.client, path, ["old"], seed=f"old-{path}")
     r = remover(gh, registry_open, tmp_path)
     assert r.untag(RepoAddress("ghcr.io", path), "old") == "removed"
     assert tag_map(gh.client, path) == {"keep": keep}
@@ -83,8 +84,8 @@ def test_concurrent_untag_of_all_tags_of_a_version_deletes_it(
 
     gh = ghcr()
     path = f"acme/both{next(_names)}"
-    shared = push_image(gh.client, path, ["v1", "v2"], f"both-{path}")
-    keep = push_image(gh.client, path, ["v3"], f"keep-{path}")
+    shared = push_image(gh.client, path, ["v1", "v2"], seed=f"both-{path}").digest
+    keep = push_image(gh.client, path, ["v3"], seed=f"keep-{path}").digest
     r = remover(gh, registry_open, tmp_path)
     repo = RepoAddress("ghcr.io", path)
     with ThreadPoolExecutor(2) as pool:
@@ -98,7 +99,7 @@ def test_versions_are_followed_through_link_pages(ghcr: Any, registry_open: Regi
     gh.page_size = 1
     path = f"acme/paged{next(_names)}"
     for i in range(3):
-        push_image(gh.client, path, [f"t{i}"], f"paged-{path}-{i}")
+        push_image(gh.client, path, [f"t{i}"], seed=f"paged-{path}-{i}")
     r = remover(gh, registry_open, tmp_path)
     assert r.untag(RepoAddress("ghcr.io", path), "t0") == "removed"
     assert set(tag_map(gh.client, path)) == {"t1", "t2"}
@@ -108,7 +109,7 @@ def test_versions_are_followed_through_link_pages(ghcr: Any, registry_open: Regi
 def test_missing_tag_and_missing_package_are_absent(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
     gh = ghcr()
     path = f"acme/app{next(_names)}"
-    push_image(gh.client, path, ["a"], f"a-{path}")
+    push_image(gh.client, path, ["a"], seed=f"a-{path}")
     r = remover(gh, registry_open, tmp_path)
     assert r.untag(RepoAddress("ghcr.io", path), "nope") == "absent"
     assert r.untag(RepoAddress("ghcr.io", "acme/never-pushed"), "a") == "absent"
