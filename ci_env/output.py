@@ -148,3 +148,12 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:.1f}s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 tag``, ``2 tags``; ``many`` for irregular plurals (``policy`` -> ``policies`` is known)."""
+    if count == 1:
+        return f"{count} {word}"
+    if many is None:
+        many = word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+    return f"{count} {many}"

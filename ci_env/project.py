@@ -15,12 +15,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci_env.errors import ConfigError
 
+if TYPE_CHECKING:
+    from ci_env.cleanup.keep_policies import CleanupConfig
+
 DEFAULT_CONFIG_NAMES = ("werf.yaml", "werf.yml")
-META_KEYS = {"project": "the project name", "configVersion": "1"}
+META_KEYS = {"project": "the project name", "configVersion": "1",
+             "cleanup": "keep policies and switches for cleanup (keepPolicies, ...)"}
 IMAGE_KEYS = {
     "image": "the image name, or ~ for the one nameless image",
     "dockerfile": "path of the Dockerfile, relative to the context (default: Dockerfile)",
@@ -60,6 +64,7 @@ class ProjectConfig:
     images: tuple[ImageConfig, ...]
     path: Path
     directory: Path
+    cleanup: CleanupConfig | None = None  #: the meta document's ``cleanup`` section (werf's defaults when absent)
 
     def image(self, name: str | None) -> ImageConfig:
         """The image called ``name`` (None or "~" for the nameless one); ConfigError if absent."""
@@ -144,11 +149,11 @@ def load_project(
     return _build_project(documents, path, root)
 
 
-def _parse_documents(text: str, path: Path) -> list[tuple[dict[str, Any], dict[str, int], int]]:
-    """YAML documents as (mapping, line of each key, line of the document), 1-based lines."""
+def _parse_documents(text: str, path: Path) -> list[tuple[dict[str, Any], dict[str, int], int, Any]]:
+    """YAML documents as (mapping, line of each key, line of the document, the document's node), 1-based lines."""
     import yaml
 
-    result: list[tuple[dict[str, Any], dict[str, int], int]] = []
+    result: list[tuple[dict[str, Any], dict[str, int], int, Any]] = []
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
@@ -169,7 +174,7 @@ def _parse_documents(text: str, path: Path) -> list[tuple[dict[str, Any], dict[s
                 raise ConfigError(f"{path}:{key.start_mark.line + 1}: key {key.value!r} appears twice in one document")
             seen.add(key.value)
         value = yaml.SafeLoader(text).construct_document(node)
-        result.append((value, lines, line))
+        result.append((value, lines, line, node))
     return result
 
 
@@ -181,7 +186,7 @@ def _check_keys(document: dict[str, Any], lines: dict[str, int], allowed: Mappin
 
 
 def _build_project(
-    documents: list[tuple[dict[str, Any], dict[str, int], int]], path: Path, root: Path
+    documents: list[tuple[dict[str, Any], dict[str, int], int, Any]], path: Path, root: Path
 ) -> ProjectConfig:
     meta = [d for d in documents if "project" in d[0]]
     images = [d for d in documents if "project" not in d[0]]
@@ -189,7 +194,7 @@ def _build_project(
         raise ConfigError(f"{path}: no meta document; start the file with 'project: NAME' and 'configVersion: 1'")
     if len(meta) > 1:
         raise ConfigError(f"{path}:{meta[1][2]}: a second meta document; keep one 'project:' document")
-    document, lines, line = meta[0]
+    document, lines, line, node = meta[0]
     _check_keys(document, lines, META_KEYS, path)
     project = document.get("project")
     if not isinstance(project, str) or not PROJECT_NAME.match(project):
@@ -199,11 +204,14 @@ def _build_project(
     version = document.get("configVersion")
     if version != 1:
         raise ConfigError(f"{path}:{lines.get('configVersion', line)}: configVersion must be 1 (got {version!r})")
-    parsed = tuple(_build_image(d, ln, at, path, root) for d, ln, at in images)
+    parsed = tuple(_build_image(d, ln, at, path, root) for d, ln, at, _node in images)
     if not parsed:
         raise ConfigError(f"{path}: no images; add a document with 'image: NAME' (or 'image: ~')")
     _check_image_set(parsed, path)
-    return ProjectConfig(project, 1, parsed, path, root)
+    from ci_env.cleanup.keep_policies import parse_cleanup
+
+    cleanup_node = next((value for key, value in node.value if key.value == "cleanup"), None)
+    return ProjectConfig(project, 1, parsed, path, root, parse_cleanup(cleanup_node, path))
 
 
 def _build_image(

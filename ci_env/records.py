@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 PUBLICATION_PREFIX = "ci-env-publication-"
 MANAGED_PREFIX = "ci-env-managed-"
+METADATA_PREFIX = "ci-env-meta-"
 RECORD_PREFIX = "ci-env-"
 NAMELESS_KEY = "_nameless"
 RECORD_ANNOTATION = "dev.ci-env.record"
@@ -82,6 +83,10 @@ SIGNATURE_LABEL = "werf-content-signature"
 
 PUBLICATIONS = "publications"
 MANAGED = "managed"
+METADATA = "metadata"
+_METADATA_KEY = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64})-([0-9a-f]{64})")
+#: A key longer than this (a SHA-256 git repository's 64-hex commits) is hashed to fit in a tag.
+MAX_METADATA_KEY = 128 - len(METADATA_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,50 @@ class Publication:
             raise ValueError(f"not a publication record: {exc}") from None
 
 
+@dataclass(frozen=True)
+class CommitMetadata:
+    """Image metadata by commit: ``image`` (None = ``~``) was published from git ``commit`` with content
+    ``signature`` (at ``recorded_at``, UTC ISO 8601). Written by every build-and-publish run, also when the
+    signature existed already; git-history-based cleanup finds which commits of which references produced
+    which signatures through these records."""
+
+    image: str | None
+    commit: str
+    signature: str
+    recorded_at: str = ""
+
+    @property
+    def key(self) -> str:
+        """``<commit>-<signature>``: the record's identity (hashed to fit in a tag when too long)."""
+        return metadata_key(self.commit, self.signature)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CommitMetadata:
+        """Parse a stored record; ValueError when it is not one."""
+        try:
+            return cls(_optional(data.get("image")), str(data["commit"]).lower(), str(data["signature"]),
+                       str(data.get("recorded_at") or ""))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a metadata record: {exc}") from None
+
+
+def metadata_key(commit: str, signature: str) -> str:
+    """``<commit>-<signature>``, or ``h<sha256 of it>`` when that does not fit in a tag (64-hex commits)."""
+    key = f"{commit.lower()}-{signature}"
+    if len(key) <= MAX_METADATA_KEY:
+        return key
+    return "h" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_metadata_key(key: str) -> tuple[str, str] | None:
+    """(commit, signature) of a key written by :func:`metadata_key` in full, None for a hashed one."""
+    match = _METADATA_KEY.fullmatch(key)
+    return (match.group(1), match.group(2)) if match else None
+
+
 def _optional(value: object) -> str | None:
     return None if value is None else str(value)
 
@@ -183,7 +232,13 @@ class RecordStore(Protocol):
 
     def put(self, kind: str, key: str, record: Mapping[str, Any]) -> None: ...
 
+    def put_new(self, kind: str, key: str, record: Mapping[str, Any]) -> bool: ...
+
     def all(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def keys(self, kind: str) -> list[str]: ...
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
     def delete(self, kind: str, key: str) -> bool: ...
 
@@ -220,17 +275,41 @@ class LocalStore:
             Path(temp).unlink(missing_ok=True)
             raise
 
-    def all(self, kind: str) -> list[dict[str, Any]]:
+    def put_new(self, kind: str, key: str, record: Mapping[str, Any]) -> bool:
+        """Write the record unless one exists under ``key`` (never replaced); True when written."""
+        if self._path(kind, key).exists():
+            return False
         folder = self.directory / kind
-        if not folder.is_dir():
-            return []
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(dict(record), handle, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(temp, self._path(kind, key))  # atomic, and fails when another writer was first
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(temp).unlink(missing_ok=True)
+
+    def keys(self, kind: str) -> list[str]:
+        folder = self.directory / kind
+        return sorted(path.stem for path in folder.glob("*.json")) if folder.is_dir() else []
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._path(kind, key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
         result = []
-        for path in sorted(folder.glob("*.json")):
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict):
+        for key in self.keys(kind):
+            data = self.get(kind, key)
+            if data is not None:
                 result.append(data)
         return result
 
@@ -250,12 +329,13 @@ class LocalStore:
 class RegistryStore:
     """Records as tiny tagged OCI manifests in the stages repository (see the module docstring)."""
 
-    PREFIXES = {PUBLICATIONS: PUBLICATION_PREFIX, MANAGED: MANAGED_PREFIX}
+    PREFIXES = {PUBLICATIONS: PUBLICATION_PREFIX, MANAGED: MANAGED_PREFIX, METADATA: METADATA_PREFIX}
 
     def __init__(self, client: RegistryClient, repository: RepoAddress) -> None:
         self.client = client
         self.repository = repository
         self._config_ready = False
+        self._listing: list[str] | None = None  #: the stages repository's tags, listed once until a write
 
     @property
     def description(self) -> str:
@@ -286,19 +366,36 @@ class RegistryStore:
             },
         }
         data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        self._listing = None
         self.client.put_manifest(path, self._tag(kind, key), data, OCI_MANIFEST)
 
+    def put_new(self, kind: str, key: str, record: Mapping[str, Any]) -> bool:
+        """Write the record unless its tag exists (one HEAD; a record is never replaced); True when written."""
+        if self.client.resolve(self.repository.path, self._tag(kind, key)) is not None:
+            return False
+        self.put(kind, key, record)
+        return True
+
     def _tags(self) -> list[str]:
-        try:
-            return self.client.list_tags(self.repository.path)
-        except RegistryError as exc:
-            if "NAME_UNKNOWN" in str(exc):
-                return []
-            raise
+        if self._listing is None:
+            try:
+                self._listing = self.client.list_tags(self.repository.path)
+            except RegistryError as exc:
+                if "NAME_UNKNOWN" not in str(exc):
+                    raise
+                self._listing = []
+        return self._listing
+
+    def keys(self, kind: str) -> list[str]:
+        """The keys of every record of ``kind``, from one tag listing (no record is read)."""
+        prefix = self.PREFIXES[kind]
+        return sorted(tag[len(prefix):] for tag in self._tags() if tag.startswith(prefix))
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        return self._read(self._tag(kind, key))
 
     def all(self, kind: str) -> list[dict[str, Any]]:
-        prefix = self.PREFIXES[kind]
-        tags = sorted(tag for tag in self._tags() if tag.startswith(prefix))
+        tags = [self._tag(kind, key) for key in self.keys(kind)]
         with ThreadPoolExecutor(max_workers=READ_PARALLELISM) as pool:
             records = list(pool.map(self._read, tags))
         return [record for record in records if record is not None]
@@ -326,6 +423,7 @@ class RegistryStore:
         info = self.client.resolve(path, self._tag(kind, key))
         if info is None:
             return False
+        self._listing = None
         self.client.delete_manifest(path, info.digest)
         return True
 
@@ -335,6 +433,7 @@ class RegistryStore:
         Raises the first failure after the batch when none could be removed, so a caller can report it.
         """
         tags = [self._tag(kind, key) for key in keys]
+        self._listing = None
         outcomes = self.client.retire_tags(self.repository.path, tags, parallel=parallel)
         errors = [o for o in outcomes.values() if not isinstance(o, str)]
         removed = len(outcomes) - len(errors)
@@ -391,6 +490,34 @@ def read_publications(store: RecordStore) -> list[Publication]:
 def remove_publications(store: RecordStore, full_names: Sequence[str], parallel: int = 8) -> int:
     """Forget the records of ``full_names`` in one batch; returns how many were removed."""
     return store.delete_many(PUBLICATIONS, [publication_key(name) for name in full_names], parallel)
+
+
+def write_metadata(store: RecordStore, metadata: CommitMetadata) -> bool:
+    """Record that ``metadata.image`` was published from ``metadata.commit`` with ``metadata.signature``.
+
+    Immutable: a record that exists is never rewritten (False), so parallel pipelines never lose one and
+    re-running a pipeline costs one look-up."""
+    return store.put_new(METADATA, metadata.key, metadata.to_json())
+
+
+def read_metadata(store: RecordStore) -> list[CommitMetadata]:
+    """Every metadata record: from the keys alone (one listing, no read) where the key holds commit and
+    signature, else read (hashed keys of 64-hex commits). ``image`` is None for records known by key only:
+    the signature names the image (a signature covers the image's name)."""
+    result = []
+    for key in store.keys(METADATA):
+        parsed = parse_metadata_key(key)
+        if parsed is not None:
+            result.append(CommitMetadata(None, parsed[0], parsed[1]))
+            continue
+        data = store.get(METADATA, key)
+        if data is None:
+            continue
+        try:
+            result.append(CommitMetadata.from_json(data))
+        except ValueError:
+            continue
+    return result
 
 
 def list_managed_images(store: RecordStore) -> list[str | None]:

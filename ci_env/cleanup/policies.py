@@ -26,13 +26,17 @@ Purge: everything managed is deleted, protections included, since purge is expli
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ci_env.cleanup.protections import KeepList
 from ci_env.gitinfo import GitFacts
 from ci_env.tagging import docker_tag
+
+if TYPE_CHECKING:
+    from ci_env.cleanup.history import Verdict
 
 GIT_BRANCH = "git-branch"
 GIT_TAG = "git-tag"
@@ -94,8 +98,20 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class GitHistory:
+    """What git-history-based cleanup found (``ci_env.cleanup.history``): the keep policies' verdict per
+    (image, signature), the commits of every signature that has a metadata record, and whether a
+    content-signature tag without a record is removed (``strict``) or kept."""
+
+    verdict: Verdict
+    recorded: Mapping[str, tuple[str, ...]]  #: signature -> commits that published it
+    strict: bool = False
+
+
+@dataclass(frozen=True)
 class Policy:
-    """The options that decide the plan."""
+    """The options that decide the plan. With ``git_history`` (the default setup), content-signature tags
+    are decided by the keep policies; without it, by ``stages_signature``'s limit and expiry."""
 
     git_tag: Limit = field(default_factory=Limit)
     git_commit: Limit = field(default_factory=Limit)
@@ -103,6 +119,40 @@ class Policy:
     keep_tags: tuple[re.Pattern[str], ...] = ()
     keep_published_within: timedelta = timedelta(hours=2)
     keep_list: KeepList = field(default_factory=KeepList)
+    git_history: GitHistory | None = None
+
+
+@dataclass(frozen=True)
+class Basis:
+    """Why a decision was taken, for machines (the report's ``basis``): the ``rule`` and, where it applies,
+    the keep ``policy`` number, the ``reference`` and ``commit`` that reached the tag, the ``workloads``."""
+
+    rule: str
+    policy: int | None = None
+    reference: str | None = None
+    commit: str | None = None
+    workloads: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"rule": self.rule}
+        for name in ("policy", "reference", "commit"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        if self.workloads:
+            data["workloads"] = list(self.workloads)
+        return data
+
+
+#: Basis rules: what decided a tag.
+RULE_PROTECTED = "protection"
+RULE_KEEP_POLICY = "keep-policy"
+RULE_NO_KEEP_POLICY = "no-keep-policy"
+RULE_NO_METADATA = "no-metadata"
+RULE_STRATEGY = "strategy"
+RULE_UNKNOWN = "unknown-strategy"
+RULE_STAGE_USED = "used-by-kept-tag"
+RULE_STAGE_UNUSED = "unused-stage"
+RULE_PURGE = "purge"
 
 
 @dataclass(frozen=True)
@@ -118,6 +168,7 @@ class Decision:
     action: str
     reason: str
     strategy: str | None = None
+    basis: Basis = field(default_factory=lambda: Basis(RULE_STRATEGY))
 
     @property
     def reference(self) -> str:
@@ -127,9 +178,11 @@ class Decision:
 
 @dataclass(frozen=True)
 class Plan:
-    """Every decision, tags first (in the order found) then stages."""
+    """Every decision, tags first (in the order found) then stages; ``git_history`` when the keep policies
+    decided the content-signature tags."""
 
     decisions: tuple[Decision, ...]
+    git_history: GitHistory | None = None
 
     @property
     def deletions(self) -> tuple[Decision, ...]:
@@ -232,10 +285,44 @@ def _age(delta: timedelta) -> str:
     return f"{seconds // 60}m"
 
 
-def _decision(tag: FoundTag, action: str, reason: str) -> Decision:
+def _decision(tag: FoundTag, action: str, reason: str, basis: Basis | None = None) -> Decision:
     return Decision(
-        KIND_TAG, tag.image, tag.repository, tag.tag, tag.stored_tag, tag.digest, action, reason, tag.strategy
+        KIND_TAG, tag.image, tag.repository, tag.tag, tag.stored_tag, tag.digest, action, reason, tag.strategy,
+        basis or Basis(RULE_STRATEGY),
     )
+
+
+def _stage_signature(tag: FoundTag) -> str | None:
+    if tag.signature:
+        return tag.signature
+    return tag.tag if re.fullmatch(r"[0-9a-f]{64}", tag.tag) else None
+
+
+def _by_history(tag: FoundTag, history: GitHistory) -> Decision:
+    """Keep or delete a content-signature tag by the keep policies (see ``ci_env.cleanup.history``)."""
+    signature = _stage_signature(tag)
+    if signature is None or signature not in history.recorded:
+        if history.strict:
+            return _decision(tag, DELETE, "no metadata record of the commit that published it "
+                             "(--git-history-based-cleanup-strict)", Basis(RULE_NO_METADATA))
+        return _decision(tag, KEEP, "no metadata record of the commit that published it (published before "
+                         "ci-env recorded commits, or by another tool): kept; --git-history-based-cleanup-strict "
+                         "removes such tags", Basis(RULE_NO_METADATA))
+    reach = history.verdict.kept.get((tag.image, signature))
+    if reach is not None:
+        return _decision(tag, KEEP, reach.describe(), Basis(
+            RULE_KEEP_POLICY, reach.policy.number, str(reach.reference), reach.commit))
+    misses = history.verdict.missed.get((tag.image, signature), [])
+    if misses:
+        more = f" (and likewise on {len(misses) - 1} more)" if len(misses) > 1 else ""
+        first = misses[0]
+        return _decision(tag, DELETE, f"no keep policy keeps it: {first.why}{more}", Basis(
+            RULE_NO_KEEP_POLICY, first.policy.number, str(first.reference), first.commit))
+    commits = history.recorded[signature]
+    shown = ", ".join(c[:12] for c in commits[:3]) + (f" (+{len(commits) - 3} more)" if len(commits) > 3 else "")
+    return _decision(tag, DELETE, "no keep policy keeps it: none of the references the keep policies select "
+                     f"({history.verdict.references}) reaches commit {shown} that published it",
+                     Basis(RULE_NO_KEEP_POLICY, commit=commits[0]))
 
 
 def _apply_limits(
@@ -275,9 +362,12 @@ def _apply_limits(
 def plan_tags(found: Sequence[FoundTag], git: GitFacts, policy: Policy, now: datetime) -> list[Decision]:
     """Keep or delete each of ``found`` (same order). See the module docstring for the rules."""
     ctx = _Context(git)
+    history = policy.git_history
     verdicts: list[_Verdict | None] = []
     for tag in found:
         entry = STRATEGY_POLICIES.get(tag.strategy or "")
+        if history is not None and tag.strategy == STAGES_SIGNATURE:
+            entry = None  # decided by the keep policies below, never by the stages-signature limits
         verdicts.append(entry[0](tag, ctx) if entry else None)
 
     limited = _apply_limits(found, verdicts, policy, now)
@@ -285,14 +375,16 @@ def plan_tags(found: Sequence[FoundTag], git: GitFacts, policy: Policy, now: dat
     for index, (tag, verdict) in enumerate(zip(found, verdicts, strict=True)):
         protected = _protection(tag, policy, now)
         if protected is not None:
-            decisions.append(_decision(tag, KEEP, protected))
+            decisions.append(_decision(tag, KEEP, protected, Basis(RULE_PROTECTED)))
+        elif history is not None and tag.strategy == STAGES_SIGNATURE:
+            decisions.append(_by_history(tag, history))
         elif verdict is None:
             why = (
                 f"unknown strategy {tag.strategy!r}"
                 if tag.strategy
                 else "no publication record or werf-tag-strategy label"
             )
-            decisions.append(_decision(tag, KEEP, f"{why}: kept"))
+            decisions.append(_decision(tag, KEEP, f"{why}: kept", Basis(RULE_UNKNOWN)))
         elif verdict.delete_reason is not None:
             decisions.append(_decision(tag, DELETE, verdict.delete_reason))
         elif index in limited:
@@ -316,6 +408,7 @@ def plan_stages(
     digests = {t.digest for t in kept if t.digest}
     decisions = []
     for stage in stages:
+        rule = RULE_STAGE_USED
         if stage.signature in signatures:
             action, reason = KEEP, "used by a kept tag (signature)"
         elif stage.digest is not None and stage.digest in digests:
@@ -326,11 +419,11 @@ def plan_stages(
             and now - stage.created < policy.keep_published_within
         ):
             action, reason = KEEP, f"protected: created {_age(now - stage.created)} ago (--keep-published-within)"
+            rule = RULE_PROTECTED
         else:
-            action, reason = DELETE, "no kept tag uses this stage"
-        decisions.append(
-            Decision(KIND_STAGE, None, stage.repository, stage.tag, stage.tag, stage.digest, action, reason)
-        )
+            action, reason, rule = DELETE, "no kept tag uses this stage", RULE_STAGE_UNUSED
+        decisions.append(Decision(KIND_STAGE, None, stage.repository, stage.tag, stage.tag, stage.digest, action,
+                                  reason, basis=Basis(rule)))
     return decisions
 
 
@@ -340,13 +433,14 @@ def plan_cleanup(
     """The whole cleanup plan: tags by policy, then the stages no kept tag uses."""
     tag_decisions = plan_tags(found, git, policy, now)
     kept = [t for t, d in zip(found, tag_decisions, strict=True) if d.action == KEEP]
-    return Plan(tuple(tag_decisions) + tuple(plan_stages(stages, kept, policy, now)))
+    return Plan(tuple(tag_decisions) + tuple(plan_stages(stages, kept, policy, now)), policy.git_history)
 
 
 def plan_purge(found: Sequence[FoundTag], stages: Sequence[StageTag]) -> Plan:
     """Delete every managed tag and every stage."""
-    decisions = [_decision(t, DELETE, "purge") for t in found]
+    decisions = [_decision(t, DELETE, "purge", Basis(RULE_PURGE)) for t in found]
     decisions += [
-        Decision(KIND_STAGE, None, s.repository, s.tag, s.tag, s.digest, DELETE, "purge") for s in stages
+        Decision(KIND_STAGE, None, s.repository, s.tag, s.tag, s.digest, DELETE, "purge", basis=Basis(RULE_PURGE))
+        for s in stages
     ]
     return Plan(tuple(decisions))

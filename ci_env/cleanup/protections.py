@@ -17,19 +17,27 @@ from ci_env.errors import UsageError
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
-def parse_duration(text: str, option: str = "--keep-published-within") -> timedelta:
-    """``90m``, ``2h``, ``3d``, ``1d12h``, ``0`` -> timedelta; UsageError for anything else."""
+def duration_or_none(text: str) -> timedelta | None:
+    """``90m``, ``2h``, ``168h``, ``7d``, ``1d12h``, ``30s``, ``0`` -> timedelta; None when ``text`` is not one."""
     value = text.strip().lower()
     if value == "0":
         return timedelta(0)
     match = _DURATION.fullmatch(value)
     if not value or match is None or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_duration(text: str, option: str = "--keep-published-within") -> timedelta:
+    """``90m``, ``2h``, ``3d``, ``1d12h``, ``0`` -> timedelta; UsageError naming ``option`` for anything else."""
+    duration = duration_or_none(text)
+    if duration is None:
         raise UsageError(
             f"{option} {text!r} is not a duration: write a number with a unit, e.g. 90m, 2h, 3d or 1d12h "
             "(s, m, h, d), or 0 to protect nothing by age"
         )
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    return duration
 
 
 def compile_keep_tags(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:

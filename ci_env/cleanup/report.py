@@ -74,6 +74,7 @@ class Result:
                 "strategy": decision.strategy,
                 "action": decision.action,
                 "reason": decision.reason,
+                "basis": decision.basis.as_json(),
                 "outcome": status,
             }
             if reason:

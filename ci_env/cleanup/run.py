@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,10 @@ from ci_env.cleanup.policies import (
     DELETE,
     KIND_STAGE,
     KIND_TAG,
+    STAGES_SIGNATURE,
     Decision,
+    FoundTag,
+    GitHistory,
     Plan,
     Policy,
     StageTag,
@@ -34,6 +37,8 @@ from ci_env.errors import CiEnvError, UsageError
 from ci_env.registry.client import ClientPool
 
 if TYPE_CHECKING:
+    from ci_env.cleanup.keep_policies import CleanupConfig
+    from ci_env.gitinfo import GitRepository
     from ci_env.options import RepoOptions
     from ci_env.records import RecordStore
     from ci_env.registry.listing import TagLister
@@ -52,6 +57,9 @@ class Settings:
     parallel: int = 8
     docker_config: Path | None = None
     insecure_registries: tuple[str, ...] = ()
+    git_history_based: bool = True  #: content-signature tags decided by the keep policies (werf's default)
+    git_history_strict: bool = False  #: ... and those without a metadata record removed, not kept
+    cleanup: CleanupConfig | None = None  #: werf.yaml's cleanup section (None: werf's defaults)
 
 
 class Clients(ClientPool):
@@ -185,11 +193,52 @@ def make_plan(
     from ci_env.gitinfo import open_repository
 
     repo = open_repository(settings.directory, synchronize=settings.synchronize)
-    inventory = collect(target, clients, want_created=lambda _t: bool(policy.keep_published_within),
-                        progress=progress, lister=lister)
+    keep_within = bool(policy.keep_published_within)
+    inventory = collect(target, clients, want_created=lambda _t: keep_within, progress=progress, lister=lister)
     commits = [t.git_ref or t.tag for t in inventory.tags if t.strategy == "git-commit"]
     facts = repo.facts(commits)
+    if settings.git_history_based:
+        from ci_env.cleanup.keep_policies import DEFAULT
+
+        if progress is not None:
+            progress("reading the git history the keep policies select", 0, 0)
+        policy = replace(policy, git_history=git_history(
+            repo, target.store, inventory.tags, settings.cleanup or DEFAULT, now, strict=settings.git_history_strict))
     return plan_cleanup(inventory.tags, inventory.stages, facts, policy, now), inventory
+
+
+def cleanup_config(directory: Path, config: str | None, env: Mapping[str, str]) -> CleanupConfig:
+    """werf.yaml's ``cleanup`` section: from ``config`` (relative to ``directory``; must exist), else from
+    werf.yaml/werf.yml in ``directory`` when there is one; werf's default keep policies when the file or its
+    section is absent. ConfigError naming file and line for a malformed one (read before anything is removed)."""
+    from ci_env.cleanup.keep_policies import DEFAULT
+    from ci_env.project import DEFAULT_CONFIG_NAMES, load_project
+
+    if config is None and not any((directory / name).is_file() for name in DEFAULT_CONFIG_NAMES):
+        return DEFAULT
+    return load_project(directory, config, env).cleanup or DEFAULT
+
+
+def git_history(
+    repo: GitRepository, store: RecordStore, tags: Sequence[FoundTag], config: CleanupConfig, now: datetime,
+    *, strict: bool = False,
+) -> GitHistory:
+    """The keep policies' verdict on the content-signature ``tags``: the metadata records of their signatures
+    (one listing of the store), the references and the commit graph (two git commands), then the walk."""
+    from ci_env import records
+    from ci_env.cleanup.history import CommitGraph, Published, evaluate, list_references
+
+    image_of = {t.signature or t.tag: t.image for t in tags if t.strategy == STAGES_SIGNATURE}
+    recorded: dict[str, list[str]] = {}
+    published = []
+    for record in records.read_metadata(store):
+        if record.signature in image_of:
+            recorded.setdefault(record.signature, []).append(record.commit)
+            published.append(Published(image_of[record.signature], record.commit, record.signature))
+    refs = list_references(repo)
+    graph = CommitGraph.load(repo, [ref.head for ref in refs])
+    verdict = evaluate(config.keep_policies, refs, graph, published, now)
+    return GitHistory(verdict, {sig: tuple(commits) for sig, commits in recorded.items()}, strict)
 
 
 def execute(

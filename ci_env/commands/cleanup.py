@@ -67,6 +67,20 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                          envvar="WERF_GIT_HISTORY_SYNCHRONIZATION",
                          help="Fetch every branch and tag from origin (and unshallow) before planning "
                          "[env: WERF_GIT_HISTORY_SYNCHRONIZATION]"),
+            click.Option(["--git-history-based-cleanup"], type=click.BOOL, is_flag=False, flag_value=True,
+                         default=True, show_default=True, metavar="[true|false]",
+                         envvar="WERF_GIT_HISTORY_BASED_CLEANUP",
+                         help="Decide content-signature tags by werf.yaml's cleanup.keepPolicies (werf's defaults "
+                         "when absent) over git history; false: by --stages-signature-strategy-limit/-expiry-days "
+                         "[env: WERF_GIT_HISTORY_BASED_CLEANUP]"),
+            click.Option(["--git-history-based-cleanup-strict"], type=click.BOOL, is_flag=False, flag_value=True,
+                         default=False, show_default=True, metavar="[true|false]",
+                         envvar="WERF_GIT_HISTORY_BASED_CLEANUP_STRICT",
+                         help="Also remove content-signature tags that have no metadata record of the commit that "
+                         "published them (kept otherwise) [env: WERF_GIT_HISTORY_BASED_CLEANUP_STRICT]"),
+            click.Option(["--config"], metavar="PATH", default=None, envvar="WERF_CONFIG",
+                         help="werf.yaml with the keep policies, relative to --dir "
+                         "[env: WERF_CONFIG; default: werf.yaml or werf.yml in --dir, if any]"),
         ]
     else:
         params.append(click.Option(["--force"], is_flag=True, envvar="WERF_FORCE",
@@ -102,6 +116,53 @@ def _progress() -> Callable[[int, int, Any], None]:
     return report
 
 
+def _with_config(policy: Any, config: Any, kw: dict[str, Any]) -> Any:
+    """The policy with werf.yaml's ``keepImagesBuiltWithinLastNHours`` / ``disableBuiltWithinLastNHoursPolicy``
+    applied where --keep-published-within was not given."""
+    from dataclasses import replace
+
+    source = click.get_current_context().get_parameter_source("keep_published_within")
+    if source not in (click.core.ParameterSource.DEFAULT, None):
+        return policy
+    if config.disable_built_within_last_n_hours_policy:
+        return replace(policy, keep_published_within=timedelta(0))
+    if config.keep_images_built_within_last_n_hours is not None:
+        return replace(policy, keep_published_within=timedelta(hours=config.keep_images_built_within_last_n_hours))
+    return policy
+
+
+def history_lines(plan: Any, settings: Any, config: Any, kw: dict[str, Any]) -> list[str]:
+    """What git-history-based cleanup did, and the warnings it owes the user (stderr lines)."""
+    from ci_env.cleanup.policies import KEEP, RULE_NO_METADATA
+    from ci_env.output import plural
+
+    lines = []
+    history = plan.git_history
+    if history is not None:
+        source = "werf's default keep policies" if config is None or config.defaults else "werf.yaml's keep policies"
+        lines.append(f"keep policies: {source} ({plural(len(config.keep_policies if config else ()), 'policy')}): "
+                     f"{plural(history.verdict.references, 'reference')} selected, "
+                     f"{plural(history.verdict.commits, 'commit')} of history, "
+                     f"{plural(len(history.recorded), 'content signature')} with metadata")
+        unrecorded = sum(1 for d in plan.decisions if d.basis.rule == RULE_NO_METADATA and d.action == KEEP)
+        if unrecorded:
+            lines.append(
+                f"ci-env: warning: {plural(unrecorded, 'content-signature tag')} "
+                f"{'has' if unrecorded == 1 else 'have'} no metadata record of the commit that published "
+                f"{'it' if unrecorded == 1 else 'them'} (published before ci-env recorded commits, or by another "
+                "tool), so the keep policies cannot judge them: kept. Once every pipeline publishes with this "
+                "ci-env, remove them with --git-history-based-cleanup-strict "
+                "(WERF_GIT_HISTORY_BASED_CLEANUP_STRICT=true)")
+        limits = [name for name in ("stages_signature_strategy_limit", "stages_signature_strategy_expiry_days")
+                  if kw.get(name, -1) != -1]
+        if limits:
+            flags = " and ".join("--" + name.replace("_", "-") for name in limits)
+            lines.append(f"ci-env: warning: {flags} {'is' if len(limits) == 1 else 'are'} ignored: content-signature "
+                         "tags are decided by the keep policies; pass --git-history-based-cleanup=false to use "
+                         f"{'it' if len(limits) == 1 else 'them'} instead")
+    return lines
+
+
 def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: bool | None) -> None:
     from ci_env.ci import detect
     from ci_env.cleanup import report as rpt
@@ -115,6 +176,10 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     if kw["report"] is not None:
         rpt.check_writable(kw["report"])
     env = dict(os.environ)
+    config = None
+    if policy is not None:  # werf.yaml's keep policies, read (and checked) before anything else
+        config = run.cleanup_config(Path(kw["directory"]), kw.get("config"), env)
+        policy = _with_config(policy, config, kw)
     family = detect(env).family
     insecure = tuple(kw["insecure_registries"]) + tuple(
         h.strip() for h in env.get("WERF_INSECURE_REGISTRY", "").split(",") if h.strip()
@@ -124,6 +189,9 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         directory=Path(kw["directory"]), synchronize=bool(kw.get("git_history_synchronization")),
         dry_run=dry_run, parallel=kw["parallel"],
         docker_config=docker_config_dir(kw["docker_config"], env), insecure_registries=insecure,
+        git_history_based=bool(kw.get("git_history_based_cleanup", True))
+        and not (config is not None and config.disable_git_history_based_policy),
+        git_history_strict=bool(kw.get("git_history_based_cleanup_strict")), cleanup=config,
     )
     out = Output(family, sys.stderr)
     clients = run.Clients(settings, env)
@@ -131,6 +199,9 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     target = run.resolve_target(repo, env, clients, settings.directory)
     out.status(f"{command}: {target.images_repo.address} ({target.images_repo.mode}), "
                f"{len(target.managed)} managed image(s)")
+    if config is not None and config.disable:
+        out.status("cleanup: disabled in werf.yaml (cleanup.disable: true): nothing is removed")
+        return
     planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
@@ -138,6 +209,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     deletions = plan.deletions
     if any(why == run.NO_DAEMON for _ref, why in inventory.skipped):
         out.status(f"ci-env: warning: {run.NO_DAEMON}")
+    for line in history_lines(plan, settings, config, kw):
+        out.status(line)
     out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
                f"({run.stage_count(plan)} stage(s))" + (" -- dry run, nothing is removed" if dry_run else ""))
     try:
@@ -176,10 +249,12 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
 def cleanup(repo: Any, **kw: Any) -> None:
     """Remove the tags no one needs any more, by the policy of the strategy each was published with.
 
-    git-branch tags go with their branch, git-tag tags with their git tag (or beyond the limit/expiry),
-    git-commit tags with their commit (or beyond the limit/expiry), stages-signature tags beyond the
-    limit/expiry; custom tags stay. --keep-tag, --keep-list and --keep-published-within win over every
-    policy. Then the stages no kept tag uses are removed. Exits 1 listing the tags that could not be removed.
+    Content-signature tags (the default setup) are kept when a keep policy of werf.yaml (werf's defaults
+    when it has none) reaches the commit that published them through git history. git-branch tags go
+    with their branch, git-tag tags with their git tag (or beyond the limit/expiry), git-commit tags with
+    their commit (or beyond the limit/expiry); custom tags stay. --keep-tag, --keep-list and
+    --keep-published-within win over every policy. Then the stages no kept tag uses are removed.
+    Exits 1 listing the tags that could not be removed.
     """
     from ci_env.cleanup.policies import Limit, Policy
     from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list

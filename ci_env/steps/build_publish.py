@@ -14,6 +14,8 @@ published and are reported.
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -496,6 +498,22 @@ class Publisher:
                 signature=plan.signature, published_at=now, git_branch=branch, git_tag=git_tag, git_commit=commit,
             ))
         records.add_managed_image(self.store, plan.image.name)
+        if self.commit_id is not None:
+            records.write_metadata(self.store, records.CommitMetadata(plan.image.name, self.commit_id, plan.signature,
+                                                                      now))
+
+    @functools.cached_property
+    def commit_id(self) -> str | None:
+        """The full id of the commit this run publishes from (``--tag-git-commit``'s, the CI's, else the
+        project's HEAD), for the metadata records; None outside git."""
+        from ci_env.gitinfo import resolve_commit
+
+        given = self._git_value(GIT_COMMIT) or self.settings.facts.commit
+        directory = self.settings.project.directory
+        resolved = resolve_commit(directory, given) if given else resolve_commit(directory)
+        if resolved is None and given and re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", given):
+            return given.lower()  # a CI's full commit id, checked out elsewhere
+        return resolved
 
 
 def publish(settings: Settings, output: Output, docker: Docker | None = None) -> list[ImageResult]:

@@ -170,11 +170,18 @@ def test_pipeline_builds_publishes_and_cleans_up(
     (new_tag,) = set(_tags(registry_htpasswd, repo)[image]) - {old_tag}
     assert USERS[USER] not in build.stdout + build.stderr
 
-    # The scheduled pipeline's cleanup job, told to keep one stages-signature tag.
+    # The scheduled pipeline's cleanup job, with a keep policy of one image per branch: the metadata records
+    # of both pipelines tell it which commit published which image.
+    werf_yaml = sample_project / "werf.yaml"
+    werf_yaml.write_text(werf_yaml.read_text().replace(
+        "configVersion: 1\n",
+        "configVersion: 1\ncleanup:\n  keepPolicies:\n  - references: {branch: /.*/}\n"
+        "    imagesPerReference: {last: 1}\n", 1))
+    _git(sample_project, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "keep one")
     cleanup_vars = {
         **variables,
         "CI_PIPELINE_SOURCE": "schedule",
-        "CI_ENV_CLEANUP_ARGS": "--keep-published-within 0m --stages-signature-strategy-limit 1",
+        "CI_ENV_CLEANUP_ARGS": "--keep-published-within 0m",
     }
     cleanup = _run_job(sample_project, "cleanup", cleanup_vars)
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr

@@ -1,0 +1,295 @@
+"""werf.yaml's ``cleanup`` section: keep policies for git-history-based cleanup, parsed and validated.
+
+The meta document (the one with ``project:``) may hold, with werf's syntax and meaning::
+
+    cleanup:
+      keepPolicies:
+      - references:
+          branch: /.*/            # or tag: ...; a literal name, or /REGEX/ (matched in full)
+          limit:                  # which references: the newest `last` by head date, those within `in`
+            last: 10
+            in: 168h
+            operator: And         # And (default) or Or
+        imagesPerReference:       # how many distinct images to keep per reference
+          last: 2                 # default 1; -1: no limit
+          in: 168h
+          operator: And
+      keepImagesBuiltWithinLastNHours: 2
+      disableGitHistoryBasedPolicy: false
+      disableKubernetesBasedPolicy: false
+      disableBuiltWithinLastNHoursPolicy: false
+
+Without ``keepPolicies`` werf's defaults apply (:func:`default_policies`). Every mistake is a
+:class:`~ci_env.errors.ConfigError` naming the file and line, raised when werf.yaml is loaded, so a
+cleanup never starts with a malformed policy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ci_env.cleanup.protections import duration_or_none
+from ci_env.errors import ConfigError
+
+AND = "And"
+OR = "Or"
+BRANCH = "branch"
+TAG = "tag"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``last`` (None: unset), ``in`` (None: unset) and how they combine (``And``/``Or``)."""
+
+    last: int | None = None
+    within: timedelta | None = None
+    operator: str = AND
+
+    def describe(self, default_last: int) -> str:
+        """``last 10 and in 7d`` / ``in 7d`` / ``last 2``: the limit as a reader would say it."""
+        parts = []
+        last = self.effective_last(default_last)
+        if self.last is not None or self.within is None:
+            parts.append("no limit" if last < 0 else f"last {last}")
+        if self.within is not None:
+            parts.append(f"in {_duration_text(self.within)}")
+        return f" {self.operator.lower()} ".join(parts)
+
+    def effective_last(self, default_last: int) -> int:
+        """``last`` with werf's default for its place (-1 for references, 1 for images per reference)."""
+        return default_last if self.last is None else self.last
+
+
+#: werf's defaults: references without a limit are all selected; one image per reference is kept.
+REFERENCES_DEFAULT_LAST = -1
+IMAGES_DEFAULT_LAST = 1
+
+
+@dataclass(frozen=True)
+class KeepPolicy:
+    """One entry of ``keepPolicies`` (``number``: its 1-based place, as reasons name it)."""
+
+    number: int
+    kind: str  #: BRANCH or TAG
+    pattern: re.Pattern[str]
+    text: str  #: as written: ``main`` or ``/^release-.*/``
+    references_limit: Limit | None = None
+    images_per_reference: Limit = field(default_factory=Limit)
+    line: int = 0
+
+    def selects(self, name: str) -> bool:
+        """True when the branch or tag ``name`` matches the policy's name or regex, in full."""
+        return self.pattern.fullmatch(name) is not None
+
+    @property
+    def images_last(self) -> int:
+        return self.images_per_reference.effective_last(IMAGES_DEFAULT_LAST)
+
+    def describe(self) -> str:
+        """``policy #2 (branch /.*/: last 10 and in 7d; 2 images per reference and in 7d)``."""
+        text = f"{self.kind} {self.text}"
+        if self.references_limit is not None:
+            text += f": {self.references_limit.describe(REFERENCES_DEFAULT_LAST)}"
+        images = self.images_per_reference.describe(IMAGES_DEFAULT_LAST)
+        return f"policy #{self.number} ({text}; images per reference: {images})"
+
+
+@dataclass(frozen=True)
+class CleanupConfig:
+    """The ``cleanup`` section as cleanup uses it (werf's defaults where it says nothing)."""
+
+    keep_policies: tuple[KeepPolicy, ...]
+    defaults: bool = True  #: True: no ``keepPolicies`` given, werf's default policies apply
+    disable_git_history_based_policy: bool = False
+    disable_kubernetes_based_policy: bool = False
+    disable_built_within_last_n_hours_policy: bool = False
+    keep_images_built_within_last_n_hours: int | None = None
+    disable: bool = False
+
+
+def _regex(text: str) -> re.Pattern[str]:
+    return re.compile(_regex_source(text))
+
+
+def _regex_source(text: str) -> str:
+    if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        return text[1:-1]
+    return re.escape(text)
+
+
+def default_policies() -> tuple[KeepPolicy, ...]:
+    """werf's default keep policies: every git tag, newest 10; every branch, newest 10 and within 7 days, 2
+    images each within 7 days; main, master, staging and production, 10 images each."""
+    week = timedelta(days=7)
+    return (
+        KeepPolicy(1, TAG, _regex("/.*/"), "/.*/", Limit(last=10)),
+        KeepPolicy(2, BRANCH, _regex("/.*/"), "/.*/", Limit(last=10, within=week, operator=AND),
+                   Limit(last=2, within=week, operator=AND)),
+        KeepPolicy(3, BRANCH, _regex("/^(main|master|staging|production)$/"), "/^(main|master|staging|production)$/",
+                   None, Limit(last=10)),
+    )
+
+
+DEFAULT = CleanupConfig(default_policies())
+
+# ---------------------------------------------------------------- parsing (a YAML node, for line numbers)
+
+_SECTION_KEYS = {
+    "keepPolicies": "a list of keep policies",
+    "keepImagesBuiltWithinLastNHours": "hours (a whole number)",
+    "disableGitHistoryBasedPolicy": "true or false",
+    "disableKubernetesBasedPolicy": "true or false",
+    "disableBuiltWithinLastNHoursPolicy": "true or false",
+    "disable": "true or false",
+}
+_POLICY_KEYS = {"references": "branch or tag, and limit", "imagesPerReference": "last, in, operator"}
+_REFERENCES_KEYS = {"branch": "a branch name or /REGEX/", "tag": "a git tag name or /REGEX/",
+                    "limit": "last, in, operator"}
+_LIMIT_KEYS = {"last": "a whole number, -1 for no limit", "in": "a duration: 30m, 168h, 7d, 1d12h",
+               "operator": "And or Or"}
+
+
+class _Reader:
+    """Reads a YAML node tree, failing with ``file:line`` and what to write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, node: Any, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}:{node.start_mark.line + 1}: {message}")
+
+    def mapping(self, node: Any, where: str, allowed: Mapping[str, str]) -> dict[str, tuple[Any, Any]]:
+        """key -> (key node, value node); unknown keys and duplicates are errors."""
+        import yaml
+
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{where} must be a mapping with keys {', '.join(allowed)}")
+        result: dict[str, tuple[Any, Any]] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            if name not in allowed:
+                valid = "; ".join(f"{k} ({v})" for k, v in allowed.items())
+                raise self.fail(key, f"unknown key {name!r} in {where} (valid keys here: {valid})")
+            if name in result:
+                raise self.fail(key, f"key {name!r} appears twice in {where}")
+            result[name] = (key, value)
+        return result
+
+    def scalar(self, node: Any, where: str) -> str:
+        import yaml
+
+        if not isinstance(node, yaml.ScalarNode) or node.value == "":
+            raise self.fail(node, f"{where} must be a single value")
+        return str(node.value)
+
+    def boolean(self, node: Any, where: str) -> bool:
+        value = self.scalar(node, where).lower()
+        if value not in ("true", "false"):
+            raise self.fail(node, f"{where} must be true or false (got {value!r})")
+        return value == "true"
+
+    def integer(self, node: Any, where: str, minimum: int) -> int:
+        text = self.scalar(node, where)
+        value = int(text) if re.fullmatch(r"-?[0-9]+", text.strip()) else minimum - 1
+        if value < minimum:
+            lowest = "-1 for no limit, 0 or more" if minimum == -1 else f"{minimum} or more"
+            raise self.fail(node, f"{where} must be a whole number ({lowest}); got {text!r}")
+        return value
+
+
+def parse_cleanup(node: Any | None, path: Path) -> CleanupConfig:
+    """The meta document's ``cleanup`` value (a YAML node, None when absent) as a CleanupConfig."""
+    if node is None:
+        return DEFAULT
+    read = _Reader(path)
+    section = read.mapping(node, "cleanup", _SECTION_KEYS)
+    flags: dict[str, bool] = {
+        name: read.boolean(section[name][1], f"cleanup.{name}")
+        for name in ("disableGitHistoryBasedPolicy", "disableKubernetesBasedPolicy",
+                     "disableBuiltWithinLastNHoursPolicy", "disable")
+        if name in section
+    }
+    hours = None
+    if "keepImagesBuiltWithinLastNHours" in section:
+        hours = read.integer(section["keepImagesBuiltWithinLastNHours"][1], "cleanup.keepImagesBuiltWithinLastNHours",
+                             0)
+    policies = default_policies()
+    defaults = True
+    if "keepPolicies" in section:
+        policies = _policies(read, section["keepPolicies"][1])
+        defaults = False
+    return CleanupConfig(
+        policies, defaults,
+        disable_git_history_based_policy=flags.get("disableGitHistoryBasedPolicy", False),
+        disable_kubernetes_based_policy=flags.get("disableKubernetesBasedPolicy", False),
+        disable_built_within_last_n_hours_policy=flags.get("disableBuiltWithinLastNHoursPolicy", False),
+        keep_images_built_within_last_n_hours=hours,
+        disable=flags.get("disable", False),
+    )
+
+
+def _policies(read: _Reader, node: Any) -> tuple[KeepPolicy, ...]:
+    import yaml
+
+    if not isinstance(node, yaml.SequenceNode):
+        raise read.fail(node, "cleanup.keepPolicies must be a list of policies (- references: {branch: ...})")
+    return tuple(_policy(read, item, number) for number, item in enumerate(node.value, 1))
+
+
+def _policy(read: _Reader, node: Any, number: int) -> KeepPolicy:
+    where = f"keep policy #{number}"
+    policy = read.mapping(node, where, _POLICY_KEYS)
+    if "references" not in policy:
+        raise read.fail(node, f"{where} has no 'references': give references.branch or references.tag")
+    references = read.mapping(policy["references"][1], f"{where} references", _REFERENCES_KEYS)
+    kinds = [k for k in (BRANCH, TAG) if k in references]
+    if len(kinds) != 1:
+        raise read.fail(policy["references"][1],
+                        f"{where} references must name exactly one of branch or tag (a name, or /REGEX/)")
+    kind = kinds[0]
+    value_node = references[kind][1]
+    text = read.scalar(value_node, f"{where} references.{kind}")
+    try:
+        pattern = _regex(text)
+    except re.error as exc:
+        raise read.fail(value_node, f"{where} references.{kind} {text!r} is not a valid regular expression: {exc}"
+                        ) from None
+    limit = _limit(read, references["limit"][1], f"{where} references.limit") if "limit" in references else None
+    images = (_limit(read, policy["imagesPerReference"][1], f"{where} imagesPerReference")
+              if "imagesPerReference" in policy else Limit())
+    return KeepPolicy(number, kind, pattern, text, limit, images, node.start_mark.line + 1)
+
+
+def _limit(read: _Reader, node: Any, where: str) -> Limit:
+    fields = read.mapping(node, where, _LIMIT_KEYS)
+    last = read.integer(fields["last"][1], f"{where}.last", -1) if "last" in fields else None
+    within = None
+    if "in" in fields:
+        text = read.scalar(fields["in"][1], f"{where}.in")
+        within = duration_or_none(text)
+        if within is None:
+            raise read.fail(fields["in"][1], f"{where}.in {text!r} is not a duration: write e.g. 30m, 12h, 168h, 7d "
+                                             "or 1d12h")
+    operator = AND
+    if "operator" in fields:
+        operator = read.scalar(fields["operator"][1], f"{where}.operator")
+        if operator not in (AND, OR):
+            raise read.fail(fields["operator"][1], f"{where}.operator must be And or Or (got {operator!r})")
+    return Limit(last, within, operator)
+
+
+def _duration_text(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    units: tuple[tuple[str, int], ...] = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    parts = []
+    for unit, size in units:
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+

@@ -1,0 +1,198 @@
+"""`ci-env cleanup` on the default setup (content-signature tags): werf's default keep policies over real git
+history and metadata records in the real registry; the plan and report say why for every tag."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ci_env import records
+from tests.cleanup.gitrepo import GitRepo
+from tests.cleanup.test_cleanup_e2e import SCHEMA, run_cli
+from tests.cleanup.world import World, signature_of
+
+NOW = datetime.now(timezone.utc)
+
+
+def ago(days: float) -> str:
+    return f"@{int((NOW - timedelta(days=days)).timestamp())} +0000"
+
+
+class DefaultSetup:
+    """A project published the way the default setup does: one content-signature tag per commit (image app),
+    its publication record and its metadata record, and a stage per signature."""
+
+    def __init__(self, world: World, directory: Path) -> None:
+        self.world = world
+        self.git = GitRepo(directory)
+        self.signatures: dict[str, str] = {}  # name -> signature
+
+    def commit(self, name: str, age_days: float, *, metadata: bool = True) -> str:
+        sha = self.git.commit(name, ago(age_days))
+        self.publish(name, sha if metadata else None)
+        return sha
+
+    def publish(self, name: str, commit: str | None) -> None:
+        signature = signature_of(name)
+        self.signatures[name] = signature
+        pushed = self.world.publish("app", signature, "stages-signature", signature=signature,
+                                    published_at="2024-01-01T00:00:00Z")
+        self.world.stage(signature, like=pushed)
+        if commit is not None:
+            records.write_metadata(self.world.store, records.CommitMetadata("app", commit, signature))
+
+    def remaining(self) -> set[str]:
+        tags = self.world.tags("app")
+        return {name for name, sig in self.signatures.items() if sig in tags}
+
+    def args(self) -> list[str]:
+        return ["-i", str(self.world.images_repo), "-s", str(self.world.stages), "--dir", str(self.git.path)]
+
+
+@pytest.fixture
+def setup(world: World, tmp_path: Path) -> DefaultSetup:
+    return DefaultSetup(world, tmp_path / "project")
+
+
+def test_nightly_cleanup_of_the_default_setup_removes_what_werfs_default_policies_remove(
+    setup: DefaultSetup, tmp_path: Path
+) -> None:
+    for n in range(12):  # main: twelve images over a year; the ten newest stay
+        setup.commit(f"main{n}", 365 - n * 10)
+    tagged = setup.git.git("rev-parse", "HEAD~11")  # main0, beyond main's ten: a git tag keeps it
+    setup.git.git("tag", "v1.0", tagged)
+    setup.git.git("branch", "feature", "HEAD")
+    setup.git.git("branch", "stale", "HEAD~5")
+    setup.git.git("checkout", "-q", "feature")
+    for n in range(3):  # a fresh feature branch: its two newest stay
+        setup.commit(f"feature{n}", 3 - n)
+    setup.git.git("checkout", "-q", "stale")
+    setup.commit("stale0", 40)  # a branch untouched for 40 days: nothing of its own stays
+    setup.git.git("checkout", "-q", "main")
+    before_stages = setup.world.stage_tags()
+
+    report = tmp_path / "plan.json"
+    dry = run_cli("cleanup", *setup.args(), "--dry-run", "--report", str(report), cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "keep policies: werf's default keep policies (3 policies)" in dry.stderr
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    by_tag = {d["tag"]: d for d in document["decisions"] if d["kind"] == "tag"}
+    main11 = by_tag[setup.signatures["main11"]]
+    assert main11["action"] == "keep" and main11["basis"]["rule"] == "keep-policy"
+    assert main11["basis"]["policy"] == 3 and main11["basis"]["reference"] == "branch main"
+    assert main11["basis"]["commit"] == setup.git.git("rev-parse", "main")
+    assert by_tag[setup.signatures["main0"]]["basis"] == {
+        "rule": "keep-policy", "policy": 1, "reference": "tag v1.0", "commit": tagged}
+    feature0 = by_tag[setup.signatures["feature0"]]
+    assert feature0["action"] == "delete" and feature0["basis"]["rule"] == "no-keep-policy"
+    assert "branch feature" in feature0["reason"] and "beyond" in feature0["reason"]
+    stale = by_tag[setup.signatures["stale0"]]
+    assert stale["action"] == "delete" and "none of the" in stale["reason"]
+    assert setup.world.stage_tags() == before_stages  # a dry run removes nothing
+
+    result = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = {f"main{n}" for n in (0, *range(2, 12))} | {"feature1", "feature2"}
+    assert setup.remaining() == expected
+    # the stages of removed images went with them
+    assert setup.world.stage_tags() == {setup.signatures[name] for name in expected}
+
+
+def test_tags_without_metadata_are_kept_with_one_warning_and_strict_removes_them(
+    setup: DefaultSetup, tmp_path: Path
+) -> None:
+    setup.commit("recorded", 1)
+    setup.commit("legacy1", 2, metadata=False)
+    setup.commit("legacy2", 3, metadata=False)
+    result = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert setup.remaining() == {"recorded", "legacy1", "legacy2"}
+    warnings = [line for line in result.stderr.splitlines() if "no metadata record" in line]
+    assert len(warnings) == 1 and "2 content-signature tags have" in warnings[0]
+    assert "--git-history-based-cleanup-strict" in warnings[0]
+
+    strict = run_cli("cleanup", *setup.args(), "--git-history-based-cleanup-strict", cwd=tmp_path)
+    assert strict.returncode == 0, strict.stderr
+    assert setup.remaining() == {"recorded"}
+
+
+def test_history_based_false_falls_back_to_the_stages_signature_limit(setup: DefaultSetup, tmp_path: Path) -> None:
+    for n in range(3):
+        setup.commit(f"c{n}", 30 - n)
+    setup.git.git("checkout", "-q", "--detach")
+    setup.git.git("branch", "-D", "main")  # no branch reaches anything: the policies would remove all three
+    off = run_cli("cleanup", *setup.args(), cwd=tmp_path,
+                  env={"WERF_GIT_HISTORY_BASED_CLEANUP": "false", "WERF_STAGES_SIGNATURE_STRATEGY_LIMIT": "2"})
+    assert off.returncode == 0, off.stderr
+    assert len(setup.remaining()) == 2
+    on = run_cli("cleanup", *setup.args(), "--stages-signature-strategy-limit", "5", cwd=tmp_path)
+    assert on.returncode == 0, on.stderr
+    assert setup.remaining() == set()
+    assert "--stages-signature-strategy-limit is ignored" in on.stderr
+
+
+def test_werf_yaml_keep_policies_are_used_and_a_malformed_one_removes_nothing(
+    setup: DefaultSetup, tmp_path: Path
+) -> None:
+    for n in range(4):
+        setup.commit(f"c{n}", 10 - n)
+    werf_yaml = setup.git.path / "werf.yaml"
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    body = "project: demo\nconfigVersion: 1\ncleanup:\n  keepPolicies:\n  - references: {branch: main}\n"
+    werf_yaml.write_text(body + "    imagesPerReference: {last: 3, operator: Maybe}\n---\nimage: app\n")
+    bad = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    assert bad.returncode == 2
+    assert f"{werf_yaml}:6:" in bad.stderr and "must be And or Or" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert setup.remaining() == {"c0", "c1", "c2", "c3"}
+
+    werf_yaml.write_text(body + "    imagesPerReference: {last: 3}\n---\nimage: app\n")
+    good = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert "werf.yaml's keep policies (1 policy)" in good.stderr
+    assert setup.remaining() == {"c1", "c2", "c3"}
+
+
+def test_parallel_publishes_lose_no_metadata_record(world: World) -> None:
+    from ci_env.registry.client import RegistryClient
+
+    commits = [f"{n:040x}" for n in range(24)]
+
+    def pipeline(index: int) -> None:  # each pipeline with its own client, as separate jobs have
+        client = RegistryClient(world.client.registry, docker_config=Path("/nonexistent"))
+        store = records.open_store(world.stages, "", client=client)
+        for commit in commits[index::4]:
+            records.write_metadata(store, records.CommitMetadata("app", commit, signature_of(commit)))
+
+    threads = [threading.Thread(target=pipeline, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    fresh = records.open_store(world.stages, "", client=world.client)
+    found = {(m.commit, m.signature) for m in records.read_metadata(fresh)}
+    assert found == {(c, signature_of(c)) for c in commits}
+
+
+def test_parallel_local_writers_lose_no_metadata_record(tmp_path: Path) -> None:
+    commits = [f"{n:040x}" for n in range(40)]
+    store = records.LocalStore(tmp_path / "state")
+
+    def writer(index: int) -> None:
+        for commit in commits[index::4]:
+            records.write_metadata(store, records.CommitMetadata("app", commit, signature_of(commit)))
+            records.write_metadata(store, records.CommitMetadata("app", commits[0], signature_of(commits[0])))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {m.commit for m in records.read_metadata(store)} == set(commits)
+    assert not list((tmp_path / "state" / "metadata").glob(".*"))  # no temporary file left behind
