@@ -130,14 +130,29 @@ def markdown(result: Result) -> str:
         + (f", {counts['would_remove']} would be removed" if result.dry_run else "")
     )
     lines.append("")
-    shown = [r for r, d in zip(rows(result), result.plan.decisions, strict=True) if d.action == DELETE]
-    if shown:
-        lines.append("| " + " | ".join(HEADERS) + " |")
-        lines.append("|" + "---|" * len(HEADERS))
-        for row in shown:
-            lines.append("| " + " | ".join(cell.replace("|", "\\|") or " " for cell in row) + " |")
-        lines.append("")
+    table = list(zip(rows(result), result.plan.decisions, strict=True))
+    deleted = [row for row, d in table if d.action == DELETE]
+    kept = [row for row, d in table if d.action != DELETE]
+    lines += _markdown_table(deleted)
+    if kept:  # every kept tag with its reason, folded: the summary of a large repository stays readable
+        lines += [f"<details><summary>{len(kept)} kept, and why</summary>", ""]
+        lines += _markdown_table(kept[:SUMMARY_ROWS])
+        if len(kept) > SUMMARY_ROWS:
+            lines += [f"... and {len(kept) - SUMMARY_ROWS} more: see the --report JSON", ""]
+        lines += ["</details>", ""]
     return "\n".join(lines) + "\n"
+
+
+#: Rows of kept tags the step summary shows at most ($GITHUB_STEP_SUMMARY takes 1 MiB per step).
+SUMMARY_ROWS = 1000
+
+
+def _markdown_table(table: Sequence[Sequence[str]]) -> list[str]:
+    if not table:
+        return []
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") or " " for cell in row) + " |" for row in table]
+    return [*lines, ""]
 
 
 def check_writable(path: Path) -> None:

@@ -96,8 +96,12 @@ def test_nightly_cleanup_of_the_default_setup_removes_what_werfs_default_policie
     assert stale["action"] == "delete" and "none of the" in stale["reason"]
     assert setup.world.stage_tags() == before_stages  # a dry run removes nothing
 
-    result = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    summary = tmp_path / "summary.md"
+    result = run_cli("cleanup", *setup.args(), cwd=tmp_path, env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert result.returncode == 0, result.stderr
+    text = summary.read_text()
+    assert "kept, and why" in text and "kept by keep policy #3" in text and "branch main reaches it" in text
+    assert "no keep policy keeps it" in text
     expected = {f"main{n}" for n in (0, *range(2, 12))} | {"feature1", "feature2"}
     assert setup.remaining() == expected
     # the stages of removed images went with them
