@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ci_env.errors import ConfigError
 from ci_env.registry.implementations import CREDENTIAL_KINDS
 from ci_env.registry.reference import RepoAddress, parse_address
 
@@ -186,7 +187,6 @@ T = TypeVar("T")
 
 def _named(check: Callable[..., T], found: Resolved, **kwargs: Any) -> T:
     """``check(found.value)``, its ConfigError prefixed with the flag or variable the value came from."""
-    from ci_env.errors import ConfigError
 
     try:
         return check(found.value, **kwargs)
@@ -243,7 +243,6 @@ def _described_registries(level: str, env: Mapping[str, str]) -> tuple[tuple[str
 
     ConfigError naming the variable when its address is malformed.
     """
-    from ci_env.errors import ConfigError
 
     found = []
     for name in _DESCRIBED_REPOS[level]:
@@ -260,7 +259,6 @@ def _described_registries(level: str, env: Mapping[str, str]) -> tuple[tuple[str
 
 
 def _checked(found: Resolved) -> Resolved:
-    from ci_env.errors import ConfigError
     from ci_env.registry.implementations import get_implementation
 
     try:
@@ -307,6 +305,77 @@ def resolve_implementation(
 ) -> Resolved | None:
     """The implementation override that applies to ``address`` (see :func:`choose_implementation`), or None."""
     return choose_implementation(scope, flags, env, address).chosen
+
+
+#: Words a boolean variable may hold (case-insensitive); an empty value counts as unset.
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def parse_boolean(text: str) -> bool:
+    """``true``/``false`` (and 1/0, yes/no, on/off) -> bool; ConfigError for anything else."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{text!r} is not a boolean: use true or false")
+
+
+def _check_registry_list(text: str) -> None:
+    from ci_env.registry.reference import canonical_registry
+
+    word = text.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return
+    for part in text.replace(",", " ").split():
+        host = part.split("://", 1)[-1].split("/", 1)[0]  # as the registry client reads it
+        try:
+            canonical_registry(host)
+        except ConfigError:
+            raise ConfigError(
+                f"{part!r} is not a registry HOST[:PORT]: list registries separated by commas, or write true "
+                "for every registry"
+            ) from None
+
+
+def _variable_checks() -> dict[str, Callable[[str], object]]:
+    from ci_env.registry.implementations import get_implementation
+    from ci_env.registry.naming import check_mode
+
+    return {
+        "WERF_IMAGES_REPO": parse_address,
+        "WERF_STAGES_STORAGE": functools.partial(parse_address, allow_local=True),
+        "WERF_IMAGES_REPO_MODE": check_mode,
+        variable_name(IMAGES_REPO, "implementation"): get_implementation,
+        variable_name(STAGES_STORAGE, "implementation"): get_implementation,
+        variable_name("repo", "implementation"): get_implementation,
+        "WERF_TAG_BY_STAGES_SIGNATURE": parse_boolean,
+        "WERF_INSECURE_REGISTRY": _check_registry_list,
+    }
+
+
+#: The variables :func:`check_variables` knows how to check.
+CHECKED_VARIABLES = (
+    "WERF_IMAGES_REPO", "WERF_STAGES_STORAGE", "WERF_IMAGES_REPO_MODE", "WERF_IMAGES_REPO_IMPLEMENTATION",
+    "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION", "WERF_REPO_IMPLEMENTATION", "WERF_TAG_BY_STAGES_SIGNATURE",
+    "WERF_INSECURE_REGISTRY",
+)
+
+
+def check_variables(env: Mapping[str, str], names: Sequence[str] = CHECKED_VARIABLES) -> None:
+    """Check each of ``names`` that is set (non-empty) in ``env`` as its option would be checked.
+
+    ConfigError ``NAME: what is wrong: what to write`` for the first bad value (exit 2).
+    """
+    checks = _variable_checks()
+    for name in names:
+        raw = env.get(name, "")
+        if raw:
+            try:
+                checks[name](raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{name}: {exc.message}") from None
 
 
 # ---------------------------------------------------------------- click decorators
