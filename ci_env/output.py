@@ -54,6 +54,11 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 tag``, ``2 tags``, ``0 tags``; ``many`` when the plural is not ``noun + "s"`` (``2 entries``)."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
 def _clean(text: str) -> str:
     """One line of text without control characters (no escape sequences from build output)."""
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))

@@ -109,7 +109,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     from ci_env.cleanup.progress import Throttle
     from ci_env.errors import CiEnvError, RegistryError
     from ci_env.options import IMAGES_REPO, STAGES_STORAGE
-    from ci_env.output import Output, format_table
+    from ci_env.output import Output, format_table, plural
     from ci_env.registry.auth import docker_config_dir
 
     if kw["report"] is not None:
@@ -130,7 +130,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     started = run.started_now()
     target = run.resolve_target(repo, env, clients, settings.directory)
     out.status(f"{command}: {target.images_repo.address} ({target.images_repo.mode}), "
-               f"{len(target.managed)} managed image(s)")
+               f"{plural(len(target.managed), 'managed image')}")
     planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
@@ -139,7 +139,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     if any(why == run.NO_DAEMON for _ref, why in inventory.skipped):
         out.status(f"ci-env: warning: {run.NO_DAEMON}")
     out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
-               f"({run.stage_count(plan)} stage(s))" + (" -- dry run, nothing is removed" if dry_run else ""))
+               f"({plural(run.stage_count(plan), 'stage')})" + (" -- dry run, nothing is removed" if dry_run else ""))
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
                              progress=_progress(), started=started, phases=planning)
@@ -164,9 +164,9 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     if purge_force is False:
         out.status("purge: nothing removed; pass --force (WERF_FORCE=true) to remove everything listed above")
     out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
-               + (f", {result.records_forgotten} record(s) forgotten" if result.records_forgotten else ""))
+               + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else ""))
     if result.failed:
-        raise RegistryError(f"{len(result.failed)} tag(s) could not be removed (run again to retry):\n"
+        raise RegistryError(f"{plural(len(result.failed), 'tag')} could not be removed (run again to retry):\n"
                             + "\n".join(rpt.failure_lines(result.failed)))
 
 

@@ -202,6 +202,8 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
 
 
 def _print_summary(summary: Summary, as_json: bool, dry_run: bool) -> None:
+    from ci_env.output import plural
+
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
         return
@@ -215,7 +217,8 @@ def _print_summary(summary: Summary, as_json: bool, dry_run: bool) -> None:
         else:
             click.echo(f"removed  {outcome.repo}:{outcome.tag}")
     if dry_run:
-        click.echo(f"dry run: {summary.count('would-remove')} tags would be removed; nothing was changed", err=True)
+        would = summary.count("would-remove")
+        click.echo(f"dry run: {plural(would, 'tag')} would be removed; nothing was changed", err=True)
         return
     click.echo(
         f"untag: {summary.count('removed')} removed, {summary.count('absent')} already gone, "

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ci_env import records
 from ci_env.ci.facts import JobFacts
 from ci_env.errors import BuildError, CiEnvError, ConfigError, UsageError
-from ci_env.output import Output, format_duration
+from ci_env.output import Output, format_duration, plural
 from ci_env.project import ImageConfig, ProjectConfig
 from ci_env.registry.reference import RepoAddress, validate_tag
 from ci_env.signature import content_signature
@@ -415,7 +415,7 @@ class Publisher:
         """Publish one image; a failure is returned (with the daemon's/registry's message), not raised."""
         started = time.monotonic()
         names = tuple(t.full_name for t in plan.targets)
-        self.output.status(f"[{plan.label}] start: signature {plan.signature[:12]}, {len(names)} tag(s)")
+        self.output.status(f"[{plan.label}] start: signature {plan.signature[:12]}, {plural(len(names), 'tag')}")
         try:
             with self.output.section(f"image {plan.label}: build and publish", f"image_{plan.label}") as section:
                 outcome, digest = self._publish(plan, section.line)
@@ -425,8 +425,8 @@ class Publisher:
             self.output.status(f"[{plan.label}] FAILED after {format_duration(seconds)}: {exc.message}")
             return ImageResult(plan.label, names, FAILED, seconds, error=exc.message)
         seconds = time.monotonic() - started
-        self.output.status(f"[{plan.label}] {outcome} and published in {format_duration(seconds)}: {names[0]}"
-                           f"{f' (+{len(names) - 1} tag(s))' if len(names) > 1 else ''}")
+        more = f" (+{plural(len(names) - 1, 'tag')})" if len(names) > 1 else ""
+        self.output.status(f"[{plan.label}] {outcome} and published in {format_duration(seconds)}: {names[0]}{more}")
         return ImageResult(plan.label, names, outcome, seconds, digest)
 
     # ---------------------------------------------------------------- the flow
@@ -517,7 +517,8 @@ def publish(settings: Settings, output: Output, docker: Docker | None = None) ->
     """
     plans = plan(settings)
     output.status(
-        f"publishing {len(plans)} image(s) of project {settings.project.project} to {settings.images_repo.address} "
+        f"publishing {plural(len(plans), 'image')} of project {settings.project.project} to "
+        f"{settings.images_repo.address} "
         f"({settings.images_repo.mode}), stages in {settings.stages or records_local_label(settings)}"
     )
     results = Publisher(settings, output, docker).run(plans)
