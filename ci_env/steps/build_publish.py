@@ -14,6 +14,7 @@ published and are reported.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -368,8 +369,8 @@ class Publisher:
         return self._store
 
     def labels(self, plan: ImagePlan) -> dict[str, str]:
-        """The labels of a newly built image (the first tag's strategy and tag; OCI labels from the CI facts)."""
-        facts = self.settings.facts
+        """The labels of a newly built image (the first tag's strategy and tag; OCI source and revision, see
+        :attr:`source`)."""
         first = plan.targets[0]
         labels = {
             LABEL_IMAGE: "true",
@@ -379,12 +380,25 @@ class Publisher:
             LABEL_SIGNATURE: plan.signature,
             LABEL_CREATED: records.utc_now(),
         }
-        revision = self._git_value(GIT_COMMIT) or facts.commit
-        if facts.project_url:
-            labels[LABEL_SOURCE] = facts.project_url
+        source, revision = self.source
+        if source:
+            labels[LABEL_SOURCE] = source
         if revision:
             labels[LABEL_REVISION] = revision
         return labels
+
+    @functools.cached_property
+    def source(self) -> tuple[str | None, str | None]:
+        """(source URL, revision) for the OCI labels: the CI's (``--tag-git-commit`` first for the revision),
+        else the project clone's ``origin`` (as a web URL without credentials) and ``HEAD``."""
+        from ci_env import gitsource
+        from ci_env.redact import strip_userinfo
+
+        facts = self.settings.facts
+        directory = self.settings.project.directory
+        source = strip_userinfo(facts.project_url) if facts.project_url else gitsource.origin_url(directory)
+        revision = self._git_value(GIT_COMMIT) or facts.commit or gitsource.head_commit(directory)
+        return source, revision
 
     def _git_value(self, strategy: str) -> str | None:
         for request in self.settings.tags:
