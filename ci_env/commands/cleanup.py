@@ -54,7 +54,8 @@ def _common_params(cleanup: bool) -> list[click.Option]:
             *_limit("git-commit", "git-commit tags"),
             *_limit("stages-signature", "stages-signature tags"),
             click.Option(["--keep-tag"], multiple=True, metavar="REGEX", envvar="WERF_KEEP_TAG",
-                         help="Never remove tags matching REGEX in full (repeatable) "
+                         help="Never remove tags the REGEX matches as a whole: ^rel-.* keeps rel-1.0, ^rel- "
+                         "keeps nothing (repeatable) "
                          "[env: WERF_KEEP_TAG, whitespace separated]"),
             click.Option(["--keep-published-within"], default="2h", show_default=True, metavar="DURATION",
                          envvar="WERF_KEEP_PUBLISHED_WITHIN",
@@ -136,6 +137,13 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
                                     credentials=credentials)
     deletions = plan.deletions
+    if kw.get("keep_tag"):
+        from ci_env.cleanup.policies import KIND_TAG
+        from ci_env.cleanup.protections import keep_tag_warnings
+
+        found = [name for d in plan.decisions if d.kind == KIND_TAG for name in (d.tag, d.stored_tag)]
+        for warning in keep_tag_warnings(kw["keep_tag"], found):
+            out.status(f"ci-env: warning: {warning}")
     if any(why == run.NO_DAEMON for _ref, why in inventory.skipped):
         out.status(f"ci-env: warning: {run.NO_DAEMON}")
     out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
