@@ -72,6 +72,18 @@ def cli() -> None:
     build-and-publish and safe cleanup on every registry implementation."""
 
 
+def usage_message(exc: click.ClickException) -> str:
+    """Click's message on one line, lower-cased like ci-env's own, with where to read the usage
+    (``no such option: '--bogus' (see 'ci-env setup --help')``)."""
+    text = " ".join(exc.format_message().split())
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        text = f"{text.rstrip('.')} (see '{ctx.command_path} --help')"
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors print one line on stderr and exit with their code, never a traceback."""
     try:
@@ -82,8 +94,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("ci-env: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help, as click shows it
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"ci-env: error: {usage_message(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

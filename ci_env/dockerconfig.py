@@ -147,6 +147,31 @@ def strip_credential_stores(config: dict[str, Any], strip_registries: Sequence[s
     return result
 
 
+def store_only_credentials(base: BaseConfig, logins: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """The base config's ``credsStore`` and the registries whose credentials only that store held, which a
+    job config (made without ``credsStore``) therefore no longer has: ``auths`` entries without ``auth`` or
+    ``identitytoken`` that no ``credHelpers`` entry covers, minus ``logins`` (the job logs in to them).
+    ``("", ())`` when the base has no ``credsStore``. Reads the base only.
+    """
+    config = _read_base_config(base)
+    store = config.get("credsStore")
+    if not isinstance(store, str) or not store:
+        return "", ()
+    auths = config.get("auths")
+    helpers = config.get("credHelpers")
+    auths = auths if isinstance(auths, dict) else {}
+    helpers = helpers if isinstance(helpers, dict) else {}
+    covered = {normalize_registry(r) for r in [*helpers, *logins]}
+    lost = []
+    for key, entry in auths.items():
+        if isinstance(entry, dict) and (entry.get("auth") or entry.get("identitytoken")):
+            continue
+        registry = normalize_registry(key)
+        if registry not in covered and registry not in lost:
+            lost.append(registry)
+    return store, tuple(lost)
+
+
 def _read_base_config(base: BaseConfig) -> dict[str, Any]:
     if base.content is not None:
         return dict(base.content)

@@ -223,18 +223,3 @@ def open_repository(path: Path, *, synchronize: bool = False) -> GitRepository:
         )
     return repo
 
-
-def resolve_commit(directory: Path, revision: str = "HEAD") -> str | None:
-    """The full id of the commit ``revision`` names in the repository at ``directory`` (``HEAD`` by default),
-    or None when there is no git, no repository, or no such commit. Never raises."""
-    if shutil.which("git") is None:
-        return None
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
-            capture_output=True, text=True, check=False, timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    sha = result.stdout.strip().lower()
-    return sha if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha) else None

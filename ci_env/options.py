@@ -12,7 +12,10 @@ Credentials have three levels. For each kind (``docker-hub-token``, ``github-tok
 3. the common flag (``--repo-docker-hub-token``),
 4. the common variable (``WERF_REPO_DOCKER_HUB_TOKEN``).
 
-The implementation override follows the same four steps. An empty value counts as unset at every step.
+The implementation override is different (:func:`choose_implementation`): an option always beats a
+variable, and a variable applies only to addresses on the registry of the repo the environment names
+(``WERF_IMAGES_REPO_IMPLEMENTATION`` describes ``WERF_IMAGES_REPO``'s registry, not any address a later
+command is given). An empty value counts as unset at every step.
 :func:`repo_options` / :func:`credential_options` add the flags to a click command and hand it one frozen
 :class:`RepoOptions` / :class:`Credentials`; :func:`resolve_repo_options` does the same from plain mappings.
 Secret values never appear in ``repr`` or messages.
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ci_env.errors import ConfigError
 from ci_env.registry.implementations import CREDENTIAL_KINDS
 from ci_env.registry.reference import RepoAddress, parse_address
 
@@ -178,6 +182,18 @@ class RepoOptions:
         return self.images_repo_credentials if scope == IMAGES_REPO else self.stages_storage_credentials
 
 
+T = TypeVar("T")
+
+
+def _named(check: Callable[..., T], found: Resolved, **kwargs: Any) -> T:
+    """``check(found.value)``, its ConfigError prefixed with the flag or variable the value came from."""
+
+    try:
+        return check(found.value, **kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{found.source}: {exc.message}") from None
+
+
 def resolve_repo_options(flags: Mapping[str, Any], env: Mapping[str, str]) -> RepoOptions:
     """Resolve repo options from click parameter values and variables; ConfigError for a malformed address or mode."""
     from ci_env.registry.naming import AUTO, check_mode
@@ -185,39 +201,181 @@ def resolve_repo_options(flags: Mapping[str, Any], env: Mapping[str, str]) -> Re
     images = _first(flags, env, (("flag", "--images-repo"), ("env", "WERF_IMAGES_REPO")))
     stages = _first(flags, env, (("flag", "--stages-storage"), ("env", "WERF_STAGES_STORAGE")))
     mode = _first(flags, env, (("flag", "--images-repo-mode"), ("env", "WERF_IMAGES_REPO_MODE")))
-    images_address = parse_address(images.value) if images else None
-    stages_address = parse_address(stages.value, allow_local=True) if stages else None
+    images_address = _named(parse_address, images, allow_local=False) if images else None
+    stages_address = _named(parse_address, stages, allow_local=True) if stages else None
     return RepoOptions(
         images_repo=images_address,
         images_repo_source=images.source if images else None,
-        images_repo_mode=check_mode(mode.value) if mode else AUTO,
+        images_repo_mode=_named(check_mode, mode) if mode else AUTO,
         images_repo_mode_source=mode.source if mode else "default",
         stages_storage=stages_address,
         stages_storage_local=bool(stages) and stages_address is None,
         stages_storage_source=stages.source if stages else None,
-        images_repo_implementation=resolve_implementation(IMAGES_REPO, flags, env),
-        stages_storage_implementation=resolve_implementation(STAGES_STORAGE, flags, env),
+        images_repo_implementation=resolve_implementation(IMAGES_REPO, flags, env, images_address),
+        stages_storage_implementation=resolve_implementation(STAGES_STORAGE, flags, env, stages_address),
         images_repo_credentials=resolve_credentials(IMAGES_REPO, flags, env),
         stages_storage_credentials=resolve_credentials(STAGES_STORAGE, flags, env),
     )
 
 
-def resolve_implementation(scope: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Resolved | None:
-    """The implementation override for ``scope`` (four levels like credentials), checked against the table.
+#: level -> the variables naming the repos whose registry that level's implementation variable describes
+_DESCRIBED_REPOS: dict[str, tuple[str, ...]] = {
+    IMAGES_REPO: ("WERF_IMAGES_REPO",),
+    STAGES_STORAGE: ("WERF_STAGES_STORAGE",),
+    "repo": ("WERF_IMAGES_REPO", "WERF_STAGES_STORAGE"),
+}
 
-    ConfigError naming the flag or variable when the name is unknown.
+
+@dataclass(frozen=True)
+class ImplementationChoice:
+    """The implementation override that applies to one address, and the variables that did not apply.
+
+    ``chosen`` is None when nothing applies (the implementation is then detected from the host).
+    ``skipped`` holds one sentence per variable set for another registry, for ``registry info``.
     """
-    from ci_env.errors import ConfigError
+
+    chosen: Resolved | None
+    skipped: tuple[str, ...] = ()
+
+
+def _described_registries(level: str, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """(variable, registry) for each repo variable of ``level`` that names a registry (``:local`` names none).
+
+    ConfigError naming the variable when its address is malformed.
+    """
+
+    found = []
+    for name in _DESCRIBED_REPOS[level]:
+        raw = env.get(name, "")
+        if not raw:
+            continue
+        try:
+            address = parse_address(raw, allow_local=name == "WERF_STAGES_STORAGE")
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc.message}") from None
+        if address is not None:
+            found.append((name, address.registry))
+    return tuple(found)
+
+
+def _checked(found: Resolved) -> Resolved:
     from ci_env.registry.implementations import get_implementation
 
-    found = _first(flags, env, _four_levels(scope, "implementation"))
-    if found is None:
-        return None
     try:
         impl = get_implementation(found.value)
     except ConfigError as exc:
         raise ConfigError(f"{found.source}: {exc.message}") from None
     return Resolved(impl.name, found.source)
+
+
+def choose_implementation(
+    scope: str | None, flags: Mapping[str, Any], env: Mapping[str, str], address: RepoAddress | None = None
+) -> ImplementationChoice:
+    """The implementation override for ``address`` in ``scope`` (``None``: either repo, as registry commands).
+
+    Options always beat variables: the specific flag (``--images-repo-implementation``), then the common one
+    (``--repo-implementation``). A variable describes the repo that the environment names: it applies only
+    to addresses on that repo's registry (``WERF_IMAGES_REPO_IMPLEMENTATION`` on the registry of
+    ``WERF_IMAGES_REPO``, ``WERF_STAGES_STORAGE_REPO_IMPLEMENTATION`` on that of ``WERF_STAGES_STORAGE``,
+    ``WERF_REPO_IMPLEMENTATION`` on either), and everywhere when that repo variable is not set or
+    ``address`` is None. ConfigError naming the flag or variable when a name is unknown.
+    """
+    flag_levels = (scope, "repo") if scope is not None else ("repo",)
+    for level in flag_levels:
+        found = _first(flags, {}, (("flag", flag_name(level, "implementation")),))
+        if found is not None:
+            return ImplementationChoice(_checked(found))
+    variable_levels = (scope, "repo") if scope is not None else (IMAGES_REPO, STAGES_STORAGE, "repo")
+    skipped: list[str] = []
+    for level in variable_levels:
+        found = _first({}, env, (("env", variable_name(level, "implementation")),))
+        if found is None:
+            continue
+        checked = _checked(found)
+        described = _described_registries(level, env)
+        if address is None or not described or address.registry in {registry for _n, registry in described}:
+            return ImplementationChoice(checked, tuple(skipped))
+        where = " and ".join(f"{registry} (the registry of {name})" for name, registry in described)
+        skipped.append(f"{found.source}={checked.value} not applied: it is for {where}")
+    return ImplementationChoice(None, tuple(skipped))
+
+
+def resolve_implementation(
+    scope: str | None, flags: Mapping[str, Any], env: Mapping[str, str], address: RepoAddress | None = None
+) -> Resolved | None:
+    """The implementation override that applies to ``address`` (see :func:`choose_implementation`), or None."""
+    return choose_implementation(scope, flags, env, address).chosen
+
+
+#: Words a boolean variable may hold (case-insensitive); an empty value counts as unset.
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def parse_boolean(text: str) -> bool:
+    """``true``/``false`` (and 1/0, yes/no, on/off) -> bool; ConfigError for anything else."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{text!r} is not a boolean: use true or false")
+
+
+def _check_registry_list(text: str) -> None:
+    from ci_env.registry.reference import canonical_registry
+
+    word = text.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return
+    for part in text.replace(",", " ").split():
+        host = part.split("://", 1)[-1].split("/", 1)[0]  # as the registry client reads it
+        try:
+            canonical_registry(host)
+        except ConfigError:
+            raise ConfigError(
+                f"{part!r} is not a registry HOST[:PORT]: list registries separated by commas, or write true "
+                "for every registry"
+            ) from None
+
+
+def _variable_checks() -> dict[str, Callable[[str], object]]:
+    from ci_env.registry.implementations import get_implementation
+    from ci_env.registry.naming import check_mode
+
+    return {
+        "WERF_IMAGES_REPO": parse_address,
+        "WERF_STAGES_STORAGE": functools.partial(parse_address, allow_local=True),
+        "WERF_IMAGES_REPO_MODE": check_mode,
+        variable_name(IMAGES_REPO, "implementation"): get_implementation,
+        variable_name(STAGES_STORAGE, "implementation"): get_implementation,
+        variable_name("repo", "implementation"): get_implementation,
+        "WERF_TAG_BY_STAGES_SIGNATURE": parse_boolean,
+        "WERF_INSECURE_REGISTRY": _check_registry_list,
+    }
+
+
+#: The variables :func:`check_variables` knows how to check.
+CHECKED_VARIABLES = (
+    "WERF_IMAGES_REPO", "WERF_STAGES_STORAGE", "WERF_IMAGES_REPO_MODE", "WERF_IMAGES_REPO_IMPLEMENTATION",
+    "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION", "WERF_REPO_IMPLEMENTATION", "WERF_TAG_BY_STAGES_SIGNATURE",
+    "WERF_INSECURE_REGISTRY",
+)
+
+
+def check_variables(env: Mapping[str, str], names: Sequence[str] = CHECKED_VARIABLES) -> None:
+    """Check each of ``names`` that is set (non-empty) in ``env`` as its option would be checked.
+
+    ConfigError ``NAME: what is wrong: what to write`` for the first bad value (exit 2).
+    """
+    checks = _variable_checks()
+    for name in names:
+        raw = env.get(name, "")
+        if raw:
+            try:
+                checks[name](raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{name}: {exc.message}") from None
 
 
 # ---------------------------------------------------------------- click decorators

@@ -1,5 +1,8 @@
 """Protections that win over every cleanup policy: ``--keep-tag``, ``--keep-published-within``, ``--keep-list``.
 
+``--keep-tag`` patterns match whole tags (``re.fullmatch``); :func:`keep_tag_warnings` says which
+patterns protect nothing among the tags found, and what to write instead (``^rel-`` -> ``^rel-.*``).
+
 Pure parsing, no I/O except reading the keep-list file. Every malformed value raises
 :class:`~ci_env.errors.UsageError` (exit 2) naming the option and what to write instead.
 """
@@ -7,12 +10,13 @@ Pure parsing, no I/O except reading the keep-list file. Every malformed value ra
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from ci_env.errors import UsageError
+from ci_env.output import plural
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
@@ -107,3 +111,40 @@ def read_keep_list(path: Path) -> KeepList:
         else:
             image_tags.add((image, tag))
     return KeepList(frozenset(tags), frozenset(image_tags))
+
+
+def keep_tag_warnings(patterns: Sequence[str], tags: Iterable[str]) -> list[str]:
+    """One warning per ``--keep-tag`` pattern that matches none of ``tags`` in full (the way cleanup matches),
+    saying what it would match as a prefix or inside a tag and the pattern that keeps those; none when there
+    are no tags at all (nothing to protect yet)."""
+    found = sorted(set(tags))
+    if not found:
+        return []
+    warnings = []
+    for text in patterns:
+        try:
+            pattern = re.compile(text)
+        except re.error:
+            continue  # compile_keep_tags reports it
+        if any(pattern.fullmatch(tag) for tag in found):
+            continue
+        prefixed = [tag for tag in found if pattern.match(tag)]
+        inside = [tag for tag in found if pattern.search(tag)]
+        if prefixed:
+            warnings.append(_partial(text, prefixed, "the start of", f"{text}.*"))
+        elif inside:
+            warnings.append(_partial(text, inside, "a part of", f".*{text.lstrip('^')}.*"))
+        else:
+            warnings.append(
+                f"--keep-tag {text!r} matches none of the {plural(len(found), 'tag')} found: it protects nothing; "
+                "check the pattern (it must match whole tags)"
+            )
+    return warnings
+
+
+def _partial(text: str, matched: Sequence[str], where: str, suggestion: str) -> str:
+    return (
+        f"--keep-tag {text!r} matches no tag in full, only {where} {plural(len(matched), 'tag')} "
+        f"(e.g. {matched[0]!r}), and --keep-tag matches whole tags, so it protects nothing: "
+        f"write {suggestion!r} to keep them"
+    )

@@ -110,7 +110,12 @@ def build_and_publish(
     workers = parallel_value(parallel, env)
     if repo.images_repo is None:
         raise UsageError("no images repo: pass -i/--images-repo or set WERF_IMAGES_REPO (ci-env setup exports it)")
-    check_stages(repo.stages_storage, repo.stages_storage_local)
+    stages_implementation = repo.stages_storage_implementation
+    check_stages(
+        repo.stages_storage, repo.stages_storage_local, source=repo.stages_storage_source, env=env,
+        implementation=stages_implementation.value if stages_implementation else None,
+        implementation_source=stages_implementation.source if stages_implementation else "",
+    )
     project = load_project(flag_or_env(directory, env, "WERF_DIR") or ".", flag_or_env(config, env, "WERF_CONFIG"),
                            env)
     implementation = repo.images_repo_implementation

@@ -54,7 +54,8 @@ def _common_params(cleanup: bool) -> list[click.Option]:
             *_limit("git-commit", "git-commit tags"),
             *_limit("stages-signature", "stages-signature tags"),
             click.Option(["--keep-tag"], multiple=True, metavar="REGEX", envvar="WERF_KEEP_TAG",
-                         help="Never remove tags matching REGEX in full (repeatable) "
+                         help="Never remove tags the REGEX matches as a whole: ^rel-.* keeps rel-1.0, ^rel- "
+                         "keeps nothing (repeatable) "
                          "[env: WERF_KEEP_TAG, whitespace separated]"),
             click.Option(["--keep-published-within"], default="2h", show_default=True, metavar="DURATION",
                          envvar="WERF_KEEP_PUBLISHED_WITHIN",
@@ -170,7 +171,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     from ci_env.cleanup.progress import Throttle
     from ci_env.errors import CiEnvError, RegistryError
     from ci_env.options import IMAGES_REPO, STAGES_STORAGE
-    from ci_env.output import Output, format_table
+    from ci_env.output import Output, format_table, plural
     from ci_env.registry.auth import docker_config_dir
 
     if kw["report"] is not None:
@@ -198,7 +199,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     started = run.started_now()
     target = run.resolve_target(repo, env, clients, settings.directory)
     out.status(f"{command}: {target.images_repo.address} ({target.images_repo.mode}), "
-               f"{len(target.managed)} managed image(s)")
+               f"{plural(len(target.managed), 'managed image')}")
     if config is not None and config.disable:
         out.status("cleanup: disabled in werf.yaml (cleanup.disable: true): nothing is removed")
         return
@@ -207,12 +208,19 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
                                     credentials=credentials)
     deletions = plan.deletions
+    if kw.get("keep_tag"):
+        from ci_env.cleanup.policies import KIND_TAG
+        from ci_env.cleanup.protections import keep_tag_warnings
+
+        found = [name for d in plan.decisions if d.kind == KIND_TAG for name in (d.tag, d.stored_tag)]
+        for warning in keep_tag_warnings(kw["keep_tag"], found):
+            out.status(f"ci-env: warning: {warning}")
     if any(why == run.NO_DAEMON for _ref, why in inventory.skipped):
         out.status(f"ci-env: warning: {run.NO_DAEMON}")
     for line in history_lines(plan, settings, config, kw):
         out.status(line)
     out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
-               f"({run.stage_count(plan)} stage(s))" + (" -- dry run, nothing is removed" if dry_run else ""))
+               f"({plural(run.stage_count(plan), 'stage')})" + (" -- dry run, nothing is removed" if dry_run else ""))
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
                              progress=_progress(), started=started, phases=planning)
@@ -237,9 +245,9 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     if purge_force is False:
         out.status("purge: nothing removed; pass --force (WERF_FORCE=true) to remove everything listed above")
     out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
-               + (f", {result.records_forgotten} record(s) forgotten" if result.records_forgotten else ""))
+               + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else ""))
     if result.failed:
-        raise RegistryError(f"{len(result.failed)} tag(s) could not be removed (run again to retry):\n"
+        raise RegistryError(f"{plural(len(result.failed), 'tag')} could not be removed (run again to retry):\n"
                             + "\n".join(rpt.failure_lines(result.failed)))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ci_env.errors import ConfigError
-from ci_env.options import IMAGES_REPO, Credentials, Resolved, credential_options, resolve_implementation
+from ci_env.options import IMAGES_REPO, Credentials, Resolved, choose_implementation, credential_options
 from ci_env.registry.implementations import Implementation, get_implementation
 from ci_env.registry.naming import (
     MODES,
@@ -62,13 +62,15 @@ def build_info(
     assert address is not None
     validate_tag(tag, context="--tag")
     impl_choice: Resolved | None
+    skipped: tuple[str, ...] = ()
     if implementation_flag:
         try:
             impl_choice = Resolved(get_implementation(implementation_flag).name, "--implementation")
         except ConfigError as exc:
             raise ConfigError(f"--implementation: {exc.message}") from None
     else:
-        impl_choice = resolve_implementation(IMAGES_REPO, {}, env)
+        choice = choose_implementation(IMAGES_REPO, {}, env, address)
+        impl_choice, skipped = choice.chosen, choice.skipped
     if mode_flag is not None:
         mode, mode_source = mode_flag, "--images-repo-mode"
     elif env.get("WERF_IMAGES_REPO_MODE"):
@@ -98,6 +100,8 @@ def build_info(
         "implementation": impl.name,
         "implementation_title": impl.display,
         "implementation_reason": repo.detected.reason,
+        "implementation_source": impl_choice.source if impl_choice else "detected",
+        "implementation_not_applied": list(skipped),
         "mode": repo.mode,
         "mode_requested": repo.requested_mode,
         "mode_source": mode_source,
@@ -122,6 +126,7 @@ def render_text(info: Mapping[str, Any]) -> str:
         f"address:              {info['address']} ({info['address_kind']})",
         f"implementation:       {info['implementation']} ({info['implementation_title']}): "
         f"{info['implementation_reason']}",
+        *(f"                      {line}" for line in info["implementation_not_applied"]),
         f"images repo mode:     {info['mode']}"
         + (" (auto)" if info["mode_requested"] == "auto" else f" (from {info['mode_source']})"),
         f"nested repositories:  {yes_no[info['nested_repositories']]}",
@@ -155,8 +160,9 @@ def render_text(info: Mapping[str, Any]) -> str:
 @click.option("--images-repo-mode", "mode", default=None, metavar="|".join(MODES),
               help="Images repo mode (default auto) [env: WERF_IMAGES_REPO_MODE]")
 @click.option("--implementation", default=None, metavar="NAME",
-              help="Registry implementation instead of detection by host "
-              "[env: WERF_IMAGES_REPO_IMPLEMENTATION, WERF_REPO_IMPLEMENTATION]")
+              help="Registry implementation instead of detection by host; beats every variable "
+              "[env: WERF_IMAGES_REPO_IMPLEMENTATION, WERF_REPO_IMPLEMENTATION, on the registry of "
+              "WERF_IMAGES_REPO only]")
 @click.option("--tag", default="TAG", show_default=True, help="Tag used to show full image names")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 @credential_options((IMAGES_REPO,))

@@ -65,7 +65,9 @@ def _repository(text: str) -> RepoAddress:
 @click.option("--no-created", is_flag=True,
               help="Skip the creation times (saves two requests per image; vendor listings include them for free).")
 @click.option("--repo-implementation", default=None, metavar="NAME",
-              help="Registry implementation (detected from the host when unset) [env: WERF_REPO_IMPLEMENTATION]")
+              help="Registry implementation (detected from the host when unset; beats every variable) "
+              "[env: WERF_IMAGES_REPO_IMPLEMENTATION, WERF_STAGES_STORAGE_REPO_IMPLEMENTATION, "
+              "WERF_REPO_IMPLEMENTATION, each only on its repo's registry]")
 @_connection_options
 @credential_options((IMAGES_REPO,))
 def tags(repository: str, as_json: bool, no_created: bool, repo_implementation: str | None,
@@ -83,7 +85,7 @@ def tags(repository: str, as_json: bool, no_created: bool, repo_implementation: 
 
     repo = _repository(repository)
     env = dict(os.environ)
-    explicit = resolve_implementation(IMAGES_REPO, {"repo_implementation": repo_implementation}, env)
+    explicit = resolve_implementation(None, {"repo_implementation": repo_implementation}, env, repo)
     detected = detect_implementation(repo, env, explicit.value if explicit else None,
                                      explicit_source=explicit.source if explicit else "--repo-implementation")
     context = RemoverContext(docker_config=docker_config, insecure_registries=tuple(insecure_registries), env=env,
@@ -146,7 +148,9 @@ def retag(source: str, targets: tuple[str, ...], docker_config: Path | None,
 @click.option("--parallel", type=click.IntRange(1, 64), default=8, show_default=True,
               help="How many tags to remove at once.")
 @click.option("--repo-implementation", default=None, metavar="NAME",
-              help="Registry implementation (detected from the host when unset) [env: WERF_REPO_IMPLEMENTATION]")
+              help="Registry implementation (detected from the host when unset; beats every variable) "
+              "[env: WERF_IMAGES_REPO_IMPLEMENTATION, WERF_STAGES_STORAGE_REPO_IMPLEMENTATION, "
+              "WERF_REPO_IMPLEMENTATION, each only on its repo's registry]")
 @_connection_options
 @credential_options((IMAGES_REPO,))
 def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: int, repo_implementation: str | None,
@@ -168,7 +172,6 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
             raise UsageError(f"{text!r}: untag takes REPOSITORY:TAG (a tag, not a digest)")
         requests.append((RepoAddress(ref.repo.registry, _api_path(ref.repo)), ref.tag))
     env = dict(os.environ)
-    explicit = resolve_implementation(IMAGES_REPO, {"repo_implementation": repo_implementation}, env)
     context = RemoverContext(
         docker_config=docker_config, insecure_registries=tuple(insecure_registries), env=env,
         credentials=credentials[IMAGES_REPO],
@@ -176,6 +179,7 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
     removers: dict[str, TagRemover] = {}
 
     def remover_of(repo: RepoAddress) -> TagRemover:
+        explicit = resolve_implementation(None, {"repo_implementation": repo_implementation}, env, repo)
         detected = detect_implementation(repo, env, explicit.value if explicit else None,
                                          explicit_source=explicit.source if explicit else "--repo-implementation")
         route = detected.implementation.delete_route
@@ -198,6 +202,8 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
 
 
 def _print_summary(summary: Summary, as_json: bool, dry_run: bool) -> None:
+    from ci_env.output import plural
+
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
         return
@@ -211,7 +217,8 @@ def _print_summary(summary: Summary, as_json: bool, dry_run: bool) -> None:
         else:
             click.echo(f"removed  {outcome.repo}:{outcome.tag}")
     if dry_run:
-        click.echo(f"dry run: {summary.count('would-remove')} tags would be removed; nothing was changed", err=True)
+        would = summary.count("would-remove")
+        click.echo(f"dry run: {plural(would, 'tag')} would be removed; nothing was changed", err=True)
         return
     click.echo(
         f"untag: {summary.count('removed')} removed, {summary.count('absent')} already gone, "

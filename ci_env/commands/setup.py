@@ -21,14 +21,15 @@ import click
 from ci_env.errors import UsageError
 
 if TYPE_CHECKING:
-    from ci_env.ci.facts import RegistryLogin
+    from ci_env.ci.facts import JobFacts, RegistryLogin
+    from ci_env.exports import Export
     from ci_env.render import Rendered
 
 #: ``--shell`` values (the formats of :data:`ci_env.render.FORMATS`, listed here so that
 #: ``--help`` does not import the renderer).
 SHELLS: tuple[str, ...] = ("posix", "fish", "powershell", "cmdexe", "dotenv", "github-env", "json")
-#: ``--images-repo-mode`` values.
-IMAGES_REPO_MODES: tuple[str, ...] = ("monorepo", "multirepo")
+#: ``--images-repo-mode`` values (as :data:`ci_env.registry.naming.MODES`; auto resolves per implementation).
+IMAGES_REPO_MODES: tuple[str, ...] = ("auto", "monorepo", "multirepo")
 #: ``--tagging-strategy`` values (the first is the default), as in :mod:`ci_env.exports`.
 TAGGING_STRATEGIES: tuple[str, ...] = ("stages-signature", "tag-or-branch")
 #: What ``--as-file`` prints when setup fails: a path that can never exist (``/dev/null`` is not
@@ -121,14 +122,22 @@ def _setup_options(func: F) -> F:
             help="Where the job's directory is created (default: $WERF_TMP_DIR, $RUNNER_TEMP, system temp).",
         ),
         click.option(
-            "--images-repo", metavar="REPO", help="Images repo (default: $WERF_IMAGES_REPO, the CI's registry)."
+            "-i", "--images-repo", metavar="ADDRESS",
+            help="Images repo (default: $WERF_IMAGES_REPO, the CI's registry).",
         ),
         click.option(
+            "-s",
             "--stages-storage",
-            metavar="REPO",
-            help="Stages storage (default: $WERF_STAGES_STORAGE, <images repo>/stages).",
+            metavar="ADDRESS|:local",
+            help="Stages storage (default: $WERF_STAGES_STORAGE, <images repo>/stages; required where the "
+            "registry has no nested repositories and the images repo is a repository).",
         ),
-        click.option("--images-repo-mode", type=click.Choice(IMAGES_REPO_MODES), help="Export WERF_IMAGES_REPO_MODE."),
+        click.option(
+            "--images-repo-mode",
+            type=click.Choice(IMAGES_REPO_MODES),
+            help="auto (default: per implementation), monorepo or multirepo; the resolved mode is exported as "
+            "WERF_IMAGES_REPO_MODE.",
+        ),
         click.option(
             "--tagging-strategy",
             type=click.Choice(TAGGING_STRATEGIES),
@@ -144,7 +153,7 @@ def _setup_options(func: F) -> F:
             metavar="HOST[:PORT]",
             help="Allow plain HTTP or unverified TLS for this registry (repeatable).",
         ),
-        click.option("--verbose", is_flag=True, help="Say on stderr what setup does (never a secret)."),
+        click.option("-v", "--verbose", is_flag=True, help="Say on stderr what setup does (never a secret)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -164,14 +173,14 @@ def setup(system: str, **options: Any) -> None:
     run_setup(system, SetupOptions(**options))
 
 
-@click.command(cls=SetupCommand)
+@click.command(cls=SetupCommand, hidden=True)
 @_setup_options
 def gitlab(**options: Any) -> None:
     """`ci-env setup gitlab`: the GitLab CI behaviour, whatever is detected."""
     run_setup("gitlab", SetupOptions(**options))
 
 
-@click.command(cls=SetupCommand)
+@click.command(cls=SetupCommand, hidden=True)
 @_setup_options
 def github(**options: Any) -> None:
     """`ci-env setup github`: the GitHub Actions behaviour, whatever is detected."""
@@ -253,11 +262,19 @@ def _setup(
     created: Callable[[Path], None],
 ) -> Path:
     from ci_env.ci import detect
-    from ci_env.dockerconfig import add_login, collect_garbage, create_job_dir, resolve_base, tmp_root
+    from ci_env.dockerconfig import (
+        add_login,
+        collect_garbage,
+        create_job_dir,
+        resolve_base,
+        store_only_credentials,
+        tmp_root,
+    )
     from ci_env.exports import ExportInputs, compute_exports
     from ci_env.render import render, shell_format
 
     shell_format(options.shell)
+    _check_variables(options, env)
     detect_env = {**env, "WERF_IMAGES_REPO": options.images_repo} if options.images_repo else env
     facts = detect(detect_env, requested)
     say(f"CI system: {facts.system} ({facts.family} behaviour), job key: {facts.job_key or '(none)'}")
@@ -274,6 +291,7 @@ def _setup(
         _verify_logins(logins, options, env, say)
     job_dir = create_job_dir(base, root, facts.job_key, [login.registry for login in logins])
     created(job_dir)
+    store, left_behind = store_only_credentials(base, [login.registry for login in logins])
     say(f"job directory: {job_dir}")
     for login in logins:
         add_login(job_dir, login.registry, login.username, login.password)
@@ -296,7 +314,60 @@ def _setup(
     for note in kept_notes(exports, options.shell):
         sys.stderr.write(f"ci-env: {note}\n")
     _deliver(rendered, options, env, job_dir)
+    if left_behind:
+        sys.stderr.write(f"ci-env: warning: {_store_warning(base.directory, store, left_behind)}\n")
+    sys.stderr.write(f"ci-env: {summary(facts, job_dir, logins, exports)}\n")
+    sys.stderr.flush()
     return job_dir
+
+
+#: The variables setup takes from the environment, checked before anything is created; the ones
+#: ``--override`` replaces are not taken then.
+TAKEN_VARIABLES: tuple[str, ...] = (
+    "WERF_IMAGES_REPO", "WERF_STAGES_STORAGE", "WERF_IMAGES_REPO_MODE", "WERF_IMAGES_REPO_IMPLEMENTATION",
+    "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION", "WERF_REPO_IMPLEMENTATION", "WERF_TAG_BY_STAGES_SIGNATURE",
+)
+
+
+def _check_variables(options: SetupOptions, env: Mapping[str, str]) -> None:
+    """ConfigError naming the first variable setup takes whose value its option would refuse."""
+    from ci_env.options import check_variables
+
+    check_variables(env, ("WERF_INSECURE_REGISTRY", *(() if options.override else TAKEN_VARIABLES)))
+
+
+def summary(facts: JobFacts, job_dir: Path, logins: Sequence[RegistryLogin], exports: Sequence[Export]) -> str:
+    """The one line setup prints on success: CI system and job, the job's Docker config, each login, the
+    images repo with its implementation and mode, and the stages storage (never a secret)."""
+    values = {export.name: export.value for export in exports}
+    ci = f"{facts.system} job {facts.job_id}" if facts.job_id else (
+        "no CI system detected" if facts.system == "none" else f"{facts.system} (no job id)")
+    parts = [f"setup: {ci}", f"Docker config {job_dir}"]
+    parts += [f"logged in to {login.registry} as {login.username}" for login in logins] or ["no login"]
+    images = values.get("WERF_IMAGES_REPO")
+    if images:
+        details = ", ".join(
+            f"{what} {values[name]}"
+            for what, name in (("implementation", "WERF_IMAGES_REPO_IMPLEMENTATION"), ("mode", "WERF_IMAGES_REPO_MODE"))
+            if values.get(name)
+        )
+        parts.append(f"images repo {images}" + (f" ({details})" if details else ""))
+    else:
+        parts.append("no images repo")
+    if values.get("WERF_STAGES_STORAGE"):
+        parts.append(f"stages storage {values['WERF_STAGES_STORAGE']}")
+    return "; ".join(parts)
+
+
+def _store_warning(directory: Path | None, store: str, registries: Sequence[str]) -> str:
+    where = f"the base Docker config {directory}" if directory else "the base Docker config"
+    return (
+        f"{where} keeps the credentials of {', '.join(registries)} in its credsStore {store!r}, which this job's "
+        "config does not use (a store is shared by every job): log in to "
+        + ("it" if len(registries) == 1 else "them")
+        + " in the job (ci-env login REGISTRY) if the job needs "
+        + ("it" if len(registries) == 1 else "them")
+    )
 
 
 def _verify_logins(

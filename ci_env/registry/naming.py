@@ -262,6 +262,53 @@ def resolve_images_repo(
     return ImagesRepo(address, detected, mode, requested)
 
 
+#: The repository name of the default stages storage, below the images repo.
+STAGES = "stages"
+
+
+def check_stages_storage(address: RepoAddress, implementation: Implementation, source: str) -> None:
+    """ConfigError unless ``address`` can hold the stages: one repository the implementation accepts.
+
+    ``source`` names where the address came from (``-s/--stages-storage``, ``WERF_STAGES_STORAGE``, ...).
+    """
+    impl = implementation.for_address(address)
+    try:
+        kind = address_kind(address, impl)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"stages storage {address} (from {source}) is not valid: {exc.message}, or use :local"
+        ) from None
+    if kind == REGISTRY:
+        where = "a registry" if address.is_registry_only else f"a {impl.display} account/namespace"
+        raise ConfigError(
+            f"stages storage {address} (from {source}) is {where}, not a repository: the stages live in ONE "
+            f"repository, e.g. {address.child(STAGES)}, or use :local"
+        )
+
+
+def default_stages_storage(images_repo: RepoAddress, implementation: Implementation, source: str) -> RepoAddress:
+    """``IMAGES_REPO/stages`` where the implementation can hold it; ConfigError saying what to pass otherwise.
+
+    It cannot on registries without nested repositories when the images repo is already a repository
+    (Docker Hub ``ACCOUNT/REPO``, Quay ``NAMESPACE/REPO``, ``docker.pkg.github.com/OWNER/PROJECT/PACKAGE``):
+    no other repository is chosen silently (a new repository may be public, or shared with other projects).
+    """
+    impl = implementation.for_address(images_repo)
+    candidate = images_repo.child(STAGES)
+    try:
+        check_stages_storage(candidate, impl, "the default")
+    except ConfigError:
+        parent, _, name = images_repo.path.rpartition("/")
+        sibling = RepoAddress(images_repo.registry, f"{parent}/{name}-{STAGES}" if parent else f"{name}-{STAGES}")
+        raise ConfigError(
+            f"no default stages storage for images repo {images_repo} (from {source}): {impl.display} does not "
+            f"support nested repositories, so {candidate} cannot exist; pass -s/--stages-storage (or set "
+            f"WERF_STAGES_STORAGE) to a repository of its own, e.g. {sibling}, or :local to keep the stages "
+            "in the job's Docker daemon"
+        ) from None
+    return candidate
+
+
 # ---------------------------------------------------------------- helpers
 
 

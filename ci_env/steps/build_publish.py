@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ci_env import records
 from ci_env.ci.facts import JobFacts
 from ci_env.errors import BuildError, CiEnvError, ConfigError, UsageError
-from ci_env.output import Output, format_duration
+from ci_env.output import Output, format_duration, plural
 from ci_env.project import ImageConfig, ProjectConfig
 from ci_env.registry.reference import RepoAddress, validate_tag
 from ci_env.signature import content_signature
@@ -170,18 +170,29 @@ class ImageResult:
     error: str | None = None
 
 
-def check_stages(stages: RepoAddress | None, local: bool) -> None:
-    """ConfigError unless the stages storage is ``:local`` or a repository address."""
+def check_stages(
+    stages: RepoAddress | None,
+    local: bool,
+    *,
+    source: str | None = None,
+    implementation: str | None = None,
+    implementation_source: str = "--stages-storage-repo-implementation",
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """ConfigError (exit 2) unless the stages storage is ``:local`` or one repository its implementation
+    (``implementation``, else detected from the host) can hold; ``source`` names where it came from."""
     if stages is None and not local:
         raise ConfigError(
             "no stages storage: pass -s/--stages-storage (:local, or a repository such as REGISTRY/PROJECT/stages) "
             "or set WERF_STAGES_STORAGE (ci-env setup exports it)"
         )
-    if stages is not None and stages.is_registry_only:
-        raise ConfigError(
-            f"stages storage {stages} is a registry, not a repository: write a repository, "
-            f"e.g. {stages}/PROJECT/stages, or :local"
-        )
+    if stages is None:
+        return
+    from ci_env.registry.implementations import detect_implementation
+    from ci_env.registry.naming import check_stages_storage
+
+    detected = detect_implementation(stages, env or {}, implementation, explicit_source=implementation_source)
+    check_stages_storage(stages, detected.implementation, source or "-s/--stages-storage")
 
 
 def plan(settings: Settings) -> list[ImagePlan]:
@@ -359,8 +370,8 @@ class Publisher:
         return self._store
 
     def labels(self, plan: ImagePlan) -> dict[str, str]:
-        """The labels of a newly built image (the first tag's strategy and tag; OCI labels from the CI facts)."""
-        facts = self.settings.facts
+        """The labels of a newly built image (the first tag's strategy and tag; OCI source and revision, see
+        :attr:`source`)."""
         first = plan.targets[0]
         labels = {
             LABEL_IMAGE: "true",
@@ -370,12 +381,25 @@ class Publisher:
             LABEL_SIGNATURE: plan.signature,
             LABEL_CREATED: records.utc_now(),
         }
-        revision = self._git_value(GIT_COMMIT) or facts.commit
-        if facts.project_url:
-            labels[LABEL_SOURCE] = facts.project_url
+        source, revision = self.source
+        if source:
+            labels[LABEL_SOURCE] = source
         if revision:
             labels[LABEL_REVISION] = revision
         return labels
+
+    @functools.cached_property
+    def source(self) -> tuple[str | None, str | None]:
+        """(source URL, revision) for the OCI labels: the CI's (``--tag-git-commit`` first for the revision),
+        else the project clone's ``origin`` (as a web URL without credentials) and ``HEAD``."""
+        from ci_env import gitsource
+        from ci_env.redact import strip_userinfo
+
+        facts = self.settings.facts
+        directory = self.settings.project.directory
+        source = strip_userinfo(facts.project_url) if facts.project_url else gitsource.origin_url(directory)
+        revision = self._git_value(GIT_COMMIT) or facts.commit or gitsource.resolve_commit(directory)
+        return source, revision
 
     def _git_value(self, strategy: str) -> str | None:
         for request in self.settings.tags:
@@ -406,7 +430,7 @@ class Publisher:
         """Publish one image; a failure is returned (with the daemon's/registry's message), not raised."""
         started = time.monotonic()
         names = tuple(t.full_name for t in plan.targets)
-        self.output.status(f"[{plan.label}] start: signature {plan.signature[:12]}, {len(names)} tag(s)")
+        self.output.status(f"[{plan.label}] start: signature {plan.signature[:12]}, {plural(len(names), 'tag')}")
         try:
             with self.output.section(f"image {plan.label}: build and publish", f"image_{plan.label}") as section:
                 outcome, digest = self._publish(plan, section.line)
@@ -416,8 +440,8 @@ class Publisher:
             self.output.status(f"[{plan.label}] FAILED after {format_duration(seconds)}: {exc.message}")
             return ImageResult(plan.label, names, FAILED, seconds, error=exc.message)
         seconds = time.monotonic() - started
-        self.output.status(f"[{plan.label}] {outcome} and published in {format_duration(seconds)}: {names[0]}"
-                           f"{f' (+{len(names) - 1} tag(s))' if len(names) > 1 else ''}")
+        more = f" (+{plural(len(names) - 1, 'tag')})" if len(names) > 1 else ""
+        self.output.status(f"[{plan.label}] {outcome} and published in {format_duration(seconds)}: {names[0]}{more}")
         return ImageResult(plan.label, names, outcome, seconds, digest)
 
     # ---------------------------------------------------------------- the flow
@@ -506,7 +530,7 @@ class Publisher:
     def commit_id(self) -> str | None:
         """The full id of the commit this run publishes from (``--tag-git-commit``'s, the CI's, else the
         project's HEAD), for the metadata records; None outside git."""
-        from ci_env.gitinfo import resolve_commit
+        from ci_env.gitsource import resolve_commit
 
         given = self._git_value(GIT_COMMIT) or self.settings.facts.commit
         directory = self.settings.project.directory
@@ -524,7 +548,8 @@ def publish(settings: Settings, output: Output, docker: Docker | None = None) ->
     """
     plans = plan(settings)
     output.status(
-        f"publishing {len(plans)} image(s) of project {settings.project.project} to {settings.images_repo.address} "
+        f"publishing {plural(len(plans), 'image')} of project {settings.project.project} to "
+        f"{settings.images_repo.address} "
         f"({settings.images_repo.mode}), stages in {settings.stages or records_local_label(settings)}"
     )
     results = Publisher(settings, output, docker).run(plans)

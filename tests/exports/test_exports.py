@@ -51,7 +51,7 @@ def test_github_exports_token_as_secret_and_run_url() -> None:
 
 
 def test_repo_outside_the_ci_registry_gets_the_implementation_of_its_host() -> None:
-    got = exported(GITLAB, images_repo="docker.io/acme/app")
+    got = exported(GITLAB, images_repo="docker.io/acme/app", stages_storage="docker.io/acme/app-stages")
     assert got["WERF_IMAGES_REPO"] == "docker.io/acme/app"
     assert got["WERF_IMAGES_REPO_IMPLEMENTATION"] == "dockerhub"
     assert got["WERF_IMAGES_REPO_MODE"] == "monorepo"

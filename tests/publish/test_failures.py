@@ -28,6 +28,12 @@ def _images(dockerd: DockerDaemon) -> set[str]:
         ({"web": {}}, ["-i", "{host}/acme", "--images-repo-mode", "sideways", "--tag-custom", "x"], "sideways"),
         ({"web": {}}, ["--tag-custom", "x"], "no images repo"),
         ({"web": {}}, ["-i", "{host}/acme", "--tag-custom", "x", "--parallel", "0"], "--parallel 0"),
+        ({"web": {}}, ["-i", "{host}/acme", "--tag-custom", "x", "-s", "docker.io/foo/bar/stages"],
+         "stages storage docker.io/foo/bar/stages (from --stages-storage) is not valid"),
+        ({"web": {}}, ["-i", "{host}/acme", "--tag-custom", "x", "-s", "quay.io/ns"],
+         "stages storage quay.io/ns (from --stages-storage) is a Quay account/namespace, not a repository"),
+        ({"web": {}}, ["-i", "{host}/acme", "--tag-custom", "x", "-s", "{host}"],
+         "is a registry, not a repository"),
     ],
 )
 def test_invalid_input_stops_before_building(
@@ -52,6 +58,19 @@ def test_missing_stages_storage_is_a_usage_error(cli: Cli, fresh_registry: Regis
     result = cli("build-and-publish", "-i", f"{registry.host}/acme", "--tag-custom", "x", check=False)
     assert result.returncode == 2
     assert "no stages storage" in result.stderr and "WERF_STAGES_STORAGE" in result.stderr
+
+
+def test_stages_storage_variable_is_named_and_checked_before_the_project(
+    cli: Cli, fresh_registry: RegistryFactory
+) -> None:
+    registry = fresh_registry()
+    result = cli("build-and-publish", "-i", f"{registry.host}/acme", "--tag-custom", "x", check=False,
+                 extra_env={"WERF_STAGES_STORAGE": "docker.io/foo/bar/stages"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "ci-env: error: stages storage docker.io/foo/bar/stages (from WERF_STAGES_STORAGE) is not valid: "
+    )
+    assert result.stderr.count("\n") == 1 and "or use :local" in result.stderr
 
 
 def test_werf_variables_drive_the_step_without_flags(cli: Cli, fresh_registry: RegistryFactory) -> None:

@@ -191,10 +191,11 @@ def test_github_env_appends_and_masks(tmp_path: Path) -> None:
 
 
 def test_kept_variable_is_reported_in_a_comment(tmp_path: Path, registry_htpasswd: RegistryService) -> None:
-    env = {**gitlab_env(tmp_path, registry_htpasswd, "alice", USERS["alice"]), "WERF_IMAGES_REPO": "mine/app"}
+    env = {**gitlab_env(tmp_path, registry_htpasswd, "alice", USERS["alice"]),
+           "WERF_IMAGES_REPO": "registry.example.com/mine/app"}
     result = run(["setup", "--no-login"], env)
     assert "# WERF_IMAGES_REPO is already set: kept" in result.stdout
-    assert "export WERF_STAGES_STORAGE='mine/app/stages'" in result.stdout
+    assert "export WERF_STAGES_STORAGE='registry.example.com/mine/app/stages'" in result.stdout
     assert "WERF_IMAGES_REPO='" not in result.stdout
     replaced = run(["setup", "--no-login", "--override"], env)
     assert f"export WERF_IMAGES_REPO='{registry_htpasswd.host}/group/project'" in replaced.stdout
