@@ -338,7 +338,7 @@ class _Builder:
         tags = {tag: str(info.digest) for tag, info in listed.items() if info is not None and info.digest}
         dangling = tuple(sorted(tag for tag in listed if tag not in tags))
         accessory_tags = {tag: a for tag in tags if (a := accessory_tag(tag)) is not None}
-        for tag, info in listed.items():
+        for info in listed.values():
             if info is not None and info.digest and info.media_type:
                 self.media.setdefault(str(info.digest), str(info.media_type))
         for tag, accessory in accessory_tags.items():
@@ -511,7 +511,7 @@ class RegistrySource:
             response = self.client.request("GET", url, scopes=self._scopes(), absolute=absolute,
                                            headers={"Accept": mf.OCI_INDEX})
             if response.status_code != 200:
-                return None if not found else found
+                return found or None
             try:
                 doc = response.json()
             except ValueError:

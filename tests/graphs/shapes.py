@@ -45,9 +45,11 @@ def push_index_of(client: RegistryClient, path: str, children: Sequence[str], ta
     """Push an OCI index of the manifests ``children`` (digests, any type), tagged ``tags``; its digest."""
     entries = []
     for number, child in enumerate(children):
-        extra: dict[str, Any] = {"platform": {"architecture": ["amd64", "arm64", "s390x"][number % 3], "os": "linux"}}
+        arch = ["amd64", "arm64", "s390x"][number % 3]
+        extra: dict[str, Any] = {"platform": {"architecture": arch, "os": "linux"}}
         if number < len(annotations) and annotations[number]:
-            extra = {"platform": {"architecture": "unknown", "os": "unknown"}, "annotations": dict(annotations[number] or {})}
+            extra = {"platform": {"architecture": "unknown", "os": "unknown"},
+                     "annotations": dict(annotations[number] or {})}
         entries.append(descriptor(client, path, child, **extra))
     digest, _ = _put(client, path, {"schemaVersion": 2, "mediaType": mf.OCI_INDEX, "manifests": entries}, tags)
     return digest

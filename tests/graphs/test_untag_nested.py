@@ -9,7 +9,7 @@ from tests.registry_client.images import pulls
 
 def test_untag_keeps_a_manifest_a_kept_tag_reaches_through_a_nested_index(open_client: RegistryClient,
                                                                            repo: str) -> None:
-    outer, inner, image = push_nested(open_client, repo, ["A"])
+    _outer, _inner, image = push_nested(open_client, repo, ["A"])
     body, info = open_client.get_manifest(repo, image.digest)
     open_client.put_manifest(repo, "B", body, info.media_type)  # B: the only tag on M, which A reaches
     assert open_client.untag_many(repo, ["B"]) == {"B": "removed"}
