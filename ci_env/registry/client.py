@@ -557,7 +557,12 @@ class RegistryClient:
         seen = set(unread)
         while unread:
             digest = unread.pop()
-            body, _ = self.get_manifest(path, digest)
+            try:
+                body, _ = self.get_manifest(path, digest)
+            except RegistryError:
+                if self.resolve(path, digest) is not None:
+                    raise
+                body = b""  # deleted since it was listed: it keeps nothing alive any more
             children = mf.child_descriptors(body)
             nested = [d for d, media in children if d not in seen and (media is None or media in mf.INDEX_TYPES)]
             seen.update(nested)

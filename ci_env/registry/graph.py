@@ -126,9 +126,18 @@ class Removal:
         """Every accessory of the removal, once each: referrers first (deepest first), then children (an index
         before its children), so a run stopped half-way leaves the tags in place or only untagged children."""
         items = [a for tag in self.tags for a in self.accessories.get(tag, ())]
-        referrers = [a for a in items if a.is_referrer]
+        referrers = [a for a in reversed(items) if a.is_referrer]
+        # a referrers tag schema index goes after the referrers it lists (else they could no longer be found)
+        referrers.sort(key=lambda a: a.kind == REFERRERS_INDEX)
         children = [a for a in items if not a.is_referrer]
-        return (*reversed(referrers), *children)
+        return (*referrers, *children)
+
+    def owner(self, digest: str) -> str:
+        """The requested tag an accessory is listed under."""
+        for tag, accessories in self.accessories.items():
+            if any(a.digest == digest for a in accessories):
+                return tag
+        return ""
 
     def keeps(self, digest: str) -> bool:
         """True when a remaining tag reaches ``digest``."""
