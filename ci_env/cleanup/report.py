@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,11 @@ class Result:
     started: str = ""
     finished: str = ""
     records_forgotten: int = 0
+    #: (repository, stored_tag) -> the accessories removed with that tag (``ci_env.registry.removal``)
+    accessories: Mapping[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    #: the untagged manifests of ``--delete-untagged`` (``UntaggedOutcome``)
+    untagged: tuple[Any, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def outcome(self, decision: Decision) -> tuple[str, str]:
         if decision.action != DELETE:
@@ -78,6 +83,9 @@ class Result:
             }
             if reason:
                 entry["error"] = reason
+            accessories = self.accessories.get((decision.repository, decision.stored_tag), ())
+            if accessories:
+                entry["accessories"] = [a.as_dict() for a in accessories]
             entries.append(entry)
         return {
             "schema": REPORT_SCHEMA,
@@ -90,6 +98,7 @@ class Result:
             "summary": {**self.counts(), "records_forgotten": self.records_forgotten},
             "decisions": entries,
             "skipped": [{"reference": ref, "reason": why} for ref, why in self.skipped],
+            **({"untagged": [u.as_dict() for u in self.untagged]} if self.untagged else {}),
         }
 
 
@@ -112,6 +121,13 @@ def rows(result: Result) -> list[list[str]]:
         reason = decision.reason + (f" [{error}]" if error else "")
         table.append([_image(decision), decision.stored_tag, _short(decision.digest), action,
                       "" if status == KEPT else status, reason])
+        for item in result.accessories.get((decision.repository, decision.stored_tag), ()):
+            accessory = item.accessory
+            table.append(["", f"+ {accessory.kind}", _short(accessory.digest), action, item.status,
+                          ", ".join(accessory.tags) or item.reason])
+    for untagged in result.untagged:
+        table.append(["(untagged)", "-", _short(untagged.digest), DELETE, untagged.status,
+                      untagged.reason or "untagged: nothing kept reaches it (--delete-untagged)"])
     return table
 
 
@@ -129,7 +145,7 @@ def markdown(result: Result) -> str:
         + (f", {counts['would_remove']} would be removed" if result.dry_run else "")
     )
     lines.append("")
-    shown = [r for r, d in zip(rows(result), result.plan.decisions, strict=True) if d.action == DELETE]
+    shown = [r for r in rows(result) if r[3] == DELETE]
     if shown:
         lines.append("| " + " | ".join(HEADERS) + " |")
         lines.append("|" + "---|" * len(HEADERS))

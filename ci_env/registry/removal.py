@@ -44,6 +44,14 @@ class ManifestRemover(Protocol):
         """Delete each of ``digests``: ``"removed"``, ``"absent"`` or the error, per digest (never raises)."""
 
 
+class UntaggedLister(Protocol):
+    """A remover whose registry lists the manifests no tag points at (GitHub's untagged versions, ECR's untagged
+    images)."""
+
+    def list_untagged(self, repo: RepoAddress) -> list[str]:
+        """The digests of the untagged manifests of ``repo``."""
+
+
 class ProtectingRemover(Protocol):
     """A remover whose tag removal may delete a manifest (with its last tag): told what must stay."""
 
@@ -74,6 +82,8 @@ class ImageRemoval:
     accessories: tuple[AccessoryOutcome, ...] = ()
     warnings: tuple[str, ...] = ()
     graphs: Mapping[str, RepoGraph] = field(default_factory=dict)
+    #: repository -> every digest its remaining tags reach
+    protected: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def accessories_of(self, repo: str, tag: str) -> tuple[AccessoryOutcome, ...]:
         """The accessories removed (or to be removed) with ``repo:tag``."""
@@ -160,7 +170,7 @@ def remove_images(
                              "" if _deletable(wrapped(repo), accessory) else LEFT_REASON)
             for repo, removal in removals.items() for tag in removal.tags for accessory in removal.accessories[tag]
         ]
-        return ImageRemoval(summary, tuple(planned), tuple(warnings), graphs)
+        return ImageRemoval(summary, tuple(planned), tuple(warnings), graphs, _protected(removals))
     for repo in by_repo:
         wrapped(repo).preflight(repo)
     outcomes: dict[tuple[str, str, str], AccessoryOutcome] = {}
@@ -190,7 +200,72 @@ def remove_images(
         for repo, removal in removals.items() for tag in removal.tags for a in removal.accessories[tag]
         if (str(repo), tag, a.digest) in outcomes
     ]
-    return ImageRemoval(summary, tuple(ordered), tuple(warnings), graphs)
+    return ImageRemoval(summary, tuple(ordered), tuple(warnings), graphs, _protected(removals))
+
+
+def _protected(removals: Mapping[RepoAddress, Removal]) -> dict[str, frozenset[str]]:
+    return {str(repo): removal.protected for repo, removal in removals.items()}
+
+
+@dataclass(frozen=True)
+class UntaggedOutcome:
+    """What happened to one untagged manifest (``--delete-untagged``)."""
+
+    repo: str
+    digest: str
+    status: str
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (reports)."""
+        return {"repository": self.repo, "digest": self.digest, "outcome": self.status,
+                **({"error": self.reason} if self.reason else {})}
+
+
+def remove_untagged(
+    repos: Sequence[RepoAddress],
+    remover_of: Callable[[RepoAddress], TagRemover],
+    graph_of: Callable[[RepoAddress], RepoGraph],
+    removal: ImageRemoval,
+    *,
+    parallel: int = 8,
+    dry_run: bool = False,
+) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
+    """Delete the untagged manifests of ``repos`` that nothing kept reaches (``--delete-untagged``): the platform
+    manifests, attestations and signatures of kept images are never among them. Only registries that list
+    untagged manifests (:class:`UntaggedLister`) have any; ``removal`` is the tag removal that ran before
+    (what its remaining tags reach). Returns the outcomes and warnings."""
+    outcomes: list[UntaggedOutcome] = []
+    warnings: list[str] = []
+    for repo in dict.fromkeys(repos):
+        remover = remover_of(repo)
+        lister = getattr(remover, "list_untagged", None)
+        delete = getattr(remover, "delete_manifests", None)
+        if not callable(lister) or not callable(delete):
+            continue
+        try:
+            protected = removal.protected.get(str(repo))
+            if protected is None:
+                graph = removal.graphs.get(str(repo)) or graph_of(repo)
+                protected = graph.reach(graph.tags.values())
+            untagged = [d for d in lister(repo) if d not in protected]
+        except CiEnvError as exc:
+            warnings.append(f"{repo}: untagged manifests were not removed: {exc.message}")
+            continue
+        gone = {a.accessory.digest for a in removal.accessories if a.repo == str(repo) and a.status == REMOVED}
+        untagged = [d for d in untagged if d not in gone]
+        if dry_run or not untagged:
+            outcomes += [UntaggedOutcome(str(repo), d, WOULD_REMOVE) for d in untagged]
+            continue
+        remover.preflight(repo)
+        answers = delete(repo, untagged, parallel=parallel)
+        for digest in untagged:
+            answer = answers.get(digest, RegistryError("no outcome was reported"))
+            if isinstance(answer, CiEnvError):
+                outcomes.append(UntaggedOutcome(str(repo), digest, FAILED, answer.message))
+            else:
+                outcomes.append(UntaggedOutcome(str(repo), digest, str(answer)))
+    return tuple(outcomes), tuple(warnings)
 
 
 def _deletable(remover: Any, accessory: Accessory) -> bool:
