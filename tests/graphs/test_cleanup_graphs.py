@@ -21,7 +21,7 @@ __all__ = ["world"]
 def _publish_index(w: World, tag: str, branch: str) -> tuple[str, list[str], list[str]]:
     path = w.images_repo.child("api").path
     index, platforms, attestations = push_buildx(w.client, path)
-    body, info = w.client.get_manifest(path, index)
+    _body, info = w.client.get_manifest(path, index)
     w.publish("api", tag, "git-branch", git_ref=branch, signature=signature_of(tag),
               like=PushedImage(path, index, info.media_type, ()))
     return index, platforms, attestations

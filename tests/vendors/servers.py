@@ -4,7 +4,8 @@
 real registry playing ghcr.io's Registry API (one version per digest, ``metadata.container.tags`` = the tags on
 it; every other manifest the registry holds (platform manifests of an index, signatures, attestations) is an
 untagged version, as ghcr.io lists them; ``DELETE .../versions/ID`` deletes the digest on the registry, as ghcr.io
-does). The token it accepts is :data:`TOKEN`. (The moto server for ECR is the ``moto_url`` fixture of ``tests/vendors/conftest.py``.)
+does). The token it accepts is :data:`TOKEN`. (The moto server for ECR is the ``moto_url`` fixture of
+``tests/vendors/conftest.py``.)
 """
 
 from __future__ import annotations

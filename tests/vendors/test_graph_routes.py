@@ -89,3 +89,53 @@ def test_github_removal_takes_children_and_signatures_and_keeps_the_kept_image_s
     assert leftover.digest not in holds
     assert {*kept.children, kept_signature, shared_child, old.children[0]} <= holds
     assert pulls(gh.client, path, "keep") and pulls(gh.client, path, "mixed")
+
+
+# --- ECR (moto) ----------------------------------------------------------------------------------------------
+
+
+def _ecr_manifest(layer: str) -> str:
+    import json
+
+    return json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+                   "digest": "sha256:" + "c" * 64},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 3,
+                    "digest": "sha256:" + layer * 64}],
+    })
+
+
+def test_ecr_never_removes_the_last_tag_of_a_protected_image_deletes_accessories_and_lists_untagged(
+    moto_url: str, clean_env: None,
+) -> None:
+    import urllib.request
+
+    import boto3
+
+    from ci_env.registry.vendors.ecr import EcrRemover
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"))
+    ecr = boto3.client("ecr", region_name="eu-west-1", endpoint_url=moto_url,
+                       aws_access_key_id="testing", aws_secret_access_key="testing-secret")
+    ecr.create_repository(repositoryName="team/app")
+    put = ecr.put_image
+    child = put(repositoryName="team/app", imageManifest=_ecr_manifest("a"), imageTag="amd64")["image"]
+    signature = put(repositoryName="team/app", imageManifest=_ecr_manifest("b"), imageTag="sha256-x.sig")["image"]
+    untagged = put(repositoryName="team/app", imageManifest=_ecr_manifest("d"))["image"]
+    put(repositoryName="team/app", imageManifest=_ecr_manifest("e"), imageTag="old")
+    remover = EcrRemover(Ctx(env={"AWS_ENDPOINT_URL_ECR": moto_url, "AWS_ACCESS_KEY_ID": "testing",
+                                  "AWS_SECRET_ACCESS_KEY": "testing-secret"}))
+    repo = RepoAddress("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "team/app")
+    remover.protect(repo, frozenset({child["imageId"]["imageDigest"]}))
+    outcome = remover.untag_many(repo, ["amd64", "old"])
+    assert outcome["old"] == "removed"
+    assert "last tag of an image a kept tag reaches" in str(outcome["amd64"])
+    digests = {i["imageDigest"]: i.get("imageTags") or [] for i in ecr.describe_images(repositoryName="team/app")
+               ["imageDetails"]}
+    assert digests[child["imageId"]["imageDigest"]] == ["amd64"]
+    assert remover.list_untagged(repo) == [untagged["imageId"]["imageDigest"]]
+    deleted = remover.delete_manifests(repo, [signature["imageId"]["imageDigest"], "sha256:" + "f" * 64])
+    assert list(deleted.values()) == ["removed", "absent"]
+    remaining = {i["imageDigest"] for i in ecr.describe_images(repositoryName="team/app")["imageDetails"]}
+    assert signature["imageId"]["imageDigest"] not in remaining and child["imageId"]["imageDigest"] in remaining
