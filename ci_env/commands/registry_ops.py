@@ -115,7 +115,9 @@ def retag(source: str, targets: tuple[str, ...], docker_config: Path | None,
           insecure_registries: tuple[str, ...]) -> None:
     """Add tags to the image SOURCE (REPOSITORY:TAG or REPOSITORY@DIGEST) without pulling or pushing layers.
 
-    Each TARGET is REPOSITORY:TAG on the same registry; across repositories the blobs are mounted.
+    Each TARGET is REPOSITORY:TAG on the same registry; across repositories the blobs are mounted, an index
+    is copied with all its child manifests (any depth), and cosign's signature, attestation and SBOM tags of
+    the image go along (the digest does not change, so the signatures stay valid).
     """
     from ci_env.registry.reference import parse_image_ref
 
@@ -134,10 +136,14 @@ def retag(source: str, targets: tuple[str, ...], docker_config: Path | None,
     client = _client(src.repo, docker_config, insecure_registries)
     source_ref = src.digest or src.tag
     assert source_ref is not None
+    from ci_env.registry.accessories import copy_cosign_tags
+
     for repo, new_tags in grouped.items():
         info = client.retag(_api_path(src.repo), source_ref, _api_path(repo), new_tags)
         for tag in new_tags:
             click.echo(f"{repo}:{tag} -> {info.digest}")
+        for tag in copy_cosign_tags(client, _api_path(src.repo), _api_path(repo), info.digest):
+            click.echo(f"{repo}:{tag} (copied with its image)")
 
 
 @click.command()

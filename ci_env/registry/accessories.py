@@ -9,13 +9,18 @@ Three places name them (pure functions here, no I/O):
   hex characters there);
 - the referrers API, ``GET /v2/<name>/referrers/<digest>``: an OCI index of the same descriptors.
 
-The kind of a referrer comes from its ``artifactType`` (or, for cosign's tags, the suffix).
+The kind of a referrer comes from its ``artifactType`` (or, for cosign's tags, the suffix). Everything here is
+pure except :func:`copy_cosign_tags` (retag across repositories).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ci_env.registry.client import RegistryClient
 
 SIGNATURE = "signature"
 ATTESTATION = "attestation"
@@ -97,3 +102,17 @@ def kind_of(artifact_type: str | None, media_types: tuple[str, ...] = ()) -> str
             if needle in lowered:
                 return kind
     return REFERRER
+
+
+def copy_cosign_tags(client: RegistryClient, source_path: str, target_path: str, digest: str) -> list[str]:
+    """Copy cosign's signature, attestation and SBOM tags of ``digest`` from ``source_path`` to ``target_path``
+    (blobs mounted, manifests unchanged): a retagged image keeps the same digest, so its signatures stay valid
+    and ``cosign verify`` finds them in the target. Returns the tags copied (those that exist)."""
+    if source_path == target_path:
+        return []
+    copied = []
+    for tag in cosign_tags(digest):
+        if client.resolve(source_path, tag) is not None:
+            client.retag(source_path, tag, target_path, [tag])
+            copied.append(tag)
+    return copied
