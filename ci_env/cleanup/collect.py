@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,9 @@ class Inventory:
     stages: tuple[StageTag, ...]
     skipped: tuple[tuple[str, str], ...] = ()  #: (repository:tag, reason) of tags cleanup will not touch
     publications: tuple[Publication, ...] = ()  #: every publication record read
+    #: repository -> EVERY tag listed there with what it resolved to (digest, media type): the repository graph
+    #: is built from it (``ci_env.registry.graph``) without listing again; only repositories listed whole
+    listings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -136,6 +139,7 @@ def _list(client: RegistryClient, path: str) -> list[str]:
 def _vendor_digests(
     lister: TagLister, client: RegistryClient, repository: RepoAddress,
     exclude: Callable[[RepoAddress, str], bool], progress: Update | None,
+    listings: dict[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, str | None] | None:
     """The digest of each tag of ``repository`` from the vendor's own listing (one paginated listing, no
     request per tag; a tag the listing gives without a digest is resolved through the Registry API), or
@@ -146,6 +150,8 @@ def _vendor_digests(
         listed = lister.list_tags(repository)
     except CiEnvError:
         return None
+    if listings is not None and not any(exclude(repository, info.tag) for info in listed):
+        listings[str(repository)] = {info.tag: info for info in listed}
     digests = {info.tag: info.digest for info in listed if not exclude(repository, info.tag)}
     missing = [tag for tag, digest in digests.items() if digest is None]
     if missing:
@@ -155,7 +161,7 @@ def _vendor_digests(
 
 def _registry_digests(
     client: RegistryClient, repository: RepoAddress, exclude: Callable[[RepoAddress, str], bool],
-    progress: Update | None,
+    progress: Update | None, listings: dict[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, str | None]:
     """The digest of each tag of ``repository`` through the Registry API (the tag list, then one request per
     tag); a repository listed whole (nothing excluded) leaves its tag map with ``client``."""
@@ -164,6 +170,8 @@ def _registry_digests(
     infos = _resolve(client, repository.path, tags, progress, f"resolving the tags of {repository}")
     if len(tags) == len(listed):  # the whole repository: its removals start from this map
         client.remember(repository.path, infos)
+        if listings is not None:
+            listings[str(repository)] = infos
     return {tag: info.digest if info else None for tag, info in infos.items()}
 
 
@@ -176,6 +184,7 @@ def collect_tags(
     exclude: Callable[[RepoAddress, str], bool] = lambda _r, _t: False,
     progress: Update | None = None,
     lister: TagLister | None = None,
+    listings: dict[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[FoundTag], list[tuple[str, str]]]:
     """Every tag of the managed ``images`` in their repositories, with its strategy; and the tags skipped.
 
@@ -188,6 +197,7 @@ def collect_tags(
     implementation without one, the Registry API lists the tags and resolves each; a repository listed whole
     (nothing excluded) then leaves its tag map with its client (``RegistryClient.remember``), so a removal
     through the same client resolves only the tags it removes instead of listing everything again.
+    ``listings`` (when given) receives each repository's whole listing, for its graph.
     """
     from ci_env.registry.naming import tag_owner
 
@@ -197,9 +207,10 @@ def collect_tags(
     skipped: list[tuple[str, str]] = []
     for repository in repositories:
         client = client_of(repository)
-        digests = _vendor_digests(lister, client, repository, exclude, progress) if lister is not None else None
+        digests = (_vendor_digests(lister, client, repository, exclude, progress, listings)
+                   if lister is not None else None)
         if digests is None:
-            digests = _registry_digests(client, repository, exclude, progress)
+            digests = _registry_digests(client, repository, exclude, progress, listings)
         tags = list(digests)
         configs: dict[str, tuple[dict[str, str], datetime | None]] = {}
 

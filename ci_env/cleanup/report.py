@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,11 @@ class Result:
     started: str = ""
     finished: str = ""
     records_forgotten: int = 0
+    #: (repository, stored_tag) -> the accessories removed with that tag (``ci_env.registry.removal``)
+    accessories: Mapping[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    #: the untagged manifests of ``--delete-untagged`` (``UntaggedOutcome``)
+    untagged: tuple[Any, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def outcome(self, decision: Decision) -> tuple[str, str]:
         if decision.action != DELETE:
@@ -79,6 +84,9 @@ class Result:
             }
             if reason:
                 entry["error"] = reason
+            accessories = self.accessories.get((decision.repository, decision.stored_tag), ())
+            if accessories:
+                entry["accessories"] = [a.as_dict() for a in accessories]
             entries.append(entry)
         return {
             "schema": REPORT_SCHEMA,
@@ -91,6 +99,7 @@ class Result:
             "summary": {**self.counts(), "records_forgotten": self.records_forgotten},
             "decisions": entries,
             "skipped": [{"reference": ref, "reason": why} for ref, why in self.skipped],
+            **({"untagged": [u.as_dict() for u in self.untagged]} if self.untagged else {}),
         }
 
 
@@ -113,6 +122,13 @@ def rows(result: Result) -> list[list[str]]:
         reason = decision.reason + (f" [{error}]" if error else "")
         table.append([_image(decision), decision.stored_tag, _short(decision.digest), action,
                       "" if status == KEPT else status, reason])
+        for item in result.accessories.get((decision.repository, decision.stored_tag), ()):
+            accessory = item.accessory
+            table.append(["", f"+ {accessory.kind}", _short(accessory.digest), action, item.status,
+                          ", ".join(accessory.tags) or item.reason])
+    for untagged in result.untagged:
+        table.append(["(untagged)", "-", _short(untagged.digest), DELETE, untagged.status,
+                      untagged.reason or "untagged: nothing kept reaches it (--delete-untagged)"])
     return table
 
 
@@ -130,9 +146,9 @@ def markdown(result: Result) -> str:
         + (f", {counts['would_remove']} would be removed" if result.dry_run else "")
     )
     lines.append("")
-    table = list(zip(rows(result), result.plan.decisions, strict=True))
-    deleted = [row for row, d in table if d.action == DELETE]
-    kept = [row for row, d in table if d.action != DELETE]
+    table = rows(result)  # accessories follow their image with its action; column 3 is the action
+    deleted = [row for row in table if row[3] == DELETE]
+    kept = [row for row in table if row[3] != DELETE]
     lines += _markdown_table(deleted)
     if kept:  # every kept tag with its reason, folded: the summary of a large repository stays readable
         lines += [f"<details><summary>{len(kept)} kept, and why</summary>", ""]

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ci_env.gitinfo import GitRepository
     from ci_env.options import RepoOptions
     from ci_env.records import RecordStore
+    from ci_env.registry.graph import RepoGraph
     from ci_env.registry.listing import TagLister
     from ci_env.registry.naming import ImagesRepo
     from ci_env.registry.reference import RepoAddress
@@ -60,6 +61,10 @@ class Settings:
     git_history_based: bool = True  #: content-signature tags decided by the keep policies (werf's default)
     git_history_strict: bool = False  #: ... and those without a metadata record removed, not kept
     cleanup: CleanupConfig | None = None  #: werf.yaml's cleanup section (None: werf's defaults)
+    #: leave the signatures, attestations and other referrers of removed images (``--keep-signatures``)
+    keep_signatures: bool = False
+    #: also remove the untagged manifests nothing kept reaches (``--delete-untagged``)
+    delete_untagged: bool = False
 
 
 class Clients(ClientPool):
@@ -151,8 +156,9 @@ def collect(
     def exclude(repository: RepoAddress, tag: str) -> bool:
         return repository == stages and (records.is_record_tag(tag) or records.is_stage_tag(tag))
 
+    listings: dict[str, Mapping[str, Any]] = {}
     tags, skipped = collect_tags(target.images_repo, target.managed, publications, clients, exclude=exclude,
-                                 progress=progress, lister=lister)
+                                 progress=progress, lister=lister, listings=listings)
     stage_tags: list[StageTag] = []
     if stages is not None:
         stage_tags = collect_stages(clients(stages), stages, with_created=want_created, progress=progress)
@@ -162,7 +168,7 @@ def collect(
             skipped.append((local_stages.repository(target.project), NO_DAEMON))
         else:
             stage_tags = local.collect()
-    return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications))
+    return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications), listings)
 
 
 #: Records retired per batch: each batch costs one request per record and one DELETE.
@@ -259,7 +265,8 @@ def execute(
     ``progress(done, total, summary)`` follows the removals (as ``untag_all`` reports them), ``phases``
     the work after them (forgetting records)."""
     from ci_env.registry.reference import parse_address
-    from ci_env.registry.untag import RemoverContext, remover_for, untag_all
+    from ci_env.registry.removal import UntaggedOutcome, remove_images, remove_untagged
+    from ci_env.registry.untag import RemoverContext, remover_for
 
     local_repository = local_stages.repository(target.project) if target.stages_local else None
     local = [d for d in plan.deletions if d.kind == KIND_STAGE and d.repository == local_repository]
@@ -289,8 +296,19 @@ def execute(
             removers[key] = remover_for(impl, context)
         return removers[key]
 
-    summary = untag_all(requests, remover_of, parallel=settings.parallel, dry_run=settings.dry_run,
-                        progress=progress)
+    graph_of = graph_source(inventory, clients, settings.parallel)
+    removal = remove_images(requests, remover_of, graph_of, keep_accessories=settings.keep_signatures,
+                            parallel=settings.parallel, dry_run=settings.dry_run, progress=progress)
+    summary = removal.summary
+    untagged: tuple[UntaggedOutcome, ...] = ()
+    warnings = removal.warnings
+    if settings.delete_untagged:
+        repositories = [parse_address(r) for r in dict.fromkeys(
+            [t.repository for t in inventory.tags]
+            + [str(target.images_repo.image_repository(i)) for i in target.managed])]
+        untagged, more = remove_untagged([r for r in repositories if r is not None], remover_of, graph_of, removal,
+                                         parallel=settings.parallel, dry_run=settings.dry_run)
+        warnings += more
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
     if local:
         outcomes.update(remove_local_stages(target, local, settings, env))
@@ -300,7 +318,22 @@ def execute(
         command, settings.dry_run, str(target.images_repo.address),
         ":local" if target.stages_local else (str(target.stages) if target.stages else None),
         plan, outcomes, inventory.skipped, started, _now(), forgotten,
+        accessories=removal.by_tag(), untagged=untagged, warnings=warnings,
     )
+
+
+def graph_source(inventory: Inventory, clients: Clients, parallel: int) -> Callable[[RepoAddress], RepoGraph]:
+    """The graph of a repository (``ci_env.registry.graph``): from cleanup's own listing of it when it listed the
+    whole repository (no second listing), else listed through the Registry API now."""
+    from ci_env.registry.graph import RegistrySource, build_graph, registry_graph
+
+    def graph_of(repo: RepoAddress) -> RepoGraph:
+        listed = inventory.listings.get(str(repo))
+        if listed is not None:
+            return build_graph(repo.path, listed, RegistrySource(clients(repo), repo.path), parallel=parallel)
+        return registry_graph(clients(repo), repo.path, parallel=parallel)
+
+    return graph_of
 
 
 def remove_local_stages(

@@ -47,6 +47,12 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                      help="Registry reached over plain HTTP (repeatable) [env: WERF_INSECURE_REGISTRY]"),
         click.Option(["--dir", "directory"], type=click.Path(file_okay=False, path_type=Path), default=Path("."),
                      envvar="WERF_DIR", help="Project directory (the git clone) [env: WERF_DIR; default: .]"),
+        click.Option(["--keep-signatures"], is_flag=True, envvar="WERF_KEEP_SIGNATURES",
+                     help="Leave the signatures, attestations, SBOMs and other referrers of removed images "
+                     "[env: WERF_KEEP_SIGNATURES]"),
+        click.Option(["--delete-untagged"], is_flag=True, envvar="WERF_DELETE_UNTAGGED",
+                     help="Also remove the untagged manifests nothing kept reaches, where the registry lists them "
+                     "(GitHub Packages, ECR) [env: WERF_DELETE_UNTAGGED]"),
     ]
     if cleanup:
         params += [
@@ -193,6 +199,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         git_history_based=bool(kw.get("git_history_based_cleanup", True))
         and not (config is not None and config.disable_git_history_based_policy),
         git_history_strict=bool(kw.get("git_history_based_cleanup_strict")), cleanup=config,
+        keep_signatures=bool(kw["keep_signatures"]), delete_untagged=bool(kw["delete_untagged"]),
     )
     out = Output(family, sys.stderr)
     clients = run.Clients(settings, env)
@@ -230,6 +237,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
                                started, run.started_now())
             rpt.write_json(kw["report"], empty.as_json())
         raise
+    for warning in result.warnings:
+        out.status(f"ci-env: warning: {warning}")
     lines = format_table(rpt.HEADERS, rpt.rows(result))
     if family in FOLDED_PLAN:  # the plan (dry run or not) in a collapsible section of the job log, on stdout
         title = f"{command} plan: {len(deletions)} to remove" + (" (dry run, nothing removed)" if dry_run else "")

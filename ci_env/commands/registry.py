@@ -11,9 +11,10 @@ SUBCOMMANDS = {
     "tags": "ci_env.commands.registry_ops:tags",
     "retag": "ci_env.commands.registry_ops:retag",
     "untag": "ci_env.commands.registry_ops:untag",
+    "check": "ci_env.commands.registry_check:check",
 }
 
 
 @click.group(cls=LazyGroup, lazy=SUBCOMMANDS)
 def registry() -> None:
-    """Inspect how an images repo is handled, and list, retag or untag images on a registry."""
+    """Inspect how an images repo is handled; list, retag, untag or check images on a registry."""

@@ -17,6 +17,7 @@ from ci_env.options import IMAGES_REPO, credential_options
 if TYPE_CHECKING:
     from ci_env.registry.client import RegistryClient
     from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.removal import ImageRemoval
     from ci_env.registry.untag import Summary
 
 PROGRESS_THRESHOLD = 20
@@ -116,7 +117,9 @@ def retag(source: str, targets: tuple[str, ...], docker_config: Path | None,
           insecure_registries: tuple[str, ...]) -> None:
     """Add tags to the image SOURCE (REPOSITORY:TAG or REPOSITORY@DIGEST) without pulling or pushing layers.
 
-    Each TARGET is REPOSITORY:TAG on the same registry; across repositories the blobs are mounted.
+    Each TARGET is REPOSITORY:TAG on the same registry; across repositories the blobs are mounted, an index
+    is copied with all its child manifests (any depth), and cosign's signature, attestation and SBOM tags of
+    the image go along (the digest does not change, so the signatures stay valid).
     """
     from ci_env.registry.reference import parse_image_ref
 
@@ -135,35 +138,48 @@ def retag(source: str, targets: tuple[str, ...], docker_config: Path | None,
     client = _client(src.repo, docker_config, insecure_registries)
     source_ref = src.digest or src.tag
     assert source_ref is not None
+    from ci_env.registry.accessories import copy_cosign_tags
+
     for repo, new_tags in grouped.items():
         info = client.retag(_api_path(src.repo), source_ref, _api_path(repo), new_tags)
         for tag in new_tags:
             click.echo(f"{repo}:{tag} -> {info.digest}")
+        for tag in copy_cosign_tags(client, _api_path(src.repo), _api_path(repo), info.digest):
+            click.echo(f"{repo}:{tag} (copied with its image)")
 
 
 @click.command()
 @click.argument("references", nargs=-1, required=True)
-@click.option("--dry-run", is_flag=True, help="Show what would be removed; contact nothing, remove nothing.")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed (reads the repositories); remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--parallel", type=click.IntRange(1, 64), default=8, show_default=True,
               help="How many tags to remove at once.")
+@click.option("--keep-signatures", is_flag=True, envvar="WERF_KEEP_SIGNATURES",
+              help="Leave the signatures, attestations, SBOMs and other referrers of removed images in place "
+              "[env: WERF_KEEP_SIGNATURES]")
 @click.option("--repo-implementation", default=None, metavar="NAME",
               help="Registry implementation (detected from the host when unset; beats every variable) "
               "[env: WERF_IMAGES_REPO_IMPLEMENTATION, WERF_STAGES_STORAGE_REPO_IMPLEMENTATION, "
               "WERF_REPO_IMPLEMENTATION, each only on its repo's registry]")
 @_connection_options
 @credential_options((IMAGES_REPO,))
-def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: int, repo_implementation: str | None,
-          docker_config: Path | None, insecure_registries: tuple[str, ...], credentials: dict[str, Any]) -> None:
+def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: int, keep_signatures: bool,
+          repo_implementation: str | None, docker_config: Path | None, insecure_registries: tuple[str, ...],
+          credentials: dict[str, Any]) -> None:
     """Remove exactly the tags named (REPOSITORY:TAG...); other tags on the same image stay.
 
-    Every repository is checked first (deletion allowed, credentials present); nothing is removed when a
-    check fails. Exits 1 when any tag could not be removed.
+    A removed image takes its signatures, attestations, SBOMs and other referrers with it (cosign's
+    sha256-<hex>.sig/.att/.sbom tags, the referrers API), and an index its platform manifests, unless a
+    remaining tag still reaches them. Every repository is checked first (deletion allowed, credentials
+    present); nothing is removed when a check fails. Exits 1 when any tag could not be removed.
     """
     from ci_env.options import resolve_implementation
+    from ci_env.registry.client import ClientPool
+    from ci_env.registry.graph import registry_graph
     from ci_env.registry.implementations import detect_implementation
     from ci_env.registry.reference import RepoAddress, parse_image_ref
-    from ci_env.registry.untag import RemoverContext, TagRemover, remover_for, untag_all
+    from ci_env.registry.removal import remove_images
+    from ci_env.registry.untag import RemoverContext, TagRemover, remover_for
 
     requests: list[tuple[RepoAddress, str]] = []
     for text in references:
@@ -172,9 +188,10 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
             raise UsageError(f"{text!r}: untag takes REPOSITORY:TAG (a tag, not a digest)")
         requests.append((RepoAddress(ref.repo.registry, _api_path(ref.repo)), ref.tag))
     env = dict(os.environ)
+    clients = ClientPool(docker_config, tuple(insecure_registries), env)
     context = RemoverContext(
         docker_config=docker_config, insecure_registries=tuple(insecure_registries), env=env,
-        credentials=credentials[IMAGES_REPO],
+        credentials=credentials[IMAGES_REPO], clients=clients,
     )
     removers: dict[str, TagRemover] = {}
 
@@ -194,18 +211,28 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
         click.echo(f"untag: {done}/{count} ({summary.count('removed')} removed, {summary.count('absent')} already "
                    f"gone, {summary.count('failed')} failed)", err=True)
 
-    summary = untag_all(requests, remover_of, parallel=parallel, dry_run=dry_run,
-                        progress=progress if show_progress else None)
-    _print_summary(summary, as_json, dry_run)
-    if summary.failed:
+    result = remove_images(
+        requests, remover_of, lambda repo: registry_graph(clients(repo), repo.path, parallel=parallel),
+        keep_accessories=keep_signatures, parallel=parallel, dry_run=dry_run,
+        progress=progress if show_progress else None,
+    )
+    for warning in result.warnings:
+        click.echo(f"ci-env: warning: {warning}", err=True)
+    _print_summary(result, as_json, dry_run)
+    if result.summary.failed or result.failed:
         sys.exit(1)
 
 
-def _print_summary(summary: Summary, as_json: bool, dry_run: bool) -> None:
+def _print_summary(result: ImageRemoval, as_json: bool, dry_run: bool) -> None:
     from ci_env.output import plural
 
+    summary = result.summary
+    grouped = result.by_tag()
     if as_json:
-        click.echo(json.dumps(summary.as_dict(), indent=2))
+        document = summary.as_dict()
+        for entry in document["tags"]:
+            entry["accessories"] = [a.as_dict() for a in grouped.get((entry["repository"], entry["tag"]), ())]
+        click.echo(json.dumps(document, indent=2))
         return
     for outcome in summary.outcomes:
         if outcome.status == "failed":
@@ -216,12 +243,21 @@ def _print_summary(summary: Summary, as_json: bool, dry_run: bool) -> None:
             click.echo(f"would remove {outcome.repo}:{outcome.tag}")
         else:
             click.echo(f"removed  {outcome.repo}:{outcome.tag}")
+        for accessory in grouped.get((outcome.repo, outcome.tag), ()):
+            item = accessory.accessory
+            named = f"{item.kind} {item.digest[:19]}" + (f" ({', '.join(item.tags)})" if item.tags else "")
+            reason = f": {accessory.reason}" if accessory.reason else ""
+            click.echo(f"  with {named}: {accessory.status}{reason}")
+    extra = len(result.accessories)
     if dry_run:
         would = summary.count("would-remove")
-        click.echo(f"dry run: {plural(would, 'tag')} would be removed; nothing was changed", err=True)
+        click.echo(f"dry run: {plural(would, 'tag')} would be removed"
+                   + (f" with {plural(extra, 'accessory')}" if extra else "") + "; nothing was changed", err=True)
         return
     click.echo(
         f"untag: {summary.count('removed')} removed, {summary.count('absent')} already gone, "
-        f"{summary.count('failed')} failed (registries free the space only after their garbage collection)",
+        f"{summary.count('failed')} failed"
+        + (f"; {sum(1 for a in result.accessories if a.status == 'removed')} accessories removed" if extra else "")
+        + " (registries free the space only after their garbage collection)",
         err=True,
     )

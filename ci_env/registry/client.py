@@ -550,17 +550,25 @@ class RegistryClient:
         return _RepoState(digests, set(), unread=indexes)
 
     def _read_indexes(self, path: str, state: _RepoState) -> None:
-        """Add the children of the map's unread index manifests to ``state.referenced``."""
+        """Add every manifest the map's unread index manifests reach, at any depth (an index in an index, as
+        buildx pushes them), to ``state.referenced``; each nested index is read once."""
         with state.lock:
             unread = sorted(state.unread)
-        for digest in unread:
-            body, _ = self.get_manifest(path, digest)
+        seen = set(unread)
+        while unread:
+            digest = unread.pop()
             try:
-                children: Collection[str] = mf.references(body).children
-            except ValueError:
-                children = ()
+                body, _ = self.get_manifest(path, digest)
+            except RegistryError:
+                if self.resolve(path, digest) is not None:
+                    raise
+                body = b""  # deleted since it was listed: it keeps nothing alive any more
+            children = mf.child_descriptors(body)
+            nested = [d for d, media in children if d not in seen and (media is None or media in mf.INDEX_TYPES)]
+            seen.update(nested)
+            unread.extend(nested)
             with state.lock:
-                state.referenced.update(children)
+                state.referenced.update(d for d, _ in children)
                 state.unread.discard(digest)
 
     def untag(self, path: str, tag: str) -> str:

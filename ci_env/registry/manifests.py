@@ -98,6 +98,21 @@ def references(body: bytes) -> References:
     return References(blobs=tuple(blobs), children=())
 
 
+def child_descriptors(body: bytes) -> tuple[tuple[str, str | None], ...]:
+    """(digest, media type or None) of each child manifest an index body lists; () for anything else."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ()
+    entries = doc.get("manifests") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        return ()
+    return tuple(
+        (str(e["digest"]), e["mediaType"] if isinstance(e.get("mediaType"), str) else None)
+        for e in entries if isinstance(e, dict) and e.get("digest")
+    )
+
+
 def placeholder_manifest(marker: str | None = None) -> bytes:
     """A tiny OCI image manifest with no layers, made unique by ``marker`` (a fresh UUID by default).
 

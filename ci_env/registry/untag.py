@@ -139,6 +139,24 @@ class DefaultRemover(_ClientRemover):
         """All of ``tags`` in one batch (see ``RegistryClient.untag_many``)."""
         return self.client(repo).untag_many(repo.path, tags, parallel=parallel, report=report)
 
+    def delete_manifests(
+        self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 8,
+    ) -> dict[str, str | CiEnvError]:
+        """Delete each manifest of ``digests`` with every tag on it (signatures, platform manifests of a removed
+        index): ``"removed"`` (or already gone) or the error, per digest."""
+        client = self.client(repo)
+
+        def delete(digest: str) -> str | CiEnvError:
+            try:
+                client.delete_manifest(repo.path, digest)
+            except CiEnvError as exc:
+                return exc
+            return REMOVED
+
+        unique = list(dict.fromkeys(digests))
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(unique) or 1))) as pool:
+            return dict(zip(unique, pool.map(delete, unique), strict=True))
+
 
 class OciTagDeleteRemover(_ClientRemover):
     """GCR / Artifact Registry: ``DELETE /v2/NAME/manifests/TAG`` removes only the tag."""

@@ -2,12 +2,15 @@
 
 ``GitHubPackages``: GitHub's packages REST API (org ``acme``) on a FakeApi, its package versions DERIVED from a
 real registry playing ghcr.io's Registry API (one version per digest, ``metadata.container.tags`` = the tags on
-it; ``DELETE .../versions/ID`` deletes the digest on the registry, as ghcr.io does). The token it accepts is
-:data:`TOKEN`. (The moto server for ECR is the ``moto_url`` fixture of ``tests/vendors/conftest.py``.)
+it; every other manifest the registry holds (platform manifests of an index, signatures, attestations) is an
+untagged version, as ghcr.io lists them; ``DELETE .../versions/ID`` deletes the digest on the registry, as ghcr.io
+does). The token it accepts is :data:`TOKEN`. (The moto server for ECR is the ``moto_url`` fixture of
+``tests/vendors/conftest.py``.)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -26,6 +29,7 @@ class GitHubPackages:
     def __init__(self, api: FakeApi, registry: RegistryService, scopes: str | None) -> None:
         self.api = api
         self.client = RegistryClient(registry.host)
+        self.storage = Path(registry.root) / "data" / "docker" / "registry" / "v2" / "repositories"
         self.scopes = scopes
         self.ids: dict[str, int] = {}
         self.page_size = 100
@@ -53,7 +57,7 @@ class GitHubPackages:
             return None
 
     def _versions(self, path: str) -> list[dict[str, Any]]:
-        by_digest: dict[str, list[str]] = {}
+        by_digest: dict[str, list[str]] = {digest: [] for digest in self._revisions(path)}
         for tag, digest in tag_map(self.client, path).items():
             by_digest.setdefault(digest, []).append(tag)
         versions = []
@@ -62,6 +66,11 @@ class GitHubPackages:
             versions.append({"id": ident, "name": digest, "metadata": {"package_type": "container",
                                                                        "container": {"tags": sorted(tags)}}})
         return sorted(versions, key=lambda v: -v["id"])
+
+    def _revisions(self, path: str) -> list[str]:
+        """Every manifest the registry holds in ``path``, tagged or not."""
+        revisions = self.storage / path / "_manifests" / "revisions" / "sha256"
+        return sorted(f"sha256:{link.parent.name}" for link in revisions.glob("*/link")) if revisions.is_dir() else []
 
     def package(self, call: Call, kind: str, owner: str, package: str) -> Reply:
         if not self._ok(call):
@@ -86,7 +95,7 @@ class GitHubPackages:
     def delete(self, call: Call, kind: str, owner: str, package: str, ident: str) -> Reply:
         path = self._path(kind, owner, package)
         digest = {v: k for k, v in self.ids.items()}.get(int(ident))
-        if path is None or digest is None or digest not in tag_map(self.client, path).values():
+        if path is None or digest is None or digest not in self._revisions(path):
             return 404, {}, {"message": "Package version not found."}
         self.client.delete_manifest(path, digest)
         return 204, {}, None

@@ -65,6 +65,9 @@ class EcrRemover:
         self._clients: dict[str, Any] = {}
         self._given = client
         self._lock = threading.Lock()
+        #: repository -> digests remaining tags reach: ECR deletes an image with its last tag, so such a tag
+        #: is not removed when it is the image's last one
+        self._protected: dict[str, frozenset[str]] = {}
 
     def _client(self, repo: RepoAddress) -> Any:
         """The boto3 ECR client for the registry's region and endpoint; PreflightError without region or credentials."""
@@ -136,6 +139,77 @@ class EcrRemover:
             raise RegistryError(f"{VENDOR}: listing {repo.path}: {type(error).__name__}: {error}") from None
         return [infos[tag] for tag in sorted(infos)]
 
+    def protect(self, repo: RepoAddress, digests: frozenset[str]) -> None:
+        """Never delete ``digests`` (remaining tags reach them) by removing their last tag."""
+        with self._lock:
+            self._protected[str(repo)] = frozenset(digests)
+
+    def _last_tags_of_protected(self, client: Any, repo: RepoAddress, batch: Sequence[str],
+                                removing: set[str]) -> set[str]:
+        """The tags of ``batch`` whose removal would delete a protected image (all its tags are being removed)."""
+        with self._lock:
+            protected = self._protected.get(str(repo))
+        if not protected:
+            return set()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = client.describe_images(imageIds=[{"imageTag": t} for t in batch], **self._ids(repo))
+        except (ClientError, BotoCoreError):
+            return set()  # the delete itself will say what is wrong
+        refused: set[str] = set()
+        for image in answer.get("imageDetails") or []:
+            tags = set(image.get("imageTags") or [])
+            if image.get("imageDigest") in protected and tags <= removing:
+                refused.update(tags & set(batch))
+        return refused
+
+    def delete_manifests(
+        self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 1,
+    ) -> dict[str, str | CiEnvError]:
+        """Delete the images ``digests`` (with their tags) with ``batch_delete_image`` by digest, 100 a call:
+        ``removed``, ``absent`` or the error, per digest."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self._client(repo)
+        unique = list(dict.fromkeys(digests))
+        results: dict[str, str | CiEnvError] = {}
+        for start in range(0, len(unique), BATCH_SIZE):
+            batch = unique[start: start + BATCH_SIZE]
+            try:
+                answer = client.batch_delete_image(imageIds=[{"imageDigest": d} for d in batch], **self._ids(repo))
+            except (ClientError, BotoCoreError) as error:
+                code = _code(error) if isinstance(error, ClientError) else type(error).__name__
+                results.update(dict.fromkeys(batch, RegistryError(f"{VENDOR}: deleting images of {repo.path}: "
+                                                                  f"{code or error}")))
+                continue
+            for item in answer.get("failures") or []:
+                digest = (item.get("imageId") or {}).get("imageDigest")
+                code = str(item.get("failureCode") or "")
+                if digest in batch:
+                    results[digest] = ABSENT if code in _ABSENT_CODES else RegistryError(
+                        f"{VENDOR}: deleting {repo.path}@{digest}: {code}: {item.get('failureReason') or ''}")
+            for digest in batch:
+                results.setdefault(digest, REMOVED)
+        return {digest: results[digest] for digest in unique}
+
+    def list_untagged(self, repo: RepoAddress) -> list[str]:
+        """The digests of the untagged images of ``repo`` (``describe_images``, ``tagStatus`` UNTAGGED)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self._client(repo)
+        pages = client.get_paginator("describe_images").paginate(
+            filter={"tagStatus": "UNTAGGED"}, PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **self._ids(repo))
+        try:
+            return [str(i["imageDigest"]) for page in pages for i in page.get("imageDetails") or []
+                    if i.get("imageDigest") and not i.get("imageTags")]
+        except ClientError as error:
+            if _code(error) == "RepositoryNotFoundException":
+                return []
+            raise RegistryError(f"{VENDOR}: listing the untagged images of {repo.path}: {_code(error)}") from None
+        except BotoCoreError as error:
+            raise RegistryError(f"{VENDOR}: listing the untagged images of {repo.path}: {error}") from None
+
     def _ids(self, repo: RepoAddress) -> dict[str, str]:
         account = endpoints.ecr_account(repo.registry)
         ids = {"repositoryName": repo.path}
@@ -187,6 +261,16 @@ class EcrRemover:
         unique = list(dict.fromkeys(tags))
         for start in range(0, len(unique), BATCH_SIZE):
             batch = unique[start: start + BATCH_SIZE]
+            refused = self._last_tags_of_protected(client, repo, batch, set(unique))
+            for tag in refused:
+                results[tag] = RegistryError(
+                    f"{VENDOR}: {repo.path}:{tag} was not removed: it is the last tag of an image a kept tag reaches "
+                    "(a platform of a kept index, or a signature), and ECR deletes an image with its last tag")
+                if report is not None:
+                    report(tag, results[tag])
+            batch = [tag for tag in batch if tag not in refused]
+            if not batch:
+                continue
             try:
                 answer = client.batch_delete_image(imageIds=[{"imageTag": t} for t in batch], **self._ids(repo))
             except ClientError as error:
@@ -207,9 +291,10 @@ class EcrRemover:
                 if image.get("imageTag") in batch:
                     results[image["imageTag"]] = REMOVED
             for item in answer.get("failures") or []:
-                tag = (item.get("imageId") or {}).get("imageTag")
-                if tag not in batch:
+                failed_tag = (item.get("imageId") or {}).get("imageTag")
+                if failed_tag not in batch:
                     continue
+                tag = str(failed_tag)
                 code = str(item.get("failureCode") or "")
                 if code in _ABSENT_CODES:
                     results[tag] = ABSENT

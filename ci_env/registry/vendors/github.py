@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ci_env.errors import AuthError, RegistryError
+from ci_env.errors import AuthError, CiEnvError, RegistryError
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     ABSENT,
@@ -84,6 +84,8 @@ class GitHubRemover:
         self._login_known = False
         self._bases: dict[str, str | None] = {}
         self._package_locks: dict[str, threading.Lock] = {}
+        #: repository -> digests remaining tags reach (a version holding one is never deleted with its tag)
+        self._protected: dict[str, frozenset[str]] = {}
 
     # --- plumbing ------------------------------------------------------------
     def _token(self) -> str:
@@ -171,7 +173,8 @@ class GitHubRemover:
             version = self._find_version(base, lambda v: tag in _tags(v))
             if version is None:
                 return ABSENT
-            if _tags(version) != [tag]:
+            if _tags(version) != [tag] or self._reached(repo, str(version.get("name") or "")):
+                # other tags, or an index / image a remaining tag reaches holds this manifest: detach the tag only
                 digest = self._client(repo.api_host()).point_at_placeholder(repo.path, tag)
                 version = self._wait_for_version(base, digest)
                 if version is None:
@@ -180,6 +183,70 @@ class GitHubRemover:
                         "for it appeared; delete that untagged version later"
                     )
             return self._delete_version(base, version, f"{repo}:{tag}")
+
+    def protect(self, repo: RepoAddress, digests: frozenset[str]) -> None:
+        """Never delete the versions of ``digests`` (remaining tags reach them: platforms, signatures, ...)."""
+        with self._lock:
+            self._protected[str(repo)] = frozenset(digests)
+
+    def _reached(self, repo: RepoAddress, digest: str) -> bool:
+        """True when a tag reaches ``digest`` through an index or as a referrer (the repository's graph, read
+        through the registry once when the caller did not say)."""
+        with self._lock:
+            known = self._protected.get(str(repo))
+        if known is None:
+            from ci_env.registry.graph import registry_graph
+
+            known = registry_graph(self._client(repo.api_host()), repo.path).referenced()
+            with self._lock:
+                self._protected[str(repo)] = known
+        return digest in known
+
+    def _all_versions(self, base: str) -> list[dict[str, Any]]:
+        versions: list[dict[str, Any]] = []
+        for response in paged(self._session, f"{base}/versions", params={"per_page": 100}, headers=self._headers()):
+            if response.status_code == 404:
+                return []
+            if not response.ok:
+                raise fail(response, f"{VENDOR}: listing versions")
+            versions.extend(v for v in response.json() if isinstance(v, dict))
+        return versions
+
+    def list_untagged(self, repo: RepoAddress) -> list[str]:
+        """The digests of the package's versions without a tag (platform manifests of indexes, signatures of
+        referrers, images whose tags were all removed, ...)."""
+        if repo.registry == LEGACY_HOST:
+            return []
+        base = self._package_base(repo)
+        if base is None:
+            return []
+        return [str(v["name"]) for v in self._all_versions(base) if not _tags(v) and v.get("name")]
+
+    def delete_manifests(
+        self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 8,
+    ) -> dict[str, str | CiEnvError]:
+        """Delete the package versions of ``digests`` (a version is one manifest with its tags): ``removed``,
+        ``absent`` or the error, per digest; on the legacy registry (versions named by tag) ``left``."""
+        unique = list(dict.fromkeys(digests))
+        if repo.registry == LEGACY_HOST:
+            return dict.fromkeys(unique, "left")
+        results: dict[str, str | CiEnvError] = {}
+        try:
+            base = self._package_base(repo)
+            versions = {str(v.get("name")): v for v in self._all_versions(base)} if base else {}
+        except CiEnvError as exc:
+            return dict.fromkeys(unique, exc)
+        assert base is not None or not versions
+        for digest in unique:
+            version = versions.get(digest)
+            if version is None or base is None:
+                results[digest] = ABSENT
+                continue
+            try:
+                results[digest] = self._delete_version(base, version, f"{repo}@{digest}")
+            except CiEnvError as exc:
+                results[digest] = exc
+        return results
 
     def _package_lock(self, base: str) -> threading.Lock:
         with self._lock:

@@ -1,0 +1,314 @@
+"""Removing images with what belongs to them: tags, and the signatures, attestations, referrers and platform
+manifests no remaining tag reaches.
+
+:func:`remove_images` wraps the tag dispatcher (``ci_env.registry.untag.untag_all``) with the repository graph
+(``ci_env.registry.graph``), per repository, in three phases:
+
+1. the removed images' referrers (signatures, attestations, SBOMs, referrers tag schema indexes), deepest first;
+2. the tags themselves (each remover's careful route; removers that can delete a manifest with its last tag are
+   told which digests remaining tags reach, so they never delete one of those);
+3. the child manifests of the removed indexes (an index before its children).
+
+A run stopped half-way leaves the tags in place (phase 1: run it again) or only untagged children (phase 3).
+Nothing a remaining tag reaches is ever deleted. A remover that can delete a manifest by digest has
+``delete_manifests`` (:class:`ManifestRemover`); on the others an accessory's tags are removed and the untagged
+manifest is left to the registry's garbage collection (outcome ``left``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ci_env.errors import CiEnvError, RegistryError
+from ci_env.registry.untag import ABSENT, FAILED, REMOVED, WOULD_REMOVE, Progress, Summary, TagRemover, untag_all
+
+if TYPE_CHECKING:
+    from ci_env.registry.graph import Accessory, Removal, RepoGraph
+    from ci_env.registry.reference import RepoAddress
+
+#: an accessory this route cannot delete (untagged): the registry's garbage collection removes it.
+LEFT = "left"
+NOT_ATTEMPTED = "not-attempted"
+LEFT_REASON = "this registry removes tags only; its garbage collection removes the untagged manifest"
+
+
+class ManifestRemover(Protocol):
+    """A remover that can also delete manifests by digest (with every tag on them)."""
+
+    def delete_manifests(
+        self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 8,
+    ) -> dict[str, str | CiEnvError]:
+        """Delete each of ``digests``: ``"removed"``, ``"absent"`` or the error, per digest (never raises)."""
+
+
+class UntaggedLister(Protocol):
+    """A remover whose registry lists the manifests no tag points at (GitHub's untagged versions, ECR's untagged
+    images)."""
+
+    def list_untagged(self, repo: RepoAddress) -> list[str]:
+        """The digests of the untagged manifests of ``repo``."""
+
+
+class ProtectingRemover(Protocol):
+    """A remover whose tag removal may delete a manifest (with its last tag): told what must stay."""
+
+    def protect(self, repo: RepoAddress, digests: frozenset[str]) -> None:
+        """Never delete any of ``digests`` in ``repo`` (remaining tags reach them)."""
+
+
+@dataclass(frozen=True)
+class AccessoryOutcome:
+    """What happened to one accessory of a removed tag."""
+
+    repo: str
+    tag: str
+    accessory: Accessory
+    status: str
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (reports and ``--json``)."""
+        return {**self.accessory.as_dict(), "outcome": self.status, **({"reason": self.reason} if self.reason else {})}
+
+
+@dataclass(frozen=True)
+class ImageRemoval:
+    """The tags' outcomes (as ``untag_all`` gives them), each removed tag's accessories, and warnings."""
+
+    summary: Summary
+    accessories: tuple[AccessoryOutcome, ...] = ()
+    warnings: tuple[str, ...] = ()
+    graphs: Mapping[str, RepoGraph] = field(default_factory=dict)
+    #: repository -> every digest its remaining tags reach
+    protected: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def accessories_of(self, repo: str, tag: str) -> tuple[AccessoryOutcome, ...]:
+        """The accessories removed (or to be removed) with ``repo:tag``."""
+        return tuple(a for a in self.accessories if a.repo == repo and a.tag == tag)
+
+    def by_tag(self) -> dict[tuple[str, str], tuple[AccessoryOutcome, ...]]:
+        """(repository, tag) -> its accessories' outcomes."""
+        grouped: dict[tuple[str, str], list[AccessoryOutcome]] = {}
+        for outcome in self.accessories:
+            grouped.setdefault((outcome.repo, outcome.tag), []).append(outcome)
+        return {key: tuple(value) for key, value in grouped.items()}
+
+    @property
+    def failed(self) -> tuple[AccessoryOutcome, ...]:
+        """The accessories that could not be removed."""
+        return tuple(a for a in self.accessories if a.status == FAILED)
+
+
+class _Preflighted:
+    """A remover whose preflight runs once (the phases and ``untag_all`` all ask)."""
+
+    def __init__(self, inner: TagRemover) -> None:
+        self.inner = inner
+        self._done: set[RepoAddress] = set()
+
+    def preflight(self, repo: RepoAddress) -> None:
+        if repo not in self._done:
+            self.inner.preflight(repo)
+            self._done.add(repo)
+
+    def untag(self, repo: RepoAddress, tag: str) -> str:
+        return self.inner.untag(repo, tag)
+
+    def __getattr__(self, name: str) -> Any:  # untag_many, delete_manifests, protect: only when the inner has them
+        return getattr(self.inner, name)
+
+
+def remove_images(
+    requests: Sequence[tuple[RepoAddress, str]],
+    remover_of: Callable[[RepoAddress], TagRemover],
+    graph_of: Callable[[RepoAddress], RepoGraph],
+    *,
+    keep_accessories: bool = False,
+    parallel: int = 8,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ImageRemoval:
+    """Remove every (repository, tag) of ``requests`` with its accessories (see the module docstring).
+
+    ``graph_of(repo)`` gives the repository's graph (built from the caller's listing); when it cannot be built
+    the tags are still removed by their remover's own careful route, nothing else is, and a warning says so.
+    Every repository is preflighted before anything is deleted. ``keep_accessories`` (``--keep-signatures``)
+    leaves referrers in place; platform manifests still go with their index.
+    """
+    unique = list(dict.fromkeys(requests))
+    by_repo: dict[RepoAddress, list[str]] = {}
+    for repo, tag in unique:
+        by_repo.setdefault(repo, []).append(tag)
+    removers: dict[RepoAddress, _Preflighted] = {}
+    shared: dict[int, _Preflighted] = {}
+
+    def wrapped(repo: RepoAddress) -> _Preflighted:
+        if repo not in removers:
+            inner = remover_of(repo)
+            removers[repo] = shared.setdefault(id(inner), _Preflighted(inner))
+        return removers[repo]
+
+    removals: dict[RepoAddress, Removal] = {}
+    graphs: dict[str, RepoGraph] = {}
+    warnings: list[str] = []
+    for repo, tags in by_repo.items():
+        try:
+            graph = graph_of(repo)
+        except CiEnvError as exc:
+            warnings.append(f"{repo}: the repository's graph could not be read ({exc.message}); only the tags "
+                            "are removed, their signatures and other accessories are not")
+            continue
+        graphs[str(repo)] = graph
+        removals[repo] = graph.removal(tags, keep_accessories=keep_accessories)
+    if dry_run:
+        summary = untag_all(unique, wrapped, parallel=parallel, dry_run=True)
+        planned = [
+            AccessoryOutcome(str(repo), tag, accessory, WOULD_REMOVE if _deletable(wrapped(repo), accessory) else LEFT,
+                             "" if _deletable(wrapped(repo), accessory) else LEFT_REASON)
+            for repo, removal in removals.items() for tag in removal.tags for accessory in removal.accessories[tag]
+        ]
+        return ImageRemoval(summary, tuple(planned), tuple(warnings), graphs, _protected(removals))
+    for repo in by_repo:
+        wrapped(repo).preflight(repo)
+    outcomes: dict[tuple[str, str, str], AccessoryOutcome] = {}
+    for repo, removal in removals.items():
+        remover = wrapped(repo)
+        protect = getattr(remover.inner, "protect", None)
+        if callable(protect):
+            protect(repo, removal.protected)
+        referrers = [(removal.owner(a.digest), a) for a in removal.all_accessories() if a.is_referrer]
+        _remove_accessories(repo, remover, referrers, parallel, outcomes)
+    summary = untag_all(unique, wrapped, parallel=parallel, progress=progress)
+    status = {(o.repo, o.tag): o.status for o in summary.outcomes}
+    for repo, removal in removals.items():
+        children: list[tuple[str, Accessory]] = []
+        for tag in removal.tags:
+            for accessory in removal.accessories[tag]:
+                if accessory.is_referrer:
+                    continue
+                if status.get((str(repo), tag)) in (REMOVED, ABSENT):
+                    children.append((tag, accessory))
+                else:
+                    outcomes[(str(repo), tag, accessory.digest)] = AccessoryOutcome(
+                        str(repo), tag, accessory, NOT_ATTEMPTED, "its image's tag was not removed; left in place")
+        _remove_accessories(repo, wrapped(repo), children, parallel, outcomes)
+    ordered = [
+        outcomes[(str(repo), tag, a.digest)]
+        for repo, removal in removals.items() for tag in removal.tags for a in removal.accessories[tag]
+        if (str(repo), tag, a.digest) in outcomes
+    ]
+    return ImageRemoval(summary, tuple(ordered), tuple(warnings), graphs, _protected(removals))
+
+
+def _protected(removals: Mapping[RepoAddress, Removal]) -> dict[str, frozenset[str]]:
+    return {str(repo): removal.protected for repo, removal in removals.items()}
+
+
+@dataclass(frozen=True)
+class UntaggedOutcome:
+    """What happened to one untagged manifest (``--delete-untagged``)."""
+
+    repo: str
+    digest: str
+    status: str
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (reports)."""
+        return {"repository": self.repo, "digest": self.digest, "outcome": self.status,
+                **({"error": self.reason} if self.reason else {})}
+
+
+def remove_untagged(
+    repos: Sequence[RepoAddress],
+    remover_of: Callable[[RepoAddress], TagRemover],
+    graph_of: Callable[[RepoAddress], RepoGraph],
+    removal: ImageRemoval,
+    *,
+    parallel: int = 8,
+    dry_run: bool = False,
+) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
+    """Delete the untagged manifests of ``repos`` that nothing kept reaches (``--delete-untagged``): the platform
+    manifests, attestations and signatures of kept images are never among them. Only registries that list
+    untagged manifests (:class:`UntaggedLister`) have any; ``removal`` is the tag removal that ran before
+    (what its remaining tags reach). Returns the outcomes and warnings."""
+    outcomes: list[UntaggedOutcome] = []
+    warnings: list[str] = []
+    for repo in dict.fromkeys(repos):
+        remover = remover_of(repo)
+        lister = getattr(remover, "list_untagged", None)
+        delete = getattr(remover, "delete_manifests", None)
+        if not callable(lister) or not callable(delete):
+            continue
+        try:
+            protected = removal.protected.get(str(repo))
+            if protected is None:
+                graph = removal.graphs.get(str(repo)) or graph_of(repo)
+                protected = graph.reach(graph.tags.values())
+            untagged = [d for d in lister(repo) if d not in protected]
+        except CiEnvError as exc:
+            warnings.append(f"{repo}: untagged manifests were not removed: {exc.message}")
+            continue
+        gone = {a.accessory.digest for a in removal.accessories if a.repo == str(repo) and a.status == REMOVED}
+        untagged = [d for d in untagged if d not in gone]
+        if dry_run or not untagged:
+            outcomes += [UntaggedOutcome(str(repo), d, WOULD_REMOVE) for d in untagged]
+            continue
+        remover.preflight(repo)
+        answers = delete(repo, untagged, parallel=parallel)
+        for digest in untagged:
+            answer = answers.get(digest, RegistryError("no outcome was reported"))
+            if isinstance(answer, CiEnvError):
+                outcomes.append(UntaggedOutcome(str(repo), digest, FAILED, answer.message))
+            else:
+                outcomes.append(UntaggedOutcome(str(repo), digest, str(answer)))
+    return tuple(outcomes), tuple(warnings)
+
+
+def _deletable(remover: Any, accessory: Accessory) -> bool:
+    return bool(accessory.tags) or callable(getattr(remover, "delete_manifests", None))
+
+
+def _remove_accessories(
+    repo: RepoAddress, remover: _Preflighted, items: Sequence[tuple[str, Accessory]], parallel: int,
+    outcomes: dict[tuple[str, str, str], AccessoryOutcome],
+) -> None:
+    """Delete ``items`` (in order) by digest where the remover can, else remove their tags and leave them."""
+    if not items:
+        return
+    record = functools.partial(_record, repo, outcomes)
+    delete = getattr(remover, "delete_manifests", None)
+    if callable(delete):
+        digests = list(dict.fromkeys(a.digest for _, a in items))
+        try:
+            answers: Mapping[str, object] = delete(repo, digests, parallel=parallel)
+        except CiEnvError as exc:
+            answers = dict.fromkeys(digests, exc)
+        for tag, accessory in items:
+            record(tag, accessory, answers.get(accessory.digest, RegistryError("no outcome was reported")))
+        return
+    for tag, accessory in items:
+        if not accessory.tags:
+            record(tag, accessory, LEFT)
+            continue
+        result: object = REMOVED
+        for accessory_tag in accessory.tags:
+            try:
+                remover.untag(repo, accessory_tag)
+            except CiEnvError as exc:
+                result = exc
+        record(tag, accessory, result)
+
+
+def _record(repo: RepoAddress, outcomes: dict[tuple[str, str, str], AccessoryOutcome], tag: str,
+            accessory: Accessory, result: object) -> None:
+    if isinstance(result, CiEnvError):
+        outcome = AccessoryOutcome(str(repo), tag, accessory, FAILED, result.message)
+    elif result == LEFT:
+        outcome = AccessoryOutcome(str(repo), tag, accessory, LEFT, LEFT_REASON)
+    else:
+        outcome = AccessoryOutcome(str(repo), tag, accessory, result if result in (REMOVED, ABSENT) else REMOVED)
+    outcomes[(str(repo), tag, accessory.digest)] = outcome
