@@ -22,6 +22,7 @@ from ci_env.registry import manifests as mf
 from ci_env.registry.auth import Authenticator, Credential, credentials_for, docker_config_dir, repository_scope
 from ci_env.registry.insecure import from_env as insecure_from_env
 from ci_env.registry.insecure import is_listed, is_loopback
+from ci_env.registry.waits import retry_after_seconds
 
 if TYPE_CHECKING:
     import requests
@@ -405,13 +406,15 @@ class RegistryClient:
 
     def _start_upload(self, path: str, url: str, scopes: Sequence[str]) -> str:
         """POST an upload; retried when the answer is a 429/5xx (starting an upload twice is harmless)."""
+        from ci_env.registry.http import wait_budget
+
+        budget = wait_budget(self.session)
         response = self.request("POST", url, scopes=scopes)
         for _ in range(3):
-            if response.status_code not in (429, 500, 502, 503, 504):
+            if response.status_code not in (429, 500, 502, 503, 504) or budget.spent:
                 break
-            import time
-
-            time.sleep(min(float(response.headers.get("Retry-After", "1") or 1), 10.0))
+            asked = retry_after_seconds(response.headers.get("Retry-After"))
+            budget.wait(1.0 if asked is None else asked)
             response = self.request("POST", url, scopes=scopes)
         if response.status_code != 202 or not response.headers.get("Location"):
             raise self._fail(response, f"starting a blob upload to {path}")

@@ -9,7 +9,6 @@ or ``AuthError`` on failure). Nothing here ever puts a secret into a message.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -110,23 +109,27 @@ def paged(session: requests.Session, url: str, **kwargs: Any) -> Iterator[reques
 
 
 def post_with_retry(session: requests.Session, url: str, attempts: int = 4, **kwargs: Any) -> requests.Response:
-    """POST for a login or token: side-effect free, so a 429/503 is retried honouring ``Retry-After``."""
+    """POST for a login or token: side-effect free, so a 429/503 is retried honouring ``Retry-After``
+    within the bounds of ``ci_env.registry.waits``."""
+    from ci_env.registry.http import wait_budget
+
+    budget = wait_budget(session)
     response = session.post(url, **kwargs)
     for _ in range(attempts - 1):
-        if response.status_code not in (429, 503):
+        if response.status_code not in (429, 503) or budget.spent:
             break
-        time.sleep(retry_after_seconds(response))
+        budget.wait(retry_after_seconds(response))
         response = session.post(url, **kwargs)
     return response
 
 
-def retry_after_seconds(response: requests.Response, default: float = 1.0, cap: float = 30.0) -> float:
-    """Seconds to wait according to ``Retry-After`` (delta seconds), bounded to ``cap``."""
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, min(float(value), cap))
-    except ValueError:
-        return default
+def retry_after_seconds(response: requests.Response, default: float = 1.0) -> float:
+    """Seconds to wait according to ``Retry-After`` (seconds or a date), ``default`` when absent or unreadable;
+    the caller's ``WaitBudget`` caps it."""
+    from ci_env.registry.waits import retry_after_seconds as parse
+
+    seconds = parse(response.headers.get("Retry-After"))
+    return default if seconds is None else seconds
 
 
 def describe(response: requests.Response) -> str:
