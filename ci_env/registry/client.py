@@ -362,7 +362,8 @@ class RegistryClient:
             _, info = self.get_manifest(path, ref)
             return info
         media = (response.headers.get("Content-Type") or mf.OCI_MANIFEST).split(";", 1)[0].strip()
-        return ManifestInfo(digest, media, int(response.headers.get("Content-Length") or 0))
+        length = (response.headers.get("Content-Length") or "").strip()
+        return ManifestInfo(digest, media, int(length) if length.isdigit() else 0)
 
     def get_manifest(self, path: str, ref: str) -> tuple[bytes, ManifestInfo]:
         """The manifest bytes ``ref`` points at and its info; RegistryError when absent."""
@@ -375,6 +376,10 @@ class RegistryClient:
                 raise RegistryError(f"{self.registry}/{path}:{ref} does not exist (404)")
             raise self._fail(response, f"reading the manifest {path}:{ref}")
         body = response.content
+        if not mf.is_manifest_document(body):
+            kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
+            raise RegistryError(f"{self.registry} answered the manifest {path}:{ref} with something that is not a "
+                                f"manifest ({kind}, {len(body)} bytes)")
         computed = mf.sha256_digest(body)
         digest = response.headers.get("Docker-Content-Digest") or computed
         if mf.is_digest(ref) and ref.startswith("sha256:") and computed != ref:
