@@ -69,7 +69,7 @@ def test_a_tag_list_that_is_not_one_is_an_error(
 ) -> None:
     api = fake_server()
     api.route("GET", r"/v2/app/tags/list")(lambda call: (200, headers, body))
-    with pytest.raises(RegistryError, match="tag list|not JSON"):
+    with pytest.raises(RegistryError, match=r"tag list|not JSON"):
         client(api).list_tags("app")
 
 
