@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,8 @@ ABSENT = "absent"
 #: a digest no registry holds: deleting it is the harmless probe of whether deletion is allowed.
 PROBE_DIGEST = "sha256:" + "0" * 64
 LISTING_PARALLELISM = 8
+#: bytes read from the source and sent to the target at a time when a blob is streamed across.
+BLOB_CHUNK = 1 << 20
 #: redirects followed per request at most (as requests and Go's net/http do).
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -113,6 +115,30 @@ class _PhaseLock:
             if not self._active:
                 self._kind = None
                 self._cond.notify_all()
+
+
+class _BlobStream:
+    """A blob being read (a streamed GET), as a request body: iterated once, chunk by chunk, with its length.
+
+    Its ``len`` (the GET's Content-Length) lets requests send a Content-Length instead of chunked encoding. A
+    second iteration (a retry of the PUT after the body was consumed) fails with OSError, so the request ends
+    with an error instead of sending an empty body.
+    """
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+        length = (response.headers.get("Content-Length") or "").strip()
+        self._length = int(length) if length.isdigit() else None
+        self._used = False
+
+    def __len__(self) -> int:
+        return self._length or 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._used:
+            raise OSError("the blob stream was already sent; it cannot be sent twice")
+        self._used = True
+        return self._response.raw.stream(BLOB_CHUNK, decode_content=False)
 
 
 class RegistryClient:
@@ -488,7 +514,9 @@ class RegistryClient:
     def mount_blob(self, source_path: str, target_path: str, digest: str) -> None:
         """Make blob ``digest`` of ``source_path`` exist in ``target_path`` by a cross-repository mount.
 
-        When the registry will not mount (it answers 202), the blob is streamed across instead.
+        When the registry will not mount (it answers 202), the blob is streamed across instead: read from the
+        source and written to the target in chunks of ``BLOB_CHUNK`` bytes, never held whole in memory (the
+        registry checks the digest when the upload completes).
         """
         scopes = [repository_scope(target_path), repository_scope(source_path, "pull")]
         url = f"/v2/{target_path}/blobs/uploads/?mount={quote(digest)}&from={quote(source_path, safe='/')}"
@@ -499,9 +527,12 @@ class RegistryClient:
             raise self._fail(response, f"mounting {digest} from {source_path} into {target_path}")
         location = urljoin(self.base_url + "/", response.headers["Location"])
         blob = self.request("GET", f"/v2/{source_path}/blobs/{digest}", scopes=scopes, stream=True)
-        if blob.status_code != 200:
-            raise self._fail(blob, f"reading the blob {digest} of {source_path}")
-        self._finish_upload(target_path, location, digest, blob.content, scopes)
+        try:
+            if blob.status_code != 200:
+                raise self._fail(blob, f"reading the blob {digest} of {source_path}")
+            self._finish_upload(target_path, location, digest, _BlobStream(blob), scopes)
+        finally:
+            blob.close()
 
     def retag(self, source_path: str, source_ref: str, target_path: str, tags: Sequence[str]) -> ManifestInfo:
         """Add ``tags`` in ``target_path`` to the image ``source_path:source_ref``, without moving layers.
