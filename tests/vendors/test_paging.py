@@ -178,3 +178,14 @@ def _refusing_registry(api: FakeApi) -> Callable[[str], object]:
         return RegistryClient(host, docker_config=Path("/nonexistent-docker-config"))
 
     return make
+
+
+def test_a_docker_hub_login_answered_with_a_list_is_an_error(
+    fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path
+) -> None:
+    api = fake_api()
+    api.route("POST", r"/v2/auth/token")(lambda call: (200, {}, ["access_token", "x"]))
+    remover = DockerHubRemover(Ctx(env={"WERF_DOCKER_HUB_API_URL": api.url}, docker_config=tmp_path,
+                                   credentials={"docker-hub-username": "foo", "docker-hub-token": "dckr_pat_X"}))
+    with pytest.raises(RegistryError, match="login: the answer is JSON but not an object"):
+        remover.preflight(RepoAddress("docker.io", "foo/app"))

@@ -152,6 +152,14 @@ def json_of(response: requests.Response, what: str, expected: type = dict) -> An
     return body
 
 
+def token_of(response: requests.Response, key: str, what: str) -> str:
+    """The non-empty string ``key`` of the JSON object answered to ``what`` (a token); RegistryError otherwise."""
+    value = json_of(response, what).get(key)
+    if not isinstance(value, str) or not value:
+        raise RegistryError(f"{what}: the answer has no {key!r}")
+    return value
+
+
 def items_of(body: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
     """The list of objects under ``key`` of a listing page (absent or null: []); RegistryError otherwise."""
     items = body.get(key)

@@ -28,6 +28,7 @@ from ci_env.registry.vendors.common import (
     fail,
     get_credential,
     items_of,
+    json_of,
     listing_page,
     new_session,
     next_page,
@@ -123,8 +124,8 @@ class DockerHubRemover:
             raise preflight_failure(VENDOR, f"login refused ({describe(response)})", CREDENTIALS_HELP)
         if not response.ok:
             raise fail(response, f"{VENDOR}: login")
-        body = response.json()
-        jwt = body.get("access_token") or body.get("token") if isinstance(body, dict) else None
+        body = json_of(response, f"{VENDOR}: login")
+        jwt = body.get("access_token") or body.get("token")
         if not jwt:
             raise RegistryError(f"{VENDOR}: login answered without a token")
         return str(jwt)
