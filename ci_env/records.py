@@ -261,16 +261,28 @@ class LocalStore:
     def _path(self, kind: str, key: str) -> Path:
         return self.directory / kind / f"{key}.json"
 
+    def _unwritable(self, exc: OSError) -> ConfigError:
+        return ConfigError(
+            f"cannot write the records of the :local stages storage under {self.directory} "
+            f"({exc.strerror or type(exc).__name__}); set XDG_STATE_HOME to a writable directory"
+        )
+
     def put(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
         folder = self.directory / kind
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(dict(record), handle, sort_keys=True)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, self._path(kind, key))
+        except OSError as exc:
+            Path(temp).unlink(missing_ok=True)
+            raise self._unwritable(exc) from None
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
@@ -319,6 +331,8 @@ class LocalStore:
             path.unlink()
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         return True
 
     def delete_many(self, kind: str, keys: Sequence[str], parallel: int = 8) -> int:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ci_env.configjson import config_keys, load, locate, normalize_registry
 from ci_env.errors import AuthError, ConfigError
 from ci_env.registry.challenge import Challenge, preferred_challenge
+from ci_env.registry.origins import RegistryOrigins
 
 if TYPE_CHECKING:
     import requests
@@ -160,8 +161,12 @@ class Authenticator:
     cached token for those scopes, so the next ``authorization`` fetches a fresh one.
     """
 
-    def __init__(self, registry: str, session: requests.Session, credential: Credential | None) -> None:
+    def __init__(
+        self, registry: str, session: requests.Session, credential: Credential | None,
+        origins: RegistryOrigins | None = None,
+    ) -> None:
         self.registry = registry
+        self.origins = origins if origins is not None else RegistryOrigins(registry)
         self.session = session
         self.credential = credential
         self.challenge: Challenge | None = None
@@ -205,6 +210,7 @@ class Authenticator:
     def _fetch(self, challenge: Challenge, scopes: Sequence[str]) -> _Token:
         if not challenge.realm:
             raise AuthError(f"{self.registry} asked for a Bearer token but named no realm to get it from")
+        self.origins.check_realm(challenge.realm)
         last_status = 0
         for variant in _scope_variants(scopes):
             status, token = self._request_token(challenge, variant)
@@ -230,6 +236,7 @@ class Authenticator:
 
         realm = challenge.realm or ""
         service = challenge.params.get("service", "")
+        verify = self.origins.realm_verify(realm)
         self.token_requests += 1
         try:
             if self.credential is not None and self.credential.identity_token:
@@ -240,14 +247,21 @@ class Authenticator:
                     "service": service,
                     "scope": " ".join(scopes),
                 }
-                response = self.session.post(realm, data=form)
+                response = self.session.post(realm, data=form, verify=verify, allow_redirects=False)
             else:
                 headers = {}
                 if self.credential is not None and self.credential.has_basic:
                     headers["Authorization"] = "Basic " + _basic(
                         self.credential.username or "", self.credential.password or ""
                     )
-                response = self.session.get(challenge.token_url(list(scopes)), headers=headers)
+                response = self.session.get(
+                    challenge.token_url(list(scopes)), headers=headers, verify=verify, allow_redirects=False
+                )
+        except requests.exceptions.SSLError:
+            raise AuthError(
+                f"the TLS certificate of the token server of {self.registry} could not be verified; if the registry "
+                "uses a self-signed certificate on purpose, list it in --insecure-registry / $WERF_INSECURE_REGISTRY"
+            ) from None
         except requests.RequestException as exc:
             raise AuthError(f"cannot reach the token server of {self.registry}: {type(exc).__name__}") from None
         if response.status_code != 200:
@@ -255,14 +269,19 @@ class Authenticator:
         try:
             body = response.json()
         except ValueError:
-            return 502, None
-        value = body.get("token") or body.get("access_token")
-        if not value:
-            return 502, None
+            body = None
+        value = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        if not value or not isinstance(value, str):
+            raise AuthError(
+                f"the token server of {self.registry} answered 200 without a token (expected a JSON object with "
+                "\"token\" or \"access_token\"); check the registry's token realm"
+            )
         lifetime = body.get("expires_in") or DEFAULT_TOKEN_LIFETIME
         try:
             seconds = float(lifetime)
         except (TypeError, ValueError):
+            seconds = DEFAULT_TOKEN_LIFETIME
+        if not seconds > 0:  # also NaN
             seconds = DEFAULT_TOKEN_LIFETIME
         margin = min(10.0, seconds / 4)
         return 200, _Token(str(value), time.monotonic() + max(seconds - margin, 0.5))

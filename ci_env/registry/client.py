@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,9 @@ from ci_env.registry import manifests as mf
 from ci_env.registry.auth import Authenticator, Credential, credentials_for, docker_config_dir, repository_scope
 from ci_env.registry.insecure import from_env as insecure_from_env
 from ci_env.registry.insecure import is_listed, is_loopback
+from ci_env.registry.origins import RegistryOrigins
+from ci_env.registry.paging import PageGuard
+from ci_env.registry.waits import retry_after_seconds
 
 if TYPE_CHECKING:
     import requests
@@ -33,6 +36,11 @@ ABSENT = "absent"
 #: a digest no registry holds: deleting it is the harmless probe of whether deletion is allowed.
 PROBE_DIGEST = "sha256:" + "0" * 64
 LISTING_PARALLELISM = 8
+#: bytes read from the source and sent to the target at a time when a blob is streamed across.
+BLOB_CHUNK = 1 << 20
+#: redirects followed per request at most (as requests and Go's net/http do).
+MAX_REDIRECTS = 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 #: what happened to one tag of a batch: ``"removed"``, ``"absent"``, or the error that stopped it.
 TagOutcome = str | CiEnvError
@@ -109,6 +117,30 @@ class _PhaseLock:
                 self._cond.notify_all()
 
 
+class _BlobStream:
+    """A blob being read (a streamed GET), as a request body: iterated once, chunk by chunk, with its length.
+
+    Its ``len`` (the GET's Content-Length) lets requests send a Content-Length instead of chunked encoding. A
+    second iteration (a retry of the PUT after the body was consumed) fails with OSError, so the request ends
+    with an error instead of sending an empty body.
+    """
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+        length = (response.headers.get("Content-Length") or "").strip()
+        self._length = int(length) if length.isdigit() else None
+        self._used = False
+
+    def __len__(self) -> int:
+        return self._length or 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._used:
+            raise OSError("the blob stream was already sent; it cannot be sent twice")
+        self._used = True
+        return self._response.raw.stream(BLOB_CHUNK, decode_content=False)
+
+
 class RegistryClient:
     """Registry API operations on one registry (``host[:port]``); safe to share between threads."""
 
@@ -132,8 +164,11 @@ class RegistryClient:
         self.plain_http = is_loopback(registry) or is_listed(registry, insecure)
         self.insecure = self.plain_http and not is_loopback(registry)
         self._scheme: str | None = "http" if is_loopback(registry) else (None if self.insecure else "https")
+        self.origins = RegistryOrigins(registry, insecure)
+        if insecure:
+            _quiet_unverified_tls()
         self.session = session if session is not None else make_session()
-        self._auth = Authenticator(registry, self.session, None)
+        self._auth = Authenticator(registry, self.session, None, self.origins)
         self._credential_loaded = False
         self._lock = threading.Lock()
         self._count = 0
@@ -195,38 +230,77 @@ class RegistryClient:
         *,
         scopes: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
-        data: bytes | None = None,
+        data: Any = None,
         stream: bool = False,
         absolute: bool = False,
     ) -> requests.Response:
-        """Send one request (answering an auth challenge once); RegistryError when the registry is unreachable."""
-        import requests
+        """Send one request (answering an auth challenge once); RegistryError when the registry is unreachable.
 
-        url = url_path if absolute else self.base_url + url_path
-        sent = dict(headers or {})
+        ``url_path`` is a path on the registry, or (``absolute``) a URL the registry handed back. The registry's
+        credentials go only where ``RegistryOrigins.carries_credentials`` allows; redirects are followed (at
+        most ``MAX_REDIRECTS``), without credentials when they leave the registry, and a downgrade from HTTPS
+        to plain HTTP is refused (``RegistryOrigins.check_target``).
+        """
+        base = self.base_url
+        url = url_path if absolute else base + url_path
+        if absolute:
+            self.origins.check_target(url, base, f"{method} {_path_of(url)}")
         response: requests.Response | None = None
         for attempt in range(2):
-            authorization = self._auth.authorization(scopes)
-            if authorization:
-                sent["Authorization"] = authorization
-            with self._lock:
-                self._count += 1
-            try:
-                response = self.session.request(
-                    method, url, headers=sent, data=data, stream=stream, verify=not self.insecure, allow_redirects=True
-                )
-            except requests.RequestException as exc:
-                raise RegistryError(
-                    f"cannot reach the registry {self.registry} ({method} {url_path.split('?')[0]}): "
-                    f"{type(exc).__name__} after retries"
-                ) from None
-            if response.status_code != 401 or attempt == 1:
+            response = self._send_following_redirects(method, url, scopes, headers, data, stream, url_path)
+            if response.status_code != 401 or attempt == 1 or not self.origins.carries_credentials(response.url):
                 break
             self._credential()
             if not self._auth.learn(response.headers.get("WWW-Authenticate"), scopes):
                 break
+            response.close()
         assert response is not None
         return response
+
+    def _send_following_redirects(
+        self, method: str, url: str, scopes: Sequence[str], headers: Mapping[str, str] | None, data: Any,
+        stream: bool, url_path: str,
+    ) -> requests.Response:
+        import requests
+
+        for _ in range(MAX_REDIRECTS + 1):
+            sent = dict(headers or {})
+            if self.origins.carries_credentials(url):
+                authorization = self._auth.authorization(scopes)
+                if authorization:
+                    sent["Authorization"] = authorization
+            with self._lock:
+                self._count += 1
+            try:
+                response = self.session.request(
+                    method, url, headers=sent, data=data, stream=stream, verify=self.origins.verify(url),
+                    allow_redirects=False,
+                )
+            except requests.exceptions.SSLError:
+                raise RegistryError(
+                    f"the TLS certificate of {_host_of(url)} could not be verified ({method} {_path_of(url)}); "
+                    f"if {self.registry} uses a self-signed certificate on purpose, list it in --insecure-registry "
+                    "/ $WERF_INSECURE_REGISTRY, else install its CA (REQUESTS_CA_BUNDLE)"
+                ) from None
+            except requests.RequestException as exc:
+                raise RegistryError(
+                    f"cannot reach the registry {self.registry} ({method} {_path_of(url)}): "
+                    f"{type(exc).__name__} after retries (the connection failed or the answer was cut short)"
+                ) from None
+            location = response.headers.get("Location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                return response
+            target = urljoin(response.url, location)
+            self.origins.check_target(target, url, f"a redirect for {method} {_path_of(url)}")
+            if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                method, data = ("HEAD" if method == "HEAD" else "GET"), None
+            elif data is not None and not isinstance(data, bytes):
+                raise RegistryError(f"{self.registry} redirected the upload {method} {_path_of(url)}: a streamed "
+                                    "body cannot be sent twice; run the command again")
+            response.close()
+            url = target
+        raise RegistryError(f"{self.registry} redirected {method} {url_path.split('?')[0]} more than "
+                            f"{MAX_REDIRECTS} times")
 
     def _fail(self, response: requests.Response, what: str) -> RegistryError | AuthError:
         """The error for an unexpected answer: status, the registry's error code, and what to do."""
@@ -272,26 +346,30 @@ class RegistryClient:
     def list_tags(self, path: str) -> list[str]:
         """Every tag of repository ``path``, following ``Link`` pagination; [] when it has none.
 
-        RegistryError when the repository does not exist (404 NAME_UNKNOWN).
+        RegistryError when the repository does not exist (404 NAME_UNKNOWN), when an answer is not a tag list,
+        when a next page is on another host (never merged, never sent credentials) and when the pages repeat
+        or never end (``ci_env.registry.paging``).
         """
         scopes = [repository_scope(path, "pull")]
-        url: str | None = f"/v2/{path}/tags/list"
+        what = f"listing the tags of {path} on {self.registry}"
+        url = f"/v2/{path}/tags/list"
         absolute = False
         tags: list[str] = []
-        seen_urls: set[str] = set()
-        while url:
+        guard = PageGuard(what, first=self.base_url + url)
+        while True:
             response = self.request("GET", url, scopes=scopes, absolute=absolute)
             if response.status_code != 200:
-                raise self._fail(response, f"listing the tags of {path}")
-            try:
-                body = response.json()
-            except ValueError:
-                raise RegistryError(f"{self.registry} answered the tag list of {path} with non-JSON") from None
-            tags.extend(str(tag) for tag in (body.get("tags") or []))
+                raise self._fail(response, what)
+            tags.extend(_tag_names(response, what))
             next_url = _next_link(response)
-            if next_url is None or next_url in seen_urls:
+            if next_url is None:
                 break
-            seen_urls.add(next_url)
+            if not self.origins.is_registry(next_url):
+                raise RegistryError(
+                    f"{what}: the registry's next page is on another host ({_host_of(next_url)}); a listing is "
+                    "never continued on another host"
+                )
+            guard.advance(next_url)
             url, absolute = next_url, True
         return list(dict.fromkeys(tags))
 
@@ -310,7 +388,8 @@ class RegistryClient:
             _, info = self.get_manifest(path, ref)
             return info
         media = (response.headers.get("Content-Type") or mf.OCI_MANIFEST).split(";", 1)[0].strip()
-        return ManifestInfo(digest, media, int(response.headers.get("Content-Length") or 0))
+        length = (response.headers.get("Content-Length") or "").strip()
+        return ManifestInfo(digest, media, int(length) if length.isdigit() else 0)
 
     def get_manifest(self, path: str, ref: str) -> tuple[bytes, ManifestInfo]:
         """The manifest bytes ``ref`` points at and its info; RegistryError when absent."""
@@ -323,6 +402,10 @@ class RegistryClient:
                 raise RegistryError(f"{self.registry}/{path}:{ref} does not exist (404)")
             raise self._fail(response, f"reading the manifest {path}:{ref}")
         body = response.content
+        if not mf.is_manifest_document(body):
+            kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
+            raise RegistryError(f"{self.registry} answered the manifest {path}:{ref} with something that is not a "
+                                f"manifest ({kind}, {len(body)} bytes)")
         computed = mf.sha256_digest(body)
         digest = response.headers.get("Docker-Content-Digest") or computed
         if mf.is_digest(ref) and ref.startswith("sha256:") and computed != ref:
@@ -405,13 +488,15 @@ class RegistryClient:
 
     def _start_upload(self, path: str, url: str, scopes: Sequence[str]) -> str:
         """POST an upload; retried when the answer is a 429/5xx (starting an upload twice is harmless)."""
+        from ci_env.registry.http import wait_budget
+
+        budget = wait_budget(self.session)
         response = self.request("POST", url, scopes=scopes)
         for _ in range(3):
-            if response.status_code not in (429, 500, 502, 503, 504):
+            if response.status_code not in (429, 500, 502, 503, 504) or budget.spent:
                 break
-            import time
-
-            time.sleep(min(float(response.headers.get("Retry-After", "1") or 1), 10.0))
+            asked = retry_after_seconds(response.headers.get("Retry-After"))
+            budget.wait(1.0 if asked is None else asked)
             response = self.request("POST", url, scopes=scopes)
         if response.status_code != 202 or not response.headers.get("Location"):
             raise self._fail(response, f"starting a blob upload to {path}")
@@ -429,7 +514,9 @@ class RegistryClient:
     def mount_blob(self, source_path: str, target_path: str, digest: str) -> None:
         """Make blob ``digest`` of ``source_path`` exist in ``target_path`` by a cross-repository mount.
 
-        When the registry will not mount (it answers 202), the blob is streamed across instead.
+        When the registry will not mount (it answers 202), the blob is streamed across instead: read from the
+        source and written to the target in chunks of ``BLOB_CHUNK`` bytes, never held whole in memory (the
+        registry checks the digest when the upload completes).
         """
         scopes = [repository_scope(target_path), repository_scope(source_path, "pull")]
         url = f"/v2/{target_path}/blobs/uploads/?mount={quote(digest)}&from={quote(source_path, safe='/')}"
@@ -440,9 +527,12 @@ class RegistryClient:
             raise self._fail(response, f"mounting {digest} from {source_path} into {target_path}")
         location = urljoin(self.base_url + "/", response.headers["Location"])
         blob = self.request("GET", f"/v2/{source_path}/blobs/{digest}", scopes=scopes, stream=True)
-        if blob.status_code != 200:
-            raise self._fail(blob, f"reading the blob {digest} of {source_path}")
-        self._finish_upload(target_path, location, digest, blob.content, scopes)
+        try:
+            if blob.status_code != 200:
+                raise self._fail(blob, f"reading the blob {digest} of {source_path}")
+            self._finish_upload(target_path, location, digest, _BlobStream(blob), scopes)
+        finally:
+            blob.close()
 
     def retag(self, source_path: str, source_ref: str, target_path: str, tags: Sequence[str]) -> ManifestInfo:
         """Add ``tags`` in ``target_path`` to the image ``source_path:source_ref``, without moving layers.
@@ -893,3 +983,41 @@ def _next_link(response: requests.Response) -> str | None:
     match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
     return urljoin(response.url, match.group(1)) if match else None
 
+
+def _path_of(url: str) -> str:
+    """The path of ``url``, for messages (no host, no query: a query may carry an upload's secrets)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path[:200] or "/"
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).netloc.rpartition("@")[2] or "?")[:100]
+
+
+def _tag_names(response: requests.Response, what: str) -> list[str]:
+    """The tag names of one Registry API tag-list page; RegistryError for anything but ``{"tags": [str, ...]}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+        kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
+        problem = f"an answer that is not JSON ({kind})"
+    else:
+        problem = "JSON that is not a tag list"
+    if isinstance(body, dict):
+        names = body.get("tags")
+        if names is None:
+            return []
+        if isinstance(names, list) and all(isinstance(name, str) for name in names):
+            return names
+    raise RegistryError(f"{what}: the registry answered 200 with {problem} (expected {{\"tags\": [...]}})")
+
+
+def _quiet_unverified_tls() -> None:
+    """No urllib3 warning per host for the unverified HTTPS the user asked for with --insecure-registry."""
+    import urllib3
+
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

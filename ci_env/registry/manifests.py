@@ -63,6 +63,15 @@ def media_type_of(body: bytes, header: str | None) -> str:
     return header.split(";", 1)[0].strip() if header else OCI_MANIFEST
 
 
+def is_manifest_document(body: bytes) -> bool:
+    """True when ``body`` is a JSON object with a ``schemaVersion`` (any manifest or index, schema 1 included)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and "schemaVersion" in doc
+
+
 @dataclass(frozen=True)
 class References:
     """What a manifest points at: blobs (config and layers) for an image, child manifests for an index."""

@@ -102,3 +102,14 @@ def test_managed_images_invalid_name_and_storage(cli: Cli, registry_nodelete: Re
     refused = cli("managed-images", "rm", "api", "-s", stages, check=False)
     assert refused.returncode == 1 and "deletion is disabled" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_an_unwritable_state_directory_is_one_error_line(cli: Cli) -> None:
+    write_project(cli.cwd, {"web": {}}, project="stuck")
+    blocker = Path(cli.cwd) / "not-a-directory"
+    blocker.write_text("a file where the state directory should be\n")
+    result = cli("managed-images", "add", "web", "-s", ":local", extra_env={"XDG_STATE_HOME": str(blocker)},
+                 check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("ci-env: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "XDG_STATE_HOME" in result.stderr and "Traceback" not in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from ci_env.registry.client import RegistryClient
 from tests.conftest import USERS
 from tests.services.registry import RegistryService
+from tests.vendors.fakeapi import FakeApi
 
 
 @pytest.fixture
@@ -44,3 +46,18 @@ def htpasswd_client(registry_htpasswd: RegistryService, tmp_path: Path) -> Regis
 def token_client(registry_token: RegistryService, tmp_path: Path) -> RegistryClient:
     config = docker_config_for(tmp_path / "docker", registry_token.host, "bob", USERS["bob"])
     return RegistryClient(registry_token.host, docker_config=config)
+
+
+@pytest.fixture
+def fake_server() -> Iterator[Callable[[], FakeApi]]:
+    """A factory of started recording servers (``tests.vendors.fakeapi``) that misbehave as a test routes them."""
+    started: list[FakeApi] = []
+
+    def make() -> FakeApi:
+        api = FakeApi().start()
+        started.append(api)
+        return api
+
+    yield make
+    for api in started:
+        api.stop()

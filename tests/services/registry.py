@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from tests.services import free_port, require, wait_until
+from tests.services.tls import Certificate
 from tests.services.token_server import TokenServer
 
 _ACCESS_LINE = re.compile(r'"(GET|HEAD|PUT|POST|DELETE|PATCH) (\S+) HTTP/[\d.]+" (\d{3})')
@@ -37,10 +39,15 @@ class RegistryService:
     htpasswd_path: Path | None = None
     token_server: TokenServer | None = None
     users: dict[str, str] = field(default_factory=dict)
+    tls: Certificate | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    @property
+    def port(self) -> int:
+        return int(self.host.rsplit(":", 1)[1])
 
     def add_user(self, user: str, password: str) -> None:
         """Add (or change) a user; the registry re-reads htpasswd without a restart."""
@@ -80,8 +87,15 @@ def start_registry(
     delete_enabled: bool = True,
     users: dict[str, str] | None = None,
     denied_actions: set[str] | None = None,
+    tls: Certificate | None = None,
+    realm: str | None = None,
+    token_tls: Certificate | None = None,
 ) -> RegistryService:
-    """Start a registry in ``directory``; ``auth`` is ``none``, ``htpasswd`` or ``token``."""
+    """Start a registry in ``directory``; ``auth`` is ``none``, ``htpasswd`` or ``token``.
+
+    ``tls``: serve HTTPS with that certificate. For ``token``: ``realm`` replaces the token server's own URL in
+    the challenge (a name a test proxy resolves), ``token_tls`` makes the token server speak HTTPS.
+    """
     binary = require("docker-registry", "the CNCF distribution registry, Debian package docker-registry")
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -104,10 +118,11 @@ def start_registry(
         htpasswd_path.write_text("")
         config["auth"] = {"htpasswd": {"realm": "ci-env-test", "path": str(htpasswd_path)}}
     elif auth == "token":
-        token_server = TokenServer(directory, users=dict(service_users), denied_actions=set(denied_actions or ()))
+        token_server = TokenServer(directory, users=dict(service_users), denied_actions=set(denied_actions or ()),
+                                   tls=token_tls)
         config["auth"] = {
             "token": {
-                "realm": token_server.realm,
+                "realm": realm or token_server.realm,
                 "service": token_server.service,
                 "issuer": token_server.issuer,
                 "rootcertbundle": str(token_server.cert_path),
@@ -115,6 +130,8 @@ def start_registry(
         }
     elif auth != "none":
         raise ValueError(f"unknown auth mode {auth!r}")
+    if tls is not None:
+        config["http"]["tls"] = {"certificate": str(tls.cert), "key": str(tls.key)}  # type: ignore[index]
     config_path = directory / "config.yml"
     config_path.write_text(yaml.safe_dump(config))
     log_path = directory / "registry.log"
@@ -130,6 +147,7 @@ def start_registry(
         log_path=log_path,
         htpasswd_path=htpasswd_path,
         token_server=token_server,
+        tls=tls,
     )
     for user, password in service_users.items():
         service.add_user(user, password)
@@ -138,10 +156,17 @@ def start_registry(
         if process.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {log_path.read_text()[-2000:]}")
         try:
-            urllib.request.urlopen(f"{service.url}/v2/", timeout=1)
+            urllib.request.urlopen(f"{service.url}/v2/", timeout=1, context=_unverified())
         except urllib.error.HTTPError:
             return True
         return True
 
     wait_until(ready, 15, "docker-registry")
     return service
+
+
+def _unverified() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.services.tls import Certificate, server_context
+
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -48,6 +50,8 @@ class TokenServer:
     denied_actions: set[str] = field(default_factory=set)
     expires_in: int = 300
     requests: list[TokenRequest] = field(default_factory=list)
+    #: serve HTTPS with this certificate (the realm is then https://)
+    tls: Certificate | None = None
 
     def __post_init__(self) -> None:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -68,7 +72,9 @@ class TokenServer:
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = int(self._server.server_address[1])
-        self.realm = f"http://127.0.0.1:{self.port}/token"
+        if self.tls is not None:
+            self._server.socket = server_context(self.tls).wrap_socket(self._server.socket, server_side=True)
+        self.realm = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/token"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 

@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.services.tls import Certificate, server_context
+
 Reply = tuple[int, dict[str, str], Any]
 Handler = Callable[..., Reply]
 
@@ -50,6 +52,7 @@ class FakeApi:
     routes: list[tuple[str, re.Pattern[str], Handler]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    tls: bool = False
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -61,13 +64,19 @@ class FakeApi:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
 
     def requests(self) -> list[tuple[str, str]]:
         """(method, raw path with query) of every call so far."""
         return [(c.method, c.target) for c in self.calls]
 
-    def start(self) -> FakeApi:
+    def start(self, tls: Certificate | None = None) -> FakeApi:
+        """Serve on 127.0.0.1 (HTTPS with ``tls``' certificate when given) in a thread."""
         api = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -109,6 +118,9 @@ class FakeApi:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        if tls is not None:
+            self.server.socket = server_context(tls).wrap_socket(self.server.socket, server_side=True)
+            self.tls = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

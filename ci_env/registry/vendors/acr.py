@@ -32,6 +32,7 @@ from ci_env.registry.vendors.common import (
     new_session,
     post_with_retry,
     preflight_failure,
+    token_of,
 )
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class AcrRemover:
         })
         if not response.ok:
             raise AuthError(f"Microsoft Entra ID refused the service principal ({describe(response)})")
-        return str(response.json()["access_token"])
+        return token_of(response, "access_token", "Microsoft Entra ID: the service principal's token")
 
     def _refresh_token(self, repo: RepoAddress, renew: bool) -> str:
         with self._lock:
@@ -163,7 +164,7 @@ class AcrRemover:
         })
         if not response.ok:
             raise AuthError(f"{repo.registry} refused the token exchange ({describe(response)})")
-        token = str(response.json()["refresh_token"])
+        token = token_of(response, "refresh_token", f"{repo.registry}: the token exchange")
         with self._lock:
             self._refresh[repo.registry] = token
         return token
@@ -180,7 +181,7 @@ class AcrRemover:
         })
         if not response.ok:
             raise AuthError(f"{repo.registry} refused an access token for {repo.path} ({describe(response)})")
-        token = str(response.json()["access_token"])
+        token = token_of(response, "access_token", f"{repo.registry}: an access token for {repo.path}")
         with self._lock:
             self._access[key] = token
         return token

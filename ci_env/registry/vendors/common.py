@@ -9,12 +9,12 @@ or ``AuthError`` on failure). Nothing here ever puts a secret into a message.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ci_env.errors import AuthError, PreflightError, RegistryError
+from ci_env.registry.paging import PageGuard
 
 if TYPE_CHECKING:
     import requests
@@ -97,36 +97,101 @@ def next_link(response: requests.Response) -> str | None:
     return urljoin(response.url, match.group(1))
 
 
-def paged(session: requests.Session, url: str, **kwargs: Any) -> Iterator[requests.Response]:
-    """GET ``url`` and every ``Link: rel="next"`` page after it; each response is already checked."""
+def paged(
+    session: requests.Session, url: str, what: str = "listing", **kwargs: Any
+) -> Iterator[requests.Response]:
+    """GET ``url`` and every ``Link: rel="next"`` page after it (the caller checks each response).
+
+    A next page on another host than ``url``'s is never fetched, and a repeated or endless one never loops:
+    RegistryError (see ``next_page``).
+    """
+    guard = PageGuard(what, first=url)
     next_url: str | None = url
     while next_url:
         response = session.get(next_url, **kwargs)
         yield response
         if not response.ok:
             return
-        next_url = next_link(response)
+        next_url = next_page(next_link(response), url, guard)
         kwargs.pop("params", None)
 
 
+def next_page(next_url: str | None, api_url: str, guard: PageGuard) -> str | None:
+    """``next_url`` (absolute, as an API's listing gave it) when it may be fetched, None at the end.
+
+    RegistryError when it is on another host than ``api_url`` (a listing is never continued there, and the
+    API's credentials never go there), or when ``guard`` finds it repeated or one page too many.
+    """
+    if not next_url:
+        return None
+    from urllib.parse import urlsplit
+
+    here, there = urlsplit(api_url), urlsplit(next_url)
+    if (there.scheme, there.netloc) != (here.scheme, here.netloc):
+        raise RegistryError(
+            f"{guard.what}: the next page is on another host or scheme ({there.scheme}://{there.netloc[-100:]}); a "
+            "listing is never continued there"
+        )
+    guard.advance(next_url)
+    return next_url
+
+
+def json_of(response: requests.Response, what: str, expected: type = dict) -> Any:
+    """The JSON body of ``response`` to ``what``, which must be an ``expected`` (dict or list).
+
+    RegistryError for anything else: HTML or a cut-off body with 200, a list where an object is expected.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
+        raise RegistryError(f"{what}: the answer ({response.status_code}, {kind}) is not JSON") from None
+    if not isinstance(body, expected):
+        wanted = "an object" if expected is dict else "a list"
+        raise RegistryError(f"{what}: the answer is JSON but not {wanted} as the API defines")
+    return body
+
+
+def token_of(response: requests.Response, key: str, what: str) -> str:
+    """The non-empty string ``key`` of the JSON object answered to ``what`` (a token); RegistryError otherwise."""
+    value = json_of(response, what).get(key)
+    if not isinstance(value, str) or not value:
+        raise RegistryError(f"{what}: the answer has no {key!r}")
+    return value
+
+
+def items_of(body: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
+    """The list of objects under ``key`` of a listing page (absent or null: []); RegistryError otherwise."""
+    items = body.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise RegistryError(f"{what}: {key!r} in the answer is not a list of objects")
+    return items
+
+
 def post_with_retry(session: requests.Session, url: str, attempts: int = 4, **kwargs: Any) -> requests.Response:
-    """POST for a login or token: side-effect free, so a 429/503 is retried honouring ``Retry-After``."""
+    """POST for a login or token: side-effect free, so a 429/503 is retried honouring ``Retry-After``
+    within the bounds of ``ci_env.registry.waits``."""
+    from ci_env.registry.http import wait_budget
+
+    budget = wait_budget(session)
     response = session.post(url, **kwargs)
     for _ in range(attempts - 1):
-        if response.status_code not in (429, 503):
+        if response.status_code not in (429, 503) or budget.spent:
             break
-        time.sleep(retry_after_seconds(response))
+        budget.wait(retry_after_seconds(response))
         response = session.post(url, **kwargs)
     return response
 
 
-def retry_after_seconds(response: requests.Response, default: float = 1.0, cap: float = 30.0) -> float:
-    """Seconds to wait according to ``Retry-After`` (delta seconds), bounded to ``cap``."""
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, min(float(value), cap))
-    except ValueError:
-        return default
+def retry_after_seconds(response: requests.Response, default: float = 1.0) -> float:
+    """Seconds to wait according to ``Retry-After`` (seconds or a date), ``default`` when absent or unreadable;
+    the caller's ``WaitBudget`` caps it."""
+    from ci_env.registry.waits import retry_after_seconds as parse
+
+    seconds = parse(response.headers.get("Retry-After"))
+    return default if seconds is None else seconds
 
 
 def describe(response: requests.Response) -> str:
@@ -180,10 +245,5 @@ def listing_page(response: requests.Response, what: str, missing_hint: str = "")
         raise RegistryError(f"{what}: no such repository{missing_hint}")
     if not response.ok:
         raise fail(response, what)
-    try:
-        body = response.json()
-    except ValueError:
-        raise RegistryError(f"{what}: the answer is not JSON") from None
-    if not isinstance(body, dict):
-        raise RegistryError(f"{what}: unexpected answer")
+    body: dict[str, Any] = json_of(response, what)
     return body

@@ -20,14 +20,18 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ci_env.errors import RegistryError
+from ci_env.registry.paging import PageGuard
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     VendorContext,
     describe,
     fail,
     get_credential,
+    items_of,
+    json_of,
     listing_page,
     new_session,
+    next_page,
     post_with_retry,
     preflight_failure,
     untag_outcome,
@@ -120,8 +124,8 @@ class DockerHubRemover:
             raise preflight_failure(VENDOR, f"login refused ({describe(response)})", CREDENTIALS_HELP)
         if not response.ok:
             raise fail(response, f"{VENDOR}: login")
-        body = response.json()
-        jwt = body.get("access_token") or body.get("token") if isinstance(body, dict) else None
+        body = json_of(response, f"{VENDOR}: login")
+        jwt = body.get("access_token") or body.get("token")
         if not jwt:
             raise RegistryError(f"{VENDOR}: login answered without a token")
         return str(jwt)
@@ -181,18 +185,25 @@ class DockerHubRemover:
         url: str | None = (
             f"{self._api}/v2/repositories/{quote(namespace)}/{quote(name)}/tags?page_size={LIST_PAGE_SIZE}"
         )
-        seen: set[str] = set()
+        assert url is not None
+        guard = PageGuard(what, first=url)
         infos: dict[str, TagInfo] = {}
-        while url and url not in seen:
-            seen.add(url)
+        while url:
             response = self._call("GET", url) if authenticated else self._session.get(url)
             hint = "" if authenticated else f" (a private repository needs credentials: {CREDENTIALS_HELP})"
             body = listing_page(response, what, hint)
-            for item in body.get("results") or []:
-                tag = str(item.get("name") or "")
-                if tag:
-                    infos[tag] = TagInfo(tag, item.get("digest") or None, item.get("media_type") or None,
-                                         item.get("last_updated") or None)
+            for item in items_of(body, "results", what):
+                tag = item.get("name")
+                if isinstance(tag, str) and tag:
+                    infos[tag] = TagInfo(tag, _text(item.get("digest")), _text(item.get("media_type")),
+                                         _text(item.get("last_updated")))
             next_url = body.get("next")
-            url = str(next_url) if next_url else None
+            if next_url is not None and not isinstance(next_url, str):
+                raise RegistryError(f"{what}: 'next' in the answer is not a URL")
+            url = next_page(next_url, self._api, guard)
         return [infos[tag] for tag in sorted(infos)]
+
+
+def _text(value: object) -> str | None:
+    """``value`` when it is a non-empty string, else None (a listing field that is missing or malformed)."""
+    return value if isinstance(value, str) and value else None

@@ -31,6 +31,7 @@ from ci_env.registry.vendors.common import (
     describe,
     fail,
     get_credential,
+    json_of,
     new_session,
     paged,
     post_with_retry,
@@ -290,12 +291,14 @@ class GitHubRemover:
         return found
 
     def _find_version(self, base: str, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
-        for response in paged(self._session, f"{base}/versions", params={"per_page": 100}, headers=self._headers()):
+        what = f"{VENDOR}: listing versions"
+        for response in paged(self._session, f"{base}/versions", what, params={"per_page": 100},
+                              headers=self._headers()):
             if response.status_code == 404:
                 return None
             if not response.ok:
-                raise fail(response, f"{VENDOR}: listing versions")
-            for version in response.json():
+                raise fail(response, what)
+            for version in json_of(response, what, list):
                 if isinstance(version, dict) and wanted(version):
                     return version
         return None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ci_env.errors import AuthError, CiEnvError, RegistryError
+from ci_env.registry.paging import PageGuard
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     ABSENT,
@@ -32,6 +33,7 @@ from ci_env.registry.vendors.common import (
     describe,
     fail,
     get_credential,
+    json_of,
     new_session,
     preflight_failure,
     untag_outcome,
@@ -194,7 +196,7 @@ class GitLabRemover:
             for end in range(len(parts), 1, -1):
                 response = self._get(f"{api}/projects/{quote('/'.join(parts[:end]), safe='')}")
                 if response.ok:
-                    found = int(response.json()["id"])
+                    found = _id_of(json_of(response, f"{VENDOR}: reading a project"), "project")
                     break
                 if response.status_code in (401, 403):
                     raise AuthError(f"{VENDOR}: reading projects refused ({describe(response)})")
@@ -209,18 +211,24 @@ class GitLabRemover:
             if repo.path in self._repositories:
                 return self._repositories[repo.path]
         api = endpoints.gitlab_api(repo.registry, self._context.env)
+        what = f"{VENDOR}: listing the registry repositories of project {project}"
         found: int | None = None
         page: str | None = "1"
+        guard = PageGuard(what, first=page)
         while page and found is None:
             response = self._get(f"{api}/projects/{project}/registry/repositories",
                                  params={"per_page": 100, "page": page})
             if not response.ok:
-                raise fail(response, f"{VENDOR}: listing the registry repositories of project {project}")
-            for item in response.json():
+                raise fail(response, what)
+            for item in json_of(response, what, list):
                 if isinstance(item, dict) and str(item.get("path", "")).lower() == repo.path.lower():
-                    found = int(item["id"])
+                    found = _id_of(item, "registry repository")
                     break
-            page = response.headers.get("X-Next-Page") or None
+            page = (response.headers.get("X-Next-Page") or "").strip() or None
+            if page is not None and found is None:
+                if not page.isdigit():
+                    raise RegistryError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
+                guard.advance(page)
         with self._lock:
             self._repositories[repo.path] = found
         return found
@@ -239,3 +247,11 @@ class GitLabRemover:
         url = f"{api}/projects/{project}/registry/repositories/{repository}/tags/{quote(tag, safe='')}"
         response = self._session.delete(url, headers=self._api_headers())
         return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")
+
+
+def _id_of(item: dict[str, Any], kind: str) -> int:
+    """The integer ``id`` of a GitLab API object; RegistryError when the answer has none."""
+    value = item.get("id")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RegistryError(f"{VENDOR}: the API answered a {kind} without a numeric id")
+    return value

@@ -19,6 +19,7 @@ from ci_env.registry.vendors.common import (
     describe,
     fail,
     get_credential,
+    json_of,
     new_session,
     preflight_failure,
     untag_outcome,
@@ -84,13 +85,14 @@ class HarborRemover:
             return
         if not response.ok:
             raise fail(response, f"{VENDOR}: reading project {project}")
-        project_id = response.json().get("project_id")
+        project_id = json_of(response, f"{VENDOR}: reading project {project}").get("project_id")
         permissions = self._get(
             repo, f"{api}/users/current/permissions", params={"scope": f"/project/{project_id}", "relative": "true"}
         )
         if not permissions.ok:  # robot accounts cannot read /users/current: the delete answers for them
             return
-        allowed = {(p.get("resource"), p.get("action")) for p in permissions.json() if isinstance(p, dict)}
+        granted = json_of(permissions, f"{VENDOR}: reading the account's permissions", list)
+        allowed = {(p.get("resource"), p.get("action")) for p in granted if isinstance(p, dict)}
         if ("tag", "delete") not in allowed:
             raise preflight_failure(
                 VENDOR, f"the account may not delete tags in project {project}", CREDENTIALS_HELP

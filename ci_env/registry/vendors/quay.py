@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ci_env.errors import RegistryError
+from ci_env.registry.paging import PageGuard
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     VendorContext,
     describe,
     fail,
     get_credential,
+    items_of,
     listing_page,
     new_session,
     preflight_failure,
@@ -98,19 +100,27 @@ class QuayRemover:
         what = f"{VENDOR}: listing the tags of {repo}"
         infos: dict[str, TagInfo] = {}
         page = 1
+        guard = PageGuard(what, first=str(page))
         while True:
             params = {"onlyActiveTags": "true", "limit": str(LIST_PAGE_SIZE), "page": str(page)}
             response = self._session.get(url, params=params, headers=headers)
             hint = "" if token else f" (a private repository needs a token: {CREDENTIALS_HELP})"
             body = listing_page(response, what, hint)
-            items = body.get("tags") or []
+            items = items_of(body, "tags", what)
+            known = len(infos)
             for item in items:
-                tag = str(item.get("name") or "")
-                if tag:
-                    infos[tag] = TagInfo(tag, item.get("manifest_digest") or None, None, _utc(item.get("start_ts")))
+                tag = item.get("name")
+                if isinstance(tag, str) and tag:
+                    digest = item.get("manifest_digest")
+                    infos[tag] = TagInfo(tag, digest if isinstance(digest, str) and digest else None, None,
+                                         _utc(item.get("start_ts")))
             if not body.get("has_additional") or not items:
                 break
+            if len(infos) == known:
+                raise RegistryError(f"{what}: page {page} repeats tags already listed and says it has more; "
+                                    "stopping instead of looping")
             page += 1
+            guard.advance(str(page))
         return [infos[tag] for tag in sorted(infos)]
 
 
