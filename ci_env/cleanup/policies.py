@@ -7,8 +7,9 @@ images found in the stages storage (:class:`StageTag`), the git facts
 
 Order of decision for a tag, first match wins:
 
-1. protections: ``--keep-tag`` (regex, *full match* against the tag as published or as stored),
-   the keep-list, a publication within ``--keep-published-within``;
+1. protections: in use in Kubernetes (``repo:tag``, ``repo@digest`` or the digest a pod runs),
+   ``--keep-tag`` (regex, *full match* against the tag as published or as stored), the keep-list,
+   a publication within ``--keep-published-within``;
 2. the policy of its strategy (:data:`STRATEGY_POLICIES`, one table):
 
    - ``git-branch``: delete when the branch exists neither locally nor as ``origin/*``;
@@ -19,7 +20,8 @@ Order of decision for a tag, first match wins:
    - ``custom``, or no strategy known: keep.
 
 Stages: a stage image (tag in the stages storage) is deleted when no kept tag uses it (neither its
-signature nor its digest), unless it was created within ``--keep-published-within``.
+signature nor its digest), unless a workload in Kubernetes uses it or it was created within
+``--keep-published-within``.
 Purge: everything managed is deleted, protections included, since purge is explicit.
 """
 
@@ -30,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ci_env.cleanup.in_use import ImagesInUse, in_use_reason
 from ci_env.cleanup.protections import KeepList
 from ci_env.gitinfo import GitFacts
 from ci_env.tagging import docker_tag
@@ -103,6 +106,7 @@ class Policy:
     keep_tags: tuple[re.Pattern[str], ...] = ()
     keep_published_within: timedelta = timedelta(hours=2)
     keep_list: KeepList = field(default_factory=KeepList)
+    in_use: ImagesInUse | None = None  #: what runs in Kubernetes (``ci_env.cleanup.in_use.scan``)
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,18 @@ STRATEGY_POLICIES: dict[str, tuple[Callable[[FoundTag, _Context], _Verdict], Cal
 }
 
 
+def _in_use(policy: Policy, repository: str, tag: str, digest: str | None) -> str | None:
+    """``in use: <workload>[, +N more]`` when a workload in Kubernetes uses this tag or runs its digest."""
+    if policy.in_use is None:
+        return None
+    users = policy.in_use.users(repository, tag, digest)
+    return in_use_reason(users) if users else None
+
+
 def _protection(tag: FoundTag, policy: Policy, now: datetime) -> str | None:
+    in_use = _in_use(policy, tag.repository, tag.stored_tag, tag.digest)
+    if in_use is not None:
+        return in_use
     for pattern in policy.keep_tags:
         if pattern.fullmatch(tag.tag) or pattern.fullmatch(tag.stored_tag):
             return f"protected: matches --keep-tag {pattern.pattern!r}"
@@ -316,7 +331,10 @@ def plan_stages(
     digests = {t.digest for t in kept if t.digest}
     decisions = []
     for stage in stages:
-        if stage.signature in signatures:
+        in_use = _in_use(policy, stage.repository, stage.tag, stage.digest)
+        if in_use is not None:
+            action, reason = KEEP, in_use
+        elif stage.signature in signatures:
             action, reason = KEEP, "used by a kept tag (signature)"
         elif stage.digest is not None and stage.digest in digests:
             action, reason = KEEP, "used by a kept tag (digest)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -67,11 +68,36 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                          envvar="WERF_GIT_HISTORY_SYNCHRONIZATION",
                          help="Fetch every branch and tag from origin (and unshallow) before planning "
                          "[env: WERF_GIT_HISTORY_SYNCHRONIZATION]"),
+            *_kube_params(),
         ]
     else:
         params.append(click.Option(["--force"], is_flag=True, envvar="WERF_FORCE",
                                    help="Really remove everything [env: WERF_FORCE]"))
     return params
+
+
+def _kube_params() -> list[click.Option]:
+    return [
+        click.Option(["--without-kube"], is_flag=True, envvar="WERF_WITHOUT_KUBE",
+                     help="Do not read Kubernetes: images running there are not protected [env: WERF_WITHOUT_KUBE]"),
+        click.Option(["--kube-config"], default=None, metavar="PATH[:PATH...]",
+                     envvar=["WERF_KUBE_CONFIG", "WERF_KUBECONFIG"],
+                     help="Kubeconfig file(s) to read [env: WERF_KUBE_CONFIG; default: KUBECONFIG, ~/.kube/config]"),
+        click.Option(["--kube-context"], default=None, metavar="NAME", envvar="WERF_KUBE_CONTEXT",
+                     help="Scan only this kubeconfig context (default: every context) [env: WERF_KUBE_CONTEXT]"),
+        click.Option(["--scan-context-namespace-only"], is_flag=True, envvar="WERF_SCAN_CONTEXT_NAMESPACE_ONLY",
+                     help="Scan only each context's namespace (default: all namespaces) "
+                     "[env: WERF_SCAN_CONTEXT_NAMESPACE_ONLY]"),
+    ]
+
+
+def _kube_settings(kw: dict[str, Any]) -> Any:
+    from ci_env.cleanup.in_use import KubeSettings
+
+    files = tuple(Path(p).expanduser() for p in (kw["kube_config"] or "").split(os.pathsep) if p)
+    return KubeSettings(without_kube=bool(kw["without_kube"]), kube_config=files,
+                        kube_context=kw["kube_context"] or None,
+                        namespace_only=bool(kw["scan_context_namespace_only"]))
 
 
 def _with(params: list[click.Option]) -> Callable[[F], F]:
@@ -102,7 +128,8 @@ def _progress() -> Callable[[int, int, Any], None]:
     return report
 
 
-def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: bool | None) -> None:
+def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: bool | None,
+         kube: Any = None) -> None:
     from ci_env.ci import detect
     from ci_env.cleanup import report as rpt
     from ci_env.cleanup import run
@@ -131,6 +158,13 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     target = run.resolve_target(repo, env, clients, settings.directory)
     out.status(f"{command}: {target.images_repo.address} ({target.images_repo.mode}), "
                f"{len(target.managed)} managed image(s)")
+    if policy is not None and kube is not None:  # before planning: a cluster that cannot be read removes nothing
+        from ci_env.cleanup.in_use import scan
+
+        in_use = scan(kube, env)
+        if in_use.summary() is not None:
+            out.status(f"ci-env: {in_use.summary()}")
+        policy = dataclasses.replace(policy, in_use=in_use)
     planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
@@ -179,7 +213,9 @@ def cleanup(repo: Any, **kw: Any) -> None:
     git-branch tags go with their branch, git-tag tags with their git tag (or beyond the limit/expiry),
     git-commit tags with their commit (or beyond the limit/expiry), stages-signature tags beyond the
     limit/expiry; custom tags stay. --keep-tag, --keep-list and --keep-published-within win over every
-    policy. Then the stages no kept tag uses are removed. Exits 1 listing the tags that could not be removed.
+    policy, and so does a workload in Kubernetes that uses a tag (every kubeconfig context is read unless
+    --without-kube; one that cannot be read stops cleanup before anything is removed). Then the stages no
+    kept tag uses are removed. Exits 1 listing the tags that could not be removed.
     """
     from ci_env.cleanup.policies import Limit, Policy
     from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list
@@ -193,7 +229,7 @@ def cleanup(repo: Any, **kw: Any) -> None:
         keep_published_within=parse_duration(kw["keep_published_within"]),
         keep_list=read_keep_list(kw["keep_list"]) if kw["keep_list"] is not None else KeepList(),
     )
-    _run("cleanup", repo, kw, policy, None)
+    _run("cleanup", repo, kw, policy, None, kube=_kube_settings(kw))
 
 
 @click.command()
