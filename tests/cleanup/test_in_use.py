@@ -267,3 +267,21 @@ def test_bad_kubeconfigs_are_usage_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("")
     assert scan(_settings(empty), {}).note is not None
+
+
+def test_a_context_whose_configuration_cannot_be_loaded_is_named(
+    two_clusters: tuple[KubeApi, KubeApi, Path], tmp_path: Path,
+) -> None:
+    import yaml
+
+    _prod, _staging, config = two_clusters
+    document = yaml.safe_load(config.read_text())
+    document["contexts"].append({"name": "orphan", "context": {"cluster": "nowhere", "user": "prod-user"}})
+    broken = tmp_path / "broken-context"
+    broken.write_text(yaml.safe_dump(document))
+    with pytest.raises(KubernetesError) as info:
+        scan(_settings(broken), {})
+    lines = info.value.message.splitlines()
+    assert [line for line in lines if line.startswith("  ")] == [
+        next(line for line in lines if "context 'orphan'" in line)]
+    assert "its configuration cannot be loaded" in info.value.message
