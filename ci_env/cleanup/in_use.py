@@ -84,8 +84,8 @@ class ImagesInUse:
     workloads: int = 0
     images: int = 0
     note: str | None = None
-    by_tag: _Index = field(default_factory=dict, repr=False)
-    by_digest: _Index = field(default_factory=dict, repr=False)
+    by_tag: _Index = field(default_factory=dict, repr=False, hash=False)
+    by_digest: _Index = field(default_factory=dict, repr=False, hash=False)
 
     @classmethod
     def index(
