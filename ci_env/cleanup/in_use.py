@@ -183,6 +183,9 @@ def scan(settings: KubeSettings, env: Mapping[str, str]) -> ImagesInUse:
         return ImagesInUse()
     files, where = kubeconfig_files(settings, env)
     if not files:
+        if settings.kube_context is not None:
+            raise UsageError(f"--kube-context {settings.kube_context!r} is given but no kubeconfig was found "
+                             f"({where}): pass --kube-config FILE")
         return _not_protected(where, "no kubeconfig found")
     kube = _import_kubernetes()
     config_file = os.pathsep.join(str(p) for p in files)
@@ -238,15 +241,17 @@ def _contexts(kube: ModuleType, config_file: str, where: str, settings: KubeSett
     try:
         listed, _current = kube.config.list_kube_config_contexts(config_file=config_file)
     except kube.config.ConfigException as exc:
-        if "No configuration found" in str(exc) or "is empty" in str(exc):
-            return []
-        raise ConfigError(f"the kubeconfig ({where}) cannot be read: {exc}") from None
+        if "No configuration found" not in str(exc) and "is empty" not in str(exc):
+            raise ConfigError(f"the kubeconfig ({where}) cannot be read: {exc}") from None
+        listed = []
     except Exception as exc:  # YAML errors, unreadable files
         raise ConfigError(f"the kubeconfig ({where}) cannot be read: {_first_line(exc)}") from None
     contexts = []
     for entry in listed or ():
         name = str(entry.get("name") or "")
         body = entry.get("context") or {}
+        if not name:
+            continue
         namespace = str(body.get("namespace") or "default") if settings.namespace_only else None
         contexts.append((name, namespace))
     if settings.kube_context is not None:

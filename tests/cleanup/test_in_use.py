@@ -285,3 +285,13 @@ def test_a_context_whose_configuration_cannot_be_loaded_is_named(
     assert [line for line in lines if line.startswith("  ")] == [
         next(line for line in lines if "context 'orphan'" in line)]
     assert "its configuration cannot be loaded" in info.value.message
+
+
+def test_kube_context_without_a_kubeconfig_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as info:
+        scan(KubeSettings(kube_context="prod"), {"HOME": str(tmp_path)})
+    assert "--kube-context 'prod'" in info.value.message and "--kube-config" in info.value.message
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    with pytest.raises(UsageError):
+        scan(_settings(empty, kube_context="prod"), {})
