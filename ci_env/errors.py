@@ -48,3 +48,7 @@ class PreflightError(CiEnvError):
 
 class BuildError(CiEnvError):
     """A docker build or push failed (exit 1)."""
+
+
+class KubernetesError(CiEnvError):
+    """Kubernetes could not be read, so cleanup cannot know which images run there; nothing was removed (exit 1)."""

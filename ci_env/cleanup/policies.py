@@ -7,8 +7,9 @@ images found in the stages storage (:class:`StageTag`), the git facts
 
 Order of decision for a tag, first match wins:
 
-1. protections: ``--keep-tag`` (regex, *full match* against the tag as published or as stored),
-   the keep-list, a publication within ``--keep-published-within``;
+1. protections: in use in Kubernetes (``repo:tag``, ``repo@digest`` or the digest a pod runs),
+   ``--keep-tag`` (regex, *full match* against the tag as published or as stored), the keep-list,
+   a publication within ``--keep-published-within``;
 2. the policy of its strategy (:data:`STRATEGY_POLICIES`, one table):
 
    - ``git-branch``: delete when the branch exists neither locally nor as ``origin/*``;
@@ -19,7 +20,8 @@ Order of decision for a tag, first match wins:
    - ``custom``, or no strategy known: keep.
 
 Stages: a stage image (tag in the stages storage) is deleted when no kept tag uses it (neither its
-signature nor its digest), unless it was created within ``--keep-published-within``.
+signature nor its digest), unless a workload in Kubernetes uses it or it was created within
+``--keep-published-within``.
 Purge: everything managed is deleted, protections included, since purge is explicit.
 """
 
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ci_env.cleanup.in_use import ImagesInUse, in_use_reason
 from ci_env.cleanup.protections import KeepList
 from ci_env.gitinfo import GitFacts
 from ci_env.tagging import docker_tag
@@ -120,6 +123,7 @@ class Policy:
     keep_published_within: timedelta = timedelta(hours=2)
     keep_list: KeepList = field(default_factory=KeepList)
     git_history: GitHistory | None = None
+    in_use: ImagesInUse | None = None  #: what runs in Kubernetes (``ci_env.cleanup.in_use.scan``)
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class Basis:
 
 #: Basis rules: what decided a tag.
 RULE_PROTECTED = "protection"
+RULE_IN_USE = "in-use"
 RULE_KEEP_POLICY = "keep-policy"
 RULE_NO_KEEP_POLICY = "no-keep-policy"
 RULE_NO_METADATA = "no-metadata"
@@ -263,16 +268,31 @@ STRATEGY_POLICIES: dict[str, tuple[Callable[[FoundTag, _Context], _Verdict], Cal
 }
 
 
-def _protection(tag: FoundTag, policy: Policy, now: datetime) -> str | None:
+def _in_use(policy: Policy, repository: str, tag: str, digest: str | None) -> tuple[str, Basis] | None:
+    """``in use: <workload>[, +N more]`` when a workload in Kubernetes uses this tag or runs its digest."""
+    if policy.in_use is None:
+        return None
+    users = policy.in_use.users(repository, tag, digest)
+    if not users:
+        return None
+    return in_use_reason(users), Basis(RULE_IN_USE, workloads=tuple(str(user) for user in users))
+
+
+def _protection(tag: FoundTag, policy: Policy, now: datetime) -> tuple[str, Basis] | None:
+    """What protects ``tag`` whatever the policies say (a workload using it first), with the basis."""
+    in_use = _in_use(policy, tag.repository, tag.stored_tag, tag.digest)
+    if in_use is not None:
+        return in_use
+    protected = Basis(RULE_PROTECTED)
     for pattern in policy.keep_tags:
         if pattern.fullmatch(tag.tag) or pattern.fullmatch(tag.stored_tag):
-            return f"protected: matches --keep-tag {pattern.pattern!r}"
+            return f"protected: matches --keep-tag {pattern.pattern!r}", protected
     line = policy.keep_list.match(tag.image, tag.repository, tag.tag, tag.stored_tag)
     if line is not None:
-        return f"protected: keep-list entry {line!r}"
+        return f"protected: keep-list entry {line!r}", protected
     within = policy.keep_published_within
     if tag.published is not None and within and now - tag.published < within:
-        return f"protected: published {_age(now - tag.published)} ago (--keep-published-within)"
+        return f"protected: published {_age(now - tag.published)} ago (--keep-published-within)", protected
     return None
 
 
@@ -375,7 +395,7 @@ def plan_tags(found: Sequence[FoundTag], git: GitFacts, policy: Policy, now: dat
     for index, (tag, verdict) in enumerate(zip(found, verdicts, strict=True)):
         protected = _protection(tag, policy, now)
         if protected is not None:
-            decisions.append(_decision(tag, KEEP, protected, Basis(RULE_PROTECTED)))
+            decisions.append(_decision(tag, KEEP, *protected))
         elif history is not None and tag.strategy == STAGES_SIGNATURE:
             decisions.append(_by_history(tag, history))
         elif verdict is None:
@@ -409,7 +429,11 @@ def plan_stages(
     decisions = []
     for stage in stages:
         rule = RULE_STAGE_USED
-        if stage.signature in signatures:
+        in_use = _in_use(policy, stage.repository, stage.tag, stage.digest)
+        workloads: tuple[str, ...] = ()
+        if in_use is not None:
+            action, reason, rule, workloads = KEEP, in_use[0], RULE_IN_USE, in_use[1].workloads
+        elif stage.signature in signatures:
             action, reason = KEEP, "used by a kept tag (signature)"
         elif stage.digest is not None and stage.digest in digests:
             action, reason = KEEP, "used by a kept tag (digest)"
@@ -423,7 +447,7 @@ def plan_stages(
         else:
             action, reason, rule = DELETE, "no kept tag uses this stage", RULE_STAGE_UNUSED
         decisions.append(Decision(KIND_STAGE, None, stage.repository, stage.tag, stage.tag, stage.digest, action,
-                                  reason, basis=Basis(rule)))
+                                  reason, basis=Basis(rule, workloads=workloads)))
     return decisions
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -88,11 +89,36 @@ def _common_params(cleanup: bool) -> list[click.Option]:
             click.Option(["--config"], metavar="PATH", default=None, envvar="WERF_CONFIG",
                          help="werf.yaml with the keep policies, relative to --dir "
                          "[env: WERF_CONFIG; default: werf.yaml or werf.yml in --dir, if any]"),
+            *_kube_params(),
         ]
     else:
         params.append(click.Option(["--force"], is_flag=True, envvar="WERF_FORCE",
                                    help="Really remove everything [env: WERF_FORCE]"))
     return params
+
+
+def _kube_params() -> list[click.Option]:
+    return [
+        click.Option(["--without-kube"], is_flag=True, envvar="WERF_WITHOUT_KUBE",
+                     help="Do not read Kubernetes: images running there are not protected [env: WERF_WITHOUT_KUBE]"),
+        click.Option(["--kube-config"], default=None, metavar="PATH[:PATH...]",
+                     envvar=["WERF_KUBE_CONFIG", "WERF_KUBECONFIG"],
+                     help="Kubeconfig file(s) to read [env: WERF_KUBE_CONFIG; default: KUBECONFIG, ~/.kube/config]"),
+        click.Option(["--kube-context"], default=None, metavar="NAME", envvar="WERF_KUBE_CONTEXT",
+                     help="Scan only this kubeconfig context (default: every context) [env: WERF_KUBE_CONTEXT]"),
+        click.Option(["--scan-context-namespace-only"], is_flag=True, envvar="WERF_SCAN_CONTEXT_NAMESPACE_ONLY",
+                     help="Scan only each context's namespace (default: all namespaces) "
+                     "[env: WERF_SCAN_CONTEXT_NAMESPACE_ONLY]"),
+    ]
+
+
+def _kube_settings(kw: dict[str, Any]) -> Any:
+    from ci_env.cleanup.in_use import KubeSettings
+
+    files = tuple(Path(p).expanduser() for p in (kw["kube_config"] or "").split(os.pathsep) if p)
+    return KubeSettings(without_kube=bool(kw["without_kube"]), kube_config=files,
+                        kube_context=kw["kube_context"] or None,
+                        namespace_only=bool(kw["scan_context_namespace_only"]))
 
 
 def _with(params: list[click.Option]) -> Callable[[F], F]:
@@ -170,7 +196,8 @@ def history_lines(plan: Any, settings: Any, config: Any, kw: dict[str, Any]) -> 
     return lines
 
 
-def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: bool | None) -> None:
+def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: bool | None,
+         kube: Any = None) -> None:
     from ci_env.ci import detect
     from ci_env.cleanup import report as rpt
     from ci_env.cleanup import run
@@ -210,6 +237,15 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     if config is not None and config.disable:
         out.status("cleanup: disabled in werf.yaml (cleanup.disable: true): nothing is removed")
         return
+    if config is not None and config.disable_kubernetes_based_policy and kube is not None:
+        kube = dataclasses.replace(kube, without_kube=True)  # werf.yaml: cleanup.disableKubernetesBasedPolicy
+    if policy is not None and kube is not None:  # before planning: a cluster that cannot be read removes nothing
+        from ci_env.cleanup.in_use import scan
+
+        in_use = scan(kube, env)
+        if in_use.summary() is not None:
+            out.status(f"ci-env: {in_use.summary()}")
+        policy = dataclasses.replace(policy, in_use=in_use)
     planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
@@ -270,8 +306,10 @@ def cleanup(repo: Any, **kw: Any) -> None:
     when it has none) reaches the commit that published them through git history. git-branch tags go
     with their branch, git-tag tags with their git tag (or beyond the limit/expiry), git-commit tags with
     their commit (or beyond the limit/expiry); custom tags stay. --keep-tag, --keep-list and
-    --keep-published-within win over every policy. Then the stages no kept tag uses are removed.
-    Exits 1 listing the tags that could not be removed.
+    --keep-published-within win over every policy, and so does a workload in Kubernetes that uses a tag
+    (every kubeconfig context is read unless --without-kube; one that cannot be read stops cleanup before
+    anything is removed). Then the stages no kept tag uses are removed. Exits 1 listing the tags that could
+    not be removed.
     """
     from ci_env.cleanup.policies import Limit, Policy
     from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list
@@ -285,7 +323,7 @@ def cleanup(repo: Any, **kw: Any) -> None:
         keep_published_within=parse_duration(kw["keep_published_within"]),
         keep_list=read_keep_list(kw["keep_list"]) if kw["keep_list"] is not None else KeepList(),
     )
-    _run("cleanup", repo, kw, policy, None)
+    _run("cleanup", repo, kw, policy, None, kube=_kube_settings(kw))
 
 
 @click.command()

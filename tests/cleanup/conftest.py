@@ -1,9 +1,13 @@
-"""Fixtures for the cleanup tests: a World on the real registry, and the vendor test servers of
-``tests/vendors`` reused for end-to-end runs."""
+"""Fixtures for the cleanup tests: a World on the real registry, the vendor test servers of
+``tests/vendors`` reused for end-to-end runs, and Kubernetes API test servers.
+
+No cleanup test reads the kubeconfig of the machine running it: ``KUBECONFIG`` points at a file that
+does not exist unless a test writes its own."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,10 +15,40 @@ import pytest
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from tests.cleanup.world import World
+from tests.services.kubeapi import KubeApi, start_kubeapi
 from tests.services.registry import RegistryService
 from tests.vendors.conftest import clean_env, fake_api, moto_url
 
-__all__ = ["clean_env", "fake_api", "moto_url", "world"]
+__all__ = ["clean_env", "fake_api", "kube_servers", "moto_url", "no_machine_kubeconfig", "world"]
+
+
+@pytest.fixture(autouse=True)
+def no_machine_kubeconfig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """``KUBECONFIG`` names a file that does not exist, so neither the machine's ``KUBECONFIG`` nor its
+    ``~/.kube/config`` reaches a cleanup run (in-process or through ``environ_without``)."""
+    absent = tmp_path / "no-kubeconfig"
+    monkeypatch.setenv("KUBECONFIG", str(absent))
+    for name in ("WERF_KUBE_CONFIG", "WERF_KUBECONFIG", "WERF_KUBE_CONTEXT", "WERF_WITHOUT_KUBE",
+                 "WERF_SCAN_CONTEXT_NAMESPACE_ONLY"):
+        monkeypatch.delenv(name, raising=False)
+    return absent
+
+
+@pytest.fixture
+def kube_servers(tmp_path: Path) -> Iterator[Callable[..., KubeApi]]:
+    """A factory of Kubernetes API test servers (``start_kubeapi`` arguments), stopped after the test."""
+    started: list[KubeApi] = []
+
+    def make(**kwargs: object) -> KubeApi:
+        directory = tmp_path / f"kubeapi-{len(started)}"
+        directory.mkdir()
+        api = start_kubeapi(directory=directory, **kwargs)  # type: ignore[arg-type]
+        started.append(api)
+        return api
+
+    yield make
+    for api in started:
+        api.stop()
 
 
 @pytest.fixture

@@ -128,9 +128,10 @@ def test_gitlab_dry_run_plan_is_a_collapsed_section_and_progress_goes_to_stderr(
     inside = rest.split("\x1b[0Ksection_end:")[0]
     assert "feature-a" in inside and "would-remove" in inside
     progress = [line for line in result.stderr.splitlines() if line.startswith("ci-env: ")]
-    assert progress[0].startswith("ci-env: reading the publication records in ")
+    assert progress[0].startswith("ci-env: kubernetes: no kubeconfig found")  # before planning
+    assert progress[1].startswith("ci-env: reading the publication records in ")
     assert any(line.startswith("ci-env: resolving the tags of ") and line.endswith("/8") for line in progress)
-    assert len(progress) <= 8 and "section_start" not in result.stderr
+    assert len(progress) <= 9 and "section_start" not in result.stderr
 
 
 def test_removal_reuses_the_listing_and_records_are_deleted_without_listing(

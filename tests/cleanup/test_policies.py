@@ -177,3 +177,30 @@ def test_bad_keep_list_lines_name_the_line(tmp_path) -> None:
         read_keep_list(path)
     with pytest.raises(UsageError, match="cannot be read"):
         read_keep_list(tmp_path / "missing")
+
+
+def test_tags_and_stages_in_use_in_kubernetes_are_kept_with_the_workload_named() -> None:
+    from ci_env.cleanup.in_use import ImagesInUse, Workload
+    from ci_env.cleanup.kube_objects import ImageUse
+
+    deploy = Workload("prod", "apps", "Deployment", "api")
+    pods = [Workload("prod", "apps", "Pod", f"api-{n}") for n in range(2)]
+    runner = Workload("staging", "jobs", "Pod", "old")
+    cron = Workload("staging", "jobs", "CronJob", "nightly")
+    in_use = ImagesInUse.index([
+        (deploy, ImageUse(REPO, "api-feature-x")), *((p, ImageUse(REPO, "api-feature-x")) for p in pods),
+        (runner, ImageUse(REPO, None, "sha256:gone-commit")),
+        (cron, ImageUse("registry.example/stages", "s" * 64)),
+    ], ["prod", "staging"], 5)
+    found = [tag("feature-x", "git-branch"), tag("gone-commit", "git-commit", ref="d" * 40),
+             tag("feature-y", "git-branch")]
+    stages = [StageTag("registry.example/stages", "s" * 64), StageTag("registry.example/stages", "t" * 64)]
+    plan = plan_cleanup(found, stages, git({"main"}), Policy(in_use=in_use, keep_tags=compile_keep_tags([".*"])),
+                        NOW)
+    reasons = {d.tag: (d.action, d.reason) for d in plan.decisions}
+    assert reasons["feature-x"] == (KEEP, "in use: prod/apps/Deployment/api, +2 more")  # before --keep-tag
+    assert reasons["gone-commit"] == (KEEP, "in use: staging/jobs/Pod/old")  # the digest it runs
+    assert reasons["feature-y"][1].startswith("protected: matches --keep-tag")
+    assert reasons["s" * 64] == (KEEP, "in use: staging/jobs/CronJob/nightly")
+    assert reasons["t" * 64][0] == DELETE
+    assert plan_purge(found, stages).kept == ()  # purge is explicit: nothing in use survives it
