@@ -9,6 +9,7 @@ from ci_env.ci.facts import JobFacts, RegistryLogin
 from ci_env.ci.vars import first, is_true, parse_ref
 
 #: GitHub's container registry, and the older GitHub Packages Docker registry.
+GITHUB_COM = "github.com"
 GHCR = "ghcr.io"
 PACKAGES_REGISTRY = "docker.pkg.github.com"
 
@@ -30,10 +31,12 @@ def identifies(env: Mapping[str, str]) -> str | None:
 
 
 def _registry(system: str, server_url: str) -> str:
-    """The container registry of the Actions server: ghcr.io for GitHub, the server's host for forks."""
+    """The container registry of the Actions server: ghcr.io for github.com, ``containers.HOST`` for GitHub
+    Enterprise Server (the job's token is not valid anywhere else), the server's host for Gitea and Forgejo."""
+    host = urlsplit(server_url).netloc.lower()
     if system == "github":
-        return GHCR
-    return urlsplit(server_url).netloc or GHCR
+        return GHCR if host in ("", GITHUB_COM) else f"containers.{host}"
+    return host or GHCR
 
 
 def logins(env: Mapping[str, str], registry: str) -> tuple[RegistryLogin, ...]:

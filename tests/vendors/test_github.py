@@ -126,6 +126,26 @@ def test_token_without_delete_scope_fails_preflight(ghcr: Any, registry_open: Re
     assert not any(m == "DELETE" for m, _ in gh.api.requests())
 
 
+def test_github_token_stays_with_its_own_github(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+    """$GITHUB_TOKEN of a github.com job is not sent to another GitHub's API (here: GHES on WERF_GITHUB_API_URL)."""
+    gh = ghcr()
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": "https://api.github.com",
+           "WERF_GITHUB_API_URL": gh.api.url}
+    context = Ctx(env=env, credentials={"github-token": TOKEN}, docker_config=tmp_path)
+    r = GitHubRemover(context, client_factory=lambda host: RegistryClient(registry_open.host))
+    with pytest.raises(PreflightError) as error:
+        r.preflight(RepoAddress("ghcr.io", "acme/app"))
+    message = str(error.value)
+    assert "$GITHUB_TOKEN is sent only to the GitHub of $GITHUB_API_URL" in message
+    assert "--repo-github-token" in message and TOKEN not in message
+    assert gh.api.calls == []
+    # the same token is used when that GitHub is the job's own
+    own = Ctx(env={**env, "GITHUB_API_URL": gh.api.url}, credentials={"github-token": TOKEN}, docker_config=tmp_path)
+    GitHubRemover(own, client_factory=lambda host: RegistryClient(registry_open.host)).preflight(
+        RepoAddress("ghcr.io", "acme/app"))
+    assert gh.api.calls and all(c.headers["Authorization"] == f"Bearer {TOKEN}" for c in gh.api.calls)
+
+
 def test_missing_or_refused_token_fails_preflight(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
     gh = ghcr()
     with pytest.raises(PreflightError) as missing:

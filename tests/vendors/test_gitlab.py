@@ -174,7 +174,8 @@ def test_api_route_when_registry_token_cannot_delete(gitlab: GitLab, tmp_path: P
 
 
 def test_api_route_with_job_token_and_ci_project(gitlab: GitLab, tmp_path: Path) -> None:
-    env = {"CI_JOB_TOKEN": "job-SECRET", "CI_PROJECT_PATH": "group/project", "CI_PROJECT_ID": "42"}
+    env = {"CI_JOB_TOKEN": "job-SECRET", "CI_PROJECT_PATH": "group/project", "CI_PROJECT_ID": "42",
+           "CI_SERVER_URL": gitlab.api.url, "CI_API_V4_URL": f"{gitlab.api.url}/api/v4"}
     repo = RepoAddress(gitlab.host, PATH)
     r = GitLabRemover(ctx(gitlab, tmp_path, None, env=env))
     r.preflight(repo)
@@ -248,3 +249,45 @@ def test_registry_without_reference_route_falls_back_to_the_api_with_a_token(git
     assert deletes == [f"/v2/{PATH}/tags/reference/v1", "/api/v4/projects/42/registry/repositories/2/tags/v1",
                        "/api/v4/projects/42/registry/repositories/2/tags/v3",
                        "/api/v4/projects/42/registry/repositories/2/tags/v9"]
+
+
+# --- the job token stays with the job's own GitLab -------------------------------------------------------
+
+#: a job running on another GitLab instance (never contacted)
+OTHER_INSTANCE_JOB = {
+    "GITLAB_CI": "true", "CI_JOB_TOKEN": "job-SECRET", "CI_SERVER_URL": "https://gitlab.example.com",
+    "CI_API_V4_URL": "https://gitlab.example.com/api/v4", "CI_REGISTRY": "registry.example.com",
+}
+
+
+def _saw_secret(gitlab: GitLab, secret: str) -> bool:
+    return any(secret in value for call in gitlab.api.calls for value in call.headers.values())
+
+
+def test_job_token_is_never_sent_to_another_gitlab(gitlab: GitLab, tmp_path: Path) -> None:
+    repo = RepoAddress(gitlab.host, PATH)
+    with pytest.raises(PreflightError) as error:
+        GitLabRemover(ctx(gitlab, tmp_path, "developer", env=OTHER_INSTANCE_JOB)).preflight(repo)
+    message = str(error.value)
+    assert "$CI_JOB_TOKEN is sent only to this job's GitLab" in message and "gitlab.example.com" in message
+    assert "--repo-gitlab-token" in message and "job-SECRET" not in message
+    assert not _saw_secret(gitlab, "job-SECRET")
+    assert len(gitlab.tags[PATH]) == 3
+
+
+def test_job_token_passed_as_the_gitlab_token_is_bound_too(gitlab: GitLab, tmp_path: Path) -> None:
+    repo = RepoAddress(gitlab.host, PATH)
+    context = ctx(gitlab, tmp_path, None, env=OTHER_INSTANCE_JOB, gitlab_token="job-SECRET")
+    with pytest.raises(PreflightError, match=r"\$CI_JOB_TOKEN is sent only"):
+        GitLabRemover(context).preflight(repo)
+    assert not _saw_secret(gitlab, "job-SECRET")
+
+
+def test_other_gitlab_works_with_its_own_token_from_a_job(gitlab: GitLab, tmp_path: Path) -> None:
+    repo = RepoAddress(gitlab.host, PATH)
+    r = GitLabRemover(ctx(gitlab, tmp_path, "developer", env=OTHER_INSTANCE_JOB, gitlab_token="glpat-SECRET"))
+    r.preflight(repo)
+    assert r.untag(repo, "v3") == "removed"
+    assert "v3" not in gitlab.tags[PATH]
+    assert not _saw_secret(gitlab, "job-SECRET")
+    assert gitlab.api.calls[-1].headers.get("PRIVATE-TOKEN") == "glpat-SECRET"

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ci_env.ci.token_scope import withheld
 from ci_env.errors import AuthError, RegistryError
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
@@ -86,18 +87,20 @@ class GitHubRemover:
         self._package_locks: dict[str, threading.Lock] = {}
 
     # --- plumbing ------------------------------------------------------------
-    def _token(self) -> str:
+    def _token(self, destination: str) -> str:
+        """The token for ``destination`` (a URL or registry host); PreflightError when there is none, or when it
+        is ``$GITHUB_TOKEN`` and ``destination`` is not that token's GitHub (``ci_env.ci.token_scope``)."""
+        fix = f"set {where_to_set('github-token')} to a token with read:packages and delete:packages"
         token = get_credential(self._context, "github-token")
         if not token:
-            raise preflight_failure(
-                VENDOR,
-                "no token for removing tags",
-                f"set {where_to_set('github-token')} to a token with read:packages and delete:packages",
-            )
+            raise preflight_failure(VENDOR, "no token for removing tags", fix)
+        reason = withheld(token, destination, self._context.env)
+        if reason:
+            raise preflight_failure(VENDOR, reason, f"{fix} for that GitHub")
         return token
 
-    def _headers(self, accept: str = "application/vnd.github+json") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token()}", "Accept": accept, "X-GitHub-Api-Version": API_VERSION}
+    def _headers(self, url: str, accept: str = "application/vnd.github+json") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token(url)}", "Accept": accept, "X-GitHub-Api-Version": API_VERSION}
 
     def _default_client(self, host: str) -> RegistryClient:
         """The caller's client for ``host`` when the Docker config holds credentials for it (the same ones
@@ -109,7 +112,7 @@ class GitHubRemover:
         pool: ClientPool | None = getattr(self._context, "clients", None)
         if saved is not None and pool is not None:
             return pool(host)
-        explicit = None if saved is not None else ("ci-env", self._token())
+        explicit = None if saved is not None else ("ci-env", self._token(host))
         return RegistryClient(
             host,
             docker_config=self._context.docker_config,
@@ -129,7 +132,7 @@ class GitHubRemover:
         with self._lock:
             if self._login_known:
                 return self._login
-        response = self._session.get(f"{self._api}/user", headers=self._headers())
+        response = self._session.get(f"{self._api}/user", headers=self._headers(self._api))
         login = None
         if response.ok and isinstance(response.json(), dict):
             login = response.json().get("login")
@@ -141,7 +144,7 @@ class GitHubRemover:
     def preflight(self, repo: RepoAddress) -> None:
         """Check the token exists, is accepted, and (when GitHub reports scopes) has delete:packages."""
         self._split(repo)
-        response = self._session.get(f"{self._api}/user", headers=self._headers())
+        response = self._session.get(f"{self._api}/user", headers=self._headers(self._api))
         fix = f"set {where_to_set('github-token')} to a token with read:packages and delete:packages"
         if response.status_code == 401:
             raise preflight_failure(VENDOR, f"the token was refused ({describe(response)})", fix)
@@ -210,7 +213,7 @@ class GitHubRemover:
         ]
         found: str | None = None
         for url in candidates:
-            response = self._session.get(url, headers=self._headers())
+            response = self._session.get(url, headers=self._headers(url))
             if response.ok:
                 found = url
                 break
@@ -223,7 +226,8 @@ class GitHubRemover:
         return found
 
     def _find_version(self, base: str, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
-        for response in paged(self._session, f"{base}/versions", params={"per_page": 100}, headers=self._headers()):
+        headers = self._headers(base)
+        for response in paged(self._session, f"{base}/versions", params={"per_page": 100}, headers=headers):
             if response.status_code == 404:
                 return None
             if not response.ok:
@@ -242,7 +246,7 @@ class GitHubRemover:
         return None
 
     def _delete_version(self, base: str, version: dict[str, Any], what: str) -> str:
-        response = self._session.delete(f"{base}/versions/{version['id']}", headers=self._headers())
+        response = self._session.delete(f"{base}/versions/{version['id']}", headers=self._headers(base))
         if response.status_code in (200, 202, 204):
             return REMOVED
         if response.status_code == 404:
@@ -257,7 +261,7 @@ class GitHubRemover:
     # --- docker.pkg.github.com (GraphQL) ----------------------------------------------
     def _graphql_call(self, query: str, variables: dict[str, str], *, retry: bool, accept: str) -> dict[str, Any]:
         payload = {"query": query, "variables": variables}
-        headers = self._headers(accept)
+        headers = self._headers(self._graphql, accept)
         if retry:
             response = post_with_retry(self._session, self._graphql, json=payload, headers=headers)
         else:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ci_env.ci.token_scope import may_send, withheld
 from ci_env.errors import AuthError, CiEnvError, RegistryError
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
@@ -50,7 +51,7 @@ API_ROUTE = "api"
 CREDENTIALS_HELP = (
     f"docker login to the registry with a user or deploy token allowed to delete, or set "
     f"{where_to_set('gitlab-token')} to a token with the api scope (in GitLab CI, $CI_JOB_TOKEN is used when the "
-    "job's user may delete)"
+    "job's user may delete, and only towards the job's own GitLab)"
 )
 
 ClientFactory = Callable[[str], "RegistryClient"]
@@ -91,14 +92,30 @@ class GitLabRemover:
                 self._clients[host] = self._client_factory(host)
             return self._clients[host]
 
-    def _api_headers(self) -> dict[str, str] | None:
+    def _api_headers(self, repo: RepoAddress) -> dict[str, str] | None:
+        """``PRIVATE-TOKEN`` (``--repo-gitlab-token``), else ``JOB-TOKEN`` (``$CI_JOB_TOKEN``), else None.
+
+        A CI job token is offered only to the job's own GitLab (``ci_env.ci.token_scope``), never elsewhere.
+        """
+        env = self._context.env
+        api = endpoints.gitlab_api(repo.registry, env)
         token = get_credential(self._context, "gitlab-token")
-        if token:
+        if token and may_send(token, api, env):
             return {"PRIVATE-TOKEN": token}
-        job_token = self._context.env.get("CI_JOB_TOKEN")
-        if job_token:
+        job_token = env.get("CI_JOB_TOKEN")
+        if job_token and may_send(job_token, api, env):
             return {"JOB-TOKEN": job_token}
         return None
+
+    def _withheld_note(self, repo: RepoAddress) -> str:
+        """``" ($CI_JOB_TOKEN is sent only to ...)"`` when a CI token was kept from this GitLab, else ``""``."""
+        env = self._context.env
+        api = endpoints.gitlab_api(repo.registry, env)
+        for value in (get_credential(self._context, "gitlab-token"), env.get("CI_JOB_TOKEN")):
+            reason = withheld(value, api, env)
+            if reason:
+                return f" ({reason})"
+        return ""
 
     # --- route choice --------------------------------------------------------------
     def _route(self, repo: RepoAddress) -> str:
@@ -111,9 +128,10 @@ class GitLabRemover:
             self._client(repo).can_delete(repo.path)
             route = REGISTRY_ROUTE
         except CiEnvError as registry_refusal:
-            if self._api_headers() is None:
+            if self._api_headers(repo) is None:
                 raise preflight_failure(
-                    VENDOR, f"the registry does not let these credentials delete ({registry_refusal})",
+                    VENDOR, f"the registry does not let these credentials delete ({registry_refusal})"
+                    f"{self._withheld_note(repo)}",
                     CREDENTIALS_HELP,
                 ) from None
             route = API_ROUTE
@@ -170,13 +188,13 @@ class GitLabRemover:
 
     def _untag_without_reference_route(self, repo: RepoAddress, tag: str) -> str:
         """The projects API when a token is available, else the default route (placeholder or digest)."""
-        if self._api_headers() is not None:
+        if self._api_headers(repo) is not None:
             return self._untag_api(repo, tag)
         return self._client(repo).untag(repo.path, tag)
 
     # --- API route ---------------------------------------------------------------------------
-    def _get(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._session.get(url, headers=self._api_headers(), **kwargs)
+    def _get(self, repo: RepoAddress, url: str, **kwargs: Any) -> requests.Response:
+        return self._session.get(url, headers=self._api_headers(repo), **kwargs)
 
     def _project_id(self, repo: RepoAddress) -> int | None:
         """The id of the project holding ``repo`` (``$CI_PROJECT_ID`` when under ``$CI_PROJECT_PATH``), or None."""
@@ -192,7 +210,7 @@ class GitLabRemover:
             api = endpoints.gitlab_api(repo.registry, env)
             parts = repo.path.split("/")
             for end in range(len(parts), 1, -1):
-                response = self._get(f"{api}/projects/{quote('/'.join(parts[:end]), safe='')}")
+                response = self._get(repo, f"{api}/projects/{quote('/'.join(parts[:end]), safe='')}")
                 if response.ok:
                     found = int(response.json()["id"])
                     break
@@ -212,7 +230,7 @@ class GitLabRemover:
         found: int | None = None
         page: str | None = "1"
         while page and found is None:
-            response = self._get(f"{api}/projects/{project}/registry/repositories",
+            response = self._get(repo, f"{api}/projects/{project}/registry/repositories",
                                  params={"per_page": 100, "page": page})
             if not response.ok:
                 raise fail(response, f"{VENDOR}: listing the registry repositories of project {project}")
@@ -237,5 +255,5 @@ class GitLabRemover:
             return ABSENT
         api = endpoints.gitlab_api(repo.registry, self._context.env)
         url = f"{api}/projects/{project}/registry/repositories/{repository}/tags/{quote(tag, safe='')}"
-        response = self._session.delete(url, headers=self._api_headers())
+        response = self._session.delete(url, headers=self._api_headers(repo))
         return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")
