@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ci_env.errors import PreflightError
+from ci_env.errors import PreflightError, RegistryError
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.github import GitHubRemover
@@ -106,14 +106,31 @@ def test_versions_are_followed_through_link_pages(ghcr: Any, registry_open: Regi
     assert any("page=2" in p for _, p in gh.api.requests())
 
 
-def test_missing_tag_and_missing_package_are_absent(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+def test_missing_tag_is_absent_but_a_missing_package_is_an_error(
+    ghcr: Any, registry_open: RegistryService, tmp_path: Path
+) -> None:
     gh = ghcr()
     path = f"acme/app{next(_names)}"
     push_image(gh.client, path, ["a"], seed=f"a-{path}")
     r = remover(gh, registry_open, tmp_path)
     assert r.untag(RepoAddress("ghcr.io", path), "nope") == "absent"
-    assert r.untag(RepoAddress("ghcr.io", "acme/never-pushed"), "a") == "absent"
+    with pytest.raises(RegistryError, match="no package acme/never-pushed"):
+        r.untag(RepoAddress("ghcr.io", "acme/never-pushed"), "a")
     assert not any(m == "DELETE" for m, _ in gh.api.requests())
+
+
+def test_404_from_a_wrong_api_is_an_error(
+    ghcr: Any, fake_api: Callable[[], FakeApi], registry_open: RegistryService, tmp_path: Path
+) -> None:
+    gh = ghcr()
+    path = f"acme/app{next(_names)}"
+    push_image(gh.client, path, ["a"], seed=f"a-{path}")
+    nowhere = fake_api()  # answers 404 to everything: a wrong WERF_GITHUB_API_URL
+    context = Ctx(env={"WERF_GITHUB_API_URL": nowhere.url}, credentials={"github-token": TOKEN}, docker_config=tmp_path)
+    with pytest.raises(RegistryError, match="WERF_GITHUB_API_URL"):
+        GitHubRemover(context, client_factory=lambda host: RegistryClient(registry_open.host)).untag(
+            RepoAddress("ghcr.io", path), "a")
+    assert tag_map(gh.client, path).keys() == {"a"}
 
 
 def test_token_without_delete_scope_fails_preflight(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:

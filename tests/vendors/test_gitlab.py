@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ci_env.errors import PreflightError
+from ci_env.errors import PreflightError, RegistryError
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.gitlab import GitLabRemover
@@ -51,6 +51,7 @@ class GitLab:
         r("GET", r"/api/v4/projects/([^/]+)")(self.project)
         r("GET", r"/api/v4/projects/(\d+)/registry/repositories")(self.list_repositories)
         r("DELETE", r"/api/v4/projects/(\d+)/registry/repositories/(\d+)/tags/([^/]+)")(self.api_delete)
+        r("GET", r"/api/v4/registry/repositories/(\d+)")(self.repository)
 
     @property
     def host(self) -> str:
@@ -118,6 +119,12 @@ class GitLab:
         headers = {"X-Page": str(page), "X-Next-Page": str(page + 1) if page < len(self.repositories) else ""}
         return 200, headers, items
 
+    def repository(self, call: Call, repository: str) -> Reply:
+        if not self._api_ok(call):
+            return 401, {}, {"message": "401 Unauthorized"}
+        found = [r for r in self.repositories if r["id"] == int(repository)]
+        return (200, {}, found[0]) if found else (404, {}, {"message": "404 Repository Not Found"})
+
     def api_delete(self, call: Call, project: str, repository: str, tag: str) -> Reply:
         if not self._api_ok(call):
             return 401, {}, {"message": "401 Unauthorized"}
@@ -168,7 +175,8 @@ def test_api_route_when_registry_token_cannot_delete(gitlab: GitLab, tmp_path: P
     assert ("GET", "/api/v4/projects/group%2Fproject%2Fapp") in api_calls  # longest prefix first
     assert ("GET", "/api/v4/projects/group%2Fproject") in api_calls
     assert ("GET", "/api/v4/projects/42/registry/repositories?per_page=100&page=2") in api_calls
-    assert api_calls[-1] == ("DELETE", "/api/v4/projects/42/registry/repositories/2/tags/v2")
+    assert api_calls[-2:] == [("DELETE", "/api/v4/projects/42/registry/repositories/2/tags/v2"),
+                              ("GET", "/api/v4/registry/repositories/2")]  # the 404 is "gone": the repository is there
     assert all(c.headers.get("PRIVATE-TOKEN") == "glpat-SECRET" for c in gitlab.api.calls
                if c.raw_path.startswith("/api/v4"))
 
@@ -291,3 +299,17 @@ def test_other_gitlab_works_with_its_own_token_from_a_job(gitlab: GitLab, tmp_pa
     assert "v3" not in gitlab.tags[PATH]
     assert not _saw_secret(gitlab, "job-SECRET")
     assert gitlab.api.calls[-1].headers.get("PRIVATE-TOKEN") == "glpat-SECRET"
+
+
+def test_api_404_from_a_wrong_api_or_for_a_missing_repository_is_an_error(
+    gitlab: GitLab, tmp_path: Path, fake_api: Callable[[], FakeApi]
+) -> None:
+    nowhere = fake_api()  # answers 404 to everything: a wrong WERF_GITLAB_API_URL
+    context = ctx(gitlab, tmp_path, "developer", gitlab_token="glpat-SECRET")
+    wrong = GitLabRemover(Ctx(env={"WERF_GITLAB_API_URL": f"{nowhere.url}/api/v4"}, credentials=context.credentials,
+                              docker_config=tmp_path))
+    with pytest.raises(RegistryError, match="no project found"):
+        wrong.untag(RepoAddress(gitlab.host, PATH), "v1")
+    with pytest.raises(RegistryError, match="has no registry repository group/project/missing"):
+        GitLabRemover(context).untag(RepoAddress(gitlab.host, "group/project/missing"), "v1")
+    assert len(gitlab.tags[PATH]) == 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -154,18 +154,34 @@ def fail(response: requests.Response, what: str) -> RegistryError | AuthError:
     return RegistryError(f"{what}: {describe(response)}")
 
 
-def untag_outcome(response: requests.Response, what: str) -> str:
-    """The outcome of a tag ``DELETE`` answered with ``response``: ``removed`` (200/202/204) or ``absent`` (404).
+def untag_outcome(response: requests.Response, what: str, gone: Callable[[], bool], where: str) -> str:
+    """The outcome of a tag ``DELETE`` answered with ``response``: ``removed`` (200/202/204) or ``absent``.
 
-    Any other answer raises: ``AuthError`` "WHAT refused (...)" for 401/403, else the error of :func:`fail`.
-    ``what`` names the vendor and the tag, e.g. ``"Quay: removing quay.io/acme/app:1.0"``.
+    A 404 is ``absent`` only when the vendor says the tag is gone: ``gone()`` asks the vendor's API about the
+    repository (or version list) the tag belongs to, and answers True when that API knows the repository
+    but not the tag. A 404 from a wrong API base URL or for a missing repository raises RegistryError naming
+    ``where`` (e.g. "the repository exists and WERF_QUAY_API_URL points at Quay's API"). 401/403 raise
+    ``AuthError`` "WHAT refused (...)"; any other answer the error of :func:`fail`. ``what`` names the vendor
+    and the tag, e.g. ``"Quay: removing quay.io/acme/app:1.0"``.
     """
     if response.status_code in (200, 202, 204):
         return REMOVED
     if response.status_code == 404:
-        return ABSENT
+        if gone():
+            return ABSENT
+        raise RegistryError(f"{what}: {describe(response)}, and the repository is not there either: check that {where}")
     if response.status_code in (401, 403):
         raise AuthError(f"{what} refused ({describe(response)})")
+    raise fail(response, what)
+
+
+def exists(response: requests.Response, what: str) -> bool:
+    """Whether the vendor API's answer to a GET of a repository (or project) says it exists: True for 2xx,
+    False for 404, the error of :func:`fail` for anything else."""
+    if response.ok:
+        return True
+    if response.status_code == 404:
+        return False
     raise fail(response, what)
 
 

@@ -169,7 +169,10 @@ class GitHubRemover:
             return self._untag_legacy(repo, tag)
         base = self._package_base(repo)
         if base is None:
-            return ABSENT
+            raise RegistryError(
+                f"{VENDOR}: no package {repo.path} at {self._api}: check that it exists, that the token may read it "
+                "and that WERF_GITHUB_API_URL (default $GITHUB_API_URL, else api.github.com) is GitHub's API"
+            )
         with self._package_lock(base):  # one tag at a time per package: versions change under us
             version = self._find_version(base, lambda v: tag in _tags(v))
             if version is None:
@@ -228,8 +231,6 @@ class GitHubRemover:
     def _find_version(self, base: str, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
         headers = self._headers(base)
         for response in paged(self._session, f"{base}/versions", params={"per_page": 100}, headers=headers):
-            if response.status_code == 404:
-                return None
             if not response.ok:
                 raise fail(response, f"{VENDOR}: listing versions")
             for version in response.json():
@@ -249,8 +250,10 @@ class GitHubRemover:
         response = self._session.delete(f"{base}/versions/{version['id']}", headers=self._headers(base))
         if response.status_code in (200, 202, 204):
             return REMOVED
-        if response.status_code == 404:
-            return ABSENT
+        if response.status_code == 404:  # gone only when the package's version list says so
+            if self._find_version(base, lambda v: v.get("id") == version["id"]) is None:
+                return ABSENT
+            raise fail(response, f"{VENDOR}: removing {what} (version {version['id']} is still listed)")
         if response.status_code == 400 and "last" in response.text.lower():
             raise RegistryError(
                 f"{VENDOR}: GitHub refuses to delete the last tagged version of a package, so {what} cannot be "
@@ -285,8 +288,13 @@ class GitHubRemover:
             retry=True,
             accept="application/vnd.github+json",
         )
-        nodes = ((data.get("repository") or {}).get("packages") or {}).get("nodes") or []
-        version = (nodes[0] or {}).get("version") if nodes else None
+        repository = data.get("repository")
+        nodes = ((repository or {}).get("packages") or {}).get("nodes") or []
+        if not nodes or not isinstance(nodes[0], dict):
+            missing = "repository" if repository is None else "package"
+            raise RegistryError(f"{VENDOR}: GraphQL at {self._graphql} knows no {missing} for {repo}: check that it "
+                                "exists and that the token may read it")
+        version = nodes[0].get("version")
         if not version or not version.get("id"):
             return ABSENT
         result = self._graphql_call(_DELETE_MUTATION, {"id": version["id"]}, retry=False, accept=DELETES_PREVIEW)

@@ -31,6 +31,7 @@ from ci_env.registry.vendors.common import (
     REMOVED,
     VendorContext,
     describe,
+    exists,
     fail,
     get_credential,
     new_session,
@@ -250,10 +251,15 @@ class GitLabRemover:
                 f"{VENDOR}: no project found for {repo.path}; set $WERF_GITLAB_API_URL if the GitLab API is not at "
                 f"{endpoints.gitlab_api(repo.registry, self._context.env)}"
             )
+        api = endpoints.gitlab_api(repo.registry, self._context.env)
         repository = self._repository_id(repo, project)
         if repository is None:
-            return ABSENT
-        api = endpoints.gitlab_api(repo.registry, self._context.env)
+            raise RegistryError(f"{VENDOR}: project {project} at {api} has no registry repository {repo.path}")
         url = f"{api}/projects/{project}/registry/repositories/{repository}/tags/{quote(tag, safe='')}"
         response = self._session.delete(url, headers=self._api_headers(repo))
-        return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")
+        return untag_outcome(
+            response, f"{VENDOR}: removing {repo}:{tag}",
+            lambda: exists(self._get(repo, f"{api}/registry/repositories/{repository}"),
+                           f"{VENDOR}: reading registry repository {repository}"),
+            f"{repo.path} exists and WERF_GITLAB_API_URL is the GitLab API",
+        )
