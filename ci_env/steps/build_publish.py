@@ -27,6 +27,7 @@ from ci_env.ci.facts import JobFacts
 from ci_env.errors import BuildError, CiEnvError, ConfigError, UsageError
 from ci_env.output import Output, format_duration
 from ci_env.project import ImageConfig, ProjectConfig
+from ci_env.redact import strip_userinfo
 from ci_env.registry.reference import RepoAddress, validate_tag
 from ci_env.signature import content_signature
 from ci_env.tagging import docker_tag
@@ -370,7 +371,7 @@ class Publisher:
         }
         revision = self._git_value(GIT_COMMIT) or facts.commit
         if facts.project_url:
-            labels[LABEL_SOURCE] = facts.project_url
+            labels[LABEL_SOURCE] = strip_userinfo(facts.project_url)
         if revision:
             labels[LABEL_REVISION] = revision
         return labels
