@@ -16,6 +16,9 @@ PACKAGES_REGISTRY = "docker.pkg.github.com"
 #: (variable that names the system, system); checked in order, then plain GITHUB_ACTIONS is ``github``.
 FORKS: tuple[tuple[str, str], ...] = (("FORGEJO_ACTIONS", "forgejo"), ("GITEA_ACTIONS", "gitea"))
 
+#: The matrix job's ``strategy.job-index``: Actions has no such variable, the action passes it under this name.
+JOB_INDEX_VARIABLE = "CI_ENV_JOB_INDEX"
+
 #: Events whose runs build a pull request.
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 
@@ -56,8 +59,11 @@ def logins(env: Mapping[str, str], registry: str) -> tuple[RegistryLogin, ...]:
 def facts(env: Mapping[str, str]) -> JobFacts:
     """The job's facts from the Actions default variables (fields not set are None).
 
-    ``job_id`` is ``<run id>-<run attempt>-<job>``: unique per job on a machine, and
-    the same in every step of the job. The images repo is ``<registry>/<owner>/<repo>``
+    ``job_id`` is ``<run id>-<run attempt>-<job>[-<job index>][-<runner name>]``: the same in every
+    step of the job, and unique among the jobs running on one machine. Jobs of one matrix share
+    ``$GITHUB_JOB``, so the key adds ``$CI_ENV_JOB_INDEX`` (``strategy.job-index``, which the action
+    passes) when set, and ``$RUNNER_NAME``: one runner runs one job at a time, so two jobs running at
+    once on one machine always run on runners of different names. The images repo is ``<registry>/<owner>/<repo>``
     lowercased (ghcr.io on GitHub, the server's host on Gitea and Forgejo).
     """
     system = identifies(env) or "github"
@@ -65,7 +71,9 @@ def facts(env: Mapping[str, str]) -> JobFacts:
     repository = first(env, "GITHUB_REPOSITORY")
     run_id = first(env, "GITHUB_RUN_ID")
     job = first(env, "GITHUB_JOB")
-    job_id = f"{run_id}-{first(env, 'GITHUB_RUN_ATTEMPT') or '1'}-{job or 'job'}" if run_id else None
+    parts = [run_id, first(env, "GITHUB_RUN_ATTEMPT") or "1", job or "job",
+             first(env, JOB_INDEX_VARIABLE), first(env, "RUNNER_NAME")]
+    job_id = "-".join(part for part in parts if part) if run_id else None
     ref = first(env, "GITHUB_REF") or ""
     ref_branch, ref_tag, pull_request = parse_ref(ref)
     ref_type = first(env, "GITHUB_REF_TYPE")
