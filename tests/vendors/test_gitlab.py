@@ -95,7 +95,9 @@ class GitLab:
     def delete_reference(self, call: Call, name: str, tag: str) -> Reply:
         if "delete" not in self._actions(call):
             return 401, self._challenge("insufficient_scope"), {"errors": [{"code": "UNAUTHORIZED"}]}
-        if tag not in self.tags.get(name, {}):
+        if name not in self.tags:
+            return 404, {}, {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]}
+        if tag not in self.tags[name]:
             return 404, {}, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}
         del self.tags[name][tag]
         return 202, {}, None
@@ -313,3 +315,25 @@ def test_api_404_from_a_wrong_api_or_for_a_missing_repository_is_an_error(
     with pytest.raises(RegistryError, match="has no registry repository group/project/missing"):
         GitLabRemover(context).untag(RepoAddress(gitlab.host, "group/project/missing"), "v1")
     assert len(gitlab.tags[PATH]) == 3
+
+
+def test_registry_route_404_for_a_missing_repository_is_an_error(gitlab: GitLab, tmp_path: Path) -> None:
+    r = GitLabRemover(ctx(gitlab, tmp_path, "maintainer"))
+    with pytest.raises(RegistryError, match="no repository group/project/missing"):
+        r.untag(RepoAddress(gitlab.host, "group/project/missing"), "v1")
+
+
+def test_cli_untag_from_a_job_of_another_gitlab_never_sends_the_job_token(gitlab: GitLab, tmp_path: Path) -> None:
+    """The issue's case as a user meets it: ``ci-env registry untag`` of another GitLab's image from a job."""
+    from tests.cli import environ_without, run_ci_env
+
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {}}))
+    env = {**environ_without(), "HOME": str(tmp_path), **OTHER_INSTANCE_JOB,
+           "WERF_GITLAB_API_URL": f"{gitlab.api.url}/api/v4"}
+    result = run_ci_env("registry", "untag", f"{gitlab.host}/{PATH}:v1", "--repo-implementation", "gitlab",
+                        "--docker-config", str(tmp_path), env=env)
+    assert result.returncode == 1
+    assert "$CI_JOB_TOKEN is sent only to this job's GitLab" in result.stderr
+    assert "--repo-gitlab-token" in result.stderr and "job-SECRET" not in result.stdout + result.stderr
+    assert not _saw_secret(gitlab, "job-SECRET")
+    assert gitlab.tags[PATH]["v1"] == "sha256:aaa"

@@ -180,6 +180,9 @@ class GitLabRemover:
             return REMOVED
         if response.status_code != 404:
             raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
+        if "NAME_UNKNOWN" in response.text:  # the registry says the repository, not the tag, is missing
+            raise RegistryError(f"{VENDOR}: removing {repo}:{tag}: the registry has no repository {repo.path} "
+                                "(NAME_UNKNOWN)")
         if client.resolve(repo.path, tag) is None:
             return ABSENT
         # the tag is still there: this registry has no tags/reference route (a 404 for every tag)
