@@ -130,7 +130,8 @@ def retry_after_seconds(response: requests.Response, default: float = 1.0, cap: 
 
 
 def describe(response: requests.Response) -> str:
-    """A short, secret-free description of an error response: status and the server's message."""
+    """A short, secret-free description of an error response: status and the server's message (URLs in it
+    without their ``user:token@``)."""
     text = ""
     try:
         body = response.json()
@@ -143,7 +144,9 @@ def describe(response: requests.Response) -> str:
                 break
     if not text:
         text = (response.text or "").strip()
-    text = " ".join(text.split())[:300]
+    from ci_env.redact import strip_userinfo_in
+
+    text = strip_userinfo_in(" ".join(text.split())[:300])
     return f"HTTP {response.status_code}" + (f": {text}" if text else "")
 
 
