@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = cli.main(args=argv, prog_name="ci-env", standalone_mode=False)
     except CiEnvError as exc:
-        click.echo(f"ci-env: error: {exc.message}", err=True)
+        from ci_env.redact import strip_userinfo_in
+
+        click.echo(f"ci-env: error: {strip_userinfo_in(exc.message)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("ci-env: aborted", err=True)

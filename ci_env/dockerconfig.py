@@ -248,13 +248,39 @@ def _copy_base_directory(directory: Path, target: Path) -> None:
         _link_plugins(plugins, target / PLUGINS_DIR)
 
 
+def check_tmp_root(root: Path) -> None:
+    """ConfigError unless ``root`` is safe to hold job directories: not writable by every user without the
+    sticky bit (anyone could rename or replace a job's directory there), and owned by the current user or
+    root (its owner could do the same). ``/tmp`` (root's, mode 1777) passes. A symlink is judged by its
+    target. Nothing is checked where the platform has no POSIX owners and modes (Windows)."""
+    if os.name == "nt" or not hasattr(os, "getuid"):
+        return
+    fix = "set --tmp-dir or $WERF_TMP_DIR to a directory of your own (mode 0700)"
+    try:
+        info = os.stat(root)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the tmp dir {root}: {exc.strerror}; {fix}") from None
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+        raise ConfigError(
+            f"the tmp dir {root} is writable by every user without the sticky bit (mode {mode:04o}): another user "
+            f"could replace this job's files there; {fix}, or add the sticky bit (chmod +t)"
+        )
+    if info.st_uid not in (os.getuid(), 0):
+        raise ConfigError(
+            f"the tmp dir {root} belongs to another user (uid {info.st_uid}), who could replace this job's files "
+            f"there; {fix}"
+        )
+
+
 def create_job_dir(base: BaseConfig, root: Path, job_key: str | None, strip_registries: Sequence[str]) -> Path:
     """Create and return a NEW private config directory for this job under ``root``.
 
     The directory (0700) is named ``ci-env.<job>.<random>`` and holds a marker file, the
     base's ``config.json`` (0600) without ``credsStore`` and without the ``credHelpers`` of
     ``strip_registries``, copies of contexts/trust/buildx settings and symlinks to the base's
-    CLI plugins. The base is only read. On failure nothing is left behind.
+    CLI plugins. The base is only read. On failure nothing is left behind. ``root`` must pass
+    :func:`check_tmp_root` (ConfigError otherwise).
     """
     config = strip_credential_stores(_read_base_config(base), strip_registries)
     try:
@@ -263,6 +289,7 @@ def create_job_dir(base: BaseConfig, root: Path, job_key: str | None, strip_regi
                 f"the tmp dir {root} is not a directory; set --tmp-dir or $WERF_TMP_DIR to a directory"
             )
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_tmp_root(root)
         path = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{_name_part(job_key)}.", dir=root))
     except OSError as exc:
         raise ConfigError(

@@ -278,6 +278,13 @@ def stages_storage_source(inputs: ExportInputs, env: Mapping[str, str]) -> tuple
     return None, "the default"
 
 
+def _published(value: str, row: ExportDef) -> str:
+    """What is exported for ``row``: a secret as is; anything else without URL credentials (``user:token@``)."""
+    from ci_env.redact import strip_userinfo_in
+
+    return value if row.secret else strip_userinfo_in(value)
+
+
 def compute_exports(
     facts: JobFacts, inputs: ExportInputs, env: Mapping[str, str], table: Sequence[ExportDef] = EXPORTS
 ) -> list[Export]:
@@ -285,7 +292,8 @@ def compute_exports(
 
     A row whose value does not apply is left out. A variable already set (non-empty)
     in ``env`` is kept (``Export.kept``, value = the user's) unless the row is not
-    overridable, the value comes from an option, or ``inputs.override`` is set.
+    overridable, the value comes from an option, or ``inputs.override`` is set. No value
+    that is not a secret carries URL credentials (``https://user:token@...``): they are stripped.
     Raises :class:`UsageError` for an unknown tagging strategy and :class:`ConfigError`
     when ``tag-or-branch`` finds neither a tag nor a branch.
     """
@@ -315,9 +323,9 @@ def compute_exports(
             continue
         existing = env.get(row.name)
         if existing and row.overridable and not inputs.override and not row.explicit(ctx):
-            exports.append(Export(row.name, existing, row.secret, row.overridable, kept=True))
+            exports.append(Export(row.name, _published(existing, row), row.secret, row.overridable, kept=True))
         else:
-            exports.append(Export(row.name, value, row.secret, row.overridable))
+            exports.append(Export(row.name, _published(value, row), row.secret, row.overridable))
     if strategy == "tag-or-branch" and not any(e.name in ("WERF_TAG_GIT_TAG", "WERF_TAG_GIT_BRANCH") for e in exports):
         raise ConfigError(
             "--tagging-strategy tag-or-branch needs a git tag or branch, and the CI variables name neither: "

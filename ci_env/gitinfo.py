@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ci_env.errors import ConfigError, PreflightError
+from ci_env.redact import strip_userinfo_in
 
 #: The remote whose branches count as existing (``origin/*``), as CI systems name the clone's remote.
 REMOTE = "origin"
@@ -90,7 +91,7 @@ class GitRepository:
         )
         if check and result.returncode != 0:
             message = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
-            raise ConfigError(f"git {args[0]} failed in {self.path}: {message}")
+            raise ConfigError(f"git {args[0]} failed in {self.path}: {strip_userinfo_in(message)}")
         return result.stdout
 
     def check(self) -> None:
@@ -191,6 +192,7 @@ class GitRepository:
         result = subprocess.run(["git", "-C", str(self.path), *args], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
+            last = strip_userinfo_in(last)
             raise PreflightError(f"git history synchronisation failed (git {' '.join(args)}): {last}")
 
     def facts(self, commits: Sequence[str] = ()) -> GitFacts:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TextIO
 
+from ci_env.redact import strip_userinfo_in
+
 ESC = "\x1b"
 
 
@@ -70,10 +72,10 @@ class Output:
         self._count = 0
 
     def write_lines(self, lines: Sequence[str]) -> None:
-        """Write ``lines`` together, never interleaved with other threads' output."""
+        """Write ``lines`` together, never interleaved with other threads' output, without URL credentials."""
         with self._lock:
             for line in lines:
-                self.stream.write(line + "\n")
+                self.stream.write(strip_userinfo_in(line) + "\n")
             self.stream.flush()
 
     def status(self, text: str) -> None:

@@ -4,8 +4,10 @@ The file is a multi-document YAML stream: one meta document (``project: NAME``,
 ``configVersion: 1``) and one document per image (``image: NAME`` or
 ``image: ~``, with ``dockerfile``, ``context``, ``target``, ``args``). Before
 parsing it is rendered with Jinja2, where ``env("NAME", "default")`` reads the
-environment and ``project_dir`` is the project directory. Every mistake is a
-``ConfigError`` naming the file, the line and what to do.
+environment and ``project_dir`` is the project directory; it is rendered in Jinja2's
+sandbox, so it cannot run code. Build contexts and Dockerfiles must lie inside the
+project directory (after following symlinks). Every mistake is a ``ConfigError``
+naming the file, the line and what to do.
 """
 
 from __future__ import annotations
@@ -92,8 +94,41 @@ def find_config(directory: Path, config: str | Path | None = None) -> Path:
     )
 
 
+#: the most characters (or items) one ``*`` in werf.yaml may produce, and the largest exponent of ``**``
+MAX_REPEAT = 1_000_000
+MAX_EXPONENT = 1_000
+
+
+def _sandbox(jinja2: Any) -> Any:
+    """Jinja2's sandbox (no attribute starting with ``_``, no unsafe methods, bounded ``range``) that also
+    bounds ``*`` and ``**``, so werf.yaml can neither run code nor exhaust the machine's memory."""
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class Sandbox(SandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
+            if operator == "*":
+                for seq, count in ((left, right), (right, left)):
+                    if isinstance(seq, (str, list, tuple)) and isinstance(count, int) \
+                            and len(seq) * count > MAX_REPEAT:
+                        raise SecurityError(f"a repetition of {len(seq) * count} items is too large "
+                                            f"(at most {MAX_REPEAT})")
+            return super().call_binop(context, operator, left, right)
+
+    return Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
 def render(text: str, path: Path, directory: Path, env: Mapping[str, str]) -> str:
-    """Render the Jinja2 template ``text``; a template error names the file and line."""
+    """Render the Jinja2 template ``text`` in Jinja2's sandbox; a template error names the file and line.
+
+    Only ``env(NAME[, DEFAULT])`` and ``project_dir`` are given to the template. The sandbox refuses attributes
+    starting with ``_`` (``env.__globals__``, ``''.__class__``), so werf.yaml cannot reach Python objects or run
+    code: such a template is a ConfigError naming the file and line, like any other template error.
+    """
     import jinja2
 
     def env_function(name: str, default: str | None = None) -> str:
@@ -105,7 +140,7 @@ def render(text: str, path: Path, directory: Path, env: Mapping[str, str]) -> st
             )
         return default
 
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    environment = _sandbox(jinja2)
     try:
         template = environment.from_string(text)
         return template.render(env=env_function, project_dir=str(directory))
@@ -232,13 +267,23 @@ def _build_image(
     if not isinstance(context_text, str):
         raise ConfigError(f"{path}:{lines['context']}: context of image {label!r} must be a path")
     context = (root / context_text).resolve()
+    where = lines.get("context", at)
+    if not context.is_relative_to(root):
+        raise ConfigError(
+            f"{path}:{where}: context {context_text!r} of image {label!r} is outside the project directory {root} "
+            f"(it resolves to {context}); a build context must be inside the project"
+        )
     if not context.is_dir():
-        where = lines.get("context", at)
         raise ConfigError(f"{path}:{where}: context {context_text!r} of image {label!r} is not a directory")
     dockerfile_text = document.get("dockerfile", "Dockerfile")
     if not isinstance(dockerfile_text, str):
         raise ConfigError(f"{path}:{lines['dockerfile']}: dockerfile of image {label!r} must be a path")
     dockerfile = (context / dockerfile_text).resolve()
+    if not dockerfile.is_relative_to(root):
+        raise ConfigError(
+            f"{path}:{lines.get('dockerfile', at)}: Dockerfile {dockerfile_text!r} of image {label!r} is outside the "
+            f"project directory {root} (it resolves to {dockerfile}); keep the Dockerfile inside the project"
+        )
     if not dockerfile.is_file():
         raise ConfigError(
             f"{path}:{lines.get('dockerfile', at)}: Dockerfile {dockerfile_text!r} of image {label!r} not found "

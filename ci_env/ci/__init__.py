@@ -40,7 +40,7 @@ def identify(env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def detect(env: Mapping[str, str], requested: str = "auto") -> JobFacts:
-    """Return the job's facts read from ``env``.
+    """Return the job's facts read from ``env``; its URLs never carry credentials (``ci_env.redact``).
 
     ``requested`` is ``auto`` (detect the CI system), or ``gitlab``, ``github``,
     ``generic`` to force a behaviour family. Forcing ``generic`` inside GitLab or
@@ -52,10 +52,23 @@ def detect(env: Mapping[str, str], requested: str = "auto") -> JobFacts:
         raise UsageError(f"unknown CI system {requested!r}: use one of {', '.join(REQUESTS)}")
     family, _system = identify(env)
     if requested in FAMILIES:
-        return FAMILIES[requested](env)
+        return _without_credentials(FAMILIES[requested](env))
     if requested == "auto" and family in FAMILIES:
-        return FAMILIES[family](env)
+        return _without_credentials(FAMILIES[family](env))
     if family in FAMILIES:  # generic behaviour inside GitLab or GitHub
         facts = FAMILIES[family](env)
-        return replace(facts, family="generic", logins=(), registry=None, images_repo=None, token=None)
-    return generic.facts(env)
+        generic_facts = replace(facts, family="generic", logins=(), registry=None, images_repo=None, token=None)
+        return _without_credentials(generic_facts)
+    return _without_credentials(generic.facts(env))
+
+
+def _without_credentials(facts: JobFacts) -> JobFacts:
+    """``facts`` with ``user:token@`` removed from its URLs (``$GIT_URL``, ``$CI_REPO_URL``, ... may carry one),
+    so no export, label, annotation or printed line repeats it."""
+    from ci_env.redact import strip_userinfo
+
+    def clean(url: str | None) -> str | None:
+        return strip_userinfo(url) if url else url
+
+    return replace(facts, project_url=clean(facts.project_url), pipeline_url=clean(facts.pipeline_url),
+                   job_url=clean(facts.job_url))

@@ -9,11 +9,15 @@ from ci_env.ci.facts import JobFacts, RegistryLogin
 from ci_env.ci.vars import first, is_true, parse_ref
 
 #: GitHub's container registry, and the older GitHub Packages Docker registry.
+GITHUB_COM = "github.com"
 GHCR = "ghcr.io"
 PACKAGES_REGISTRY = "docker.pkg.github.com"
 
 #: (variable that names the system, system); checked in order, then plain GITHUB_ACTIONS is ``github``.
 FORKS: tuple[tuple[str, str], ...] = (("FORGEJO_ACTIONS", "forgejo"), ("GITEA_ACTIONS", "gitea"))
+
+#: The matrix job's ``strategy.job-index``: Actions has no such variable, the action passes it under this name.
+JOB_INDEX_VARIABLE = "CI_ENV_JOB_INDEX"
 
 #: Events whose runs build a pull request.
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
@@ -30,10 +34,12 @@ def identifies(env: Mapping[str, str]) -> str | None:
 
 
 def _registry(system: str, server_url: str) -> str:
-    """The container registry of the Actions server: ghcr.io for GitHub, the server's host for forks."""
+    """The container registry of the Actions server: ghcr.io for github.com, ``containers.HOST`` for GitHub
+    Enterprise Server (the job's token is not valid anywhere else), the server's host for Gitea and Forgejo."""
+    host = urlsplit(server_url).netloc.lower()
     if system == "github":
-        return GHCR
-    return urlsplit(server_url).netloc or GHCR
+        return GHCR if host in ("", GITHUB_COM) else f"containers.{host}"
+    return host or GHCR
 
 
 def logins(env: Mapping[str, str], registry: str) -> tuple[RegistryLogin, ...]:
@@ -53,8 +59,11 @@ def logins(env: Mapping[str, str], registry: str) -> tuple[RegistryLogin, ...]:
 def facts(env: Mapping[str, str]) -> JobFacts:
     """The job's facts from the Actions default variables (fields not set are None).
 
-    ``job_id`` is ``<run id>-<run attempt>-<job>``: unique per job on a machine, and
-    the same in every step of the job. The images repo is ``<registry>/<owner>/<repo>``
+    ``job_id`` is ``<run id>-<run attempt>-<job>[-<job index>][-<runner name>]``: the same in every
+    step of the job, and unique among the jobs running on one machine. Jobs of one matrix share
+    ``$GITHUB_JOB``, so the key adds ``$CI_ENV_JOB_INDEX`` (``strategy.job-index``, which the action
+    passes) when set, and ``$RUNNER_NAME``: one runner runs one job at a time, so two jobs running at
+    once on one machine always run on runners of different names. The images repo is ``<registry>/<owner>/<repo>``
     lowercased (ghcr.io on GitHub, the server's host on Gitea and Forgejo).
     """
     system = identifies(env) or "github"
@@ -62,7 +71,9 @@ def facts(env: Mapping[str, str]) -> JobFacts:
     repository = first(env, "GITHUB_REPOSITORY")
     run_id = first(env, "GITHUB_RUN_ID")
     job = first(env, "GITHUB_JOB")
-    job_id = f"{run_id}-{first(env, 'GITHUB_RUN_ATTEMPT') or '1'}-{job or 'job'}" if run_id else None
+    parts = [run_id, first(env, "GITHUB_RUN_ATTEMPT") or "1", job or "job",
+             first(env, JOB_INDEX_VARIABLE), first(env, "RUNNER_NAME")]
+    job_id = "-".join(part for part in parts if part) if run_id else None
     ref = first(env, "GITHUB_REF") or ""
     ref_branch, ref_tag, pull_request = parse_ref(ref)
     ref_type = first(env, "GITHUB_REF_TYPE")

@@ -46,6 +46,14 @@ def logins(env: Mapping[str, str]) -> tuple[RegistryLogin, ...]:
     return tuple(found)
 
 
+def _job_id(env: Mapping[str, str]) -> str | None:
+    """``$CI_JOB_ID``, with ``-<$CI_NODE_INDEX>`` for a job of ``parallel:`` (each of its jobs gets its own
+    index), so two jobs of one ``parallel:`` never share a job key even where their job ids are equal."""
+    job_id = first(env, "CI_JOB_ID")
+    index = first(env, "CI_NODE_INDEX")
+    return f"{job_id}-{index}" if job_id and index else job_id
+
+
 def facts(env: Mapping[str, str]) -> JobFacts:
     """The job's facts from GitLab's variables (fields GitLab does not set are None)."""
     tag = first(env, "CI_COMMIT_TAG")
@@ -57,7 +65,7 @@ def facts(env: Mapping[str, str]) -> JobFacts:
     return JobFacts(
         family="gitlab",
         system="gitlab",
-        job_id=first(env, "CI_JOB_ID"),
+        job_id=_job_id(env),
         pipeline_id=first(env, "CI_PIPELINE_ID"),
         ref_name=ref_name,
         branch=branch,

@@ -313,7 +313,7 @@ def execute(
     if local:
         outcomes.update(remove_local_stages(target, local, settings, env))
     forgotten = 0 if settings.dry_run else forget_records(target, plan, inventory, outcomes, settings.parallel,
-                                                           phases)
+                                                           phases, clients)
     return Result(
         command, settings.dry_run, str(target.images_repo.address),
         ":local" if target.stages_local else (str(target.stages) if target.stages else None),
@@ -364,12 +364,15 @@ def remove_local_stages(
 
 def forget_records(
     target: Target, plan: Plan, inventory: Inventory, outcomes: Mapping[tuple[str, str], tuple[str, str]],
-    parallel: int = 8, progress: Update | None = None,
+    parallel: int = 8, progress: Update | None = None, clients: ClientPool | None = None,
 ) -> int:
     """Remove the publication records of tags removed (or already gone), and of tags no longer in the
     registry, in batches of :data:`RECORD_BATCH` (each batch retires its records with one DELETE; ``parallel``
     requests at once within it); a record that cannot be removed is left for the next run. Returns how many
-    were removed."""
+    were removed. A record of a tag this run did not remove itself is forgotten only when the registry (asked
+    through ``clients``' Registry API, never a vendor listing) no longer has the tag."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ci_env import records
 
     gone = {
@@ -386,6 +389,12 @@ def forget_records(
         if p.full_name in gone
         or (p.repository in listed and p.full_name not in present and p.image in target.managed)
     ]
+    removed_here = {f"{repo}:{tag}" for (repo, tag), (status, _) in outcomes.items() if status == "removed"}
+    unsure = [name for name in names if name not in removed_here]
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        there = dict(zip(unsure, pool.map(lambda n: _registry_has(clients, n), unsure), strict=True))
+    kept = {name for name in unsure if there[name]}
+    names = [name for name in names if name not in kept]
     removed = done = 0
     for start in range(0, len(names), RECORD_BATCH):
         chunk = names[start:start + RECORD_BATCH]
@@ -395,6 +404,18 @@ def forget_records(
         if progress is not None:
             progress(f"forgetting the records of removed tags in {target.store.description}", done, len(names))
     return removed
+
+
+def _registry_has(clients: ClientPool | None, full_name: str) -> bool:
+    """Whether the registry still has ``repository:tag`` (True when it cannot tell, or without ``clients``)."""
+    from ci_env.registry.reference import parse_address
+
+    repository, _, tag = full_name.rpartition(":")
+    try:
+        address = parse_address(repository)
+        return clients is None or address is None or clients(address).resolve(address.path, tag) is not None
+    except CiEnvError:
+        return True
 
 
 def stage_count(plan: Plan) -> int:

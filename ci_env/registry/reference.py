@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ci_env.configjson import DOCKER_HUB_NAMES
 from ci_env.errors import ConfigError
+from ci_env.redact import has_userinfo, strip_userinfo
 
 #: The stages-storage value meaning "keep stages in the local Docker daemon".
 LOCAL = ":local"
@@ -162,6 +163,11 @@ def parse_address(text: str, *, allow_local: bool = False) -> RepoAddress | None
     if not text or not text.strip():
         raise ConfigError("empty address: give a registry (e.g. 'registry.example.com') or a repository "
                           "(e.g. 'registry.example.com/group/project')")
+    if has_userinfo(text):
+        raise ConfigError(
+            f"address {strip_userinfo(text)!r} was given with credentials ('USER:PASSWORD@'): remove them and "
+            "log in with docker login or ci-env login (ci-env never stores credentials in an address)"
+        )
     if text != text.strip() or any(c.isspace() for c in text):
         raise ConfigError(f"address {text!r} contains whitespace: remove it")
     if _SCHEME.match(text):
@@ -194,6 +200,11 @@ def parse_image_ref(text: str) -> ImageRef:
     """
     if not text or not text.strip():
         raise ConfigError("empty image reference: expected REPOSITORY:TAG or REPOSITORY@sha256:DIGEST")
+    if has_userinfo(text):
+        raise ConfigError(
+            f"image reference {strip_userinfo(text)!r} was given with credentials ('USER:PASSWORD@'): remove them "
+            "and log in with docker login or ci-env login"
+        )
     if text != text.strip() or any(c.isspace() for c in text):
         raise ConfigError(f"image reference {text!r} contains whitespace: remove it")
     if _SCHEME.match(text):

@@ -29,6 +29,7 @@ from ci_env.ci.facts import JobFacts
 from ci_env.errors import BuildError, CiEnvError, ConfigError, UsageError
 from ci_env.output import Output, format_duration, plural
 from ci_env.project import ImageConfig, ProjectConfig
+from ci_env.redact import strip_userinfo
 from ci_env.registry.reference import RepoAddress, validate_tag
 from ci_env.signature import content_signature
 from ci_env.tagging import docker_tag
@@ -393,7 +394,6 @@ class Publisher:
         """(source URL, revision) for the OCI labels: the CI's (``--tag-git-commit`` first for the revision),
         else the project clone's ``origin`` (as a web URL without credentials) and ``HEAD``."""
         from ci_env import gitsource
-        from ci_env.redact import strip_userinfo
 
         facts = self.settings.facts
         directory = self.settings.project.directory

@@ -115,6 +115,13 @@ def test_github_tag_push_and_packages_registry_login() -> None:
     assert [lg.registry for lg in facts.logins] == ["ghcr.io", "docker.pkg.github.com"]
 
 
+def test_github_enterprise_server_logs_in_to_its_own_registry_not_ghcr() -> None:
+    env = {**GITHUB, "GITHUB_SERVER_URL": "https://ghes.example.com", "GITHUB_API_URL": "https://ghes.example.com/api/v3"}
+    facts = detect(env)
+    assert facts.images_repo == "containers.ghes.example.com/octo-org/hello-world"
+    assert [lg.registry for lg in facts.logins] == ["containers.ghes.example.com"]
+
+
 @pytest.mark.parametrize(("marker", "system"), [("GITEA_ACTIONS", "gitea"), ("FORGEJO_ACTIONS", "forgejo")])
 def test_gitea_and_forgejo_use_their_own_server_registry(marker: str, system: str) -> None:
     env = {**GITHUB, marker: "true", "GITHUB_SERVER_URL": "https://git.example.org"}

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ci_env.errors import PreflightError
+from ci_env.errors import PreflightError, RegistryError
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.acr import AcrRemover
 from tests.vendors.conftest import Ctx
@@ -160,7 +160,9 @@ class AcrDataPlane:
         claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
         if "delete" not in claims["access"][0]["actions"]:
             return 401, {}, {"errors": [{"code": "UNAUTHORIZED"}]}
-        if tag not in self.tags.get(repo, {}):
+        if repo not in self.tags:
+            return 404, {}, {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]}
+        if tag not in self.tags[repo]:
             return 404, {}, {"errors": [{"code": "TAG_UNKNOWN"}]}
         del self.tags[repo][tag]
         return 202, {}, None
@@ -201,3 +203,8 @@ def test_data_plane_preflight_refused_or_without_delete(plane: AcrDataPlane) -> 
         AcrRemover(sp_context(plane)).preflight(REPO)
     assert "may not delete" in str(weak.value) and "AcrDelete" in str(weak.value)
     assert not any(m == "DELETE" for m, _ in plane.api.requests())
+
+
+def test_data_plane_404_for_a_missing_repository_is_an_error(plane: AcrDataPlane) -> None:
+    with pytest.raises(RegistryError, match="NAME_UNKNOWN"):
+        AcrRemover(sp_context(plane)).untag(RepoAddress("myreg.azurecr.io", "team/missing"), "v1")

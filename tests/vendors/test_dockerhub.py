@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ci_env.errors import AuthError, PreflightError
+from ci_env.errors import AuthError, PreflightError, RegistryError
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.dockerhub import DockerHubRemover
 from tests.vendors.conftest import Ctx
@@ -125,7 +125,10 @@ def test_untag_keeps_other_tags_on_same_digest(hub: DockerHub, tmp_path: Path) -
 def test_untag_of_missing_tag_is_absent(hub: DockerHub, tmp_path: Path) -> None:
     remover = DockerHubRemover(ctx(hub, tmp_path, docker_hub_token=JWT))
     assert remover.untag(REPO, "nope") == "absent"
-    assert hub.api.requests() == [("DELETE", "/v2/repositories/foo/app/tags/nope/")]  # a JWT is used as is
+    # a JWT is used as is; the 404 counts as gone because the repository answers
+    assert hub.api.requests() == [
+        ("DELETE", "/v2/repositories/foo/app/tags/nope/"), ("GET", "/v2/repositories/foo/app/"),
+    ]
 
 
 def test_rate_limit_is_retried_after_retry_after(hub: DockerHub, tmp_path: Path) -> None:
@@ -185,3 +188,16 @@ def test_refused_delete_is_an_auth_error(hub: DockerHub, tmp_path: Path) -> None
         remover.untag(REPO, "v1")
     assert "foo/app:v1" in str(error.value)
     assert "v1" in hub.repos["foo/app"]
+
+
+def test_404_from_a_wrong_api_or_for_a_missing_repository_is_an_error(
+    hub: DockerHub, tmp_path: Path, fake_api: Callable[[], FakeApi]
+) -> None:
+    nowhere = fake_api()  # answers 404 to everything: a wrong WERF_DOCKER_HUB_API_URL
+    context = Ctx(env={"WERF_DOCKER_HUB_API_URL": nowhere.url}, credentials={"docker_hub_token": JWT},
+                  docker_config=tmp_path)
+    with pytest.raises(RegistryError, match="WERF_DOCKER_HUB_API_URL"):
+        DockerHubRemover(context).untag(REPO, "v1")
+    with pytest.raises(RegistryError, match="foo/missing exists"):
+        DockerHubRemover(ctx(hub, tmp_path, docker_hub_token=JWT)).untag(RepoAddress("docker.io", "foo/missing"), "v1")
+    assert hub.repos["foo/app"]["v1"] == "sha256:aaa"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ci_env.errors import PreflightError
+from ci_env.errors import PreflightError, RegistryError
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.ecr import EcrRemover
 from tests.vendors.conftest import Ctx
@@ -79,11 +79,12 @@ def test_untag_many_in_batches_with_per_item_results(ecr: Any, moto_url: str) ->
     assert [tags for tags in tags_by_digest(ecr).values()] == [["keep"]]
 
 
-def test_unknown_repository_is_absent(ecr: Any, moto_url: str) -> None:
+def test_unknown_repository_is_an_error_not_absent(ecr: Any, moto_url: str) -> None:
     r = EcrRemover(context(moto_url))
     repo = RepoAddress(HOST, "team/never")
     r.preflight(repo)
-    assert r.untag(repo, "v1") == "absent"
+    with pytest.raises(RegistryError, match="RepositoryNotFoundException"):
+        r.untag(repo, "v1")
 
 
 def test_preflight_without_credentials_or_region(moto_url: str, clean_env: None, tmp_path: Any,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ci_env.errors import PreflightError
+from ci_env.errors import PreflightError, RegistryError
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.github import GitHubRemover
@@ -106,14 +106,31 @@ def test_versions_are_followed_through_link_pages(ghcr: Any, registry_open: Regi
     assert any("page=2" in p for _, p in gh.api.requests())
 
 
-def test_missing_tag_and_missing_package_are_absent(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+def test_missing_tag_is_absent_but_a_missing_package_is_an_error(
+    ghcr: Any, registry_open: RegistryService, tmp_path: Path
+) -> None:
     gh = ghcr()
     path = f"acme/app{next(_names)}"
     push_image(gh.client, path, ["a"], seed=f"a-{path}")
     r = remover(gh, registry_open, tmp_path)
     assert r.untag(RepoAddress("ghcr.io", path), "nope") == "absent"
-    assert r.untag(RepoAddress("ghcr.io", "acme/never-pushed"), "a") == "absent"
+    with pytest.raises(RegistryError, match="no package acme/never-pushed"):
+        r.untag(RepoAddress("ghcr.io", "acme/never-pushed"), "a")
     assert not any(m == "DELETE" for m, _ in gh.api.requests())
+
+
+def test_404_from_a_wrong_api_is_an_error(
+    ghcr: Any, fake_api: Callable[[], FakeApi], registry_open: RegistryService, tmp_path: Path
+) -> None:
+    gh = ghcr()
+    path = f"acme/app{next(_names)}"
+    push_image(gh.client, path, ["a"], seed=f"a-{path}")
+    nowhere = fake_api()  # answers 404 to everything: a wrong WERF_GITHUB_API_URL
+    context = Ctx(env={"WERF_GITHUB_API_URL": nowhere.url}, credentials={"github-token": TOKEN}, docker_config=tmp_path)
+    with pytest.raises(RegistryError, match="WERF_GITHUB_API_URL"):
+        GitHubRemover(context, client_factory=lambda host: RegistryClient(registry_open.host)).untag(
+            RepoAddress("ghcr.io", path), "a")
+    assert tag_map(gh.client, path).keys() == {"a"}
 
 
 def test_token_without_delete_scope_fails_preflight(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
@@ -124,6 +141,26 @@ def test_token_without_delete_scope_fails_preflight(ghcr: Any, registry_open: Re
     assert "delete:packages" in message and "--repo-github-token" in message and "WERF_REPO_GITHUB_TOKEN" in message
     assert TOKEN not in message
     assert not any(m == "DELETE" for m, _ in gh.api.requests())
+
+
+def test_github_token_stays_with_its_own_github(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
+    """$GITHUB_TOKEN of a github.com job is not sent to another GitHub's API (here: GHES on WERF_GITHUB_API_URL)."""
+    gh = ghcr()
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": "https://api.github.com",
+           "WERF_GITHUB_API_URL": gh.api.url}
+    context = Ctx(env=env, credentials={"github-token": TOKEN}, docker_config=tmp_path)
+    r = GitHubRemover(context, client_factory=lambda host: RegistryClient(registry_open.host))
+    with pytest.raises(PreflightError) as error:
+        r.preflight(RepoAddress("ghcr.io", "acme/app"))
+    message = str(error.value)
+    assert "$GITHUB_TOKEN is sent only to the GitHub of $GITHUB_API_URL" in message
+    assert "--repo-github-token" in message and TOKEN not in message
+    assert gh.api.calls == []
+    # the same token is used when that GitHub is the job's own
+    own = Ctx(env={**env, "GITHUB_API_URL": gh.api.url}, credentials={"github-token": TOKEN}, docker_config=tmp_path)
+    GitHubRemover(own, client_factory=lambda host: RegistryClient(registry_open.host)).preflight(
+        RepoAddress("ghcr.io", "acme/app"))
+    assert gh.api.calls and all(c.headers["Authorization"] == f"Bearer {TOKEN}" for c in gh.api.calls)
 
 
 def test_missing_or_refused_token_fails_preflight(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ci_env.errors import PreflightError
+from ci_env.errors import PreflightError, RegistryError
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.gitlab import GitLabRemover
@@ -51,6 +51,7 @@ class GitLab:
         r("GET", r"/api/v4/projects/([^/]+)")(self.project)
         r("GET", r"/api/v4/projects/(\d+)/registry/repositories")(self.list_repositories)
         r("DELETE", r"/api/v4/projects/(\d+)/registry/repositories/(\d+)/tags/([^/]+)")(self.api_delete)
+        r("GET", r"/api/v4/registry/repositories/(\d+)")(self.repository)
 
     @property
     def host(self) -> str:
@@ -94,7 +95,9 @@ class GitLab:
     def delete_reference(self, call: Call, name: str, tag: str) -> Reply:
         if "delete" not in self._actions(call):
             return 401, self._challenge("insufficient_scope"), {"errors": [{"code": "UNAUTHORIZED"}]}
-        if tag not in self.tags.get(name, {}):
+        if name not in self.tags:
+            return 404, {}, {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]}
+        if tag not in self.tags[name]:
             return 404, {}, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}
         del self.tags[name][tag]
         return 202, {}, None
@@ -117,6 +120,12 @@ class GitLab:
         items = self.repositories[page - 1: page]  # one per page, so X-Next-Page is exercised
         headers = {"X-Page": str(page), "X-Next-Page": str(page + 1) if page < len(self.repositories) else ""}
         return 200, headers, items
+
+    def repository(self, call: Call, repository: str) -> Reply:
+        if not self._api_ok(call):
+            return 401, {}, {"message": "401 Unauthorized"}
+        found = [r for r in self.repositories if r["id"] == int(repository)]
+        return (200, {}, found[0]) if found else (404, {}, {"message": "404 Repository Not Found"})
 
     def api_delete(self, call: Call, project: str, repository: str, tag: str) -> Reply:
         if not self._api_ok(call):
@@ -168,13 +177,15 @@ def test_api_route_when_registry_token_cannot_delete(gitlab: GitLab, tmp_path: P
     assert ("GET", "/api/v4/projects/group%2Fproject%2Fapp") in api_calls  # longest prefix first
     assert ("GET", "/api/v4/projects/group%2Fproject") in api_calls
     assert ("GET", "/api/v4/projects/42/registry/repositories?per_page=100&page=2") in api_calls
-    assert api_calls[-1] == ("DELETE", "/api/v4/projects/42/registry/repositories/2/tags/v2")
+    assert api_calls[-2:] == [("DELETE", "/api/v4/projects/42/registry/repositories/2/tags/v2"),
+                              ("GET", "/api/v4/registry/repositories/2")]  # the 404 is "gone": the repository is there
     assert all(c.headers.get("PRIVATE-TOKEN") == "glpat-SECRET" for c in gitlab.api.calls
                if c.raw_path.startswith("/api/v4"))
 
 
 def test_api_route_with_job_token_and_ci_project(gitlab: GitLab, tmp_path: Path) -> None:
-    env = {"CI_JOB_TOKEN": "job-SECRET", "CI_PROJECT_PATH": "group/project", "CI_PROJECT_ID": "42"}
+    env = {"CI_JOB_TOKEN": "job-SECRET", "CI_PROJECT_PATH": "group/project", "CI_PROJECT_ID": "42",
+           "CI_SERVER_URL": gitlab.api.url, "CI_API_V4_URL": f"{gitlab.api.url}/api/v4"}
     repo = RepoAddress(gitlab.host, PATH)
     r = GitLabRemover(ctx(gitlab, tmp_path, None, env=env))
     r.preflight(repo)
@@ -248,3 +259,81 @@ def test_registry_without_reference_route_falls_back_to_the_api_with_a_token(git
     assert deletes == [f"/v2/{PATH}/tags/reference/v1", "/api/v4/projects/42/registry/repositories/2/tags/v1",
                        "/api/v4/projects/42/registry/repositories/2/tags/v3",
                        "/api/v4/projects/42/registry/repositories/2/tags/v9"]
+
+
+# --- the job token stays with the job's own GitLab -------------------------------------------------------
+
+#: a job running on another GitLab instance (never contacted)
+OTHER_INSTANCE_JOB = {
+    "GITLAB_CI": "true", "CI_JOB_TOKEN": "job-SECRET", "CI_SERVER_URL": "https://gitlab.example.com",
+    "CI_API_V4_URL": "https://gitlab.example.com/api/v4", "CI_REGISTRY": "registry.example.com",
+}
+
+
+def _saw_secret(gitlab: GitLab, secret: str) -> bool:
+    return any(secret in value for call in gitlab.api.calls for value in call.headers.values())
+
+
+def test_job_token_is_never_sent_to_another_gitlab(gitlab: GitLab, tmp_path: Path) -> None:
+    repo = RepoAddress(gitlab.host, PATH)
+    with pytest.raises(PreflightError) as error:
+        GitLabRemover(ctx(gitlab, tmp_path, "developer", env=OTHER_INSTANCE_JOB)).preflight(repo)
+    message = str(error.value)
+    assert "$CI_JOB_TOKEN is sent only to this job's GitLab" in message and "gitlab.example.com" in message
+    assert "--repo-gitlab-token" in message and "job-SECRET" not in message
+    assert not _saw_secret(gitlab, "job-SECRET")
+    assert len(gitlab.tags[PATH]) == 3
+
+
+def test_job_token_passed_as_the_gitlab_token_is_bound_too(gitlab: GitLab, tmp_path: Path) -> None:
+    repo = RepoAddress(gitlab.host, PATH)
+    context = ctx(gitlab, tmp_path, None, env=OTHER_INSTANCE_JOB, gitlab_token="job-SECRET")
+    with pytest.raises(PreflightError, match=r"\$CI_JOB_TOKEN is sent only"):
+        GitLabRemover(context).preflight(repo)
+    assert not _saw_secret(gitlab, "job-SECRET")
+
+
+def test_other_gitlab_works_with_its_own_token_from_a_job(gitlab: GitLab, tmp_path: Path) -> None:
+    repo = RepoAddress(gitlab.host, PATH)
+    r = GitLabRemover(ctx(gitlab, tmp_path, "developer", env=OTHER_INSTANCE_JOB, gitlab_token="glpat-SECRET"))
+    r.preflight(repo)
+    assert r.untag(repo, "v3") == "removed"
+    assert "v3" not in gitlab.tags[PATH]
+    assert not _saw_secret(gitlab, "job-SECRET")
+    assert gitlab.api.calls[-1].headers.get("PRIVATE-TOKEN") == "glpat-SECRET"
+
+
+def test_api_404_from_a_wrong_api_or_for_a_missing_repository_is_an_error(
+    gitlab: GitLab, tmp_path: Path, fake_api: Callable[[], FakeApi]
+) -> None:
+    nowhere = fake_api()  # answers 404 to everything: a wrong WERF_GITLAB_API_URL
+    context = ctx(gitlab, tmp_path, "developer", gitlab_token="glpat-SECRET")
+    wrong = GitLabRemover(Ctx(env={"WERF_GITLAB_API_URL": f"{nowhere.url}/api/v4"}, credentials=context.credentials,
+                              docker_config=tmp_path))
+    with pytest.raises(RegistryError, match="no project found"):
+        wrong.untag(RepoAddress(gitlab.host, PATH), "v1")
+    with pytest.raises(RegistryError, match="has no registry repository group/project/missing"):
+        GitLabRemover(context).untag(RepoAddress(gitlab.host, "group/project/missing"), "v1")
+    assert len(gitlab.tags[PATH]) == 3
+
+
+def test_registry_route_404_for_a_missing_repository_is_an_error(gitlab: GitLab, tmp_path: Path) -> None:
+    r = GitLabRemover(ctx(gitlab, tmp_path, "maintainer"))
+    with pytest.raises(RegistryError, match="no repository group/project/missing"):
+        r.untag(RepoAddress(gitlab.host, "group/project/missing"), "v1")
+
+
+def test_cli_untag_from_a_job_of_another_gitlab_never_sends_the_job_token(gitlab: GitLab, tmp_path: Path) -> None:
+    """The issue's case as a user meets it: ``ci-env registry untag`` of another GitLab's image from a job."""
+    from tests.cli import environ_without, run_ci_env
+
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {}}))
+    env = {**environ_without(), "HOME": str(tmp_path), **OTHER_INSTANCE_JOB,
+           "WERF_GITLAB_API_URL": f"{gitlab.api.url}/api/v4"}
+    result = run_ci_env("registry", "untag", f"{gitlab.host}/{PATH}:v1", "--repo-implementation", "gitlab",
+                        "--docker-config", str(tmp_path), env=env)
+    assert result.returncode == 1
+    assert "$CI_JOB_TOKEN is sent only to this job's GitLab" in result.stderr
+    assert "--repo-gitlab-token" in result.stderr and "job-SECRET" not in result.stdout + result.stderr
+    assert not _saw_secret(gitlab, "job-SECRET")
+    assert gitlab.tags[PATH]["v1"] == "sha256:aaa"

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from ci_env.errors import AuthError, PreflightError
+from ci_env.errors import AuthError, PreflightError, RegistryError
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.harbor import HarborRemover
 from tests.vendors.conftest import Ctx
@@ -36,6 +36,7 @@ class Harbor:
         }
         api.route("GET", r"/api/v2.0/projects/([^/]+)")(self.project)
         api.route("GET", r"/api/v2.0/users/current/permissions")(self.permissions)
+        api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)")(self.repository)
         api.route("DELETE", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)/artifacts/([^/]+)/tags/([^/]+)")(
             self.delete_tag
         )
@@ -53,6 +54,14 @@ class Harbor:
         if name != "proj":
             return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": "project not found"}]}
         return 200, {}, {"project_id": 7, "name": "proj"}
+
+    def repository(self, call: Call, project: str, repository: str) -> Reply:
+        if self.user(call) is None:
+            return 401, {}, {"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized"}]}
+        name = unquote(unquote(repository))
+        if project != "proj" or name not in self.artifacts:
+            return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": f"repository {project}/{name} not found"}]}
+        return 200, {}, {"name": f"{project}/{name}", "artifact_count": len(self.artifacts[name])}
 
     def permissions(self, call: Call) -> Reply:
         user = self.user(call)
@@ -125,4 +134,18 @@ def test_refused_delete_is_an_auth_error(harbor: Harbor, tmp_path: Path) -> None
     r = HarborRemover(ctx(harbor, tmp_path, harbor_username="viewer", harbor_password="view-only-pw"))
     with pytest.raises(AuthError):
         r.untag(REPO, "v1")
+    assert harbor.artifacts["team/app"]["sha256:aaa"] == ["v1", "v2"]
+
+
+def test_404_from_a_wrong_api_or_for_a_missing_repository_is_an_error(
+    harbor: Harbor, tmp_path: Path, fake_api: Callable[[], FakeApi]
+) -> None:
+    creds = {"harbor_username": "admin", "harbor_password": "Harbor12345"}
+    nowhere = fake_api()  # answers 404 to everything: a wrong WERF_HARBOR_API_URL
+    wrong = HarborRemover(Ctx(env={"WERF_HARBOR_API_URL": nowhere.url}, credentials=creds, docker_config=tmp_path))
+    with pytest.raises(RegistryError, match="WERF_HARBOR_API_URL"):
+        wrong.untag(REPO, "v1")
+    with pytest.raises(RegistryError, match="proj/team/missing exists"):
+        missing = RepoAddress("harbor.example.com", "proj/team/missing")
+        HarborRemover(ctx(harbor, tmp_path, **creds)).untag(missing, "v1")
     assert harbor.artifacts["team/app"]["sha256:aaa"] == ["v1", "v2"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ci_env.errors import PreflightError
+from ci_env.errors import PreflightError, RegistryError
 from ci_env.registry.reference import RepoAddress
 from ci_env.registry.vendors.quay import QuayRemover
 from tests.vendors.conftest import Ctx
@@ -96,6 +96,7 @@ def test_untag_keeps_other_tags_on_same_digest(quay: Quay) -> None:
         ("GET", "/api/v1/repository/acme/app"),
         ("DELETE", "/api/v1/repository/acme/app/tag/v1"),
         ("DELETE", "/api/v1/repository/acme/app/tag/v1"),
+        ("GET", "/api/v1/repository/acme/app"),  # the 404 counts as gone: Quay knows the repository, not the tag
     ]
     assert quay.api.calls[1].headers["Authorization"] == "Bearer WRITE-TOKEN-SECRET"
 
@@ -115,3 +116,16 @@ def test_preflight_with_bad_or_read_only_token(quay: Quay) -> None:
         QuayRemover(ctx(quay, quay_token="READ-TOKEN-SECRET")).preflight(REPO)
     assert "may not write" in str(weak.value)
     assert quay.tags["acme/app"].keys() == {"v1", "v2", "v3"}
+
+
+def test_404_from_a_wrong_api_or_for_a_missing_repository_is_an_error(
+    quay: Quay, fake_api: Callable[[], FakeApi]
+) -> None:
+    """Only a 404 for a tag of a repository Quay knows is "already gone"."""
+    nowhere = fake_api()  # answers 404 to everything: a wrong WERF_QUAY_API_URL
+    wrong = QuayRemover(Ctx(env={"WERF_QUAY_API_URL": nowhere.url}, credentials={"quay_token": "WRITE-TOKEN-SECRET"}))
+    with pytest.raises(RegistryError, match="WERF_QUAY_API_URL"):
+        wrong.untag(REPO, "v1")
+    with pytest.raises(RegistryError, match="acme/missing exists"):
+        QuayRemover(ctx(quay, quay_token="WRITE-TOKEN-SECRET")).untag(RepoAddress("quay.io", "acme/missing"), "v1")
+    assert quay.tags["acme/app"]["v1"] == "sha256:aaa"

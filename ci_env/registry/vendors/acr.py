@@ -46,7 +46,8 @@ SP_VARIABLES = ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID")
 AAD_SCOPE = "https://containerregistry.azure.net/.default"
 SP_HELP = "set AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID for a service principal with role AcrDelete"
 AZ_HELP = f"install the Azure CLI (az) and run az login with role Owner, Contributor or AcrDelete, or {SP_HELP}"
-_ABSENT = re.compile(r"TAG_UNKNOWN|MANIFEST_UNKNOWN|NAME_UNKNOWN|not found|does not exist", re.IGNORECASE)
+#: what ACR (and az) say when the tag itself is gone; NAME_UNKNOWN (no such repository) is an error
+_ABSENT = re.compile(r"\b(TAG_UNKNOWN|MANIFEST_UNKNOWN)\b")
 
 
 def registry_name(registry: str) -> str:
@@ -198,7 +199,10 @@ class AcrRemover:
         if response.status_code in (200, 202, 204):
             return REMOVED
         if response.status_code == 404:
-            return ABSENT
+            if _ABSENT.search(response.text or ""):  # TAG_UNKNOWN / MANIFEST_UNKNOWN: the tag is gone
+                return ABSENT
+            raise fail(response, f"{VENDOR}: removing {repo}:{tag} (check that {repo.path} exists and that "
+                                 "WERF_ACR_API_URL, default the registry host, is its data plane)")
         if response.status_code == 405:
             raise RegistryError(f"{VENDOR}: {repo}:{tag} is locked against deletion (deleteEnabled=false)")
         raise fail(response, f"{VENDOR}: removing {repo}:{tag}")

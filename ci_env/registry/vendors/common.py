@@ -9,7 +9,7 @@ or ``AuthError`` on failure). Nothing here ever puts a secret into a message.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -195,7 +195,8 @@ def retry_after_seconds(response: requests.Response, default: float = 1.0) -> fl
 
 
 def describe(response: requests.Response) -> str:
-    """A short, secret-free description of an error response: status and the server's message."""
+    """A short, secret-free description of an error response: status and the server's message (URLs in it
+    without their ``user:token@``)."""
     text = ""
     try:
         body = response.json()
@@ -208,7 +209,9 @@ def describe(response: requests.Response) -> str:
                 break
     if not text:
         text = (response.text or "").strip()
-    text = " ".join(text.split())[:300]
+    from ci_env.redact import strip_userinfo_in
+
+    text = strip_userinfo_in(" ".join(text.split())[:300])
     return f"HTTP {response.status_code}" + (f": {text}" if text else "")
 
 
@@ -219,18 +222,34 @@ def fail(response: requests.Response, what: str) -> RegistryError | AuthError:
     return RegistryError(f"{what}: {describe(response)}")
 
 
-def untag_outcome(response: requests.Response, what: str) -> str:
-    """The outcome of a tag ``DELETE`` answered with ``response``: ``removed`` (200/202/204) or ``absent`` (404).
+def untag_outcome(response: requests.Response, what: str, gone: Callable[[], bool], where: str) -> str:
+    """The outcome of a tag ``DELETE`` answered with ``response``: ``removed`` (200/202/204) or ``absent``.
 
-    Any other answer raises: ``AuthError`` "WHAT refused (...)" for 401/403, else the error of :func:`fail`.
-    ``what`` names the vendor and the tag, e.g. ``"Quay: removing quay.io/acme/app:1.0"``.
+    A 404 is ``absent`` only when the vendor says the tag is gone: ``gone()`` asks the vendor's API about the
+    repository (or version list) the tag belongs to, and answers True when that API knows the repository
+    but not the tag. A 404 from a wrong API base URL or for a missing repository raises RegistryError naming
+    ``where`` (e.g. "the repository exists and WERF_QUAY_API_URL points at Quay's API"). 401/403 raise
+    ``AuthError`` "WHAT refused (...)"; any other answer the error of :func:`fail`. ``what`` names the vendor
+    and the tag, e.g. ``"Quay: removing quay.io/acme/app:1.0"``.
     """
     if response.status_code in (200, 202, 204):
         return REMOVED
     if response.status_code == 404:
-        return ABSENT
+        if gone():
+            return ABSENT
+        raise RegistryError(f"{what}: {describe(response)}, and the repository is not there either: check that {where}")
     if response.status_code in (401, 403):
         raise AuthError(f"{what} refused ({describe(response)})")
+    raise fail(response, what)
+
+
+def exists(response: requests.Response, what: str) -> bool:
+    """Whether the vendor API's answer to a GET of a repository (or project) says it exists: True for 2xx,
+    False for 404, the error of :func:`fail` for anything else."""
+    if response.ok:
+        return True
+    if response.status_code == 404:
+        return False
     raise fail(response, what)
 
 

@@ -25,6 +25,7 @@ from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     VendorContext,
     describe,
+    exists,
     fail,
     get_credential,
     items_of,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from ci_env.registry.reference import RepoAddress
 
 VENDOR = "Docker Hub"
+API_VARIABLE = "WERF_DOCKER_HUB_API_URL"
 CREDENTIALS_HELP = (
     f"set {where_to_set('docker-hub-token')} with a JWT, or {where_to_set('docker-hub-username')} with "
     f"{where_to_set('docker-hub-token')} (a personal access token with Delete scope) or "
@@ -161,9 +163,13 @@ class DockerHubRemover:
     def untag(self, repo: RepoAddress, tag: str) -> str:
         """Remove ``tag`` only: ``removed``, or ``absent`` when Docker Hub does not know it."""
         namespace, name = split_repository(repo)
-        url = f"{self._api}/v2/repositories/{quote(namespace)}/{quote(name)}/tags/{quote(tag, safe='')}/"
-        response = self._call("DELETE", url)
-        return untag_outcome(response, f"{VENDOR}: removing {namespace}/{name}:{tag}")
+        repository = f"{self._api}/v2/repositories/{quote(namespace)}/{quote(name)}/"
+        response = self._call("DELETE", f"{repository}tags/{quote(tag, safe='')}/")
+        what = f"{VENDOR}: removing {namespace}/{name}:{tag}"
+        return untag_outcome(
+            response, what, lambda: exists(self._call("GET", repository), f"{VENDOR}: reading {namespace}/{name}"),
+            f"{namespace}/{name} exists and {API_VARIABLE} (default {endpoints.DOCKER_HUB_API}) is Docker Hub's API",
+        )
 
     # --- listing -----------------------------------------------------------
     def _has_credentials(self) -> bool:

@@ -275,9 +275,6 @@ class EcrRemover:
                 answer = client.batch_delete_image(imageIds=[{"imageTag": t} for t in batch], **self._ids(repo))
             except ClientError as error:
                 code = _code(error)
-                if code == "RepositoryNotFoundException":
-                    results.update(dict.fromkeys(batch, ABSENT))
-                    continue
                 failure: CiEnvError = (
                     AuthError(f"{VENDOR}: removing tags from {repo.path} refused ({code})") if code in _AUTH_CODES
                     else RegistryError(f"{VENDOR}: removing tags from {repo.path}: {code or error}")
@@ -302,8 +299,9 @@ class EcrRemover:
                     results[tag] = RegistryError(
                         f"{VENDOR}: removing {repo.path}:{tag}: {code}: {item.get('failureReason') or ''}".rstrip(": ")
                     )
-            for tag in batch:
-                results.setdefault(tag, ABSENT)
+            for tag in batch:  # ECR answers for every image id; one it is silent about is not known to be gone
+                silent = RegistryError(f"{VENDOR}: removing {repo.path}:{tag}: ECR did not report on it")
+                results.setdefault(tag, silent)
             if report is not None:
                 for tag in batch:
                     report(tag, results[tag])

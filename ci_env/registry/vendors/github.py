@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ci_env.ci.token_scope import withheld
 from ci_env.errors import AuthError, CiEnvError, RegistryError
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
@@ -89,18 +90,20 @@ class GitHubRemover:
         self._protected: dict[str, frozenset[str]] = {}
 
     # --- plumbing ------------------------------------------------------------
-    def _token(self) -> str:
+    def _token(self, destination: str) -> str:
+        """The token for ``destination`` (a URL or registry host); PreflightError when there is none, or when it
+        is ``$GITHUB_TOKEN`` and ``destination`` is not that token's GitHub (``ci_env.ci.token_scope``)."""
+        fix = f"set {where_to_set('github-token')} to a token with read:packages and delete:packages"
         token = get_credential(self._context, "github-token")
         if not token:
-            raise preflight_failure(
-                VENDOR,
-                "no token for removing tags",
-                f"set {where_to_set('github-token')} to a token with read:packages and delete:packages",
-            )
+            raise preflight_failure(VENDOR, "no token for removing tags", fix)
+        reason = withheld(token, destination, self._context.env)
+        if reason:
+            raise preflight_failure(VENDOR, reason, f"{fix} for that GitHub")
         return token
 
-    def _headers(self, accept: str = "application/vnd.github+json") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token()}", "Accept": accept, "X-GitHub-Api-Version": API_VERSION}
+    def _headers(self, url: str, accept: str = "application/vnd.github+json") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token(url)}", "Accept": accept, "X-GitHub-Api-Version": API_VERSION}
 
     def _default_client(self, host: str) -> RegistryClient:
         """The caller's client for ``host`` when the Docker config holds credentials for it (the same ones
@@ -112,7 +115,7 @@ class GitHubRemover:
         pool: ClientPool | None = getattr(self._context, "clients", None)
         if saved is not None and pool is not None:
             return pool(host)
-        explicit = None if saved is not None else ("ci-env", self._token())
+        explicit = None if saved is not None else ("ci-env", self._token(host))
         return RegistryClient(
             host,
             docker_config=self._context.docker_config,
@@ -132,7 +135,7 @@ class GitHubRemover:
         with self._lock:
             if self._login_known:
                 return self._login
-        response = self._session.get(f"{self._api}/user", headers=self._headers())
+        response = self._session.get(f"{self._api}/user", headers=self._headers(self._api))
         login = None
         if response.ok and isinstance(response.json(), dict):
             login = response.json().get("login")
@@ -144,7 +147,7 @@ class GitHubRemover:
     def preflight(self, repo: RepoAddress) -> None:
         """Check the token exists, is accepted, and (when GitHub reports scopes) has delete:packages."""
         self._split(repo)
-        response = self._session.get(f"{self._api}/user", headers=self._headers())
+        response = self._session.get(f"{self._api}/user", headers=self._headers(self._api))
         fix = f"set {where_to_set('github-token')} to a token with read:packages and delete:packages"
         if response.status_code == 401:
             raise preflight_failure(VENDOR, f"the token was refused ({describe(response)})", fix)
@@ -169,7 +172,10 @@ class GitHubRemover:
             return self._untag_legacy(repo, tag)
         base = self._package_base(repo)
         if base is None:
-            return ABSENT
+            raise RegistryError(
+                f"{VENDOR}: no package {repo.path} at {self._api}: check that it exists, that the token may read it "
+                "and that WERF_GITHUB_API_URL (default $GITHUB_API_URL, else api.github.com) is GitHub's API"
+            )
         with self._package_lock(base):  # one tag at a time per package: versions change under us
             version = self._find_version(base, lambda v: tag in _tags(v))
             if version is None:
@@ -205,12 +211,12 @@ class GitHubRemover:
 
     def _all_versions(self, base: str) -> list[dict[str, Any]]:
         versions: list[dict[str, Any]] = []
-        for response in paged(self._session, f"{base}/versions", params={"per_page": 100}, headers=self._headers()):
-            if response.status_code == 404:
-                return []
+        what = f"{VENDOR}: listing versions"
+        for response in paged(self._session, f"{base}/versions", what, params={"per_page": 100},
+                              headers=self._headers(base)):
             if not response.ok:
-                raise fail(response, f"{VENDOR}: listing versions")
-            versions.extend(v for v in response.json() if isinstance(v, dict))
+                raise fail(response, what)
+            versions.extend(v for v in json_of(response, what, list) if isinstance(v, dict))
         return versions
 
     def list_untagged(self, repo: RepoAddress) -> list[str]:
@@ -278,7 +284,7 @@ class GitHubRemover:
         ]
         found: str | None = None
         for url in candidates:
-            response = self._session.get(url, headers=self._headers())
+            response = self._session.get(url, headers=self._headers(url))
             if response.ok:
                 found = url
                 break
@@ -292,10 +298,8 @@ class GitHubRemover:
 
     def _find_version(self, base: str, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
         what = f"{VENDOR}: listing versions"
-        for response in paged(self._session, f"{base}/versions", what, params={"per_page": 100},
-                              headers=self._headers()):
-            if response.status_code == 404:
-                return None
+        headers = self._headers(base)
+        for response in paged(self._session, f"{base}/versions", what, params={"per_page": 100}, headers=headers):
             if not response.ok:
                 raise fail(response, what)
             for version in json_of(response, what, list):
@@ -312,11 +316,13 @@ class GitHubRemover:
         return None
 
     def _delete_version(self, base: str, version: dict[str, Any], what: str) -> str:
-        response = self._session.delete(f"{base}/versions/{version['id']}", headers=self._headers())
+        response = self._session.delete(f"{base}/versions/{version['id']}", headers=self._headers(base))
         if response.status_code in (200, 202, 204):
             return REMOVED
-        if response.status_code == 404:
-            return ABSENT
+        if response.status_code == 404:  # gone only when the package's version list says so
+            if self._find_version(base, lambda v: v.get("id") == version["id"]) is None:
+                return ABSENT
+            raise fail(response, f"{VENDOR}: removing {what} (version {version['id']} is still listed)")
         if response.status_code == 400 and "last" in response.text.lower():
             raise RegistryError(
                 f"{VENDOR}: GitHub refuses to delete the last tagged version of a package, so {what} cannot be "
@@ -327,7 +333,7 @@ class GitHubRemover:
     # --- docker.pkg.github.com (GraphQL) ----------------------------------------------
     def _graphql_call(self, query: str, variables: dict[str, str], *, retry: bool, accept: str) -> dict[str, Any]:
         payload = {"query": query, "variables": variables}
-        headers = self._headers(accept)
+        headers = self._headers(self._graphql, accept)
         if retry:
             response = post_with_retry(self._session, self._graphql, json=payload, headers=headers)
         else:
@@ -351,8 +357,13 @@ class GitHubRemover:
             retry=True,
             accept="application/vnd.github+json",
         )
-        nodes = ((data.get("repository") or {}).get("packages") or {}).get("nodes") or []
-        version = (nodes[0] or {}).get("version") if nodes else None
+        repository = data.get("repository")
+        nodes = ((repository or {}).get("packages") or {}).get("nodes") or []
+        if not nodes or not isinstance(nodes[0], dict):
+            missing = "repository" if repository is None else "package"
+            raise RegistryError(f"{VENDOR}: GraphQL at {self._graphql} knows no {missing} for {repo}: check that it "
+                                "exists and that the token may read it")
+        version = nodes[0].get("version")
         if not version or not version.get("id"):
             return ABSENT
         result = self._graphql_call(_DELETE_MUTATION, {"id": version["id"]}, retry=False, accept=DELETES_PREVIEW)

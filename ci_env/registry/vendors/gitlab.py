@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ci_env.ci.token_scope import may_send, withheld
 from ci_env.errors import AuthError, CiEnvError, RegistryError
 from ci_env.registry.paging import PageGuard
 from ci_env.registry.vendors import endpoints
@@ -31,6 +32,7 @@ from ci_env.registry.vendors.common import (
     REMOVED,
     VendorContext,
     describe,
+    exists,
     fail,
     get_credential,
     json_of,
@@ -52,7 +54,7 @@ API_ROUTE = "api"
 CREDENTIALS_HELP = (
     f"docker login to the registry with a user or deploy token allowed to delete, or set "
     f"{where_to_set('gitlab-token')} to a token with the api scope (in GitLab CI, $CI_JOB_TOKEN is used when the "
-    "job's user may delete)"
+    "job's user may delete, and only towards the job's own GitLab)"
 )
 
 ClientFactory = Callable[[str], "RegistryClient"]
@@ -93,14 +95,30 @@ class GitLabRemover:
                 self._clients[host] = self._client_factory(host)
             return self._clients[host]
 
-    def _api_headers(self) -> dict[str, str] | None:
+    def _api_headers(self, repo: RepoAddress) -> dict[str, str] | None:
+        """``PRIVATE-TOKEN`` (``--repo-gitlab-token``), else ``JOB-TOKEN`` (``$CI_JOB_TOKEN``), else None.
+
+        A CI job token is offered only to the job's own GitLab (``ci_env.ci.token_scope``), never elsewhere.
+        """
+        env = self._context.env
+        api = endpoints.gitlab_api(repo.registry, env)
         token = get_credential(self._context, "gitlab-token")
-        if token:
+        if token and may_send(token, api, env):
             return {"PRIVATE-TOKEN": token}
-        job_token = self._context.env.get("CI_JOB_TOKEN")
-        if job_token:
+        job_token = env.get("CI_JOB_TOKEN")
+        if job_token and may_send(job_token, api, env):
             return {"JOB-TOKEN": job_token}
         return None
+
+    def _withheld_note(self, repo: RepoAddress) -> str:
+        """``" ($CI_JOB_TOKEN is sent only to ...)"`` when a CI token was kept from this GitLab, else ``""``."""
+        env = self._context.env
+        api = endpoints.gitlab_api(repo.registry, env)
+        for value in (get_credential(self._context, "gitlab-token"), env.get("CI_JOB_TOKEN")):
+            reason = withheld(value, api, env)
+            if reason:
+                return f" ({reason})"
+        return ""
 
     # --- route choice --------------------------------------------------------------
     def _route(self, repo: RepoAddress) -> str:
@@ -113,9 +131,10 @@ class GitLabRemover:
             self._client(repo).can_delete(repo.path)
             route = REGISTRY_ROUTE
         except CiEnvError as registry_refusal:
-            if self._api_headers() is None:
+            if self._api_headers(repo) is None:
                 raise preflight_failure(
-                    VENDOR, f"the registry does not let these credentials delete ({registry_refusal})",
+                    VENDOR, f"the registry does not let these credentials delete ({registry_refusal})"
+                    f"{self._withheld_note(repo)}",
                     CREDENTIALS_HELP,
                 ) from None
             route = API_ROUTE
@@ -163,6 +182,9 @@ class GitLabRemover:
             return REMOVED
         if response.status_code != 404:
             raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
+        if "NAME_UNKNOWN" in response.text:  # the registry says the repository, not the tag, is missing
+            raise RegistryError(f"{VENDOR}: removing {repo}:{tag}: the registry has no repository {repo.path} "
+                                "(NAME_UNKNOWN)")
         if client.resolve(repo.path, tag) is None:
             return ABSENT
         # the tag is still there: this registry has no tags/reference route (a 404 for every tag)
@@ -172,13 +194,13 @@ class GitLabRemover:
 
     def _untag_without_reference_route(self, repo: RepoAddress, tag: str) -> str:
         """The projects API when a token is available, else the default route (placeholder or digest)."""
-        if self._api_headers() is not None:
+        if self._api_headers(repo) is not None:
             return self._untag_api(repo, tag)
         return self._client(repo).untag(repo.path, tag)
 
     # --- API route ---------------------------------------------------------------------------
-    def _get(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._session.get(url, headers=self._api_headers(), **kwargs)
+    def _get(self, repo: RepoAddress, url: str, **kwargs: Any) -> requests.Response:
+        return self._session.get(url, headers=self._api_headers(repo), **kwargs)
 
     def _project_id(self, repo: RepoAddress) -> int | None:
         """The id of the project holding ``repo`` (``$CI_PROJECT_ID`` when under ``$CI_PROJECT_PATH``), or None."""
@@ -194,7 +216,7 @@ class GitLabRemover:
             api = endpoints.gitlab_api(repo.registry, env)
             parts = repo.path.split("/")
             for end in range(len(parts), 1, -1):
-                response = self._get(f"{api}/projects/{quote('/'.join(parts[:end]), safe='')}")
+                response = self._get(repo, f"{api}/projects/{quote('/'.join(parts[:end]), safe='')}")
                 if response.ok:
                     found = _id_of(json_of(response, f"{VENDOR}: reading a project"), "project")
                     break
@@ -216,7 +238,7 @@ class GitLabRemover:
         page: str | None = "1"
         guard = PageGuard(what, first=page)
         while page and found is None:
-            response = self._get(f"{api}/projects/{project}/registry/repositories",
+            response = self._get(repo, f"{api}/projects/{project}/registry/repositories",
                                  params={"per_page": 100, "page": page})
             if not response.ok:
                 raise fail(response, what)
@@ -240,13 +262,18 @@ class GitLabRemover:
                 f"{VENDOR}: no project found for {repo.path}; set $WERF_GITLAB_API_URL if the GitLab API is not at "
                 f"{endpoints.gitlab_api(repo.registry, self._context.env)}"
             )
+        api = endpoints.gitlab_api(repo.registry, self._context.env)
         repository = self._repository_id(repo, project)
         if repository is None:
-            return ABSENT
-        api = endpoints.gitlab_api(repo.registry, self._context.env)
+            raise RegistryError(f"{VENDOR}: project {project} at {api} has no registry repository {repo.path}")
         url = f"{api}/projects/{project}/registry/repositories/{repository}/tags/{quote(tag, safe='')}"
-        response = self._session.delete(url, headers=self._api_headers())
-        return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")
+        response = self._session.delete(url, headers=self._api_headers(repo))
+        return untag_outcome(
+            response, f"{VENDOR}: removing {repo}:{tag}",
+            lambda: exists(self._get(repo, f"{api}/registry/repositories/{repository}"),
+                           f"{VENDOR}: reading registry repository {repository}"),
+            f"{repo.path} exists and WERF_GITLAB_API_URL is the GitLab API",
+        )
 
 
 def _id_of(item: dict[str, Any], kind: str) -> int:

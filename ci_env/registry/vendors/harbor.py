@@ -17,6 +17,7 @@ from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     VendorContext,
     describe,
+    exists,
     fail,
     get_credential,
     json_of,
@@ -106,4 +107,8 @@ class HarborRemover:
         repository = f"{api}/projects/{quote(project, safe='')}/repositories/{encode_repository(name)}"
         url = f"{repository}/artifacts/{ref}/tags/{ref}"
         response = self._session.delete(url, auth=self._auth(repo))
-        return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")
+        return untag_outcome(
+            response, f"{VENDOR}: removing {repo}:{tag}",
+            lambda: exists(self._get(repo, repository), f"{VENDOR}: reading {repo.path}"),
+            f"{repo.path} exists and WERF_HARBOR_API_URL (default: the registry host) is Harbor's root URL",
+        )

@@ -21,6 +21,7 @@ from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     VendorContext,
     describe,
+    exists,
     fail,
     get_credential,
     items_of,
@@ -82,9 +83,13 @@ class QuayRemover:
 
     def untag(self, repo: RepoAddress, tag: str) -> str:
         """Remove ``tag`` only: ``removed``, or ``absent`` when Quay does not know it."""
-        url = f"{repository_url(repo, self._context.env)}/tag/{quote(tag, safe='')}"
-        response = self._session.delete(url, headers=self._headers())
-        return untag_outcome(response, f"{VENDOR}: removing {repo}:{tag}")
+        repository = repository_url(repo, self._context.env)
+        response = self._session.delete(f"{repository}/tag/{quote(tag, safe='')}", headers=self._headers())
+        return untag_outcome(
+            response, f"{VENDOR}: removing {repo}:{tag}",
+            lambda: exists(self._session.get(repository, headers=self._headers()), f"{VENDOR}: reading {repo.path}"),
+            f"{repo.path} exists and WERF_QUAY_API_URL (default: the registry host) is Quay's API",
+        )
 
     def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
         """Every active tag of ``repo`` (sorted) with its manifest digest and push time, page by page.

@@ -1,0 +1,97 @@
+"""werf.yaml cannot run code or reach outside the project: Jinja2's sandbox, and contexts and Dockerfiles
+confined to the project directory. Each refusal is one ConfigError line naming the file and line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ci_env.errors import ConfigError
+from ci_env.project import load_project
+from tests.cli import environ_without, run_ci_env
+
+META = "project: demo\nconfigVersion: 1\n---\n"
+
+#: templates that, outside a sandbox, reach Python objects (and through them run ``touch PWNED``)
+ESCAPES = [
+    "{{ env.__globals__ }}",
+    "{{ env.__globals__['os'].system('touch PWNED') }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}",
+    "{{ project_dir.__class__.__base__.__subclasses__() }}",
+    "{{ env.__code__.co_consts }}",
+]
+
+
+def _project(tmp_path: Path, werf_yaml: str) -> Path:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "werf.yaml").write_text(werf_yaml)
+    return tmp_path
+
+
+@pytest.mark.parametrize("payload", ESCAPES)
+def test_template_cannot_reach_python_objects(tmp_path: Path, payload: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _project(tmp_path, f"{META}image: app\nargs:\n  X: \"{payload}\"\n")
+    with pytest.raises(ConfigError) as error:
+        load_project(tmp_path, env={})
+    assert str(error.value).startswith(f"{tmp_path / 'werf.yaml'}:6: template error: ")
+    assert "unsafe" in str(error.value)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_template_cannot_exhaust_memory(tmp_path: Path) -> None:
+    _project(tmp_path, f"{META}image: app\nargs:\n  X: \"{{{{ 'x' * 1000000000 }}}}\"\n")
+    with pytest.raises(ConfigError, match=r"werf\.yaml:6: template error: .*too large"):
+        load_project(tmp_path, env={})
+
+
+def test_env_and_project_dir_keep_working_in_the_sandbox(tmp_path: Path) -> None:
+    _project(tmp_path, META + "image: {{ env('NAME', 'app') }}\nargs:\n  DIR: {{ project_dir }}\n"
+             "  N: \"{{ range(3) | join(',') }}\"\n")
+    image = load_project(tmp_path, env={"NAME": "api"}).images[0]
+    assert image.name == "api" and dict(image.args) == {"DIR": str(tmp_path.resolve()), "N": "0,1,2"}
+
+
+def test_build_and_publish_refuses_an_escaping_werf_yaml_before_running_anything(tmp_path: Path) -> None:
+    _project(tmp_path, f"{META}image: app\nargs:\n  X: \"{ESCAPES[1]}\"\n")
+    env = {**environ_without(), "HOME": str(tmp_path)}
+    result = run_ci_env("build-and-publish", "-i", "127.0.0.1:9/acme", "-s", "127.0.0.1:9/acme/stages",
+                        "--tag-custom", "v1", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"ci-env: error: {tmp_path.resolve() / 'werf.yaml'}:6: template error: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize(("image", "line", "what"), [
+    ("image: app\ncontext: /\n", 5, "context '/'"),
+    ("image: app\ncontext: ../..\n", 5, "context '../..'"),
+    ("image: app\ncontext: out\n", 5, "context 'out'"),  # a symlink to a directory outside
+    ("image: app\ndockerfile: ../outside/Dockerfile\n", 5, "Dockerfile '../outside/Dockerfile'"),
+    ("image: app\ncontext: sub\ndockerfile: escape\n", 6, "Dockerfile 'escape'"),  # a symlink out
+])
+def test_context_or_dockerfile_outside_the_project_is_refused(tmp_path: Path, image: str, line: int, what: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "Dockerfile").write_text("FROM scratch\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "sub").mkdir()
+    os.symlink(outside, project / "out")
+    os.symlink(outside / "Dockerfile", project / "sub" / "escape")
+    _project(project, META + image)
+    with pytest.raises(ConfigError) as error:
+        load_project(project, env={})
+    message = str(error.value)
+    assert message.startswith(f"{project / 'werf.yaml'}:{line}: {what} of image 'app' is outside the project")
+
+
+def test_context_and_dockerfile_symlinked_within_the_project_are_fine(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "Dockerfile").write_text("FROM scratch\n")
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    _project(tmp_path, META + "image: app\ncontext: alias\n")
+    assert load_project(tmp_path, env={}).images[0].context == (tmp_path / "real").resolve()
