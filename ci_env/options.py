@@ -181,6 +181,27 @@ class RepoOptions:
         """The credentials for ``images-repo`` or ``stages-storage``."""
         return self.images_repo_credentials if scope == IMAGES_REPO else self.stages_storage_credentials
 
+    def check_stages_storage(self, env: Mapping[str, str]) -> None:
+        """ConfigError (exit 2) unless the stages storage is ``:local`` or one repository its implementation
+        (the resolved one, else detected from the host) can hold; the message names where it came from."""
+        from ci_env.errors import ConfigError
+
+        stages = self.stages_storage
+        if stages is None and not self.stages_storage_local:
+            raise ConfigError(
+                "no stages storage: pass -s/--stages-storage (:local, or a repository such as "
+                "REGISTRY/PROJECT/stages) or set WERF_STAGES_STORAGE (ci-env setup exports it)"
+            )
+        if stages is None:
+            return
+        from ci_env.registry.implementations import detect_implementation
+        from ci_env.registry.naming import check_stages_storage
+
+        chosen = self.stages_storage_implementation
+        detected = detect_implementation(stages, env, chosen.value if chosen else None,
+                                         explicit_source=chosen.source if chosen else "")
+        check_stages_storage(stages, detected.implementation, self.stages_storage_source or "-s/--stages-storage")
+
 
 T = TypeVar("T")
 

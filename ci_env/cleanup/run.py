@@ -100,6 +100,7 @@ def resolve_target(options: RepoOptions, env: Mapping[str, str], clients: Client
             "no stages storage: pass -s/--stages-storage ADDRESS (or :local) or set WERF_STAGES_STORAGE; "
             "cleanup reads the publication records and managed images kept there"
         )
+    options.check_stages_storage(env)
     project = ""
     if options.stages_storage_local:
         from ci_env.project import load_project

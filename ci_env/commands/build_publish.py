@@ -97,7 +97,7 @@ def build_and_publish(
     from ci_env.project import load_project
     from ci_env.registry.auth import docker_config_dir
     from ci_env.registry.naming import resolve_images_repo
-    from ci_env.steps.build_publish import Settings, check_stages, publish, tag_requests
+    from ci_env.steps.build_publish import Settings, publish, tag_requests
 
     env = dict(os.environ)
     tags = tag_requests(
@@ -110,12 +110,7 @@ def build_and_publish(
     workers = parallel_value(parallel, env)
     if repo.images_repo is None:
         raise UsageError("no images repo: pass -i/--images-repo or set WERF_IMAGES_REPO (ci-env setup exports it)")
-    stages_implementation = repo.stages_storage_implementation
-    check_stages(
-        repo.stages_storage, repo.stages_storage_local, source=repo.stages_storage_source, env=env,
-        implementation=stages_implementation.value if stages_implementation else None,
-        implementation_source=stages_implementation.source if stages_implementation else "",
-    )
+    repo.check_stages_storage(env)
     project = load_project(flag_or_env(directory, env, "WERF_DIR") or ".", flag_or_env(config, env, "WERF_CONFIG"),
                            env)
     implementation = repo.images_repo_implementation

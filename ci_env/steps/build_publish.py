@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci_env import records
 from ci_env.ci.facts import JobFacts
-from ci_env.errors import BuildError, CiEnvError, ConfigError, UsageError
+from ci_env.errors import BuildError, CiEnvError, UsageError
 from ci_env.output import Output, format_duration, plural
 from ci_env.project import ImageConfig, ProjectConfig
 from ci_env.redact import strip_userinfo
@@ -169,31 +169,6 @@ class ImageResult:
     seconds: float
     digest: str | None = None
     error: str | None = None
-
-
-def check_stages(
-    stages: RepoAddress | None,
-    local: bool,
-    *,
-    source: str | None = None,
-    implementation: str | None = None,
-    implementation_source: str = "--stages-storage-repo-implementation",
-    env: Mapping[str, str] | None = None,
-) -> None:
-    """ConfigError (exit 2) unless the stages storage is ``:local`` or one repository its implementation
-    (``implementation``, else detected from the host) can hold; ``source`` names where it came from."""
-    if stages is None and not local:
-        raise ConfigError(
-            "no stages storage: pass -s/--stages-storage (:local, or a repository such as REGISTRY/PROJECT/stages) "
-            "or set WERF_STAGES_STORAGE (ci-env setup exports it)"
-        )
-    if stages is None:
-        return
-    from ci_env.registry.implementations import detect_implementation
-    from ci_env.registry.naming import check_stages_storage
-
-    detected = detect_implementation(stages, env or {}, implementation, explicit_source=implementation_source)
-    check_stages_storage(stages, detected.implementation, source or "-s/--stages-storage")
 
 
 def plan(settings: Settings) -> list[ImagePlan]:

@@ -200,3 +200,22 @@ def test_parallel_local_writers_lose_no_metadata_record(tmp_path: Path) -> None:
         thread.join()
     assert {m.commit for m in records.read_metadata(store)} == set(commits)
     assert not list((tmp_path / "state" / "metadata").glob(".*"))  # no temporary file left behind
+
+
+def test_werf_yaml_can_disable_cleanup_and_set_the_recent_protection(setup: DefaultSetup, tmp_path: Path) -> None:
+    setup.commit("old", 30)
+    setup.commit("new", 1)
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    werf_yaml = setup.git.path / "werf.yaml"
+    werf_yaml.write_text("project: demo\nconfigVersion: 1\ncleanup:\n  disable: true\n---\nimage: app\n")
+    off = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    assert off.returncode == 0 and "disabled in werf.yaml" in off.stderr
+    assert setup.remaining() == {"old", "new"}
+    # keepImagesBuiltWithinLastNHours stands in for --keep-published-within when that is not given
+    werf_yaml.write_text("project: demo\nconfigVersion: 1\ncleanup:\n  keepImagesBuiltWithinLastNHours: 100000\n"
+                         "  keepPolicies:\n  - references: {branch: main}\n---\nimage: app\n")
+    kept = run_cli("cleanup", *setup.args(), "--dry-run", cwd=tmp_path)
+    assert kept.returncode == 0 and "0 to remove" in kept.stderr, kept.stderr
+    given = run_cli("cleanup", *setup.args(), "--keep-published-within", "0", cwd=tmp_path)
+    assert given.returncode == 0, given.stderr
+    assert setup.remaining() == {"new"}
