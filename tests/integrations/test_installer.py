@@ -154,6 +154,21 @@ def test_wheel_with_pip_when_there_is_no_uv(tmp_path: Path, wheelhouse: Path, ci
     assert _ci_env(result.stdout.strip(), env, "--version").returncode == 0
 
 
+def test_wheel_from_a_url_with_extras(
+    tmp_path: Path, wheelhouse: Path, ci_env_wheel: Path, httpserver: HTTPServer
+) -> None:
+    """A pinned wheel on a file server: the extras go in pip's `name[extras] @ URL` form."""
+    httpserver.expect_request(f"/files/{ci_env_wheel.name}").respond_with_data(ci_env_wheel.read_bytes())
+    env = runner_env(tmp_path / "home", uv=False)
+    env["CI_ENV_PIP_ARGS"] = f"--no-index --find-links {wheelhouse}"
+    url = httpserver.url_for(f"/files/{ci_env_wheel.name}")
+    result = _run(env, "--home", str(tmp_path / "h"), "--spec", url, "--extras", "docker")
+    assert result.returncode == 0, result.stderr
+    (entry,) = _entries(tmp_path / "h")
+    assert list((entry / "venv" / "lib").glob("python*/site-packages/docker"))
+    assert _ci_env(result.stdout.strip(), env, "--version").returncode == 0
+
+
 def test_setup_jobs_do_not_get_the_docker_extra(tmp_path: Path, wheelhouse: Path, ci_env_wheel: Path) -> None:
     env = runner_env(tmp_path / "home", uv=False)
     env["CI_ENV_PIP_ARGS"] = f"--no-index --find-links {wheelhouse}"
