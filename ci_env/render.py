@@ -148,12 +148,16 @@ class Rendered:
     bom: bool = False
 
 
-def templates_dir() -> Path:
-    """Where the templates are: ``ci_env/templates`` in a wheel, else the repository's ``templates/``."""
-    packaged = Path(__file__).resolve().parent / "templates"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "templates"
+def template_loader() -> Any:
+    """The Jinja2 loader of the templates: ``ci_env/templates`` in a wheel or a zipapp (read through the
+    package's loader, so from inside a zip too), else the repository's ``templates/`` (a source checkout)."""
+    import importlib.resources
+
+    import jinja2
+
+    if importlib.resources.files("ci_env").joinpath("templates").is_dir():
+        return jinja2.PackageLoader("ci_env", "templates")
+    return jinja2.FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates"))
 
 
 def heredoc_delimiter(value: str) -> str:
@@ -191,7 +195,7 @@ def render(exports: Sequence[Export], shell: str) -> Rendered:
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        loader=template_loader(),
         autoescape=False,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -12,7 +12,13 @@ What it reproduces of the runner (actions/runner, composite actions):
   job environment, ``GITHUB_OUTPUT`` becomes ``steps.<id>.outputs``, ``GITHUB_PATH`` lines are
   prepended to ``PATH``; each step gets fresh, empty files;
 - ``::add-mask::VALUE`` lines register masks; the log keeps every line in order, masked as the
-  runner would print it, and the raw lines for the assertions.
+  runner would print it, and the raw lines for the assertions;
+- ``uses: actions/cache/restore@...`` and ``actions/cache/save@...`` against a directory that stands in
+  for the Actions cache service (``cache_store``), with actions/cache's documented behaviour: entries are
+  immutable and found by exact ``key`` (then by ``restore-keys`` prefixes, newest first); restore
+  recreates the ``path`` entries where they were and sets ``cache-hit`` (``'true'`` only for the exact
+  key), ``cache-primary-key`` and ``cache-matched-key``; saving a key that exists warns and saves
+  nothing; a miss is not an error. Any other ``uses:`` is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tarfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,11 +190,14 @@ def _parse_env_file(text: str) -> dict[str, str]:
 class CompositeActionRunner:
     """Runs ``action.yml`` in ``action_path`` with a job environment, step by step."""
 
-    def __init__(self, action_path: Path, job_env: Mapping[str, str], work: Path) -> None:
+    def __init__(
+        self, action_path: Path, job_env: Mapping[str, str], work: Path, cache_store: Path | None = None
+    ) -> None:
         self.action_path = action_path
         self.action = yaml.safe_load((action_path / "action.yml").read_text())
         self.job_env = dict(job_env)
         self.work = work
+        self.cache_store = cache_store if cache_store is not None else work / "actions-cache"
 
     def _contexts(self, inputs: Mapping[str, str], outputs: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
         lookup: dict[str, Any] = {
@@ -194,6 +205,8 @@ class CompositeActionRunner:
             "github.token": self.job_env.get("GITHUB_TOKEN", ""),
             "github.workspace": self.job_env.get("GITHUB_WORKSPACE", ""),
             "runner.temp": self.job_env.get("RUNNER_TEMP", ""),
+            "runner.os": self.job_env.get("RUNNER_OS", ""),
+            "runner.arch": self.job_env.get("RUNNER_ARCH", ""),
             "__functions__": {"success": self._success, "always": True, "failure": not self._success},
         }
         lookup.update({f"inputs.{k}".lower(): v for k, v in inputs.items()})
@@ -277,6 +290,10 @@ class CompositeActionRunner:
     def _run_step(
         self, index: int, step: Mapping[str, Any], name: str, inputs: Mapping[str, str], lookup: Mapping[str, Any]
     ) -> StepResult:
+        uses = str(step.get("uses", ""))
+        if re.fullmatch(r"actions/cache/(restore|save)@[0-9a-f]{40}", uses):
+            with_ = {k: self.interpolate(v, lookup) for k, v in (step.get("with") or {}).items()}
+            return self._cache_step(step, name, uses.split("@")[0].rsplit("/", 1)[1], with_)
         if step.get("shell") != "bash" or "run" not in step:
             raise ValueError(f"step {name!r}: only `run:` steps with `shell: bash` are supported")
         step_dir = self.work / f"step-{index}"
@@ -303,3 +320,46 @@ class CompositeActionRunner:
                 self.job_env["PATH"] = line.strip() + os.pathsep + self.job_env.get("PATH", "")
         self._step_outputs = _parse_env_file(files["GITHUB_OUTPUT"].read_text())
         return StepResult(step.get("id"), name, True, proc.returncode, proc.stdout, proc.stderr, env)
+
+    def _cache_entry(self, key: str) -> Path:
+        return self.cache_store / (re.sub(r"[^\w.-]", "_", key) + ".tar")
+
+    def _cache_step(self, step: Mapping[str, Any], name: str, verb: str, with_: Mapping[str, str]) -> StepResult:
+        """actions/cache/restore or actions/cache/save, against ``self.cache_store``."""
+        paths = [Path(p.strip()) for p in with_.get("path", "").splitlines() if p.strip()]
+        if not paths or not all(p.is_absolute() for p in paths):
+            raise ValueError(f"step {name!r}: the stand-in takes absolute paths only, got {with_.get('path')!r}")
+        key = with_["key"]
+        self.cache_store.mkdir(parents=True, exist_ok=True)
+        if verb == "save":
+            entry = self._cache_entry(key)
+            if entry.exists():
+                out = (f"::warning::Failed to save: Unable to reserve cache with key {key}, "
+                       "another job may be creating this cache.")
+            else:
+                partial = entry.with_suffix(".partial")
+                with tarfile.open(partial, "w") as archive:
+                    for path in paths:
+                        if path.exists():
+                            archive.add(path, arcname=str(path).lstrip("/"))
+                partial.rename(entry)
+                out = f"Cache saved with key: {key}"
+            self._step_outputs = {}
+            return StepResult(step.get("id"), name, True, 0, out + "\n")
+        candidates = [self._cache_entry(key)]
+        for prefix in (with_.get("restore-keys") or "").splitlines():
+            if prefix.strip():
+                matches = self.cache_store.glob(re.sub(r"[^\w.-]", "_", prefix.strip()) + "*.tar")
+                candidates += sorted(matches, key=lambda p: p.stat().st_mtime, reverse=True)
+        found = next((c for c in candidates if c.exists()), None)
+        outputs = {"cache-primary-key": key, "cache-hit": "false"}
+        if found is None:
+            out = f"Cache not found for input keys: {key}"
+        else:
+            started = time.monotonic()
+            with tarfile.open(found) as archive:
+                archive.extractall("/", filter="tar")
+            outputs.update({"cache-hit": str(found == candidates[0]).lower(), "cache-matched-key": found.stem})
+            out = f"Cache restored from key: {found.stem} in {time.monotonic() - started:.3f}s"
+        self._step_outputs = outputs
+        return StepResult(step.get("id"), name, True, 0, out + "\n")

@@ -1,7 +1,10 @@
-"""Fixtures for the GitHub Action and GitLab template tests: an offline wheelhouse of ci-env."""
+"""Fixtures for the GitHub Action, GitLab template and installer tests: an offline wheelhouse of ci-env,
+the zipapp built from it, and the installer script."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from tests.integrations.wheelhouse import build_wheelhouse
 
 ROOT = Path(__file__).resolve().parents[2]
+INSTALLER = ROOT / "scripts" / "install-ci-env"
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +27,16 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ci_env_wheel(wheelhouse: Path) -> Path:
     """The ci-env wheel built from this checkout."""
     return next(wheelhouse.glob("ci_env-*.whl"))
+
+
+@pytest.fixture(scope="session")
+def zipapp(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, ci_env_wheel: Path) -> Path:
+    """ci-env.pyz built by scripts/build-zipapp from the wheelhouse (offline, for this Python)."""
+    output = tmp_path_factory.mktemp("zipapp") / "ci-env.pyz"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build-zipapp"), "-o", str(output), "--wheel", str(ci_env_wheel),
+         "--python-version", version, "--", "--no-index", "--find-links", str(wheelhouse)],
+        check=True, capture_output=True,
+    )
+    return output

@@ -8,10 +8,12 @@ for build-and-publish, an images repo on the local registry and the local Docker
 
 from __future__ import annotations
 
-import os
+import json
 import re
+import shutil
 import stat
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import requests
 import yaml
 
 from tests.integrations.actionrunner import ActionRun, CompositeActionRunner
+from tests.integrations.runnerenv import path_without_uv
 from tests.services.dockerd import DockerDaemon
 from tests.services.registry import RegistryService
 
@@ -53,7 +56,8 @@ def _job_env(tmp_path: Path, tool_cache: Path, wheelhouse: Path) -> dict[str, st
     for directory in (workspace, runner_temp, tmp_path / "home"):
         directory.mkdir(parents=True)
     return {
-        "PATH": os.environ["PATH"],
+        "PATH": path_without_uv(),  # a GitHub-hosted runner has no uv unless a step installs it
+        "CI_ENV_PYTHON": sys.executable,
         "HOME": str(tmp_path / "home"),
         "LANG": "C.UTF-8",
         "CI": "true",
@@ -75,6 +79,7 @@ def _job_env(tmp_path: Path, tool_cache: Path, wheelhouse: Path) -> dict[str, st
         "GITHUB_API_URL": "https://api.github.com",
         "GITHUB_WORKSPACE": str(workspace),
         "RUNNER_OS": "Linux",
+        "RUNNER_ARCH": "X64",
         "RUNNER_TEMP": str(runner_temp),
         "RUNNER_TOOL_CACHE": str(tool_cache),
         "CI_ENV_PIP_ARGS": f"--no-index --find-links {wheelhouse}",
@@ -125,25 +130,70 @@ def test_setup_exports_reach_later_steps_and_secrets_are_masked(
     assert run.outputs["images-repo"] == images_repo
     assert run.outputs["ci-env"].startswith(str(tool_cache))
     skipped = {s.name for s in run.steps if not s.ran}
-    assert skipped == {"Docker Hub login", "Run ci-env setup"}
+    assert skipped == {"Registry login", "Docker Hub login", "Run ci-env setup"}
     _assert_masked_before_use(run, [TOKEN, HUB_TOKEN])
 
 
 def test_second_job_reuses_the_installed_tool(
     tmp_path: Path, tool_cache: Path, wheelhouse: Path, ci_env_wheel: Path
 ) -> None:
-    inputs = {"version": str(ci_env_wheel), "login": "false", "token": TOKEN}
+    """A self-hosted runner keeps its tool cache: the second job finds the install the first one made."""
+    inputs = {"version": str(ci_env_wheel), "login": "false", "token": TOKEN, "cache": "false"}
     first = CompositeActionRunner(ROOT, _job_env(tmp_path / "a", tool_cache, wheelhouse), tmp_path / "a-steps")
     run = first.run(inputs)
     assert run.ok
-    venv = Path(run.outputs["ci-env"]).parents[1]
-    marker = (venv / ".complete").stat().st_mtime_ns
+    entry = Path(run.outputs["ci-env"]).parents[1]
+    inode = entry.stat().st_ino
     second = CompositeActionRunner(ROOT, _job_env(tmp_path / "b", tool_cache, wheelhouse), tmp_path / "b-steps")
-    again = second.run({**inputs, "login": "false"})
+    again = second.run(inputs)
     assert again.ok
     assert again.outputs["ci-env"] == run.outputs["ci-env"]
-    assert (venv / ".complete").stat().st_mtime_ns == marker, "no second install"
+    assert entry.stat().st_ino == inode, "no second install"
     assert again.outputs["docker-config"] != run.outputs["docker-config"], "each job has its own config"
+
+
+def test_hosted_runner_jobs_restore_the_install_from_the_actions_cache(
+    tmp_path: Path, wheelhouse: Path, ci_env_wheel: Path
+) -> None:
+    """Nothing survives between hosted jobs but the Actions cache: the first job installs and saves, the
+    second restores (no package index reachable any more) and runs ci-env from PATH in a later step."""
+    store = tmp_path / "actions-cache"
+    local_wheels = tmp_path / "wheels"
+    shutil.copytree(wheelhouse, local_wheels)
+    inputs = {"version": str(ci_env_wheel), "login": "false", "token": TOKEN}
+    runs = []
+    for job in ("a", "b"):
+        env = _job_env(tmp_path / job, tmp_path / job / "hostedtoolcache", local_wheels)
+        (tmp_path / job / "hostedtoolcache").mkdir()
+        env["RUNNER_TOOL_CACHE"] = str(tmp_path / "hostedtoolcache")  # the same path on every hosted runner
+        shutil.rmtree(tmp_path / "hostedtoolcache", ignore_errors=True)  # ... and empty when a job starts
+        run = CompositeActionRunner(ROOT, env, tmp_path / f"{job}-steps", cache_store=store).run(inputs)
+        assert run.ok, [(s.name, s.returncode, s.stdout[-2000:], s.stderr[-2000:]) for s in run.steps]
+        runs.append(run)
+        shutil.rmtree(local_wheels, ignore_errors=True)  # from now on, any install would fail
+    first, second = (({s.name: s for s in r.steps}) for r in runs)
+    assert "Cache not found for input keys: ci-env-Linux-X64-" in first["Restore ci-env from the cache"].stdout
+    assert "Cache saved with key: ci-env-Linux-X64-" in first["Save ci-env to the cache"].stdout
+    assert "Cache restored from key: ci-env-Linux-X64-" in second["Restore ci-env from the cache"].stdout
+    assert not second["Save ci-env to the cache"].ran, "a hit is not saved again"
+    later = _later_step(runs[1], "command -v ci-env && ci-env --version")
+    assert later.returncode == 0, later.stderr
+    assert later.stdout.splitlines()[0] == runs[1].outputs["ci-env"]
+
+
+def test_release_checkout_runs_its_zipapp(tmp_path: Path, tool_cache: Path, wheelhouse: Path, zipapp: Path) -> None:
+    """On a release tag the action's checkout carries dist/ci-env.pyz: no virtualenv, no package index."""
+    checkout = tmp_path / "action"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(".git", ".venv", "*cache*", "dist", "tests"))
+    (checkout / "dist").mkdir()
+    shutil.copy(zipapp, checkout / "dist" / "ci-env.pyz")
+    env = _job_env(tmp_path, tool_cache, wheelhouse)
+    env.pop("CI_ENV_PIP_ARGS")
+    run = CompositeActionRunner(checkout, env, tmp_path / "steps").run({"login": "false", "token": TOKEN})
+    assert run.ok, [(s.name, s.returncode, s.stdout[-2000:], s.stderr[-2000:]) for s in run.steps]
+    entry = Path(run.outputs["ci-env"]).parents[1]
+    assert (entry / "app" / "ci_env").is_dir() and not (entry / "venv").exists()
+    assert run.outputs["images-repo"] == "ghcr.io/octo-org/hello-world"
 
 
 @pytest.mark.parametrize(
@@ -152,6 +202,7 @@ def test_second_job_reuses_the_installed_tool(
         ({"command": "deploy"}, "input command is 'deploy'; use setup, build-and-publish or cleanup"),
         ({"login": "yes"}, "input login is 'yes'; use true or false"),
         ({"dry-run": "true"}, "input dry-run is for command cleanup, not setup"),
+        ({"cache": "maybe"}, "input cache is 'maybe'; use true or false"),
     ],
 )
 def test_bad_input_stops_before_installing(
@@ -162,7 +213,7 @@ def test_bad_input_stops_before_installing(
     runner = CompositeActionRunner(ROOT, _job_env(tmp_path, cache, wheelhouse), tmp_path / "steps")
     run = runner.run({"token": TOKEN, **inputs})
     failed = [s for s in run.steps if s.ran and s.returncode]
-    assert [(s.name, s.returncode) for s in failed] == [("Install ci-env", 2)]
+    assert [(s.name, s.returncode) for s in failed] == [("Plan the install", 2)]
     assert f"::error title=ci-env::{message}" in failed[0].stdout
     assert list(cache.iterdir()) == []
     assert "DOCKER_CONFIG" not in run.job_env
@@ -185,8 +236,28 @@ def test_build_and_publish_runs_setup_then_publishes(
     run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run(with_)
     assert run.ok, [(s.name, s.returncode, s.stdout[-3000:], s.stderr[-3000:]) for s in run.steps]
     assert [s.name for s in run.steps if s.ran] == [
-        "Mask secrets", "Install ci-env", "ci-env setup", "Outputs", "Run ci-env build-and-publish"
+        "Mask secrets", "Plan the install", "Restore ci-env from the cache", "Install ci-env", "ci-env setup",
+        "Outputs", "Save ci-env to the cache", "Run ci-env build-and-publish",
     ]
     tags = requests.get(f"{registry_open.url}/v2/{repo}/app/tags/list", timeout=10).json()["tags"]
     assert len(tags) == 1
     _assert_masked_before_use(run, [TOKEN])
+
+
+def test_images_repo_elsewhere_logs_in_there_and_not_to_ghcr(
+    tmp_path: Path, tool_cache: Path, wheelhouse: Path, ci_env_wheel: Path, registry_htpasswd: RegistryService
+) -> None:
+    """The job's token is for ghcr.io: with the images repo on another registry the action does not log in
+    to ghcr.io, and logs in to that registry with registry-username and registry-password."""
+    from tests.conftest import USERS
+
+    user = "alice"
+    with_ = {
+        "version": str(ci_env_wheel), "token": TOKEN, "images-repo": f"{registry_htpasswd.host}/team/app",
+        "registry-username": user, "registry-password": USERS[user],
+    }
+    run = CompositeActionRunner(ROOT, _job_env(tmp_path, tool_cache, wheelhouse), tmp_path / "steps").run(with_)
+    assert run.ok, [(s.name, s.returncode, s.stdout[-2000:], s.stderr[-2000:]) for s in run.steps]
+    config = json.loads((Path(run.outputs["docker-config"]) / "config.json").read_text())
+    assert sorted(config["auths"]) == [registry_htpasswd.host]
+    _assert_masked_before_use(run, [TOKEN, USERS[user]])

@@ -10,7 +10,6 @@ by the real Docker daemon (``DOCKER_HOST``). The tests read the registry afterwa
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -20,8 +19,11 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from tests.conftest import USERS
+from tests.integrations.conftest import INSTALLER
+from tests.integrations.runnerenv import path_without_uv
 from tests.services import require
 from tests.services.dockerd import DockerDaemon
 from tests.services.registry import RegistryService
@@ -94,16 +96,19 @@ def _variables(registry: RegistryService, repo: str, wheelhouse: Path, wheel: Pa
     }
 
 
-def _run_job(project: Path, job: str, variables: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+def _run_job(
+    project: Path, job: str | None, variables: Mapping[str, str], *options: str
+) -> subprocess.CompletedProcess[str]:
+    """gitlab-ci-local runs ``job`` (None: the whole pipeline) with ``variables`` and ``options``."""
     binary = require("gitlab-ci-local", "runs .gitlab-ci-template.yml end to end; scripts/install-gitlab-ci-local")
     require("rsync", "gitlab-ci-local needs rsync")
-    args = [binary, "--no-color", job]
+    args = [binary, "--no-color", *options, *([job] if job else [])]
     for key, value in variables.items():
         args += ["--variable", f"{key}={value}"]
     # gitlab-ci-local's fallbacks: no such service here, so no dependency proxy login.
     for name in ("CI_DEPENDENCY_PROXY_SERVER", "CI_DEPENDENCY_PROXY_USER", "CI_DEPENDENCY_PROXY_PASSWORD"):
         args += ["--unset-variable", name]
-    env = {"PATH": os.environ["PATH"], "HOME": str(project.parent / "home"), "LANG": "C.UTF-8",
+    env = {"PATH": path_without_uv(), "HOME": str(project.parent / "home"), "LANG": "C.UTF-8",
            "GCL_IGNORE_PREDEFINED_VARS": "GITLAB_CI,CI_REGISTRY,CI_REGISTRY_IMAGE,CI_PIPELINE_SOURCE"}
     return subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, timeout=900)
 
@@ -187,3 +192,74 @@ def test_pipeline_builds_publishes_and_cleans_up(
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert _tags(registry_htpasswd, repo)[image] == [new_tag]
     assert USERS[USER] not in cleanup.stdout + cleanup.stderr
+
+
+def test_template_embeds_the_installer_verbatim() -> None:
+    """The template is included on its own (no repository files at hand), so it carries the installer;
+    the Action runs the same file from its checkout."""
+    script = yaml.safe_load(TEMPLATE.read_text())[".ci-env:install"]["script"][0]
+    embedded = script.split("<<'CI_ENV_INSTALLER'\n", 1)[1].split("\nCI_ENV_INSTALLER\n", 1)[0] + "\n"
+    assert embedded == INSTALLER.read_text(), "copy scripts/install-ci-env into the template (scripts/embed-installer)"
+
+
+PIPELINE = """
+include:
+  - local: .gitlab-ci-template.yml
+
+stages: [first, second]
+
+first:
+  stage: first
+  extends: .ci-env
+  script:
+    - echo "CI_ENV_COMMAND=$(command -v ci-env)"
+  after_script:
+    - !reference [.ci-env, after_script]
+    - rm -rf "$WHEELS"  # the package index is gone: the next job has nothing to install from
+
+second:
+  stage: second
+  extends: .ci-env
+  script:
+    - echo "CI_ENV_COMMAND=$(command -v ci-env)"
+    - ci-env --version
+"""
+
+
+def test_second_job_of_a_pipeline_restores_ci_env_from_the_cache(
+    tmp_path: Path, registry_htpasswd: RegistryService, wheelhouse: Path, ci_env_wheel: Path
+) -> None:
+    """gitlab-ci-local with --shell-isolation: each job runs in a fresh copy of the project (a directory of
+    its own, untracked files gone) and gets the template's cache: restored before it and saved after it,
+    as GitLab's Docker executor does. The first job installs into .git/ci-env and, last, removes the only
+    package source; the second, in another directory, runs ci-env restored from the cache.
+
+    One difference from GitLab: gitlab-ci-local copies the project afresh before after_script too (and
+    restores the cache again), so what the cache saves is what after_script's install left; the template's
+    after_script installs (or finds) ci-env, so the cache holds it either way."""
+    project = tmp_path / "sample"
+    project.mkdir()
+    (project / ".gitlab-ci.yml").write_text(PIPELINE)
+    shutil.copy(TEMPLATE, project / ".gitlab-ci-template.yml")
+    (project / ".gitignore").write_text(".gitlab-ci-local/\n")
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "sample")
+    wheels = tmp_path / "wheels"
+    shutil.copytree(wheelhouse, wheels)
+    wheel = tmp_path / ci_env_wheel.name
+    shutil.copy(ci_env_wheel, wheel)
+    variables = _variables(registry_htpasswd, "group/cache", wheels, wheel, tmp_path / "unused")
+    del variables["CI_ENV_HOME"]  # the template's default: .git/ci-env, inside the project directory
+    variables["WHEELS"] = str(wheels)
+    result = _run_job(project, None, variables, "--shell-isolation")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert not wheels.exists()
+    first, second = (_job_lines(project, job)["CI_ENV_COMMAND"] for job in ("first", "second"))
+    builds = project / ".gitlab-ci-local" / "builds"
+    assert first.startswith(f"{builds}/first/.git/ci-env/")
+    assert second.startswith(f"{builds}/second/.git/ci-env/")
+    assert Path(first).relative_to(builds / "first") == Path(second).relative_to(builds / "second")
+    assert re.search(r"second\s.*imported cache 'ci-env-'", output), output
+    assert USERS[USER] not in output
