@@ -85,7 +85,7 @@ def main() -> None:
                     print(result.stderr[-2000:])
                     raise SystemExit(f"{label} failed")
                 progress = [line for line in result.stderr.splitlines() if line.startswith("ci-env: ")]
-                breakdown = Counter(_kind(method, request_path) for method, request_path, _status
+                breakdown = Counter(request_kind(method, request_path) for method, request_path, _status
                                     in registry.requests()[before:])
                 timings[label] = (elapsed, requests)
                 print(f"{label}: {elapsed:.1f}s, {requests} HTTP requests, {len(progress)} progress lines on stderr")
@@ -104,7 +104,7 @@ def main() -> None:
             registry.stop()
 
 
-def _kind(method: str, path: str) -> str:
+def request_kind(method: str, path: str) -> str:
     """``METHOD repository/what`` of a Registry API request (``images/manifests``, ``stages/tags``...)."""
     parts = path.split("?", 1)[0].split("/")
     repository = "stages" if "/stages/" in path else "images"

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from bench.cleanup_bench import request_kind
 from ci_env import records
 from ci_env.cleanup.history import CommitGraph, Published, evaluate, list_references
 from ci_env.cleanup.keep_policies import default_policies
@@ -149,20 +150,12 @@ def main() -> None:
                 print(result.stderr[-2000:])
                 raise SystemExit("cleanup --dry-run failed")
             made = registry.requests()[before:]
-            kinds = Counter(_kind(method, path) for method, path, _status in made)
+            kinds = Counter(request_kind(method, path) for method, path, _status in made)
             plan_line = next(line for line in result.stderr.splitlines() if line.startswith("plan:"))
             print(f"cleanup --dry-run: {elapsed:.1f}s, {len(made)} HTTP requests; {plan_line}")
             print("  " + ", ".join(f"{kind}: {count}" for kind, count in kinds.most_common()))
         finally:
             registry.stop()
-
-
-def _kind(method: str, path: str) -> str:
-    parts = path.split("?", 1)[0].split("/")
-    what = next((p for p in ("manifests", "blobs", "tags") if p in parts), "other")
-    if what == "manifests" and parts[-1].startswith("ci-env-"):
-        what = "records"
-    return f"{method} {'stages' if '/stages/' in path else 'images'}/{what}"
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ import pytest
 
 from ci_env.registry.client import RegistryClient
 from tests.conftest import USERS
+from tests.registry_client.nameproxy import NameProxy
 from tests.services.registry import RegistryService
-from tests.vendors.fakeapi import FakeApi
+from tests.vendors.conftest import fake_api
 
 
 @pytest.fixture
@@ -49,15 +50,21 @@ def token_client(registry_token: RegistryService, tmp_path: Path) -> RegistryCli
 
 
 @pytest.fixture
-def fake_server() -> Iterator[Callable[[], FakeApi]]:
-    """A factory of started recording servers (``tests.vendors.fakeapi``) that misbehave as a test routes them."""
-    started: list[FakeApi] = []
+def name_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, int]], NameProxy]]:
+    """Start a NameProxy for the given routes (made-up name -> local port) and send this process's requests
+    for those names through it (HTTP_PROXY/HTTPS_PROXY), so a test gets hosts that are not loopback."""
+    proxies: list[NameProxy] = []
 
-    def make() -> FakeApi:
-        api = FakeApi().start()
-        started.append(api)
-        return api
+    def start(routes: dict[str, int]) -> NameProxy:
+        proxy = NameProxy(routes)
+        proxies.append(proxy)
+        for key, value in proxy.env().items():
+            monkeypatch.setenv(key, value)
+        return proxy
 
-    yield make
-    for api in started:
-        api.stop()
+    yield start
+    for proxy in proxies:
+        proxy.stop()
+
+
+__all__ = ["fake_api"]

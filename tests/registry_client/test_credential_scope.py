@@ -7,7 +7,7 @@ hosts are made-up names that only a test proxy resolves (``nameproxy``), so noth
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,36 +51,19 @@ def certificate(tmp_path: Path) -> Certificate:
     return self_signed(tmp_path / "tls", ["registry.test", "elsewhere.test"])
 
 
-@pytest.fixture
-def proxied(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, int]], NameProxy]]:
-    """Start a NameProxy for the given routes and send this process's requests for made-up names through it."""
-    proxies: list[NameProxy] = []
-
-    def start(routes: dict[str, int]) -> NameProxy:
-        proxy = NameProxy(routes)
-        proxies.append(proxy)
-        for key, value in proxy.env().items():
-            monkeypatch.setenv(key, value)
-        return proxy
-
-    yield start
-    for proxy in proxies:
-        proxy.stop()
-
-
 def client_for(registry: str, tmp_path: Path, **kwargs: object) -> RegistryClient:
     config = docker_config_for(tmp_path / "docker", registry, USER, PASSWORD)
     return RegistryClient(registry, docker_config=config, **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_next_page_on_another_host_gets_no_credentials_and_is_never_merged(
-    fake_server: Callable[[], FakeApi], proxied: Callable[[dict[str, int]], NameProxy], tmp_path: Path
+    fake_api: Callable[[], FakeApi], name_proxy: Callable[[dict[str, int]], NameProxy], tmp_path: Path
 ) -> None:
-    registry, elsewhere = BasicRegistry(fake_server()), fake_server()
+    registry, elsewhere = BasicRegistry(fake_api()), fake_api()
     link = '<http://elsewhere.test/v2/app/tags/list?last=a>; rel="next"'
     registry.route("GET", r"/v2/app/tags/list", lambda call: (200, {"Link": link}, {"tags": ["a"]}))
     elsewhere.route("GET", r"/v2/app/tags/list")(lambda call: (200, {}, {"tags": ["planted"]}))
-    proxied({"elsewhere.test:80": elsewhere.port})
+    name_proxy({"elsewhere.test:80": elsewhere.port})
     client = client_for(registry.api.url.removeprefix("http://"), tmp_path)
     with pytest.raises(RegistryError, match="another host"):
         client.list_tags("app")
@@ -90,9 +73,9 @@ def test_a_next_page_on_another_host_gets_no_credentials_and_is_never_merged(
 
 
 def test_a_next_page_on_the_registry_is_followed_with_credentials(
-    fake_server: Callable[[], FakeApi], tmp_path: Path
+    fake_api: Callable[[], FakeApi], tmp_path: Path
 ) -> None:
-    registry = BasicRegistry(fake_server())
+    registry = BasicRegistry(fake_api())
 
     def page(call: Call) -> Reply:
         if call.query.get("last") == ["a"]:
@@ -105,14 +88,14 @@ def test_a_next_page_on_the_registry_is_followed_with_credentials(
 
 
 def test_an_upload_location_on_another_host_gets_no_credentials(
-    fake_server: Callable[[], FakeApi], proxied: Callable[[dict[str, int]], NameProxy], tmp_path: Path
+    fake_api: Callable[[], FakeApi], name_proxy: Callable[[dict[str, int]], NameProxy], tmp_path: Path
 ) -> None:
-    registry, elsewhere = BasicRegistry(fake_server()), fake_server()
+    registry, elsewhere = BasicRegistry(fake_api()), fake_api()
     registry.route("HEAD", r"/v2/app/blobs/(.+)", lambda call, digest: (404, {}, None))
     registry.route("POST", r"/v2/app/blobs/uploads/",
                    lambda call: (202, {"Location": "http://elsewhere.test/uploads/1?state=x"}, None))
     elsewhere.route("PUT", r"/uploads/1")(lambda call: (201, {}, None))
-    proxied({"elsewhere.test:80": elsewhere.port})
+    name_proxy({"elsewhere.test:80": elsewhere.port})
     client = client_for(registry.api.url.removeprefix("http://"), tmp_path)
     client.ensure_blob("app", mf.sha256_digest(b"layer"), b"layer")
     assert [call.method for call in elsewhere.calls] == ["PUT"]
@@ -121,14 +104,14 @@ def test_an_upload_location_on_another_host_gets_no_credentials(
 
 
 def test_a_redirect_to_object_storage_is_followed_without_credentials(
-    fake_server: Callable[[], FakeApi], proxied: Callable[[dict[str, int]], NameProxy], tmp_path: Path
+    fake_api: Callable[[], FakeApi], name_proxy: Callable[[dict[str, int]], NameProxy], tmp_path: Path
 ) -> None:
-    registry, storage = BasicRegistry(fake_server()), fake_server()
+    registry, storage = BasicRegistry(fake_api()), fake_api()
     digest = mf.sha256_digest(b'{"created": "2024-01-02T03:04:05Z"}')
     registry.route("GET", r"/v2/app/blobs/(.+)",
                    lambda call, d: (307, {"Location": "http://elsewhere.test/bucket/blob?X-Amz-Signature=abc"}, None))
     storage.route("GET", r"/bucket/blob")(lambda call: (200, {}, b'{"created": "2024-01-02T03:04:05Z"}'))
-    proxied({"elsewhere.test:80": storage.port})
+    name_proxy({"elsewhere.test:80": storage.port})
     client = client_for(registry.api.url.removeprefix("http://"), tmp_path)
     response = client.request("GET", f"/v2/app/blobs/{digest}", scopes=["repository:app:pull"])
     assert response.status_code == 200 and response.json() == {"created": "2024-01-02T03:04:05Z"}
@@ -136,7 +119,7 @@ def test_a_redirect_to_object_storage_is_followed_without_credentials(
 
 
 def _https_registry(
-    fake_server: Callable[[], FakeApi], certificate: Certificate, location: str
+    fake_api: Callable[[], FakeApi], certificate: Certificate, location: str
 ) -> tuple[BasicRegistry, FakeApi]:
     """An HTTPS registry (registry.test) whose upload Location is ``location``, and a plain listener for it."""
     api = FakeApi().start(tls=certificate)
@@ -144,18 +127,18 @@ def _https_registry(
     registry.route("HEAD", r"/v2/app/blobs/(.+)", lambda call, digest: (404, {}, None))
     registry.route("POST", r"/v2/app/blobs/uploads/", lambda call: (202, {"Location": location}, None))
     registry.route("PUT", r"/v2/app/blobs/uploads/1", lambda call: (201, {}, None))
-    plain = fake_server()
+    plain = fake_api()
     plain.route("PUT", r"/v2/app/blobs/uploads/1")(lambda call: (201, {}, None))
     return registry, plain
 
 
 def test_an_upload_location_downgrading_to_plain_http_on_the_same_host_is_refused(
-    fake_server: Callable[[], FakeApi], proxied: Callable[[dict[str, int]], NameProxy], certificate: Certificate,
+    fake_api: Callable[[], FakeApi], name_proxy: Callable[[dict[str, int]], NameProxy], certificate: Certificate,
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    registry, plain = _https_registry(fake_server, certificate, "http://registry.test/v2/app/blobs/uploads/1")
+    registry, plain = _https_registry(fake_api, certificate, "http://registry.test/v2/app/blobs/uploads/1")
     try:
-        proxied({"registry.test:443": registry.api.port, "registry.test:80": plain.port})
+        name_proxy({"registry.test:443": registry.api.port, "registry.test:80": plain.port})
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.cert))
         client = client_for("registry.test", tmp_path)
         with pytest.raises(RegistryError, match="downgrade"):
@@ -167,12 +150,12 @@ def test_an_upload_location_downgrading_to_plain_http_on_the_same_host_is_refuse
 
 
 def test_a_downgrade_is_followed_when_the_registry_may_use_plain_http(
-    fake_server: Callable[[], FakeApi], proxied: Callable[[dict[str, int]], NameProxy], certificate: Certificate,
+    fake_api: Callable[[], FakeApi], name_proxy: Callable[[dict[str, int]], NameProxy], certificate: Certificate,
     tmp_path: Path,
 ) -> None:
-    registry, plain = _https_registry(fake_server, certificate, "http://registry.test/v2/app/blobs/uploads/1")
+    registry, plain = _https_registry(fake_api, certificate, "http://registry.test/v2/app/blobs/uploads/1")
     try:
-        proxied({"registry.test:443": registry.api.port, "registry.test:80": plain.port})
+        name_proxy({"registry.test:443": registry.api.port, "registry.test:80": plain.port})
         client = client_for("registry.test", tmp_path, insecure_registries=["registry.test"])
         client.ensure_blob("app", mf.sha256_digest(b"layer"), b"layer")
         assert [call.method for call in plain.calls] == ["PUT"]

@@ -25,8 +25,8 @@ def client(api: FakeApi) -> RegistryClient:
     return RegistryClient(api.url.removeprefix("http://"), docker_config=NO_CONFIG)
 
 
-def test_a_repeated_link_cursor_is_an_error_not_a_partial_listing(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_repeated_link_cursor_is_an_error_not_a_partial_listing(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
 
     def page(call: Call) -> Reply:
         last = call.query.get("last", [""])[0]
@@ -38,10 +38,10 @@ def test_a_repeated_link_cursor_is_an_error_not_a_partial_listing(fake_server: C
 
 
 def test_link_pages_that_never_end_stop_at_the_bound(
-    fake_server: Callable[[], FakeApi], monkeypatch: pytest.MonkeyPatch
+    fake_api: Callable[[], FakeApi], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(paging, "MAX_PAGES", 5)
-    api = fake_server()
+    api = fake_api()
 
     def page(call: Call) -> Reply:
         number = int(call.query.get("last", ["0"])[0])
@@ -65,23 +65,23 @@ def test_link_pages_that_never_end_stop_at_the_bound(
     ],
 )
 def test_a_tag_list_that_is_not_one_is_an_error(
-    fake_server: Callable[[], FakeApi], body: object, headers: dict[str, str]
+    fake_api: Callable[[], FakeApi], body: object, headers: dict[str, str]
 ) -> None:
-    api = fake_server()
+    api = fake_api()
     api.route("GET", r"/v2/app/tags/list")(lambda call: (200, headers, body))
     with pytest.raises(RegistryError, match=r"tag list|not JSON"):
         client(api).list_tags("app")
 
 
-def test_a_manifest_answered_with_html_is_an_error(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_manifest_answered_with_html_is_an_error(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     api.route("GET", r"/v2/app/manifests/v1")(lambda call: (200, {"Content-Type": "text/html"}, b"<html></html>"))
     with pytest.raises(RegistryError, match="not a manifest"):
         client(api).get_manifest("app", "v1")
 
 
-def test_a_token_server_answering_a_list_is_an_auth_error(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_token_server_answering_a_list_is_an_auth_error(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     api.route("GET", r"/v2/app/tags/list")(lambda call: (
         (200, {}, {"tags": ["v1"]}) if call.headers.get("Authorization") else
         (401, {"WWW-Authenticate": f'Bearer realm="{api.url}/token",service="reg"'}, {})))
@@ -90,8 +90,8 @@ def test_a_token_server_answering_a_list_is_an_auth_error(fake_server: Callable[
         client(api).list_tags("app")
 
 
-def test_a_body_cut_short_is_one_error_line_in_the_cli(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_body_cut_short_is_one_error_line_in_the_cli(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     api.route("GET", r"/v2/app/tags/list")(lambda call: (200, {"Content-Length": "5000"}, {"tags": ["v1"]}))
     result = run_ci_env("registry", "tags", f"{api.url.removeprefix('http://')}/app", "--docker-config",
                         str(NO_CONFIG), env=environ_without())
@@ -100,8 +100,8 @@ def test_a_body_cut_short_is_one_error_line_in_the_cli(fake_server: Callable[[],
 
 
 @pytest.mark.parametrize("body", [{"tags": "abc"}, [1, 2, 3], b"<html>maintenance</html>"])
-def test_malformed_tag_lists_are_one_error_line_in_the_cli(fake_server: Callable[[], FakeApi], body: object) -> None:
-    api = fake_server()
+def test_malformed_tag_lists_are_one_error_line_in_the_cli(fake_api: Callable[[], FakeApi], body: object) -> None:
+    api = fake_api()
     api.route("GET", r"/v2/app/tags/list")(lambda call: (200, {}, body))
     result = run_ci_env("registry", "tags", f"{api.url.removeprefix('http://')}/app", "--json", "--docker-config",
                         str(NO_CONFIG), env=environ_without())

@@ -6,7 +6,7 @@ with the token server of ``tests.services.token_server``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,29 +27,13 @@ def certificate(tmp_path: Path) -> Certificate:
     return self_signed(tmp_path / "tls", ["registry.test", "auth.test"])
 
 
-@pytest.fixture
-def proxy_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, int]], NameProxy]]:
-    proxies: list[NameProxy] = []
-
-    def start(routes: dict[str, int]) -> NameProxy:
-        proxy = NameProxy(routes)
-        proxies.append(proxy)
-        for key, value in proxy.env().items():
-            monkeypatch.setenv(key, value)
-        return proxy
-
-    yield start
-    for proxy in proxies:
-        proxy.stop()
-
-
 def test_a_plain_http_realm_on_a_public_host_is_refused_before_any_credential_goes(
     fresh_registry: Callable[..., RegistryService], certificate: Certificate,
-    proxy_for: Callable[[dict[str, int]], NameProxy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    name_proxy: Callable[[dict[str, int]], NameProxy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     registry = fresh_registry(auth="token", users=USERS, tls=certificate, realm="http://auth.test/token")
     assert registry.token_server is not None
-    proxy = proxy_for({"registry.test:443": registry.port, "auth.test:80": registry.token_server.port})
+    proxy = name_proxy({"registry.test:443": registry.port, "auth.test:80": registry.token_server.port})
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.cert))
     config = docker_config_for(tmp_path / "docker", "registry.test", "bob", USERS["bob"])
     client = RegistryClient("registry.test", docker_config=config)
@@ -68,12 +52,12 @@ def test_a_plain_http_realm_on_a_public_host_is_refused_before_any_credential_go
 
 def test_an_insecure_registry_with_a_self_signed_certificate_works_for_every_command(
     fresh_registry: Callable[..., RegistryService], certificate: Certificate,
-    proxy_for: Callable[[dict[str, int]], NameProxy], tmp_path: Path,
+    name_proxy: Callable[[dict[str, int]], NameProxy], tmp_path: Path,
 ) -> None:
     registry = fresh_registry(auth="token", users=USERS, tls=certificate, realm="https://auth.test/token",
                               token_tls=certificate)
     assert registry.token_server is not None
-    proxy = proxy_for({"registry.test:443": registry.port, "auth.test:443": registry.token_server.port})
+    proxy = name_proxy({"registry.test:443": registry.port, "auth.test:443": registry.token_server.port})
     config = docker_config_for(tmp_path / "docker", "registry.test", "bob", USERS["bob"])
     pusher = RegistryClient("registry.test", docker_config=config, insecure_registries=["registry.test"])
     image = push_image(pusher, "team/app", ["v1"])

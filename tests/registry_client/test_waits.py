@@ -25,9 +25,9 @@ def _always(status: int, headers: dict[str, str]) -> Callable[..., Reply]:
 
 @pytest.mark.parametrize("retry_after", ["100000", "Fri, 31 Dec 2100 23:59:59 GMT"])
 def test_a_server_asking_for_a_day_gets_capped_waits_and_an_error(
-    fake_server: Callable[[], FakeApi], retry_after: str
+    fake_api: Callable[[], FakeApi], retry_after: str
 ) -> None:
-    api = fake_server()
+    api = fake_api()
     api.route("GET", r"/v2/app/tags/list")(_always(429, {"Retry-After": retry_after}))
     waits: list[float] = []
     client = RegistryClient(api.url.removeprefix("http://"), docker_config=NO_CONFIG,
@@ -41,8 +41,8 @@ def test_a_server_asking_for_a_day_gets_capped_waits_and_an_error(
     assert len(api.calls) == len(waits) + 1
 
 
-def test_an_unreadable_retry_after_falls_back_to_backoff(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_an_unreadable_retry_after_falls_back_to_backoff(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     api.route("GET", r"/v2/app/tags/list")(_always(503, {"Retry-After": "soon, maybe"}))
     waits: list[float] = []
     client = RegistryClient(api.url.removeprefix("http://"), docker_config=NO_CONFIG,
@@ -52,8 +52,8 @@ def test_an_unreadable_retry_after_falls_back_to_backoff(fake_server: Callable[[
     assert waits and max(waits) <= 30
 
 
-def test_a_blob_upload_start_answered_429_waits_within_the_bounds(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_blob_upload_start_answered_429_waits_within_the_bounds(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     api.route("HEAD", r"/v2/app/blobs/(.+)")(_always(404, {}))
     api.route("POST", r"/v2/app/blobs/uploads/")(_always(429, {"Retry-After": "100000"}))
     waits: list[float] = []
