@@ -23,7 +23,7 @@ from ci_env.cleanup.progress import Update
 from ci_env.errors import CiEnvError, RegistryError
 
 if TYPE_CHECKING:
-    from ci_env.records import Publication
+    from ci_env.records import Publication, PublicationsRead
     from ci_env.registry.client import ManifestInfo, RegistryClient
     from ci_env.registry.listing import TagLister
     from ci_env.registry.naming import ImagesRepo
@@ -47,6 +47,8 @@ class Inventory:
     #: repository -> EVERY tag listed there with what it resolved to (digest, media type): the repository graph
     #: is built from it (``ci_env.registry.graph``) without listing again; only repositories listed whole
     listings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: the publication records as read (``records.PublicationsRead``): what forgetting and compaction start from
+    records: PublicationsRead | None = None
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -8,7 +8,6 @@ the publication records of the tags removed (and of tags that no longer exist) a
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -150,7 +149,8 @@ def collect(
 
     if progress is not None:
         progress(f"reading the publication records in {target.store.description}", 0, 0)
-    publications = records.read_publications(target.store)
+    read = records.read_publication_state(target.store, progress=progress)
+    publications = read.publications
     stages = target.stages
 
     def exclude(repository: RepoAddress, tag: str) -> bool:
@@ -168,11 +168,9 @@ def collect(
             skipped.append((local_stages.repository(target.project), NO_DAEMON))
         else:
             stage_tags = local.collect()
-    return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications), listings)
+    return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications), listings, read)
 
 
-#: Records retired per batch: each batch costs one request per record and one DELETE.
-RECORD_BATCH = 250
 NO_DAEMON = (
     "the local Docker daemon cannot be reached (DOCKER_HOST or the default socket), so the :local stages "
     "were not cleaned: run cleanup where the builds ran"
@@ -366,10 +364,10 @@ def forget_records(
     target: Target, plan: Plan, inventory: Inventory, outcomes: Mapping[tuple[str, str], tuple[str, str]],
     parallel: int = 8, progress: Update | None = None,
 ) -> int:
-    """Remove the publication records of tags removed (or already gone), and of tags no longer in the
-    registry, in batches of :data:`RECORD_BATCH` (each batch retires its records with one DELETE; ``parallel``
-    requests at once within it); a record that cannot be removed is left for the next run. Returns how many
-    were removed."""
+    """Forget the publication records of tags removed (or already gone), and of tags no longer in the registry;
+    a registry stages storage is compacted at the same time: one new snapshot holds the other records, and the
+    record tags and snapshots it accounts for are retired (``ci_env.snapshots``). A record that cannot be
+    removed is left for the next run. Returns how many were forgotten."""
     from ci_env import records
 
     gone = {
@@ -386,15 +384,10 @@ def forget_records(
         if p.full_name in gone
         or (p.repository in listed and p.full_name not in present and p.image in target.managed)
     ]
-    removed = done = 0
-    for start in range(0, len(names), RECORD_BATCH):
-        chunk = names[start:start + RECORD_BATCH]
-        with contextlib.suppress(CiEnvError):  # a batch that fails is left for the next run
-            removed += records.remove_publications(target.store, chunk, parallel)
-        done += len(chunk)
-        if progress is not None:
-            progress(f"forgetting the records of removed tags in {target.store.description}", done, len(names))
-    return removed
+    read = inventory.records
+    if read is None:  # an inventory made without reading the store (tests): read it now
+        read = records.read_publication_state(target.store, parallel=parallel)
+    return records.forget_publications(target.store, read, names, parallel=parallel, progress=progress)
 
 
 def stage_count(plan: Plan) -> int:
