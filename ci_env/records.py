@@ -54,6 +54,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -361,6 +362,7 @@ class RegistryStore:
         self.client = client
         self.repository = repository
         self._config_ready = False
+        self._config_lock = threading.Lock()
         self._listing: list[str] | None = None  #: the stages repository's tags, listed once until a write
 
     @property
@@ -376,9 +378,10 @@ class RegistryStore:
     def _ensure_config(self) -> None:
         from ci_env.registry.manifests import sha256_digest
 
-        if not self._config_ready:
-            self.client.ensure_blob(self.repository.path, sha256_digest(RECORD_CONFIG), RECORD_CONFIG)
-            self._config_ready = True
+        with self._config_lock:  # once per store, also when many threads write their first record at once
+            if not self._config_ready:
+                self.client.ensure_blob(self.repository.path, sha256_digest(RECORD_CONFIG), RECORD_CONFIG)
+                self._config_ready = True
 
     def put_tag(self, tag: str, kind: str, record: Mapping[str, Any]) -> None:
         """Store ``record`` (of ``kind``) as the manifest of ``tag``."""
