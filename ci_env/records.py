@@ -134,9 +134,9 @@ class Publication:
         try:  # the values many records share are interned: 100,000 records stay small in memory
             return cls(
                 image=_shared(data.get("image")),
-                tag=str(data["tag"]),
+                tag=sys.intern(str(data["tag"])),  # (tag, stored tag and branch are often the same name)
                 repository=sys.intern(str(data["repository"])),
-                stored_tag=str(data["stored_tag"]),
+                stored_tag=sys.intern(str(data["stored_tag"])),
                 strategy=sys.intern(str(data["strategy"])),
                 digest=str(data["digest"]),
                 signature=sys.intern(str(data["signature"])),

@@ -40,10 +40,10 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import itertools
 import json
 import re
 import secrets
-import sys
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -110,13 +110,24 @@ def is_snapshot_tag(tag: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One publication record as a reader found it: where from (``source``: a versioned record tag, or a legacy
-    tag as ``tag@digest``), its version, whether a snapshot held it, and the record."""
+    """One publication record as a reader found it: its version, the record, whether a snapshot held it, and for a
+    legacy record where from (``tag@digest``)."""
 
-    source: str
     version: str
     publication: Publication
     compacted: bool
+    legacy: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The record tag it came from (``tag@digest`` for a legacy record)."""
+        return self.legacy or record_tag(self.publication.key, self.version)
+
+
+def _key_of(source: str) -> str | None:
+    """The record key of a versioned record tag or a legacy ``tag@digest``."""
+    parsed = parse_record_tag(source)
+    return parsed[0] if parsed is not None else parse_legacy_tag(source.split("@", 1)[0])
 
 
 @dataclass
@@ -133,6 +144,8 @@ class PublicationState:
     snapshots: dict[str, str] = field(default_factory=dict)
     #: record tags read one by one (those no snapshot accounted for), for the numbers
     read_individually: int = 0
+    #: sources the snapshots account for besides their winners: the covered lines, the snapshot copies that lost
+    superseded: set[str] = field(default_factory=set)
 
     @property
     def publications(self) -> list[Publication]:
@@ -144,12 +157,29 @@ class PublicationState:
         already in a snapshot but not yet retired), or several snapshots."""
         return bool(self.accounted) or bool(self.legacy) or len(self.snapshots) > 1
 
+    def is_winner(self, source: str, *, compacted: bool | None = None) -> bool:
+        """True when ``source`` is where the winner of its key came from (and, given, it was or was not compacted)."""
+        key = _key_of(source)
+        winner = self.winners.get(key) if key is not None else None
+        return (winner is not None and (compacted is None or winner.compacted == compacted)
+                and winner.source == source)
+
+    def covers(self, source: str) -> bool:
+        """True when the snapshots read account for record tag ``source`` (a legacy one as ``tag@digest``)."""
+        return source in self.superseded or self.is_winner(source, compacted=True)
+
     def merge(self, entry: Entry) -> None:
-        """Keep ``entry`` when it beats the current winner of its key (see the module docstring)."""
+        """Keep ``entry`` when it beats the current winner of its key (see the module docstring); a snapshot copy
+        that loses stays accounted for."""
         key = entry.publication.key
         current = self.winners.get(key)
         if current is None or _beats(entry, current):
             self.winners[key] = entry
+            loser = current
+        else:
+            loser = entry
+        if loser is not None and loser.compacted:
+            self.superseded.add(loser.source)
 
 
 def _beats(entry: Entry, current: Entry) -> bool:
@@ -184,18 +214,21 @@ def _read_once(
     store: RegistryStore, tags: Sequence[str], parallel: int, progress: Progress | None, tolerate: bool = False,
 ) -> PublicationState:
     state = PublicationState()
-    covered: set[str] = set()
     for tag in sorted(t for t in tags if is_snapshot_tag(t)):
         try:
-            digest = _read_snapshot(store, tag, state, covered)
+            digest = _read_snapshot(store, tag, state)
         except _Vanished:
             if tolerate:
                 continue
             raise
         state.snapshots[tag] = digest
     versioned = [t for t in tags if t.startswith(RECORD_PREFIX) and parse_record_tag(t) is not None]
-    state.accounted.update(t for t in versioned if t in covered)
-    unread = [t for t in versioned if t not in covered]
+    unread = []
+    for tag in versioned:
+        if state.covers(tag):
+            state.accounted.add(tag)
+        else:
+            unread.append(tag)
     unread += [t for t in tags if parse_legacy_tag(t) is not None]
     lock = threading.Lock()
     done = 0
@@ -214,6 +247,7 @@ def _read_once(
         results = list(pool.map(read, unread))
     from ci_env.records import Publication
 
+    found: list[Entry] = []
     for tag, result in zip(unread, results, strict=True):
         if result is None:
             if tolerate:
@@ -222,7 +256,7 @@ def _read_once(
         data, digest = result
         parsed = parse_record_tag(tag)
         source = tag if parsed is not None else f"{tag}@{digest}"
-        if parsed is None and source in covered:
+        if parsed is None and state.covers(source):
             state.legacy.add(source)  # already in a snapshot: its tag is retired with the next compaction
             continue
         state.read_individually += 1
@@ -234,17 +268,18 @@ def _read_once(
             continue  # not a record we can read: left alone, never retired
         if parsed is None:
             state.legacy.add(source)
-            version = legacy_version(publication.published_at)
+            found.append(Entry(legacy_version(publication.published_at), publication, False, source))
         else:
             state.accounted.add(tag)
-            version = parsed[1]
-        state.merge(Entry(source, version, publication, compacted=False))
+            found.append(Entry(parsed[1], publication, False))
+    for entry in found:  # merged once every tag was classified against the snapshots alone
+        state.merge(entry)
     return state
 
 
-def _read_snapshot(store: RegistryStore, tag: str, state: PublicationState, covered: set[str]) -> str:
-    """Merge the records of snapshot ``tag`` into ``state`` and what it accounts for into ``covered``; returns
-    its manifest digest. _Vanished when it is gone."""
+def _read_snapshot(store: RegistryStore, tag: str, state: PublicationState) -> str:
+    """Merge the records of snapshot ``tag`` and what else it accounts for into ``state``; returns its manifest
+    digest. _Vanished when it is gone."""
     from ci_env.records import Publication
 
     body, digest = store.read_manifest(tag)
@@ -261,15 +296,16 @@ def _read_snapshot(store: RegistryStore, tag: str, state: PublicationState, cove
         for line in _lines(data):
             source = line.get("covered")
             if isinstance(source, str):
-                covered.add(sys.intern(source))
+                state.superseded.add(source)
                 continue
             try:
                 publication = Publication.from_json(line["record"])
-                entry = Entry(str(line["tag"]), str(line["version"]), publication, compacted=True)
+                source, version = str(line["tag"]), str(line["version"])
             except (KeyError, TypeError, ValueError):
                 continue
-            covered.add(entry.source)
-            state.merge(entry)
+            if _key_of(source) != publication.key:
+                continue
+            state.merge(Entry(version, publication, True, source if "@" in source else None))
     return digest
 
 
@@ -314,12 +350,12 @@ def compact(
     if not forgotten and not state.needs_compaction():
         return Compaction(None, len(state.winners), 0, 0, 0)
     kept = [entry for key, entry in state.winners.items() if key not in forgotten]
-    sources = {entry.source for entry in kept}
-    accounted = sorted((state.accounted | state.legacy) - sources)
+    accounted = sorted(source for source in state.accounted | state.legacy
+                       if _key_of(source) in forgotten or not state.is_winner(source))
     tag = f"{SNAPSHOT_PREFIX}{new_version()}"
     if progress is not None:
         progress(f"writing the snapshot of {len(kept)} publication records in {store.description}", 0, 0)
-    store.write_snapshot(tag, _layers(kept, accounted), len(kept))
+    store.write_snapshot(tag, snapshot_layers(kept, accounted), len(kept))
     versioned = sorted(state.accounted)
     legacy = sorted(state.legacy)
     retired = 0
@@ -348,18 +384,28 @@ def _delete_by_digest(store: RegistryStore, sources: Sequence[str], parallel: in
         return sum(pool.map(delete, sources))
 
 
-def _layers(entries: Sequence[Entry], accounted: Sequence[str]) -> list[bytes]:
-    """The snapshot's layers: gzipped JSON lines of at most :data:`LAYER_RECORDS` lines each."""
-    lines: list[bytes] = []
-    for entry in entries:
-        lines.append(_line({"tag": entry.source, "version": entry.version, "record": entry.publication.to_json()}))
-    lines.extend(_line({"covered": source}) for source in accounted)
-    layers = []
-    for start in range(0, max(len(lines), 1), LAYER_RECORDS):
-        buffer = io.BytesIO()
-        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as stream:
-            stream.writelines(lines[start:start + LAYER_RECORDS])
-        layers.append(buffer.getvalue())
+def snapshot_layers(entries: Sequence[Entry], accounted: Sequence[str]) -> list[bytes]:
+    """The snapshot's layers: gzipped JSON lines, at most :data:`LAYER_RECORDS` lines each (every line is
+    compressed as it is made: only the compressed layers are held)."""
+    lines: Iterator[dict[str, Any]] = itertools.chain(
+        ({"tag": e.source, "version": e.version, "record": e.publication.to_json()} for e in entries),
+        ({"covered": source} for source in accounted),
+    )
+    layers: list[bytes] = []
+    buffer = io.BytesIO()
+    stream = gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0)
+    written = 0
+    for line in lines:
+        if written == LAYER_RECORDS:
+            stream.close()
+            layers.append(buffer.getvalue())
+            buffer = io.BytesIO()
+            stream = gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0)
+            written = 0
+        stream.write(_line(line))
+        written += 1
+    stream.close()
+    layers.append(buffer.getvalue())
     return layers
 
 

@@ -10,6 +10,7 @@ so cleanup never touches them.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,6 +55,7 @@ class Inventory:
     partial: Mapping[str, PartlyResolved] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4096)  # records published together share their time: one datetime for them all
 def parse_time(value: str | None) -> datetime | None:
     """An ISO 8601 time (``Z`` or offset; naive taken as UTC) as an aware datetime, None when absent/invalid."""
     if not value:
