@@ -69,7 +69,6 @@ def child(count: int, directory: Path) -> None:
     from ci_env.cleanup.collect import collect_tags
     from ci_env.cleanup.policies import Policy, plan_cleanup
     from ci_env.gitinfo import GitFacts
-    from ci_env.output import format_table
     from ci_env.registry.client import TagInfo
     from ci_env.registry.naming import resolve_images_repo
     from ci_env.registry.reference import RepoAddress
@@ -131,11 +130,11 @@ def child(count: int, directory: Path) -> None:
     result = rpt.Result("cleanup", False, str(images), "registry.example.com/acme/stages", plan, outcomes,
                         tuple(skipped), "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z")
     with open(os.devnull, "w") as sink:
-        for line in format_table(rpt.HEADERS, rpt.rows(result)):
+        for line in rpt.table_lines(result):
             sink.write(line + "\n")
     phase("table printed")
     with tempfile.TemporaryDirectory() as tmp:
-        rpt.write_json(Path(tmp) / "report.json", result.as_json())
+        result.write_json(Path(tmp) / "report.json")
         size = (Path(tmp) / "report.json").stat().st_size
     phase(f"--report written ({size / 1e6:.0f} MB)")
     summary = rpt.markdown(result)
