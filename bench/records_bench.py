@@ -41,13 +41,14 @@ from tests.services.registry import RegistryService, start_registry
 TARGET_READS = 1000
 
 
-def publish(client: RegistryClient, store: records.RecordStore, images: RepoAddress, names: list[str],
-            digest: str, body: bytes, media_type: str) -> None:
-    """Tag ``names`` on the one image and write their records, 16 at a time."""
+def publish(client: RegistryClient, store: records.RecordStore, images: RepoAddress, named: RepoAddress,
+            names: list[str], digest: str, body: bytes, media_type: str) -> None:
+    """Tag ``names`` on the one image and write their records (naming the repository ``named``: the address
+    cleanup will use), 16 at a time."""
 
     def one(name: str) -> None:
         client.put_manifest(images.path, name, body, media_type)
-        records.write_publication(store, publication(images, name, digest))
+        records.write_publication(store, publication(named, name, digest))
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(one, names))
@@ -127,8 +128,15 @@ def main() -> None:
         registry = start_registry(tmp / "registry")
         proxy = None
         try:
-            client = RegistryClient(registry.host, docker_config=tmp / "none")
+            host: str = registry.host  # the address cleanup uses, and the records name
+            if args.latency_ms:
+                from tests.services.latency_proxy import LatencyProxy
+
+                proxy = LatencyProxy(registry.host, delay=args.latency_ms / 1000)
+                host = proxy.host
+            client = RegistryClient(registry.host, docker_config=tmp / "none")  # publishing: straight to it
             images = RepoAddress(registry.host, "bench/images").child("app")
+            named = RepoAddress(host, "bench/images").child("app")
             store = records.open_store(RepoAddress(registry.host, "bench/stages"), "", client=client)
             records.add_managed_image(store, "app")
             pushed = push_image(client, images.path, ["seed"], seed="bench")
@@ -139,24 +147,18 @@ def main() -> None:
             branches(git, [*names, "seed"])
             started = time.monotonic()
             if args.one_by_one:
-                publish(client, store, images, names, pushed.digest, body, info.media_type)
+                publish(client, store, images, named, names, pushed.digest, body, info.media_type)
                 print(f"published {args.tags} tags with records one by one in {time.monotonic() - started:.0f}s")
-                run("first cleanup (reads every record, compacts them)", registry, registry.host, git, tmp)
+                run("first cleanup (reads every record, compacts them)", registry, host, git, tmp)
             else:
                 tag_in_storage(registry, images.path, names, pushed.digest)
                 assert isinstance(store, records.RegistryStore)
-                snapshot_of(store, images, names, pushed.digest)
+                snapshot_of(store, named, names, pushed.digest)
                 print(f"the first night: {args.tags} tags and the snapshot of their records, set up in "
                       f"{time.monotonic() - started:.0f}s")
             new = [f"new-{n:05d}" for n in range(args.new)]
             branches(git, new)
-            publish(client, store, images, new, pushed.digest, body, info.media_type)
-            host = registry.host
-            if args.latency_ms:
-                from tests.services.latency_proxy import LatencyProxy
-
-                proxy = LatencyProxy(registry.host, delay=args.latency_ms / 1000)
-                host = proxy.host
+            publish(client, store, images, named, new, pushed.digest, body, info.media_type)
             where = f"{args.latency_ms:.0f} ms per request" if args.latency_ms else "loopback"
             print(f"the second night: {args.new} new tags ({where})")
             run("second night, cleanup --dry-run", registry, host, git, tmp, "--dry-run")
