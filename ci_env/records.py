@@ -20,10 +20,14 @@ adds every image it publishes; ``ci-env managed-images add/rm`` edit the list.
 - Stages storage in a repository (``-s REGISTRY/REPO``): every record is a tiny OCI
   manifest (no layers; a constant config blob :data:`RECORD_CONFIG`) whose annotation
   :data:`RECORD_ANNOTATION` holds the record's JSON, stored under its own tag in the
-  stages repository: ``ci-env-publication-<first 32 hex of sha256(full name)>`` and
-  ``ci-env-managed-<name>`` (``ci-env-managed-_nameless`` for ``~``). One tag per record
+  stages repository: ``ci-env-managed-<name>`` (``ci-env-managed-_nameless`` for ``~``),
+  ``ci-env-meta-<commit>-<signature>`` and, for publication records, a new tag per write,
+  ``ci-env-pub-<first 32 hex of sha256(full name)>-<version>``, which cleanup compacts into
+  snapshots (``ci-env-snapshot-<version>``; see ``ci_env.snapshots``, which also reads the
+  ``ci-env-publication-<32 hex>`` records of earlier versions). One tag per record
   means no read-modify-write of a shared object, so parallel jobs never lose each
-  other's writes. Reading costs one tag listing and one manifest GET per record.
+  other's writes. Reading costs one tag listing, the snapshots, and one manifest GET per
+  record written since the last compaction.
   Removing one record deletes its manifest by digest (which needs deletion enabled on the
   registry): each record's manifest is unique to its tag, so nothing else is touched.
   Removing many (cleanup) points their tags at one placeholder and deletes it once
@@ -43,19 +47,22 @@ One stages storage belongs to one project.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ci_env.errors import ConfigError, RegistryError
+from ci_env.errors import CiEnvError, ConfigError, RegistryError
 
 if TYPE_CHECKING:
     from ci_env.registry.client import RegistryClient
@@ -69,6 +76,8 @@ RECORD_PREFIX = "ci-env-"
 NAMELESS_KEY = "_nameless"
 RECORD_ANNOTATION = "dev.ci-env.record"
 RECORD_KIND_ANNOTATION = "dev.ci-env.record-kind"
+SNAPSHOT_RECORDS_ANNOTATION = "dev.ci-env.snapshot-records"
+SNAPSHOT_TAG_ANNOTATION = "dev.ci-env.snapshot-tag"
 RECORD_CONFIG = b'{"architecture":"none","os":"none","ci-env":"record: publication or managed image"}'
 RECORD_CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -89,7 +98,7 @@ _METADATA_KEY = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64})-([0-9a-f]{64})")
 MAX_METADATA_KEY = 128 - len(METADATA_PREFIX)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Publication:
     """What cleanup needs to know about one published tag (see the module docstring)."""
 
@@ -122,19 +131,19 @@ class Publication:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Publication:
         """Parse a stored record; ValueError when it is not one."""
-        try:
+        try:  # the values many records share are interned: 100,000 records stay small in memory
             return cls(
-                image=_optional(data.get("image")),
-                tag=str(data["tag"]),
-                repository=str(data["repository"]),
-                stored_tag=str(data["stored_tag"]),
-                strategy=str(data["strategy"]),
+                image=_shared(data.get("image")),
+                tag=sys.intern(str(data["tag"])),  # (tag, stored tag and branch are often the same name)
+                repository=sys.intern(str(data["repository"])),
+                stored_tag=sys.intern(str(data["stored_tag"])),
+                strategy=sys.intern(str(data["strategy"])),
                 digest=str(data["digest"]),
-                signature=str(data["signature"]),
-                published_at=str(data["published_at"]),
-                git_branch=_optional(data.get("git_branch")),
-                git_tag=_optional(data.get("git_tag")),
-                git_commit=_optional(data.get("git_commit")),
+                signature=sys.intern(str(data["signature"])),
+                published_at=sys.intern(str(data["published_at"])),
+                git_branch=_shared(data.get("git_branch")),
+                git_tag=_shared(data.get("git_tag")),
+                git_commit=_shared(data.get("git_commit")),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a publication record: {exc}") from None
@@ -186,6 +195,10 @@ def parse_metadata_key(key: str) -> tuple[str, str] | None:
 
 def _optional(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _shared(value: object) -> str | None:
+    return None if value is None else sys.intern(str(value))
 
 
 def utc_now() -> str:
@@ -349,6 +362,7 @@ class RegistryStore:
         self.client = client
         self.repository = repository
         self._config_ready = False
+        self._config_lock = threading.Lock()
         self._listing: list[str] | None = None  #: the stages repository's tags, listed once until a write
 
     @property
@@ -359,12 +373,28 @@ class RegistryStore:
         return self.PREFIXES[kind] + key
 
     def put(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
+        self.put_tag(self._tag(kind, key), kind, record)
+
+    def _ensure_config(self) -> None:
         from ci_env.registry.manifests import sha256_digest
 
-        path = self.repository.path
-        if not self._config_ready:
-            self.client.ensure_blob(path, sha256_digest(RECORD_CONFIG), RECORD_CONFIG)
-            self._config_ready = True
+        with self._config_lock:  # once per store, also when many threads write their first record at once
+            if not self._config_ready:
+                self.client.ensure_blob(self.repository.path, sha256_digest(RECORD_CONFIG), RECORD_CONFIG)
+                self._config_ready = True
+
+    def put_tag(self, tag: str, kind: str, record: Mapping[str, Any]) -> None:
+        """Store ``record`` (of ``kind``) as the manifest of ``tag``."""
+        annotations = {
+            RECORD_KIND_ANNOTATION: kind,
+            RECORD_ANNOTATION: json.dumps(dict(record), sort_keys=True, separators=(",", ":")),
+        }
+        self._put_manifest(tag, [], annotations)
+
+    def _put_manifest(self, tag: str, layers: list[dict[str, Any]], annotations: Mapping[str, str]) -> str:
+        from ci_env.registry.manifests import sha256_digest
+
+        self._ensure_config()
         body = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -373,15 +403,78 @@ class RegistryStore:
                 "digest": sha256_digest(RECORD_CONFIG),
                 "size": len(RECORD_CONFIG),
             },
-            "layers": [],
-            "annotations": {
-                RECORD_KIND_ANNOTATION: kind,
-                RECORD_ANNOTATION: json.dumps(dict(record), sort_keys=True, separators=(",", ":")),
-            },
+            "layers": layers,
+            "annotations": dict(annotations),
         }
         data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         self._listing = None
-        self.client.put_manifest(path, self._tag(kind, key), data, OCI_MANIFEST)
+        return self.client.put_manifest(self.repository.path, tag, data, OCI_MANIFEST)
+
+    def write_snapshot(self, tag: str, layers: Sequence[bytes], records: int) -> str:
+        """Upload the snapshot's ``layers`` and tag the manifest holding them ``tag``; returns its digest."""
+        from ci_env.registry.manifests import sha256_digest
+        from ci_env.snapshots import SNAPSHOT_KIND, SNAPSHOT_LAYER
+
+        descriptors = []
+        for layer in layers:
+            digest = sha256_digest(layer)
+            self.client.ensure_blob(self.repository.path, digest, layer)
+            descriptors.append({"mediaType": SNAPSHOT_LAYER, "digest": digest, "size": len(layer)})
+        return self._put_manifest(tag, descriptors, {
+            RECORD_KIND_ANNOTATION: SNAPSHOT_KIND, SNAPSHOT_RECORDS_ANNOTATION: str(records),
+            SNAPSHOT_TAG_ANNOTATION: tag,  # makes every snapshot's manifest unique, so deleting one never takes another
+        })
+
+    def listed_tags(self, *, fresh: bool = False) -> list[str]:
+        """The stages repository's tags (listed once per instance unless ``fresh``)."""
+        if fresh:
+            self._listing = None
+        return self._tags()
+
+    def read_manifest(self, tag: str) -> tuple[bytes | None, str]:
+        """(manifest body, digest) of ``tag``; (None, "") when it does not exist."""
+        try:
+            body, info = self.client.get_manifest(self.repository.path, tag)
+        except RegistryError as exc:
+            if "does not exist" in str(exc):
+                return None, ""
+            raise
+        return body, info.digest
+
+    def read_tag(self, tag: str) -> tuple[dict[str, Any] | None, str] | None:
+        """(the record ``tag`` holds, or None when it holds none; its manifest digest), None when it is gone."""
+        body, digest = self.read_manifest(tag)
+        if body is None:
+            return None
+        return _record_of(body), digest
+
+    def read_blob(self, digest: str) -> bytes | None:
+        """The content of blob ``digest`` in the stages repository; None when it is gone."""
+        from ci_env.registry.auth import repository_scope
+
+        path = self.repository.path
+        response = self.client.request("GET", f"/v2/{path}/blobs/{digest}", scopes=[repository_scope(path, "pull")])
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RegistryError(f"reading the blob {digest} of {self.repository} failed ({response.status_code})")
+        return response.content
+
+    def retire(self, tags: Sequence[str], parallel: int = 8) -> int:
+        """Retire record ``tags`` in one batch (see the module docstring); returns how many went."""
+        self._listing = None
+        outcomes = self.client.retire_tags(self.repository.path, list(tags), parallel=parallel)
+        errors = [o for o in outcomes.values() if not isinstance(o, str)]
+        removed = len(outcomes) - len(errors)
+        if errors and not removed:
+            raise errors[0]
+        return removed
+
+    def delete_digest(self, digest: str) -> bool:
+        """Delete the manifest ``digest`` and the tags still on it (a manifest already gone is no error)."""
+        self._listing = None
+        self.client.delete_manifest(self.repository.path, digest)
+        return True
 
     def put_new(self, kind: str, key: str, record: Mapping[str, Any]) -> bool:
         """Write the record unless its tag exists (one HEAD; a record is never replaced); True when written."""
@@ -415,18 +508,8 @@ class RegistryStore:
         return [record for record in records if record is not None]
 
     def _read(self, tag: str) -> dict[str, Any] | None:
-        try:
-            body, _info = self.client.get_manifest(self.repository.path, tag)
-        except RegistryError as exc:
-            if "does not exist" in str(exc):
-                return None  # removed while we listed
-            raise
-        try:
-            annotations = json.loads(body).get("annotations") or {}
-            data = json.loads(annotations[RECORD_ANNOTATION])
-        except (ValueError, KeyError, AttributeError, TypeError):
-            return None
-        return data if isinstance(data, dict) else None
+        found = self.read_tag(tag)
+        return None if found is None else found[0]
 
     def delete(self, kind: str, key: str) -> bool:
         """Delete the record's manifest: resolve its tag, delete that digest (2 requests, no listing).
@@ -454,6 +537,16 @@ class RegistryStore:
         if errors and not removed:
             raise errors[0]
         return removed
+
+
+def _record_of(body: bytes) -> dict[str, Any] | None:
+    """The record a record manifest holds in its annotation, None when it holds none."""
+    try:
+        annotations = json.loads(body).get("annotations") or {}
+        data = json.loads(annotations[RECORD_ANNOTATION])
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def state_directory(project: str, env: Mapping[str, str] | None = None) -> Path:
@@ -486,23 +579,80 @@ def open_store(
 
 
 def write_publication(store: RecordStore, publication: Publication) -> None:
-    """Record ``publication`` (replacing an earlier record of the same full name)."""
-    store.put(PUBLICATIONS, publication.key, publication.to_json())
+    """Record ``publication`` (it replaces an earlier record of the same full name for every reader).
+
+    In a registry stages storage every write is a new tag (``ci_env.snapshots``): nothing is read first."""
+    if isinstance(store, RegistryStore):
+        from ci_env.snapshots import record_tag
+
+        store.put_tag(record_tag(publication.key), PUBLICATIONS, publication.to_json())
+    else:
+        store.put(PUBLICATIONS, publication.key, publication.to_json())
 
 
 def read_publications(store: RecordStore) -> list[Publication]:
     """Every publication record in the store (unreadable ones skipped), sorted by full name."""
+    return read_publication_state(store).publications
+
+
+@dataclass
+class PublicationsRead:
+    """The publication records read from a store, and what a compaction of a registry store starts from."""
+
+    publications: list[Publication]
+    #: ``ci_env.snapshots.PublicationState`` of a registry store; None for ``:local``
+    state: Any = None
+    read_individually: int = 0  #: records read one by one (not from a snapshot)
+
+
+def read_publication_state(
+    store: RecordStore, *, parallel: int = READ_PARALLELISM, progress: Callable[[str, int, int], None] | None = None,
+) -> PublicationsRead:
+    """Every publication record in the store, sorted by full name: for a registry store from its snapshots and
+    the record tags written since (``ci_env.snapshots``), for ``:local`` from its files."""
+    if isinstance(store, RegistryStore):
+        from ci_env.snapshots import read_state
+
+        state = read_state(store, parallel=parallel, progress=progress)
+        return PublicationsRead(state.publications, state, state.read_individually)
     result = []
     for data in store.all(PUBLICATIONS):
         try:
             result.append(Publication.from_json(data))
         except ValueError:
             continue
-    return sorted(result, key=lambda p: p.full_name)
+    return PublicationsRead(sorted(result, key=lambda p: p.full_name), None, len(result))
+
+
+def forget_publications(
+    store: RecordStore, read: PublicationsRead, full_names: Sequence[str], *, parallel: int = 8,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> int:
+    """Forget the records of ``full_names`` (of the records in ``read``); returns how many were forgotten.
+
+    A registry store is compacted at the same time (``ci_env.snapshots.compact``): one new snapshot holds every
+    other record read, and the record tags and snapshots it accounts for are retired. ``:local`` deletes the
+    files of ``full_names`` in batches of 250."""
+    if isinstance(store, RegistryStore) and read.state is not None:
+        from ci_env.snapshots import compact
+
+        done = compact(store, read.state, forget=[publication_key(name) for name in full_names], parallel=parallel,
+                       progress=progress)
+        return done.forgotten
+    removed = 0
+    for start in range(0, len(full_names), 250):
+        chunk = full_names[start:start + 250]
+        with contextlib.suppress(CiEnvError):
+            removed += remove_publications(store, chunk, parallel)
+        if progress is not None:
+            progress(f"forgetting the records of removed tags in {store.description}", start + len(chunk),
+                     len(full_names))
+    return removed
 
 
 def remove_publications(store: RecordStore, full_names: Sequence[str], parallel: int = 8) -> int:
-    """Forget the records of ``full_names`` in one batch; returns how many were removed."""
+    """Forget the legacy-keyed records of ``full_names`` in one batch (``:local`` files, legacy registry tags);
+    returns how many were removed. Cleanup forgets through :func:`forget_publications`."""
     return store.delete_many(PUBLICATIONS, [publication_key(name) for name in full_names], parallel)
 
 

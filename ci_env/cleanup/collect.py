@@ -10,6 +10,7 @@ so cleanup never touches them.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,7 +24,7 @@ from ci_env.cleanup.progress import Update
 from ci_env.errors import CiEnvError, RegistryError
 
 if TYPE_CHECKING:
-    from ci_env.records import Publication
+    from ci_env.records import Publication, PublicationsRead
     from ci_env.registry.client import ManifestInfo, RegistryClient
     from ci_env.registry.listing import TagLister
     from ci_env.registry.naming import ImagesRepo
@@ -47,8 +48,14 @@ class Inventory:
     #: repository -> EVERY tag listed there with what it resolved to (digest, media type): the repository graph
     #: is built from it (``ci_env.registry.graph``) without listing again; only repositories listed whole
     listings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: the publication records as read (``records.PublicationsRead``): what forgetting and compaction start from
+    records: PublicationsRead | None = None
+    #: repository -> its tags listed through the Registry API, partly resolved (see ``collect_tags``): a plan
+    #: resolves the rest of each repository it removes from before it is final
+    partial: Mapping[str, PartlyResolved] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4096)  # records published together share their time: one datetime for them all
 def parse_time(value: str | None) -> datetime | None:
     """An ISO 8601 time (``Z`` or offset; naive taken as UTC) as an aware datetime, None when absent/invalid."""
     if not value:
@@ -159,20 +166,55 @@ def _vendor_digests(
     return digests
 
 
+@dataclass(frozen=True)
+class PartlyResolved:
+    """A repository listed through the Registry API whose tags with a publication record were not resolved: each
+    took the digest its record says (see ``collect_tags``). ``resolve_rest`` finishes it."""
+
+    repository: RepoAddress
+    whole: bool  #: every tag listed is here (nothing excluded)
+    resolved: Mapping[str, ManifestInfo | None]  #: the tags resolved
+    recorded: tuple[str, ...]  #: the tags that took their record's digest
+
+
+def resolve_rest(
+    client: RegistryClient, partly: PartlyResolved, listings: dict[str, Mapping[str, Any]] | None = None,
+    progress: Update | None = None,
+) -> dict[str, str | None]:
+    """Resolve the tags of ``partly`` that took their record's digest; returns their digest now (None: gone). The
+    repository's map is then whole: it is left with ``client`` and in ``listings``, as if resolved at listing."""
+    what = f"resolving the tags of {partly.repository}"
+    infos = {**partly.resolved, **_resolve(client, partly.repository.path, partly.recorded, progress, what)}
+    if partly.whole:
+        client.remember(partly.repository.path, infos)
+        if listings is not None:
+            listings[str(partly.repository)] = infos
+    return {tag: infos[tag].digest if infos[tag] else None for tag in partly.recorded}  # type: ignore[union-attr]
+
+
 def _registry_digests(
     client: RegistryClient, repository: RepoAddress, exclude: Callable[[RepoAddress, str], bool],
     progress: Update | None, listings: dict[str, Mapping[str, Any]] | None = None,
+    recorded: Mapping[str, str] | None = None, partial: dict[str, PartlyResolved] | None = None,
 ) -> dict[str, str | None]:
-    """The digest of each tag of ``repository`` through the Registry API (the tag list, then one request per
-    tag); a repository listed whole (nothing excluded) leaves its tag map with ``client``."""
+    """The digest of each tag of ``repository`` through the Registry API: the tag list, then one request per tag,
+    except (with ``partial`` to collect them in) for the tags in ``recorded`` (tag -> the digest its publication
+    record says): those take the recorded digest unresolved. A repository resolved whole (nothing excluded, nothing
+    taken from records) leaves its tag map with ``client``; one partly resolved goes into ``partial``."""
     listed = _list(client, repository.path)
     tags = [t for t in listed if not exclude(repository, t)]
-    infos = _resolve(client, repository.path, tags, progress, f"resolving the tags of {repository}")
-    if len(tags) == len(listed):  # the whole repository: its removals start from this map
+    trusted = {t: recorded[t] for t in tags if t in recorded} if recorded and partial is not None else {}
+    wanted = [t for t in tags if t not in trusted]
+    infos = _resolve(client, repository.path, wanted, progress, f"resolving the tags of {repository}")
+    if trusted and partial is not None:
+        partial[str(repository)] = PartlyResolved(repository, len(tags) == len(listed), infos, tuple(trusted))
+    elif len(wanted) == len(listed):  # the whole repository: its removals start from this map
         client.remember(repository.path, infos)
         if listings is not None:
             listings[str(repository)] = infos
-    return {tag: info.digest if info else None for tag, info in infos.items()}
+    digests: dict[str, str | None] = {tag: info.digest if info else None for tag, info in infos.items()}
+    digests.update(trusted)
+    return digests
 
 
 def collect_tags(
@@ -185,6 +227,7 @@ def collect_tags(
     progress: Update | None = None,
     lister: TagLister | None = None,
     listings: dict[str, Mapping[str, Any]] | None = None,
+    partial: dict[str, PartlyResolved] | None = None,
 ) -> tuple[list[FoundTag], list[tuple[str, str]]]:
     """Every tag of the managed ``images`` in their repositories, with its strategy; and the tags skipped.
 
@@ -198,10 +241,20 @@ def collect_tags(
     (nothing excluded) then leaves its tag map with its client (``RegistryClient.remember``), so a removal
     through the same client resolves only the tags it removes instead of listing everything again.
     ``listings`` (when given) receives each repository's whole listing, for its graph.
+
+    With ``partial`` (a dict to fill), a tag listed through the Registry API that has a publication record takes
+    the digest its record says instead of being resolved (one request per tag saved), and its repository goes into
+    ``partial`` (a :class:`PartlyResolved`) instead of leaving its map with the client: before anything is
+    removed from it, the caller resolves the rest (:func:`resolve_rest`), since deleting a manifest by digest must
+    know every tag on it now, not as published.
     """
     from ci_env.registry.naming import tag_owner
 
     records = {(p.repository, p.stored_tag): p for p in publications}
+    recorded_by_repo: dict[str, dict[str, str]] = {}
+    for (repo, stored), publication in records.items():
+        if publication.image in images and publication.digest:
+            recorded_by_repo.setdefault(repo, {})[stored] = publication.digest
     repositories = list(dict.fromkeys(images_repo.image_repository(image) for image in images))
     found: list[FoundTag] = []
     skipped: list[tuple[str, str]] = []
@@ -210,7 +263,8 @@ def collect_tags(
         digests = (_vendor_digests(lister, client, repository, exclude, progress, listings)
                    if lister is not None else None)
         if digests is None:
-            digests = _registry_digests(client, repository, exclude, progress, listings)
+            digests = _registry_digests(client, repository, exclude, progress, listings,
+                                        recorded_by_repo.get(str(repository)), partial)
         tags = list(digests)
         configs: dict[str, tuple[dict[str, str], datetime | None]] = {}
 

@@ -55,7 +55,7 @@ KIND_TAG = "tag"
 KIND_STAGE = "stage"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FoundTag:
     """A tag found in an images repository, owned by a managed image.
 
@@ -78,7 +78,7 @@ class FoundTag:
     signature: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StageTag:
     """A stage image in the stages storage: its tag (the content signature), digest and creation time."""
 
@@ -126,7 +126,7 @@ class Policy:
     in_use: ImagesInUse | None = None  #: what runs in Kubernetes (``ci_env.cleanup.in_use.scan``)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Basis:
     """Why a decision was taken, for machines (the report's ``basis``): the ``rule`` and, where it applies,
     the keep ``policy`` number, the ``reference`` and ``commit`` that reached the tag, the ``workloads``."""
@@ -160,7 +160,7 @@ RULE_STAGE_UNUSED = "unused-stage"
 RULE_PURGE = "purge"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """One line of the plan: keep or delete this tag (or stage) and why."""
 

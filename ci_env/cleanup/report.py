@@ -7,13 +7,14 @@ rename), so a killed run never leaves half a report.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ci_env.cleanup.policies import DELETE, Decision, Plan
 from ci_env.errors import UsageError
@@ -66,7 +67,10 @@ class Result:
 
     def as_json(self) -> dict[str, Any]:
         """The report document (see the schema)."""
-        entries = []
+        return self._document(list(self.decision_entries()))
+
+    def decision_entries(self) -> Iterator[dict[str, Any]]:
+        """The report's ``decisions``, one entry at a time."""
         for decision in self.plan.decisions:
             status, reason = self.outcome(decision)
             entry: dict[str, Any] = {
@@ -87,7 +91,9 @@ class Result:
             accessories = self.accessories.get((decision.repository, decision.stored_tag), ())
             if accessories:
                 entry["accessories"] = [a.as_dict() for a in accessories]
-            entries.append(entry)
+            yield entry
+
+    def _document(self, decisions: Any) -> dict[str, Any]:
         return {
             "schema": REPORT_SCHEMA,
             "command": self.command,
@@ -97,10 +103,33 @@ class Result:
             "images_repo": self.images_repo,
             "stages_storage": self.stages_storage,
             "summary": {**self.counts(), "records_forgotten": self.records_forgotten},
-            "decisions": entries,
+            "decisions": decisions,
             "skipped": [{"reference": ref, "reason": why} for ref, why in self.skipped],
             **({"untagged": [u.as_dict() for u in self.untagged]} if self.untagged else {}),
         }
+
+    def write_json(self, path: Path) -> None:
+        """Write the report document to ``path`` as :func:`write_json` would write ``as_json()``, byte for byte,
+        one decision at a time (100,000 decisions never exist as dicts at once)."""
+        marker = "\u0000decisions\u0000"
+        head, _, tail = json.dumps(self._document(marker), indent=2).partition(json.dumps(marker))
+        entries = self.decision_entries()
+
+        def write(handle: TextIO) -> None:
+            handle.write(head)
+            first = next(entries, None)
+            if first is None:
+                handle.write("[]")
+            else:
+                handle.write("[")
+                for entry in itertools.chain([first], entries):
+                    if entry is not first:
+                        handle.write(",")
+                    handle.write("\n    " + json.dumps(entry, indent=2).replace("\n", "\n    "))
+                handle.write("\n  ]")
+            handle.write(tail + "\n")
+
+        _write_atomically(path, write)
 
 
 def _short(digest: str | None) -> str:
@@ -115,24 +144,44 @@ def _image(decision: Decision) -> str:
 
 def rows(result: Result) -> list[list[str]]:
     """Table rows: image, tag, digest, action, outcome, reason."""
-    table = []
+    return list(iter_rows(result))
+
+
+def iter_rows(result: Result) -> Iterator[list[str]]:
+    """The rows of :func:`rows`, one at a time."""
     for decision in result.plan.decisions:
         status, error = result.outcome(decision)
         action = decision.action if decision.action == DELETE else "keep"
         reason = decision.reason + (f" [{error}]" if error else "")
-        table.append([_image(decision), decision.stored_tag, _short(decision.digest), action,
-                      "" if status == KEPT else status, reason])
+        yield [_image(decision), decision.stored_tag, _short(decision.digest), action,
+               "" if status == KEPT else status, reason]
         for item in result.accessories.get((decision.repository, decision.stored_tag), ()):
             accessory = item.accessory
-            table.append(["", f"+ {accessory.kind}", _short(accessory.digest), action, item.status,
-                          ", ".join(accessory.tags) or item.reason])
+            yield ["", f"+ {accessory.kind}", _short(accessory.digest), action, item.status,
+                   ", ".join(accessory.tags) or item.reason]
     for untagged in result.untagged:
-        table.append(["(untagged)", "-", _short(untagged.digest), DELETE, untagged.status,
-                      untagged.reason or "untagged: nothing kept reaches it (--delete-untagged)"])
-    return table
+        yield ["(untagged)", "-", _short(untagged.digest), DELETE, untagged.status,
+               untagged.reason or "untagged: nothing kept reaches it (--delete-untagged)"]
 
 
 HEADERS = ("image", "tag", "digest", "action", "outcome", "reason")
+
+
+def table_lines(result: Result) -> Iterator[str]:
+    """The text table of :func:`rows` (as ``output.format_table`` lays it out), one line at a time: the rows are
+    made twice (widths, then lines) instead of being held."""
+    widths = [len(h) for h in HEADERS]
+    for row in iter_rows(result):
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], len(cell))
+
+    def render(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip()
+
+    yield render(HEADERS)
+    yield render(["-" * w for w in widths])
+    for row in iter_rows(result):
+        yield render(row)
 
 
 def markdown(result: Result) -> str:
@@ -146,20 +195,32 @@ def markdown(result: Result) -> str:
         + (f", {counts['would_remove']} would be removed" if result.dry_run else "")
     )
     lines.append("")
-    table = rows(result)  # accessories follow their image with its action; column 3 is the action
-    deleted = [row for row in table if row[3] == DELETE]
-    kept = [row for row in table if row[3] != DELETE]
+    deleted: list[list[str]] = []  # the failures, then the first SUMMARY_ROWS others
+    kept: list[list[str]] = []  # the first SUMMARY_ROWS
+    deleted_count = kept_count = 0
+    for row in iter_rows(result):  # accessories follow their image with its action; column 3 is the action
+        if row[3] == DELETE:
+            deleted_count += 1
+            if len(deleted) < SUMMARY_ROWS or row[4] == "failed":
+                deleted.append(row)
+        else:
+            kept_count += 1
+            if len(kept) < SUMMARY_ROWS:
+                kept.append(row)
     lines += _markdown_table(deleted)
+    if deleted_count > len(deleted):  # $GITHUB_STEP_SUMMARY takes 1 MiB: the report has them all
+        lines += [f"... and {deleted_count - len(deleted)} more removals: see the --report JSON", ""]
     if kept:  # every kept tag with its reason, folded: the summary of a large repository stays readable
-        lines += [f"<details><summary>{len(kept)} kept, and why</summary>", ""]
-        lines += _markdown_table(kept[:SUMMARY_ROWS])
-        if len(kept) > SUMMARY_ROWS:
-            lines += [f"... and {len(kept) - SUMMARY_ROWS} more: see the --report JSON", ""]
+        lines += [f"<details><summary>{kept_count} kept, and why</summary>", ""]
+        lines += _markdown_table(kept)
+        if kept_count > SUMMARY_ROWS:
+            lines += [f"... and {kept_count - SUMMARY_ROWS} more: see the --report JSON", ""]
         lines += ["</details>", ""]
     return "\n".join(lines) + "\n"
 
 
-#: Rows of kept tags the step summary shows at most ($GITHUB_STEP_SUMMARY takes 1 MiB per step).
+#: Rows of removals (besides the failed ones) and of kept tags the step summary shows at most
+#: ($GITHUB_STEP_SUMMARY takes 1 MiB per step).
 SUMMARY_ROWS = 1000
 
 
@@ -187,6 +248,15 @@ def check_writable(path: Path) -> None:
 
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
     """Write ``document`` to ``path`` atomically; UsageError when the directory is not writable."""
+
+    def write(handle: TextIO) -> None:
+        json.dump(document, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+
+    _write_atomically(path, write)
+
+
+def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
@@ -194,13 +264,15 @@ def write_json(path: Path, document: Mapping[str, Any]) -> None:
         raise UsageError(f"--report {str(path)!r} cannot be written: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=False)
-            handle.write("\n")
+            write(handle)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise UsageError(f"--report {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def append_step_summary(env: Mapping[str, str], text: str) -> bool:

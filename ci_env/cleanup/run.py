@@ -8,7 +8,6 @@ the publication records of the tags removed (and of tags that no longer exist) a
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_env.cleanup import local_stages
-from ci_env.cleanup.collect import Inventory, collect_stages, collect_tags
+from ci_env.cleanup.collect import Inventory, PartlyResolved, collect_stages, collect_tags
 from ci_env.cleanup.policies import (
     DELETE,
     KIND_STAGE,
@@ -151,15 +150,17 @@ def collect(
 
     if progress is not None:
         progress(f"reading the publication records in {target.store.description}", 0, 0)
-    publications = records.read_publications(target.store)
+    read = records.read_publication_state(target.store, progress=progress)
+    publications = read.publications
     stages = target.stages
 
     def exclude(repository: RepoAddress, tag: str) -> bool:
         return repository == stages and (records.is_record_tag(tag) or records.is_stage_tag(tag))
 
     listings: dict[str, Mapping[str, Any]] = {}
+    partial: dict[str, PartlyResolved] = {}
     tags, skipped = collect_tags(target.images_repo, target.managed, publications, clients, exclude=exclude,
-                                 progress=progress, lister=lister, listings=listings)
+                                 progress=progress, lister=lister, listings=listings, partial=partial)
     stage_tags: list[StageTag] = []
     if stages is not None:
         stage_tags = collect_stages(clients(stages), stages, with_created=want_created, progress=progress)
@@ -169,11 +170,9 @@ def collect(
             skipped.append((local_stages.repository(target.project), NO_DAEMON))
         else:
             stage_tags = local.collect()
-    return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications), listings)
+    return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications), listings, read, partial)
 
 
-#: Records retired per batch: each batch costs one request per record and one DELETE.
-RECORD_BATCH = 250
 NO_DAEMON = (
     "the local Docker daemon cannot be reached (DOCKER_HOST or the default socket), so the :local stages "
     "were not cleaned: run cleanup where the builds ran"
@@ -196,7 +195,7 @@ def make_plan(
     lister = images_lister(target, clients, credentials)
     if policy is None:
         inventory = collect(target, clients, want_created=lambda _t: False, progress=progress, lister=lister)
-        return plan_purge(inventory.tags, inventory.stages), inventory
+        return verified_plan(inventory, lambda tags: plan_purge(tags, inventory.stages), clients, progress)
     from ci_env.gitinfo import open_repository
 
     repo = open_repository(settings.directory, synchronize=settings.synchronize)
@@ -211,7 +210,53 @@ def make_plan(
             progress("reading the git history the keep policies select", 0, 0)
         policy = replace(policy, git_history=git_history(
             repo, target.store, inventory.tags, settings.cleanup or DEFAULT, now, strict=settings.git_history_strict))
-    return plan_cleanup(inventory.tags, inventory.stages, facts, policy, now), inventory
+    final = policy
+    return verified_plan(inventory, lambda tags: plan_cleanup(tags, inventory.stages, facts, final, now), clients,
+                         progress)
+
+
+def verified_plan(
+    inventory: Inventory, plan_of: Callable[[Sequence[FoundTag]], Plan], clients: Clients,
+    progress: Update | None = None,
+) -> tuple[Plan, Inventory]:
+    """``plan_of(tags)``, with every tag of each repository it removes from at the digest it points at now.
+
+    Tags with a publication record took the digest their record says (``Inventory.partial``): a repository the
+    plan removes nothing from is never resolved tag by tag. Each one it removes from is resolved whole now (one
+    HEAD per tag, as the removal needs); when a tag moved since it was published (someone retagged it) or is
+    gone, the plan is made again with what the registry says (a protection by digest, such as a workload in
+    Kubernetes running it, then sees the right one)."""
+    from ci_env.cleanup.collect import resolve_rest
+
+    tags = list(inventory.tags)
+    partial = dict(inventory.partial)
+    listings = dict(inventory.listings)
+    plan = plan_of(tags)
+    while True:  # ends: every round resolves at least one repository of ``partial``, or stops
+        repositories = sorted({d.repository for d in plan.deletions if d.kind == KIND_TAG and d.repository in partial})
+        if not repositories:
+            break
+        current: dict[tuple[str, str], str | None] = {}
+        for repository in repositories:
+            partly = partial.pop(repository)
+            digests = resolve_rest(clients(partly.repository), partly, listings, progress)
+            current.update(((repository, tag), digest) for tag, digest in digests.items())
+        changed = {(t.repository, t.stored_tag): current[t.repository, t.stored_tag] for t in tags
+                   if (t.repository, t.stored_tag) in current and current[t.repository, t.stored_tag] != t.digest}
+        if not changed:
+            break
+        kept: list[FoundTag] = []
+        for tag in tags:
+            key = (tag.repository, tag.stored_tag)
+            if key in changed:
+                digest = changed[key]
+                if digest is None:
+                    continue  # removed meanwhile
+                tag = replace(tag, digest=digest)
+            kept.append(tag)
+        tags = kept
+        plan = plan_of(tags)
+    return plan, replace(inventory, tags=tuple(tags), listings=listings, partial=partial)
 
 
 def cleanup_config(directory: Path, config: str | None, env: Mapping[str, str]) -> CleanupConfig:
@@ -367,11 +412,12 @@ def forget_records(
     target: Target, plan: Plan, inventory: Inventory, outcomes: Mapping[tuple[str, str], tuple[str, str]],
     parallel: int = 8, progress: Update | None = None, clients: ClientPool | None = None,
 ) -> int:
-    """Remove the publication records of tags removed (or already gone), and of tags no longer in the
-    registry, in batches of :data:`RECORD_BATCH` (each batch retires its records with one DELETE; ``parallel``
-    requests at once within it); a record that cannot be removed is left for the next run. Returns how many
-    were removed. A record of a tag this run did not remove itself is forgotten only when the registry (asked
-    through ``clients``' Registry API, never a vendor listing) no longer has the tag."""
+    """Forget the publication records of tags removed (or already gone), and of tags no longer in the registry;
+    a registry stages storage is compacted at the same time: one new snapshot holds the other records, and the
+    record tags and snapshots it accounts for are retired (``ci_env.snapshots``). A record of a tag this run did
+    not remove itself is forgotten only when the registry (asked through ``clients``' Registry API, never a
+    vendor listing) no longer has the tag. A record that cannot be removed is left for the next run. Returns
+    how many were forgotten."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ci_env import records
@@ -394,17 +440,11 @@ def forget_records(
     unsure = [name for name in names if name not in removed_here]
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         there = dict(zip(unsure, pool.map(lambda n: _registry_has(clients, n), unsure), strict=True))
-    kept = {name for name in unsure if there[name]}
-    names = [name for name in names if name not in kept]
-    removed = done = 0
-    for start in range(0, len(names), RECORD_BATCH):
-        chunk = names[start:start + RECORD_BATCH]
-        with contextlib.suppress(CiEnvError):  # a batch that fails is left for the next run
-            removed += records.remove_publications(target.store, chunk, parallel)
-        done += len(chunk)
-        if progress is not None:
-            progress(f"forgetting the records of removed tags in {target.store.description}", done, len(names))
-    return removed
+    names = [name for name in names if not there.get(name, False)]
+    read = inventory.records
+    if read is None:  # an inventory made without reading the store (tests): read it now
+        read = records.read_publication_state(target.store, parallel=parallel)
+    return records.forget_publications(target.store, read, names, parallel=parallel, progress=progress)
 
 
 def _registry_has(clients: ClientPool | None, full_name: str) -> bool:

@@ -204,7 +204,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     from ci_env.cleanup.progress import Throttle
     from ci_env.errors import CiEnvError, RegistryError
     from ci_env.options import IMAGES_REPO, STAGES_STORAGE
-    from ci_env.output import Output, format_table, plural
+    from ci_env.output import Output, plural
     from ci_env.registry.auth import docker_config_dir
 
     if kw["report"] is not None:
@@ -275,16 +275,17 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         raise
     for warning in result.warnings:
         out.status(f"ci-env: warning: {warning}")
-    lines = format_table(rpt.HEADERS, rpt.rows(result))
+    lines = rpt.table_lines(result)  # one line at a time: 100,000 decisions are never a table in memory
     if family in FOLDED_PLAN:  # the plan (dry run or not) in a collapsible section of the job log, on stdout
         title = f"{command} plan: {len(deletions)} to remove" + (" (dry run, nothing removed)" if dry_run else "")
         with Output(family, sys.stdout).section(title, name=f"ci-env-{command}") as section:
             for line in lines:
                 section.line(line)
     else:
-        click.echo("\n".join(lines))
+        for line in lines:
+            click.echo(line)
     if kw["report"] is not None:
-        rpt.write_json(kw["report"], result.as_json())
+        result.write_json(kw["report"])
     rpt.append_step_summary(env, rpt.markdown(result))
     counts = result.counts()
     if purge_force is False:
