@@ -202,9 +202,17 @@ class _Reader:
         return value
 
 
+def _is_null(node: Any) -> bool:
+    """True for a YAML null (``key:`` with nothing after it, ``~``, ``null``)."""
+    return getattr(node, "tag", None) == "tag:yaml.org,2002:null"
+
+
 def parse_cleanup(node: Any | None, path: Path) -> CleanupConfig:
-    """The meta document's ``cleanup`` value (a YAML node, None when absent) as a CleanupConfig."""
-    if node is None:
+    """The meta document's ``cleanup`` value (a YAML node, None when absent) as a CleanupConfig.
+
+    As in werf, a null ``cleanup:`` is no section, and an empty or null ``keepPolicies`` means werf's default
+    policies (never "no policy", which would keep nothing)."""
+    if node is None or _is_null(node):
         return DEFAULT
     read = _Reader(path)
     section = read.mapping(node, "cleanup", _SECTION_KEYS)
@@ -218,11 +226,11 @@ def parse_cleanup(node: Any | None, path: Path) -> CleanupConfig:
     if "keepImagesBuiltWithinLastNHours" in section:
         hours = read.integer(section["keepImagesBuiltWithinLastNHours"][1], "cleanup.keepImagesBuiltWithinLastNHours",
                              0)
-    policies = default_policies()
-    defaults = True
-    if "keepPolicies" in section:
-        policies = _policies(read, section["keepPolicies"][1])
-        defaults = False
+    given: tuple[KeepPolicy, ...] = ()
+    if "keepPolicies" in section and not _is_null(section["keepPolicies"][1]):
+        given = _policies(read, section["keepPolicies"][1])
+    defaults = not given
+    policies = default_policies() if defaults else given
     return CleanupConfig(
         policies, defaults,
         disable_git_history_based_policy=flags.get("disableGitHistoryBasedPolicy", False),

@@ -219,3 +219,24 @@ def test_werf_yaml_can_disable_cleanup_and_set_the_recent_protection(setup: Defa
     given = run_cli("cleanup", *setup.args(), "--keep-published-within", "0", cwd=tmp_path)
     assert given.returncode == 0, given.stderr
     assert setup.remaining() == {"new"}
+
+
+@pytest.mark.parametrize("section", [
+    "cleanup:\n",
+    "cleanup:\n  keepPolicies: []\n",
+    "cleanup:\n  keepPolicies:\n",
+    "cleanup:\n  keepPolicies: []\n  keepImagesBuiltWithinLastNHours: 0\n",
+], ids=["cleanup-null", "keepPolicies-empty", "keepPolicies-null", "keepPolicies-empty-with-other-keys"])
+def test_an_empty_cleanup_section_or_keep_policies_list_means_werfs_defaults(
+    setup: DefaultSetup, tmp_path: Path, section: str
+) -> None:
+    """werf applies its default keep policies when keepPolicies is empty or null, and reads a null cleanup:
+    as no section: nothing werf keeps is removed, and nothing is refused."""
+    setup.commit("main0", 30)
+    setup.commit("main1", 20)
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    (setup.git.path / "werf.yaml").write_text(f"project: demo\nconfigVersion: 1\n{section}---\nimage: app\n")
+    result = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "keep policies: werf's default keep policies (3 policies)" in result.stderr
+    assert setup.remaining() == {"main0", "main1"}  # main keeps its ten newest
