@@ -130,26 +130,54 @@ class CommitGraph:
 
 
 def list_references(repo: GitRepository) -> list[Reference]:
-    """The branches (``origin/*``, else local) and git tags, with head commit and date."""
+    """The branches (``origin/*``, else local) and git tags, with head commit and date.
+
+    A tag's head is the commit beneath it, however many tag objects deep (``git tag -a outer inner``); a tag of
+    a tree or blob reaches no commit and is no reference."""
     out = repo._git(
         "for-each-ref",
-        "--format=%(refname)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)%09%(committerdate:unix)",
+        "--format=%(refname)%09%(objectname)%09%(objecttype)%09%(*objectname)%09%(*objecttype)"
+        "%09%(creatordate:unix)",
         "refs/heads", f"refs/remotes/{REMOTE}", "refs/tags",
     )
     remote: list[Reference] = []
     local: list[Reference] = []
-    tags: list[Reference] = []
+    tags: list[tuple[str, str, datetime]] = []
+    nested: list[str] = []  # tag objects whose target is another tag object
     prefix = f"refs/remotes/{REMOTE}/"
     for line in out.splitlines():
-        ref, obj, peeled, created, _committed = line.split("\t")
+        ref, obj, kind, peeled, peeled_kind, created = line.split("\t")
         when = datetime.fromtimestamp(int(created or 0), tz=timezone.utc)
         if ref.startswith("refs/tags/"):
-            tags.append(Reference(TAG, ref[len("refs/tags/"):], peeled or obj, when))
+            target, target_kind = (peeled, peeled_kind) if kind == "tag" else (obj, kind)
+            if target_kind == "tag":
+                nested.append(target)
+            elif target_kind != "commit":
+                continue
+            tags.append((ref[len("refs/tags/"):], target, when))
         elif ref.startswith(prefix) and ref != f"{prefix}HEAD":
             remote.append(Reference(BRANCH, ref[len(prefix):], obj, when))
         elif ref.startswith("refs/heads/"):
             local.append(Reference(BRANCH, ref[len("refs/heads/"):], obj, when))
-    return (remote or local) + tags
+    commits = _peel_to_commits(repo, nested)
+    refs = [Reference(TAG, name, commits.get(target, target), when) for name, target, when in tags
+            if target not in nested or target in commits]
+    return (remote or local) + refs
+
+
+def _peel_to_commits(repo: GitRepository, objects: Sequence[str]) -> dict[str, str]:
+    """The commit beneath each tag object of ``objects`` (one ``git cat-file``); tags of non-commits left out."""
+    wanted = sorted(set(objects))
+    if not wanted:
+        return {}
+    out = repo._git("cat-file", "--batch-check=%(objectname) %(objecttype)",
+                    stdin="".join(f"{sha}^{{commit}}\n" for sha in wanted))
+    commits: dict[str, str] = {}
+    for sha, line in zip(wanted, out.splitlines(), strict=True):
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == "commit":
+            commits[sha] = parts[0]
+    return commits
 
 
 def _within(date: datetime, limit: timedelta | None, now: datetime) -> bool:

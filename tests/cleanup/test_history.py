@@ -136,6 +136,29 @@ def test_tag_reaches_only_its_own_commit(history: History) -> None:
     assert history.keep(policies) == set()  # the image of the parent commit is not the tag's
 
 
+def test_a_tag_of_an_annotated_tag_reaches_the_commit_beneath_both(history: History) -> None:
+    """``git tag -a outer inner`` makes a tag object pointing at a tag object: werf peels it to the commit."""
+    released = history.commit("release", 30, publishes="release")
+    history.tag("inner", released, age_days=30)
+    history.repo.git("tag", "-a", "-m", "outer", "outer", "inner", date=ago(29))
+    history.repo.git("tag", "-d", "inner")
+    history.commit("later", 1)
+    policies = "keepPolicies:\n- references: {tag: outer}\n"
+    assert history.keep(policies) == {"release"}
+
+
+def test_tags_of_trees_and_blobs_are_no_reference_and_break_nothing(history: History) -> None:
+    sha = history.commit("one", 2, publishes="one")
+    history.repo.git("tag", "tree", "HEAD^{tree}")
+    blob = history.repo.git("hash-object", "-w", "--stdin")
+    history.repo.git("tag", "blob", blob)
+    history.repo.git("tag", "-a", "-m", "annotated tree", "annotated-tree", "HEAD^{tree}")
+    history.tag("v1", sha)
+    names = {ref.name for ref in list_references(GitRepository(history.repo.path))}
+    assert names == {"main", "v1"}
+    assert history.keep("keepPolicies:\n- references: {tag: /.*/}\n") == {"one"}
+
+
 def test_literal_names_are_matched_whole_and_regexes_in_full(history: History) -> None:
     history.commit("base", 3, publishes="base")
     for name, sig in (("release", "rel"), ("release-2", "rel2"), ("prerelease", "pre")):
