@@ -240,3 +240,17 @@ def test_an_empty_cleanup_section_or_keep_policies_list_means_werfs_defaults(
     assert result.returncode == 0, result.stderr
     assert "keep policies: werf's default keep policies (3 policies)" in result.stderr
     assert setup.remaining() == {"main0", "main1"}  # main keeps its ten newest
+
+
+def test_a_commit_dated_in_the_past_hides_no_fresh_image_beneath_it(setup: DefaultSetup, tmp_path: Path) -> None:
+    """A feature branch with one commit whose clock was a month behind: the fresh image beneath it is one of
+    the branch's two newest within a week (werf keeps it), so cleanup keeps it too."""
+    setup.commit("main0", 1)
+    setup.git.git("checkout", "-q", "-b", "feature")
+    setup.commit("fresh", 0.2)
+    setup.commit("skewed", 30)
+    setup.commit("head", 0.1)
+    setup.git.git("checkout", "-q", "main")
+    result = run_cli("cleanup", *setup.args(), "--keep-published-within", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert setup.remaining() == {"main0", "fresh", "head"}

@@ -316,3 +316,41 @@ def test_images_are_counted_per_image(history: History) -> None:
     history.commit("c", 1, publishes="api2", image="api")
     policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 1}\n"
     assert history.keep(policies) == {"api2", "web1"}
+
+
+def test_a_commit_whose_clock_was_behind_hides_no_image_beneath_it(history: History) -> None:
+    """A commit dated a month back (a wrong clock, a rebase keeping dates) between two fresh ones: the walk of a
+    branch with ``in`` still reaches the fresh commit beneath it, as werf does (it filters commits by date,
+    wherever they are in history)."""
+    history.commit("base", 30, publishes="base")
+    history.branch("feature")
+    history.checkout("feature")
+    history.commit("f0", 0.2, publishes="f0")
+    history.commit("skewed", 30, publishes="skewed")
+    history.commit("f2", 0.1, publishes="f2")
+    history.checkout("main")
+    assert history.keep() == {"base", "f0", "f2"}  # feature: the two newest within a week; main: base
+
+
+def test_images_per_reference_last_ranks_by_committer_date_even_against_the_graph(history: History) -> None:
+    """werf keeps the ``last`` newest by committer date among every commit of the history that published an
+    image: a root commit dated after its descendants (a clock ahead) outranks them, and the walk must not stop
+    before reaching it."""
+    history.commit("root", 1, publishes="root")
+    history.commit("middle", 10, publishes="middle")
+    history.commit("head", 5, publishes="head")
+    policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 2}\n"
+    assert history.keep(policies) == {"root", "head"}
+
+
+def test_a_signature_counts_at_its_newest_commit_by_date(history: History) -> None:
+    """A signature published by two commits counts at the one with the newest committer date, even when the
+    other comes first in the history (werf's latest commit of a stage)."""
+    history.commit("first", 2, publishes="same")  # newest date, deepest
+    history.commit("other", 20, publishes="other")
+    history.commit("again", 10, publishes="same")
+    policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 1}\n"
+    verdict = history.verdict(policies)
+    assert {signature for _image, signature in verdict.kept} == {"same"}
+    reach = verdict.kept[("app", "same")]
+    assert reach.commit == history.repo.git("rev-parse", "HEAD~2")
