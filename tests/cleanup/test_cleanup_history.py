@@ -254,3 +254,25 @@ def test_a_commit_dated_in_the_past_hides_no_fresh_image_beneath_it(setup: Defau
     result = run_cli("cleanup", *setup.args(), "--keep-published-within", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert setup.remaining() == {"main0", "fresh", "head"}
+
+
+@pytest.mark.parametrize(("cleanup", "args"), [
+    ("", ("--keep-published-within", "99999999999999d")),
+    ("", ("--keep-published-within", "999999d")),
+    ("", ("--git-history-based-cleanup=false", "--stages-signature-strategy-expiry-days", "99999999999")),
+    ("cleanup:\n  keepImagesBuiltWithinLastNHours: 9999999999999999\n", ()),
+    ("cleanup:\n  keepPolicies:\n  - references: {branch: main, limit: {in: 99999999999d}}\n"
+     "    imagesPerReference: {in: 999999d, last: -1}\n", ("--keep-published-within", "0")),
+], ids=["keep-published-within-overflow", "keep-published-within-before-year-1", "expiry-days",
+        "keepImagesBuiltWithinLastNHours", "keep-policy-in"])
+def test_durations_longer_than_a_century_mean_forever_not_a_traceback(
+    setup: DefaultSetup, tmp_path: Path, cleanup: str, args: tuple[str, ...]
+) -> None:
+    setup.commit("old", 300)
+    setup.commit("new", 1)
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    (setup.git.path / "werf.yaml").write_text(f"project: demo\nconfigVersion: 1\n{cleanup}---\nimage: app\n")
+    result = run_cli("cleanup", *setup.args(), *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert setup.remaining() == {"old", "new"}
