@@ -83,8 +83,9 @@ class KeepPolicy:
     line: int = 0
 
     def selects(self, name: str) -> bool:
-        """True when the branch or tag ``name`` matches the policy's name or regex, in full."""
-        return self.pattern.fullmatch(name) is not None
+        """True when the branch or tag ``name`` matches the policy's name, or its regex as werf anchors it
+        (``^REGEX$``: in full, except that a top-level ``a|b`` is ``^a`` or ``b$``)."""
+        return self.pattern.search(name) is not None
 
     @property
     def images_last(self) -> int:
@@ -113,13 +114,54 @@ class CleanupConfig:
 
 
 def _regex(text: str) -> re.Pattern[str]:
-    return re.compile(_regex_source(text))
-
-
-def _regex_source(text: str) -> str:
+    """``/REGEX/`` or a literal name, compiled as werf compiles it: ``^REGEX$`` (Go's RE2 syntax, whose POSIX
+    classes such as ``[[:digit:]]`` are translated; re.error for what Python's re cannot read)."""
     if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
-        return text[1:-1]
-    return re.escape(text)
+        return re.compile(f"^{_posix_classes(text[1:-1])}\\Z")
+    return re.compile(f"^{re.escape(text)}\\Z")
+
+
+#: RE2's POSIX classes, as the inside of a Python character set.
+_POSIX = {
+    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ", "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~", "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z", "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
+}
+_POSIX_CLASS = re.compile(r"\[:(\^?)([a-z]+):\]")
+
+
+def _posix_classes(source: str) -> str:
+    """``source`` with each ``[:name:]`` inside a character set replaced by its ranges; re.error for an unknown
+    or negated one (Python's sets cannot say "not digits" inside a set)."""
+    out: list[str] = []
+    index, in_set = 0, False
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            out.append(source[index:index + 2])
+            index += 2
+            continue
+        if in_set:
+            match = _POSIX_CLASS.match(source, index)
+            if match is not None:
+                negated, name = match.groups()
+                if negated or name not in _POSIX:
+                    raise re.error(f"the POSIX class {match.group(0)} is not supported here; write the characters "
+                                   "as a set instead, e.g. [0-9] for [:digit:]")
+                out.append(_POSIX[name])
+                index = match.end()
+                continue
+            if char == "]" and out[-1] not in ("[", "[^"):
+                in_set = False
+        elif char == "[":
+            in_set = True
+            if source.startswith("^", index + 1):
+                out.append("[^")
+                index += 2
+                continue
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def default_policies() -> tuple[KeepPolicy, ...]:

@@ -173,6 +173,35 @@ def test_literal_names_are_matched_whole_and_regexes_in_full(history: History) -
     assert history.keep(regex) == {"rel2"}  # in full: prerelease does not match, release has no dash
 
 
+def test_posix_classes_of_werfs_regex_syntax_select_what_werf_selects(history: History) -> None:
+    """werf compiles the patterns with Go's RE2, which knows ``[[:digit:]]``; Python's re reads it as another set
+    (with a FutureWarning) and would silently select nothing."""
+    history.commit("base", 3)
+    for name, sig in (("release-12", "r12"), ("release-x", "rx"), ("hotfix_1", "h1")):
+        history.branch(name)
+        history.checkout(name)
+        history.commit(name, 1, publishes=sig)
+        history.checkout("main")
+    digits = "keepPolicies:\n- references: {branch: '/release-[[:digit:]]+/'}\n"
+    assert history.keep(digits) == {"r12"}
+    word = "keepPolicies:\n- references: {branch: '/[[:alpha:]]+[_-][[:alnum:]]+/'}\n"
+    assert history.keep(word) == {"r12", "rx", "h1"}
+
+
+def test_a_top_level_alternation_is_anchored_as_werf_anchors_it(history: History) -> None:
+    """werf wraps the pattern as ``^PATTERN$``: ``/main|stable/`` is ``^main`` or ``stable$``, so it selects
+    ``mainline`` too (write ``/(main|stable)/`` for the two names alone)."""
+    history.commit("base", 3)
+    for name, sig in (("mainline", "ml"), ("old-stable", "os"), ("other", "ot")):
+        history.branch(name)
+        history.checkout(name)
+        history.commit(name, 1, publishes=sig)
+        history.checkout("main")
+    assert history.keep("keepPolicies:\n- references: {branch: /mainline-x|stable/}\n") == {"os"}
+    assert history.keep("keepPolicies:\n- references: {branch: /main|stable/}\n") == {"ml", "os"}
+    assert history.keep("keepPolicies:\n- references: {branch: '/(main|stable)/'}\n") == set()
+
+
 def test_images_per_reference_last_counts_distinct_signatures_newest_first(history: History) -> None:
     history.commit("a", 10, publishes="A")
     history.commit("b", 9, publishes="B")
