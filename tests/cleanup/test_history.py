@@ -383,3 +383,10 @@ def test_a_signature_counts_at_its_newest_commit_by_date(history: History) -> No
     assert {signature for _image, signature in verdict.kept} == {"same"}
     reach = verdict.kept[("app", "same")]
     assert reach.commit == history.repo.git("rev-parse", "HEAD~2")
+
+
+def test_commits_with_one_date_rank_newest_first_along_the_history(history: History) -> None:
+    """Twelve commits in the same second (a scripted rebase): main's ten are the ten nearest its head."""
+    for n in range(12):
+        history.commit(f"c{n}", 3, publishes=f"s{n}")
+    assert history.keep() == {f"s{n}" for n in range(2, 12)}
