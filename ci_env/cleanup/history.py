@@ -10,19 +10,21 @@ commit published which signature of which image. This module joins the two, with
 2. **Selection.** Each policy takes the references of its kind whose name matches in full, then its
    ``references.limit``: the newest ``last`` by date, those dated within ``in``, combined by ``operator``.
    A reference selected by several policies takes the ``imagesPerReference`` of the last of them.
-3. **Images per reference.** A branch's history is walked from its head, newest commit first (by committer
-   date; every ancestor once); a tag's history is its commit alone. Per image, each signature is counted
+3. **Images per reference.** A branch's history is its head and every ancestor; a tag's history is its commit
+   alone. "Newest" is by committer date wherever the commit is in the graph (clocks can be wrong: a walk stops
+   only when nothing left can be newer, see :attr:`CommitGraph.bounds`). Per image, each signature is counted
    at its newest commit on that history; signatures published by one commit count as one. Kept: the newest
    ``last`` (-1: all; 0: none) and/or those whose commit is within ``in`` (``And``: both; ``Or``: either).
    A signature is kept when any selected reference keeps it.
 
-Everything is read with one ``git for-each-ref`` and one ``git log`` whatever the number of references.
+Everything is read with one ``git for-each-ref`` and one ``git log`` whatever the number of references (and
+one ``git cat-file`` when a tag points at another tag object).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -87,69 +89,130 @@ class Published:
 
 
 class CommitGraph:
-    """Every commit reachable from the branches and tags: committer date and parents, read in one ``git log``."""
+    """Every commit reachable from the branches and tags: committer date and parents, read in one ``git log``.
 
-    def __init__(self, dates: Mapping[str, int], parents: Mapping[str, tuple[str, ...]]) -> None:
+    ``bounds[sha]`` is the newest committer date of ``sha`` and all its ancestors: equal to its own date in a
+    history whose clocks were right, later when an ancestor's clock was ahead (or this commit's behind). Walks
+    go by it, so that everything not yet walked is known to be dated no later than the bound last walked."""
+
+    def __init__(self, dates: Mapping[str, int], parents: Mapping[str, tuple[str, ...]],
+                 bounds: Mapping[str, int] | None = None) -> None:
         self.dates = dates
         self.parents = parents
+        self.bounds = bounds if bounds is not None else _bounds(dates, parents)
 
     @classmethod
     def load(cls, repo: GitRepository, heads: Iterable[str]) -> CommitGraph:
-        """The history of ``heads`` (commit ids), oldest to newest."""
+        """The history of ``heads`` (commit ids)."""
         wanted = sorted(set(heads))
         dates: dict[str, int] = {}
         parents: dict[str, tuple[str, ...]] = {}
         if not wanted:
-            return cls(dates, parents)
-        out = repo._git("log", "--stdin", "--format=%H %ct %P", stdin="\n".join(wanted) + "\n")
+            return cls(dates, parents, {})
+        # --topo-order: no parent before all its children, so the bounds are computed in one reversed pass
+        out = repo._git("log", "--topo-order", "--stdin", "--format=%H %ct %P", stdin="\n".join(wanted) + "\n")
+        order: list[str] = []
         for line in out.splitlines():
             sha, stamp, *rest = line.split(" ")
             dates[sha] = int(stamp)
             parents[sha] = tuple(p for p in rest if p)
-        return cls(dates, parents)
+            order.append(sha)
+        bounds: dict[str, int] = {}
+        for sha in reversed(order):
+            bounds[sha] = max([dates[sha], *(bounds[p] for p in parents[sha] if p in bounds)])
+        return cls(dates, parents, bounds)
 
     def date(self, sha: str) -> datetime:
         return datetime.fromtimestamp(self.dates.get(sha, 0), tz=timezone.utc)
 
-    def walk(self, head: str, depth: int | None = None) -> Iterator[str]:
-        """``head`` and its ancestors, each once, newest committer date first (``depth`` 1: ``head`` alone)."""
+    def walk(self, head: str, depth: int | None = None) -> Iterator[tuple[str, int]]:
+        """``head`` and its ancestors, each once, with the bound of what is left: every commit not yet yielded is
+        dated no later than it. Newest first by :attr:`bounds` (committer date where clocks were right);
+        ``depth`` 1: ``head`` alone."""
         if head not in self.dates:
             return
         if depth == 1:
-            yield head
+            yield head, self.dates[head]
             return
         seen = {head}
-        queue = [(-self.dates[head], head)]
+        queue = [(-self.bounds[head], head)]
         while queue:
-            _, sha = heapq.heappop(queue)
-            yield sha
+            bound, sha = heapq.heappop(queue)
+            yield sha, -bound
             for parent in self.parents.get(sha, ()):
                 if parent not in seen and parent in self.dates:
                     seen.add(parent)
-                    heapq.heappush(queue, (-self.dates[parent], parent))
+                    heapq.heappush(queue, (-self.bounds[parent], parent))
+
+
+def _bounds(dates: Mapping[str, int], parents: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
+    """:attr:`CommitGraph.bounds` for a graph given in any order (iterative, parents first)."""
+    bounds: dict[str, int] = {}
+    for start in dates:
+        stack = [start]
+        while stack:
+            sha = stack[-1]
+            if sha in bounds:
+                stack.pop()
+                continue
+            pending = [p for p in parents.get(sha, ()) if p in dates and p not in bounds]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            bounds[sha] = max([dates[sha], *(bounds[p] for p in parents.get(sha, ()) if p in bounds)])
+    return bounds
 
 
 def list_references(repo: GitRepository) -> list[Reference]:
-    """The branches (``origin/*``, else local) and git tags, with head commit and date."""
+    """The branches (``origin/*``, else local) and git tags, with head commit and date.
+
+    A tag's head is the commit beneath it, however many tag objects deep (``git tag -a outer inner``); a tag of
+    a tree or blob reaches no commit and is no reference."""
     out = repo._git(
         "for-each-ref",
-        "--format=%(refname)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)%09%(committerdate:unix)",
+        "--format=%(refname)%09%(objectname)%09%(objecttype)%09%(*objectname)%09%(*objecttype)"
+        "%09%(creatordate:unix)",
         "refs/heads", f"refs/remotes/{REMOTE}", "refs/tags",
     )
     remote: list[Reference] = []
     local: list[Reference] = []
-    tags: list[Reference] = []
+    tags: list[tuple[str, str, datetime]] = []
+    nested: list[str] = []  # tag objects whose target is another tag object
     prefix = f"refs/remotes/{REMOTE}/"
     for line in out.splitlines():
-        ref, obj, peeled, created, _committed = line.split("\t")
+        ref, obj, kind, peeled, peeled_kind, created = line.split("\t")
         when = datetime.fromtimestamp(int(created or 0), tz=timezone.utc)
         if ref.startswith("refs/tags/"):
-            tags.append(Reference(TAG, ref[len("refs/tags/"):], peeled or obj, when))
+            target, target_kind = (peeled, peeled_kind) if kind == "tag" else (obj, kind)
+            if target_kind == "tag":
+                nested.append(target)
+            elif target_kind != "commit":
+                continue
+            tags.append((ref[len("refs/tags/"):], target, when))
         elif ref.startswith(prefix) and ref != f"{prefix}HEAD":
             remote.append(Reference(BRANCH, ref[len(prefix):], obj, when))
         elif ref.startswith("refs/heads/"):
             local.append(Reference(BRANCH, ref[len("refs/heads/"):], obj, when))
-    return (remote or local) + tags
+    commits = _peel_to_commits(repo, nested)
+    refs = [Reference(TAG, name, commits.get(target, target), when) for name, target, when in tags
+            if target not in nested or target in commits]
+    return (remote or local) + refs
+
+
+def _peel_to_commits(repo: GitRepository, objects: Sequence[str]) -> dict[str, str]:
+    """The commit beneath each tag object of ``objects`` (one ``git cat-file``); tags of non-commits left out."""
+    wanted = sorted(set(objects))
+    if not wanted:
+        return {}
+    out = repo._git("cat-file", "--batch-check=%(objectname) %(objecttype)",
+                    stdin="".join(f"{sha}^{{commit}}\n" for sha in wanted))
+    commits: dict[str, str] = {}
+    for sha, line in zip(wanted, out.splitlines(), strict=True):
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == "commit":
+            commits[sha] = parts[0]
+    return commits
 
 
 def _within(date: datetime, limit: timedelta | None, now: datetime) -> bool:
@@ -180,33 +243,47 @@ def select_references(
 
 
 def _hits(
-    graph: CommitGraph, ref: Reference, published: Mapping[str, Sequence[Published]], limit: Limit, last: int,
-    now: datetime,
+    graph: CommitGraph, ref: Reference, published: Mapping[str, Sequence[Published]], images: Set[str | None],
+    limit: Limit, last: int, now: datetime,
 ) -> dict[str | None, list[tuple[str, list[str]]]]:
-    """Per image: (commit, new signatures) in walk order, each signature at its newest commit.
+    """Per image: (commit, signatures), each signature at its newest commit (by committer date) on the history.
 
-    The walk stops as soon as nothing further can be kept: at the first commit older than ``in`` (under
-    ``Or``, once every image also has ``last`` commits); without ``in``, once every image has ``last``
-    commits. (Under ``And`` with ``in`` the walk goes on to ``in`` past ``last``, so that the images it
-    passes over can be named in the plan.)"""
-    hits: dict[str | None, list[tuple[str, list[str]]]] = {}
-    seen: set[tuple[str | None, str]] = set()
-    images = {p.image for records in published.values() for p in records}
-    cutoff = now - limit.within if limit.within is not None else None
+    The walk stops as soon as nothing further can be kept, whatever the clocks said: once what is left is all
+    older than ``in`` (under ``Or``, once every image also has ``last`` commits that nothing left can outrank);
+    without ``in``, once every image has such ``last`` commits. (Under ``And`` with ``in`` the walk goes on to
+    ``in`` past ``last``, so that the images it passes over can be named in the plan.)"""
+    best: dict[tuple[str | None, str], str] = {}  # (image, signature) -> its newest commit so far
+    counts: dict[str | None, dict[str, int]] = {}  # image -> commit -> signatures it is the newest commit of
+    cutoff = int((now - limit.within).timestamp()) if limit.within is not None else None
     either = limit.operator == OR and cutoff is not None
-    for sha in graph.walk(ref.head, 1 if ref.kind == TAG else None):
-        old = cutoff is not None and graph.date(sha) <= cutoff
-        full = last >= 0 and all(len(hits.get(image, ())) >= last for image in images)
-        if (old and full) if either else (old if cutoff is not None else full):
+    dates = graph.dates
+
+    def full(bound: int) -> bool:
+        """Every image has ``last`` commits dated at or after ``bound`` (nothing left can outrank them)."""
+        if last < 0 or any(len(counts.get(image, ())) < last for image in images):
+            return False
+        return all(sum(1 for sha in counts[image] if dates[sha] >= bound) >= last for image in images)
+
+    for sha, bound in graph.walk(ref.head, 1 if ref.kind == TAG else None):
+        old = cutoff is not None and bound <= cutoff
+        if (old and full(bound)) if either else (old if cutoff is not None else full(bound)):
             break
-        fresh: dict[str | None, list[str]] = {}
         for record in published.get(sha, ()):
-            if (record.image, record.signature) not in seen:
-                seen.add((record.image, record.signature))
-                fresh.setdefault(record.image, []).append(record.signature)
-        for image, signatures in fresh.items():
-            hits.setdefault(image, []).append((sha, signatures))
-    return hits
+            key = (record.image, record.signature)
+            before = best.get(key)
+            if before is not None and dates[before] >= dates[sha]:
+                continue
+            best[key] = sha
+            per_image = counts.setdefault(record.image, {})
+            per_image[sha] = per_image.get(sha, 0) + 1
+            if before is not None:
+                per_image[before] -= 1
+                if not per_image[before]:
+                    del per_image[before]
+    grouped: dict[str | None, dict[str, list[str]]] = {}
+    for (image, signature), sha in best.items():
+        grouped.setdefault(image, {}).setdefault(sha, []).append(signature)
+    return {image: list(commits.items()) for image, commits in grouped.items()}
 
 
 def evaluate(
@@ -217,6 +294,7 @@ def evaluate(
     published: dict[str, list[Published]] = {}
     for record in records:
         published.setdefault(record.commit, []).append(record)
+    images = {record.image for records in published.values() for record in records}
     selected = select_references(policies, refs, now)
     verdict = Verdict(references=len(selected), commits=len(graph.dates))
     for ref, policy in sorted(selected.items(), key=lambda item: (item[1].number, -item[0].date.timestamp())):
@@ -224,7 +302,7 @@ def evaluate(
         limit = policy.images_per_reference
         if last == 0:
             continue
-        for image, commits in _hits(graph, ref, published, limit, last, now).items():
+        for image, commits in _hits(graph, ref, published, images, limit, last, now).items():
             commits.sort(key=lambda hit: graph.dates[hit[0]], reverse=True)
             by_last = {sha for sha, _ in (commits if last < 0 else commits[:last])}
             by_in = {sha for sha, _ in commits if _within(graph.date(sha), limit.within, now)}

@@ -120,6 +120,12 @@ class ImagesInUse:
             found.update(self.by_digest.get((ANY_REPOSITORY, digest), ()))
         return _ranked(found)
 
+    def digests(self, repository: str) -> frozenset[str]:
+        """Every digest workloads reference or run in ``repository`` (``str(RepoAddress)``), whether or not a tag
+        still points at it: removals must leave these, and what they reach, in place."""
+        key = key_of(repository)
+        return frozenset(digest for (where, digest) in self.by_digest if where in (key, ANY_REPOSITORY))
+
     def summary(self) -> str | None:
         """One line for stderr: the note, or what was scanned; None when Kubernetes was not looked at."""
         if self.note is not None:

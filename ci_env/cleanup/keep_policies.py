@@ -83,8 +83,9 @@ class KeepPolicy:
     line: int = 0
 
     def selects(self, name: str) -> bool:
-        """True when the branch or tag ``name`` matches the policy's name or regex, in full."""
-        return self.pattern.fullmatch(name) is not None
+        """True when the branch or tag ``name`` matches the policy's name, or its regex as werf anchors it
+        (``^REGEX$``: in full, except that a top-level ``a|b`` is ``^a`` or ``b$``)."""
+        return self.pattern.search(name) is not None
 
     @property
     def images_last(self) -> int:
@@ -113,13 +114,54 @@ class CleanupConfig:
 
 
 def _regex(text: str) -> re.Pattern[str]:
-    return re.compile(_regex_source(text))
-
-
-def _regex_source(text: str) -> str:
+    """``/REGEX/`` or a literal name, compiled as werf compiles it: ``^REGEX$`` (Go's RE2 syntax, whose POSIX
+    classes such as ``[[:digit:]]`` are translated; re.error for what Python's re cannot read)."""
     if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
-        return text[1:-1]
-    return re.escape(text)
+        return re.compile(f"^{_posix_classes(text[1:-1])}\\Z")
+    return re.compile(f"^{re.escape(text)}\\Z")
+
+
+#: RE2's POSIX classes, as the inside of a Python character set.
+_POSIX = {
+    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ", "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~", "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z", "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
+}
+_POSIX_CLASS = re.compile(r"\[:(\^?)([a-z]+):\]")
+
+
+def _posix_classes(source: str) -> str:
+    """``source`` with each ``[:name:]`` inside a character set replaced by its ranges; re.error for an unknown
+    or negated one (Python's sets cannot say "not digits" inside a set)."""
+    out: list[str] = []
+    index, in_set = 0, False
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            out.append(source[index:index + 2])
+            index += 2
+            continue
+        if in_set:
+            match = _POSIX_CLASS.match(source, index)
+            if match is not None:
+                negated, name = match.groups()
+                if negated or name not in _POSIX:
+                    raise re.error(f"the POSIX class {match.group(0)} is not supported here; write the characters "
+                                   "as a set instead, e.g. [0-9] for [:digit:]")
+                out.append(_POSIX[name])
+                index = match.end()
+                continue
+            if char == "]" and out[-1] not in ("[", "[^"):
+                in_set = False
+        elif char == "[":
+            in_set = True
+            if source.startswith("^", index + 1):
+                out.append("[^")
+                index += 2
+                continue
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def default_policies() -> tuple[KeepPolicy, ...]:
@@ -202,9 +244,17 @@ class _Reader:
         return value
 
 
+def _is_null(node: Any) -> bool:
+    """True for a YAML null (``key:`` with nothing after it, ``~``, ``null``)."""
+    return getattr(node, "tag", None) == "tag:yaml.org,2002:null"
+
+
 def parse_cleanup(node: Any | None, path: Path) -> CleanupConfig:
-    """The meta document's ``cleanup`` value (a YAML node, None when absent) as a CleanupConfig."""
-    if node is None:
+    """The meta document's ``cleanup`` value (a YAML node, None when absent) as a CleanupConfig.
+
+    As in werf, a null ``cleanup:`` is no section, and an empty or null ``keepPolicies`` means werf's default
+    policies (never "no policy", which would keep nothing)."""
+    if node is None or _is_null(node):
         return DEFAULT
     read = _Reader(path)
     section = read.mapping(node, "cleanup", _SECTION_KEYS)
@@ -218,11 +268,11 @@ def parse_cleanup(node: Any | None, path: Path) -> CleanupConfig:
     if "keepImagesBuiltWithinLastNHours" in section:
         hours = read.integer(section["keepImagesBuiltWithinLastNHours"][1], "cleanup.keepImagesBuiltWithinLastNHours",
                              0)
-    policies = default_policies()
-    defaults = True
-    if "keepPolicies" in section:
-        policies = _policies(read, section["keepPolicies"][1])
-        defaults = False
+    given: tuple[KeepPolicy, ...] = ()
+    if "keepPolicies" in section and not _is_null(section["keepPolicies"][1]):
+        given = _policies(read, section["keepPolicies"][1])
+    defaults = not given
+    policies = default_policies() if defaults else given
     return CleanupConfig(
         policies, defaults,
         disable_git_history_based_policy=flags.get("disableGitHistoryBasedPolicy", False),

@@ -188,6 +188,8 @@ class Plan:
 
     decisions: tuple[Decision, ...]
     git_history: GitHistory | None = None
+    #: what Kubernetes runs: the removal leaves these digests (and what they reach) in place, tagged or not
+    in_use: ImagesInUse | None = None
 
     @property
     def deletions(self) -> tuple[Decision, ...]:
@@ -457,7 +459,8 @@ def plan_cleanup(
     """The whole cleanup plan: tags by policy, then the stages no kept tag uses."""
     tag_decisions = plan_tags(found, git, policy, now)
     kept = [t for t, d in zip(found, tag_decisions, strict=True) if d.action == KEEP]
-    return Plan(tuple(tag_decisions) + tuple(plan_stages(stages, kept, policy, now)), policy.git_history)
+    return Plan(tuple(tag_decisions) + tuple(plan_stages(stages, kept, policy, now)), policy.git_history,
+                policy.in_use)
 
 
 def plan_purge(found: Sequence[FoundTag], stages: Sequence[StageTag]) -> Plan:

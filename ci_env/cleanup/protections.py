@@ -20,9 +20,20 @@ from ci_env.output import plural
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
+#: The longest duration cleanup works with: anything longer means "forever" and is cut to it, so that
+#: ``now - duration`` stays a date (git history starts in 1970).
+LONGEST = timedelta(days=36500)
+
+
+def bounded_duration(*, days: int = 0, hours: int = 0, minutes: int = 0, seconds: int = 0) -> timedelta:
+    """The duration, cut to :data:`LONGEST` (whole numbers of any size, never an OverflowError)."""
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return timedelta(seconds=min(total, int(LONGEST.total_seconds())))
+
 
 def duration_or_none(text: str) -> timedelta | None:
-    """``90m``, ``2h``, ``168h``, ``7d``, ``1d12h``, ``30s``, ``0`` -> timedelta; None when ``text`` is not one."""
+    """``90m``, ``2h``, ``168h``, ``7d``, ``1d12h``, ``30s``, ``0`` -> timedelta (at most :data:`LONGEST`); None when
+    ``text`` is not one."""
     value = text.strip().lower()
     if value == "0":
         return timedelta(0)
@@ -30,7 +41,7 @@ def duration_or_none(text: str) -> timedelta | None:
     if not value or match is None or not any(match.groups()):
         return None
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    return bounded_duration(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def parse_duration(text: str, option: str = "--keep-published-within") -> timedelta:

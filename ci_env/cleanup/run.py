@@ -343,8 +343,12 @@ def execute(
         return removers[key]
 
     graph_of = graph_source(inventory, clients, settings.parallel)
+
+    def running(repo: RepoAddress) -> frozenset[str]:
+        return plan.in_use.digests(str(repo)) if plan.in_use is not None else frozenset()
+
     removal = remove_images(requests, remover_of, graph_of, keep_accessories=settings.keep_signatures,
-                            parallel=settings.parallel, dry_run=settings.dry_run, progress=progress)
+                            parallel=settings.parallel, dry_run=settings.dry_run, progress=progress, keep=running)
     summary = removal.summary
     untagged: tuple[UntaggedOutcome, ...] = ()
     warnings = removal.warnings
@@ -353,7 +357,7 @@ def execute(
             [t.repository for t in inventory.tags]
             + [str(target.images_repo.image_repository(i)) for i in target.managed])]
         untagged, more = remove_untagged([r for r in repositories if r is not None], remover_of, graph_of, removal,
-                                         parallel=settings.parallel, dry_run=settings.dry_run)
+                                         parallel=settings.parallel, dry_run=settings.dry_run, keep=running)
         warnings += more
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
     if local:

@@ -135,7 +135,9 @@ def _with(params: list[click.Option]) -> Callable[[F], F]:
 
 
 def _days(value: int) -> timedelta | None:
-    return None if value < 0 else timedelta(days=value)
+    from ci_env.cleanup.protections import bounded_duration
+
+    return None if value < 0 else bounded_duration(days=value)
 
 
 def _count(value: int) -> int | None:
@@ -160,7 +162,10 @@ def _with_config(policy: Any, config: Any, kw: dict[str, Any]) -> Any:
     if config.disable_built_within_last_n_hours_policy:
         return replace(policy, keep_published_within=timedelta(0))
     if config.keep_images_built_within_last_n_hours is not None:
-        return replace(policy, keep_published_within=timedelta(hours=config.keep_images_built_within_last_n_hours))
+        from ci_env.cleanup.protections import bounded_duration
+
+        hours = config.keep_images_built_within_last_n_hours
+        return replace(policy, keep_published_within=bounded_duration(hours=hours))
     return policy
 
 

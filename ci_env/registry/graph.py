@@ -216,10 +216,11 @@ class RepoGraph:
 
     # ---------------------------------------------------------------- planning
 
-    def removal(self, tags: Sequence[str], *, keep_accessories: bool = False) -> Removal:
+    def removal(self, tags: Sequence[str], *, keep_accessories: bool = False, keep: Iterable[str] = ()) -> Removal:
         """What removing ``tags`` takes with it and what it must leave.
 
-        Protected: everything the remaining tags reach (children at any depth and referrers). The accessory tags
+        Protected: everything the remaining tags, and the digests of ``keep`` (what workloads run, tagged or
+        not), reach (children at any depth and referrers). The accessory tags
         of a removed image (cosign's, the referrers tag schema's) do not count as remaining: they go with it,
         unless a remaining tag still reaches the same digest. With ``keep_accessories`` (``--keep-signatures``)
         no referrer is taken along (children still are: they are the image).
@@ -232,7 +233,7 @@ class RepoGraph:
             digest for tag, digest in self.tags.items()
             if tag not in removing and not (with_referrers and self._rides_along(tag, doomed))
         }
-        protected = self.reach(staying)
+        protected = self.reach([*staying, *keep])
         claimed = set(removed_roots)
         accessories: dict[str, tuple[Accessory, ...]] = {}
         for tag in removing:

@@ -18,7 +18,7 @@ manifest is left to the registry's garbage collection (outcome ``left``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -130,13 +130,15 @@ def remove_images(
     parallel: int = 8,
     dry_run: bool = False,
     progress: Progress | None = None,
+    keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
 ) -> ImageRemoval:
     """Remove every (repository, tag) of ``requests`` with its accessories (see the module docstring).
 
     ``graph_of(repo)`` gives the repository's graph (built from the caller's listing); when it cannot be built
     the tags are still removed by their remover's own careful route, nothing else is, and a warning says so.
     Every repository is preflighted before anything is deleted. ``keep_accessories`` (``--keep-signatures``)
-    leaves referrers in place; platform manifests still go with their index.
+    leaves referrers in place; platform manifests still go with their index. ``keep(repo)``: digests that must
+    stay with everything they reach although no remaining tag holds them (what Kubernetes runs).
     """
     unique = list(dict.fromkeys(requests))
     by_repo: dict[RepoAddress, list[str]] = {}
@@ -162,7 +164,7 @@ def remove_images(
                             "are removed, their signatures and other accessories are not")
             continue
         graphs[str(repo)] = graph
-        removals[repo] = graph.removal(tags, keep_accessories=keep_accessories)
+        removals[repo] = graph.removal(tags, keep_accessories=keep_accessories, keep=keep(repo))
     if dry_run:
         summary = untag_all(unique, wrapped, parallel=parallel, dry_run=True)
         planned = [
@@ -230,11 +232,13 @@ def remove_untagged(
     *,
     parallel: int = 8,
     dry_run: bool = False,
+    keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
 ) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
     """Delete the untagged manifests of ``repos`` that nothing kept reaches (``--delete-untagged``): the platform
     manifests, attestations and signatures of kept images are never among them. Only registries that list
     untagged manifests (:class:`UntaggedLister`) have any; ``removal`` is the tag removal that ran before
-    (what its remaining tags reach). Returns the outcomes and warnings."""
+    (what its remaining tags reach); ``keep(repo)``, digests that stay with what they reach although untagged
+    (what Kubernetes runs). Returns the outcomes and warnings."""
     outcomes: list[UntaggedOutcome] = []
     warnings: list[str] = []
     for repo in dict.fromkeys(repos):
@@ -247,7 +251,7 @@ def remove_untagged(
             protected = removal.protected.get(str(repo))
             if protected is None:
                 graph = removal.graphs.get(str(repo)) or graph_of(repo)
-                protected = graph.reach(graph.tags.values())
+                protected = graph.reach([*graph.tags.values(), *keep(repo)])
             untagged = [d for d in lister(repo) if d not in protected]
         except CiEnvError as exc:
             warnings.append(f"{repo}: untagged manifests were not removed: {exc.message}")

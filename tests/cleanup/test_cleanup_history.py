@@ -219,3 +219,60 @@ def test_werf_yaml_can_disable_cleanup_and_set_the_recent_protection(setup: Defa
     given = run_cli("cleanup", *setup.args(), "--keep-published-within", "0", cwd=tmp_path)
     assert given.returncode == 0, given.stderr
     assert setup.remaining() == {"new"}
+
+
+@pytest.mark.parametrize("section", [
+    "cleanup:\n",
+    "cleanup:\n  keepPolicies: []\n",
+    "cleanup:\n  keepPolicies:\n",
+    "cleanup:\n  keepPolicies: []\n  keepImagesBuiltWithinLastNHours: 0\n",
+], ids=["cleanup-null", "keepPolicies-empty", "keepPolicies-null", "keepPolicies-empty-with-other-keys"])
+def test_an_empty_cleanup_section_or_keep_policies_list_means_werfs_defaults(
+    setup: DefaultSetup, tmp_path: Path, section: str
+) -> None:
+    """werf applies its default keep policies when keepPolicies is empty or null, and reads a null cleanup:
+    as no section: nothing werf keeps is removed, and nothing is refused."""
+    setup.commit("main0", 30)
+    setup.commit("main1", 20)
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    (setup.git.path / "werf.yaml").write_text(f"project: demo\nconfigVersion: 1\n{section}---\nimage: app\n")
+    result = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "keep policies: werf's default keep policies (3 policies)" in result.stderr
+    assert setup.remaining() == {"main0", "main1"}  # main keeps its ten newest
+
+
+def test_a_commit_dated_in_the_past_hides_no_fresh_image_beneath_it(setup: DefaultSetup, tmp_path: Path) -> None:
+    """A feature branch with one commit whose clock was a month behind: the fresh image beneath it is one of
+    the branch's two newest within a week (werf keeps it), so cleanup keeps it too."""
+    setup.commit("main0", 1)
+    setup.git.git("checkout", "-q", "-b", "feature")
+    setup.commit("fresh", 0.2)
+    setup.commit("skewed", 30)
+    setup.commit("head", 0.1)
+    setup.git.git("checkout", "-q", "main")
+    result = run_cli("cleanup", *setup.args(), "--keep-published-within", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert setup.remaining() == {"main0", "fresh", "head"}
+
+
+@pytest.mark.parametrize(("cleanup", "args"), [
+    ("", ("--keep-published-within", "99999999999999d")),
+    ("", ("--keep-published-within", "999999d")),
+    ("", ("--git-history-based-cleanup=false", "--stages-signature-strategy-expiry-days", "99999999999")),
+    ("cleanup:\n  keepImagesBuiltWithinLastNHours: 9999999999999999\n", ()),
+    ("cleanup:\n  keepPolicies:\n  - references: {branch: main, limit: {in: 99999999999d}}\n"
+     "    imagesPerReference: {in: 999999d, last: -1}\n", ("--keep-published-within", "0")),
+], ids=["keep-published-within-overflow", "keep-published-within-before-year-1", "expiry-days",
+        "keepImagesBuiltWithinLastNHours", "keep-policy-in"])
+def test_durations_longer_than_a_century_mean_forever_not_a_traceback(
+    setup: DefaultSetup, tmp_path: Path, cleanup: str, args: tuple[str, ...]
+) -> None:
+    setup.commit("old", 300)
+    setup.commit("new", 1)
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    (setup.git.path / "werf.yaml").write_text(f"project: demo\nconfigVersion: 1\n{cleanup}---\nimage: app\n")
+    result = run_cli("cleanup", *setup.args(), *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert setup.remaining() == {"old", "new"}

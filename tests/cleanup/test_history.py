@@ -136,6 +136,29 @@ def test_tag_reaches_only_its_own_commit(history: History) -> None:
     assert history.keep(policies) == set()  # the image of the parent commit is not the tag's
 
 
+def test_a_tag_of_an_annotated_tag_reaches_the_commit_beneath_both(history: History) -> None:
+    """``git tag -a outer inner`` makes a tag object pointing at a tag object: werf peels it to the commit."""
+    released = history.commit("release", 30, publishes="release")
+    history.tag("inner", released, age_days=30)
+    history.repo.git("tag", "-a", "-m", "outer", "outer", "inner", date=ago(29))
+    history.repo.git("tag", "-d", "inner")
+    history.commit("later", 1)
+    policies = "keepPolicies:\n- references: {tag: outer}\n"
+    assert history.keep(policies) == {"release"}
+
+
+def test_tags_of_trees_and_blobs_are_no_reference_and_break_nothing(history: History) -> None:
+    sha = history.commit("one", 2, publishes="one")
+    history.repo.git("tag", "tree", "HEAD^{tree}")
+    blob = history.repo.git("hash-object", "-w", "--stdin")
+    history.repo.git("tag", "blob", blob)
+    history.repo.git("tag", "-a", "-m", "annotated tree", "annotated-tree", "HEAD^{tree}")
+    history.tag("v1", sha)
+    names = {ref.name for ref in list_references(GitRepository(history.repo.path))}
+    assert names == {"main", "v1"}
+    assert history.keep("keepPolicies:\n- references: {tag: /.*/}\n") == {"one"}
+
+
 def test_literal_names_are_matched_whole_and_regexes_in_full(history: History) -> None:
     history.commit("base", 3, publishes="base")
     for name, sig in (("release", "rel"), ("release-2", "rel2"), ("prerelease", "pre")):
@@ -148,6 +171,35 @@ def test_literal_names_are_matched_whole_and_regexes_in_full(history: History) -
     assert history.keep(literal) == {"rel"}
     regex = "keepPolicies:\n- references: {branch: /release-.*/}\n"
     assert history.keep(regex) == {"rel2"}  # in full: prerelease does not match, release has no dash
+
+
+def test_posix_classes_of_werfs_regex_syntax_select_what_werf_selects(history: History) -> None:
+    """werf compiles the patterns with Go's RE2, which knows ``[[:digit:]]``; Python's re reads it as another set
+    (with a FutureWarning) and would silently select nothing."""
+    history.commit("base", 3)
+    for name, sig in (("release-12", "r12"), ("release-x", "rx"), ("hotfix_1", "h1")):
+        history.branch(name)
+        history.checkout(name)
+        history.commit(name, 1, publishes=sig)
+        history.checkout("main")
+    digits = "keepPolicies:\n- references: {branch: '/release-[[:digit:]]+/'}\n"
+    assert history.keep(digits) == {"r12"}
+    word = "keepPolicies:\n- references: {branch: '/[[:alpha:]]+[_-][[:alnum:]]+/'}\n"
+    assert history.keep(word) == {"r12", "rx", "h1"}
+
+
+def test_a_top_level_alternation_is_anchored_as_werf_anchors_it(history: History) -> None:
+    """werf wraps the pattern as ``^PATTERN$``: ``/main|stable/`` is ``^main`` or ``stable$``, so it selects
+    ``mainline`` too (write ``/(main|stable)/`` for the two names alone)."""
+    history.commit("base", 3)
+    for name, sig in (("mainline", "ml"), ("old-stable", "os"), ("other", "ot")):
+        history.branch(name)
+        history.checkout(name)
+        history.commit(name, 1, publishes=sig)
+        history.checkout("main")
+    assert history.keep("keepPolicies:\n- references: {branch: /mainline-x|stable/}\n") == {"os"}
+    assert history.keep("keepPolicies:\n- references: {branch: /main|stable/}\n") == {"ml", "os"}
+    assert history.keep("keepPolicies:\n- references: {branch: '/(main|stable)/'}\n") == set()
 
 
 def test_images_per_reference_last_counts_distinct_signatures_newest_first(history: History) -> None:
@@ -293,3 +345,48 @@ def test_images_are_counted_per_image(history: History) -> None:
     history.commit("c", 1, publishes="api2", image="api")
     policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 1}\n"
     assert history.keep(policies) == {"api2", "web1"}
+
+
+def test_a_commit_whose_clock_was_behind_hides_no_image_beneath_it(history: History) -> None:
+    """A commit dated a month back (a wrong clock, a rebase keeping dates) between two fresh ones: the walk of a
+    branch with ``in`` still reaches the fresh commit beneath it, as werf does (it filters commits by date,
+    wherever they are in history)."""
+    history.commit("base", 30, publishes="base")
+    history.branch("feature")
+    history.checkout("feature")
+    history.commit("f0", 0.2, publishes="f0")
+    history.commit("skewed", 30, publishes="skewed")
+    history.commit("f2", 0.1, publishes="f2")
+    history.checkout("main")
+    assert history.keep() == {"base", "f0", "f2"}  # feature: the two newest within a week; main: base
+
+
+def test_images_per_reference_last_ranks_by_committer_date_even_against_the_graph(history: History) -> None:
+    """werf keeps the ``last`` newest by committer date among every commit of the history that published an
+    image: a root commit dated after its descendants (a clock ahead) outranks them, and the walk must not stop
+    before reaching it."""
+    history.commit("root", 1, publishes="root")
+    history.commit("middle", 10, publishes="middle")
+    history.commit("head", 5, publishes="head")
+    policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 2}\n"
+    assert history.keep(policies) == {"root", "head"}
+
+
+def test_a_signature_counts_at_its_newest_commit_by_date(history: History) -> None:
+    """A signature published by two commits counts at the one with the newest committer date, even when the
+    other comes first in the history (werf's latest commit of a stage)."""
+    history.commit("first", 2, publishes="same")  # newest date, deepest
+    history.commit("other", 20, publishes="other")
+    history.commit("again", 10, publishes="same")
+    policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 1}\n"
+    verdict = history.verdict(policies)
+    assert {signature for _image, signature in verdict.kept} == {"same"}
+    reach = verdict.kept[("app", "same")]
+    assert reach.commit == history.repo.git("rev-parse", "HEAD~2")
+
+
+def test_commits_with_one_date_rank_newest_first_along_the_history(history: History) -> None:
+    """Twelve commits in the same second (a scripted rebase): main's ten are the ten nearest its head."""
+    for n in range(12):
+        history.commit(f"c{n}", 3, publishes=f"s{n}")
+    assert history.keep() == {f"s{n}" for n in range(2, 12)}
