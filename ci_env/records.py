@@ -55,6 +55,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -85,6 +86,8 @@ STRATEGIES = ("custom", "git-branch", "git-tag", "git-commit", "stages-signature
 _STAGE_TAG = re.compile(r"[0-9a-f]{64}")
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 READ_PARALLELISM = 8
+#: Manifest writes tried when the registry says the record config blob is unknown (see ``_put_manifest``).
+CONFIG_RACE_ATTEMPTS = 4
 #: ``:local`` stages: build-and-publish tags each locally built image ``ci-env-stages/<project>:<signature>``
 #: and labels it ``werf-content-signature=<signature>``; cleanup finds the stages by both.
 LOCAL_STAGES_REPOSITORY = "ci-env-stages"
@@ -408,7 +411,19 @@ class RegistryStore:
         }
         data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         self._listing = None
-        return self.client.put_manifest(self.repository.path, tag, data, OCI_MANIFEST)
+        for attempt in range(CONFIG_RACE_ATTEMPTS):
+            try:
+                return self.client.put_manifest(self.repository.path, tag, data, OCI_MANIFEST)
+            except RegistryError as exc:
+                # Jobs that write the first records of a new stages repository at once upload the config blob
+                # at once; distribution may then refuse a manifest as naming an unknown blob: upload it again.
+                if "BLOB_UNKNOWN" not in str(exc) or attempt == CONFIG_RACE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+                with self._config_lock:
+                    self._config_ready = False
+                self._ensure_config()
+        raise AssertionError("unreachable")
 
     def write_snapshot(self, tag: str, layers: Sequence[bytes], records: int) -> str:
         """Upload the snapshot's ``layers`` and tag the manifest holding them ``tag``; returns its digest."""

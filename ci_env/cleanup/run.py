@@ -32,7 +32,7 @@ from ci_env.cleanup.policies import (
 )
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.report import Result
-from ci_env.errors import CiEnvError, UsageError
+from ci_env.errors import CiEnvError, ConfigError, UsageError
 from ci_env.registry.client import ClientPool
 
 if TYPE_CHECKING:
@@ -279,6 +279,7 @@ def git_history(
     (one listing of the store), the references and the commit graph (two git commands), then the walk."""
     from ci_env import records
     from ci_env.cleanup.history import CommitGraph, Published, evaluate, list_references
+    from ci_env.cleanup.keep_policies import BRANCH
 
     image_of = {t.signature or t.tag: t.image for t in tags if t.strategy == STAGES_SIGNATURE}
     recorded: dict[str, list[str]] = {}
@@ -288,9 +289,43 @@ def git_history(
             recorded.setdefault(record.signature, []).append(record.commit)
             published.append(Published(image_of[record.signature], record.commit, record.signature))
     refs = list_references(repo)
+    if published and not any(ref.kind == BRANCH for ref in refs):
+        raise ConfigError(
+            f"the clone in {repo.path} has no branches (a detached checkout?), so the keep policies would keep no "
+            "image of any branch: fetch the branches (--git-history-synchronization, or clone with them), or pass "
+            "--git-history-based-cleanup=false"
+        )
     graph = CommitGraph.load(repo, [ref.head for ref in refs])
     verdict = evaluate(config.keep_policies, refs, graph, published, now)
     return GitHistory(verdict, {sig: tuple(commits) for sig, commits in recorded.items()}, strict)
+
+
+def forget_metadata(
+    target: Target, plan: Plan, outcomes: Mapping[tuple[str, str], tuple[str, str]], parallel: int = 8,
+) -> int:
+    """Retire the metadata records of the content signatures whose tags this run removed (or found gone):
+    they can keep nothing any more, and the stages repository's listing stays as long as what is kept. A
+    signature another kept content-signature tag still carries keeps its records; a batch that fails is
+    left for the next run. Returns how many went."""
+    from ci_env import records
+
+    history = plan.git_history
+    if history is None:
+        return 0
+    content = [d for d in plan.decisions if d.kind == KIND_TAG and d.strategy == STAGES_SIGNATURE]
+    kept = {d.tag for d in content if d.action != DELETE}
+    gone = {
+        d.tag for d in content
+        if d.action == DELETE and outcomes.get((d.repository, d.stored_tag), ("", ""))[0] in ("removed", "absent")
+    } - kept
+    keys = [records.metadata_key(commit, signature) for signature in sorted(gone)
+            for commit in history.recorded.get(signature, ())]
+    if not keys:
+        return 0
+    try:
+        return target.store.delete_many(records.METADATA, keys, parallel)
+    except CiEnvError:
+        return 0
 
 
 def execute(
@@ -362,8 +397,10 @@ def execute(
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
     if local:
         outcomes.update(remove_local_stages(target, local, settings, env))
-    forgotten = 0 if settings.dry_run else forget_records(target, plan, inventory, outcomes, settings.parallel,
-                                                           phases, clients)
+    forgotten = 0
+    if not settings.dry_run:
+        forgotten = forget_records(target, plan, inventory, outcomes, settings.parallel, phases, clients)
+        forget_metadata(target, plan, outcomes, settings.parallel)
     return Result(
         command, settings.dry_run, str(target.images_repo.address),
         ":local" if target.stages_local else (str(target.stages) if target.stages else None),

@@ -4,7 +4,7 @@ history and metadata records in the real registry; the plan and report say why f
 from __future__ import annotations
 
 import json
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -129,8 +129,10 @@ def test_tags_without_metadata_are_kept_with_one_warning_and_strict_removes_them
 def test_history_based_false_falls_back_to_the_stages_signature_limit(setup: DefaultSetup, tmp_path: Path) -> None:
     for n in range(3):
         setup.commit(f"c{n}", 30 - n)
-    setup.git.git("checkout", "-q", "--detach")
-    setup.git.git("branch", "-D", "main")  # no branch reaches anything: the policies would remove all three
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    (setup.git.path / "werf.yaml").write_text(  # a policy that selects no branch: it keeps none of the three
+        "project: demo\nconfigVersion: 1\ncleanup:\n  keepPolicies:\n  - references: {branch: release}\n"
+        "---\nimage: app\n")
     off = run_cli("cleanup", *setup.args(), cwd=tmp_path,
                   env={"WERF_GIT_HISTORY_BASED_CLEANUP": "false", "WERF_STAGES_SIGNATURE_STRATEGY_LIMIT": "2"})
     assert off.returncode == 0, off.stderr
@@ -174,11 +176,8 @@ def test_parallel_publishes_lose_no_metadata_record(world: World) -> None:
         for commit in commits[index::4]:
             records.write_metadata(store, records.CommitMetadata("app", commit, signature_of(commit)))
 
-    threads = [threading.Thread(target=pipeline, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(pipeline, range(4)))  # a pipeline whose write fails fails the test
     fresh = records.open_store(world.stages, "", client=world.client)
     found = {(m.commit, m.signature) for m in records.read_metadata(fresh)}
     assert found == {(c, signature_of(c)) for c in commits}
@@ -193,11 +192,8 @@ def test_parallel_local_writers_lose_no_metadata_record(tmp_path: Path) -> None:
             records.write_metadata(store, records.CommitMetadata("app", commit, signature_of(commit)))
             records.write_metadata(store, records.CommitMetadata("app", commits[0], signature_of(commits[0])))
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(writer, range(4)))
     assert {m.commit for m in records.read_metadata(store)} == set(commits)
     assert not list((tmp_path / "state" / "metadata").glob(".*"))  # no temporary file left behind
 
@@ -276,3 +272,32 @@ def test_durations_longer_than_a_century_mean_forever_not_a_traceback(
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert setup.remaining() == {"old", "new"}
+
+
+def test_removed_images_take_their_metadata_records_with_them(setup: DefaultSetup, tmp_path: Path) -> None:
+    setup.commit("base", 30)
+    setup.git.git("branch", "gone")
+    setup.git.git("checkout", "-q", "gone")
+    setup.commit("lost", 20)
+    setup.git.git("checkout", "-q", "main")
+    setup.git.git("branch", "-D", "gone")
+    setup.commit("kept", 10)
+    before = {(m.commit, m.signature) for m in records.read_metadata(setup.world.store)}
+    assert len(before) == 3
+    result = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert setup.remaining() == {"base", "kept"}
+    fresh = records.open_store(setup.world.stages, "", client=setup.world.client)
+    after = {m.signature for m in records.read_metadata(fresh)}
+    assert after == {setup.signatures["base"], setup.signatures["kept"]}  # the listing shrinks with what goes
+
+
+def test_a_clone_without_branches_is_refused_before_anything_is_removed(setup: DefaultSetup, tmp_path: Path) -> None:
+    setup.commit("one", 3)
+    setup.git.git("checkout", "-q", "--detach")
+    setup.git.git("branch", "-D", "main")
+    result = run_cli("cleanup", *setup.args(), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "has no branches" in result.stderr and "--git-history-synchronization" in result.stderr
+    assert len(result.stderr.strip().splitlines()[-1:]) == 1 and "Traceback" not in result.stderr
+    assert setup.remaining() == {"one"}
