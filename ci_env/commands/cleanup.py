@@ -188,8 +188,8 @@ def history_lines(plan: Any, settings: Any, config: Any, kw: dict[str, Any]) -> 
                 f"ci-env: warning: {plural(unrecorded, 'content-signature tag')} "
                 f"{'has' if unrecorded == 1 else 'have'} no metadata record of the commit that published "
                 f"{'it' if unrecorded == 1 else 'them'} (published before ci-env recorded commits, or by another "
-                "tool), so the keep policies cannot judge them: kept. Once every pipeline publishes with this "
-                "ci-env, remove them with --git-history-based-cleanup-strict "
+                f"tool), so the keep policies cannot judge {'it' if unrecorded == 1 else 'them'}: kept. Once every "
+                "pipeline publishes with this ci-env, remove such tags with --git-history-based-cleanup-strict "
                 "(WERF_GIT_HISTORY_BASED_CLEANUP_STRICT=true)")
         limits = [name for name in ("stages_signature_strategy_limit", "stages_signature_strategy_expiry_days")
                   if kw.get(name, -1) != -1]

@@ -295,7 +295,7 @@ def _setup(
     say(f"job directory: {job_dir}")
     for login in logins:
         add_login(job_dir, login.registry, login.username, login.password)
-        say(f"logged in to {login.registry} as {login.username}")
+        say(f"{_login_words(options.no_verify_login)} {login.registry} as {login.username}")
     inputs = ExportInputs(
         docker_config=job_dir,
         images_repo=options.images_repo or None,
@@ -316,7 +316,7 @@ def _setup(
     _deliver(rendered, options, env, job_dir)
     if left_behind:
         sys.stderr.write(f"ci-env: warning: {_store_warning(base.directory, store, left_behind)}\n")
-    sys.stderr.write(f"ci-env: {summary(facts, job_dir, logins, exports)}\n")
+    sys.stderr.write(f"ci-env: {summary(facts, job_dir, logins, exports, verified=not options.no_verify_login)}\n")
     sys.stderr.flush()
     return job_dir
 
@@ -336,14 +336,21 @@ def _check_variables(options: SetupOptions, env: Mapping[str, str]) -> None:
     check_variables(env, ("WERF_INSECURE_REGISTRY", *(() if options.override else TAKEN_VARIABLES)))
 
 
-def summary(facts: JobFacts, job_dir: Path, logins: Sequence[RegistryLogin], exports: Sequence[Export]) -> str:
+def _login_words(unverified: bool) -> str:
+    """``logged in to``, or ``credentials for`` when --no-verify-login wrote them unchecked."""
+    return "credentials (not verified) for" if unverified else "logged in to"
+
+
+def summary(facts: JobFacts, job_dir: Path, logins: Sequence[RegistryLogin], exports: Sequence[Export],
+            verified: bool = True) -> str:
     """The one line setup prints on success: CI system and job, the job's Docker config, each login, the
     images repo with its implementation and mode, and the stages storage (never a secret)."""
     values = {export.name: export.value for export in exports}
     ci = f"{facts.system} job {facts.job_id}" if facts.job_id else (
         "no CI system detected" if facts.system == "none" else f"{facts.system} (no job id)")
     parts = [f"setup: {ci}", f"Docker config {job_dir}"]
-    parts += [f"logged in to {login.registry} as {login.username}" for login in logins] or ["no login"]
+    parts += [f"{_login_words(not verified)} {login.registry} as {login.username}" for login in logins] or [
+        "no login"]
     images = values.get("WERF_IMAGES_REPO")
     if images:
         details = ", ".join(

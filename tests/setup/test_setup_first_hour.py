@@ -50,6 +50,14 @@ def test_success_prints_one_summary_line(tmp_path: Path, registry_htpasswd: Regi
     assert USERS["alice"] not in result.stderr
 
 
+def test_an_unverified_login_is_not_called_logged_in(tmp_path: Path, registry_htpasswd: RegistryService) -> None:
+    env = gitlab_env(tmp_path, registry_htpasswd, "alice", "wrong password")
+    result = run(["setup", "--no-verify-login"], env)
+    assert result.returncode == 0, result.stderr
+    assert "logged in" not in result.stderr
+    assert f"credentials (not verified) for {registry_htpasswd.host} as alice" in result.stderr
+
+
 def test_summary_outside_ci_says_so(tmp_path: Path) -> None:
     result = run(["setup", "-i", "quay.io/acme", "--shell", "json"], plain_env(tmp_path))
     assert result.returncode == 0, result.stderr
