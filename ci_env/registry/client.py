@@ -35,7 +35,9 @@ REMOVED = "removed"
 ABSENT = "absent"
 #: a digest no registry holds: deleting it is the harmless probe of whether deletion is allowed.
 PROBE_DIGEST = "sha256:" + "0" * 64
-LISTING_PARALLELISM = 8
+#: requests at once when reading a repository (HEADs and GETs): reads are cheap for a registry, and a registry
+#: far away answers each after a round trip, so many in flight hide the latency (the pool keeps 64 per host).
+LISTING_PARALLELISM = 32
 #: bytes read from the source and sent to the target at a time when a blob is streamed across.
 BLOB_CHUNK = 1 << 20
 #: redirects followed per request at most (as requests and Go's net/http do).

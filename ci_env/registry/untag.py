@@ -30,6 +30,8 @@ REMOVED = "removed"
 ABSENT = "absent"
 FAILED = "failed"
 WOULD_REMOVE = "would-remove"
+#: a removal a run did not start (it stopped first: ``--time-budget``).
+NOT_ATTEMPTED = "not-attempted"
 
 #: delete_route -> "module:Class" of its remover; each class is built as ``Class(context)``.
 REMOVERS: dict[str, str] = {
@@ -216,13 +218,15 @@ def untag_all(
     dry_run: bool = False,
     progress: Progress | None = None,
     progress_every: float = 2.0,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> Summary:
     """Remove every (repository, tag) of ``requests``; one Outcome each, failures recorded, not raised.
 
     Every repository is preflighted before anything is deleted: a PreflightError (or any user error
     raised while preflighting) propagates and nothing is removed. ``dry_run`` preflights nothing and
     removes nothing: each tag is reported ``would-remove``. ``progress(done, total, summary)`` is called
-    at most every ``progress_every`` seconds and once at the end.
+    at most every ``progress_every`` seconds and once at the end; ``on_outcome(outcome)`` once per tag as soon
+    as its outcome is known (from worker threads).
     """
     unique = list(dict.fromkeys(requests))
     if dry_run:
@@ -244,6 +248,8 @@ def untag_all(
                 return
             results[index] = outcome
             done += 1
+            if on_outcome is not None:
+                on_outcome(outcome)
             now = time.monotonic()
             if progress is not None and now - last >= progress_every and done < len(unique):
                 last = now
