@@ -48,9 +48,10 @@ def main() -> None:
         proxy = LatencyProxy(registry.host, delay=args.latency_ms / 1000,
                              max_connections=args.max_connections) if args.latency_ms else None
         try:
-            client = RegistryClient(registry.host, docker_config=tmp / "none")
-            images = RepoAddress(registry.host, "bench/images")
-            stages = RepoAddress(registry.host, "bench/stages")
+            client = RegistryClient(registry.host, docker_config=tmp / "none")  # publishing goes directly
+            far = proxy.host if proxy else registry.host  # the address the records name and the commands use
+            images = RepoAddress(far, "bench/images")
+            stages = RepoAddress(far, "bench/stages")
             store = records.open_store(stages, "", client=client)
             records.add_managed_image(store, "app")
             path = images.child("app").path
@@ -81,12 +82,11 @@ def main() -> None:
                 list(pool.map(publish, range(kept_count, args.tags)))
             print(f"published {args.tags} tags with records in {time.monotonic() - started:.1f}s")
             env = {**os.environ, "DOCKER_CONFIG": str(tmp / "none")}
-            far = proxy.host if proxy else registry.host
             print("commands run " + (f"through a proxy adding {args.latency_ms:.0f} ms per request and per connection "
                                      f"(at most {args.max_connections} connections)" if proxy else "on loopback")
                   + f", --parallel {args.parallel}")
-            base = [sys.executable, "-m", "ci_env", "cleanup", "-i", str(RepoAddress(far, images.path)),
-                    "-s", str(RepoAddress(far, stages.path)), "--dir", str(git.path), "--parallel",
+            base = [sys.executable, "-m", "ci_env", "cleanup", "-i", str(images),
+                    "-s", str(stages), "--dir", str(git.path), "--parallel",
                     str(args.parallel), "--without-kube"]
             timings: dict[str, tuple[float, int]] = {}
             for label, extra in (("plan (--dry-run)", ["--dry-run"]), ("cleanup", [])):
