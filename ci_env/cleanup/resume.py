@@ -140,7 +140,7 @@ def resume(
                                               basis=Basis(RULE_JOURNAL)))
         inventory = Inventory((), (), listings=listings)
         result = execute(command, target, Plan(tuple(decisions)), inventory, clients, settings, env, credentials,
-                         progress=progress, budget=budget, forget=False, writer=writer)
+                         progress=progress, budget=budget, forget=False, writer=writer, guarded=True)
     except BaseException:
         writer.close()
         raise

@@ -268,6 +268,7 @@ def execute(
     journal: Path | None = None,
     forget: bool = True,
     writer: Journal | None = None,
+    guarded: bool = False,
 ) -> Result:
     """Remove the plan's deletions (unless dry run) and forget their records; the Result with every outcome.
 
@@ -276,7 +277,8 @@ def execute(
     before the first one and each outcome as it comes (``ci_env.cleanup.journal``); the file is deleted when
     the run did them all. With a time ``budget`` the removals go in slices, and none is started once the budget
     is reached: the rest are ``not-attempted``, the Result is ``stopped``, no records are forgotten (the next
-    run does it) and the journal stays. ``forget`` False leaves the records alone (a resumed journal)."""
+    run does it) and the journal stays. ``forget`` False leaves the records alone and ``guarded`` removes a tag
+    only while it points at its decision's digest (a resumed journal)."""
     from ci_env.registry.reference import parse_address
     from ci_env.registry.removal import UntaggedOutcome, remove_untagged
 
@@ -296,9 +298,13 @@ def execute(
         writer = jr.Journal.create(journal, journal_target(command, target), [
             jr.Entry(d.repository, d.stored_tag, d.digest, d.kind, d.image,
                      d.tag if d.tag != d.stored_tag else None) for d in remote])
+    expected = None
+    if guarded:
+        expected = {(address, d.stored_tag): d.digest for (address, _), d in zip(requests, remote, strict=True)
+                    if d.digest}
     try:
         removal, stopped = _remove(requests, remover_of, graph_of, settings, progress, budget,
-                                   None if writer is None else _journal_outcome(writer))
+                                   None if writer is None else _journal_outcome(writer), expected)
     except BaseException:
         if writer is not None:
             writer.close()
@@ -343,7 +349,7 @@ def journal_target(command: str, target: Target) -> JournalTarget:
 
 def _journal_outcome(writer: Journal) -> Callable[[Outcome], None]:
     def record(outcome: Outcome) -> None:
-        if outcome.status in ("removed", "absent", "failed"):
+        if outcome.status in ("removed", "absent", "failed", "moved"):
             writer.record(outcome.repo, outcome.tag, outcome.status)
 
     return record
@@ -385,7 +391,7 @@ def _remove(
     requests: Sequence[tuple[RepoAddress, str]], remover_of: Callable[[RepoAddress], TagRemover],
     graph_of: Callable[[RepoAddress], RepoGraph], settings: Settings,
     progress: Callable[[int, int, Any], None] | None, budget: TimeBudget | None,
-    on_outcome: Callable[[Outcome], None] | None,
+    on_outcome: Callable[[Outcome], None] | None, expected: Mapping[tuple[RepoAddress, str], str] | None = None,
 ) -> tuple[ImageRemoval, bool]:
     """The removals (``remove_images``), in one go, or under a time budget in slices of ``SLICE_PER_WORKER``
     tags per worker, each slice started only while the budget allows it (with room for the longest slice so
@@ -401,7 +407,7 @@ def _remove(
             report: Callable[[int, int, Any], None] | None) -> ImageRemoval:
         return remove_images(chunk, remover_of, graphs, keep_accessories=settings.keep_signatures,
                              parallel=settings.parallel, dry_run=settings.dry_run, progress=report,
-                             on_outcome=on_outcome)
+                             on_outcome=on_outcome, expected=expected)
 
     if budget is None or settings.dry_run:
         return run(requests, graph_of, progress), False

@@ -141,6 +141,7 @@ def remove_images(
     dry_run: bool = False,
     progress: Progress | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    expected: Mapping[tuple[RepoAddress, str], str] | None = None,
 ) -> ImageRemoval:
     """Remove every (repository, tag) of ``requests`` with its accessories (see the module docstring).
 
@@ -148,7 +149,7 @@ def remove_images(
     the tags are still removed by their remover's own careful route, nothing else is, and a warning says so.
     Every repository is preflighted before anything is deleted. ``keep_accessories`` (``--keep-signatures``)
     leaves referrers in place; platform manifests still go with their index. ``on_outcome`` is told each tag's
-    outcome as soon as it is known (``untag_all``).
+    outcome as soon as it is known (``untag_all``); ``expected`` guards the tag removals (``untag_all``).
     """
     unique = list(dict.fromkeys(requests))
     by_repo: dict[RepoAddress, list[str]] = {}
@@ -193,7 +194,8 @@ def remove_images(
             protect(repo, removal.protected)
         referrers = [(removal.owner(a.digest), a) for a in removal.all_accessories() if a.is_referrer]
         _remove_accessories(repo, remover, referrers, parallel, outcomes)
-    summary = untag_all(unique, wrapped, parallel=parallel, progress=progress, on_outcome=on_outcome)
+    summary = untag_all(unique, wrapped, parallel=parallel, progress=progress, on_outcome=on_outcome,
+                        expected=expected)
     status = {(o.repo, o.tag): o.status for o in summary.outcomes}
     for repo, removal in removals.items():
         children: list[tuple[str, Accessory]] = []
