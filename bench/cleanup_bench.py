@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from ci_env import records
@@ -104,6 +106,8 @@ def main() -> None:
                 timings[label] = (elapsed, requests)
                 print(f"{label}: {elapsed:.1f}s, {requests} HTTP requests, {len(progress)} progress lines on stderr")
                 print("  " + ", ".join(f"{kind}: {count}" for kind, count in breakdown.most_common()))
+                print("  when (s from the first request, by the registry's access log): " + ", ".join(
+                    f"{kind} {first:.0f}-{last:.0f}" for kind, (first, last) in _spans(registry.log_path, before)))
             remaining = set(client.list_tags(path))
             removed = args.stale
             print(f"cleanup removed {args.tags - len(remaining)} of {args.stale} stale tags; "
@@ -118,6 +122,23 @@ def main() -> None:
             if proxy:
                 proxy.stop()
             registry.stop()
+
+
+_STAMPED = re.compile(r'\[([^\]]+)\] "(GET|HEAD|PUT|POST|DELETE|PATCH) (\S+) HTTP')
+
+
+def _spans(log: Path, skip: int) -> list[tuple[str, tuple[float, float]]]:
+    """Each request kind's first and last second (from the first request after ``skip``), in order of start."""
+    stamped = [(datetime.strptime(when, "%d/%b/%Y:%H:%M:%S %z").timestamp(), _kind(method, path))
+               for when, method, path in _STAMPED.findall(log.read_text(errors="replace"))][skip:]
+    if not stamped:
+        return []
+    origin = stamped[0][0]
+    spans: dict[str, tuple[float, float]] = {}
+    for when, kind in stamped:
+        first, _ = spans.get(kind, (when - origin, 0.0))
+        spans[kind] = (first, when - origin)
+    return sorted(spans.items(), key=lambda item: item[1][0])
 
 
 def _kind(method: str, path: str) -> str:

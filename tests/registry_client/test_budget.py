@@ -176,3 +176,19 @@ def test_what_counts_as_a_rate_limit() -> None:
     assert requested_pause(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1030"}, now=lambda: 1000.0) == 30
     assert requested_pause(200, {"ratelimit-remaining": "0;w=21600"}) is None  # Docker Hub pulls: no reset given
     assert requested_pause(200, {"X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "1030"}) is None
+
+
+def test_setup_does_not_import_the_budget_or_the_journal() -> None:
+    """`ci-env setup` runs in every job: the request budget and cleanup's journal come with requests only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom ci_env.cli import main\n"
+        "try:\n    main(['setup', '--help'])\nexcept SystemExit: pass\n"
+        "heavy = ('requests', 'ci_env.registry.budget', 'ci_env.registry.http', 'ci_env.cleanup.journal',\n"
+        "         'ci_env.cleanup.time_budget')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
