@@ -109,10 +109,10 @@ class BoundedRetry(Retry):
             budget.waited += host.pause(budget.allowance(wanted))
             host.before(method, self.sleeper)
         else:
+            if host is not None and response is not None:
+                host.observe(response.status, response.headers)  # a 503's Retry-After holds the others too
             budget.wait(wanted)
             if host is not None:
-                if response is not None:
-                    host.observe(response.status, response.headers)
                 host.before(method, self.sleeper)
         self.waited = budget.waited
 

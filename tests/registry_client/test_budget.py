@@ -192,3 +192,14 @@ def test_setup_does_not_import_the_budget_or_the_journal() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_503_with_retry_after_is_waited_once_by_the_worker_that_met_it(fake_server: Callable[[], FakeApi]) -> None:
+    api = fake_server()
+    server = Limited(nth=1, status=503, headers={"Retry-After": "2"})
+    api.route("GET", r"/v2/app/tags/list")(server)
+    waits: list[float] = []
+    client = RegistryClient(api.url.removeprefix("http://"), docker_config=NO_CONFIG,
+                            session=make_session(sleep=waits.append))
+    assert client.list_tags("app") == []
+    assert waits == [2.0]  # its own wait covers the pause it set for the others: no second one
