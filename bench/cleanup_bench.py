@@ -4,19 +4,23 @@
 alone on their image (plain path), half share it with a kept tag (placeholder path). Every tag has its
 publication record, as build-and-publish writes. Prints the wall time of the plan (``--dry-run``) and of
 the cleanup, and HTTP requests (from the registry's access log) per removed tag.
-Run by hand: ``python -m bench.cleanup_bench [--tags 5000] [--stale 1000]``.
+``--latency-ms 40`` runs the two commands through ``tests.services.latency_proxy`` (40 ms per request and per new
+connection, at most ``--max-connections`` connections at once), as against a registry far away; publishing
+goes directly. Run by hand: ``python -m bench.cleanup_bench [--tags 5000] [--stale 1000] [--latency-ms 40]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from ci_env import records
@@ -24,6 +28,7 @@ from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from tests.cleanup.gitrepo import GitRepo
 from tests.registry_client.images import push_image
+from tests.services.latency_proxy import LatencyProxy
 from tests.services.registry import start_registry
 
 BUDGET_SECONDS = 120.0
@@ -33,15 +38,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tags", type=int, default=5000)
     parser.add_argument("--stale", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="delay per request and per new connection, through a proxy (0: direct)")
+    parser.add_argument("--max-connections", type=int, default=64, help="connections the proxy serves at once")
+    parser.add_argument("--parallel", type=int, default=int(os.environ.get("BENCH_PARALLEL", "16")))
     args = parser.parse_args()
     kept_count = args.tags - args.stale
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         registry = start_registry(tmp / "registry")
+        proxy = LatencyProxy(registry.host, delay=args.latency_ms / 1000,
+                             max_connections=args.max_connections) if args.latency_ms else None
         try:
-            client = RegistryClient(registry.host, docker_config=tmp / "none")
-            images = RepoAddress(registry.host, "bench/images")
-            stages = RepoAddress(registry.host, "bench/stages")
+            client = RegistryClient(registry.host, docker_config=tmp / "none")  # publishing goes directly
+            far = proxy.host if proxy else registry.host  # the address the records name and the commands use
+            images = RepoAddress(far, "bench/images")
+            stages = RepoAddress(far, "bench/stages")
             store = records.open_store(stages, "", client=client)
             records.add_managed_image(store, "app")
             path = images.child("app").path
@@ -72,8 +84,12 @@ def main() -> None:
                 list(pool.map(publish, range(kept_count, args.tags)))
             print(f"published {args.tags} tags with records in {time.monotonic() - started:.1f}s")
             env = {**os.environ, "DOCKER_CONFIG": str(tmp / "none")}
-            base = [sys.executable, "-m", "ci_env", "cleanup", "-i", str(images), "-s", str(stages),
-                    "--dir", str(git.path), "--parallel", os.environ.get("BENCH_PARALLEL", "16")]
+            print("commands run " + (f"through a proxy adding {args.latency_ms:.0f} ms per request and per connection "
+                                     f"(at most {args.max_connections} connections)" if proxy else "on loopback")
+                  + f", --parallel {args.parallel}")
+            base = [sys.executable, "-m", "ci_env", "cleanup", "-i", str(images),
+                    "-s", str(stages), "--dir", str(git.path), "--parallel",
+                    str(args.parallel), "--without-kube"]
             timings: dict[str, tuple[float, int]] = {}
             for label, extra in (("plan (--dry-run)", ["--dry-run"]), ("cleanup", [])):
                 before = len(registry.requests())
@@ -90,6 +106,8 @@ def main() -> None:
                 timings[label] = (elapsed, requests)
                 print(f"{label}: {elapsed:.1f}s, {requests} HTTP requests, {len(progress)} progress lines on stderr")
                 print("  " + ", ".join(f"{kind}: {count}" for kind, count in breakdown.most_common()))
+                print("  when (s from the first request, by the registry's access log): " + ", ".join(
+                    f"{kind} {first:.0f}-{last:.0f}" for kind, (first, last) in _spans(registry.log_path, before)))
             remaining = set(client.list_tags(path))
             removed = args.stale
             print(f"cleanup removed {args.tags - len(remaining)} of {args.stale} stale tags; "
@@ -101,7 +119,26 @@ def main() -> None:
             print(f"time per removed tag beyond planning: {(elapsed - plan_time) / removed * 1000:.0f} ms")
             print(f"within budget ({BUDGET_SECONDS:.0f}s for the cleanup run): {elapsed <= BUDGET_SECONDS}")
         finally:
+            if proxy:
+                proxy.stop()
             registry.stop()
+
+
+_STAMPED = re.compile(r'\[([^\]]+)\] "(GET|HEAD|PUT|POST|DELETE|PATCH) (\S+) HTTP')
+
+
+def _spans(log: Path, skip: int) -> list[tuple[str, tuple[float, float]]]:
+    """Each request kind's first and last second (from the first request after ``skip``), in order of start."""
+    stamped = [(datetime.strptime(when, "%d/%b/%Y:%H:%M:%S %z").timestamp(), request_kind(method, path))
+               for when, method, path in _STAMPED.findall(log.read_text(errors="replace"))][skip:]
+    if not stamped:
+        return []
+    origin = stamped[0][0]
+    spans: dict[str, tuple[float, float]] = {}
+    for when, kind in stamped:
+        first, _ = spans.get(kind, (when - origin, 0.0))
+        spans[kind] = (first, when - origin)
+    return sorted(spans.items(), key=lambda item: item[1][0])
 
 
 def request_kind(method: str, path: str) -> str:

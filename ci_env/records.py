@@ -85,7 +85,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 STRATEGIES = ("custom", "git-branch", "git-tag", "git-commit", "stages-signature")
 _STAGE_TAG = re.compile(r"[0-9a-f]{64}")
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-READ_PARALLELISM = 8
+READ_PARALLELISM = 32  # see ci_env.registry.client.LISTING_PARALLELISM
 #: Manifest writes tried when the registry says the record config blob is unknown (see ``_put_manifest``).
 CONFIG_RACE_ATTEMPTS = 4
 #: ``:local`` stages: build-and-publish tags each locally built image ``ci-env-stages/<project>:<signature>``

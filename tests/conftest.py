@@ -17,6 +17,16 @@ from tests.services.registry import RegistryService, start_registry
 USERS = {"alice": "alice-pass-1", "bob": "b0b$`\"'\\pass"}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_request_budgets() -> Iterator[None]:
+    """Each test starts with no host paused or paced by an earlier one (``ci_env.registry.budget``)."""
+    from ci_env.registry.budget import reset_shared
+
+    reset_shared()
+    yield
+    reset_shared()
+
+
 @pytest.fixture(scope="session")
 def registry_open(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryService]:
     service = start_registry(tmp_path_factory.mktemp("registry-open"), auth="none")

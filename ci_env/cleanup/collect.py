@@ -34,7 +34,7 @@ STRATEGY_LABEL = "werf-tag-strategy"
 IMAGE_TAG_LABEL = "werf-image-tag"
 SIGNATURE_LABEL = "werf-content-signature"
 REVISION_LABEL = "org.opencontainers.image.revision"
-PARALLELISM = 8
+PARALLELISM = 32  # reads at once; see ci_env.registry.client.LISTING_PARALLELISM
 
 
 @dataclass(frozen=True)

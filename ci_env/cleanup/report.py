@@ -44,6 +44,14 @@ class Result:
     #: the untagged manifests of ``--delete-untagged`` (``UntaggedOutcome``)
     untagged: tuple[Any, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: the time budget stopped the run before every removal was started (``not-attempted`` ones remain)
+    stopped: bool = False
+    #: the journal the next run continues from (a stopped run), else None
+    journal: str | None = None
+    #: the waits rate limits cost, per host (``ci_env.registry.budget.WaitStats``)
+    waits: tuple[Any, ...] = ()
+    #: the removals this run finished for the journal of an earlier run (``ci_env.cleanup.resume``)
+    resumed: tuple[Any, ...] = ()
 
     def outcome(self, decision: Decision) -> tuple[str, str]:
         if decision.action != DELETE:
@@ -55,7 +63,8 @@ class Result:
         return [(d, self.outcome(d)[1]) for d in self.plan.deletions if self.outcome(d)[0] == "failed"]
 
     def counts(self) -> dict[str, int]:
-        counts = {"kept": 0, "delete": 0, "removed": 0, "absent": 0, "failed": 0, "would_remove": 0}
+        counts = {"kept": 0, "delete": 0, "removed": 0, "absent": 0, "failed": 0, "would_remove": 0,
+                  "not_attempted": 0}
         for decision in self.plan.decisions:
             status, _ = self.outcome(decision)
             if decision.action == DELETE:
@@ -106,6 +115,9 @@ class Result:
             "decisions": decisions,
             "skipped": [{"reference": ref, "reason": why} for ref, why in self.skipped],
             **({"untagged": [u.as_dict() for u in self.untagged]} if self.untagged else {}),
+            **({"partial": {"stopped_by": "time-budget", "journal": self.journal}} if self.stopped else {}),
+            **({"resumed": [r.as_json() for r in self.resumed]} if self.resumed else {}),
+            "rate_limits": rate_limits_json(self.waits),
         }
 
     def write_json(self, path: Path) -> None:
@@ -130,6 +142,26 @@ class Result:
             handle.write(tail + "\n")
 
         _write_atomically(path, write)
+
+
+def rate_limits_json(waits: Sequence[Any]) -> dict[str, Any]:
+    """The report's ``rate_limits``: totals over the hosts, then each host that had any wait."""
+    return {
+        "rate_limited_answers": sum(w.limited for w in waits),
+        "waits": sum(w.waits for w in waits),
+        "waited_seconds": round(sum(w.seconds for w in waits), 3),
+        "hosts": [w.as_json() for w in waits],
+    }
+
+
+def wait_line(waits: Sequence[Any]) -> str:
+    """``, 3 rate-limit waits (12.5 s)`` for the final status line; "" when nothing waited."""
+    count = sum(w.waits for w in waits)
+    limited = sum(w.limited for w in waits)
+    if not count and not limited:
+        return ""
+    answers = f"{limited} rate-limited answer{'s' if limited != 1 else ''}, " if limited else ""
+    return f", {answers}{count} wait{'s' if count != 1 else ''} for rate limits ({sum(w.seconds for w in waits):.1f} s)"
 
 
 def _short(digest: str | None) -> str:

@@ -8,7 +8,7 @@ the publication records of the tags removed (and of tags that no longer exist) a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +36,10 @@ from ci_env.errors import CiEnvError, ConfigError, UsageError
 from ci_env.registry.client import ClientPool
 
 if TYPE_CHECKING:
+    from ci_env.cleanup.journal import Journal
+    from ci_env.cleanup.journal import Target as JournalTarget
     from ci_env.cleanup.keep_policies import CleanupConfig
+    from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.gitinfo import GitRepository
     from ci_env.options import RepoOptions
     from ci_env.records import RecordStore
@@ -44,7 +47,8 @@ if TYPE_CHECKING:
     from ci_env.registry.listing import TagLister
     from ci_env.registry.naming import ImagesRepo
     from ci_env.registry.reference import RepoAddress
-    from ci_env.registry.untag import TagRemover
+    from ci_env.registry.removal import ImageRemoval
+    from ci_env.registry.untag import Outcome, TagRemover
 
 
 @dataclass(frozen=True)
@@ -340,24 +344,108 @@ def execute(
     progress: Callable[[int, int, Any], None] | None = None,
     started: str = "",
     phases: Update | None = None,
+    *,
+    budget: TimeBudget | None = None,
+    journal: Path | None = None,
+    forget: bool = True,
+    writer: Journal | None = None,
+    guarded: bool = False,
 ) -> Result:
     """Remove the plan's deletions (unless dry run) and forget their records; the Result with every outcome.
 
     ``progress(done, total, summary)`` follows the removals (as ``untag_all`` reports them), ``phases``
-    the work after them (forgetting records)."""
+    the work after them (forgetting records). With a ``journal`` path the planned removals are written there
+    before the first one and each outcome as it comes (``ci_env.cleanup.journal``); the file is deleted when
+    the run did them all. With a time ``budget`` the removals go in slices, and none is started once the budget
+    is reached: the rest are ``not-attempted``, the Result is ``stopped``, no records are forgotten (the next
+    run does it) and the journal stays. ``forget`` False leaves the records alone and ``guarded`` removes a tag
+    only while it points at its decision's digest (a resumed journal)."""
     from ci_env.registry.reference import parse_address
-    from ci_env.registry.removal import UntaggedOutcome, remove_images, remove_untagged
-    from ci_env.registry.untag import RemoverContext, remover_for
+    from ci_env.registry.removal import UntaggedOutcome, remove_untagged
 
     local_repository = local_stages.repository(target.project) if target.stages_local else None
     local = [d for d in plan.deletions if d.kind == KIND_STAGE and d.repository == local_repository]
+    remote = [d for d in plan.deletions if d.repository != local_repository]
     requests: list[tuple[RepoAddress, str]] = []
-    for decision in plan.deletions:
-        if decision.repository == local_repository:
-            continue
+    for decision in remote:
         parsed = parse_address(decision.repository)
         assert parsed is not None
         requests.append((parsed, decision.stored_tag))
+    remover_of = _removers(target, settings, env, credentials, clients)
+    graph_of = graph_source(inventory, clients, settings.parallel)
+    if writer is None and journal is not None and not settings.dry_run and remote:
+        from ci_env.cleanup import journal as jr
+
+        writer = jr.Journal.create(journal, journal_target(command, target), [
+            jr.Entry(d.repository, d.stored_tag, d.digest, d.kind, d.image,
+                     d.tag if d.tag != d.stored_tag else None) for d in remote])
+    expected = None
+    if guarded:
+        expected = {(address, d.stored_tag): d.digest for (address, _), d in zip(requests, remote, strict=True)
+                    if d.digest}
+    def running(repo: RepoAddress) -> frozenset[str]:
+        return plan.in_use.digests(str(repo)) if plan.in_use is not None else frozenset()
+
+    try:
+        removal, stopped = _remove(requests, remover_of, graph_of, settings, progress, budget,
+                                   None if writer is None else _journal_outcome(writer), expected, keep=running)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+    summary = removal.summary
+    untagged: tuple[UntaggedOutcome, ...] = ()
+    warnings = removal.warnings
+    if settings.delete_untagged and not stopped:
+        repositories = [parse_address(r) for r in dict.fromkeys(
+            [t.repository for t in inventory.tags]
+            + [str(target.images_repo.image_repository(i)) for i in target.managed])]
+        untagged, more = remove_untagged([r for r in repositories if r is not None], remover_of, graph_of, removal,
+                                         parallel=settings.parallel, dry_run=settings.dry_run, keep=running)
+        warnings += more
+    outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
+    if local and not stopped:
+        outcomes.update(remove_local_stages(target, local, settings, env))
+    if writer is not None:
+        if stopped:
+            writer.close()
+        else:
+            writer.finish()
+    forgotten = 0
+    if forget and not settings.dry_run and not stopped:
+        forgotten = forget_records(target, plan, inventory, outcomes, settings.parallel, phases, clients)
+        forget_metadata(target, plan, outcomes, settings.parallel)
+    return Result(
+        command, settings.dry_run, str(target.images_repo.address),
+        ":local" if target.stages_local else (str(target.stages) if target.stages else None),
+        plan, outcomes, inventory.skipped, started, _now(), forgotten,
+        accessories=removal.by_tag(), untagged=untagged, warnings=warnings, stopped=stopped,
+        journal=str(writer.path) if writer is not None and stopped else None,
+    )
+
+
+def journal_target(command: str, target: Target) -> JournalTarget:
+    """What the journal of this run is for (a journal of another images repo or command is never used)."""
+    from ci_env.cleanup.journal import Target as JournalTarget
+
+    stages = ":local" if target.stages_local else (str(target.stages) if target.stages else None)
+    return JournalTarget(command, str(target.images_repo.address), stages)
+
+
+def _journal_outcome(writer: Journal) -> Callable[[Outcome], None]:
+    def record(outcome: Outcome) -> None:
+        if outcome.status in ("removed", "absent", "failed", "moved"):
+            writer.record(outcome.repo, outcome.tag, outcome.status)
+
+    return record
+
+
+def _removers(
+    target: Target, settings: Settings, env: Mapping[str, str], credentials: Mapping[str, Any], clients: Clients,
+) -> Callable[[RepoAddress], TagRemover]:
+    """The remover of each repository: the images repo's implementation, or the stages storage's own."""
+    from ci_env.registry.untag import RemoverContext, remover_for
+
     removers: dict[tuple[str, str], TagRemover] = {}
 
     def remover_of(repo: RepoAddress) -> TagRemover:
@@ -377,36 +465,90 @@ def execute(
             removers[key] = remover_for(impl, context)
         return removers[key]
 
-    graph_of = graph_source(inventory, clients, settings.parallel)
+    return remover_of
 
-    def running(repo: RepoAddress) -> frozenset[str]:
-        return plan.in_use.digests(str(repo)) if plan.in_use is not None else frozenset()
 
-    removal = remove_images(requests, remover_of, graph_of, keep_accessories=settings.keep_signatures,
-                            parallel=settings.parallel, dry_run=settings.dry_run, progress=progress, keep=running)
-    summary = removal.summary
-    untagged: tuple[UntaggedOutcome, ...] = ()
-    warnings = removal.warnings
-    if settings.delete_untagged:
-        repositories = [parse_address(r) for r in dict.fromkeys(
-            [t.repository for t in inventory.tags]
-            + [str(target.images_repo.image_repository(i)) for i in target.managed])]
-        untagged, more = remove_untagged([r for r in repositories if r is not None], remover_of, graph_of, removal,
-                                         parallel=settings.parallel, dry_run=settings.dry_run, keep=running)
-        warnings += more
-    outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
-    if local:
-        outcomes.update(remove_local_stages(target, local, settings, env))
-    forgotten = 0
-    if not settings.dry_run:
-        forgotten = forget_records(target, plan, inventory, outcomes, settings.parallel, phases, clients)
-        forget_metadata(target, plan, outcomes, settings.parallel)
-    return Result(
-        command, settings.dry_run, str(target.images_repo.address),
-        ":local" if target.stages_local else (str(target.stages) if target.stages else None),
-        plan, outcomes, inventory.skipped, started, _now(), forgotten,
-        accessories=removal.by_tag(), untagged=untagged, warnings=warnings,
-    )
+#: tags per slice of removals under a time budget, per worker: a slice must end well within the margin.
+SLICE_PER_WORKER = 8
+
+
+def _remove(
+    requests: Sequence[tuple[RepoAddress, str]], remover_of: Callable[[RepoAddress], TagRemover],
+    graph_of: Callable[[RepoAddress], RepoGraph], settings: Settings,
+    progress: Callable[[int, int, Any], None] | None, budget: TimeBudget | None,
+    on_outcome: Callable[[Outcome], None] | None, expected: Mapping[tuple[RepoAddress, str], str] | None = None,
+    keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
+) -> tuple[ImageRemoval, bool]:
+    """The removals (``remove_images``), in one go, or under a time budget in slices of ``SLICE_PER_WORKER``
+    tags per worker, each slice started only while the budget allows it (with room for the longest slice so
+    far). Each slice sees the repository graph without the tags removed before it. Returns the removal and
+    whether the budget stopped it (the tags not reached are ``not-attempted``)."""
+    import dataclasses
+    import time
+
+    from ci_env.registry.removal import ImageRemoval, remove_images
+    from ci_env.registry.untag import NOT_ATTEMPTED, Outcome, Summary
+
+    def run(chunk: Sequence[tuple[RepoAddress, str]], graphs: Callable[[RepoAddress], RepoGraph],
+            report: Callable[[int, int, Any], None] | None) -> ImageRemoval:
+        return remove_images(chunk, remover_of, graphs, keep_accessories=settings.keep_signatures,
+                             parallel=settings.parallel, dry_run=settings.dry_run, progress=report,
+                             on_outcome=on_outcome, expected=expected, keep=keep)
+
+    if budget is None or settings.dry_run:
+        return run(requests, graph_of, progress), False
+    unique = list(dict.fromkeys(requests))
+    graphs: dict[str, RepoGraph | CiEnvError] = {}
+    gone: dict[str, set[str]] = {}
+
+    def current_graph(repo: RepoAddress) -> RepoGraph:
+        key = str(repo)
+        if key not in graphs:
+            try:
+                graphs[key] = graph_of(repo)
+            except CiEnvError as exc:
+                graphs[key] = exc
+        graph = graphs[key]
+        if isinstance(graph, CiEnvError):
+            raise graph
+        removed = gone.get(key)
+        if not removed:
+            return graph
+        return dataclasses.replace(graph, tags={t: d for t, d in graph.tags.items() if t not in removed})
+
+    size = max(1, settings.parallel) * SLICE_PER_WORKER
+    outcomes: list[Outcome] = []
+    accessories: list[Any] = []
+    warnings: list[str] = []
+    last: ImageRemoval | None = None
+    longest = 0.0
+    stopped = False
+    for start in range(0, len(unique), size):
+        if budget.reached(longest):
+            stopped = True
+            break
+        chunk = unique[start:start + size]
+        began = time.monotonic()
+        offset = start
+
+        def report(done: int, _total: int, summary: Any, offset: int = offset,
+                   earlier: Sequence[Outcome] = tuple(outcomes)) -> None:
+            if progress is not None:
+                progress(offset + done, len(unique), Summary((*earlier, *summary.outcomes)))
+
+        last = run(chunk, current_graph, report)
+        longest = max(longest, time.monotonic() - began)
+        outcomes.extend(last.summary.outcomes)
+        accessories.extend(last.accessories)
+        warnings += [w for w in last.warnings if w not in warnings]
+        for outcome in last.summary.outcomes:
+            if outcome.status in ("removed", "absent"):
+                gone.setdefault(outcome.repo, set()).add(outcome.tag)
+    done = {(o.repo, o.tag) for o in outcomes}
+    outcomes.extend([Outcome(str(repo), tag, NOT_ATTEMPTED) for repo, tag in unique if (str(repo), tag) not in done])
+    graph_map = {k: g for k, g in graphs.items() if not isinstance(g, CiEnvError)}
+    return ImageRemoval(Summary(tuple(outcomes)), tuple(accessories), tuple(warnings), graph_map,
+                        last.protected if last is not None else {}), stopped
 
 
 def graph_source(inventory: Inventory, clients: Clients, parallel: int) -> Callable[[RepoAddress], RepoGraph]:

@@ -54,6 +54,19 @@ def _common_params(cleanup: bool) -> list[click.Option]:
         click.Option(["--delete-untagged"], is_flag=True, envvar="WERF_DELETE_UNTAGGED",
                      help="Also remove the untagged manifests nothing kept reaches, where the registry lists them "
                      "(GitHub Packages, ECR) [env: WERF_DELETE_UNTAGGED]"),
+        click.Option(["--time-budget"], default=None, metavar="DURATION", envvar="WERF_CLEANUP_TIME_BUDGET",
+                     help="End within DURATION (e.g. 50m, below the CI job's timeout): removals stop starting in "
+                     "time to finish cleanly, the rest is left in the journal and the exit code is 3 (run again to "
+                     "continue) [env: WERF_CLEANUP_TIME_BUDGET]"),
+        click.Option(["--journal"], type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     envvar="WERF_CLEANUP_JOURNAL",
+                     help="The journal of planned and finished removals a stopped or killed run leaves, and the next "
+                     "run finishes first; keep it in the CI cache [env: WERF_CLEANUP_JOURNAL; default: "
+                     "$XDG_STATE_HOME/ci-env/journal/COMMAND-HASH.jsonl]"),
+        click.Option(["--max-requests-per-second"], type=click.FloatRange(min=0, min_open=True), default=None,
+                     metavar="N", envvar="WERF_MAX_REQUESTS_PER_SECOND",
+                     help="Send at most N requests per second to each registry or API host, all workers together "
+                     "[env: WERF_MAX_REQUESTS_PER_SECOND; default: no limit but the hosts' own]"),
     ]
     if cleanup:
         params += [
@@ -214,6 +227,11 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
 
     if kw["report"] is not None:
         rpt.check_writable(kw["report"])
+    budget = _time_budget(kw)
+    if kw.get("max_requests_per_second"):
+        from ci_env.registry.budget import shared
+
+        shared().configure(requests_per_second=kw["max_requests_per_second"])
     env = dict(os.environ)
     config = None
     if policy is not None:  # werf.yaml's keep policies, read (and checked) before anything else
@@ -253,6 +271,12 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         policy = dataclasses.replace(policy, in_use=in_use)
     planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
+    journal_path = None if dry_run else _journal_path(kw, command, target, env)
+    resumption = None
+    if journal_path is not None:
+        resumption = _resume(command, journal_path, target, clients, settings, env, credentials, policy, budget, out)
+        if resumption is not None and (resumption.stopped or (budget is not None and budget.reached())):
+            _stopped_before_planning(command, target, resumption, started, journal_path, kw, env, out)
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
                                     credentials=credentials)
     deletions = plan.deletions
@@ -271,13 +295,15 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
                f"({plural(run.stage_count(plan), 'stage')})" + (" -- dry run, nothing is removed" if dry_run else ""))
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
-                             progress=_progress(), started=started, phases=planning)
+                             progress=_progress(), started=started, phases=planning, budget=budget,
+                             journal=journal_path)
     except CiEnvError:
         if kw["report"] is not None:
             empty = rpt.Result(command, dry_run, str(target.images_repo.address), None, plan, {}, inventory.skipped,
                                started, run.started_now())
             rpt.write_json(kw["report"], empty.as_json())
         raise
+    result = dataclasses.replace(result, waits=_waits(), resumed=resumption.resumed if resumption else ())
     for warning in result.warnings:
         out.status(f"ci-env: warning: {warning}")
     lines = rpt.table_lines(result)  # one line at a time: 100,000 decisions are never a table in memory
@@ -296,10 +322,105 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     if purge_force is False:
         out.status("purge: nothing removed; pass --force (WERF_FORCE=true) to remove everything listed above")
     out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
-               + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else ""))
+               + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
+               + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
+               + rpt.wait_line(result.waits))
+    if result.stopped:
+        out.status(_stopped_line(command, counts["not_attempted"], result.journal))
     if result.failed:
         raise RegistryError(f"{plural(len(result.failed), 'tag')} could not be removed (run again to retry):\n"
                             + "\n".join(rpt.failure_lines(result.failed)))
+    if result.stopped:
+        raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+#: the exit code of a run the time budget stopped with removals left (``ci_env.cleanup.time_budget``).
+EXIT_PARTIAL = 3
+
+
+def _time_budget(kw: dict[str, Any]) -> Any:
+    """The run's TimeBudget (started now) from --time-budget, or None; exit 2 for a duration that is not one."""
+    text = kw.get("time_budget")
+    if not text:
+        return None
+    from ci_env.cleanup.protections import duration_or_none
+    from ci_env.cleanup.time_budget import TimeBudget
+    from ci_env.errors import UsageError
+
+    duration = duration_or_none(text)
+    if duration is None or duration.total_seconds() <= 0:
+        raise UsageError(f"--time-budget {text!r} is not a duration: write a number with a unit, e.g. 50m, 2h or "
+                         "1h30m (s, m, h, d), below the CI job's timeout")
+    return TimeBudget(duration.total_seconds())
+
+
+def _journal_path(kw: dict[str, Any], command: str, target: Any, env: dict[str, str]) -> Path:
+    from ci_env.cleanup import journal, run
+
+    given = kw.get("journal")
+    return Path(given) if given else journal.default_path(env, run.journal_target(command, target))
+
+
+def _resume(command: str, path: Path, target: Any, clients: Any, settings: Any, env: dict[str, str],
+            credentials: Any, policy: Any, budget: Any, out: Any) -> Any:
+    """Finish the journal an earlier run left at ``path`` (None when there is none with work left)."""
+    from ci_env.cleanup import journal, resume, run
+    from ci_env.output import plural
+
+    state = journal.load(path, run.journal_target(command, target))
+    if state is None:
+        return None
+    pending = state.pending
+    if not pending:
+        journal.Journal.reopen(state).finish()
+        return None
+    when = state.created.isoformat().replace("+00:00", "Z")
+    out.status(f"{command}: resuming the journal {path}: {plural(len(pending), 'removal')} planned by the run of "
+               f"{when} not done yet; each is removed only if its tag still points at the planned digest")
+    lister = run.images_lister(target, clients, credentials)
+    resumption = resume.resume(state, command, target, clients, settings, env, credentials, policy, budget=budget,
+                               progress=_progress(), lister=lister)
+    found = resume.counts(resumption.resumed)
+    out.status(f"journal: {found.get('removed', 0)} removed, {found.get('absent', 0)} already gone, "
+               f"{found.get('moved', 0)} moved since (kept), {found.get('protected', 0)} protected now (kept), "
+               f"{found.get('failed', 0)} failed" + (f", {found['not-attempted']} not started"
+                                                     if found.get("not-attempted") else ""))
+    for warning in resumption.warnings:
+        out.status(f"ci-env: warning: {warning}")
+    return resumption
+
+
+def _stopped_before_planning(command: str, target: Any, resumption: Any, started: str, path: Path,
+                             kw: dict[str, Any], env: dict[str, str], out: Any) -> None:
+    """The time budget ended while finishing the journal: report what was done, say what remains, exit 3."""
+    from ci_env.cleanup import report as rpt
+    from ci_env.cleanup import run
+    from ci_env.cleanup.policies import Plan
+
+    left = sum(1 for r in resumption.resumed if r.outcome == "not-attempted")
+    result = rpt.Result(command, False, str(target.images_repo.address), run.journal_target(command, target)
+                        .stages_storage, Plan(()), {}, (), started, run.started_now(), stopped=True,
+                        journal=str(path) if path.exists() else None, waits=_waits(), resumed=resumption.resumed)
+    if kw["report"] is not None:
+        rpt.write_json(kw["report"], result.as_json())
+    out.status(f"{command}: finishing the journal took the time budget; nothing new was planned"
+               + rpt.wait_line(result.waits))
+    out.status(_stopped_line(command, left, result.journal))
+    raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+def _stopped_line(command: str, left: int, journal: str | None) -> str:
+    from ci_env.output import plural
+
+    where = f" (journal {journal})" if journal else ""
+    return (f"{command}: stopped by --time-budget with {plural(left, 'removal')} not started: run {command} again "
+            f"to continue from the journal{where}; exit code {EXIT_PARTIAL}")
+
+
+def _waits() -> tuple[Any, ...]:
+    from ci_env.registry.budget import shared
+
+    return tuple(shared().stats())
 
 
 @click.command()
@@ -315,7 +436,8 @@ def cleanup(repo: Any, **kw: Any) -> None:
     --keep-published-within win over every policy, and so does a workload in Kubernetes that uses a tag
     (every kubeconfig context is read unless --without-kube; one that cannot be read stops cleanup before
     anything is removed). Then the stages no kept tag uses are removed. Exits 1 listing the tags that could
-    not be removed.
+    not be removed, 3 when --time-budget stopped it with removals left (run it again: it finishes the journal
+    first, removing a planned tag only if it still points at the planned digest).
     """
     from ci_env.cleanup.policies import Limit, Policy
     from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list

@@ -33,9 +33,13 @@ if TYPE_CHECKING:
 
 REMOVED = "removed"
 ABSENT = "absent"
+#: a tag a guarded batch left alone: it points at another digest than the one the caller expected.
+MOVED = "moved"
 #: a digest no registry holds: deleting it is the harmless probe of whether deletion is allowed.
 PROBE_DIGEST = "sha256:" + "0" * 64
-LISTING_PARALLELISM = 8
+#: requests at once when reading a repository (HEADs and GETs): reads are cheap for a registry, and a registry
+#: far away answers each after a round trip, so many in flight hide the latency (the pool keeps 64 per host).
+LISTING_PARALLELISM = 32
 #: bytes read from the source and sent to the target at a time when a blob is streamed across.
 BLOB_CHUNK = 1 << 20
 #: redirects followed per request at most (as requests and Go's net/http do).
@@ -692,7 +696,7 @@ class RegistryClient:
 
     def untag_many(
         self, path: str, tags: Sequence[str], *, parallel: int = LISTING_PARALLELISM,
-        report: OutcomeReport | None = None,
+        report: OutcomeReport | None = None, expected: Mapping[str, str] | None = None,
     ) -> dict[str, TagOutcome]:
         """Remove exactly ``tags`` from ``path`` in one batch; per tag ``"removed"``, ``"absent"`` or its error.
 
@@ -708,6 +712,9 @@ class RegistryClient:
         A run stopped between the PUTs and the DELETE leaves the tags on the placeholder, which no kept tag
         uses: running the batch again deletes it by digest. When the placeholder's DELETE fails, every tag on
         it is reported failed (no kept tag was touched).
+
+        ``expected`` (tag -> digest) guards the batch: a tag whose digest, resolved in step 1, is not the one
+        expected is left alone and reported ``"moved"`` (a resumed cleanup removes only what its plan saw).
         """
         unique = list(dict.fromkeys(tags))
         results: dict[str, TagOutcome] = {}
@@ -730,6 +737,10 @@ class RegistryClient:
         workers = max(1, parallel)
         with state.batch_lock:
             current, moved = self._current_digests(path, state, unique, fresh, workers, settle)
+            if expected is not None:
+                for tag in [t for t, d in current.items() if t in expected and expected[t] != d]:
+                    del current[tag]
+                    settle(tag, MOVED)
             with state.lock:
                 lone, shared = plan_removal(state.digests, state.referenced, current, moved)
             self._remove_planned(path, lone, shared, workers, settle)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 MAX_DEPTH = 16
 #: how many manifests one repository's graph may hold before building it is refused.
 MAX_NODES = 200_000
-PARALLELISM = 8
+PARALLELISM = 32  # reads at once; see ci_env.registry.client.LISTING_PARALLELISM
 
 PLATFORM = "platform"
 #: an attestation manifest buildx puts into the index beside the platforms (``vnd.docker.reference.type``).

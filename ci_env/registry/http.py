@@ -5,16 +5,22 @@ and retries with exponential backoff on 429, 5xx and dropped connections that
 honour ``Retry-After`` within the bounds of ``ci_env.registry.waits`` (at most 60 s
 per wait, 5 minutes in all per request). Only idempotent methods (GET, HEAD, PUT,
 DELETE, OPTIONS) are retried automatically; a POST is never repeated blindly.
+
+Every request first asks the shared budget of its host (``ci_env.registry.budget``): a rate limit one
+worker meets pauses every worker talking to that host, and ``--max-requests-per-second`` paces them all.
+The pool keeps up to ``POOL_SIZE`` connections alive per host, as many as cleanup's most workers.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ci_env.registry.budget import Budgets, HostBudget, host_of, is_rate_limited, shared
 from ci_env.registry.waits import Sleeper, WaitBudget, retry_after_seconds
 
 DEFAULT_TIMEOUT = 30.0
@@ -22,19 +28,37 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 USER_AGENT = "ci-env"
 MAX_BACKOFF = 30.0
+#: connections kept alive per host: at least as many as the most workers a command runs (``--parallel`` 64).
+POOL_SIZE = 64
+
+#: the host budget of the request this thread is sending (its retries, inside urllib3, wait through it).
+_sending = threading.local()
 
 
 class _TimeoutAdapter(HTTPAdapter):
-    """An adapter that applies a default timeout to every request."""
+    """An adapter that applies a default timeout to every request and sends each through its host's budget."""
 
-    def __init__(self, *args: Any, timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, timeout: float = DEFAULT_TIMEOUT, budgets: Budgets | None = None,
+                 sleep: Sleeper | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.timeout = timeout
+        self.budgets = budgets
+        self.sleeper = sleep
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+        budget = (self.budgets or shared()).host(host_of(request.url or ""))
+        with budget.slot():
+            budget.before(request.method or "GET", self.sleeper)
+            previous = getattr(_sending, "budget", None)
+            _sending.budget = budget
+            try:
+                response = super().send(request, **kwargs)
+            finally:
+                _sending.budget = previous
+        budget.observe(response.status_code, response.headers)
+        return response
 
 
 class BoundedRetry(Retry):
@@ -62,14 +86,34 @@ class BoundedRetry(Retry):
     def is_exhausted(self) -> bool:
         return super().is_exhausted() or self._budget().spent
 
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        """urllib3's rule, and a 403 with ``Retry-After`` (GitHub's secondary rate limit) is retried too."""
+        if super().is_retry(method, status_code, has_retry_after):
+            return True
+        return status_code == 403 and has_retry_after and bool(self.total) and self._is_method_retryable(method)
+
     def sleep(self, response: Any = None) -> None:
+        """Wait before the next attempt. A rate-limited answer pauses every worker of the host (the shared
+        budget) for what it asks, within this request's bounds; other failures back off this request alone.
+        Either way the next attempt then waits its turn in the host's budget."""
         wanted: float | None = None
         if self.respect_retry_after_header and response is not None:
             wanted = retry_after_seconds(response.headers.get("Retry-After"))
         if wanted is None:
             wanted = min(self.get_backoff_time(), MAX_BACKOFF)
         budget = self._budget()
-        budget.wait(wanted)
+        host: HostBudget | None = getattr(_sending, "budget", None)
+        method = self.history[-1].method if self.history and self.history[-1].method else "GET"
+        if host is not None and response is not None and is_rate_limited(response.status, response.headers):
+            host.observe(response.status, response.headers)
+            budget.waited += host.pause(budget.allowance(wanted))
+            host.before(method, self.sleeper)
+        else:
+            if host is not None and response is not None:
+                host.observe(response.status, response.headers)  # a 503's Retry-After holds the others too
+            budget.wait(wanted)
+            if host is not None:
+                host.before(method, self.sleeper)
         self.waited = budget.waited
 
 
@@ -92,24 +136,56 @@ def retry_policy(total: int = 6, backoff: float = 0.5, sleep: Sleeper | None = N
 
 
 def make_session(
-    timeout: float = DEFAULT_TIMEOUT, retries: int = 6, backoff: float = 0.5, pool_size: int = 16,
-    sleep: Sleeper | None = None,
+    timeout: float = DEFAULT_TIMEOUT, retries: int = 6, backoff: float = 0.5, pool_size: int = POOL_SIZE,
+    sleep: Sleeper | None = None, budgets: Budgets | None = None,
 ) -> requests.Session:
-    """A new session with connection pooling, the default timeout and the retry policy.
+    """A new session with connection pooling (``pool_size`` kept-alive connections per host), the default
+    timeout, the retry policy and the hosts' shared budgets (``budgets``, else the process's own).
 
-    ``sleep`` replaces ``time.sleep`` for the waits between retries (tests record them instead of waiting).
+    ``sleep`` replaces ``time.sleep`` for the waits between retries and in the budgets (tests record them);
+    such a session, unless given ``budgets``, gets budgets of its own on a clock its sleeps move forward.
     """
+    if sleep is not None and budgets is None:
+        clock = _SleptClock(sleep)
+        sleep = clock.sleep
+        budgets = Budgets(clock=clock.now, wallclock=clock.wall, sleep=sleep)
     session = requests.Session()
     adapter = _TimeoutAdapter(
         timeout=timeout,
+        budgets=budgets,
+        sleep=sleep,
         max_retries=retry_policy(retries, backoff, sleep),
-        pool_connections=pool_size,
+        pool_connections=16,
         pool_maxsize=pool_size,
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
     return session
+
+
+class _SleptClock:
+    """A clock that the recorded sleeps move forward (a session whose sleeps are recorded, not waited)."""
+
+    def __init__(self, sleep: Sleeper) -> None:
+        import time
+
+        self._record = sleep
+        self._slept = 0.0
+        self._lock = threading.Lock()
+        self._monotonic = time.monotonic
+        self._time = time.time
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._slept += seconds
+        self._record(seconds)
+
+    def now(self) -> float:
+        return self._monotonic() + self._slept
+
+    def wall(self) -> float:
+        return self._time() + self._slept
 
 
 def wait_budget(session: requests.Session) -> WaitBudget:

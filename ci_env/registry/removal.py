@@ -23,7 +23,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ci_env.errors import CiEnvError, RegistryError
-from ci_env.registry.untag import ABSENT, FAILED, REMOVED, WOULD_REMOVE, Progress, Summary, TagRemover, untag_all
+from ci_env.registry.untag import (
+    ABSENT,
+    FAILED,
+    REMOVED,
+    WOULD_REMOVE,
+    Outcome,
+    Progress,
+    Summary,
+    TagRemover,
+    untag_all,
+)
 
 if TYPE_CHECKING:
     from ci_env.registry.graph import Accessory, Removal, RepoGraph
@@ -131,6 +141,8 @@ def remove_images(
     dry_run: bool = False,
     progress: Progress | None = None,
     keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
+    on_outcome: Callable[[Outcome], None] | None = None,
+    expected: Mapping[tuple[RepoAddress, str], str] | None = None,
 ) -> ImageRemoval:
     """Remove every (repository, tag) of ``requests`` with its accessories (see the module docstring).
 
@@ -138,7 +150,9 @@ def remove_images(
     the tags are still removed by their remover's own careful route, nothing else is, and a warning says so.
     Every repository is preflighted before anything is deleted. ``keep_accessories`` (``--keep-signatures``)
     leaves referrers in place; platform manifests still go with their index. ``keep(repo)``: digests that must
-    stay with everything they reach although no remaining tag holds them (what Kubernetes runs).
+    stay with everything they reach although no remaining tag holds them (what Kubernetes runs). ``on_outcome``
+    is told each tag's outcome as soon as it is known (``untag_all``); ``expected`` guards the tag removals
+    (``untag_all``).
     """
     unique = list(dict.fromkeys(requests))
     by_repo: dict[RepoAddress, list[str]] = {}
@@ -183,7 +197,8 @@ def remove_images(
             protect(repo, removal.protected)
         referrers = [(removal.owner(a.digest), a) for a in removal.all_accessories() if a.is_referrer]
         _remove_accessories(repo, remover, referrers, parallel, outcomes)
-    summary = untag_all(unique, wrapped, parallel=parallel, progress=progress)
+    summary = untag_all(unique, wrapped, parallel=parallel, progress=progress, on_outcome=on_outcome,
+                        expected=expected)
     status = {(o.repo, o.tag): o.status for o in summary.outcomes}
     for repo, removal in removals.items():
         children: list[tuple[str, Accessory]] = []

@@ -30,6 +30,10 @@ REMOVED = "removed"
 ABSENT = "absent"
 FAILED = "failed"
 WOULD_REMOVE = "would-remove"
+#: a removal a run did not start (it stopped first: ``--time-budget``).
+NOT_ATTEMPTED = "not-attempted"
+#: a guarded removal left alone: the tag points at another digest than the one expected.
+MOVED = "moved"
 
 #: delete_route -> "module:Class" of its remover; each class is built as ``Class(context)``.
 REMOVERS: dict[str, str] = {
@@ -134,10 +138,11 @@ class DefaultRemover(_ClientRemover):
         return self.client(repo).untag(repo.path, tag)
 
     def untag_many(
-        self, repo: RepoAddress, tags: Sequence[str], *, parallel: int = 8, report: BatchReport | None = None
+        self, repo: RepoAddress, tags: Sequence[str], *, parallel: int = 8, report: BatchReport | None = None,
+        expected: Mapping[str, str] | None = None,
     ) -> dict[str, str | CiEnvError]:
-        """All of ``tags`` in one batch (see ``RegistryClient.untag_many``)."""
-        return self.client(repo).untag_many(repo.path, tags, parallel=parallel, report=report)
+        """All of ``tags`` in one batch (see ``RegistryClient.untag_many``; ``expected`` guards it)."""
+        return self.client(repo).untag_many(repo.path, tags, parallel=parallel, report=report, expected=expected)
 
     def delete_manifests(
         self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 8,
@@ -216,13 +221,18 @@ def untag_all(
     dry_run: bool = False,
     progress: Progress | None = None,
     progress_every: float = 2.0,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    expected: Mapping[tuple[RepoAddress, str], str] | None = None,
 ) -> Summary:
     """Remove every (repository, tag) of ``requests``; one Outcome each, failures recorded, not raised.
 
     Every repository is preflighted before anything is deleted: a PreflightError (or any user error
     raised while preflighting) propagates and nothing is removed. ``dry_run`` preflights nothing and
     removes nothing: each tag is reported ``would-remove``. ``progress(done, total, summary)`` is called
-    at most every ``progress_every`` seconds and once at the end.
+    at most every ``progress_every`` seconds and once at the end; ``on_outcome(outcome)`` once per tag as soon
+    as its outcome is known (from worker threads). ``expected`` ((repository, tag) -> digest) guards the
+    removals where the remover can check (``untag_many`` with ``expected``): a tag pointing elsewhere is left
+    alone, outcome ``moved``.
     """
     unique = list(dict.fromkeys(requests))
     if dry_run:
@@ -244,6 +254,8 @@ def untag_all(
                 return
             results[index] = outcome
             done += 1
+            if on_outcome is not None:
+                on_outcome(outcome)
             now = time.monotonic()
             if progress is not None and now - last >= progress_every and done < len(unique):
                 last = now
@@ -272,7 +284,9 @@ def untag_all(
     inner = max(1, workers // max(1, min(workers, len(batches))))
     tasks: list[Callable[[], None]] = [functools.partial(run, i) for i in singles]
     tasks += [
-        functools.partial(_run_batch, removers[repo], repo, [unique[i][1] for i in indexes], indexes, inner, record)
+        functools.partial(_run_batch, removers[repo], repo, [unique[i][1] for i in indexes], indexes, inner, record,
+                          None if expected is None else
+                          {unique[i][1]: expected[unique[i]] for i in indexes if unique[i] in expected})
         for repo, indexes in batches.items()
     ]
     with ThreadPoolExecutor(max_workers=outer) as pool:
@@ -288,12 +302,12 @@ def _outcome(repo: RepoAddress, tag: str, result: object) -> Outcome:
         return Outcome(str(repo), tag, FAILED, result.message)
     if isinstance(result, BaseException):
         return Outcome(str(repo), tag, FAILED, f"{type(result).__name__}: {result}")
-    return Outcome(str(repo), tag, result if result in (REMOVED, ABSENT) else REMOVED)
+    return Outcome(str(repo), tag, result if result in (REMOVED, ABSENT, MOVED) else REMOVED)
 
 
 def _run_batch(
     remover: TagRemover, repo: RepoAddress, tags: list[str], indexes: list[int], parallel: int,
-    record: Callable[[int, Outcome], None],
+    record: Callable[[int, Outcome], None], expected: Mapping[str, str] | None = None,
 ) -> None:
     """One ``untag_many`` call; every tag gets an outcome, even when the call itself fails."""
     position = dict(zip(tags, indexes, strict=True))
@@ -302,10 +316,24 @@ def _run_batch(
         if tag in position:
             record(position[tag], _outcome(repo, tag, result))
 
+    guard = {"expected": expected} if expected is not None and _accepts_expected(remover) else {}
     try:
         answers: Mapping[str, object] = remover.untag_many(  # type: ignore[attr-defined]
-            repo, tags, parallel=parallel, report=report)
+            repo, tags, parallel=parallel, report=report, **guard)
     except Exception as exc:  # CiEnvError, a bug or an unexpected library error: report it, keep going
         answers = dict.fromkeys(tags, exc)
     for tag in tags:
         record(position[tag], _outcome(repo, tag, answers.get(tag, RegistryError("no outcome was reported"))))
+
+
+def _accepts_expected(remover: TagRemover) -> bool:
+    """True when the remover's ``untag_many`` takes ``expected`` (guarded removals)."""
+    import inspect
+
+    method = getattr(remover, "untag_many", None)
+    if method is None:
+        return False
+    try:
+        return "expected" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False

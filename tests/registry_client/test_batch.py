@@ -192,3 +192,26 @@ def test_retire_tags_removes_the_named_tags_with_one_delete_and_no_listing(
     assert pulls(client, repo, "keep") and client.resolve(repo, "keep").digest == keep.digest  # type: ignore[union-attr]
     assert [m for m, _ in made].count("DELETE") == 1
     assert not any(path.endswith("/tags/list") for _, path in made)
+
+
+def test_a_guarded_batch_leaves_a_tag_that_moved_since_it_was_planned(registry_open: RegistryService,
+                                                                       repo: str) -> None:
+    setup = RegistryClient(registry_open.host)
+    planned = {tag: push_image(setup, repo, [tag]).digest for tag in ("old-1", "old-2")}
+    keep = push_image(setup, repo, ["keep"]).digest
+    client = RegistryClient(registry_open.host)
+    client.prepare(repo)  # the map the plan saw
+    pushed_again = push_image(setup, repo, ["old-2"]).digest  # old-2 moves before its removal
+    remover = DefaultRemover(RemoverContext(clients=_pool_with(client)))
+    address = RepoAddress(registry_open.host, repo)
+    summary = untag_all([(address, "old-1"), (address, "old-2")], lambda _: remover,
+                        expected={(address, tag): digest for tag, digest in planned.items()})
+    assert {o.tag: o.status for o in summary.outcomes} == {"old-1": "removed", "old-2": "moved"}
+    assert {t: setup.resolve(repo, t).digest for t in setup.list_tags(repo)} == {  # type: ignore[union-attr]
+        "keep": keep, "old-2": pushed_again}
+
+
+def _pool_with(client: RegistryClient) -> ClientPool:
+    pool = ClientPool()
+    pool.put(client.registry, client)
+    return pool

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +34,7 @@ class Call:
     target: str  # path and query exactly as sent
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  #: when it arrived (``time.monotonic``)
 
     @property
     def path(self) -> str:

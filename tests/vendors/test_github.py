@@ -94,6 +94,28 @@ def test_concurrent_untag_of_all_tags_of_a_version_deletes_it(
     assert gh.client.resolve(path, shared) is None  # the version went with its last tag, not left untagged
 
 
+def test_deletes_keep_githubs_pace_one_at_a_time_a_second_apart(
+    ghcr: Any, registry_open: RegistryService, tmp_path: Path
+) -> None:
+    """GitHub's guidance against secondary rate limits: serial requests, a second between mutating ones, even
+    when cleanup's workers remove tags in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gh = ghcr()
+    path = f"acme/paced{next(_names)}"
+    for n in range(3):
+        push_image(gh.client, path, [f"old{n}"], seed=f"paced-{n}-{path}")
+    keep = push_image(gh.client, path, ["keep"], seed=f"keep-{path}").digest
+    r = remover(gh, registry_open, tmp_path)
+    repo = RepoAddress("ghcr.io", path)
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(lambda t: r.untag(repo, t), ["old0", "old1", "old2"])) == ["removed"] * 3
+    assert tag_map(gh.client, path) == {"keep": keep}
+    deletes = sorted(c.at for c in gh.api.calls if c.method == "DELETE")
+    assert len(deletes) == 3
+    assert all(later - earlier >= 0.95 for earlier, later in itertools.pairwise(deletes))
+
+
 def test_versions_are_followed_through_link_pages(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
     gh = ghcr()
     gh.page_size = 1

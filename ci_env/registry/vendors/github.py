@@ -24,6 +24,8 @@ from urllib.parse import quote
 
 from ci_env.ci.token_scope import withheld
 from ci_env.errors import AuthError, CiEnvError, RegistryError
+from ci_env.registry.budget import HostLimits, host_of
+from ci_env.registry.budget import shared as budgets
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     ABSENT,
@@ -66,6 +68,12 @@ def _has_delete_scopes(scopes: set[str]) -> bool:
     return "delete:packages" in scopes and bool(scopes & {"read:packages", "write:packages"})
 
 
+#: GitHub's guidance against its secondary rate limits ("Best practices for using the REST API"): requests one at
+#: a time, and at least one second between two POST, PATCH, PUT or DELETE requests. Every worker of a run keeps
+#: it together (``ci_env.registry.budget``).
+API_LIMITS = HostLimits(mutating_interval=1.0, concurrency=1)
+
+
 class GitHubRemover:
     """Removes tags from ghcr.io (REST packages API) and docker.pkg.github.com (GraphQL)."""
 
@@ -79,6 +87,8 @@ class GitHubRemover:
         self._session = session or new_session()
         self._api = endpoints.github_api(context.env)
         self._graphql = endpoints.github_graphql(context.env)
+        for url in (self._api, self._graphql):
+            budgets().declare(host_of(url), API_LIMITS)
         self._client_factory = client_factory or self._default_client
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
