@@ -60,8 +60,8 @@ def _workers(api: FakeApi, budgets: Budgets, workers: int, each: int) -> Registr
     return client
 
 
-def test_a_429_with_retry_after_pauses_every_worker_of_the_host(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_429_with_retry_after_pauses_every_worker_of_the_host(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     server = Limited(nth=20, status=429, headers={"Retry-After": "5"})
     api.route("GET", r"/v2/app/tags/list")(server)
     budgets = fast_budgets()
@@ -81,9 +81,9 @@ def test_a_429_with_retry_after_pauses_every_worker_of_the_host(fake_server: Cal
     assert stats.paused_seconds >= 4.5
 
 
-def test_without_a_shared_budget_the_other_workers_would_keep_going(fake_server: Callable[[], FakeApi]) -> None:
+def test_without_a_shared_budget_the_other_workers_would_keep_going(fake_api: Callable[[], FakeApi]) -> None:
     """The same run with each worker on a budget of its own: the check above fails (it can fail)."""
-    api = fake_server()
+    api = fake_api()
     server = Limited(nth=20, status=429, headers={"Retry-After": "5"})
     api.route("GET", r"/v2/app/tags/list")(server)
     host = api.url.removeprefix("http://")
@@ -99,8 +99,8 @@ def test_without_a_shared_budget_the_other_workers_would_keep_going(fake_server:
     assert [when for when, _ in server.arrivals if limited + 0.5 < when < limited + 4.9]
 
 
-def test_github_rate_limit_headers_pause_the_host_until_the_reset(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_github_rate_limit_headers_pause_the_host_until_the_reset(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     clock = fast_clock()
     server = Limited(nth=5, status=200, headers=lambda: {
         "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time() * SPEED) + 4)})
@@ -116,9 +116,9 @@ def test_github_rate_limit_headers_pause_the_host_until_the_reset(fake_server: C
 
 
 def test_a_github_secondary_limit_403_with_retry_after_is_waited_out_and_retried(
-    fake_server: Callable[[], FakeApi],
+    fake_api: Callable[[], FakeApi],
 ) -> None:
-    api = fake_server()
+    api = fake_api()
     server = Limited(nth=2, status=403, headers={"Retry-After": "3"})
     api.route("GET", r"/v2/app/tags/list")(server)
     budgets = fast_budgets()
@@ -130,8 +130,8 @@ def test_a_github_secondary_limit_403_with_retry_after_is_waited_out_and_retried
     assert stats.limited == 1
 
 
-def test_max_requests_per_second_paces_all_workers_together(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_max_requests_per_second_paces_all_workers_together(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     server = Limited(nth=0, status=200, headers={})
     api.route("GET", r"/v2/app/tags/list")(server)
     budgets = fast_budgets(requests_per_second=10.0)
@@ -145,8 +145,8 @@ def test_max_requests_per_second_paces_all_workers_together(fake_server: Callabl
     assert stats.paced >= 16 and stats.limited == 0
 
 
-def test_a_hosts_declared_limits_space_mutating_requests(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_hosts_declared_limits_space_mutating_requests(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     arrivals: list[float] = []
     clock = fast_clock()
 
@@ -194,8 +194,8 @@ def test_setup_does_not_import_the_budget_or_the_journal() -> None:
     assert proc.stderr.strip().splitlines()[-1] == "[]"
 
 
-def test_a_503_with_retry_after_is_waited_once_by_the_worker_that_met_it(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_503_with_retry_after_is_waited_once_by_the_worker_that_met_it(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     server = Limited(nth=1, status=503, headers={"Retry-After": "2"})
     api.route("GET", r"/v2/app/tags/list")(server)
     waits: list[float] = []
