@@ -5,16 +5,23 @@ and retries with exponential backoff on 429, 5xx and dropped connections that
 honour ``Retry-After`` within the bounds of ``ci_env.registry.waits`` (at most 60 s
 per wait, 5 minutes in all per request). Only idempotent methods (GET, HEAD, PUT,
 DELETE, OPTIONS) are retried automatically; a POST is never repeated blindly.
+
+Redirects that a session follows by itself (the vendor APIs' calls; the registry client follows its own) never
+carry a credential to another host or scheme: every header that is not known to be harmless is dropped (requests
+alone drops only ``Authorization``, so GitLab's ``PRIVATE-TOKEN``/``JOB-TOKEN`` would follow), and a request
+whose body would be sent again there (a 307/308 of a login) is refused.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ci_env.errors import RegistryError
 from ci_env.registry.waits import Sleeper, WaitBudget, retry_after_seconds
 
 DEFAULT_TIMEOUT = 30.0
@@ -22,6 +29,11 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 USER_AGENT = "ci-env"
 MAX_BACKOFF = 30.0
+#: headers a followed redirect may carry to another host or scheme; any other header may hold a credential.
+PORTABLE_HEADERS = frozenset({
+    "accept", "accept-encoding", "accept-language", "user-agent", "content-type", "content-length",
+    "transfer-encoding", "connection", "x-github-api-version",
+})
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -73,6 +85,60 @@ class BoundedRetry(Retry):
         self.waited = budget.waited
 
 
+class CredentialScopedSession(requests.Session):
+    """A session whose followed redirects never take a credential (a header or a body) to another origin."""
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """Before following ``response``'s redirect: when it leaves the origin (host, port or scheme, as
+        requests judges it), drop every header not in ``PORTABLE_HEADERS`` and refuse to send a body again."""
+        before, after = str(response.request.url or ""), str(prepared_request.url or "")
+        if self.should_strip_auth(before, after):
+            if prepared_request.body is not None:
+                raise RegistryError(
+                    f"{_origin(before)} redirected {prepared_request.method} {_path(before)} to another host or "
+                    f"scheme ({_origin(after)}) with its body; ci-env never sends a request body (it may hold "
+                    "credentials) anywhere but where it was meant for"
+                )
+            for name in list(prepared_request.headers):
+                if name.lower() not in PORTABLE_HEADERS:
+                    del prepared_request.headers[name]
+        super().rebuild_auth(prepared_request, response)
+
+
+class ApiSession(CredentialScopedSession):
+    """The session of the vendor APIs: a request that fails (connection, TLS, an answer cut short, too many
+    redirects) raises ``RegistryError`` naming the host and path, never requests' own exception."""
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        text = url.decode() if isinstance(url, bytes) else str(url)
+        verb = method.decode() if isinstance(method, bytes) else str(method)
+        try:
+            return super().request(method, url, *args, **kwargs)
+        except requests.exceptions.SSLError:
+            raise RegistryError(
+                f"the TLS certificate of {_origin(text)} could not be verified ({verb} {_path(text)}); install "
+                "its CA (REQUESTS_CA_BUNDLE)"
+            ) from None
+        except requests.exceptions.TooManyRedirects:
+            raise RegistryError(f"{_origin(text)} redirected {verb} {_path(text)} too many times") from None
+        except requests.RequestException as exc:
+            raise RegistryError(
+                f"cannot reach {_origin(text)} ({verb} {_path(text)}): {type(exc).__name__} after retries (the "
+                "connection failed or the answer was cut short)"
+            ) from None
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, without user info."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"[:120]
+
+
+def _path(url: str) -> str:
+    """The path of ``url`` without its query (which may carry secrets)."""
+    return urlsplit(url).path[:200] or "/"
+
+
 def retry_policy(total: int = 6, backoff: float = 0.5, sleep: Sleeper | None = None) -> Retry:
     """The retry policy: ``total`` attempts on 429/5xx/connection errors, idempotent methods only."""
     return BoundedRetry(
@@ -93,13 +159,13 @@ def retry_policy(total: int = 6, backoff: float = 0.5, sleep: Sleeper | None = N
 
 def make_session(
     timeout: float = DEFAULT_TIMEOUT, retries: int = 6, backoff: float = 0.5, pool_size: int = 16,
-    sleep: Sleeper | None = None,
+    sleep: Sleeper | None = None, session_class: type[CredentialScopedSession] = CredentialScopedSession,
 ) -> requests.Session:
-    """A new session with connection pooling, the default timeout and the retry policy.
+    """A new session (a ``session_class``) with connection pooling, the default timeout and the retry policy.
 
     ``sleep`` replaces ``time.sleep`` for the waits between retries (tests record them instead of waiting).
     """
-    session = requests.Session()
+    session = session_class()
     adapter = _TimeoutAdapter(
         timeout=timeout,
         max_retries=retry_policy(retries, backoff, sleep),
