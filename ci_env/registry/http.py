@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ci_env.errors import RegistryError
+from ci_env.registry.bodies import SafeJsonResponse, read_whole
 from ci_env.registry.waits import Sleeper, WaitBudget, retry_after_seconds
 
 DEFAULT_TIMEOUT = 30.0
@@ -37,16 +38,27 @@ PORTABLE_HEADERS = frozenset({
 
 
 class _TimeoutAdapter(HTTPAdapter):
-    """An adapter that applies a default timeout to every request."""
+    """An adapter that applies a default timeout to every request and reads every body it is not asked to
+    stream within the bounds of ``ci_env.registry.bodies`` (size and time)."""
 
     def __init__(self, *args: Any, timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.timeout = timeout
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
+    ) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+        response = super().send(request, stream=True, **kwargs)
+        if not stream:
+            read_whole(response)
+        return response
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        response.__class__ = SafeJsonResponse  # a subclass adding only the json() guard
+        return response
 
 
 class BoundedRetry(Retry):

@@ -9,13 +9,13 @@ that is not loopback or listed as insecure) and never appears in a message or lo
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from ci_env import __version__
 from ci_env.errors import AuthError, ConfigError, RegistryError
+from ci_env.registry import untrusted_json
 from ci_env.registry.challenge import Challenge, preferred_challenge
 from ci_env.registry.insecure import is_listed, is_loopback
 from ci_env.registry.reference import DOCKER_HUB_ALIASES, DOCKER_HUB_API_HOST
@@ -99,7 +99,7 @@ def _detail(response: _Response, secrets: Sequence[str]) -> str:
     """A short, secret-free description of an error response (its registry error code/message)."""
     text = ""
     try:
-        data = json.loads(response.body)
+        data = untrusted_json.loads(response.body)
         errors = data.get("errors") if isinstance(data, dict) else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             text = " ".join(str(errors[0].get(k, "")) for k in ("code", "message")).strip()
@@ -266,7 +266,7 @@ def _token(
             f"{_detail(response, secrets)}"
         )
     try:
-        data = json.loads(response.body)
+        data = untrusted_json.loads(response.body)
         token = data.get("token") or data.get("access_token")
     except (ValueError, AttributeError):
         token = None
