@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from ci_env.dockerconfig import BaseConfig, create_job_dir
-from ci_env.errors import RegistryError
+from ci_env.errors import AuthError, RegistryError
 from ci_env.registry import bodies
 from ci_env.registry.client import RegistryClient
+from ci_env.registry.probe import verify_login
 from tests.cli import environ_without, run_ci_env
 from tests.registry_client.rawserver import RawServer, Write
 from tests.vendors.fakeapi import Call, FakeApi, Reply
@@ -137,3 +138,24 @@ def test_a_token_answer_nested_without_end_is_one_error_line_at_login(
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.startswith("ci-env: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "s3cret" not in result.stderr
+
+
+def test_setups_login_check_reads_a_dribbled_answer_within_its_timeout(
+    raw_server: Callable[[Callable[[Write], None]], RawServer]
+) -> None:
+    """``ci-env setup`` and ``ci-env login`` check credentials with a light probe of their own (standard library):
+    its timeout bounds each answer's body too, not only each read of the socket."""
+
+    def dribble(write: Write) -> None:
+        write(b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="r"\r\nContent-Type: application/json\r\n'
+              b'Content-Length: 1000\r\n\r\n{"errors": [{"code": "UNAUTHORIZED", "message": "')
+        for _ in range(300):  # 15 s per answer without a bound on the whole body
+            time.sleep(0.05)
+            write(b"x")
+
+    server = raw_server(dribble)
+    started = time.monotonic()
+    with pytest.raises(AuthError, match=r"login to .* refused: HTTP 401"):
+        verify_login(server.host, "alice", "s3cret", timeout=1)
+    assert time.monotonic() - started < 8
+    assert server.requests == 2  # the anonymous GET and the one with the credentials
