@@ -13,10 +13,11 @@ from pathlib import Path
 
 from ci_env.redact import strip_userinfo
 
-#: ``[user@]host:path`` (scp-like syntax of ssh remotes), not a Windows drive or a URL.
-_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?([^/:]{2,}):(?!//)(.+)$")
-_SSH_URL = re.compile(r"^(?:ssh|git\+ssh|ssh\+git|git)://(?:[^@/]+@)?([^/:]+)(?::\d+)?/(.+)$")
-_WEB_URL = re.compile(r"^(https?)://([^/]+)/(.+)$")
+#: ``[user@]host:path`` (scp-like syntax of ssh remotes), not a Windows drive, a URL or a remote helper
+#: (``ext::CMD``, ``persistent-https::URL``); a query or fragment (which may carry a token) is dropped.
+_SCP_LIKE = re.compile(r"^(?:[^@/:\s]+@)?([^/:\s]{2,}):(?!//)(?!:)([^?#\s]+)(?:[?#]\S*)?$")
+_SSH_URL = re.compile(r"^(?:ssh|git\+ssh|ssh\+git|git)://(?:[^@/]+@)?([^/:\s]+)(?::\d+)?/([^?#\s]+)(?:[?#]\S*)?$")
+_WEB_URL = re.compile(r"^(https?)://([^/?#\s]+)/([^?#\s]+)(?:[?#]\S*)?$")
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,19 +95,60 @@ def find_config(directory: Path, config: str | Path | None = None) -> Path:
     )
 
 
-#: the most characters (or items) one ``*`` in werf.yaml may produce, and the largest exponent of ``**``
+#: the most characters (or items) one ``*``, one format width or one string method in werf.yaml may produce,
+#: and the largest exponent of ``**``
 MAX_REPEAT = 1_000_000
 MAX_EXPONENT = 1_000
+#: a ``%`` conversion: its width and precision (digits, or ``*`` taken from the arguments)
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+#: Jinja2's default globals a werf.yaml has no use for (``lipsum(n)`` makes ``n`` paragraphs of text)
+_DROPPED_GLOBALS = ("lipsum",)
 
 
 def _sandbox(jinja2: Any) -> Any:
     """Jinja2's sandbox (no attribute starting with ``_``, no unsafe methods, bounded ``range``) that also
-    bounds ``*`` and ``**``, so werf.yaml can neither run code nor exhaust the machine's memory."""
+    bounds ``*``, ``**``, format widths (``%``, ``.format``, the ``format``, ``center`` and ``indent`` filters)
+    and the string methods that grow a string, so werf.yaml can neither run code nor make one huge value."""
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import SandboxedEnvironment
 
+    def bounded(size: int, what: str) -> None:
+        if size > MAX_REPEAT:
+            raise SecurityError(f"{what} of {size} characters is too large (at most {MAX_REPEAT})")
+
+    def ints(values: Any) -> list[int]:
+        items = values if isinstance(values, (tuple, list)) else (values,)
+        return [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
+
+    def check_percent(template: str, values: Any) -> None:
+        for match in _PERCENT_SPEC.finditer(template):
+            for number in match.groups():
+                if number == "*":
+                    for value in ints(values):
+                        bounded(value, "a format width")
+                elif number:
+                    bounded(int(number), "a format width")
+
+    def check_format(template: str, args: Any, kwargs: Any) -> None:
+        for _, _, spec, _ in string.Formatter().parse(template):
+            if spec and "{" in spec:  # a width from the arguments
+                for value in ints(list(args) + list(kwargs.values())):
+                    bounded(value, "a format width")
+            for number in re.findall(r"\d+", spec or ""):
+                bounded(int(number), "a format width")
+
+    def check_str_method(text: str, name: str, args: tuple[Any, ...]) -> None:
+        if name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+            grows = len(args[1]) - len(args[0])
+            bounded(len(text) + max(grows, 0) * (text.count(args[0]) if args[0] else len(text) + 1),
+                    "a replace() result")
+        elif name == "expandtabs":
+            bounded(len(text) + text.count("\t") * max(ints(args) or [8]), "an expandtabs() result")
+        for value in ints(args):
+            bounded(value, f"a {name}() width")
+
     class Sandbox(SandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**"})
+        intercepted_binops = frozenset({"*", "**", "%"})
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
@@ -117,9 +159,52 @@ def _sandbox(jinja2: Any) -> Any:
                             and len(seq) * count > MAX_REPEAT:
                         raise SecurityError(f"a repetition of {len(seq) * count} items is too large "
                                             f"(at most {MAX_REPEAT})")
+            if operator == "%" and isinstance(left, str):
+                check_percent(left, right)
             return super().call_binop(context, operator, left, right)
 
-    return Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+        def wrap_str_format(self, value: Any) -> Any:
+            wrapped = super().wrap_str_format(value)
+            if wrapped is None:
+                return None
+            template, is_map = value.__self__, value.__name__ == "format_map"
+
+            def checked(*args: Any, **kwargs: Any) -> Any:
+                if is_map:
+                    check_format(template, (), args[0] if args and isinstance(args[0], dict) else {})
+                else:
+                    check_format(template, args, kwargs)
+                return wrapped(*args, **kwargs)
+
+            return checked
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            owner = getattr(__obj, "__self__", None)
+            if isinstance(owner, str):
+                check_str_method(owner, getattr(__obj, "__name__", ""), (*args, *kwargs.values()))
+            return super().call(__context, __obj, *args, **kwargs)
+
+    environment = Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    filters = environment.filters
+    original_format, original_center, original_indent = filters["format"], filters["center"], filters["indent"]
+
+    def format_filter(value: Any, *args: Any, **kwargs: Any) -> Any:
+        check_percent(str(value), kwargs or args)
+        return original_format(value, *args, **kwargs)
+
+    def center_filter(value: Any, width: int = 80) -> Any:
+        bounded(int(width), "a center() width")
+        return original_center(value, width)
+
+    def indent_filter(value: Any, width: Any = 4, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(width, int):
+            bounded(width * (str(value).count("\n") + 1), "an indent() result")
+        return original_indent(value, width, *args, **kwargs)
+
+    filters.update({"format": format_filter, "center": center_filter, "indent": indent_filter})
+    for name in _DROPPED_GLOBALS:
+        environment.globals.pop(name, None)
+    return environment
 
 
 def render(text: str, path: Path, directory: Path, env: Mapping[str, str]) -> str:
@@ -150,6 +235,13 @@ def render(text: str, path: Path, directory: Path, env: Mapping[str, str]) -> st
         line = _template_error_line(exc)
         where = f"{path}:{line}" if line else str(path)
         raise ConfigError(f"{where}: template error: {exc}") from None
+    except ConfigError:
+        raise
+    except Exception as exc:  # Python failing under the template: 1 / 0, range(10 ** 9), a macro without end
+        line = _template_error_line(exc)
+        where = f"{path}:{line}" if line else str(path)
+        detail = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"{where}: template error: {type(exc).__name__}: {detail}") from None
 
 
 def _template_error_line(exc: BaseException) -> int | None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 
-#: ``scheme://userinfo@`` anywhere in a text; userinfo stops at the characters that end an authority
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s'\"<>]*@")
+#: ``scheme://userinfo@`` anywhere in a text; userinfo runs to the LAST ``@`` before the characters that end an
+#: authority, as URL parsers read it (a raw ``@`` in a password: ``https://user:p@ss@host``)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s'\"<>]*@")
 #: ``userinfo@host/...`` at the start of a scheme-less address (``user:token@registry.example.com/repo``)
 #: git's scp-like form ``user@host:path`` (ssh: no password in it), left as it is
 _SCP_LIKE = re.compile(r"^[^/@\s:]+@[^/@\s:]+:(?!\d+(/|$))")
-_ADDRESS_USERINFO = re.compile(r"^[^/@\s]*@(?![A-Za-z][A-Za-z0-9+._-]*:[0-9a-fA-F]{32,}$)(?=[^/@\s]+(/|$))")
+_ADDRESS_USERINFO = re.compile(r"^[^/\s]*@(?![A-Za-z][A-Za-z0-9+._-]*:[0-9a-fA-F]{32,}$)(?=[^/@\s]+(/|$))")
 
 
 def strip_userinfo(url: str) -> str:

@@ -11,7 +11,6 @@ so cleanup never touches them.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ci_env.cleanup.policies import FoundTag, StageTag
 from ci_env.cleanup.progress import Update
 from ci_env.errors import CiEnvError, RegistryError
+from ci_env.registry import untrusted_json
 
 if TYPE_CHECKING:
     from ci_env.records import Publication, PublicationsRead
@@ -90,7 +90,7 @@ def image_config(client: RegistryClient, path: str, digest: str) -> dict[str, An
     if response.status_code != 200:
         return {}
     try:
-        data = json.loads(response.content)
+        data = untrusted_json.loads(response.content)
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

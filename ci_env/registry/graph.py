@@ -14,7 +14,6 @@ the I/O is behind :class:`ManifestSource`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from urllib.parse import quote
 
 from ci_env.errors import RegistryError
 from ci_env.registry import manifests as mf
+from ci_env.registry import untrusted_json
 from ci_env.registry.accessories import (
     REFERRERS_INDEX,
     AccessoryTag,
@@ -399,7 +399,7 @@ class _Builder:
             return
         body, media = answer
         try:
-            doc = json.loads(body)
+            doc = untrusted_json.loads(body)
         except ValueError:
             doc = {}
         if not isinstance(doc, dict):

@@ -9,17 +9,25 @@ DELETE, OPTIONS) are retried automatically; a POST is never repeated blindly.
 Every request first asks the shared budget of its host (``ci_env.registry.budget``): a rate limit one
 worker meets pauses every worker talking to that host, and ``--max-requests-per-second`` paces them all.
 The pool keeps up to ``POOL_SIZE`` connections alive per host, as many as cleanup's most workers.
+
+Redirects that a session follows by itself (the vendor APIs' calls; the registry client follows its own) never
+carry a credential to another host or scheme: every header that is not known to be harmless is dropped (requests
+alone drops only ``Authorization``, so GitLab's ``PRIVATE-TOKEN``/``JOB-TOKEN`` would follow), and a request
+whose body would be sent again there (a 307/308 of a login) is refused.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ci_env.errors import RegistryError
+from ci_env.registry.bodies import SafeJsonResponse, read_whole
 from ci_env.registry.budget import Budgets, HostBudget, host_of, is_rate_limited, shared
 from ci_env.registry.waits import Sleeper, WaitBudget, retry_after_seconds
 
@@ -35,8 +43,16 @@ POOL_SIZE = 64
 _sending = threading.local()
 
 
+#: headers a followed redirect may carry to another host or scheme; any other header may hold a credential.
+PORTABLE_HEADERS = frozenset({
+    "accept", "accept-encoding", "accept-language", "user-agent", "content-type", "content-length",
+    "transfer-encoding", "connection", "x-github-api-version",
+})
+
+
 class _TimeoutAdapter(HTTPAdapter):
-    """An adapter that applies a default timeout to every request and sends each through its host's budget."""
+    """An adapter that applies a default timeout to every request, sends each through its host's budget, and
+    reads every body it is not asked to stream within the bounds of ``ci_env.registry.bodies`` (size and time)."""
 
     def __init__(self, *args: Any, timeout: float = DEFAULT_TIMEOUT, budgets: Budgets | None = None,
                  sleep: Sleeper | None = None, **kwargs: Any) -> None:
@@ -45,7 +61,9 @@ class _TimeoutAdapter(HTTPAdapter):
         self.budgets = budgets
         self.sleeper = sleep
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
+    ) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         budget = (self.budgets or shared()).host(host_of(request.url or ""))
@@ -54,10 +72,17 @@ class _TimeoutAdapter(HTTPAdapter):
             previous = getattr(_sending, "budget", None)
             _sending.budget = budget
             try:
-                response = super().send(request, **kwargs)
+                response = super().send(request, stream=True, **kwargs)
             finally:
                 _sending.budget = previous
         budget.observe(response.status_code, response.headers)
+        if not stream:
+            read_whole(response)
+        return response
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        response.__class__ = SafeJsonResponse  # a subclass adding only the json() guard
         return response
 
 
@@ -117,6 +142,60 @@ class BoundedRetry(Retry):
         self.waited = budget.waited
 
 
+class CredentialScopedSession(requests.Session):
+    """A session whose followed redirects never take a credential (a header or a body) to another origin."""
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """Before following ``response``'s redirect: when it leaves the origin (host, port or scheme, as
+        requests judges it), drop every header not in ``PORTABLE_HEADERS`` and refuse to send a body again."""
+        before, after = str(response.request.url or ""), str(prepared_request.url or "")
+        if self.should_strip_auth(before, after):
+            if prepared_request.body is not None:
+                raise RegistryError(
+                    f"{_origin(before)} redirected {prepared_request.method} {_path(before)} to another host or "
+                    f"scheme ({_origin(after)}) with its body; ci-env never sends a request body (it may hold "
+                    "credentials) anywhere but where it was meant for"
+                )
+            for name in list(prepared_request.headers):
+                if name.lower() not in PORTABLE_HEADERS:
+                    del prepared_request.headers[name]
+        super().rebuild_auth(prepared_request, response)
+
+
+class ApiSession(CredentialScopedSession):
+    """The session of the vendor APIs: a request that fails (connection, TLS, an answer cut short, too many
+    redirects) raises ``RegistryError`` naming the host and path, never requests' own exception."""
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        text = url.decode() if isinstance(url, bytes) else str(url)
+        verb = method.decode() if isinstance(method, bytes) else str(method)
+        try:
+            return super().request(method, url, *args, **kwargs)
+        except requests.exceptions.SSLError:
+            raise RegistryError(
+                f"the TLS certificate of {_origin(text)} could not be verified ({verb} {_path(text)}); install "
+                "its CA (REQUESTS_CA_BUNDLE)"
+            ) from None
+        except requests.exceptions.TooManyRedirects:
+            raise RegistryError(f"{_origin(text)} redirected {verb} {_path(text)} too many times") from None
+        except requests.RequestException as exc:
+            raise RegistryError(
+                f"cannot reach {_origin(text)} ({verb} {_path(text)}): {type(exc).__name__} after retries (the "
+                "connection failed or the answer was cut short)"
+            ) from None
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, without user info."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"[:120]
+
+
+def _path(url: str) -> str:
+    """The path of ``url`` without its query (which may carry secrets)."""
+    return urlsplit(url).path[:200] or "/"
+
+
 def retry_policy(total: int = 6, backoff: float = 0.5, sleep: Sleeper | None = None) -> Retry:
     """The retry policy: ``total`` attempts on 429/5xx/connection errors, idempotent methods only."""
     return BoundedRetry(
@@ -138,9 +217,11 @@ def retry_policy(total: int = 6, backoff: float = 0.5, sleep: Sleeper | None = N
 def make_session(
     timeout: float = DEFAULT_TIMEOUT, retries: int = 6, backoff: float = 0.5, pool_size: int = POOL_SIZE,
     sleep: Sleeper | None = None, budgets: Budgets | None = None,
+    session_class: type[CredentialScopedSession] = CredentialScopedSession,
 ) -> requests.Session:
-    """A new session with connection pooling (``pool_size`` kept-alive connections per host), the default
-    timeout, the retry policy and the hosts' shared budgets (``budgets``, else the process's own).
+    """A new session (a ``session_class``) with connection pooling (``pool_size`` kept-alive connections per
+    host), the default timeout, the retry policy and the hosts' shared budgets (``budgets``, else the process's
+    own).
 
     ``sleep`` replaces ``time.sleep`` for the waits between retries and in the budgets (tests record them);
     such a session, unless given ``budgets``, gets budgets of its own on a clock its sleeps move forward.
@@ -149,7 +230,7 @@ def make_session(
         clock = _SleptClock(sleep)
         sleep = clock.sleep
         budgets = Budgets(clock=clock.now, wallclock=clock.wall, sleep=sleep)
-    session = requests.Session()
+    session = session_class()
     adapter = _TimeoutAdapter(
         timeout=timeout,
         budgets=budgets,

@@ -10,6 +10,8 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from ci_env.registry import untrusted_json
+
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -55,7 +57,7 @@ def media_type_of(body: bytes, header: str | None) -> str:
         if value in MANIFEST_TYPES:
             return value
     try:
-        declared = json.loads(body).get("mediaType")
+        declared = untrusted_json.loads(body).get("mediaType")
     except (ValueError, AttributeError):
         declared = None
     if isinstance(declared, str) and declared:
@@ -66,7 +68,7 @@ def media_type_of(body: bytes, header: str | None) -> str:
 def is_manifest_document(body: bytes) -> bool:
     """True when ``body`` is a JSON object with a ``schemaVersion`` (any manifest or index, schema 1 included)."""
     try:
-        doc = json.loads(body)
+        doc = untrusted_json.loads(body)
     except ValueError:
         return False
     return isinstance(doc, dict) and "schemaVersion" in doc
@@ -86,7 +88,7 @@ def references(body: bytes) -> References:
     Raises ValueError for a body that is not a schema 2 / OCI manifest or index.
     """
     try:
-        doc = json.loads(body)
+        doc = untrusted_json.loads(body)
     except ValueError as exc:
         raise ValueError("manifest is not JSON") from exc
     if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
@@ -110,7 +112,7 @@ def references(body: bytes) -> References:
 def child_descriptors(body: bytes) -> tuple[tuple[str, str | None], ...]:
     """(digest, media type or None) of each child manifest an index body lists; () for anything else."""
     try:
-        doc = json.loads(body)
+        doc = untrusted_json.loads(body)
     except ValueError:
         return ()
     entries = doc.get("manifests") if isinstance(doc, dict) else None
@@ -144,7 +146,7 @@ def placeholder_manifest(marker: str | None = None) -> bytes:
 def created_of(body: bytes) -> str | None:
     """The creation time a manifest declares in its annotations (``org.opencontainers.image.created``)."""
     try:
-        doc = json.loads(body)
+        doc = untrusted_json.loads(body)
     except ValueError:
         return None
     annotations = doc.get("annotations") if isinstance(doc, dict) else None

@@ -9,18 +9,21 @@ that is not loopback or listed as insecure) and never appears in a message or lo
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from ci_env import __version__
 from ci_env.errors import AuthError, ConfigError, RegistryError
+from ci_env.registry import untrusted_json
 from ci_env.registry.challenge import Challenge, preferred_challenge
 from ci_env.registry.insecure import is_listed, is_loopback
 from ci_env.registry.reference import DOCKER_HUB_ALIASES, DOCKER_HUB_API_HOST
 
 Log = Callable[[str], None]
+#: the most of an answer's body the probe reads (an error's details, a token).
+MAX_BODY = 65536
 
 
 @dataclass(frozen=True)
@@ -79,15 +82,33 @@ def _get(url: str, headers: dict[str, str], timeout: float, verify: bool) -> _Re
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as response:
-            return _Response(response.status, _lower(response.headers), response.read(65536))
+            return _Response(response.status, _lower(response.headers), _read_some(response, timeout))
     except urllib.error.HTTPError as exc:
         try:
-            body = exc.read(65536)
+            body = _read_some(exc, timeout)
         except OSError:
             body = b""
         return _Response(exc.code, _lower(exc.headers), body)
     except http.client.InvalidURL as exc:
         raise ValueError(str(exc)) from None
+
+
+def _read_some(response: Any, seconds: float) -> bytes:
+    """Up to ``MAX_BODY`` bytes of ``response``'s body, read within ``seconds`` in all: a server sending its
+    body a byte at a time gets what it sent so far (``read(n)`` alone waits for all ``n`` bytes, each read of
+    the socket within the timeout)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    size = 0
+    while size < MAX_BODY and time.monotonic() < deadline:
+        chunk = response.read1(MAX_BODY - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _lower(headers: object) -> dict[str, str]:
@@ -99,7 +120,7 @@ def _detail(response: _Response, secrets: Sequence[str]) -> str:
     """A short, secret-free description of an error response (its registry error code/message)."""
     text = ""
     try:
-        data = json.loads(response.body)
+        data = untrusted_json.loads(response.body)
         errors = data.get("errors") if isinstance(data, dict) else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             text = " ".join(str(errors[0].get(k, "")) for k in ("code", "message")).strip()
@@ -266,7 +287,7 @@ def _token(
             f"{_detail(response, secrets)}"
         )
     try:
-        data = json.loads(response.body)
+        data = untrusted_json.loads(response.body)
         token = data.get("token") or data.get("access_token")
     except (ValueError, AttributeError):
         token = None

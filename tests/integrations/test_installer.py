@@ -8,6 +8,7 @@ package index signed by a private CA (a company mirror).
 
 from __future__ import annotations
 
+import base64
 import importlib.machinery
 import importlib.util
 import json
@@ -300,3 +301,26 @@ def test_pip_settings_become_uv_arguments_and_environment(monkeypatch: pytest.Mo
         "--no-index", "--index-strategy=unsafe-best-match", "ci-env",
     ]
     assert (env["SSL_CERT_FILE"], env["HTTPS_PROXY"], env["UV_NATIVE_TLS"]) == ("/ca.pem", "http://proxy:3128", "1")
+
+
+def test_a_zipapp_url_with_credentials_authenticates_and_never_prints_them(
+    tmp_path: Path, zipapp: Path, httpserver: HTTPServer
+) -> None:
+    """A private mirror: ``https://user:password@host/ci-env.pyz`` logs in with Basic credentials, as pip takes
+    them from a URL; the installer's messages show the URL without them."""
+    basic = "Basic " + base64.b64encode(b"ci:SECRET-tok").decode()
+    httpserver.expect_request("/private/ci-env.pyz", headers={"Authorization": basic}).respond_with_data(
+        zipapp.read_bytes())
+    httpserver.expect_request("/private/gone.pyz").respond_with_data("gone", status=404)
+    base = httpserver.url_for("/private/").replace("http://", "http://ci:SECRET-tok@")
+    env = runner_env(tmp_path / "home", uv=False)
+    result = _run(env, "--home", str(tmp_path / "h"), "--spec", base + "ci-env.pyz")
+    assert result.returncode == 0, result.stderr
+    assert _ci_env(result.stdout.strip(), env, "--version").returncode == 0
+
+    failed = _run(env, "--home", str(tmp_path / "h2"), "--spec", base + "gone.pyz")
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == (
+        f"ci-env: error: could not fetch {httpserver.url_for('/private/gone.pyz')}: HTTP Error 404: NOT FOUND"
+    )
+    assert "SECRET-tok" not in failed.stderr

@@ -48,11 +48,64 @@ def test_template_cannot_exhaust_memory(tmp_path: Path) -> None:
         load_project(tmp_path, env={})
 
 
+#: templates whose evaluation fails in Python (not in Jinja2): each is one template error, never a traceback
+FAILING = [
+    ("{{ range(10 ** 9) | length }}", "Range too big"),
+    ("{{ 1 / 0 }}", "division by zero"),
+    ("{{ env('HOME', 'x') + 1 }}", "TypeError"),
+    ("{{ '{:q}'.format(1) }}", "ValueError"),
+    ("{{ lipsum() }}", "'lipsum' is undefined"),
+]
+
+
+@pytest.mark.parametrize(("payload", "what"), FAILING)
+def test_a_template_failing_in_python_is_one_template_error(tmp_path: Path, payload: str, what: str) -> None:
+    _project(tmp_path, f"{META}image: app\nargs:\n  X: \"{payload}\"\n")
+    with pytest.raises(ConfigError) as error:
+        load_project(tmp_path, env={})
+    assert str(error.value).startswith(f"{tmp_path / 'werf.yaml'}:6: template error: ")
+    assert what in str(error.value)
+
+
+def test_a_macro_recursing_without_end_is_one_template_error_in_the_cli(tmp_path: Path) -> None:
+    _project(tmp_path, f"{META}{{% macro r(n) %}}{{{{ r(n + 1) }}}}{{% endmacro %}}\nimage: \"{{{{ r(0) }}}}\"\n")
+    result = run_ci_env("build-and-publish", "-i", "127.0.0.1:9/acme", "-s", "127.0.0.1:9/acme/stages",
+                        "--tag-custom", "v1", env={**environ_without(), "HOME": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"ci-env: error: {tmp_path.resolve() / 'werf.yaml'}:")
+    assert "template error: " in result.stderr and "recursion" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("payload", [
+    "{{ '%0200000000d' % 1 }}",
+    "{{ '%.200000000f' % 1 }}",
+    "{{ '%*d' % (200000000, 1) }}",
+    "{{ '{:>200000000}'.format(1) }}",
+    "{{ '{0:{1}}'.format(1, 200000000) }}",
+    "{{ 'x' | center(200000000) }}",
+    "{{ 'x' | indent(200000000, true) }}",
+    "{{ '%0200000000d' | format(1) }}",
+    "{{ 'x'.ljust(200000000) }}",
+    "{{ 'x'.zfill(200000000) }}",
+    "{{ ('a' * 1000000).replace('a', 'b' * 200) }}",
+    "{{ ('\\t' * 1000).expandtabs(200000) }}",
+])
+def test_string_formatting_cannot_exhaust_memory(tmp_path: Path, payload: str) -> None:
+    """A width in a format (``%``, ``.format``, the ``format``, ``center`` and ``indent`` filters) or a string
+    method makes a string of that many characters: 200 MB each here, as many as the template likes unbounded."""
+    _project(tmp_path, f"{META}image: app\nargs:\n  X: \"{payload}\"\n")
+    with pytest.raises(ConfigError, match=r"werf\.yaml:6: template error: .*too large"):
+        load_project(tmp_path, env={})
+
+
 def test_env_and_project_dir_keep_working_in_the_sandbox(tmp_path: Path) -> None:
     _project(tmp_path, META + "image: {{ env('NAME', 'app') }}\nargs:\n  DIR: {{ project_dir }}\n"
-             "  N: \"{{ range(3) | join(',') }}\"\n")
+             "  N: \"{{ range(3) | join(',') }}\"\n"
+             "  F: \"{{ '%05d|%-4s|%.2f' % (42, 'a', 1.5) }} {{ '{:>6}'.format('b') }} {{ 'c' | center(5) }}\"\n")
     image = load_project(tmp_path, env={"NAME": "api"}).images[0]
-    assert image.name == "api" and dict(image.args) == {"DIR": str(tmp_path.resolve()), "N": "0,1,2"}
+    assert image.name == "api"
+    assert dict(image.args) == {"DIR": str(tmp_path.resolve()), "N": "0,1,2", "F": "00042|a   |1.50      b   c  "}
 
 
 def test_build_and_publish_refuses_an_escaping_werf_yaml_before_running_anything(tmp_path: Path) -> None:

@@ -65,6 +65,13 @@ def test_no_git_no_source_labels(cli: Cli, fresh_registry: RegistryFactory) -> N
     ("http://gitea.local:3000/acme/app", "http://gitea.local:3000/acme/app"),
     ("/srv/git/app.git", None),
     ("file:///srv/git/app.git", None),
+    # a query or fragment may carry a token, and is no part of the project's web address
+    ("https://git.example.com/acme/app.git?private_token=glpat-xyz", "https://git.example.com/acme/app"),
+    ("https://git.example.com/acme/app#main", "https://git.example.com/acme/app"),
+    ("https://ci:p@ss@github.com/acme/app.git", "https://github.com/acme/app"),
+    # git's remote helpers are no web address
+    ("ext::ssh -p 2222 git.example.com %S acme/app", None),
+    ("persistent-https::github.com/acme/app", None),
 ])
 def test_remote_becomes_a_web_url_without_credentials(remote: str, url: str | None) -> None:
     assert source_url(remote) == url

@@ -18,6 +18,10 @@ DIGEST = "sha256:" + "a" * 64
     ("git@github.com:o/r.git", "git@github.com:o/r.git"),  # git's ssh form: a user name, no secret
     (f"nginx@{DIGEST}", f"nginx@{DIGEST}"),
     (f"registry.example.com/repo@{DIGEST}", f"registry.example.com/repo@{DIGEST}"),
+    # a raw "@" in a password: URL parsers (urllib, curl, git) take the LAST "@" of the authority
+    ("https://user:p@ss@git.example.com/g/p.git", "https://git.example.com/g/p.git"),
+    ("https://a@b@c@git.example.com", "https://git.example.com"),
+    ("user:p@ss@registry.example.com/repo", "registry.example.com/repo"),
 ])
 def test_strip_userinfo(given: str, expected: str) -> None:
     assert strip_userinfo(given) == expected
@@ -27,3 +31,10 @@ def test_strip_userinfo(given: str, expected: str) -> None:
 def test_strip_userinfo_in_text_removes_every_url_credential() -> None:
     line = "fatal: https://a:b@h1/x and http://tok@h2:8080/y; mail me@example.com"
     assert strip_userinfo_in(line) == "fatal: https://h1/x and http://h2:8080/y; mail me@example.com"
+
+
+def test_strip_userinfo_in_text_removes_a_password_holding_an_at_sign_whole() -> None:
+    line = "fatal: unable to access 'https://ci:t0k@n!@git.example.com/g/p.git/': 403; see https://h/x?u=a@b"
+    assert strip_userinfo_in(line) == (
+        "fatal: unable to access 'https://git.example.com/g/p.git/': 403; see https://h/x?u=a@b"
+    )

@@ -78,10 +78,11 @@ def get_credential(context: VendorContext, kind: str) -> str | None:
 
 
 def new_session() -> requests.Session:
-    """A session with the project's retry policy (429/5xx with Retry-After, idempotent methods only)."""
-    from ci_env.registry.http import make_session
+    """A session with the project's retry policy (429/5xx with Retry-After, idempotent methods only) whose
+    redirects never carry credentials to another host, and whose failures are ``RegistryError``s."""
+    from ci_env.registry.http import ApiSession, make_session
 
-    return make_session()
+    return make_session(session_class=ApiSession)
 
 
 def next_link(response: requests.Response) -> str | None:
