@@ -103,8 +103,8 @@ def tags_cli(api: FakeApi) -> tuple[int, str]:
     return result.returncode, result.stderr
 
 
-def test_a_tag_list_nested_without_end_is_one_error_line(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_tag_list_nested_without_end_is_one_error_line(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     api.route("GET", r"/v2/app/tags/list")(lambda call: (200, {}, b'{"tags": ' + JSON_BOMB + b"}"))
     code, stderr = tags_cli(api)
     assert code == 1 and "Traceback" not in stderr
@@ -112,8 +112,8 @@ def test_a_tag_list_nested_without_end_is_one_error_line(fake_server: Callable[[
     assert "not JSON" in stderr
 
 
-def test_a_manifest_nested_without_end_is_one_error_line(fake_server: Callable[[], FakeApi]) -> None:
-    api = fake_server()
+def test_a_manifest_nested_without_end_is_one_error_line(fake_api: Callable[[], FakeApi]) -> None:
+    api = fake_api()
     api.route("GET", r"/v2/app/tags/list")(lambda call: (200, {}, {"tags": ["v1"]}))
     api.route("HEAD", r"/v2/app/manifests/v1")(lambda call: (200, {}, None))  # no digest: the client GETs it
     api.route("GET", r"/v2/app/manifests/(.+)")(lambda call, ref: (200, {}, JSON_BOMB))
@@ -123,9 +123,9 @@ def test_a_manifest_nested_without_end_is_one_error_line(fake_server: Callable[[
 
 
 def test_a_token_answer_nested_without_end_is_one_error_line_at_login(
-    fake_server: Callable[[], FakeApi], tmp_path: Path
+    fake_api: Callable[[], FakeApi], tmp_path: Path
 ) -> None:
-    api = fake_server()
+    api = fake_api()
 
     def ping(call: Call) -> Reply:
         return 401, {"WWW-Authenticate": f'Bearer realm="{api.url}/token",service="test"'}, None
