@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.registry_client.nameproxy import NameProxy
 from tests.services.dockerd import DockerDaemon, start_dockerd
 from tests.services.registry import RegistryService, start_registry
 
@@ -76,3 +77,21 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
     daemon = start_dockerd(tmp_path_factory.mktemp("dockerd"))
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture
+def name_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, int]], NameProxy]]:
+    """Start a NameProxy for the given routes (made-up name -> local port) and send this process's requests
+    for those names through it (HTTP_PROXY/HTTPS_PROXY), so a test gets hosts that are not loopback."""
+    proxies: list[NameProxy] = []
+
+    def start(routes: dict[str, int]) -> NameProxy:
+        proxy = NameProxy(routes)
+        proxies.append(proxy)
+        for key, value in proxy.env().items():
+            monkeypatch.setenv(key, value)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ci_env.registry.client import RegistryClient
 from tests.conftest import USERS
-from tests.registry_client.nameproxy import NameProxy
 from tests.services.registry import RegistryService
 from tests.vendors.conftest import fake_api
 
@@ -47,24 +45,6 @@ def htpasswd_client(registry_htpasswd: RegistryService, tmp_path: Path) -> Regis
 def token_client(registry_token: RegistryService, tmp_path: Path) -> RegistryClient:
     config = docker_config_for(tmp_path / "docker", registry_token.host, "bob", USERS["bob"])
     return RegistryClient(registry_token.host, docker_config=config)
-
-
-@pytest.fixture
-def name_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, int]], NameProxy]]:
-    """Start a NameProxy for the given routes (made-up name -> local port) and send this process's requests
-    for those names through it (HTTP_PROXY/HTTPS_PROXY), so a test gets hosts that are not loopback."""
-    proxies: list[NameProxy] = []
-
-    def start(routes: dict[str, int]) -> NameProxy:
-        proxy = NameProxy(routes)
-        proxies.append(proxy)
-        for key, value in proxy.env().items():
-            monkeypatch.setenv(key, value)
-        return proxy
-
-    yield start
-    for proxy in proxies:
-        proxy.stop()
 
 
 __all__ = ["fake_api"]

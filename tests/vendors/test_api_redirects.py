@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +32,6 @@ from tests.vendors.conftest import Ctx
 from tests.vendors.fakeapi import Call, FakeApi, Reply
 
 SECRETS = ("glpat-SECRET", "job-SECRET", "hub-pass-SECRET", "quay-SECRET")
-
-
-@pytest.fixture
-def proxied(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, int]], NameProxy]]:
-    proxies: list[NameProxy] = []
-
-    def start(routes: dict[str, int]) -> NameProxy:
-        proxy = NameProxy(routes)
-        proxies.append(proxy)
-        for key, value in proxy.env().items():
-            monkeypatch.setenv(key, value)
-        return proxy
-
-    yield start
-    for proxy in proxies:
-        proxy.stop()
 
 
 def leaked(calls: list[Call]) -> list[str]:
@@ -72,14 +56,14 @@ def elsewhere_server(fake_api: Callable[[], FakeApi]) -> FakeApi:
 
 
 def test_a_gitlab_api_redirect_to_another_host_carries_no_token(
-    fake_api: Callable[[], FakeApi], proxied: Callable[[dict[str, int]], NameProxy], clean_env: None,
+    fake_api: Callable[[], FakeApi], name_proxy: Callable[[dict[str, int]], NameProxy], clean_env: None,
     tmp_path: Path,
 ) -> None:
     gitlab, other = fake_api(), elsewhere_server(fake_api)
     gitlab.route("GET", r"/api/v4/projects/(.+)")(
         lambda call, ident: (302, {"Location": f"http://elsewhere.test/api/v4/projects/{ident}"}, None)
     )
-    proxied({"elsewhere.test:80": other.port})
+    name_proxy({"elsewhere.test:80": other.port})
     (tmp_path / "config.json").write_text("{}")
     context = Ctx(env={"WERF_GITLAB_API_URL": f"{gitlab.url}/api/v4", "CI_JOB_TOKEN": "job-SECRET",
                        "CI_SERVER_URL": gitlab.url, "CI_API_V4_URL": f"{gitlab.url}/api/v4"},
@@ -93,12 +77,12 @@ def test_a_gitlab_api_redirect_to_another_host_carries_no_token(
 
 
 def test_a_docker_hub_login_redirected_with_307_does_not_resend_the_password(
-    fake_api: Callable[[], FakeApi], proxied: Callable[[dict[str, int]], NameProxy], clean_env: None,
+    fake_api: Callable[[], FakeApi], name_proxy: Callable[[dict[str, int]], NameProxy], clean_env: None,
     tmp_path: Path,
 ) -> None:
     hub, other = fake_api(), elsewhere_server(fake_api)
     hub.route("POST", r"/v2/auth/token")(lambda call: (307, {"Location": "http://elsewhere.test/v2/auth/token"}, None))
-    proxied({"elsewhere.test:80": other.port})
+    name_proxy({"elsewhere.test:80": other.port})
     context = Ctx(env={"WERF_DOCKER_HUB_API_URL": hub.url},
                   credentials={"docker-hub-username": "alice", "docker-hub-password": "hub-pass-SECRET"})
     with pytest.raises(CiEnvError) as error:
@@ -108,13 +92,13 @@ def test_a_docker_hub_login_redirected_with_307_does_not_resend_the_password(
 
 
 def test_a_quay_api_redirect_from_https_to_another_host_drops_the_token(
-    fake_api: Callable[[], FakeApi], proxied: Callable[[dict[str, int]], NameProxy], clean_env: None,
+    fake_api: Callable[[], FakeApi], name_proxy: Callable[[dict[str, int]], NameProxy], clean_env: None,
 ) -> None:
     quay, other = fake_api(), elsewhere_server(fake_api)
     quay.route("GET", r"/api/v1/repository/(.+)")(
         lambda call, path: (301, {"Location": f"http://elsewhere.test/api/v1/repository/{path}"}, None)
     )
-    proxied({"elsewhere.test:80": other.port})
+    name_proxy({"elsewhere.test:80": other.port})
     context = Ctx(env={"WERF_QUAY_API_URL": quay.url}, credentials={"quay-token": "quay-SECRET"})
     with pytest.raises(PreflightError):
         QuayRemover(context).preflight(RepoAddress("quay.io", "acme/app"))
