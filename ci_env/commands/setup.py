@@ -271,13 +271,14 @@ def _setup(
         tmp_root,
     )
     from ci_env.exports import ExportInputs, compute_exports
+    from ci_env.options import resolve_setup
     from ci_env.render import render, shell_format
 
     shell_format(options.shell)
     _check_variables(options, env)
-    detect_env = {**env, "WERF_IMAGES_REPO": options.images_repo} if options.images_repo else env
-    facts = detect(detect_env, requested)
+    facts = detect(env, requested)
     say(f"CI system: {facts.system} ({facts.family} behaviour), job key: {facts.job_key or '(none)'}")
+    settings = resolve_setup(_repo_flags(options), env, facts, override=options.override)
     base = resolve_base(options.docker_config, env, facts)
     say(
         f"base Docker config: {base.directory or '(none)'}"
@@ -286,7 +287,7 @@ def _setup(
     root = tmp_root(options.tmp_dir, env, facts)
     for removed in collect_garbage(root):
         say(f"removed stale job directory {removed}")
-    logins = () if options.no_login else facts.logins
+    logins = () if options.no_login else facts.logins_for(settings.login_registries)
     if not options.no_verify_login and logins:
         _verify_logins(logins, options, env, say)
     job_dir = create_job_dir(base, root, facts.job_key, [login.registry for login in logins])
@@ -296,15 +297,7 @@ def _setup(
     for login in logins:
         add_login(job_dir, login.registry, login.username, login.password)
         say(f"{_login_words(options.no_verify_login)} {login.registry} as {login.username}")
-    inputs = ExportInputs(
-        docker_config=job_dir,
-        images_repo=options.images_repo or None,
-        stages_storage=options.stages_storage or None,
-        images_repo_mode=options.images_repo_mode,
-        tagging_strategy=options.tagging_strategy,
-        override=options.override,
-    )
-    exports = compute_exports(facts, inputs, env)
+    exports = compute_exports(facts, ExportInputs(job_dir, settings), env)
     for export in exports:
         if export.kept:
             say(f"{export.name} is already set: kept")
@@ -319,6 +312,12 @@ def _setup(
     sys.stderr.write(f"ci-env: {summary(facts, job_dir, logins, exports, verified=not options.no_verify_login)}\n")
     sys.stderr.flush()
     return job_dir
+
+
+def _repo_flags(options: SetupOptions) -> dict[str, str | None]:
+    """The repo options as the cascade reads them (click parameter names; None when not given)."""
+    return {"images_repo": options.images_repo, "stages_storage": options.stages_storage,
+            "images_repo_mode": options.images_repo_mode, "tagging_strategy": options.tagging_strategy}
 
 
 #: The variables setup takes from the environment, checked before anything is created; the ones
