@@ -377,6 +377,14 @@ CI_IMAGES_REPO_VARIABLES: dict[str, str] = {"gitlab": "CI_REGISTRY_IMAGE", "gith
 TAGGING_STRATEGIES: tuple[str, ...] = ("stages-signature", "tag-or-branch")
 
 
+#: The variables setup takes from the environment, checked before anything is created; the ones
+#: ``--override`` replaces are not taken then.
+SETUP_VARIABLES: tuple[str, ...] = (
+    "WERF_IMAGES_REPO", "WERF_STAGES_STORAGE", "WERF_IMAGES_REPO_MODE", "WERF_IMAGES_REPO_IMPLEMENTATION",
+    "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION", "WERF_REPO_IMPLEMENTATION", "WERF_TAG_BY_STAGES_SIGNATURE",
+)
+
+
 @dataclass(frozen=True)
 class RepoModel:
     """What the registry model says of one address: its implementation (and which variable chose it, or
@@ -400,6 +408,8 @@ class SetupSettings:
     images_model: RepoModel | None = None
     stages_model: RepoModel | None = None
     override: bool = False
+    #: ``--insecure-registry`` (repeatable) and ``$WERF_INSECURE_REGISTRY`` together (``*``: every registry)
+    insecure_registries: tuple[str, ...] = ()
 
     @property
     def login_registries(self) -> tuple[str, ...]:
@@ -419,8 +429,10 @@ def resolve_setup(
     malformed address or mode, an invalid combination, or a stages storage the implementation cannot hold.
     """
     from ci_env.registry.implementations import get_implementation
+    from ci_env.registry.insecure import from_env as insecure_from_env
     from ci_env.registry.naming import default_stages_storage
 
+    check_variables(env, ("WERF_INSECURE_REGISTRY", *(() if override else SETUP_VARIABLES)))
     variables = {} if override else env
     ci_images_repo = (facts.images_repo, CI_IMAGES_REPO_VARIABLES.get(facts.family, "the CI's images repo"))
     ci_registry = facts.registry if facts.family == "gitlab" else None
@@ -438,7 +450,8 @@ def resolve_setup(
         default_stages_storage(images_model.address, impl, images.source)  # ConfigError when invalid
         stages = Resolved(f"{images.value.rstrip('/')}/stages", "the default")  # as the user spelled it
     stages_model = _repo_model(stages, env, variables, STAGES_STORAGE, ci_registry)
-    return SetupSettings(images, stages, mode, strategy, images_model, stages_model, override)
+    insecure = (*(flags.get("insecure_registry") or ()), *insecure_from_env(env))
+    return SetupSettings(images, stages, mode, strategy, images_model, stages_model, override, insecure)
 
 
 def _repo_model(
