@@ -411,6 +411,17 @@ class SetupSettings:
     #: ``--insecure-registry`` (repeatable) and ``$WERF_INSECURE_REGISTRY`` together (``*``: every registry)
     insecure_registries: tuple[str, ...] = ()
 
+    def describe(self) -> str:
+        """One line saying each value and where it came from (never a secret): for ``setup -v``."""
+        parts = [f"{name} {found.value} (from {found.source})" if found else f"no {name}"
+                 for name, found in (("images repo", self.images_repo), ("stages storage", self.stages_storage))]
+        parts += [f"{name} {found.value} (from {found.source})"
+                  for name, found in (("images repo mode", self.images_repo_mode),
+                                      ("tagging strategy", self.tagging_strategy))]
+        if self.override:
+            parts.append("WERF_* variables not taken (--override)")
+        return "; ".join(parts)
+
     @property
     def login_registries(self) -> tuple[str, ...]:
         """The registries whose CI logins depend on a repo being there: the images repo's (none without one)."""

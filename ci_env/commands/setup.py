@@ -284,6 +284,7 @@ def _setup(
          "insecure_registry": options.insecure_registry},
         env, facts, override=options.override,
     )
+    say(settings.describe())
     base = resolve_base(options.docker_config, env, facts)
     say(
         f"base Docker config: {base.directory or '(none)'}"
