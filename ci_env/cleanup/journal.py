@@ -132,6 +132,7 @@ def _read_checked(path: Path) -> str | None:
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
+        _check_directory(path)  # where this run's journal goes: refused now, not by the next run
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:

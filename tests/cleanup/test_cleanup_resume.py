@@ -258,7 +258,7 @@ def test_a_planted_journal_removes_nothing_today_s_plan_keeps_nor_another_team_s
     plain.git.git("update-ref", "refs/heads/main", plain.git.git("rev-parse", "HEAD"))
     world.publish("api", "main", "git-branch", git_ref="main")  # kept: its branch exists
     api = world.images_repo.child("api")
-    db = RepoAddress(world.images_repo.host, f"other-team-{uuid.uuid4().hex[:8]}/db")
+    db = RepoAddress(world.images_repo.registry, f"other-team-{uuid.uuid4().hex[:8]}/db")
     world.push(db, "prod", None)
     journal = plain.tmp / "journal.jsonl"
     header = {"schema": jr.SCHEMA, "command": "cleanup", "images_repo": str(world.images_repo),
@@ -273,8 +273,8 @@ def test_a_planted_journal_removes_nothing_today_s_plan_keeps_nor_another_team_s
     result = run_ci_env(*plain.args(), "--journal", str(journal), "--report", str(report), env=plain.env(),
                         cwd=plain.tmp)
     assert result.returncode == 0, result.stderr
-    assert world.client.resolve(api.path, "main") is not None
     assert world.client.resolve(db.path, "prod") is not None
+    assert world.client.resolve(api.path, "main") is not None
     assert plain.tags() == set(KEPT)  # today's plan ran as usual
     assert _resumed(report) == {f"{api}:main": "kept", f"{db}:prod": "outside"}
     assert f"journal: dropped {api}:main (kept): today's plan keeps it" in result.stderr
@@ -370,3 +370,13 @@ def test_a_journal_is_written_0600_in_a_0700_directory(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert json.loads(path.read_text().splitlines()[0])["ref"] is None
+
+
+def test_a_directory_others_can_write_to_is_refused_before_the_first_journal_goes_there(tmp_path: Path) -> None:
+    directory = tmp_path / "open"
+    directory.mkdir()
+    directory.chmod(0o777)
+    with pytest.raises(UsageError, match="which group or others can write to"):
+        jr.load(directory / "j.jsonl", _target())
+    directory.chmod(0o1777)  # sticky, as /tmp: no one replaces another's file there
+    assert jr.load(directory / "j.jsonl", _target()) is None
