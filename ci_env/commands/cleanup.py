@@ -60,8 +60,9 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                      "continue) [env: WERF_CLEANUP_TIME_BUDGET]"),
         click.Option(["--journal"], type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="WERF_CLEANUP_JOURNAL",
-                     help="The journal of planned and finished removals a stopped or killed run leaves, and the next "
-                     "run finishes first; keep it in the CI cache [env: WERF_CLEANUP_JOURNAL; default: "
+                     help="The journal of planned and finished removals a stopped or killed run leaves; the next "
+                     "run removes first those today's plan removes too; keep it in a CI cache of the branch "
+                     "[env: WERF_CLEANUP_JOURNAL; default: "
                      "$XDG_STATE_HOME/ci-env/journal/COMMAND-HASH.jsonl]"),
         click.Option(["--max-requests-per-second"], type=click.FloatRange(min=0, min_open=True), default=None,
                      metavar="N", envvar="WERF_MAX_REQUESTS_PER_SECOND",
@@ -402,7 +403,7 @@ def _triage(command: str, state: Any, plan: Any, target: Any, inventory: Any, ou
     when = state.created.isoformat().replace("+00:00", "Z")
     out.status(f"{command}: resuming the journal {state.path} of the run of {when}: "
                f"{plural(len({e.key for e in triage.pending}), 'removal')} not done yet, "
-               f"{len(triage.first)} of them removed first (today's plan removes them too), "
+               f"{len(triage.first)} of them go first (today's plan removes them too), "
                f"{len(triage.dropped)} dropped")
     for item in triage.dropped[:DROPPED_LINES]:
         out.status(f"journal: dropped {item.repository}:{item.tag} ({item.outcome}): {item.reason}")

@@ -296,7 +296,7 @@ def test_an_honest_journal_removes_only_what_today_s_plan_removes_after_the_hist
     assert plain.tags() == {*KEPT, *back}
     app = plain.world.images_repo.child("app")
     assert _resumed(report) == {f"{app}:{tag}": "kept" if tag in back else "removed" for tag in SOME_STALE}
-    assert "2 dropped" in result.stderr and "4 of them removed first" in result.stderr
+    assert "2 dropped" in result.stderr and "4 of them go first" in result.stderr
     assert not journal.exists()
 
 
