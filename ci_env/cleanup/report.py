@@ -50,7 +50,7 @@ class Result:
     journal: str | None = None
     #: the waits rate limits cost, per host (``ci_env.registry.budget.WaitStats``)
     waits: tuple[Any, ...] = ()
-    #: the removals this run finished for the journal of an earlier run (``ci_env.cleanup.resume``)
+    #: the pending removals of an earlier run's journal and what became of each (``ci_env.cleanup.resume``)
     resumed: tuple[Any, ...] = ()
 
     def outcome(self, decision: Decision) -> tuple[str, str]:

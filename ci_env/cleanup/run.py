@@ -347,9 +347,7 @@ def execute(
     *,
     budget: TimeBudget | None = None,
     journal: Path | None = None,
-    forget: bool = True,
-    writer: Journal | None = None,
-    guarded: bool = False,
+    first: Sequence[tuple[str, str]] = (),
 ) -> Result:
     """Remove the plan's deletions (unless dry run) and forget their records; the Result with every outcome.
 
@@ -358,14 +356,17 @@ def execute(
     before the first one and each outcome as it comes (``ci_env.cleanup.journal``); the file is deleted when
     the run did them all. With a time ``budget`` the removals go in slices, and none is started once the budget
     is reached: the rest are ``not-attempted``, the Result is ``stopped``, no records are forgotten (the next
-    run does it) and the journal stays. ``forget`` False leaves the records alone and ``guarded`` removes a tag
-    only while it points at its decision's digest (a resumed journal)."""
+    run does it) and the journal stays. ``first``: the (repository, stored tag) of deletions to start with, in
+    that order (an earlier run's journal, ``ci_env.cleanup.resume``); it only orders the plan's deletions."""
     from ci_env.registry.reference import parse_address
     from ci_env.registry.removal import UntaggedOutcome, remove_untagged
 
     local_repository = local_stages.repository(target.project) if target.stages_local else None
     local = [d for d in plan.deletions if d.kind == KIND_STAGE and d.repository == local_repository]
     remote = [d for d in plan.deletions if d.repository != local_repository]
+    if first:
+        rank = {key: n for n, key in enumerate(first)}
+        remote.sort(key=lambda d: rank.get((d.repository, d.stored_tag), len(rank)))
     requests: list[tuple[RepoAddress, str]] = []
     for decision in remote:
         parsed = parse_address(decision.repository)
@@ -373,22 +374,20 @@ def execute(
         requests.append((parsed, decision.stored_tag))
     remover_of = _removers(target, settings, env, credentials, clients)
     graph_of = graph_source(inventory, clients, settings.parallel)
-    if writer is None and journal is not None and not settings.dry_run and remote:
+    writer: Journal | None = None
+    if journal is not None and not settings.dry_run and remote:
         from ci_env.cleanup import journal as jr
 
         writer = jr.Journal.create(journal, journal_target(command, target), [
             jr.Entry(d.repository, d.stored_tag, d.digest, d.kind, d.image,
-                     d.tag if d.tag != d.stored_tag else None) for d in remote])
-    expected = None
-    if guarded:
-        expected = {(address, d.stored_tag): d.digest for (address, _), d in zip(requests, remote, strict=True)
-                    if d.digest}
+                     d.tag if d.tag != d.stored_tag else None) for d in remote], ref=jr.current_ref(env))
+
     def running(repo: RepoAddress) -> frozenset[str]:
         return plan.in_use.digests(str(repo)) if plan.in_use is not None else frozenset()
 
     try:
         removal, stopped = _remove(requests, remover_of, graph_of, settings, progress, budget,
-                                   None if writer is None else _journal_outcome(writer), expected, keep=running)
+                                   None if writer is None else _journal_outcome(writer), keep=running)
     except BaseException:
         if writer is not None:
             writer.close()
@@ -412,7 +411,7 @@ def execute(
         else:
             writer.finish()
     forgotten = 0
-    if forget and not settings.dry_run and not stopped:
+    if not settings.dry_run and not stopped:
         forgotten = forget_records(target, plan, inventory, outcomes, settings.parallel, phases, clients)
         forget_metadata(target, plan, outcomes, settings.parallel)
     return Result(

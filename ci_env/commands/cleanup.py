@@ -60,8 +60,9 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                      "continue) [env: WERF_CLEANUP_TIME_BUDGET]"),
         click.Option(["--journal"], type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="WERF_CLEANUP_JOURNAL",
-                     help="The journal of planned and finished removals a stopped or killed run leaves, and the next "
-                     "run finishes first; keep it in the CI cache [env: WERF_CLEANUP_JOURNAL; default: "
+                     help="The journal of planned and finished removals a stopped or killed run leaves; the next "
+                     "run removes first those today's plan removes too; keep it in a CI cache of the branch "
+                     "[env: WERF_CLEANUP_JOURNAL; default: "
                      "$XDG_STATE_HOME/ci-env/journal/COMMAND-HASH.jsonl]"),
         click.Option(["--max-requests-per-second"], type=click.FloatRange(min=0, min_open=True), default=None,
                      metavar="N", envvar="WERF_MAX_REQUESTS_PER_SECOND",
@@ -272,13 +273,12 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     journal_path = None if dry_run else _journal_path(kw, command, target, env)
-    resumption = None
+    earlier = None
     if journal_path is not None:
-        resumption = _resume(command, journal_path, target, clients, settings, env, credentials, policy, budget, out)
-        if resumption is not None and (resumption.stopped or (budget is not None and budget.reached())):
-            _stopped_before_planning(command, target, resumption, started, journal_path, kw, env, out)
+        journal_path, earlier = _earlier_journal(command, journal_path, target, settings, env, out)
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
                                     credentials=credentials)
+    triage = None if earlier is None else _triage(command, earlier, plan, target, inventory, out)
     deletions = plan.deletions
     if kw.get("keep_tag"):
         from ci_env.cleanup.policies import KIND_TAG
@@ -296,14 +296,19 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
                              progress=_progress(), started=started, phases=planning, budget=budget,
-                             journal=journal_path)
+                             journal=journal_path, first=triage.first if triage is not None else ())
     except CiEnvError:
         if kw["report"] is not None:
             empty = rpt.Result(command, dry_run, str(target.images_repo.address), None, plan, {}, inventory.skipped,
                                started, run.started_now())
             rpt.write_json(kw["report"], empty.as_json())
         raise
-    result = dataclasses.replace(result, waits=_waits(), resumed=resumption.resumed if resumption else ())
+    resumed = () if triage is None else triage.resumed(result.outcomes)
+    result = dataclasses.replace(result, waits=_waits(), resumed=resumed)
+    if earlier is not None:
+        _resumed_line(resumed, out)
+        if result.journal is None:  # this run wrote no journal, or finished it: the earlier one is done with
+            earlier.path.unlink(missing_ok=True)
     for warning in result.warnings:
         out.status(f"ci-env: warning: {warning}")
     lines = rpt.table_lines(result)  # one line at a time: 100,000 decisions are never a table in memory
@@ -361,52 +366,63 @@ def _journal_path(kw: dict[str, Any], command: str, target: Any, env: dict[str, 
     return Path(given) if given else journal.default_path(env, run.journal_target(command, target))
 
 
-def _resume(command: str, path: Path, target: Any, clients: Any, settings: Any, env: dict[str, str],
-            credentials: Any, policy: Any, budget: Any, out: Any) -> Any:
-    """Finish the journal an earlier run left at ``path`` (None when there is none with work left)."""
-    from ci_env.cleanup import journal, resume, run
-    from ci_env.output import plural
+def _earlier_journal(command: str, path: Path, target: Any, settings: Any, env: dict[str, str],
+                     out: Any) -> tuple[Path | None, Any]:
+    """The journal an earlier run left at ``path`` with work left (``journal.State``, or None), and where this run
+    keeps its own (None: nowhere). A file git tracks in the clone is not a journal (whoever committed it wrote
+    it): ignored, and this run keeps none. A journal of another CI ref (another branch's cache) is ignored and
+    replaced. UsageError (exit 2) for a file that fails ``journal.load``'s checks."""
+    from ci_env.cleanup import journal, run
 
+    if path.exists() and journal.tracked_by_git(path, settings.directory):
+        out.status(f"ci-env: warning: the cleanup journal {path} is a file git tracks in {settings.directory}: "
+                   "ignored, and this run keeps no journal; pass --journal PATH outside the checkout's tracked "
+                   "files")
+        return None, None
     state = journal.load(path, run.journal_target(command, target))
     if state is None:
-        return None
-    pending = state.pending
-    if not pending:
-        journal.Journal.reopen(state).finish()
-        return None
+        return path, None
+    ref = journal.current_ref(env)
+    if state.ref != ref:
+        out.status(f"{command}: the journal {path} was written for ref {state.ref or '(none)'}, not for "
+                   f"{ref or '(none)'} (another branch's cache?): ignored, and replaced by this run's")
+        return path, None
+    if not state.pending:
+        path.unlink(missing_ok=True)
+        return path, None
+    return path, state
+
+
+def _triage(command: str, state: Any, plan: Any, target: Any, inventory: Any, out: Any) -> Any:
+    """The earlier journal against today's ``plan`` (``resume.triage``), with a line saying what is done first
+    and one per dropped entry (at most ``DROPPED_LINES``; the report lists them all)."""
+    from ci_env.cleanup import resume
+    from ci_env.output import plural
+
+    triage = resume.triage(state, plan, resume.target_repositories(target), inventory.skipped)
     when = state.created.isoformat().replace("+00:00", "Z")
-    out.status(f"{command}: resuming the journal {path}: {plural(len(pending), 'removal')} planned by the run of "
-               f"{when} not done yet; each is removed only if its tag still points at the planned digest")
-    lister = run.images_lister(target, clients, credentials)
-    resumption = resume.resume(state, command, target, clients, settings, env, credentials, policy, budget=budget,
-                               progress=_progress(), lister=lister)
-    found = resume.counts(resumption.resumed)
+    out.status(f"{command}: resuming the journal {state.path} of the run of {when}: "
+               f"{plural(len({e.key for e in triage.pending}), 'removal')} not done yet, "
+               f"{len(triage.first)} of them go first (today's plan removes them too), "
+               f"{len(triage.dropped)} dropped")
+    for item in triage.dropped[:DROPPED_LINES]:
+        out.status(f"journal: dropped {item.repository}:{item.tag} ({item.outcome}): {item.reason}")
+    if len(triage.dropped) > DROPPED_LINES:
+        out.status(f"journal: ... and {len(triage.dropped) - DROPPED_LINES} more dropped (the --report lists them)")
+    return triage
+
+
+#: dropped journal entries printed one per line; the report has every one.
+DROPPED_LINES = 20
+
+
+def _resumed_line(resumed: Any, out: Any) -> None:
+    from ci_env.cleanup import resume
+
+    found = resume.counts([r for r in resumed if r.outcome not in resume.DROPPED])
     out.status(f"journal: {found.get('removed', 0)} removed, {found.get('absent', 0)} already gone, "
-               f"{found.get('moved', 0)} moved since (kept), {found.get('protected', 0)} protected now (kept), "
                f"{found.get('failed', 0)} failed" + (f", {found['not-attempted']} not started"
                                                      if found.get("not-attempted") else ""))
-    for warning in resumption.warnings:
-        out.status(f"ci-env: warning: {warning}")
-    return resumption
-
-
-def _stopped_before_planning(command: str, target: Any, resumption: Any, started: str, path: Path,
-                             kw: dict[str, Any], env: dict[str, str], out: Any) -> None:
-    """The time budget ended while finishing the journal: report what was done, say what remains, exit 3."""
-    from ci_env.cleanup import report as rpt
-    from ci_env.cleanup import run
-    from ci_env.cleanup.policies import Plan
-
-    left = sum(1 for r in resumption.resumed if r.outcome == "not-attempted")
-    result = rpt.Result(command, False, str(target.images_repo.address), run.journal_target(command, target)
-                        .stages_storage, Plan(()), {}, (), started, run.started_now(), stopped=True,
-                        journal=str(path) if path.exists() else None, waits=_waits(), resumed=resumption.resumed)
-    if kw["report"] is not None:
-        rpt.write_json(kw["report"], result.as_json())
-    out.status(f"{command}: finishing the journal took the time budget; nothing new was planned"
-               + rpt.wait_line(result.waits))
-    out.status(_stopped_line(command, left, result.journal))
-    raise click.exceptions.Exit(EXIT_PARTIAL)
 
 
 def _stopped_line(command: str, left: int, journal: str | None) -> str:
@@ -436,8 +452,8 @@ def cleanup(repo: Any, **kw: Any) -> None:
     --keep-published-within win over every policy, and so does a workload in Kubernetes that uses a tag
     (every kubeconfig context is read unless --without-kube; one that cannot be read stops cleanup before
     anything is removed). Then the stages no kept tag uses are removed. Exits 1 listing the tags that could
-    not be removed, 3 when --time-budget stopped it with removals left (run it again: it finishes the journal
-    first, removing a planned tag only if it still points at the planned digest).
+    not be removed, 3 when --time-budget stopped it with removals left (run it again: it plans afresh and
+    removes first what the journal planned and today's plan removes too).
     """
     from ci_env.cleanup.policies import Limit, Policy
     from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list
