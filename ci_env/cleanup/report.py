@@ -25,6 +25,19 @@ NOT_ATTEMPTED = "not-attempted"
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A repository whose remover refused the preflight a dry run did: the real run would stop before removing
+    anything, with ``exit_code``."""
+
+    repository: str
+    message: str
+    exit_code: int = 1
+
+    def as_json(self) -> dict[str, Any]:
+        return {"repository": self.repository, "error": self.message, "exit_code": self.exit_code}
+
+
+@dataclass(frozen=True)
 class Result:
     """A whole run: what was planned, and for each deletion its outcome (``removed``, ``absent``,
     ``failed``, ``would-remove``; ``not-attempted`` when the run stopped before removing)."""
@@ -52,6 +65,13 @@ class Result:
     waits: tuple[Any, ...] = ()
     #: the pending removals of an earlier run's journal and what became of each (``ci_env.cleanup.resume``)
     resumed: tuple[Any, ...] = ()
+    #: a dry run: the repositories whose preflight refused, so the real run would fail (empty: it would not)
+    refusals: tuple[Refusal, ...] = ()
+
+    @property
+    def would_fail(self) -> bool:
+        """A dry run whose real run would stop at its preflight, before removing anything."""
+        return bool(self.refusals)
 
     def outcome(self, decision: Decision) -> tuple[str, str]:
         if decision.action != DELETE:
@@ -117,6 +137,7 @@ class Result:
             **({"untagged": [u.as_dict() for u in self.untagged]} if self.untagged else {}),
             **({"partial": {"stopped_by": "time-budget", "journal": self.journal}} if self.stopped else {}),
             **({"resumed": [r.as_json() for r in self.resumed]} if self.resumed else {}),
+            **({"would_fail": [r.as_json() for r in self.refusals]} if self.refusals else {}),
             "rate_limits": rate_limits_json(self.waits),
         }
 
@@ -227,6 +248,8 @@ def markdown(result: Result) -> str:
         + (f", {counts['would_remove']} would be removed" if result.dry_run else "")
     )
     lines.append("")
+    for refusal in result.refusals:
+        lines += [f"**The real {result.command} would fail** before removing anything: {refusal.message}", ""]
     deleted: list[list[str]] = []  # the failures, then the first SUMMARY_ROWS others
     kept: list[list[str]] = []  # the first SUMMARY_ROWS
     deleted_count = kept_count = 0

@@ -31,7 +31,7 @@ from ci_env.cleanup.policies import (
     plan_purge,
 )
 from ci_env.cleanup.progress import Update
-from ci_env.cleanup.report import Result
+from ci_env.cleanup.report import Refusal, Result
 from ci_env.errors import CiEnvError, ConfigError, UsageError
 from ci_env.registry.client import ClientPool
 
@@ -402,6 +402,14 @@ def execute(
         untagged, more = remove_untagged([r for r in repositories if r is not None], remover_of, graph_of, removal,
                                          parallel=settings.parallel, dry_run=settings.dry_run, keep=running)
         warnings += more
+    refusals: tuple[Refusal, ...] = ()
+    if settings.dry_run:  # what the real run's preflight would refuse (it deletes nothing)
+        touched = [repo for repo, _tag in requests]
+        for outcome in untagged:
+            address = parse_address(outcome.repo) if outcome.status == "would-remove" else None
+            if address is not None:
+                touched.append(address)
+        refusals = preflight_refusals(touched, remover_of)
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
     if local and not stopped:
         outcomes.update(remove_local_stages(target, local, settings, env))
@@ -419,8 +427,23 @@ def execute(
         ":local" if target.stages_local else (str(target.stages) if target.stages else None),
         plan, outcomes, inventory.skipped, started, _now(), forgotten,
         accessories=removal.by_tag(), untagged=untagged, warnings=warnings, stopped=stopped,
-        journal=str(writer.path) if writer is not None and stopped else None,
+        journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
     )
+
+
+def preflight_refusals(
+    repos: Sequence[RepoAddress], remover_of: Callable[[RepoAddress], TagRemover],
+) -> tuple[Refusal, ...]:
+    """The preflight the real run does before its first removal, for each of ``repos`` (each once, in order):
+    one Refusal per repository whose remover refuses (credentials missing or lacking delete, deletion
+    disabled, ...). Deletes nothing; used by a dry run to tell whether the real run would stop."""
+    refusals: list[Refusal] = []
+    for repo in dict.fromkeys(repos):
+        try:
+            remover_of(repo).preflight(repo)
+        except CiEnvError as exc:
+            refusals.append(Refusal(str(repo), exc.message, exc.exit_code))
+    return tuple(refusals)
 
 
 def journal_target(command: str, target: Target) -> JournalTarget:

@@ -314,6 +314,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     lines = rpt.table_lines(result)  # one line at a time: 100,000 decisions are never a table in memory
     if family in FOLDED_PLAN:  # the plan (dry run or not) in a collapsible section of the job log, on stdout
         title = f"{command} plan: {len(deletions)} to remove" + (" (dry run, nothing removed)" if dry_run else "")
+        if result.would_fail:
+            title += f" -- the real {command} would fail: see the error below"
         with Output(family, sys.stdout).section(title, name=f"ci-env-{command}") as section:
             for line in lines:
                 section.line(line)
@@ -329,14 +331,32 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
                + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
                + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
-               + rpt.wait_line(result.waits))
+               + rpt.wait_line(result.waits)
+               + (f"; the real {command} would fail: its preflight refuses "
+                  f"{plural(len(result.refusals), 'repository')}" if result.would_fail else ""))
     if result.stopped:
         out.status(_stopped_line(command, counts["not_attempted"], result.journal))
+    if result.would_fail:
+        raise _would_fail(command, result.refusals)
     if result.failed:
         raise RegistryError(f"{plural(len(result.failed), 'tag')} could not be removed (run again to retry):\n"
                             + "\n".join(rpt.failure_lines(result.failed)))
     if result.stopped:
         raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+def _would_fail(command: str, refusals: Any) -> Exception:
+    """The error of a dry run whose real run would stop at its preflight: each refusal, with the real run's exit
+    code (that of the first refusal, as the real run stops there)."""
+    from ci_env.errors import PreflightError
+
+    code = refusals[0].exit_code
+    error = PreflightError(
+        f"dry run: the real {command} would fail before removing anything (exit {code}), its preflight refuses:\n"
+        + "\n".join(f"  {r.message}" for r in refusals)
+        + "\nfix the above, then run the dry run again")
+    error.exit_code = code
+    return error
 
 
 #: the exit code of a run the time budget stopped with removals left (``ci_env.cleanup.time_budget``).
@@ -453,7 +473,8 @@ def cleanup(repo: Any, **kw: Any) -> None:
     (every kubeconfig context is read unless --without-kube; one that cannot be read stops cleanup before
     anything is removed). Then the stages no kept tag uses are removed. Exits 1 listing the tags that could
     not be removed, 3 when --time-budget stopped it with removals left (run it again: it plans afresh and
-    removes first what the journal planned and today's plan removes too).
+    removes first what the journal planned and today's plan removes too). --dry-run removes nothing but
+    runs the real run's preflight, and exits 1 when it refuses (the real run would stop there).
     """
     from ci_env.cleanup.policies import Limit, Policy
     from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list
@@ -476,7 +497,8 @@ def cleanup(repo: Any, **kw: Any) -> None:
 def purge(repo: Any, **kw: Any) -> None:
     """Remove every tag of every managed image, and every stage.
 
-    Without --force only the plan is printed and nothing is removed (exit 0). The managed-images list
+    Without --force only the plan is printed and nothing is removed (exit 0; 1 when the real run's preflight
+    would refuse, as for cleanup --dry-run). The managed-images list
     itself is kept; publication records of removed tags are forgotten.
     """
     _run("purge", repo, kw, None, bool(kw["force"]))

@@ -98,6 +98,31 @@ def test_shallow_clone_is_refused(world: World, project: dict[str, str], tmp_pat
     assert "shallow clone" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_single_branch_clone_is_refused_and_synchronisation_keeps_the_live_branch(
+    world: World, project: dict[str, str], tmp_path: Path,
+) -> None:
+    origin = Path(project["dir"])
+    subprocess.run(["git", "-C", str(origin), "branch", "live"], check=True)
+    world.publish("api", "live", "git-branch", git_ref="live", signature=signature_of("live"))
+    clone = tmp_path / "single-branch"
+    subprocess.run(["git", "clone", "-q", "--single-branch", "--branch", "main", f"file://{origin}", str(clone)],
+                   check=True)
+    args = ["-i", str(world.images_repo), "-s", str(world.stages), "--dir", str(clone)]
+    before = world.tags("api")
+
+    refused = run_cli("cleanup", *args, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    error = refused.stderr.split("ci-env: error: ", 1)[1]
+    assert error.startswith(f"{clone} is a clone that hides branches of origin") and "Traceback" not in error
+    assert "--git-history-synchronization" in error and "fetch-depth: 0" in error
+    assert world.tags("api") == before  # nothing removed
+
+    synchronised = run_cli("cleanup", *args, "--git-history-synchronization", cwd=tmp_path)
+    assert synchronised.returncode == 0, synchronised.stderr
+    assert "live" in world.tags("api")  # its branch exists on origin
+    assert "feature-a" not in world.tags("api")  # its branch was deleted
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--keep-published-within", "2 hours"], "is not a duration"),
     (["--keep-tag", "("], "is not a valid regular expression"),

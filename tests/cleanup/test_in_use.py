@@ -63,6 +63,9 @@ def _settings(config: Path, **kw: object) -> KubeSettings:
     ("index.docker.io/library/nginx", ImageUse("docker.io/library/nginx", "latest")),
     ("acme/app:v1", ImageUse("docker.io/acme/app", "v1")),
     ("Registry.Example.com:5000/a/b", ImageUse("registry.example.com:5000/a/b", "latest")),
+    ("registry.example.com:443/a/b:v1", ImageUse("registry.example.com/a/b", "v1")),
+    ("index.docker.io:443/library/nginx", ImageUse("docker.io/library/nginx", "latest")),
+    ("registry-1.docker.io/acme/app:v1", ImageUse("docker.io/acme/app", "v1")),
     (f"127.0.0.1:5000/a/b@{D1}", ImageUse("127.0.0.1:5000/a/b", None, D1)),
     (f"127.0.0.1:5000/a/b:v2@{D1}", ImageUse("127.0.0.1:5000/a/b", "v2", D1)),
     ("NotAnImage:x", None),
@@ -117,6 +120,38 @@ def test_every_kind_of_every_context_is_read_once_with_its_own_token(
     assert users(f"{REG}/other", "x", D2) == []  # a digest protects its own repository only
     assert users("docker.io/library/nginx", "latest") == ["staging/web/Pod/web-0"]
     assert users(f"{REG}/api", "v9", D3) == []
+
+
+SPELLINGS = [  # (workload's image, repository as cleanup is given it, tag, digest): the same image
+    ("registry.example.com:443/app:v1", "registry.example.com/app", "v1", None),
+    ("registry.example.com/app:v1", "registry.example.com:443/app", "v1", None),
+    ("Registry.Example.com:443/app:v1", "registry.example.com:443/app", "v1", None),
+    ("plain.example.com:80/app:v1", "plain.example.com/app", "v1", None),
+    ("docker.io/library/x:1", "x", "1", None),
+    ("x:1", "docker.io/library/x", "1", None),
+    ("x", "index.docker.io/library/x", "latest", None),
+    ("index.docker.io:443/library/x:1", "docker.io/x", "1", None),
+    ("registry-1.docker.io/acme/app:2", "acme/app", "2", None),
+    (f"registry.example.com:443/app:v1@{D1}", "registry.example.com/app", "v1", None),
+    (f"registry.example.com:443/app:v1@{D1}", "registry.example.com/app", "moved", D1),
+    (f"registry.example.com/app@{D2}", "registry.example.com:443/app", "any", D2),
+]
+
+
+def test_every_spelling_of_an_image_protects_the_tag_and_digest_it_means(
+    kube_servers: Servers, tmp_path: Path,
+) -> None:
+    server = kube_servers(tokens={"t"}, objects=[
+        pod(f"p{i}", "ns", [image]) for i, (image, _repo, _tag, _digest) in enumerate(SPELLINGS)])
+    config = write_kubeconfig(tmp_path / "config", [Context("c", server.url, "t", server.ca_pem)])
+    found = scan(_settings(config), {})
+    for i, (image, repository, tag, digest) in enumerate(SPELLINGS):
+        assert Workload("c", "ns", "Pod", f"p{i}") in found.users(repository, tag, digest), (image, repository)
+    assert found.digests("registry.example.com:443/app") == {D1, D2}
+    # a different port, host or path is another repository
+    assert found.users("registry.example.com:5000/app", "v1", None) == ()
+    assert found.users("other.example.com/app", "v1", None) == ()
+    assert found.users("docker.io/acme/x", "1", None) == ()
 
 
 def test_lists_are_paged_with_limit_and_continue(kube_servers: Servers, tmp_path: Path) -> None:

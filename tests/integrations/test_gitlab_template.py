@@ -76,6 +76,8 @@ def sample_project(tmp_path: Path) -> Path:
     _git(project, "init", "-q", "-b", "main")
     _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
     _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "sample")
+    # a GitLab job's clone has the project as origin: the cleanup job's history synchronisation fetches from it
+    _git(project, "remote", "add", "origin", project.as_uri())
     return project
 
 
