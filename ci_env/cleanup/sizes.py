@@ -81,11 +81,12 @@ class Bytes:
                         for image, tag, digest, size in self.largest],
         }
 
-    def phrase(self) -> str:
+    def phrase(self, dry_run: bool = False) -> str:
         """``at most 1.2 GiB freed once the registry's garbage collection runs`` (the status line's words)."""
         words = ("at most " if self.at_most else "") + human(self.freed)
         unknown = f" ({self.unknown} not measured)" if self.unknown else ""
-        return f"{words}{unknown} freed once the registry's garbage collection runs"
+        verb = "would be freed" if dry_run else "freed"
+        return f"{words}{unknown} {verb} once the registry's garbage collection runs"
 
 
 def human(count: int) -> str:

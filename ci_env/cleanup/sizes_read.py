@@ -4,7 +4,7 @@ is an upper bound whenever something is kept (``Bytes.at_most``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,14 +20,14 @@ def _image(decision: Any) -> str:
     return "~" if decision.image is None else decision.image
 
 
-def measure_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
-                 progress: Update | None = None, skip: Callable[[str], bool] = lambda _r: False) -> Bytes:
-    """The bytes the plan's deletions free: each removed digest's manifest read once (by digest, in parallel),
-    then :func:`measure`. A manifest that cannot be read counts as ``unknown``; ``skip(repository)`` leaves a
-    repository out (the ``:local`` stages, which are not in a registry)."""
+def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
+              progress: Update | None = None, skip: Callable[[str], bool] = lambda _r: False) -> dict[str, Manifest]:
+    """The manifests of the digests the plan's deletions point at (and of the child manifests of removed
+    indexes), each read once by digest, in parallel; a manifest that cannot be read is left out (counted
+    ``unknown`` by :func:`figures`). ``skip(repository)`` leaves a repository out (the ``:local`` stages, which are
+    not in a registry)."""
     from ci_env.registry.reference import parse_address
 
-    removals: list[Removal] = []
     wanted: dict[str, tuple[Any, str]] = {}  # digest -> (address, repository path)
     for decision in plan.decisions:
         if decision.action != DELETE or not decision.digest or skip(decision.repository):
@@ -36,10 +36,8 @@ def measure_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
             address = parse_address(decision.repository)
         except CiEnvError:
             address = None
-        if address is None:
-            continue
-        removals.append(Removal(_image(decision), decision.stored_tag, decision.digest))
-        wanted.setdefault(decision.digest, (address, address.path))
+        if address is not None:
+            wanted.setdefault(decision.digest, (address, address.path))
     kept = {d.digest for d in plan.decisions if d.action != DELETE and d.digest}
     manifests: dict[str, Manifest] = {}
     done = 0
@@ -68,4 +66,32 @@ def measure_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
                         children[child] = where
             wanted.update(children)
             todo = list(children.items())
-    return measure(removals, kept, manifests)
+    return manifests
+
+
+#: outcomes whose tag is gone after the run (or would be, in a dry run): their bytes are freed
+FREEING = frozenset({"removed", "would-remove"})
+
+
+def figures(result: Any, manifests: Mapping[str, Manifest], skip: Callable[[str], bool] = lambda _r: False) -> Bytes:
+    """The bytes ``result``'s removals free: tags removed (or would be) free their blobs; kept tags, and tags
+    whose removal failed or was not started, still hold theirs; ``absent`` ones were gone already."""
+    removals: list[Removal] = []
+    still: set[str] = set()
+    for decision in result.plan.decisions:
+        if not decision.digest or skip(decision.repository):
+            continue
+        status, _ = result.outcome(decision)
+        if decision.action == DELETE and status in FREEING:
+            removals.append(Removal(_image(decision), decision.stored_tag, decision.digest))
+        elif status != "absent":
+            still.add(decision.digest)
+    return measure(removals, still, manifests)
+
+
+def local_skip(target: Any) -> Callable[[str], bool]:
+    """The ``skip`` of a cleanup or purge run: its ``:local`` stages are not in a registry."""
+    from ci_env.cleanup import local_stages
+
+    local = local_stages.repository(target.project) if target.stages_local else None
+    return lambda repository: repository == local

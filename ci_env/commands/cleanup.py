@@ -40,6 +40,10 @@ def _common_params(cleanup: bool) -> list[click.Option]:
         click.Option(["--report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="WERF_CLEANUP_REPORT",
                      help="Write the plan and each removal's outcome as JSON to PATH [env: WERF_CLEANUP_REPORT]"),
+        click.Option(["--html-report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     envvar="WERF_CLEANUP_HTML_REPORT",
+                     help="Write the plan, outcomes, bytes freed and each image's tags over time as one "
+                     "self-contained HTML page to FILE [env: WERF_CLEANUP_HTML_REPORT]"),
         click.Option(["--parallel"], type=click.IntRange(1, 64), default=8, show_default=True,
                      envvar="WERF_CLEANUP_PARALLEL", help="Tags removed at once [env: WERF_CLEANUP_PARALLEL]"),
         click.Option(["--docker-config"], type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -227,6 +231,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
 
     if kw["report"] is not None:
         rpt.check_writable(kw["report"])
+    if kw["html_report"] is not None:
+        rpt.check_writable(kw["html_report"], "--html-report")
     budget = _time_budget(kw)
     if kw.get("max_requests_per_second"):
         from ci_env.registry.budget import shared
@@ -293,6 +299,10 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         out.status(line)
     out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
                f"({plural(run.stage_count(plan), 'stage')})" + (" -- dry run, nothing is removed" if dry_run else ""))
+    from ci_env.cleanup import html_report, sizes_read
+
+    skip = sizes_read.local_skip(target)
+    manifests = sizes_read.read_plan(plan, clients, settings.parallel, planning, skip)  # before removing
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
                              progress=_progress(), started=started, phases=planning, budget=budget,
@@ -303,7 +313,9 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
                                started, run.started_now())
             rpt.write_json(kw["report"], empty.as_json())
         raise
-    result = dataclasses.replace(result, waits=_waits(), resumed=resumption.resumed if resumption else ())
+    result = dataclasses.replace(result, waits=_waits(), resumed=resumption.resumed if resumption else (),
+                                 published=html_report.published_times(inventory.tags, inventory.stages))
+    result = dataclasses.replace(result, bytes=sizes_read.figures(result, manifests, skip))
     for warning in result.warnings:
         out.status(f"ci-env: warning: {warning}")
     lines = rpt.table_lines(result)  # one line at a time: 100,000 decisions are never a table in memory
@@ -317,14 +329,16 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
             click.echo(line)
     if kw["report"] is not None:
         result.write_json(kw["report"])
-    rpt.append_step_summary(env, rpt.markdown(result))
+    if kw["html_report"] is not None:
+        html_report.write(kw["html_report"], result)
+    rpt.append_step_summary(env, rpt.markdown(result, kw["html_report"] and str(kw["html_report"]), env))
     counts = result.counts()
     if purge_force is False:
         out.status("purge: nothing removed; pass --force (WERF_FORCE=true) to remove everything listed above")
     out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
                + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
                + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
-               + rpt.wait_line(result.waits))
+               + rpt.wait_line(result.waits) + f"; {result.bytes.phrase(dry_run)}")
     if result.stopped:
         out.status(_stopped_line(command, counts["not_attempted"], result.journal))
     if result.failed:
