@@ -161,8 +161,13 @@ def _count(value: int) -> int | None:
     return None if value < 0 else value
 
 
-def _progress() -> Callable[[int, int, Any], None]:
+def _progress(bar: Any = None) -> Callable[[int, int, Any], None]:
+    from ci_env.cleanup.progress import Bar
+
     def report(done: int, total: int, summary: Any) -> None:
+        if isinstance(bar, Bar):  # a terminal: the removals' bar
+            bar("removing", done, total, f"{summary.count('failed')} failed")
+            return
         click.echo(f"ci-env: removed {done}/{total} ({summary.count('failed')} failed)", err=True)
 
     return report
@@ -223,7 +228,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     from ci_env.ci import detect
     from ci_env.cleanup import report as rpt
     from ci_env.cleanup import run
-    from ci_env.cleanup.progress import Throttle
+    from ci_env.cleanup.progress import for_stream
     from ci_env.errors import CiEnvError, RegistryError
     from ci_env.options import IMAGES_REPO, STAGES_STORAGE
     from ci_env.output import Output, plural
@@ -275,7 +280,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         if in_use.summary() is not None:
             out.status(f"ci-env: {in_use.summary()}")
         policy = dataclasses.replace(policy, in_use=in_use)
-    planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
+    planning = for_stream(sys.stderr, lambda line: out.status(f"ci-env: {line}"))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     journal_path = None if dry_run else _journal_path(kw, command, target, env)
     resumption = None
@@ -305,7 +310,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     manifests = sizes_read.read_plan(plan, clients, settings.parallel, planning, skip)  # before removing
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
-                             progress=_progress(), started=started, phases=planning, budget=budget,
+                             progress=_progress(planning), started=started, phases=planning, budget=budget,
                              journal=journal_path)
     except CiEnvError:
         if kw["report"] is not None:
@@ -316,6 +321,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     result = dataclasses.replace(result, waits=_waits(), resumed=resumption.resumed if resumption else (),
                                  published=html_report.published_times(inventory.tags, inventory.stages))
     result = dataclasses.replace(result, bytes=sizes_read.figures(result, manifests, skip))
+    if hasattr(planning, "close"):
+        planning.close()
     for warning in result.warnings:
         out.status(f"ci-env: warning: {warning}")
     lines = rpt.table_lines(result)  # one line at a time: 100,000 decisions are never a table in memory
