@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ci_env.cleanup.policies import DELETE
-from ci_env.cleanup.step_summary import image_of, natural_key, reason_group
+from ci_env.cleanup.step_summary import image_of, natural_key, reason_group, short_tag
 
 if TYPE_CHECKING:
     from ci_env.cleanup.report import Result
@@ -95,6 +95,8 @@ def render(result: Result) -> str:
     environment = jinja2.Environment(loader=template_loader(), autoescape=True, undefined=jinja2.StrictUndefined,
                                      keep_trailing_newline=True)
     environment.filters["human"] = human
+    environment.filters["short_tag"] = short_tag
+    environment.filters["n"] = "{:,}".format
     template = environment.get_template(TEMPLATE)
     return template.render(data=data, data_json=_json_for_html(data), bars=_reason_bars(result),
                            summary=data["summary"], figures=result.bytes)

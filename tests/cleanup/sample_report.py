@@ -50,11 +50,12 @@ def sample_result(tags: int, *, dry_run: bool = False, hostile: bool = False) ->
         assert decision.digest is not None
         manifests[decision.digest] = Manifest(decision.digest, 1200, {
             _digest(f"base-{decision.image}"): 30_000_000, _digest(f"cfg-{n}"): 6_000,
-            _digest(f"app-{n}"): 2_000_000 + (n * 7919) % 40_000_000})
+            _digest(f"app-{n}"): 2_000_000 + (n * 2654435761) % 300_000_000})
     freeing = [Removal(rpt._image(d), d.stored_tag, d.digest or "") for d in plan.deletions
                if outcomes[d.repository, d.stored_tag][0] != "failed"]
     still = [d.digest or "" for d in plan.decisions if d.action != "delete"
              or outcomes[d.repository, d.stored_tag][0] == "failed"]
-    figures = measure(freeing, still, {k: v for k, v in manifests.items() if k not in set(still)})
+    unread = set(still)  # kept manifests are not read by a run
+    figures = measure(freeing, still, {k: v for k, v in manifests.items() if k not in unread})
     return rpt.Result("cleanup", dry_run, REPO, f"{REPO}/stages", plan, outcomes, (), "2024-06-01T12:00:00Z",
                       "2024-06-01T12:04:10Z", bytes=figures, published=published_times(found))
