@@ -40,6 +40,10 @@ def _common_params(cleanup: bool) -> list[click.Option]:
         click.Option(["--report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="WERF_CLEANUP_REPORT",
                      help="Write the plan and each removal's outcome as JSON to PATH [env: WERF_CLEANUP_REPORT]"),
+        click.Option(["--html-report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     envvar="WERF_CLEANUP_HTML_REPORT",
+                     help="Write the plan, outcomes, bytes freed and each image's tags over time as one "
+                     "self-contained HTML page to FILE [env: WERF_CLEANUP_HTML_REPORT]"),
         click.Option(["--parallel"], type=click.IntRange(1, 64), default=8, show_default=True,
                      envvar="WERF_CLEANUP_PARALLEL", help="Tags removed at once [env: WERF_CLEANUP_PARALLEL]"),
         click.Option(["--docker-config"], type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -158,8 +162,13 @@ def _count(value: int) -> int | None:
     return None if value < 0 else value
 
 
-def _progress() -> Callable[[int, int, Any], None]:
+def _progress(bar: Any = None) -> Callable[[int, int, Any], None]:
+    from ci_env.cleanup.progress import Bar
+
     def report(done: int, total: int, summary: Any) -> None:
+        if isinstance(bar, Bar):  # a terminal: the removals' bar
+            bar("removing", done, total, f"{summary.count('failed')} failed")
+            return
         click.echo(f"ci-env: removed {done}/{total} ({summary.count('failed')} failed)", err=True)
 
     return report
@@ -220,7 +229,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     from ci_env.ci import detect
     from ci_env.cleanup import report as rpt
     from ci_env.cleanup import run
-    from ci_env.cleanup.progress import Throttle
+    from ci_env.cleanup.progress import for_stream
     from ci_env.errors import CiEnvError, RegistryError
     from ci_env.options import IMAGES_REPO, STAGES_STORAGE
     from ci_env.output import Output, plural
@@ -228,6 +237,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
 
     if kw["report"] is not None:
         rpt.check_writable(kw["report"])
+    if kw["html_report"] is not None:
+        rpt.check_writable(kw["html_report"], "--html-report")
     budget = _time_budget(kw)
     if kw.get("max_requests_per_second"):
         from ci_env.registry.budget import shared
@@ -270,7 +281,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         if in_use.summary() is not None:
             out.status(f"ci-env: {in_use.summary()}")
         policy = dataclasses.replace(policy, in_use=in_use)
-    planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
+    planning = for_stream(sys.stderr, lambda line: out.status(f"ci-env: {line}"))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     journal_path = None if dry_run else _journal_path(kw, command, target, env)
     earlier = None
@@ -293,9 +304,13 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         out.status(line)
     out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
                f"({plural(run.stage_count(plan), 'stage')})" + (" -- dry run, nothing is removed" if dry_run else ""))
+    from ci_env.cleanup import html_report, sizes_read
+
+    skip = sizes_read.local_skip(target)
+    manifests = sizes_read.read_plan(plan, clients, settings.parallel, planning, skip)  # before removing
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
-                             progress=_progress(), started=started, phases=planning, budget=budget,
+                             progress=_progress(planning), started=started, phases=planning, budget=budget,
                              journal=journal_path, first=triage.first if triage is not None else ())
     except CiEnvError:
         if kw["report"] is not None:
@@ -304,7 +319,11 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
             rpt.write_json(kw["report"], empty.as_json())
         raise
     resumed = () if triage is None else triage.resumed(result.outcomes)
-    result = dataclasses.replace(result, waits=_waits(), resumed=resumed)
+    result = dataclasses.replace(result, waits=_waits(), resumed=resumed,
+                                 published=html_report.published_times(inventory.tags, inventory.stages))
+    result = dataclasses.replace(result, bytes=sizes_read.figures(result, manifests, skip))
+    if hasattr(planning, "close"):
+        planning.close()
     if earlier is not None:
         _resumed_line(resumed, out)
         if result.journal is None:  # this run wrote no journal, or finished it: the earlier one is done with
@@ -324,14 +343,16 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
             click.echo(line)
     if kw["report"] is not None:
         result.write_json(kw["report"])
-    rpt.append_step_summary(env, rpt.markdown(result))
+    if kw["html_report"] is not None:
+        html_report.write(kw["html_report"], result)
+    rpt.append_step_summary(env, rpt.markdown(result, kw["html_report"] and str(kw["html_report"]), env))
     counts = result.counts()
     if purge_force is False:
         out.status("purge: nothing removed; pass --force (WERF_FORCE=true) to remove everything listed above")
     out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
                + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
                + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
-               + rpt.wait_line(result.waits)
+               + rpt.wait_line(result.waits) + f"; {result.bytes.phrase(dry_run)}"
                + (f"; the real {command} would fail: its preflight refuses "
                   f"{plural(len(result.refusals), 'repository')}" if result.would_fail else ""))
     if result.stopped:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -63,7 +64,11 @@ def test_cleanup_removes_exactly_the_stale_tags(world: World, project: dict[str,
     assert outcomes[("api", "feature-a")] == ("delete", "removed")
     assert outcomes[("web", "brand-new")] == ("keep", "kept")
     assert document["summary"]["failed"] == 0
-    assert "| api | feature-a |" in (tmp_path / "summary.md").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    api = summary.split("<details><summary><b>api</b>", 1)[1].split("</details>", 1)[0]
+    assert re.search(r"^\| feature-a \| `[0-9a-f]{12}` \| removed \|", api, re.MULTILINE)
+    assert "freed once the registry's garbage collection runs" in summary
+    assert document["bytes"]["freed"] > 0 and "freed once the registry's garbage collection runs" in result.stderr
     assert not any(name.endswith((":feature-a", ":v1", f":{MISSING_COMMIT}")) for name in world.record_names())
 
     again = run_cli("cleanup", *_args(world, project), cwd=tmp_path)
@@ -156,7 +161,9 @@ def test_gitlab_dry_run_plan_is_a_collapsed_section_and_progress_goes_to_stderr(
     assert progress[0].startswith("ci-env: kubernetes: no kubeconfig found")  # before planning
     assert progress[1].startswith("ci-env: reading the publication records in ")
     assert any(line.startswith("ci-env: resolving the tags of ") and line.endswith("/8") for line in progress)
-    assert len(progress) <= 9 and "section_start" not in result.stderr
+    # bytes: one GET per digest removed (8 tags, 5 distinct images)
+    assert "ci-env: measuring the manifests to remove: 5/5" in progress
+    assert len(progress) <= 11 and "section_start" not in result.stderr
 
 
 def test_removal_reuses_the_listing_and_records_are_deleted_without_listing(
