@@ -91,6 +91,12 @@ def test_the_gitlab_quickstart_pins_the_current_release() -> None:
     assert _template_digest(__version__), f"the template pins the sha256 of {__version__}"
 
 
+def test_the_readme_download_checks_the_release_digest() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"/-/raw/v{__version__}/dist/ci-env.pyz" in readme
+    assert f'echo "{_template_digest(__version__)}  ci-env.pyz" | sha256sum -c -' in readme
+
+
 def test_inputs_used_with_the_pin_are_found() -> None:
     """The check reads the ``with:`` of a pinned step (so a missing input is caught)."""
     assert any({"command"} <= used for _, _, _, used in _pins())
