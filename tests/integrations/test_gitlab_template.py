@@ -263,5 +263,12 @@ def test_second_job_of_a_pipeline_restores_ci_env_from_the_cache(
     assert first.startswith(f"{builds}/first/.git/ci-env/")
     assert second.startswith(f"{builds}/second/.git/ci-env/")
     assert Path(first).relative_to(builds / "first") == Path(second).relative_to(builds / "second")
-    assert re.search(r"second\s.*imported cache 'ci-env-'", output), output
+    assert re.search(r"second\s.*imported cache 'ci-env--protected-false'", output), output
     assert USERS[USER] not in output
+
+    # The same job on a protected branch never restores what the unprotected pipeline saved: it has its
+    # own cache, empty, and nothing to install from (the first job removed the only package source).
+    protected = _run_job(project, "second", {**variables, "CI_COMMIT_REF_PROTECTED": "true"}, "--shell-isolation")
+    output = protected.stdout + protected.stderr
+    assert "imported cache 'ci-env--protected-false'" not in output, output
+    assert protected.returncode != 0 and "pip could not install" in output, output
