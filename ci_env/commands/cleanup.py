@@ -204,7 +204,7 @@ def history_lines(plan: Any, settings: Any, config: Any, kw: dict[str, Any]) -> 
         source = "werf's default keep policies" if config is None or config.defaults else "werf.yaml's keep policies"
         lines.append(f"keep policies: {source} ({plural(len(config.keep_policies if config else ()), 'policy')}): "
                      f"{plural(history.verdict.references, 'reference')} selected, "
-                     f"{plural(history.verdict.commits, 'commit')} of history, "
+                     f"{plural(history.verdict.commits, 'commit')} read, "
                      f"{plural(len(history.recorded), 'content signature')} with metadata")
         unrecorded = sum(1 for d in plan.decisions if d.basis.rule == RULE_NO_METADATA and d.action == KEEP)
         if unrecorded:

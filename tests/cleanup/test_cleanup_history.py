@@ -365,3 +365,21 @@ def test_werf_yaml_werf_accepts_is_cleaned_with_werfs_meaning__werf_raw_meta_cle
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert setup.remaining() == {"day"}
+
+
+def test_cleanup_of_a_long_history_reads_only_as_deep_as_the_policies_can_keep__werf_scanner_go(
+    setup: DefaultSetup, tmp_path: Path
+) -> None:
+    """Ten years of history (20,000 commits) under two fresh images: main's walk stops at what it keeps, as
+    werf's scanner stops once every expected image is reached, and cleanup says how many commits it read."""
+    import re
+
+    setup.git.long_history(20_000, int((NOW - timedelta(days=60)).timestamp()), step=15_000)
+    setup.commit("one", 2)
+    setup.commit("two", 1)
+    result = run_cli("cleanup", *setup.args(), "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    read = re.search(r"([0-9,]+) commits? read", result.stderr)
+    assert read is not None, result.stderr
+    assert int(read.group(1).replace(",", "")) < 100
+    assert "0 to remove" in result.stderr
