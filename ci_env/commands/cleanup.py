@@ -122,16 +122,21 @@ def _kube_params() -> list[click.Option]:
         click.Option(["--scan-context-namespace-only"], is_flag=True, envvar="WERF_SCAN_CONTEXT_NAMESPACE_ONLY",
                      help="Scan only each context's namespace (default: all namespaces) "
                      "[env: WERF_SCAN_CONTEXT_NAMESPACE_ONLY]"),
+        click.Option(["--kube-scan-namespaces"], multiple=True, metavar="NS[,NS...]",
+                     help="Scan only these namespaces in each context (repeatable, or comma separated); wins over "
+                     "--scan-context-namespace-only [env: WERF_KUBE_SCAN_NAMESPACES, comma or space separated]"),
     ]
 
 
 def _kube_settings(kw: dict[str, Any]) -> Any:
-    from ci_env.cleanup.in_use import KubeSettings
+    from ci_env.cleanup.in_use import KubeSettings, scan_namespaces
 
     files = tuple(Path(p).expanduser() for p in (kw["kube_config"] or "").split(os.pathsep) if p)
+    given = kw["kube_scan_namespaces"] or (os.environ.get("WERF_KUBE_SCAN_NAMESPACES", ""),)
     return KubeSettings(without_kube=bool(kw["without_kube"]), kube_config=files,
                         kube_context=kw["kube_context"] or None,
-                        namespace_only=bool(kw["scan_context_namespace_only"]))
+                        namespace_only=bool(kw["scan_context_namespace_only"]),
+                        scan_namespaces=scan_namespaces(given))
 
 
 def _with(params: list[click.Option]) -> Callable[[F], F]:
