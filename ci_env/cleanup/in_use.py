@@ -230,7 +230,7 @@ def scan(settings: KubeSettings, env: Mapping[str, str]) -> ImagesInUse:
         if settings.kube_context is not None:
             raise UsageError(f"--kube-context {settings.kube_context!r} is given but no kubeconfig was found "
                              f"({where}): pass --kube-config FILE")
-        return _not_protected(where, "no kubeconfig found, and not in a pod with a service account")
+        return _not_protected(where, "no kubeconfig found")
     kube = _import_kubernetes()
     config_file = os.pathsep.join(str(p) for p in files)
     contexts = _in_cluster_context(settings) if cluster else _contexts(kube, config_file, where, settings)
