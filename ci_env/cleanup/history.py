@@ -101,7 +101,7 @@ class Published:
 
 #: Commits walked past the point where, by their dates, nothing left can change a reference's verdict, before
 #: its walk stops anyway: room for clocks that were wrong (git's ``--since`` allows 5).
-SLOP = 1000
+SLOP = 100
 
 
 class CommitLog:
@@ -388,6 +388,7 @@ def evaluate(
         limit = policy.images_per_reference
         if last == 0:
             continue
+        beyond = f"its images per reference ({limit.describe(1)}) of keep policy #{policy.number}"
         for image, commits in _hits(log, ref, candidates, dates, published, limit, last, now).items():
             commits.sort(key=lambda hit: dates[hit[0]], reverse=True)
             by_last = {sha for sha, _ in (commits if last < 0 else commits[:last])}
@@ -399,8 +400,8 @@ def evaluate(
                     if sha in keep:
                         verdict.kept.setdefault(key, Reach(policy, ref, sha, _date(dates[sha])))
                     else:
-                        why = (f"{ref} reaches it at commit {sha[:12]} as image {position} (newest first), beyond "
-                               f"its images per reference ({limit.describe(1)}) of keep policy #{policy.number}")
+                        why = (f"{ref} reaches it at commit {sha[:12]} as image {position} (newest first), "
+                               f"beyond {beyond}")
                         verdict.missed.setdefault(key, []).append(Miss(policy, ref, sha, why))
     verdict.commits = log.read
     return verdict

@@ -439,12 +439,12 @@ def test_records_of_other_branches_do_not_make_a_walk_read_everything__git_rev_l
 
 
 def test_a_record_beneath_a_run_of_commits_with_clocks_behind_is_still_found(history: History) -> None:
-    """main keeps 2 images, and the second lies beneath 300 commits dated a year back (a rebase that kept old
+    """main keeps 2 images, and the second lies beneath SLOP - 1 commits dated a year back (a rebase that kept old
     dates): the walk does not stop at the first of them, since a run of commits older than a record that could be
     kept ends the walk only after SLOP of them (the limit of what the dates can say, as in git's --since)."""
     history.commit("base", 30)
     history.commit("deep", 1, publishes="deep")
-    history.repo.long_history(min(300, SLOP - 1), int((NOW - timedelta(days=365)).timestamp()))
+    history.repo.long_history(SLOP - 1, int((NOW - timedelta(days=365)).timestamp()))
     history.commit("head", 0.5, publishes="head")
     policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 2}\n"
     assert history.keep(policies) == {"head", "deep"}
