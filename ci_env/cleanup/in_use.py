@@ -231,7 +231,8 @@ def scan(settings: KubeSettings, env: Mapping[str, str]) -> ImagesInUse:
             raise UsageError(f"--kube-context {settings.kube_context!r} is given but no kubeconfig was found "
                              f"({where}): pass --kube-config FILE")
         return _not_protected(where, "no kubeconfig found")
-    kube = _import_kubernetes()
+    kube = _import_kubernetes("this job runs in a Kubernetes pod with a service account" if cluster
+                              else "a kubeconfig was found")
     config_file = os.pathsep.join(str(p) for p in files)
     contexts = _in_cluster_context(settings) if cluster else _contexts(kube, config_file, where, settings)
     if not contexts:
@@ -268,7 +269,7 @@ def scan(settings: KubeSettings, env: Mapping[str, str]) -> ImagesInUse:
     return ImagesInUse.index(uses, [name for name, _ns in contexts], objects)
 
 
-def _import_kubernetes() -> ModuleType:
+def _import_kubernetes(found: str) -> ModuleType:
     try:
         import kubernetes.client
         import kubernetes.config
@@ -276,7 +277,7 @@ def _import_kubernetes() -> ModuleType:
         if not (exc.name or "").startswith("kubernetes"):
             raise
         raise KubernetesError(
-            "a kubeconfig was found but the kubernetes package is not installed, so cleanup cannot see which "
+            f"{found} but the kubernetes package is not installed, so cleanup cannot see which "
             "images run in Kubernetes: pip install 'ci-env[kube]', or pass --without-kube (WERF_WITHOUT_KUBE=1) "
             "to clean without protecting them"
         ) from None
