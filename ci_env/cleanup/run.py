@@ -280,9 +280,10 @@ def git_history(
     *, strict: bool = False,
 ) -> GitHistory:
     """The keep policies' verdict on the content-signature ``tags``: the metadata records of their signatures
-    (one listing of the store), the references and the commit graph (two git commands), then the walk."""
+    (one listing of the store), the references, then each selected branch's history read only as deep as the
+    policies can keep (``ci_env.cleanup.history``)."""
     from ci_env import records
-    from ci_env.cleanup.history import CommitGraph, Published, evaluate, list_references
+    from ci_env.cleanup.history import Published, list_references, read_history
     from ci_env.cleanup.keep_policies import BRANCH
 
     image_of = {t.signature or t.tag: t.image for t in tags if t.strategy == STAGES_SIGNATURE}
@@ -299,8 +300,7 @@ def git_history(
             "image of any branch: fetch the branches (--git-history-synchronization, or clone with them), or pass "
             "--git-history-based-cleanup=false"
         )
-    graph = CommitGraph.load(repo, [ref.head for ref in refs])
-    verdict = evaluate(config.keep_policies, refs, graph, published, now)
+    verdict = read_history(config.keep_policies, refs, repo, published, now)
     return GitHistory(verdict, {sig: tuple(commits) for sig, commits in recorded.items()}, strict)
 
 

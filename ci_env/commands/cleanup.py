@@ -127,16 +127,21 @@ def _kube_params() -> list[click.Option]:
         click.Option(["--scan-context-namespace-only"], is_flag=True, envvar="WERF_SCAN_CONTEXT_NAMESPACE_ONLY",
                      help="Scan only each context's namespace (default: all namespaces) "
                      "[env: WERF_SCAN_CONTEXT_NAMESPACE_ONLY]"),
+        click.Option(["--kube-scan-namespaces"], multiple=True, metavar="NS[,NS...]",
+                     help="Scan only these namespaces in each context (repeatable, or comma separated); wins over "
+                     "--scan-context-namespace-only [env: WERF_KUBE_SCAN_NAMESPACES, comma or space separated]"),
     ]
 
 
 def _kube_settings(kw: dict[str, Any]) -> Any:
-    from ci_env.cleanup.in_use import KubeSettings
+    from ci_env.cleanup.in_use import KubeSettings, scan_namespaces
 
     files = tuple(Path(p).expanduser() for p in (kw["kube_config"] or "").split(os.pathsep) if p)
+    given = kw["kube_scan_namespaces"] or (os.environ.get("WERF_KUBE_SCAN_NAMESPACES", ""),)
     return KubeSettings(without_kube=bool(kw["without_kube"]), kube_config=files,
                         kube_context=kw["kube_context"] or None,
-                        namespace_only=bool(kw["scan_context_namespace_only"]))
+                        namespace_only=bool(kw["scan_context_namespace_only"]),
+                        scan_namespaces=scan_namespaces(given))
 
 
 def _with(params: list[click.Option]) -> Callable[[F], F]:
@@ -174,22 +179,33 @@ def _progress(bar: Any = None) -> Callable[[int, int, Any], None]:
     return report
 
 
-def _with_config(policy: Any, config: Any, kw: dict[str, Any]) -> Any:
+def _with_config(policy: Any, config: Any) -> tuple[Any, str | None]:
     """The policy with werf.yaml's ``keepImagesBuiltWithinLastNHours`` / ``disableBuiltWithinLastNHoursPolicy``
-    applied where --keep-published-within was not given."""
+    applied, and a warning for the user, if any.
+
+    As in werf, ``disableBuiltWithinLastNHoursPolicy: true`` wins: no tag or stage is protected by its age, also
+    when --keep-published-within (or WERF_KEEP_PUBLISHED_WITHIN) is given, which is then ignored with a warning.
+    Otherwise --keep-published-within, when given, wins over ``keepImagesBuiltWithinLastNHours`` (as werf's
+    --keep-stages-built-within-last-n-hours does)."""
     from dataclasses import replace
 
     source = click.get_current_context().get_parameter_source("keep_published_within")
-    if source not in (click.core.ParameterSource.DEFAULT, None):
-        return policy
+    given = source not in (click.core.ParameterSource.DEFAULT, None)
     if config.disable_built_within_last_n_hours_policy:
-        return replace(policy, keep_published_within=timedelta(0))
+        warning = None
+        if given and policy.keep_published_within:
+            warning = ("--keep-published-within (WERF_KEEP_PUBLISHED_WITHIN) is ignored: werf.yaml's "
+                       "cleanup.disableBuiltWithinLastNHoursPolicy is true, so no tag or stage is protected by its "
+                       "age; remove that line from werf.yaml to protect recent ones")
+        return replace(policy, keep_published_within=timedelta(0)), warning
+    if given:
+        return policy, None
     if config.keep_images_built_within_last_n_hours is not None:
         from ci_env.cleanup.protections import bounded_duration
 
         hours = config.keep_images_built_within_last_n_hours
-        return replace(policy, keep_published_within=bounded_duration(hours=hours))
-    return policy
+        return replace(policy, keep_published_within=bounded_duration(hours=hours)), None
+    return policy, None
 
 
 def history_lines(plan: Any, settings: Any, config: Any, kw: dict[str, Any]) -> list[str]:
@@ -203,7 +219,7 @@ def history_lines(plan: Any, settings: Any, config: Any, kw: dict[str, Any]) -> 
         source = "werf's default keep policies" if config is None or config.defaults else "werf.yaml's keep policies"
         lines.append(f"keep policies: {source} ({plural(len(config.keep_policies if config else ()), 'policy')}): "
                      f"{plural(history.verdict.references, 'reference')} selected, "
-                     f"{plural(history.verdict.commits, 'commit')} of history, "
+                     f"{plural(history.verdict.commits, 'commit')} read, "
                      f"{plural(len(history.recorded), 'content signature')} with metadata")
         unrecorded = sum(1 for d in plan.decisions if d.basis.rule == RULE_NO_METADATA and d.action == KEEP)
         if unrecorded:
@@ -246,9 +262,10 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         shared().configure(requests_per_second=kw["max_requests_per_second"])
     env = dict(os.environ)
     config = None
+    config_warning = None
     if policy is not None:  # werf.yaml's keep policies, read (and checked) before anything else
         config = run.cleanup_config(Path(kw["directory"]), kw.get("config"), env)
-        policy = _with_config(policy, config, kw)
+        policy, config_warning = _with_config(policy, config)
     family = detect(env).family
     insecure = tuple(kw["insecure_registries"]) + tuple(
         h.strip() for h in env.get("WERF_INSECURE_REGISTRY", "").split(",") if h.strip()
@@ -264,6 +281,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         keep_signatures=bool(kw["keep_signatures"]), delete_untagged=bool(kw["delete_untagged"]),
     )
     out = Output(family, sys.stderr)
+    if config_warning is not None:
+        out.status(f"ci-env: warning: {config_warning}")
     clients = run.Clients(settings, env)
     started = run.started_now()
     target = run.resolve_target(repo, env, clients, settings.directory)
