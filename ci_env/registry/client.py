@@ -283,7 +283,8 @@ class RegistryClient:
                     allow_redirects=False,
                 )
             except requests.RequestException as exc:
-                where = self.registry if self.origins.is_registry(url) else f"{_host_of(url)} (for {self.registry})"
+                where = (f"the registry {self.registry}" if self.origins.is_registry(url)
+                         else f"{_host_of(url)} (for {self.registry})")
                 raise RegistryError(
                     f"cannot reach {where} ({method} {_path_of(url)}): {failure_cause(exc)}"
                 ) from None
