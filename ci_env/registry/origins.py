@@ -82,9 +82,7 @@ def endpoint_of(url: str) -> Endpoint:
         used_host = used_host[1:-1]
     used_port = used.port if used.port is not None else _DEFAULT_PORTS.get((used.scheme or "").lower())
     if ((used.scheme or "").lower(), used_host, used_port) != (stdlib.scheme, stdlib.host, stdlib.port):
-        raise UnsafeUrl(
-            f"its host reads as {_printable(used_host)!r} to the HTTP client but {stdlib.host!r} to the URL parser"
-        )
+        raise UnsafeUrl("the HTTP client and the URL parser read different hosts or ports in it")
     return stdlib
 
 
