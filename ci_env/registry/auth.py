@@ -257,13 +257,12 @@ class Authenticator:
                 response = self.session.get(
                     challenge.token_url(list(scopes)), headers=headers, verify=verify, allow_redirects=False
                 )
-        except requests.exceptions.SSLError:
-            raise AuthError(
-                f"the TLS certificate of the token server of {self.registry} could not be verified; if the registry "
-                "uses a self-signed certificate on purpose, list it in --insecure-registry / $WERF_INSECURE_REGISTRY"
-            ) from None
         except requests.RequestException as exc:
-            raise AuthError(f"cannot reach the token server of {self.registry}: {type(exc).__name__}") from None
+            from ci_env.registry.http import failure_cause
+
+            raise AuthError(
+                f"cannot reach the token server of {self.registry} ({_realm_host(realm)}): {failure_cause(exc)}"
+            ) from None
         if response.status_code != 200:
             return response.status_code, None
         try:
@@ -297,6 +296,13 @@ def _scope_variants(scopes: Sequence[str]) -> list[list[str]]:
             [scope[: -len(FULL_ACTIONS)] + actions if scope.endswith(":" + FULL_ACTIONS) else scope for scope in scopes]
         )
     return variants
+
+
+def _realm_host(realm: str) -> str:
+    """``host[:port]`` of a token realm, for messages (no user info, path or query)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(realm).netloc.rpartition("@")[2][:100] or "?"
 
 
 def _basic(username: str, password: str) -> str:

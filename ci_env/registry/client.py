@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 from ci_env.errors import AuthError, CiEnvError, RegistryError
 from ci_env.registry import manifests as mf
@@ -267,6 +267,8 @@ class RegistryClient:
     ) -> requests.Response:
         import requests
 
+        from ci_env.registry.http import failure_cause
+
         for _ in range(MAX_REDIRECTS + 1):
             sent = dict(headers or {})
             if self.origins.carries_credentials(url):
@@ -280,22 +282,18 @@ class RegistryClient:
                     method, url, headers=sent, data=data, stream=stream, verify=self.origins.verify(url),
                     allow_redirects=False,
                 )
-            except requests.exceptions.SSLError:
-                raise RegistryError(
-                    f"the TLS certificate of {_host_of(url)} could not be verified ({method} {_path_of(url)}); "
-                    f"if {self.registry} uses a self-signed certificate on purpose, list it in --insecure-registry "
-                    "/ $WERF_INSECURE_REGISTRY, else install its CA (REQUESTS_CA_BUNDLE)"
-                ) from None
             except requests.RequestException as exc:
+                where = (f"the registry {self.registry}" if self.origins.is_registry(url)
+                         else f"{_host_of(url)} (for {self.registry})")
                 raise RegistryError(
-                    f"cannot reach the registry {self.registry} ({method} {_path_of(url)}): "
-                    f"{type(exc).__name__} after retries (the connection failed or the answer was cut short)"
+                    f"cannot reach {where} ({method} {_path_of(url)}): {failure_cause(exc)}"
                 ) from None
             location = response.headers.get("Location")
             if response.status_code not in REDIRECT_STATUSES or not location:
                 return response
-            target = urljoin(response.url, location)
-            self.origins.check_target(target, url, f"a redirect for {method} {_path_of(url)}")
+            what = f"a redirect for {method} {_path_of(url)}"
+            target = self.origins.resolve(response.url, location, what)
+            self.origins.check_target(target, url, what)
             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
                 method, data = ("HEAD" if method == "HEAD" else "GET"), None
             elif data is not None and not isinstance(data, bytes):
@@ -365,7 +363,7 @@ class RegistryClient:
             if response.status_code != 200:
                 raise self._fail(response, what)
             tags.extend(_tag_names(response, what))
-            next_url = _next_link(response)
+            next_url = _next_link(response, self.origins)
             if next_url is None:
                 break
             if not self.origins.is_registry(next_url):
@@ -504,7 +502,7 @@ class RegistryClient:
             response = self.request("POST", url, scopes=scopes)
         if response.status_code != 202 or not response.headers.get("Location"):
             raise self._fail(response, f"starting a blob upload to {path}")
-        return urljoin(self.base_url + "/", response.headers["Location"])
+        return self.origins.resolve(self.base_url + "/", response.headers["Location"], f"the upload of {path}")
 
     def _finish_upload(self, path: str, location: str, digest: str, data: Any, scopes: Sequence[str]) -> None:
         separator = "&" if "?" in location else "?"
@@ -529,7 +527,8 @@ class RegistryClient:
             return
         if response.status_code != 202 or not response.headers.get("Location"):
             raise self._fail(response, f"mounting {digest} from {source_path} into {target_path}")
-        location = urljoin(self.base_url + "/", response.headers["Location"])
+        location = self.origins.resolve(self.base_url + "/", response.headers["Location"],
+                                        f"the upload of {target_path}")
         blob = self.request("GET", f"/v2/{source_path}/blobs/{digest}", scopes=scopes, stream=True)
         try:
             if blob.status_code != 200:
@@ -984,15 +983,16 @@ def _error_codes(response: requests.Response) -> tuple[str, str]:
     return ",".join(codes), (messages[0][:200] if messages else "")
 
 
-def _next_link(response: requests.Response) -> str | None:
-    """The absolute URL of the ``Link: <...>; rel="next"`` header, or None."""
+def _next_link(response: requests.Response, origins: RegistryOrigins) -> str | None:
+    """The absolute URL of the ``Link: <...>; rel="next"`` header, or None; RegistryError when its host is
+    ambiguous (``RegistryOrigins.resolve``)."""
     import re
 
     header = response.headers.get("Link")
     if not header:
         return None
     match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
-    return urljoin(response.url, match.group(1)) if match else None
+    return origins.resolve(response.url, match.group(1), "the next page of a tag list") if match else None
 
 
 def _path_of(url: str) -> str:

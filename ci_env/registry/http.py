@@ -13,14 +13,27 @@ The pool keeps up to ``POOL_SIZE`` connections alive per host, as many as cleanu
 Redirects that a session follows by itself (the vendor APIs' calls; the registry client follows its own) never
 carry a credential to another host or scheme: every header that is not known to be harmless is dropped (requests
 alone drops only ``Authorization``, so GitLab's ``PRIVATE-TOKEN``/``JOB-TOKEN`` would follow), and a request
-whose body would be sent again there (a 307/308 of a login) is refused.
+whose body would be sent again there (a 307/308 of a login) is refused. A URL whose host is ambiguous (see
+``ci_env.registry.origins.endpoint_of``), asked for or redirected to, is refused before anything is sent.
+
+Nothing is taken from outside the job's Docker config and ci-env's options: sessions do not trust the
+environment as requests does by default (no ``~/.netrc``, whose ``default`` entry would go to every host). The
+two things users do set in the environment are applied explicitly: proxies (``HTTPS_PROXY``, ``HTTP_PROXY``,
+``ALL_PROXY``, ``NO_PROXY``, lower-case too), decided again for every redirect target, and the CA bundle
+(``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``).
+
+A registry that is not there is one fast answer: a refused connection, an unknown host and a TLS failure are
+never retried (``BoundedRetry.increment``) and ``failure_cause`` names the cause; 5xx answers, connection resets
+and timeouts are retried.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -29,6 +42,8 @@ from urllib3.util.retry import Retry
 from ci_env.errors import RegistryError
 from ci_env.registry.bodies import SafeJsonResponse, read_whole
 from ci_env.registry.budget import Budgets, HostBudget, host_of, is_rate_limited, shared
+from ci_env.registry.netfail import is_not_there
+from ci_env.registry.origins import UnsafeUrl, ambiguity, describe_unsafe, endpoint_of
 from ci_env.registry.waits import Sleeper, WaitBudget, retry_after_seconds
 
 DEFAULT_TIMEOUT = 30.0
@@ -36,6 +51,8 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 USER_AGENT = "ci-env"
 MAX_BACKOFF = 30.0
+#: retries of a connection attempt that timed out (a refused or unknown host is never retried).
+CONNECT_TIMEOUT_RETRIES = 1
 #: connections kept alive per host: at least as many as the most workers a command runs (``--parallel`` 64).
 POOL_SIZE = 64
 
@@ -111,6 +128,18 @@ class BoundedRetry(Retry):
     def is_exhausted(self) -> bool:
         return super().is_exhausted() or self._budget().spent
 
+    def increment(
+        self, method: str | None = None, url: str | None = None, response: Any = None,
+        error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None,
+    ) -> BoundedRetry:
+        """urllib3's count, except that a host that is not there (refused, unknown, unreachable) is not
+        retried: the request fails at once (retrying changes nothing but the wait)."""
+        if error is not None and is_not_there(error):
+            from urllib3.exceptions import MaxRetryError
+
+            raise MaxRetryError(_pool, url, error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         """urllib3's rule, and a 403 with ``Retry-After`` (GitHub's secondary rate limit) is retried too."""
         if super().is_retry(method, status_code, has_retry_after):
@@ -143,7 +172,65 @@ class BoundedRetry(Retry):
 
 
 class CredentialScopedSession(requests.Session):
-    """A session whose followed redirects never take a credential (a header or a body) to another origin."""
+    """A session whose followed redirects never take a credential (a header or a body) to another origin, that
+    refuses URLs whose host is ambiguous, and that takes from the environment only proxies and the CA bundle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False  # no ~/.netrc: credentials come from the Docker config and ci-env's options
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        """requests' ``request``, refusing (``RegistryError``) a URL whose host is ambiguous."""
+        text = url.decode() if isinstance(url, bytes) else str(url)
+        try:
+            endpoint_of(text)
+        except UnsafeUrl as exc:
+            verb = method.decode() if isinstance(method, bytes) else str(method)
+            raise RegistryError(
+                f"refusing {verb} to a URL whose host is ambiguous ({describe_unsafe(text)}: {exc}); no request "
+                "was sent"
+            ) from None
+        except ValueError:
+            pass  # requests' own error for what is not an http(s) URL
+        return super().request(method, url, *args, **kwargs)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """The ``Location`` of a redirect, refused (``RegistryError``) when its host is ambiguous."""
+        target = super().get_redirect_target(resp)
+        if target:
+            absolute = urljoin(str(resp.url or ""), target)
+            problem = ambiguity(target)  # before joining: joining drops tabs and newlines
+            if problem is None:
+                try:
+                    endpoint_of(absolute)
+                except UnsafeUrl as exc:
+                    problem = str(exc)
+                except ValueError:
+                    pass
+            if problem:
+                before = str(resp.url or "")
+                raise RegistryError(
+                    f"{_origin(before)} redirected {resp.request.method} {_path(before)} to a URL whose host is "
+                    f"ambiguous ({describe_unsafe(target)}: {problem}); refusing to follow it, no request was sent "
+                    "there"
+                )
+        return target
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        """requests' merge, with the environment's proxies for ``url`` and its CA bundle applied explicitly."""
+        merged = dict(proxies or {})
+        for key, value in environment_proxies(str(url)).items():
+            merged.setdefault(key, value)
+        if verify is True or verify is None:
+            verify = ca_bundle() or verify
+        return super().merge_environment_settings(url, merged, stream, verify, cert)
+
+    def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> dict[str, str]:
+        """The proxies of a redirect target, decided again from the environment for its own URL."""
+        fresh = environment_proxies(str(prepared_request.url or ""))
+        return super().rebuild_proxies(prepared_request, fresh)
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         """Before following ``response``'s redirect: when it leaves the origin (host, port or scheme, as
@@ -171,18 +258,36 @@ class ApiSession(CredentialScopedSession):
         verb = method.decode() if isinstance(method, bytes) else str(method)
         try:
             return super().request(method, url, *args, **kwargs)
-        except requests.exceptions.SSLError:
-            raise RegistryError(
-                f"the TLS certificate of {_origin(text)} could not be verified ({verb} {_path(text)}); install "
-                "its CA (REQUESTS_CA_BUNDLE)"
-            ) from None
         except requests.exceptions.TooManyRedirects:
             raise RegistryError(f"{_origin(text)} redirected {verb} {_path(text)} too many times") from None
         except requests.RequestException as exc:
             raise RegistryError(
-                f"cannot reach {_origin(text)} ({verb} {_path(text)}): {type(exc).__name__} after retries (the "
-                "connection failed or the answer was cut short)"
+                f"cannot reach {_origin(text)} ({verb} {_path(text)}): {failure_cause(exc)}"
             ) from None
+
+
+def failure_cause(exc: BaseException) -> str:
+    """What went wrong with a request that got no usable answer, for a message: ``connection refused``,
+    ``unknown host``, ``TLS certificate verify failed ... (use --insecure-registry or REQUESTS_CA_BUNDLE)``, a
+    timeout, or the answer cut short after retries. Secret-free (no URL)."""
+    from ci_env.registry.netfail import cause
+
+    return cause(exc) or f"{type(exc).__name__} after retries (the connection failed or the answer was cut short)"
+
+
+def environment_proxies(url: str) -> dict[str, str]:
+    """The proxies the process environment sets for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+    either case), none when ``NO_PROXY``/``no_proxy`` covers its host; requests' own helpers decide."""
+    from requests.utils import get_environ_proxies
+
+    return dict(get_environ_proxies(url))
+
+
+def ca_bundle(env: Mapping[str, str] | None = None) -> str | None:
+    """The CA bundle the environment names for TLS verification (``REQUESTS_CA_BUNDLE``, else
+    ``CURL_CA_BUNDLE``, as requests and curl read them), or None."""
+    source = os.environ if env is None else env
+    return source.get("REQUESTS_CA_BUNDLE") or source.get("CURL_CA_BUNDLE") or None
 
 
 def _origin(url: str) -> str:
@@ -197,10 +302,14 @@ def _path(url: str) -> str:
 
 
 def retry_policy(total: int = 6, backoff: float = 0.5, sleep: Sleeper | None = None) -> Retry:
-    """The retry policy: ``total`` attempts on 429/5xx/connection errors, idempotent methods only."""
+    """The retry policy: ``total`` attempts on 429/5xx and dropped connections, idempotent methods only.
+
+    A host that is not there (refused, unknown, unreachable) and a TLS failure are not retried; a connection
+    attempt that times out is tried once more.
+    """
     return BoundedRetry(
         total=total,
-        connect=total,
+        connect=min(total, CONNECT_TIMEOUT_RETRIES),
         read=total,
         status=total,
         other=0,

@@ -11,14 +11,21 @@ object storage on another host), token realms. ``RegistryOrigins`` answers, for 
 - ``verify(url)``: TLS certificates are verified except for the registry itself when it is listed as insecure
   (its token realm included, as docker does) and for hosts listed as insecure.
 
-Standard library only.
+Every one of these answers starts from ``endpoint_of(url)``: the host the HTTP stack will really contact, read
+with urllib3's parser (the one requests uses to open the connection), and only when the standard library's
+parser reads the same scheme, host and port. A URL the two read differently (``http://other\\@registry/``:
+``registry`` for one, ``other`` for the other), or whose authority holds a backslash (raw or ``%5C``),
+whitespace or a control character, has no endpoint: it is refused (``UnsafeUrl``), never followed with or
+without credentials.
+
+Standard library only, but for urllib3's parser (imported when a URL is first judged).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from ci_env.errors import RegistryError
 from ci_env.registry.insecure import is_listed, is_loopback
@@ -41,15 +48,99 @@ class Endpoint:
         return f"{host}:{self.port}" if self.explicit_port else host
 
 
+class UnsafeUrl(ValueError):
+    """A URL whose host is ambiguous: parsers disagree on it, or its authority holds characters no host has."""
+
+
 def endpoint_of(url: str) -> Endpoint:
-    """The ``Endpoint`` of an absolute ``http``/``https`` URL; ValueError for anything else."""
+    """The ``Endpoint`` the HTTP stack (requests, through urllib3's parser) will contact for the absolute
+    ``http``/``https`` URL ``url``.
+
+    Raises ``UnsafeUrl`` when ``url`` is ambiguous (see ``ambiguity``) or when urllib3 and
+    ``urllib.parse.urlsplit`` read another scheme, host or port from it; ValueError for anything that is not
+    an absolute http(s) URL (a bad port included).
+    """
+    problem = ambiguity(url)
+    if problem:
+        raise UnsafeUrl(problem)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:100]!r}")
     port = parts.port  # ValueError for a bad port
-    return Endpoint(scheme, parts.hostname.lower(), port if port is not None else _DEFAULT_PORTS[scheme],
-                    port is not None)
+    stdlib = Endpoint(scheme, parts.hostname.lower(), port if port is not None else _DEFAULT_PORTS[scheme],
+                      port is not None)
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        used = parse_url(url)
+    except LocationParseError:
+        raise UnsafeUrl("the HTTP client cannot parse its host") from None
+    used_host = (used.host or "").lower()
+    if used_host.startswith("[") and used_host.endswith("]"):
+        used_host = used_host[1:-1]
+    used_port = used.port if used.port is not None else _DEFAULT_PORTS.get((used.scheme or "").lower())
+    if ((used.scheme or "").lower(), used_host, used_port) != (stdlib.scheme, stdlib.host, stdlib.port):
+        raise UnsafeUrl("the HTTP client and the URL parser read different hosts or ports in it")
+    return stdlib
+
+
+def ambiguity(url: str) -> str | None:
+    """Why the authority (``user@host:port``) of ``url`` is ambiguous, or None when it is not.
+
+    Ambiguous: a backslash (raw or percent-encoded), whitespace or a control character (raw or percent-encoded)
+    before the path starts. Parsers differ on where such an authority ends or what its host is (the standard
+    library drops tabs and newlines; urllib3 ends the authority at a backslash). Standard library only (the
+    login probe of ``ci-env setup`` uses it too).
+    """
+    _, sep, rest = url.partition("://")
+    if not sep:
+        if not url.startswith("//"):
+            return None  # a relative reference: its authority is the base URL's
+        rest = url[2:]
+    end = len(rest)
+    for stop in "/?#":
+        index = rest.find(stop)
+        if index != -1:
+            end = min(end, index)
+    authority = rest[:end]
+    if "\\" in authority:
+        return "a backslash in its host part"
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F or char.isspace() for char in authority):
+        return "whitespace or a control character in its host part"
+    decoded = unquote(authority)
+    if "\\" in decoded:
+        return "an encoded backslash (%5C) in its host part"
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in decoded):
+        return "encoded whitespace or a control character in its host part"
+    return None
+
+
+def describe_unsafe(url: str) -> str:
+    """``url`` for a message about refusing it: scheme and authority without user info, characters escaped,
+    no path or query (they may carry secrets)."""
+    _, sep, rest = url.partition("://")
+    scheme = url.partition("://")[0] if sep else ""
+    end = len(rest)
+    for stop in "/?#":
+        index = rest.find(stop)
+        if index != -1:
+            end = min(end, index)
+    authority = rest[:end]
+    # the user info ends at the last '@'; a backslash before it is shown, the rest of the user info is not
+    user, at, host = authority.rpartition("@")
+    shown = ("…\\@" if user.endswith("\\") else "…@" if at else "") + host
+    return _printable(f"{scheme}://{shown}")[:120]
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters and whitespace escaped (``\\t``, ``\\n``, ``\\x00``)."""
+    return "".join(
+        char if char.isprintable() and not char.isspace()
+        else "\\x20" if char == " " else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def plain_http_allowed(host: str, insecure: Sequence[str]) -> bool:
@@ -104,6 +195,26 @@ class RegistryOrigins:
             return False
         return endpoint_of(url).scheme == "https" or self.registry_plain
 
+    def resolve(self, base: str, reference: str, what: str) -> str:
+        """The absolute URL of ``reference`` (a ``Location`` or ``Link`` the registry sent as ``what``, maybe
+        relative) against ``base``; RegistryError when its host is ambiguous, judged before joining (joining
+        drops tabs and newlines) and after."""
+        problem = ambiguity(reference)
+        if problem:
+            raise refusal(self.registry, what, reference, problem)
+        absolute = urljoin(base, reference)
+        self.check_unambiguous(absolute, what)
+        return absolute
+
+    def check_unambiguous(self, url: str, what: str) -> None:
+        """Raise RegistryError when the host of ``url`` (sent by the registry as ``what``) is ambiguous."""
+        try:
+            endpoint_of(url)
+        except UnsafeUrl as exc:
+            raise refusal(self.registry, what, url, exc) from None
+        except ValueError:
+            pass
+
     def check_target(self, url: str, coming_from: str, what: str) -> None:
         """Raise RegistryError when going from ``coming_from`` to ``url`` (for ``what``) is not allowed.
 
@@ -112,6 +223,8 @@ class RegistryOrigins:
         """
         try:
             target = endpoint_of(url)
+        except UnsafeUrl as exc:
+            raise refusal(self.registry, what, url, exc) from None
         except ValueError:
             raise RegistryError(f"{self.registry} sent {what} to a URL ci-env cannot use ({_safe(url)})") from None
         downgrade = target.scheme == "http" and urlsplit(coming_from).scheme.lower() == "https"
@@ -142,6 +255,8 @@ class RegistryOrigins:
         """
         try:
             target = endpoint_of(realm)
+        except UnsafeUrl as exc:
+            raise refusal(self.registry, "its token realm", realm, exc) from None
         except ValueError:
             raise RegistryError(f"registry {self.registry} sent a Bearer challenge without a usable token realm") \
                 from None
@@ -151,6 +266,15 @@ class RegistryOrigins:
                 "refusing to send them unencrypted (list it in --insecure-registry / $WERF_INSECURE_REGISTRY "
                 "if intended)"
             )
+
+
+def refusal(registry: str, what: str, url: str, problem: UnsafeUrl | str) -> RegistryError:
+    """The error for ``registry`` sending ``what`` to the ambiguous URL ``url``: names the URL's scheme and
+    host (escaped, no user info, path or query) and why it is refused; nothing was sent there."""
+    return RegistryError(
+        f"{registry} sent {what} to a URL whose host is ambiguous ({describe_unsafe(url)}: {problem}); refusing "
+        "to follow it, no request was sent there"
+    )
 
 
 def _safe(url: str) -> str:

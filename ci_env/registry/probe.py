@@ -3,7 +3,10 @@
 Standard library HTTP only (``urllib``): this runs on the ``ci-env setup`` path, where
 importing requests would cost more than the round trip. The password is only ever sent
 in an ``Authorization`` header (never on redirects, never to a plain-HTTP token realm
-that is not loopback or listed as insecure) and never appears in a message or log line.
+that is not loopback or listed as insecure, never to a realm whose host is ambiguous) and
+never appears in a message or log line. As the registry client: no ``~/.netrc`` (urllib
+reads none), the environment's proxies, and the CA bundle of ``REQUESTS_CA_BUNDLE`` /
+``CURL_CA_BUNDLE``; a registry that is not there is one line naming the cause, at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ci_env.errors import AuthError, ConfigError, RegistryError
 from ci_env.registry import untrusted_json
 from ci_env.registry.challenge import Challenge, preferred_challenge
 from ci_env.registry.insecure import is_listed, is_loopback
+from ci_env.registry.origins import ambiguity, refusal
 from ci_env.registry.reference import DOCKER_HUB_ALIASES, DOCKER_HUB_API_HOST
 
 if TYPE_CHECKING:
@@ -82,6 +86,13 @@ def _get(url: str, headers: dict[str, str], timeout: float, verify: bool) -> _Re
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         handlers.append(urllib.request.HTTPSHandler(context=context))
+    elif url.startswith("https:") and _ca_bundle():
+        bundle = _ca_bundle() or ""
+        import os
+
+        context = (ssl.create_default_context(capath=bundle) if os.path.isdir(bundle)
+                   else ssl.create_default_context(cafile=bundle))
+        handlers.append(urllib.request.HTTPSHandler(context=context))
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -94,6 +105,13 @@ def _get(url: str, headers: dict[str, str], timeout: float, verify: bool) -> _Re
         return _Response(exc.code, _lower(exc.headers), body)
     except http.client.InvalidURL as exc:
         raise ValueError(str(exc)) from None
+
+
+def _ca_bundle() -> str | None:
+    """The CA bundle of ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` (the registry client's too), or None."""
+    import os
+
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
 def _read_some(response: Any, seconds: float) -> bytes:
@@ -194,11 +212,20 @@ def verify_login(
         say(f"GET {base}/v2/ -> {first.status}")
         _answer(registry, base, first, username, basic, secrets, insecure, verify, timeout, credentials_hint, say)
         return
+    from ci_env.registry.netfail import cause
+
+    if last_error is not None and cause(last_error):
+        raise RegistryError(f"cannot reach registry {registry}: {cause(last_error)}")
     reason = _reason(last_error) if last_error is not None else "no response"
     raise RegistryError(f"cannot reach registry {registry}: {reason}; check the address and that it is reachable")
 
 
 def _reason(exc: BaseException) -> str:
+    from ci_env.registry.netfail import cause
+
+    known = cause(exc)
+    if known:
+        return known
     reason = getattr(exc, "reason", exc)
     return str(getattr(reason, "strerror", None) or reason)
 
@@ -273,6 +300,9 @@ def _token(
     realm = challenge.realm
     if not realm or urlsplit(realm).scheme not in ("http", "https"):
         raise RegistryError(f"registry {registry} sent a Bearer challenge without a usable token realm")
+    problem = ambiguity(realm)
+    if problem:
+        raise refusal(registry, "its token realm", realm, problem)
     if not _plain_allowed(realm, insecure):
         raise RegistryError(
             f"registry {registry} asks for credentials at a plain-HTTP token realm ({urlsplit(realm).netloc}); "

@@ -95,7 +95,30 @@ def next_link(response: requests.Response) -> str | None:
         return None
     from urllib.parse import urljoin
 
-    return urljoin(response.url, match.group(1))
+    _refuse_ambiguous(match.group(1), "the next page of a listing")
+    absolute = urljoin(response.url, match.group(1))
+    _refuse_ambiguous(absolute, "the next page of a listing")
+    return absolute
+
+
+def _refuse_ambiguous(url: str, what: str) -> None:
+    """RegistryError when the host of ``url`` (a server sent it as ``what``) is ambiguous
+    (``ci_env.registry.origins.endpoint_of``); nothing is sent there."""
+    from ci_env.registry.origins import UnsafeUrl, ambiguity, describe_unsafe, endpoint_of
+
+    problem = ambiguity(url)
+    if problem is None and "://" in url:
+        try:
+            endpoint_of(url)
+        except UnsafeUrl as exc:
+            problem = str(exc)
+        except ValueError:
+            return
+    if problem:
+        raise RegistryError(
+            f"the server sent {what} at a URL whose host is ambiguous ({describe_unsafe(url)}: {problem}); refusing "
+            "to follow it"
+        )
 
 
 def paged(
@@ -125,6 +148,7 @@ def next_page(next_url: str | None, api_url: str, guard: PageGuard) -> str | Non
     """
     if not next_url:
         return None
+    _refuse_ambiguous(next_url, f"the next page of {guard.what}")
     from urllib.parse import urlsplit
 
     here, there = urlsplit(api_url), urlsplit(next_url)
