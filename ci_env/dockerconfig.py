@@ -23,12 +23,22 @@ import stat
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci_env.cascade import Resolved, cascade, given
 from ci_env.ci.facts import JobFacts
-from ci_env.configjson import auth_key, expand_home, locate, normalize_registry, parse
+from ci_env.configjson import (
+    BaseConfig,
+    auth_key,
+    base_config,
+    expand_home,
+    normalize_registry,
+    parse,
+    read_base,
+    resolve_location,
+    strip_credential_stores,
+)
 from ci_env.errors import ConfigError
 
 #: Prefix of every directory this tool creates under the tmp root.
@@ -42,9 +52,6 @@ NO_JOB = "nojob"
 
 #: What each CI family offers as the job's temp directory (after --tmp-dir and $WERF_TMP_DIR).
 CI_TMP_VARIABLES: dict[str, str] = {"github": "RUNNER_TEMP"}
-#: CI family -> the variable that, when set, holds the base ``config.json`` content as JSON.
-CI_AUTH_CONFIG_VARIABLES: dict[str, str] = {"gitlab": "DOCKER_AUTH_CONFIG"}
-
 #: Entries of the base directory copied as trees of regular files (other kinds are skipped),
 #: with the names inside them that are runtime state and not copied.
 COPIED_TREES: dict[str, frozenset[str]] = {
@@ -60,19 +67,6 @@ PLUGINS_DIR = "cli-plugins"
 #: Docker Hub's names, all meaning the same registry; docker stores its login under the legacy key.
 
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_-]")
-
-
-@dataclass(frozen=True)
-class BaseConfig:
-    """Where a job's private config is copied from.
-
-    ``directory`` is the base directory (None when it does not exist); ``content`` the base
-    ``config.json`` content when given as JSON (GitLab's ``$DOCKER_AUTH_CONFIG``), which then
-    replaces the directory's ``config.json`` (the directory still gives plugins, contexts, ...).
-    """
-
-    directory: Path | None
-    content: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- names
@@ -93,102 +87,32 @@ def _name_part(job_key: str | None) -> str:
 
 
 def resolve_base(option: str | None, env: Mapping[str, str], facts: JobFacts) -> BaseConfig:
-    """The base config: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` > ``~/.docker``.
+    """The base config (:func:`ci_env.configjson.read_base`) of ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` >
+    ``$DOCKER_CONFIG`` > ``~/.docker``, for ``facts``' CI family."""
+    return read_base(resolve_location(option, env), env, facts.family)
 
-    In GitLab (:data:`CI_AUTH_CONFIG_VARIABLES`) a non-empty ``$DOCKER_AUTH_CONFIG`` is the base
-    ``config.json`` content. Raises ConfigError for an invalid ``$DOCKER_AUTH_CONFIG`` (naming
-    the variable, never its value) or a base path that exists but is not a directory.
-    """
-    location = locate(option, env)
-    path, source = location.path, location.source
-    directory: Path | None = None
-    try:
-        if path.is_dir():
-            directory = path.absolute()
-        elif path.exists():
-            raise ConfigError(f"the Docker config {path} (from {source}) is not a directory; point {source} at one")
-    except OSError as exc:  # e.g. a name too long
-        raise ConfigError(f"cannot use the Docker config {path} (from {source}): {exc.strerror}") from None
-    content: dict[str, Any] | None = None
-    variable = CI_AUTH_CONFIG_VARIABLES.get(facts.family)
-    raw = env.get(variable) if variable else None
-    if variable and raw:
-        content = parse(raw, f"${variable}")
-    return BaseConfig(directory=directory, content=content)
+
+def job_root(found: Resolved, env: Mapping[str, str]) -> Path:
+    """The tmp root :func:`resolve_tmp_root` resolved, as an absolute path (``~`` expanded); not created."""
+    return expand_home(found.value, env).absolute()
+
+
+def resolve_tmp_root(option: str | None, env: Mapping[str, str], facts: JobFacts) -> Resolved:
+    """Where job directories live, as the cascade resolves it: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's
+    temp dir (``$RUNNER_TEMP`` on GitHub) > the system temp dir (source ``default``); unexpanded."""
+    variable = CI_TMP_VARIABLES.get(facts.family)
+    found = cascade(given(option, "--tmp-dir"), env, "--tmp-dir", ("WERF_TMP_DIR",),
+                    ci_default=(env.get(variable), variable) if variable else None, default=tempfile.gettempdir())
+    assert found is not None
+    return found
 
 
 def tmp_root(option: str | None, env: Mapping[str, str], facts: JobFacts) -> Path:
-    """Where job directories live: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's temp dir
-    (``$RUNNER_TEMP`` on GitHub) > the system temp dir. The path is returned, not created."""
-    chosen = option or env.get("WERF_TMP_DIR") or None
-    if chosen is None and facts.family in CI_TMP_VARIABLES:
-        chosen = env.get(CI_TMP_VARIABLES[facts.family]) or None
-    if chosen is None:
-        chosen = tempfile.gettempdir()
-    return expand_home(chosen, env).absolute()
+    """Where job directories live (:func:`resolve_tmp_root`), absolute. The path is returned, not created."""
+    return job_root(resolve_tmp_root(option, env, facts), env)
 
 
 # --------------------------------------------------------------------------- creating
-
-
-def strip_credential_stores(config: dict[str, Any], strip_registries: Sequence[str]) -> dict[str, Any]:
-    """A copy of ``config`` without ``credsStore`` and without the ``credHelpers`` entries of
-    ``strip_registries`` (compared in canonical form, so Docker Hub aliases match)."""
-    result = dict(config)
-    result.pop("credsStore", None)
-    helpers = result.get("credHelpers")
-    if isinstance(helpers, dict):
-        stripped = {normalize_registry(r) for r in strip_registries}
-        kept = {k: v for k, v in helpers.items() if normalize_registry(k) not in stripped}
-        if kept:
-            result["credHelpers"] = kept
-        else:
-            result.pop("credHelpers")
-    return result
-
-
-def store_only_credentials(base: BaseConfig, logins: Sequence[str]) -> tuple[str, tuple[str, ...]]:
-    """The base config's ``credsStore`` and the registries whose credentials only that store held, which a
-    job config (made without ``credsStore``) therefore no longer has: ``auths`` entries without ``auth`` or
-    ``identitytoken`` that no ``credHelpers`` entry covers, minus ``logins`` (the job logs in to them).
-    ``("", ())`` when the base has no ``credsStore``. Reads the base only.
-    """
-    config = _read_base_config(base)
-    store = config.get("credsStore")
-    if not isinstance(store, str) or not store:
-        return "", ()
-    auths = config.get("auths")
-    helpers = config.get("credHelpers")
-    auths = auths if isinstance(auths, dict) else {}
-    helpers = helpers if isinstance(helpers, dict) else {}
-    covered = {normalize_registry(r) for r in [*helpers, *logins]}
-    lost = []
-    for key, entry in auths.items():
-        if isinstance(entry, dict) and (entry.get("auth") or entry.get("identitytoken")):
-            continue
-        registry = normalize_registry(key)
-        if registry not in covered and registry not in lost:
-            lost.append(registry)
-    return store, tuple(lost)
-
-
-def _read_base_config(base: BaseConfig) -> dict[str, Any]:
-    if base.content is not None:
-        return dict(base.content)
-    if base.directory is None:
-        return {}
-    path = base.directory / "config.json"
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return {}
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{path} is not a regular file; the base Docker config must hold a config.json file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}; check its permissions") from None
-    return parse(text, str(path))
 
 
 def _copy_tree(source: Path, target: Path, skip: frozenset[str]) -> None:
@@ -282,7 +206,7 @@ def create_job_dir(base: BaseConfig, root: Path, job_key: str | None, strip_regi
     CLI plugins. The base is only read. On failure nothing is left behind. ``root`` must pass
     :func:`check_tmp_root` (ConfigError otherwise).
     """
-    config = strip_credential_stores(_read_base_config(base), strip_registries)
+    config = strip_credential_stores(base_config(base), strip_registries)
     try:
         if root.exists() and not root.is_dir():
             raise ConfigError(

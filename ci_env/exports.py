@@ -11,9 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_env.cascade import Resolved, from_option
 from ci_env.ci.facts import JobFacts
 from ci_env.errors import ConfigError
-from ci_env.options import RepoModel, Resolved, SetupSettings, from_option
+from ci_env.options import SetupSettings
+from ci_env.registry.model import RepoModel
 from ci_env.tagging import docker_tag
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ci_env.cli_options import docker_config_option, insecure_registry_option
 from ci_env.errors import ConfigError, UsageError
 
 
@@ -69,11 +70,9 @@ def read_password(stream: object) -> str:
 @click.argument("registry")
 @click.option("-u", "--username", required=True, help="User name for REGISTRY.")
 @click.option("--password-stdin", "password_stdin", is_flag=True, help="Read the password from stdin (required).")
-@click.option("--docker-config", "docker_config", metavar="DIR",
-              help="The ci-env job directory to write into (default: $WERF_DOCKER_CONFIG, then $DOCKER_CONFIG).")
+@docker_config_option("login")
 @click.option("--no-verify", is_flag=True, help="Write the credentials without checking them against REGISTRY.")
-@click.option("--insecure-registry", "insecure", multiple=True, metavar="REGISTRY",
-              help="Allow plain HTTP for this registry (repeatable; also $WERF_INSECURE_REGISTRY).")
+@insecure_registry_option("insecure")
 @click.option("-v", "--verbose", is_flag=True, help="Say what is checked and written (never the password).")
 def login(
     registry: str,

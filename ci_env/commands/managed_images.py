@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
+from ci_env.cli_options import docker_config_option, insecure_registry_option, repo_options
 from ci_env.errors import ConfigError
-from ci_env.options import RepoOptions, repo_options
+from ci_env.options import RepoOptions
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
-                        help="Allow plain HTTP or unverified TLS for this registry (repeatable) "
-                        "[env: WERF_INSECURE_REGISTRY]")(func)
-    func = click.option("--docker-config", metavar="DIR",
-                        help="Docker config directory [env: WERF_DOCKER_CONFIG, DOCKER_CONFIG]")(func)
+    func = insecure_registry_option("insecure_registry")(func)
+    func = docker_config_option("credentials")(func)
     func = click.option("--config", "config", metavar="PATH",
                         help="werf.yaml, relative to --dir (needed for :local) [env: WERF_CONFIG]")(func)
     func = click.option("--dir", "directory", metavar="DIR",
@@ -29,7 +28,7 @@ def _store(
     repo: RepoOptions,
     directory: str | None,
     config: str | None,
-    docker_config: str | None,
+    docker_config: Path | None,
     insecure_registry: tuple[str, ...] = (),
 ) -> Any:
     from ci_env.registry.auth import docker_config_dir

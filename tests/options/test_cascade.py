@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from ci_env.boolean import FALSE_WORDS, TRUE_WORDS, boolean_word, parse_boolean
+from ci_env.cascade import cascade
 from ci_env.ci import detect
 from ci_env.ci.vars import is_true
 from ci_env.commands.build_publish import bool_flag_or_env
 from ci_env.errors import CiEnvError, ConfigError
-from ci_env.options import cascade, resolve_credentials, resolve_setup
+from ci_env.options import resolve_credentials, resolve_setup
 from ci_env.registry.insecure import ALL, from_env
 from tests.ci.test_detect import GITHUB, GITLAB
 from tests.cli import run_ci_env
