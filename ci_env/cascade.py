@@ -95,6 +95,34 @@ def cascade(
     return found
 
 
+@dataclass(frozen=True)
+class Option:
+    """One option as the cascade reads it: its long flag, its variables (scoped first), its built-in
+    default (a callable is asked at resolution time, e.g. the system's temp dir)."""
+
+    flag: str
+    variables: tuple[str, ...] = ()
+    default: str | Callable[[], str] | None = None
+
+
+def resolve(
+    flags: Mapping[str, Any], env: Mapping[str, str], option: Option, ci_default: tuple[str | None, str] | None = None
+) -> Resolved | None:
+    """``option`` through :func:`cascade`."""
+    default = option.default() if callable(option.default) else option.default
+    return cascade(flags, env, option.flag, option.variables, ci_default=ci_default, default=default)
+
+
+def resolve_all(
+    table: Mapping[str, Option], flags: Mapping[str, Any], env: Mapping[str, str],
+    ci_defaults: Mapping[str, tuple[str | None, str] | None] | None = None,
+) -> dict[str, Resolved | None]:
+    """Every option of ``table`` (key -> :class:`Option`) resolved in one pass, keyed as the table is; the CI's
+    defaults by the same keys."""
+    found = ci_defaults or {}
+    return {key: resolve(flags, env, option, found.get(key)) for key, option in table.items()}
+
+
 def given(value: object, option: str) -> dict[str, object]:
     """The ``flags`` mapping of one option's value, for :func:`cascade` outside a click command."""
     return {param_name(option): value}

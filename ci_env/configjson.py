@@ -12,15 +12,16 @@ starts from (:func:`read_base`, GitLab's ``$DOCKER_AUTH_CONFIG``), what of it a 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci_env.cascade import Resolved, cascade, given
+from ci_env.cascade import Option, Resolved, given, resolve
 from ci_env.errors import ConfigError
 
 #: CI family -> the variable that, when set, holds the base ``config.json`` content as JSON.
@@ -54,17 +55,14 @@ def expand_home(path: str, env: Mapping[str, str]) -> Path:
     return Path(path)
 
 
-#: The Docker config location's variables, in precedence order after ``--docker-config``.
-LOCATION_VARIABLES = ("WERF_DOCKER_CONFIG", "DOCKER_CONFIG")
-#: The built-in default location.
-DEFAULT_LOCATION = "~/.docker"
+#: ``--docker-config`` as the cascade reads it.
+DOCKER_CONFIG = Option("--docker-config", ("WERF_DOCKER_CONFIG", "DOCKER_CONFIG"), "~/.docker")
 
 
 def resolve_location(option: str | Path | None, env: Mapping[str, str]) -> Resolved:
     """The Docker config directory as the cascade resolves it: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` >
     ``$DOCKER_CONFIG`` > ``~/.docker`` (unexpanded; source ``default`` for the last)."""
-    found = cascade(given(str(option) if option else None, "--docker-config"), env, "--docker-config",
-                    LOCATION_VARIABLES, default=DEFAULT_LOCATION)
+    found = resolve(given(str(option) if option else None, DOCKER_CONFIG.flag), env, DOCKER_CONFIG)
     assert found is not None
     return found
 
@@ -73,7 +71,7 @@ def location(found: Resolved, env: Mapping[str, str]) -> ConfigLocation:
     """``found`` (from :func:`resolve_location`) as a directory, its source as messages name it
     (``--docker-config``, ``$WERF_DOCKER_CONFIG``, ``$DOCKER_CONFIG`` or ``~/.docker``)."""
     if found.source == "default":
-        source = DEFAULT_LOCATION
+        source = found.value
     else:
         source = found.source if found.source.startswith("-") else f"${found.source}"
     return ConfigLocation(expand_home(found.value, env), source)
@@ -240,3 +238,57 @@ def base_config(base: BaseConfig) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}; check its permissions") from None
     return parse(text, str(path))
+
+
+def check_username(registry: str, username: str) -> None:
+    """ConfigError when ``username`` holds ``:``, which Docker's ``auth`` format (``user:password``) cannot hold."""
+    if ":" in username:
+        raise ConfigError(f"the username for {registry} contains ':', which Docker's auth format cannot hold")
+
+
+def with_login(config: dict[str, Any], registry: str, username: str, password: str) -> dict[str, Any]:
+    """``config`` with ``username``/``password`` recorded for ``registry``: ``auths[<key>] = {"auth":
+    base64(user:pass)}`` under the key docker uses (other keys naming the same registry dropped) and no
+    ``credHelpers`` entry for it. ConfigError when the username holds ``:`` (:func:`check_username`)."""
+    check_username(registry, username)
+    canonical = normalize_registry(registry)
+    result = dict(config)
+    auths = result.get("auths")
+    auths = dict(auths) if isinstance(auths, dict) else {}
+    auths = {k: v for k, v in auths.items() if normalize_registry(k) != canonical}
+    auths[auth_key(registry)] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
+    result["auths"] = auths
+    helpers = result.get("credHelpers")
+    if isinstance(helpers, dict):
+        kept = {k: v for k, v in helpers.items() if normalize_registry(k) != canonical}
+        if kept:
+            result["credHelpers"] = kept
+        else:
+            result.pop("credHelpers")
+    return result
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """What a job's ``config.json`` starts with: the base without credential stores, with the job's logins;
+    and the base's ``credsStore`` with the registries only it held (which the job's config no longer has)."""
+
+    config: dict[str, Any] = field(repr=False)
+    store: str = ""
+    left_behind: tuple[str, ...] = ()
+
+
+def job_config(base: BaseConfig, logins: Sequence[tuple[str, str, str]]) -> JobConfig:
+    """The job's ``config.json`` for ``base`` with ``logins`` (registry, username, password) written in, read
+    from the base once. ConfigError for an unreadable base or a username :func:`with_login` refuses."""
+    registries = [registry for registry, _user, _password in logins]
+    config = strip_credential_stores(base_config(base), registries)
+    for registry, username, password in logins:
+        config = with_login(config, registry, username, password)
+    store, left_behind = store_only_credentials(base, registries)
+    return JobConfig(config, store, left_behind)
+
+
+def dump(config: Mapping[str, Any]) -> bytes:
+    """``config`` as docker writes ``config.json`` (tab-indented JSON and a newline)."""
+    return (json.dumps(config, indent="\t") + "\n").encode()

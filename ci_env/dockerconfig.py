@@ -12,7 +12,6 @@ Only the standard library is imported at module level (``filelock`` is imported 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -26,18 +25,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ci_env.cascade import Resolved, cascade, given
+from ci_env.cascade import Option, Resolved, given, resolve
 from ci_env.ci.facts import JobFacts
 from ci_env.configjson import (
     BaseConfig,
-    auth_key,
     base_config,
+    check_username,
+    dump,
     expand_home,
-    normalize_registry,
     parse,
     read_base,
     resolve_location,
     strip_credential_stores,
+    with_login,
 )
 from ci_env.errors import ConfigError
 
@@ -52,6 +52,8 @@ NO_JOB = "nojob"
 
 #: What each CI family offers as the job's temp directory (after --tmp-dir and $WERF_TMP_DIR).
 CI_TMP_VARIABLES: dict[str, str] = {"github": "RUNNER_TEMP"}
+#: ``--tmp-dir`` as the cascade reads it (the CI's temp dir comes between the variable and the default).
+TMP_DIR = Option("--tmp-dir", ("WERF_TMP_DIR",), tempfile.gettempdir)
 #: Entries of the base directory copied as trees of regular files (other kinds are skipped),
 #: with the names inside them that are runtime state and not copied.
 COPIED_TREES: dict[str, frozenset[str]] = {
@@ -100,11 +102,15 @@ def job_root(found: Resolved, env: Mapping[str, str]) -> Path:
 def resolve_tmp_root(option: str | None, env: Mapping[str, str], facts: JobFacts) -> Resolved:
     """Where job directories live, as the cascade resolves it: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's
     temp dir (``$RUNNER_TEMP`` on GitHub) > the system temp dir (source ``default``); unexpanded."""
-    variable = CI_TMP_VARIABLES.get(facts.family)
-    found = cascade(given(option, "--tmp-dir"), env, "--tmp-dir", ("WERF_TMP_DIR",),
-                    ci_default=(env.get(variable), variable) if variable else None, default=tempfile.gettempdir())
+    found = resolve(given(option, TMP_DIR.flag), env, TMP_DIR, ci_tmp_dir(env, facts.family))
     assert found is not None
     return found
+
+
+def ci_tmp_dir(env: Mapping[str, str], family: str) -> tuple[str | None, str] | None:
+    """The CI's temp dir and its variable (:data:`CI_TMP_VARIABLES`), as a CI default for :data:`TMP_DIR`."""
+    variable = CI_TMP_VARIABLES.get(family)
+    return (env.get(variable), variable) if variable else None
 
 
 def tmp_root(option: str | None, env: Mapping[str, str], facts: JobFacts) -> Path:
@@ -198,15 +204,21 @@ def check_tmp_root(root: Path) -> None:
 
 
 def create_job_dir(base: BaseConfig, root: Path, job_key: str | None, strip_registries: Sequence[str]) -> Path:
+    """Create and return a NEW private config directory for this job under ``root``, holding the base's
+    ``config.json`` without ``credsStore`` and without the ``credHelpers`` of ``strip_registries``
+    (:func:`make_job_dir` with :func:`ci_env.configjson.strip_credential_stores`)."""
+    return make_job_dir(base.directory, strip_credential_stores(base_config(base), strip_registries), root, job_key)
+
+
+def make_job_dir(base_directory: Path | None, config: dict[str, Any], root: Path, job_key: str | None) -> Path:
     """Create and return a NEW private config directory for this job under ``root``.
 
-    The directory (0700) is named ``ci-env.<job>.<random>`` and holds a marker file, the
-    base's ``config.json`` (0600) without ``credsStore`` and without the ``credHelpers`` of
-    ``strip_registries``, copies of contexts/trust/buildx settings and symlinks to the base's
-    CLI plugins. The base is only read. On failure nothing is left behind. ``root`` must pass
+    The directory (0700) is named ``ci-env.<job>.<random>`` and holds a marker file (written first, so a
+    directory half made by a killed run is still this tool's to collect), copies of the contexts/trust/buildx
+    settings of ``base_directory`` and symlinks to its CLI plugins, and ``config`` as ``config.json`` (0600,
+    written last). The base is only read. On failure nothing is left behind. ``root`` must pass
     :func:`check_tmp_root` (ConfigError otherwise).
     """
-    config = strip_credential_stores(base_config(base), strip_registries)
     try:
         if root.exists() and not root.is_dir():
             raise ConfigError(
@@ -223,17 +235,13 @@ def create_job_dir(base: BaseConfig, root: Path, job_key: str | None, strip_regi
         os.chmod(path, 0o700)
         marker = {"tool": "ci-env", "job_key": job_key, "created": time.time()}
         _write_private(path / MARKER, json.dumps(marker).encode())
-        if base.directory is not None:
-            _copy_base_directory(base.directory, path)
-        _write_private(path / "config.json", _dump(config))
+        if base_directory is not None:
+            _copy_base_directory(base_directory, path)
+        _write_private(path / "config.json", dump(config))
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return path
-
-
-def _dump(config: dict[str, Any]) -> bytes:
-    return (json.dumps(config, indent="\t") + "\n").encode()
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -263,19 +271,15 @@ def _write_private(path: Path, data: bytes) -> None:
 def add_login(config_dir: Path, registry: str, username: str, password: str) -> None:
     """Record ``username``/``password`` for ``registry`` in ``config_dir/config.json``.
 
-    Writes ``auths[<key>] = {"auth": base64(user:pass)}`` (the key docker uses; other keys
-    naming the same registry are dropped) and removes a ``credHelpers`` entry for it. Safe
+    As :func:`ci_env.configjson.with_login` says (the key docker uses; other keys naming the same
+    registry dropped; no ``credHelpers`` entry for it). Safe
     while other processes do the same: a file lock around read-modify-write and an atomic
     replace, so the file is always complete JSON with mode 0600.
     """
     from filelock import FileLock, Timeout
 
-    if ":" in username:
-        raise ConfigError(f"the username for {registry} contains ':', which Docker's auth format cannot hold")
     config_path = config_dir / "config.json"
-    key = auth_key(registry)
-    canonical = normalize_registry(registry)
-    encoded = base64.b64encode(f"{username}:{password}".encode()).decode()
+    check_username(registry, username)
     lock = FileLock(str(config_dir / LOCK_NAME), timeout=60, mode=0o600)
     try:
         with lock:
@@ -283,20 +287,8 @@ def add_login(config_dir: Path, registry: str, username: str, password: str) -> 
                 text = config_path.read_text(encoding="utf-8")
             except FileNotFoundError:
                 text = ""
-            config = parse(text, str(config_path))
-            auths = config.get("auths")
-            auths = dict(auths) if isinstance(auths, dict) else {}
-            auths = {k: v for k, v in auths.items() if normalize_registry(k) != canonical}
-            auths[key] = {"auth": encoded}
-            config["auths"] = auths
-            helpers = config.get("credHelpers")
-            if isinstance(helpers, dict):
-                kept = {k: v for k, v in helpers.items() if normalize_registry(k) != canonical}
-                if kept:
-                    config["credHelpers"] = kept
-                else:
-                    config.pop("credHelpers")
-            _write_private(config_path, _dump(config))
+            config = with_login(parse(text, str(config_path)), registry, username, password)
+            _write_private(config_path, dump(config))
     except Timeout:
         raise ConfigError(
             f"timed out waiting for the lock on {config_path}; is another ci-env process stuck?"

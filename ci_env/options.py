@@ -33,11 +33,14 @@ from ci_env.cascade import (
     IMAGES_REPO,
     SCOPES,
     STAGES_STORAGE,
+    Option,
     Resolved,
     cascade,
     first,
     flag_name,
     named,
+    resolve,
+    resolve_all,
     variable_name,
 )
 from ci_env.errors import ConfigError
@@ -46,7 +49,10 @@ from ci_env.registry.model import RepoModel, resolve_implementation
 from ci_env.registry.reference import RepoAddress, parse_address
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ci_env.ci.facts import JobFacts, RegistryLogin
+    from ci_env.configjson import BaseConfig
 
 #: kind -> is its value a secret
 SECRET_KINDS = frozenset(k for k in CREDENTIAL_KINDS if k.endswith(("-token", "-password")))
@@ -163,9 +169,13 @@ class RepoOptions:
         check_stages_storage(stages, detected.implementation, self.stages_storage_source or "-s/--stages-storage")
 
 
+#: ``--images-repo-mode`` as the cascade reads it.
+IMAGES_REPO_MODE = Option("--images-repo-mode", ("WERF_IMAGES_REPO_MODE",), "auto")
+
+
 def images_repo_mode(flags: Mapping[str, Any], env: Mapping[str, str]) -> Resolved:
     """``--images-repo-mode`` > ``WERF_IMAGES_REPO_MODE`` > ``auto`` (unchecked), with its source."""
-    found = cascade(flags, env, "--images-repo-mode", ("WERF_IMAGES_REPO_MODE",), default="auto")
+    found = resolve(flags, env, IMAGES_REPO_MODE)
     assert found is not None
     return found
 
@@ -228,8 +238,11 @@ class SetupSettings:
     insecure_registries: tuple[str, ...] = ()
     #: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` > ``~/.docker`` (unexpanded)
     docker_config: Resolved | None = None
-    #: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's temp dir > the system's (unexpanded)
+    #: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's temp dir > the system's (unexpanded), and as a path
     tmp_dir: Resolved | None = None
+    tmp_root: Path | None = None
+    #: The base Docker config the job's copy starts from (at :attr:`docker_config`)
+    base: BaseConfig | None = None
     #: The CI's logins for this job (none with ``--no-login``): its registry, and the legacy GitHub
     #: registry when the images repo is there
     logins: tuple[RegistryLogin, ...] = ()
@@ -251,44 +264,60 @@ class SetupSettings:
         return (self.images_model.address.registry,) if self.images_model is not None else ()
 
 
+def setup_table() -> dict[str, Option]:
+    """Setup's options as the cascade reads them, keyed by click parameter name."""
+    from ci_env.configjson import DOCKER_CONFIG
+    from ci_env.dockerconfig import TMP_DIR
+
+    return {
+        "images_repo": Option("--images-repo", ("WERF_IMAGES_REPO",)),
+        "stages_storage": Option("--stages-storage", ("WERF_STAGES_STORAGE",)),
+        "images_repo_mode": IMAGES_REPO_MODE,
+        "tagging_strategy": Option("--tagging-strategy", (), TAGGING_STRATEGIES[0]),
+        "docker_config": DOCKER_CONFIG,
+        "tmp_dir": TMP_DIR,
+    }
+
+
 def resolve_setup(
     flags: Mapping[str, Any], env: Mapping[str, str], facts: JobFacts, *, override: bool = False
 ) -> SetupSettings:
-    """Resolve every setting of setup once, before anything is created: option > variable (none of the
-    repo variables with ``override``) > the CI's default (from ``facts``) > built-in default, then the
-    registry model of both repos (one call), the Docker config location, the tmp root and the logins.
+    """Resolve every setting of setup once, before anything is created: option > variable (none of
+    :data:`SETUP_VARIABLES` with ``override``) > the CI's default (from ``facts``) > built-in default in one
+    pass, then the registry model of both repos (one call), the logins, and the base Docker config.
 
     ``flags`` maps click parameter names to values (``images_repo``, ``docker_config``, ``no_login``, ...;
     missing ones are not given). In GitLab CI behaviour an address under the CI registry is ``gitlab`` even
     when the variables that usually say so are absent (``ci-env gitlab`` elsewhere). The stages storage
     defaults to ``<images repo>/stages`` where the implementation can hold it. ConfigError naming the source
-    for a malformed address, mode or variable, an invalid combination, or a stages storage the
-    implementation cannot hold.
+    for a malformed address, mode or variable, an invalid combination, a stages storage the implementation
+    cannot hold, or a base Docker config that cannot be used.
     """
-    from ci_env.configjson import resolve_location
-    from ci_env.dockerconfig import resolve_tmp_root
+    from ci_env.configjson import expand_home, read_base
+    from ci_env.dockerconfig import ci_tmp_dir
     from ci_env.registry.insecure import from_env as insecure_from_env
     from ci_env.registry.model import setup_models
 
     check_variables(env, ("WERF_INSECURE_REGISTRY", *(() if override else SETUP_VARIABLES)))
-    variables = {} if override else env
+    taken = {name: value for name, value in env.items() if not (override and name in SETUP_VARIABLES)}
     ci_images_repo = (facts.images_repo, CI_IMAGES_REPO_VARIABLES.get(facts.family, "the CI's images repo"))
-    images = cascade(flags, variables, "--images-repo", ("WERF_IMAGES_REPO",), ci_default=ci_images_repo)
-    stages = cascade(flags, variables, "--stages-storage", ("WERF_STAGES_STORAGE",))
-    mode = images_repo_mode(flags, variables)
-    strategy = cascade(flags, {}, "--tagging-strategy", default=TAGGING_STRATEGIES[0])
-    assert strategy is not None
+    found = resolve_all(setup_table(), flags, taken,
+                        {"images_repo": ci_images_repo, "tmp_dir": ci_tmp_dir(env, facts.family)})
+    images, stages, mode, strategy = (found["images_repo"], found["stages_storage"], found["images_repo_mode"],
+                                      found["tagging_strategy"])
+    docker_config, tmp_dir = found["docker_config"], found["tmp_dir"]
+    assert mode is not None and strategy is not None and docker_config is not None and tmp_dir is not None
     if strategy.value not in TAGGING_STRATEGIES:
         raise ConfigError(f"{strategy.source}: unknown tagging strategy {strategy.value!r}: use one of "
                           f"{', '.join(TAGGING_STRATEGIES)}")
-    models = setup_models(images, stages, mode, env, variables, facts.registry if facts.family == "gitlab" else None)
-    login_registries = (models.images.address.registry,) if models.images is not None else ()
+    models = setup_models(images, stages, mode, env, taken, facts.registry if facts.family == "gitlab" else None)
+    logins = () if flags.get("no_login") else facts.logins_for(
+        (models.images.address.registry,) if models.images is not None else ())
     return SetupSettings(
         images, models.stages_storage, mode, strategy, models.images, models.stages, override,
         insecure_registries=(*(flags.get("insecure_registry") or ()), *insecure_from_env(env)),
-        docker_config=resolve_location(flags.get("docker_config"), env),
-        tmp_dir=resolve_tmp_root(flags.get("tmp_dir"), env, facts),
-        logins=() if flags.get("no_login") else facts.logins_for(login_registries),
+        docker_config=docker_config, tmp_dir=tmp_dir, tmp_root=expand_home(tmp_dir.value, env).absolute(),
+        logins=logins, base=read_base(docker_config, env, facts.family),
     )
 
 

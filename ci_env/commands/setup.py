@@ -22,8 +22,7 @@ from ci_env.errors import UsageError
 
 if TYPE_CHECKING:
     from ci_env.ci.facts import JobFacts, RegistryLogin
-    from ci_env.exports import Export
-    from ci_env.render import Rendered
+    from ci_env.render import Export, Rendered
 
 #: ``--shell`` values (the formats of :data:`ci_env.render.FORMATS`, listed here so that
 #: ``--help`` does not import the renderer).
@@ -259,8 +258,8 @@ def _setup(
     """The pipeline: the job's facts -> every setting resolved once -> the job's Docker config and logins ->
     the exports -> the script in the shell's syntax -> delivered where the options say."""
     from ci_env.ci import detect
-    from ci_env.configjson import read_base, store_only_credentials
-    from ci_env.dockerconfig import add_login, collect_garbage, create_job_dir, job_root
+    from ci_env.configjson import job_config
+    from ci_env.dockerconfig import collect_garbage, make_job_dir
     from ci_env.exports import ExportInputs, compute_exports
     from ci_env.options import resolve_setup
     from ci_env.render import kept_notes, render
@@ -275,26 +274,23 @@ def _setup(
         env, facts, override=options.override,
     )
     say(settings.describe())
-    assert settings.docker_config is not None and settings.tmp_dir is not None
-    base = read_base(settings.docker_config, env, facts.family)
+    assert settings.base is not None and settings.tmp_root is not None
+    base, logins = settings.base, settings.logins
+    planned = job_config(base, [(login.registry, login.username, login.password) for login in logins])
     say(
         f"base Docker config: {base.directory or '(none)'}"
         + (" with $DOCKER_AUTH_CONFIG" if base.content is not None else "")
     )
-    root = job_root(settings.tmp_dir, env)
-    for removed in collect_garbage(root):
+    for removed in collect_garbage(settings.tmp_root):
         say(f"removed stale job directory {removed}")
-    logins = settings.logins
     if not options.no_verify_login and logins:
         from ci_env.registry.probe import verify_logins
 
         verify_logins(logins, settings.insecure_registries, say)
-    job_dir = create_job_dir(base, root, facts.job_key, [login.registry for login in logins])
+    job_dir = make_job_dir(base.directory, planned.config, settings.tmp_root, facts.job_key)
     created(job_dir)
-    store, left_behind = store_only_credentials(base, [login.registry for login in logins])
     say(f"job directory: {job_dir}")
     for login in logins:
-        add_login(job_dir, login.registry, login.username, login.password)
         say(f"{_login_words(options.no_verify_login)} {login.registry} as {login.username}")
     exports = compute_exports(facts, ExportInputs(job_dir, settings), env)
     for export in exports:
@@ -304,8 +300,8 @@ def _setup(
     for note in kept_notes(exports, options.shell):
         sys.stderr.write(f"ci-env: {note}\n")
     _deliver(rendered, options, env, job_dir)
-    if left_behind:
-        sys.stderr.write(f"ci-env: warning: {_store_warning(base.directory, store, left_behind)}\n")
+    if planned.left_behind:
+        sys.stderr.write(f"ci-env: warning: {_store_warning(base.directory, planned.store, planned.left_behind)}\n")
     sys.stderr.write(f"ci-env: {summary(facts, job_dir, logins, exports, verified=not options.no_verify_login)}\n")
     sys.stderr.flush()
     return job_dir

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ci_env.cascade import IMAGES_REPO, STAGES_STORAGE, Resolved, first, flag_name, named, variable_name
+from ci_env.cascade import IMAGES_REPO, STAGES_STORAGE, Resolved, flag_name, param_name, variable_name
 from ci_env.errors import ConfigError
 from ci_env.registry.implementations import detect_implementation, get_implementation
 from ci_env.registry.naming import check_mode, check_stages_storage, default_stages_storage, resolve_mode, validate
@@ -60,6 +60,12 @@ def _described_registries(level: str, env: Mapping[str, str]) -> tuple[tuple[str
     return tuple(found)
 
 
+def _set(values: Mapping[str, Any], key: str, source: str) -> Resolved | None:
+    """``values[key]`` when set and not empty, with ``source`` (the flag or variable) as its source."""
+    raw = values.get(key)
+    return Resolved(str(raw), source) if raw is not None and str(raw) != "" else None
+
+
 def _checked(found: Resolved) -> Resolved:
     try:
         impl = get_implementation(found.value)
@@ -82,13 +88,15 @@ def choose_implementation(
     """
     flag_levels = (scope, "repo") if scope is not None else ("repo",)
     for level in flag_levels:
-        found = first(flags, {}, (("flag", flag_name(level, "implementation")),))
+        flag = flag_name(level, "implementation")
+        found = _set(flags, param_name(flag), flag)
         if found is not None:
             return ImplementationChoice(_checked(found))
     variable_levels = (scope, "repo") if scope is not None else (IMAGES_REPO, STAGES_STORAGE, "repo")
     skipped: list[str] = []
     for level in variable_levels:
-        found = first({}, env, (("env", variable_name(level, "implementation")),))
+        variable = variable_name(level, "implementation")
+        found = _set(env, variable, variable)
         if found is None:
             continue
         checked = _checked(found)
@@ -153,7 +161,10 @@ def repo_model(
     if found is None:
         return None
     source = found.source
-    address = named(parse_address, found, allow_local=scope == STAGES_STORAGE)
+    try:
+        address = parse_address(found.value, allow_local=scope == STAGES_STORAGE)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from None
     if address is None:
         return None
     chosen = choose_implementation(scope, {}, variables, address).chosen
@@ -166,7 +177,11 @@ def repo_model(
         check_stages_storage(address, implementation, source)
         return RepoModel(address, implementation.name, chosen_by)
     try:
-        resolved = resolve_mode(address, implementation, named(check_mode, mode))
+        requested = check_mode(mode.value)
+    except ConfigError as exc:
+        raise ConfigError(f"{mode.source}: {exc.message}") from None
+    try:
+        resolved = resolve_mode(address, implementation, requested)
         validate(address, implementation, resolved, ())
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc.message}") from None
