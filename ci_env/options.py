@@ -231,21 +231,21 @@ class SetupSettings:
     stages_storage: Resolved | None
     images_repo_mode: Resolved
     tagging_strategy: Resolved
-    images_model: RepoModel | None = None
-    stages_model: RepoModel | None = None
-    override: bool = False
+    images_model: RepoModel | None
+    stages_model: RepoModel | None
+    override: bool
     #: ``--insecure-registry`` (repeatable) and ``$WERF_INSECURE_REGISTRY`` together (``*``: every registry)
-    insecure_registries: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...]
     #: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` > ``~/.docker`` (unexpanded)
-    docker_config: Resolved | None = None
-    #: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's temp dir > the system's (unexpanded), and as a path
-    tmp_dir: Resolved | None = None
-    tmp_root: Path | None = None
+    docker_config: Resolved
     #: The base Docker config the job's copy starts from (at :attr:`docker_config`)
-    base: BaseConfig | None = None
+    base: BaseConfig
+    #: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's temp dir > the system's (unexpanded), and as a path
+    tmp_dir: Resolved
+    tmp_root: Path
     #: The CI's logins for this job (none with ``--no-login``): its registry, and the legacy GitHub
     #: registry when the images repo is there
-    logins: tuple[RegistryLogin, ...] = ()
+    logins: tuple[RegistryLogin, ...]
 
     def describe(self) -> str:
         """One line saying each value and where it came from (never a secret): for ``setup -v``."""
@@ -316,8 +316,8 @@ def resolve_setup(
     return SetupSettings(
         images, models.stages_storage, mode, strategy, models.images, models.stages, override,
         insecure_registries=(*(flags.get("insecure_registry") or ()), *insecure_from_env(env)),
-        docker_config=docker_config, tmp_dir=tmp_dir, tmp_root=expand_home(tmp_dir.value, env).absolute(),
-        logins=logins, base=read_base(docker_config, env, facts.family),
+        docker_config=docker_config, base=read_base(docker_config, env, facts.family),
+        tmp_dir=tmp_dir, tmp_root=expand_home(tmp_dir.value, env).absolute(), logins=logins,
     )
 
 

@@ -274,13 +274,13 @@ def _setup(
         env, facts, override=options.override,
     )
     say(settings.describe())
-    assert settings.base is not None and settings.tmp_root is not None
     base, logins = settings.base, settings.logins
     planned = job_config(base, [(login.registry, login.username, login.password) for login in logins])
     say(
-        f"base Docker config: {base.directory or '(none)'}"
+        f"base Docker config: {base.directory or '(none)'} (from {settings.docker_config.source})"
         + (" with $DOCKER_AUTH_CONFIG" if base.content is not None else "")
     )
+    say(f"job directories under {settings.tmp_root} (from {settings.tmp_dir.source})")
     for removed in collect_garbage(settings.tmp_root):
         say(f"removed stale job directory {removed}")
     if not options.no_verify_login and logins:

@@ -138,3 +138,19 @@ def test_setup_verbose_says_where_each_value_came_from(tmp_path: Path) -> None:
             "registry.example.com/group/app/stages (from the default); images repo mode monorepo "
             "(from WERF_IMAGES_REPO_MODE); tagging strategy stages-signature (from --tagging-strategy)\n"
             ) in result.stderr
+
+
+def test_setup_verbose_says_where_the_docker_config_and_tmp_root_came_from(tmp_path: Path) -> None:
+    base = tmp_path / "werf-docker"
+    base.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "WERF_TMP_DIR": str(tmp_path / "jobs"),
+           "WERF_DOCKER_CONFIG": str(base), "DOCKER_CONFIG": str(tmp_path / "plain")}
+    result = run_ci_env("setup", "-v", "--no-login", env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"ci-env: base Docker config: {base} (from WERF_DOCKER_CONFIG)\n" in result.stderr
+    assert f"ci-env: job directories under {tmp_path / 'jobs'} (from WERF_TMP_DIR)\n" in result.stderr
+    given = run_ci_env("setup", "-v", "--no-login", "--tmp-dir", str(tmp_path / "given"), "--docker-config",
+                       str(tmp_path / "none"), env={**env, "HOME": str(tmp_path / "home")}, timeout=60)
+    assert given.returncode == 0, given.stderr
+    assert "ci-env: base Docker config: (none) (from --docker-config)\n" in given.stderr
+    assert f"ci-env: job directories under {tmp_path / 'given'} (from --tmp-dir)\n" in given.stderr
