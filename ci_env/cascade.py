@@ -123,6 +123,14 @@ def resolve_all(
     return {key: resolve(flags, env, option, found.get(key)) for key, option in table.items()}
 
 
+def value_of(
+    flags: Mapping[str, Any], env: Mapping[str, str], option: str, variables: Sequence[str] = ()
+) -> str | None:
+    """The value :func:`cascade` finds for an option without a default (its source unneeded), or None."""
+    found = cascade(flags, env, option, variables)
+    return found.value if found is not None else None
+
+
 def given(value: object, option: str) -> dict[str, object]:
     """The ``flags`` mapping of one option's value, for :func:`cascade` outside a click command."""
     return {param_name(option): value}

@@ -5,21 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ci_env.boolean import parse_boolean
-from ci_env.cascade import cascade, given, named
+from ci_env.cascade import cascade, given, named, value_of
 from ci_env.cli_options import docker_config_option, insecure_registry_option, repo_options
 from ci_env.errors import UsageError
 from ci_env.options import RepoOptions
-
-
-def flag_or_env(flags: Mapping[str, Any], env: Mapping[str, str], option: str, variable: str) -> str | None:
-    """The option's value, else the non-empty variable, else None (the options cascade)."""
-    found = cascade(flags, env, option, (variable,))
-    return found.value if found else None
 
 
 def bool_flag_or_env(value: bool, env: Mapping[str, str], name: str, option: str = "--flag") -> bool:
@@ -97,9 +90,9 @@ def build_and_publish(
              "dir": directory, "config": config}
     tags = tag_requests(
         custom=custom_tags(tag_custom, env),
-        git_branch=flag_or_env(flags, env, "--tag-git-branch", "WERF_TAG_GIT_BRANCH"),
-        git_tag=flag_or_env(flags, env, "--tag-git-tag", "WERF_TAG_GIT_TAG"),
-        git_commit=flag_or_env(flags, env, "--tag-git-commit", "WERF_TAG_GIT_COMMIT"),
+        git_branch=value_of(flags, env, "--tag-git-branch", ("WERF_TAG_GIT_BRANCH",)),
+        git_tag=value_of(flags, env, "--tag-git-tag", ("WERF_TAG_GIT_TAG",)),
+        git_commit=value_of(flags, env, "--tag-git-commit", ("WERF_TAG_GIT_COMMIT",)),
         by_signature=bool_flag_or_env(tag_by_stages_signature, env, "WERF_TAG_BY_STAGES_SIGNATURE",
                                       "--tag-by-stages-signature"),
     )
@@ -107,8 +100,8 @@ def build_and_publish(
     if repo.images_repo is None:
         raise UsageError("no images repo: pass -i/--images-repo or set WERF_IMAGES_REPO (ci-env setup exports it)")
     repo.check_stages_storage(env)
-    project = load_project(flag_or_env(flags, env, "--dir", "WERF_DIR") or ".",
-                           flag_or_env(flags, env, "--config", "WERF_CONFIG"), env)
+    project = load_project(value_of(flags, env, "--dir", ("WERF_DIR",)) or ".",
+                           value_of(flags, env, "--config", ("WERF_CONFIG",)), env)
     implementation = repo.images_repo_implementation
     images_repo = resolve_images_repo(
         repo.images_repo, env, requested_mode=repo.images_repo_mode,

@@ -14,31 +14,24 @@ from ci_env.errors import ConfigError, UsageError
 
 
 def current_job_dir(option: str | None, env: Mapping[str, str]) -> Path:
-    """The isolated config to write into: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG``.
+    """The isolated config to write into: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` (the
+    cascade of :data:`ci_env.configjson.DOCKER_CONFIG` without its default: never ``~/.docker``).
 
     Raises UsageError when none is given and ConfigError when it is not a ci-env job
     directory, so a login never lands in ``~/.docker`` or another shared config by accident.
     """
+    from ci_env.cascade import cascade, given
+    from ci_env.configjson import DOCKER_CONFIG, location
     from ci_env.dockerconfig import is_job_dir
 
-    source, value = next(
-        (
-            (name, val)
-            for name, val in (
-                ("--docker-config", option),
-                ("$WERF_DOCKER_CONFIG", env.get("WERF_DOCKER_CONFIG")),
-                ("$DOCKER_CONFIG", env.get("DOCKER_CONFIG")),
-            )
-            if val
-        ),
-        (None, None),
-    )
-    if value is None:
+    found = cascade(given(option, DOCKER_CONFIG.flag), env, DOCKER_CONFIG.flag, DOCKER_CONFIG.variables)
+    if found is None:
         raise UsageError(
             "no isolated Docker config: $DOCKER_CONFIG is not set; run `eval \"$(ci-env setup)\"` first "
             "(or pass --docker-config DIR naming the directory ci-env setup created)"
         )
-    path = Path(value).expanduser()
+    source = location(found, env).source  # as messages name it: --docker-config, $WERF_DOCKER_CONFIG, ...
+    path = Path(found.value).expanduser()
     if not is_job_dir(path):
         raise ConfigError(
             f"{path} (from {source}) is not a ci-env job directory; ci-env login only writes into the private "

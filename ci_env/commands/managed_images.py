@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ci_env.cascade import value_of
 from ci_env.cli_options import docker_config_option, insecure_registry_option, repo_options
 from ci_env.errors import ConfigError
 from ci_env.options import RepoOptions
@@ -46,8 +47,9 @@ def _store(
     if repo.stages_storage is None:
         from ci_env.project import load_project
 
-        project = load_project(directory or env.get("WERF_DIR") or ".", config or env.get("WERF_CONFIG") or None,
-                               env).project
+        flags = {"dir": directory, "config": config}
+        project = load_project(value_of(flags, env, "--dir", ("WERF_DIR",)) or ".",
+                               value_of(flags, env, "--config", ("WERF_CONFIG",)), env).project
     return open_store(repo.stages_storage, project, docker_config=docker_config_dir(docker_config, env), env=env,
                       insecure_registries=tuple(insecure_registry))
 
