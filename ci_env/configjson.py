@@ -194,13 +194,12 @@ def strip_credential_stores(config: dict[str, Any], strip_registries: Sequence[s
     return result
 
 
-def store_only_credentials(base: BaseConfig, logins: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+def store_only_credentials(config: Mapping[str, Any], logins: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """The base config's ``credsStore`` and the registries whose credentials only that store held, which a
     job config (made without ``credsStore``) therefore no longer has: ``auths`` entries without ``auth`` or
     ``identitytoken`` that no ``credHelpers`` entry covers, minus ``logins`` (the job logs in to them).
-    ``("", ())`` when the base has no ``credsStore``. Reads the base only.
+    ``("", ())`` when the base has no ``credsStore``. ``config`` is the base's content (:func:`base_config`).
     """
-    config = base_config(base)
     store = config.get("credsStore")
     if not isinstance(store, str) or not store:
         return "", ()
@@ -282,10 +281,11 @@ def job_config(base: BaseConfig, logins: Sequence[tuple[str, str, str]]) -> JobC
     """The job's ``config.json`` for ``base`` with ``logins`` (registry, username, password) written in, read
     from the base once. ConfigError for an unreadable base or a username :func:`with_login` refuses."""
     registries = [registry for registry, _user, _password in logins]
-    config = strip_credential_stores(base_config(base), registries)
+    content = base_config(base)
+    config = strip_credential_stores(content, registries)
     for registry, username, password in logins:
         config = with_login(config, registry, username, password)
-    store, left_behind = store_only_credentials(base, registries)
+    store, left_behind = store_only_credentials(content, registries)
     return JobConfig(config, store, left_behind)
 
 
