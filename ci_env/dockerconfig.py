@@ -12,7 +12,6 @@ Only the standard library is imported at module level (``filelock`` is imported 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -23,12 +22,23 @@ import stat
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci_env.cascade import Option, Resolved, given, resolve
 from ci_env.ci.facts import JobFacts
-from ci_env.configjson import auth_key, expand_home, locate, normalize_registry, parse
+from ci_env.configjson import (
+    BaseConfig,
+    base_config,
+    check_username,
+    dump,
+    expand_home,
+    parse,
+    read_base,
+    resolve_location,
+    strip_credential_stores,
+    with_login,
+)
 from ci_env.errors import ConfigError
 
 #: Prefix of every directory this tool creates under the tmp root.
@@ -42,9 +52,8 @@ NO_JOB = "nojob"
 
 #: What each CI family offers as the job's temp directory (after --tmp-dir and $WERF_TMP_DIR).
 CI_TMP_VARIABLES: dict[str, str] = {"github": "RUNNER_TEMP"}
-#: CI family -> the variable that, when set, holds the base ``config.json`` content as JSON.
-CI_AUTH_CONFIG_VARIABLES: dict[str, str] = {"gitlab": "DOCKER_AUTH_CONFIG"}
-
+#: ``--tmp-dir`` as the cascade reads it (the CI's temp dir comes between the variable and the default).
+TMP_DIR = Option("--tmp-dir", ("WERF_TMP_DIR",), tempfile.gettempdir)
 #: Entries of the base directory copied as trees of regular files (other kinds are skipped),
 #: with the names inside them that are runtime state and not copied.
 COPIED_TREES: dict[str, frozenset[str]] = {
@@ -60,19 +69,6 @@ PLUGINS_DIR = "cli-plugins"
 #: Docker Hub's names, all meaning the same registry; docker stores its login under the legacy key.
 
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_-]")
-
-
-@dataclass(frozen=True)
-class BaseConfig:
-    """Where a job's private config is copied from.
-
-    ``directory`` is the base directory (None when it does not exist); ``content`` the base
-    ``config.json`` content when given as JSON (GitLab's ``$DOCKER_AUTH_CONFIG``), which then
-    replaces the directory's ``config.json`` (the directory still gives plugins, contexts, ...).
-    """
-
-    directory: Path | None
-    content: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- names
@@ -93,102 +89,36 @@ def _name_part(job_key: str | None) -> str:
 
 
 def resolve_base(option: str | None, env: Mapping[str, str], facts: JobFacts) -> BaseConfig:
-    """The base config: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` > ``~/.docker``.
+    """The base config (:func:`ci_env.configjson.read_base`) of ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` >
+    ``$DOCKER_CONFIG`` > ``~/.docker``, for ``facts``' CI family."""
+    return read_base(resolve_location(option, env), env, facts.family)
 
-    In GitLab (:data:`CI_AUTH_CONFIG_VARIABLES`) a non-empty ``$DOCKER_AUTH_CONFIG`` is the base
-    ``config.json`` content. Raises ConfigError for an invalid ``$DOCKER_AUTH_CONFIG`` (naming
-    the variable, never its value) or a base path that exists but is not a directory.
-    """
-    location = locate(option, env)
-    path, source = location.path, location.source
-    directory: Path | None = None
-    try:
-        if path.is_dir():
-            directory = path.absolute()
-        elif path.exists():
-            raise ConfigError(f"the Docker config {path} (from {source}) is not a directory; point {source} at one")
-    except OSError as exc:  # e.g. a name too long
-        raise ConfigError(f"cannot use the Docker config {path} (from {source}): {exc.strerror}") from None
-    content: dict[str, Any] | None = None
-    variable = CI_AUTH_CONFIG_VARIABLES.get(facts.family)
-    raw = env.get(variable) if variable else None
-    if variable and raw:
-        content = parse(raw, f"${variable}")
-    return BaseConfig(directory=directory, content=content)
+
+def job_root(found: Resolved, env: Mapping[str, str]) -> Path:
+    """The tmp root :func:`resolve_tmp_root` resolved, as an absolute path (``~`` expanded); not created."""
+    return expand_home(found.value, env).absolute()
+
+
+def resolve_tmp_root(option: str | None, env: Mapping[str, str], facts: JobFacts) -> Resolved:
+    """Where job directories live, as the cascade resolves it: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's
+    temp dir (``$RUNNER_TEMP`` on GitHub) > the system temp dir (source ``default``); unexpanded."""
+    found = resolve(given(option, TMP_DIR.flag), env, TMP_DIR, ci_tmp_dir(env, facts.family))
+    assert found is not None
+    return found
+
+
+def ci_tmp_dir(env: Mapping[str, str], family: str) -> tuple[str | None, str] | None:
+    """The CI's temp dir and its variable (:data:`CI_TMP_VARIABLES`), as a CI default for :data:`TMP_DIR`."""
+    variable = CI_TMP_VARIABLES.get(family)
+    return (env.get(variable), variable) if variable else None
 
 
 def tmp_root(option: str | None, env: Mapping[str, str], facts: JobFacts) -> Path:
-    """Where job directories live: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's temp dir
-    (``$RUNNER_TEMP`` on GitHub) > the system temp dir. The path is returned, not created."""
-    chosen = option or env.get("WERF_TMP_DIR") or None
-    if chosen is None and facts.family in CI_TMP_VARIABLES:
-        chosen = env.get(CI_TMP_VARIABLES[facts.family]) or None
-    if chosen is None:
-        chosen = tempfile.gettempdir()
-    return expand_home(chosen, env).absolute()
+    """Where job directories live (:func:`resolve_tmp_root`), absolute. The path is returned, not created."""
+    return job_root(resolve_tmp_root(option, env, facts), env)
 
 
 # --------------------------------------------------------------------------- creating
-
-
-def strip_credential_stores(config: dict[str, Any], strip_registries: Sequence[str]) -> dict[str, Any]:
-    """A copy of ``config`` without ``credsStore`` and without the ``credHelpers`` entries of
-    ``strip_registries`` (compared in canonical form, so Docker Hub aliases match)."""
-    result = dict(config)
-    result.pop("credsStore", None)
-    helpers = result.get("credHelpers")
-    if isinstance(helpers, dict):
-        stripped = {normalize_registry(r) for r in strip_registries}
-        kept = {k: v for k, v in helpers.items() if normalize_registry(k) not in stripped}
-        if kept:
-            result["credHelpers"] = kept
-        else:
-            result.pop("credHelpers")
-    return result
-
-
-def store_only_credentials(base: BaseConfig, logins: Sequence[str]) -> tuple[str, tuple[str, ...]]:
-    """The base config's ``credsStore`` and the registries whose credentials only that store held, which a
-    job config (made without ``credsStore``) therefore no longer has: ``auths`` entries without ``auth`` or
-    ``identitytoken`` that no ``credHelpers`` entry covers, minus ``logins`` (the job logs in to them).
-    ``("", ())`` when the base has no ``credsStore``. Reads the base only.
-    """
-    config = _read_base_config(base)
-    store = config.get("credsStore")
-    if not isinstance(store, str) or not store:
-        return "", ()
-    auths = config.get("auths")
-    helpers = config.get("credHelpers")
-    auths = auths if isinstance(auths, dict) else {}
-    helpers = helpers if isinstance(helpers, dict) else {}
-    covered = {normalize_registry(r) for r in [*helpers, *logins]}
-    lost = []
-    for key, entry in auths.items():
-        if isinstance(entry, dict) and (entry.get("auth") or entry.get("identitytoken")):
-            continue
-        registry = normalize_registry(key)
-        if registry not in covered and registry not in lost:
-            lost.append(registry)
-    return store, tuple(lost)
-
-
-def _read_base_config(base: BaseConfig) -> dict[str, Any]:
-    if base.content is not None:
-        return dict(base.content)
-    if base.directory is None:
-        return {}
-    path = base.directory / "config.json"
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return {}
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{path} is not a regular file; the base Docker config must hold a config.json file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}; check its permissions") from None
-    return parse(text, str(path))
 
 
 def _copy_tree(source: Path, target: Path, skip: frozenset[str]) -> None:
@@ -274,15 +204,21 @@ def check_tmp_root(root: Path) -> None:
 
 
 def create_job_dir(base: BaseConfig, root: Path, job_key: str | None, strip_registries: Sequence[str]) -> Path:
+    """Create and return a NEW private config directory for this job under ``root``, holding the base's
+    ``config.json`` without ``credsStore`` and without the ``credHelpers`` of ``strip_registries``
+    (:func:`make_job_dir` with :func:`ci_env.configjson.strip_credential_stores`)."""
+    return make_job_dir(base.directory, strip_credential_stores(base_config(base), strip_registries), root, job_key)
+
+
+def make_job_dir(base_directory: Path | None, config: dict[str, Any], root: Path, job_key: str | None) -> Path:
     """Create and return a NEW private config directory for this job under ``root``.
 
-    The directory (0700) is named ``ci-env.<job>.<random>`` and holds a marker file, the
-    base's ``config.json`` (0600) without ``credsStore`` and without the ``credHelpers`` of
-    ``strip_registries``, copies of contexts/trust/buildx settings and symlinks to the base's
-    CLI plugins. The base is only read. On failure nothing is left behind. ``root`` must pass
+    The directory (0700) is named ``ci-env.<job>.<random>`` and holds a marker file (written first, so a
+    directory half made by a killed run is still this tool's to collect), copies of the contexts/trust/buildx
+    settings of ``base_directory`` and symlinks to its CLI plugins, and ``config`` as ``config.json`` (0600,
+    written last). The base is only read. On failure nothing is left behind. ``root`` must pass
     :func:`check_tmp_root` (ConfigError otherwise).
     """
-    config = strip_credential_stores(_read_base_config(base), strip_registries)
     try:
         if root.exists() and not root.is_dir():
             raise ConfigError(
@@ -299,17 +235,13 @@ def create_job_dir(base: BaseConfig, root: Path, job_key: str | None, strip_regi
         os.chmod(path, 0o700)
         marker = {"tool": "ci-env", "job_key": job_key, "created": time.time()}
         _write_private(path / MARKER, json.dumps(marker).encode())
-        if base.directory is not None:
-            _copy_base_directory(base.directory, path)
-        _write_private(path / "config.json", _dump(config))
+        if base_directory is not None:
+            _copy_base_directory(base_directory, path)
+        _write_private(path / "config.json", dump(config))
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return path
-
-
-def _dump(config: dict[str, Any]) -> bytes:
-    return (json.dumps(config, indent="\t") + "\n").encode()
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -339,19 +271,15 @@ def _write_private(path: Path, data: bytes) -> None:
 def add_login(config_dir: Path, registry: str, username: str, password: str) -> None:
     """Record ``username``/``password`` for ``registry`` in ``config_dir/config.json``.
 
-    Writes ``auths[<key>] = {"auth": base64(user:pass)}`` (the key docker uses; other keys
-    naming the same registry are dropped) and removes a ``credHelpers`` entry for it. Safe
+    As :func:`ci_env.configjson.with_login` says (the key docker uses; other keys naming the same
+    registry dropped; no ``credHelpers`` entry for it). Safe
     while other processes do the same: a file lock around read-modify-write and an atomic
     replace, so the file is always complete JSON with mode 0600.
     """
     from filelock import FileLock, Timeout
 
-    if ":" in username:
-        raise ConfigError(f"the username for {registry} contains ':', which Docker's auth format cannot hold")
     config_path = config_dir / "config.json"
-    key = auth_key(registry)
-    canonical = normalize_registry(registry)
-    encoded = base64.b64encode(f"{username}:{password}".encode()).decode()
+    check_username(registry, username)
     lock = FileLock(str(config_dir / LOCK_NAME), timeout=60, mode=0o600)
     try:
         with lock:
@@ -359,20 +287,8 @@ def add_login(config_dir: Path, registry: str, username: str, password: str) -> 
                 text = config_path.read_text(encoding="utf-8")
             except FileNotFoundError:
                 text = ""
-            config = parse(text, str(config_path))
-            auths = config.get("auths")
-            auths = dict(auths) if isinstance(auths, dict) else {}
-            auths = {k: v for k, v in auths.items() if normalize_registry(k) != canonical}
-            auths[key] = {"auth": encoded}
-            config["auths"] = auths
-            helpers = config.get("credHelpers")
-            if isinstance(helpers, dict):
-                kept = {k: v for k, v in helpers.items() if normalize_registry(k) != canonical}
-                if kept:
-                    config["credHelpers"] = kept
-                else:
-                    config.pop("credHelpers")
-            _write_private(config_path, _dump(config))
+            config = with_login(parse(text, str(config_path)), registry, username, password)
+            _write_private(config_path, dump(config))
     except Timeout:
         raise ConfigError(
             f"timed out waiting for the lock on {config_path}; is another ci-env process stuck?"

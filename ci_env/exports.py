@@ -11,27 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_env.cascade import Resolved, from_option
 from ci_env.ci.facts import JobFacts
 from ci_env.errors import ConfigError
-from ci_env.options import RepoModel, Resolved, SetupSettings, from_option
+from ci_env.options import SetupSettings
+from ci_env.registry.model import RepoModel
+from ci_env.render import Export
 from ci_env.tagging import docker_tag
-
-
-@dataclass(frozen=True)
-class Export:
-    """One variable of the script.
-
-    ``overridable``: a value the user already set wins (kept unless ``--override``);
-    False for the Docker config variables, which always point at the job's directory.
-    ``kept``: the user's value is kept; ``value`` is then that value and the script
-    only says so in a comment.
-    """
-
-    name: str
-    value: str
-    secret: bool = False
-    overridable: bool = True
-    kept: bool = False
 
 
 @dataclass(frozen=True)

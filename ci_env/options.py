@@ -12,121 +12,54 @@ Credentials have three levels. For each kind (``docker-hub-token``, ``github-tok
 3. the common flag (``--repo-docker-hub-token``),
 4. the common variable (``WERF_REPO_DOCKER_HUB_TOKEN``).
 
-The implementation override is different (:func:`choose_implementation`): an option always beats a
-variable, and a variable applies only to addresses on the registry of the repo the environment names
-(``WERF_IMAGES_REPO_IMPLEMENTATION`` describes ``WERF_IMAGES_REPO``'s registry, not any address a later
-command is given). An empty value counts as unset at every step.
-:func:`repo_options` / :func:`credential_options` add the flags to a click command and hand it one frozen
-:class:`RepoOptions` / :class:`Credentials`; :func:`resolve_repo_options` does the same from plain mappings.
-Secret values never appear in ``repr`` or messages.
+The implementation override is different (:func:`ci_env.registry.model.choose_implementation`): an
+option always beats a variable, and a variable applies only to addresses on the registry of the repo the
+environment names. An empty value counts as unset at every step. The precedence itself is
+:func:`ci_env.cascade.cascade`; :func:`resolve_setup` resolves every setting of ``ci-env setup`` in one call.
+:func:`ci_env.cli_options.repo_options` / :func:`ci_env.cli_options.credential_options` add the flags to a
+click command and hand it one frozen :class:`RepoOptions` / :class:`Credentials`; :func:`resolve_repo_options`
+does the same from plain mappings. Secret values never appear in ``repr`` or messages.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import click
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ci_env.boolean import boolean_word, parse_boolean
+from ci_env.cascade import (
+    IMAGES_REPO,
+    SCOPES,
+    STAGES_STORAGE,
+    Option,
+    Resolved,
+    cascade,
+    first,
+    flag_name,
+    named,
+    resolve,
+    resolve_all,
+    variable_name,
+)
 from ci_env.errors import ConfigError
 from ci_env.registry.implementations import CREDENTIAL_KINDS
+from ci_env.registry.model import RepoModel, resolve_implementation
 from ci_env.registry.reference import RepoAddress, parse_address
 
 if TYPE_CHECKING:
-    from ci_env.ci.facts import JobFacts
+    from pathlib import Path
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-IMAGES_REPO = "images-repo"
-STAGES_STORAGE = "stages-storage"
-SCOPES = (STAGES_STORAGE, IMAGES_REPO)
+    from ci_env.ci.facts import JobFacts, RegistryLogin
+    from ci_env.configjson import BaseConfig
 
 #: kind -> is its value a secret
 SECRET_KINDS = frozenset(k for k in CREDENTIAL_KINDS if k.endswith(("-token", "-password")))
 
-#: scope -> (flag prefix, variable prefix); "repo" is the common level for both scopes
-_LEVELS: dict[str, tuple[str, str]] = {
-    STAGES_STORAGE: ("--stages-storage-repo-", "WERF_STAGES_STORAGE_REPO_"),
-    IMAGES_REPO: ("--images-repo-", "WERF_IMAGES_REPO_"),
-    "repo": ("--repo-", "WERF_REPO_"),
-}
-
-
-def flag_name(scope: str, kind: str) -> str:
-    """The flag for ``kind`` at ``scope`` (``"repo"`` for the common level), e.g. ``--images-repo-github-token``."""
-    return _LEVELS[scope][0] + kind
-
-
-def variable_name(scope: str, kind: str) -> str:
-    """The variable for ``kind`` at ``scope`` (``"repo"`` for the common level), e.g. ``WERF_REPO_GITHUB_TOKEN``."""
-    return _LEVELS[scope][1] + kind.upper().replace("-", "_")
-
-
-def param_name(flag: str) -> str:
-    """The click parameter name of a long flag (``--repo-github-token`` -> ``repo_github_token``)."""
-    return flag.lstrip("-").replace("-", "_")
-
-
 def setting_names(scope: str, kind: str) -> tuple[str, ...]:
     """Where a user can set ``kind`` for ``scope``, in precedence order: for messages like "set X or Y"."""
     return (flag_name(scope, kind), variable_name(scope, kind), flag_name("repo", kind), variable_name("repo", kind))
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """One resolved value and where it came from (a flag or variable name, or ``"default"``)."""
-
-    value: str = field(repr=False)
-    source: str
-    secret: bool = False
-
-    def __repr__(self) -> str:
-        shown = "***" if self.secret else repr(self.value)
-        return f"Resolved(value={shown}, source={self.source!r})"
-
-
-def _first(
-    flags: Mapping[str, Any], env: Mapping[str, str], steps: Sequence[tuple[str, str]], secret: bool = False
-) -> Resolved | None:
-    """The first non-empty value among ``steps`` ((\"flag\", name) or (\"env\", name))."""
-    for where, name in steps:
-        raw = flags.get(param_name(name)) if where == "flag" else env.get(name)
-        if raw is not None and str(raw) != "":
-            return Resolved(str(raw), name, secret)
-    return None
-
-
-def cascade(
-    flags: Mapping[str, Any],
-    env: Mapping[str, str],
-    option: str,
-    variables: Sequence[str] = (),
-    *,
-    ci_default: tuple[str | None, str] | None = None,
-    default: str | None = None,
-    secret: bool = False,
-) -> Resolved | None:
-    """The one precedence model: ``option`` > ``variables`` in order (scoped, then unscoped) > the CI's
-    default > the built-in ``default``; the first non-empty value, with its source, or None.
-
-    ``flags`` maps click parameter names to values (None when not given); ``option`` is the long flag.
-    ``ci_default`` is ``(value, the CI variable it comes from)``; the built-in default's source is ``default``.
-    """
-    found = _first(flags, env, (("flag", option), *(("env", name) for name in variables)), secret)
-    if found is None and ci_default is not None and ci_default[0]:
-        found = Resolved(ci_default[0], ci_default[1], secret)
-    if found is None and default is not None:
-        found = Resolved(default, "default", secret)
-    return found
-
-
-def from_option(found: Resolved | None) -> bool:
-    """Whether ``found`` was given on the command line (its source is a flag, not a variable or default)."""
-    return found is not None and found.source.startswith("-")
 
 
 def _four_levels(scope: str, kind: str) -> tuple[tuple[str, str], ...]:
@@ -188,7 +121,7 @@ def resolve_credentials(scope: str, flags: Mapping[str, Any], env: Mapping[str, 
         raise ValueError(f"unknown scope {scope!r}")
     entries = []
     for kind in CREDENTIAL_KINDS:
-        found = _first(flags, env, _four_levels(scope, kind), kind in SECRET_KINDS)
+        found = first(flags, env, _four_levels(scope, kind), kind in SECRET_KINDS)
         if found is not None:
             entries.append((kind, found))
     return Credentials(scope, tuple(entries))
@@ -236,23 +169,15 @@ class RepoOptions:
         check_stages_storage(stages, detected.implementation, self.stages_storage_source or "-s/--stages-storage")
 
 
-def _mode(flags: Mapping[str, Any], env: Mapping[str, str]) -> Resolved:
-    """``--images-repo-mode`` > ``WERF_IMAGES_REPO_MODE`` > ``auto`` (unchecked)."""
-    found = cascade(flags, env, "--images-repo-mode", ("WERF_IMAGES_REPO_MODE",), default="auto")
+#: ``--images-repo-mode`` as the cascade reads it.
+IMAGES_REPO_MODE = Option("--images-repo-mode", ("WERF_IMAGES_REPO_MODE",), "auto")
+
+
+def images_repo_mode(flags: Mapping[str, Any], env: Mapping[str, str]) -> Resolved:
+    """``--images-repo-mode`` > ``WERF_IMAGES_REPO_MODE`` > ``auto`` (unchecked), with its source."""
+    found = resolve(flags, env, IMAGES_REPO_MODE)
     assert found is not None
     return found
-
-
-T = TypeVar("T")
-
-
-def _named(check: Callable[..., T], found: Resolved, **kwargs: Any) -> T:
-    """``check(found.value)``, its ConfigError prefixed with the flag or variable the value came from."""
-
-    try:
-        return check(found.value, **kwargs)
-    except ConfigError as exc:
-        raise ConfigError(f"{found.source}: {exc.message}") from None
 
 
 def resolve_repo_options(flags: Mapping[str, Any], env: Mapping[str, str]) -> RepoOptions:
@@ -261,13 +186,13 @@ def resolve_repo_options(flags: Mapping[str, Any], env: Mapping[str, str]) -> Re
 
     images = cascade(flags, env, "--images-repo", ("WERF_IMAGES_REPO",))
     stages = cascade(flags, env, "--stages-storage", ("WERF_STAGES_STORAGE",))
-    mode = _mode(flags, env)
-    images_address = _named(parse_address, images, allow_local=False) if images else None
-    stages_address = _named(parse_address, stages, allow_local=True) if stages else None
+    mode = images_repo_mode(flags, env)
+    images_address = named(parse_address, images, allow_local=False) if images else None
+    stages_address = named(parse_address, stages, allow_local=True) if stages else None
     return RepoOptions(
         images_repo=images_address,
         images_repo_source=images.source if images else None,
-        images_repo_mode=_named(check_mode, mode),
+        images_repo_mode=named(check_mode, mode),
         images_repo_mode_source=mode.source,
         stages_storage=stages_address,
         stages_storage_local=bool(stages) and stages_address is None,
@@ -277,95 +202,6 @@ def resolve_repo_options(flags: Mapping[str, Any], env: Mapping[str, str]) -> Re
         images_repo_credentials=resolve_credentials(IMAGES_REPO, flags, env),
         stages_storage_credentials=resolve_credentials(STAGES_STORAGE, flags, env),
     )
-
-
-#: level -> the variables naming the repos whose registry that level's implementation variable describes
-_DESCRIBED_REPOS: dict[str, tuple[str, ...]] = {
-    IMAGES_REPO: ("WERF_IMAGES_REPO",),
-    STAGES_STORAGE: ("WERF_STAGES_STORAGE",),
-    "repo": ("WERF_IMAGES_REPO", "WERF_STAGES_STORAGE"),
-}
-
-
-@dataclass(frozen=True)
-class ImplementationChoice:
-    """The implementation override that applies to one address, and the variables that did not apply.
-
-    ``chosen`` is None when nothing applies (the implementation is then detected from the host).
-    ``skipped`` holds one sentence per variable set for another registry, for ``registry info``.
-    """
-
-    chosen: Resolved | None
-    skipped: tuple[str, ...] = ()
-
-
-def _described_registries(level: str, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """(variable, registry) for each repo variable of ``level`` that names a registry (``:local`` names none).
-
-    ConfigError naming the variable when its address is malformed.
-    """
-
-    found = []
-    for name in _DESCRIBED_REPOS[level]:
-        raw = env.get(name, "")
-        if not raw:
-            continue
-        try:
-            address = parse_address(raw, allow_local=name == "WERF_STAGES_STORAGE")
-        except ConfigError as exc:
-            raise ConfigError(f"{name}: {exc.message}") from None
-        if address is not None:
-            found.append((name, address.registry))
-    return tuple(found)
-
-
-def _checked(found: Resolved) -> Resolved:
-    from ci_env.registry.implementations import get_implementation
-
-    try:
-        impl = get_implementation(found.value)
-    except ConfigError as exc:
-        raise ConfigError(f"{found.source}: {exc.message}") from None
-    return Resolved(impl.name, found.source)
-
-
-def choose_implementation(
-    scope: str | None, flags: Mapping[str, Any], env: Mapping[str, str], address: RepoAddress | None = None
-) -> ImplementationChoice:
-    """The implementation override for ``address`` in ``scope`` (``None``: either repo, as registry commands).
-
-    Options always beat variables: the specific flag (``--images-repo-implementation``), then the common one
-    (``--repo-implementation``). A variable describes the repo that the environment names: it applies only
-    to addresses on that repo's registry (``WERF_IMAGES_REPO_IMPLEMENTATION`` on the registry of
-    ``WERF_IMAGES_REPO``, ``WERF_STAGES_STORAGE_REPO_IMPLEMENTATION`` on that of ``WERF_STAGES_STORAGE``,
-    ``WERF_REPO_IMPLEMENTATION`` on either), and everywhere when that repo variable is not set or
-    ``address`` is None. ConfigError naming the flag or variable when a name is unknown.
-    """
-    flag_levels = (scope, "repo") if scope is not None else ("repo",)
-    for level in flag_levels:
-        found = _first(flags, {}, (("flag", flag_name(level, "implementation")),))
-        if found is not None:
-            return ImplementationChoice(_checked(found))
-    variable_levels = (scope, "repo") if scope is not None else (IMAGES_REPO, STAGES_STORAGE, "repo")
-    skipped: list[str] = []
-    for level in variable_levels:
-        found = _first({}, env, (("env", variable_name(level, "implementation")),))
-        if found is None:
-            continue
-        checked = _checked(found)
-        described = _described_registries(level, env)
-        if address is None or not described or address.registry in {registry for _n, registry in described}:
-            return ImplementationChoice(checked, tuple(skipped))
-        where = " and ".join(f"{registry} (the registry of {name})" for name, registry in described)
-        skipped.append(f"{found.source}={checked.value} not applied: it is for {where}")
-    return ImplementationChoice(None, tuple(skipped))
-
-
-def resolve_implementation(
-    scope: str | None, flags: Mapping[str, Any], env: Mapping[str, str], address: RepoAddress | None = None
-) -> Resolved | None:
-    """The implementation override that applies to ``address`` (see :func:`choose_implementation`), or None."""
-    return choose_implementation(scope, flags, env, address).chosen
 
 
 # ---------------------------------------------------------------- setup's repos
@@ -386,30 +222,30 @@ SETUP_VARIABLES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class RepoModel:
-    """What the registry model says of one address: its implementation (and which variable chose it, or
-    ``detected``) and, for the images repo, its mode."""
-
-    address: RepoAddress
-    implementation: str
-    implementation_source: str = "detected"
-    mode: str | None = None
-
-
-@dataclass(frozen=True)
 class SetupSettings:
-    """Setup's repo settings, each resolved once with its source: images repo, stages storage, mode and
-    tagging strategy as given or defaulted (as the user spelled them), and the registry model of each repo."""
+    """Setup's settings, each resolved once with its source: images repo, stages storage, mode and tagging
+    strategy as given or defaulted (as the user spelled them), the registry model of each repo, the Docker
+    config the job's copy starts from, where job directories live, and the CI logins to write."""
 
     images_repo: Resolved | None
     stages_storage: Resolved | None
     images_repo_mode: Resolved
     tagging_strategy: Resolved
-    images_model: RepoModel | None = None
-    stages_model: RepoModel | None = None
-    override: bool = False
+    images_model: RepoModel | None
+    stages_model: RepoModel | None
+    override: bool
     #: ``--insecure-registry`` (repeatable) and ``$WERF_INSECURE_REGISTRY`` together (``*``: every registry)
-    insecure_registries: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...]
+    #: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` > ``~/.docker`` (unexpanded)
+    docker_config: Resolved
+    #: The base Docker config the job's copy starts from (at :attr:`docker_config`)
+    base: BaseConfig
+    #: ``--tmp-dir`` > ``$WERF_TMP_DIR`` > the CI's temp dir > the system's (unexpanded), and as a path
+    tmp_dir: Resolved
+    tmp_root: Path
+    #: The CI's logins for this job (none with ``--no-login``): its registry, and the legacy GitHub
+    #: registry when the images repo is there
+    logins: tuple[RegistryLogin, ...]
 
     def describe(self) -> str:
         """One line saying each value and where it came from (never a secret): for ``setup -v``."""
@@ -428,73 +264,61 @@ class SetupSettings:
         return (self.images_model.address.registry,) if self.images_model is not None else ()
 
 
+def setup_table() -> dict[str, Option]:
+    """Setup's options as the cascade reads them, keyed by click parameter name."""
+    from ci_env.configjson import DOCKER_CONFIG
+    from ci_env.dockerconfig import TMP_DIR
+
+    return {
+        "images_repo": Option("--images-repo", ("WERF_IMAGES_REPO",)),
+        "stages_storage": Option("--stages-storage", ("WERF_STAGES_STORAGE",)),
+        "images_repo_mode": IMAGES_REPO_MODE,
+        "tagging_strategy": Option("--tagging-strategy", (), TAGGING_STRATEGIES[0]),
+        "docker_config": DOCKER_CONFIG,
+        "tmp_dir": TMP_DIR,
+    }
+
+
 def resolve_setup(
     flags: Mapping[str, Any], env: Mapping[str, str], facts: JobFacts, *, override: bool = False
 ) -> SetupSettings:
-    """Resolve setup's repos once: option > variable (none with ``override``) > the CI's default (from
-    ``facts``) > built-in default, then the registry model of each repo.
+    """Resolve every setting of setup once, before anything is created: option > variable (none of
+    :data:`SETUP_VARIABLES` with ``override``) > the CI's default (from ``facts``) > built-in default in one
+    pass, then the registry model of both repos (one call), the logins, and the base Docker config.
 
-    In GitLab CI behaviour an address under the CI registry is ``gitlab`` even when the variables that
-    usually say so are absent (``ci-env gitlab`` elsewhere). The stages storage defaults to
-    ``<images repo>/stages`` where the implementation can hold it. ConfigError naming the source for a
-    malformed address or mode, an invalid combination, or a stages storage the implementation cannot hold.
+    ``flags`` maps click parameter names to values (``images_repo``, ``docker_config``, ``no_login``, ...;
+    missing ones are not given). In GitLab CI behaviour an address under the CI registry is ``gitlab`` even
+    when the variables that usually say so are absent (``ci-env gitlab`` elsewhere). The stages storage
+    defaults to ``<images repo>/stages`` where the implementation can hold it. ConfigError naming the source
+    for a malformed address, mode or variable, an invalid combination, a stages storage the implementation
+    cannot hold, or a base Docker config that cannot be used.
     """
-    from ci_env.registry.implementations import get_implementation
+    from ci_env.configjson import expand_home, read_base
+    from ci_env.dockerconfig import ci_tmp_dir
     from ci_env.registry.insecure import from_env as insecure_from_env
-    from ci_env.registry.naming import default_stages_storage
+    from ci_env.registry.model import setup_models
 
     check_variables(env, ("WERF_INSECURE_REGISTRY", *(() if override else SETUP_VARIABLES)))
-    variables = {} if override else env
+    taken = {name: value for name, value in env.items() if not (override and name in SETUP_VARIABLES)}
     ci_images_repo = (facts.images_repo, CI_IMAGES_REPO_VARIABLES.get(facts.family, "the CI's images repo"))
-    ci_registry = facts.registry if facts.family == "gitlab" else None
-    images = cascade(flags, variables, "--images-repo", ("WERF_IMAGES_REPO",), ci_default=ci_images_repo)
-    mode = _mode(flags, variables)
-    strategy = cascade(flags, {}, "--tagging-strategy", default=TAGGING_STRATEGIES[0])
-    assert strategy is not None
+    found = resolve_all(setup_table(), flags, taken,
+                        {"images_repo": ci_images_repo, "tmp_dir": ci_tmp_dir(env, facts.family)})
+    images, stages, mode, strategy = (found["images_repo"], found["stages_storage"], found["images_repo_mode"],
+                                      found["tagging_strategy"])
+    docker_config, tmp_dir = found["docker_config"], found["tmp_dir"]
+    assert mode is not None and strategy is not None and docker_config is not None and tmp_dir is not None
     if strategy.value not in TAGGING_STRATEGIES:
         raise ConfigError(f"{strategy.source}: unknown tagging strategy {strategy.value!r}: use one of "
                           f"{', '.join(TAGGING_STRATEGIES)}")
-    images_model = _repo_model(images, env, variables, IMAGES_REPO, ci_registry, mode)
-    stages = cascade(flags, variables, "--stages-storage", ("WERF_STAGES_STORAGE",))
-    if stages is None and images is not None and images_model is not None:
-        impl = get_implementation(images_model.implementation)
-        default_stages_storage(images_model.address, impl, images.source)  # ConfigError when invalid
-        stages = Resolved(f"{images.value.rstrip('/')}/stages", "the default")  # as the user spelled it
-    stages_model = _repo_model(stages, env, variables, STAGES_STORAGE, ci_registry)
-    insecure = (*(flags.get("insecure_registry") or ()), *insecure_from_env(env))
-    return SetupSettings(images, stages, mode, strategy, images_model, stages_model, override, insecure)
-
-
-def _repo_model(
-    found: Resolved | None, env: Mapping[str, str], variables: Mapping[str, str], scope: str,
-    ci_registry: str | None, mode: Resolved | None = None,
-) -> RepoModel | None:
-    """The registry model of ``found`` (None for no repo or ``:local``): the implementation the variables set
-    for this address (:func:`choose_implementation`), else detected; the mode resolved for the images repo."""
-    if found is None:
-        return None
-    from ci_env.registry.implementations import detect_implementation, get_implementation
-    from ci_env.registry.naming import check_mode, check_stages_storage, resolve_mode, validate
-
-    source = found.source
-    address = _named(parse_address, found, allow_local=scope == STAGES_STORAGE)
-    if address is None:
-        return None
-    chosen = choose_implementation(scope, {}, variables, address).chosen
-    if chosen is not None:
-        implementation = get_implementation(chosen.value).for_address(address)
-    else:
-        implementation = detect_implementation(address, env, ci_registry=ci_registry).implementation
-    chosen_by = chosen.source if chosen is not None else "detected"
-    if mode is None:
-        check_stages_storage(address, implementation, source)
-        return RepoModel(address, implementation.name, chosen_by)
-    try:
-        resolved = resolve_mode(address, implementation, _named(check_mode, mode))
-        validate(address, implementation, resolved, ())
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc.message}") from None
-    return RepoModel(address, implementation.name, chosen_by, resolved)
+    models = setup_models(images, stages, mode, env, taken, facts.registry if facts.family == "gitlab" else None)
+    logins = () if flags.get("no_login") else facts.logins_for(
+        (models.images.address.registry,) if models.images is not None else ())
+    return SetupSettings(
+        images, models.stages_storage, mode, strategy, models.images, models.stages, override,
+        insecure_registries=(*(flags.get("insecure_registry") or ()), *insecure_from_env(env)),
+        docker_config=docker_config, base=read_base(docker_config, env, facts.family),
+        tmp_dir=tmp_dir, tmp_root=expand_home(tmp_dir.value, env).absolute(), logins=logins,
+    )
 
 
 def _check_registry_list(text: str) -> None:
@@ -550,87 +374,3 @@ def check_variables(env: Mapping[str, str], names: Sequence[str] = CHECKED_VARIA
                 checks[name](raw)
             except ConfigError as exc:
                 raise ConfigError(f"{name}: {exc.message}") from None
-
-
-# ---------------------------------------------------------------- click decorators
-
-
-def _credential_params(scopes: Sequence[str]) -> list[click.Option]:
-    params = []
-    for level in (*scopes, "repo"):
-        for kind in CREDENTIAL_KINDS:
-            flag = flag_name(level, kind)
-            where = "both stages storage and images repo" if level == "repo" else f"the {level.replace('-', ' ')}"
-            params.append(
-                click.Option(
-                    [flag],
-                    default=None,
-                    metavar="TEXT",
-                    help=f"{kind.replace('-', ' ').title()} for {where} [env: {variable_name(level, kind)}]",
-                )
-            )
-    return params
-
-
-def _repo_params() -> list[click.Option]:
-    return [
-        click.Option(["-i", "--images-repo"], default=None, metavar="ADDRESS",
-                     help="Where images go: registry, account or repository [env: WERF_IMAGES_REPO]"),
-        click.Option(["--images-repo-mode"], default=None, metavar="auto|monorepo|multirepo",
-                     help="monorepo: REPO:IMAGE-TAG; multirepo: REPO/IMAGE:TAG; auto (default) per implementation "
-                     "[env: WERF_IMAGES_REPO_MODE]"),
-        click.Option(["-s", "--stages-storage"], default=None, metavar="ADDRESS|:local",
-                     help="Stages storage address, or :local [env: WERF_STAGES_STORAGE]"),
-        click.Option(["--repo-implementation"], default=None, metavar="NAME",
-                     help="Registry implementation of both repos (detected by host when unset) "
-                     "[env: WERF_REPO_IMPLEMENTATION]"),
-        click.Option(["--images-repo-implementation"], default=None, metavar="NAME",
-                     help="Registry implementation of the images repo [env: WERF_IMAGES_REPO_IMPLEMENTATION]"),
-        click.Option(["--stages-storage-repo-implementation"], default=None, metavar="NAME",
-                     help="Registry implementation of the stages storage "
-                     "[env: WERF_STAGES_STORAGE_REPO_IMPLEMENTATION]"),
-    ]
-
-
-def _attach(params: list[click.Option], convert: Callable[[dict[str, Any]], tuple[str, Any]]) -> Callable[[F], F]:
-    """Decorator adding ``params`` to a command; their values are popped and handed over as one keyword."""
-    names = [p.name for p in params]
-
-    def decorator(func: F) -> F:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for name in names if name is not None and name in kwargs}
-            key, value = convert(values)
-            kwargs[key] = value
-            return func(*args, **kwargs)
-
-        existing = getattr(func, "__click_params__", [])
-        wrapper.__click_params__ = [*existing, *reversed(params)]  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
-
-    return decorator
-
-
-def credential_options(scopes: Sequence[str] = SCOPES, *, keyword: str = "credentials") -> Callable[[F], F]:
-    """Add the credential flags of ``scopes`` plus the common ``--repo-*`` level to a click command.
-
-    The command receives ``keyword`` = ``{scope: Credentials}``, resolved against ``os.environ``.
-    """
-
-    def convert(values: dict[str, Any]) -> tuple[str, Any]:
-        return keyword, {scope: resolve_credentials(scope, values, os.environ) for scope in scopes}
-
-    return _attach(_credential_params(scopes), convert)
-
-
-def repo_options(func: F) -> F:
-    """Add every repo option and all credential flags to a click command; it receives ``repo: RepoOptions``.
-
-    Used by build-and-publish, cleanup and purge. Resolution errors (malformed address or mode) are
-    ConfigError, printed by the CLI with exit 2.
-    """
-
-    def convert(values: dict[str, Any]) -> tuple[str, Any]:
-        return "repo", resolve_repo_options(values, os.environ)
-
-    return _attach([*_repo_params(), *_credential_params(SCOPES)], convert)(func)

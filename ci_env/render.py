@@ -3,7 +3,8 @@
 One table, :data:`FORMATS`, says per format: its template, file extension, how a
 value is quoted, which values it cannot hold, and what stdout carries when setup
 fails. Values reach the target byte for byte; a value a format cannot hold is a
-:class:`ConfigError` naming the variable (never its value).
+:class:`ConfigError` naming the variable (never its value). What it renders is a sequence of
+:class:`Export` (the table of :mod:`ci_env.exports` computes them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from ci_env.errors import ConfigError
-from ci_env.exports import Export
+
+
+@dataclass(frozen=True)
+class Export:
+    """One variable of the script.
+
+    ``overridable``: a value the user already set wins (kept unless ``--override``);
+    False for the Docker config variables, which always point at the job's directory.
+    ``kept``: the user's value is kept; ``value`` is then that value and the script
+    only says so in a comment.
+    """
+
+    name: str
+    value: str
+    secret: bool = False
+    overridable: bool = True
+    kept: bool = False
 
 
 def posix_quote(value: str) -> str:

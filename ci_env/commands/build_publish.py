@@ -8,27 +8,18 @@ from pathlib import Path
 
 import click
 
-from ci_env.boolean import boolean_word
+from ci_env.boolean import parse_boolean
+from ci_env.cascade import cascade, given, named, value_of
+from ci_env.cli_options import docker_config_option, insecure_registry_option, repo_options
 from ci_env.errors import UsageError
-from ci_env.options import RepoOptions, repo_options
+from ci_env.options import RepoOptions
 
 
-def flag_or_env(value: str | None, env: Mapping[str, str], name: str) -> str | None:
-    """``value`` when given, else the non-empty variable ``name``, else None."""
-    if value:
-        return value
-    return env.get(name) or None
-
-
-def bool_flag_or_env(value: bool, env: Mapping[str, str], name: str) -> bool:
-    """True when the flag is given, else the variable ``name`` read as a boolean (UsageError when not one)."""
-    if value:
-        return True
-    raw = env.get(name, "")
-    found = boolean_word(raw)
-    if found is None and raw.strip():
-        raise UsageError(f"{name}: {raw!r} is not a boolean: use true or false")
-    return bool(found)
+def bool_flag_or_env(value: bool, env: Mapping[str, str], name: str, option: str = "--flag") -> bool:
+    """True when the flag is given, else the variable ``name`` read as a boolean (ConfigError, exit 2, naming
+    it when not one), else False."""
+    found = cascade(given(True if value else None, option), env, option, (name,))
+    return named(parse_boolean, found) if found else False
 
 
 def custom_tags(values: Sequence[str], env: Mapping[str, str]) -> list[str]:
@@ -66,10 +57,8 @@ def parallel_value(value: int | None, env: Mapping[str, str]) -> int:
 @click.option("--config", "config", metavar="PATH", help="werf.yaml to use, relative to --dir [env: WERF_CONFIG]")
 @click.option("--parallel", type=int, default=None, metavar="N",
               help="Build and publish N images at once [env: WERF_PARALLEL; default: 1]")
-@click.option("--docker-config", metavar="DIR",
-              help="Docker config directory with the job's credentials [env: WERF_DOCKER_CONFIG, DOCKER_CONFIG]")
-@click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
-              help="Registry to reach over plain HTTP (repeatable) [env: WERF_INSECURE_REGISTRY]")
+@docker_config_option("credentials")
+@insecure_registry_option("insecure_registry")
 def build_and_publish(
     repo: RepoOptions,
     tag_custom: tuple[str, ...],
@@ -80,7 +69,7 @@ def build_and_publish(
     directory: str | None,
     config: str | None,
     parallel: int | None,
-    docker_config: str | None,
+    docker_config: Path | None,
     insecure_registry: tuple[str, ...],
 ) -> None:
     """Build the images of werf.yaml and publish them to the images repo.
@@ -97,19 +86,22 @@ def build_and_publish(
     from ci_env.steps.build_publish import Settings, publish, tag_requests
 
     env = dict(os.environ)
+    flags = {"tag_git_branch": tag_git_branch, "tag_git_tag": tag_git_tag, "tag_git_commit": tag_git_commit,
+             "dir": directory, "config": config}
     tags = tag_requests(
         custom=custom_tags(tag_custom, env),
-        git_branch=flag_or_env(tag_git_branch, env, "WERF_TAG_GIT_BRANCH"),
-        git_tag=flag_or_env(tag_git_tag, env, "WERF_TAG_GIT_TAG"),
-        git_commit=flag_or_env(tag_git_commit, env, "WERF_TAG_GIT_COMMIT"),
-        by_signature=bool_flag_or_env(tag_by_stages_signature, env, "WERF_TAG_BY_STAGES_SIGNATURE"),
+        git_branch=value_of(flags, env, "--tag-git-branch", ("WERF_TAG_GIT_BRANCH",)),
+        git_tag=value_of(flags, env, "--tag-git-tag", ("WERF_TAG_GIT_TAG",)),
+        git_commit=value_of(flags, env, "--tag-git-commit", ("WERF_TAG_GIT_COMMIT",)),
+        by_signature=bool_flag_or_env(tag_by_stages_signature, env, "WERF_TAG_BY_STAGES_SIGNATURE",
+                                      "--tag-by-stages-signature"),
     )
     workers = parallel_value(parallel, env)
     if repo.images_repo is None:
         raise UsageError("no images repo: pass -i/--images-repo or set WERF_IMAGES_REPO (ci-env setup exports it)")
     repo.check_stages_storage(env)
-    project = load_project(flag_or_env(directory, env, "WERF_DIR") or ".", flag_or_env(config, env, "WERF_CONFIG"),
-                           env)
+    project = load_project(value_of(flags, env, "--dir", ("WERF_DIR",)) or ".",
+                           value_of(flags, env, "--config", ("WERF_CONFIG",)), env)
     implementation = repo.images_repo_implementation
     images_repo = resolve_images_repo(
         repo.images_repo, env, requested_mode=repo.images_repo_mode,

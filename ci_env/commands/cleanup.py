@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ci_env.options import repo_options
+from ci_env.cli_options import docker_config_param, insecure_registry_param, repo_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: CI families whose log shows the plan folded (GitHub gets a Markdown summary in $GITHUB_STEP_SUMMARY instead).
@@ -46,10 +46,8 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                      "self-contained HTML page to FILE [env: WERF_CLEANUP_HTML_REPORT]"),
         click.Option(["--parallel"], type=click.IntRange(1, 64), default=8, show_default=True,
                      envvar="WERF_CLEANUP_PARALLEL", help="Tags removed at once [env: WERF_CLEANUP_PARALLEL]"),
-        click.Option(["--docker-config"], type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Docker config directory [env: WERF_DOCKER_CONFIG, DOCKER_CONFIG; default ~/.docker]"),
-        click.Option(["--insecure-registry", "insecure_registries"], multiple=True, metavar="HOST[:PORT]",
-                     help="Registry reached over plain HTTP (repeatable) [env: WERF_INSECURE_REGISTRY]"),
+        docker_config_param("credentials"),
+        insecure_registry_param(),
         click.Option(["--dir", "directory"], type=click.Path(file_okay=False, path_type=Path), default=Path("."),
                      envvar="WERF_DIR", help="Project directory (the git clone) [env: WERF_DIR; default: .]"),
         click.Option(["--keep-signatures"], is_flag=True, envvar="WERF_KEEP_SIGNATURES",

@@ -9,35 +9,29 @@ from pathlib import Path
 
 import click
 
+from ci_env.cli_options import docker_config_option, insecure_registry_option
 from ci_env.errors import ConfigError, UsageError
 
 
 def current_job_dir(option: str | None, env: Mapping[str, str]) -> Path:
-    """The isolated config to write into: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG``.
+    """The isolated config to write into: ``--docker-config`` > ``$WERF_DOCKER_CONFIG`` > ``$DOCKER_CONFIG`` (the
+    cascade of :data:`ci_env.configjson.DOCKER_CONFIG` without its default: never ``~/.docker``).
 
     Raises UsageError when none is given and ConfigError when it is not a ci-env job
     directory, so a login never lands in ``~/.docker`` or another shared config by accident.
     """
+    from ci_env.cascade import cascade, given
+    from ci_env.configjson import DOCKER_CONFIG, location
     from ci_env.dockerconfig import is_job_dir
 
-    source, value = next(
-        (
-            (name, val)
-            for name, val in (
-                ("--docker-config", option),
-                ("$WERF_DOCKER_CONFIG", env.get("WERF_DOCKER_CONFIG")),
-                ("$DOCKER_CONFIG", env.get("DOCKER_CONFIG")),
-            )
-            if val
-        ),
-        (None, None),
-    )
-    if value is None:
+    found = cascade(given(option, DOCKER_CONFIG.flag), env, DOCKER_CONFIG.flag, DOCKER_CONFIG.variables)
+    if found is None:
         raise UsageError(
             "no isolated Docker config: $DOCKER_CONFIG is not set; run `eval \"$(ci-env setup)\"` first "
             "(or pass --docker-config DIR naming the directory ci-env setup created)"
         )
-    path = Path(value).expanduser()
+    source = location(found, env).source  # as messages name it: --docker-config, $WERF_DOCKER_CONFIG, ...
+    path = Path(found.value).expanduser()
     if not is_job_dir(path):
         raise ConfigError(
             f"{path} (from {source}) is not a ci-env job directory; ci-env login only writes into the private "
@@ -69,11 +63,9 @@ def read_password(stream: object) -> str:
 @click.argument("registry")
 @click.option("-u", "--username", required=True, help="User name for REGISTRY.")
 @click.option("--password-stdin", "password_stdin", is_flag=True, help="Read the password from stdin (required).")
-@click.option("--docker-config", "docker_config", metavar="DIR",
-              help="The ci-env job directory to write into (default: $WERF_DOCKER_CONFIG, then $DOCKER_CONFIG).")
+@docker_config_option("login")
 @click.option("--no-verify", is_flag=True, help="Write the credentials without checking them against REGISTRY.")
-@click.option("--insecure-registry", "insecure", multiple=True, metavar="REGISTRY",
-              help="Allow plain HTTP for this registry (repeatable; also $WERF_INSECURE_REGISTRY).")
+@insecure_registry_option("insecure")
 @click.option("-v", "--verbose", is_flag=True, help="Say what is checked and written (never the password).")
 def login(
     registry: str,

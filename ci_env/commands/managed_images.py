@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
+from ci_env.cascade import value_of
+from ci_env.cli_options import docker_config_option, insecure_registry_option, repo_options
 from ci_env.errors import ConfigError
-from ci_env.options import RepoOptions, repo_options
+from ci_env.options import RepoOptions
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
-                        help="Allow plain HTTP or unverified TLS for this registry (repeatable) "
-                        "[env: WERF_INSECURE_REGISTRY]")(func)
-    func = click.option("--docker-config", metavar="DIR",
-                        help="Docker config directory [env: WERF_DOCKER_CONFIG, DOCKER_CONFIG]")(func)
+    func = insecure_registry_option("insecure_registry")(func)
+    func = docker_config_option("credentials")(func)
     func = click.option("--config", "config", metavar="PATH",
                         help="werf.yaml, relative to --dir (needed for :local) [env: WERF_CONFIG]")(func)
     func = click.option("--dir", "directory", metavar="DIR",
@@ -29,7 +29,7 @@ def _store(
     repo: RepoOptions,
     directory: str | None,
     config: str | None,
-    docker_config: str | None,
+    docker_config: Path | None,
     insecure_registry: tuple[str, ...] = (),
 ) -> Any:
     from ci_env.registry.auth import docker_config_dir
@@ -47,8 +47,9 @@ def _store(
     if repo.stages_storage is None:
         from ci_env.project import load_project
 
-        project = load_project(directory or env.get("WERF_DIR") or ".", config or env.get("WERF_CONFIG") or None,
-                               env).project
+        flags = {"dir": directory, "config": config}
+        project = load_project(value_of(flags, env, "--dir", ("WERF_DIR",)) or ".",
+                               value_of(flags, env, "--config", ("WERF_CONFIG",)), env).project
     return open_store(repo.stages_storage, project, docker_config=docker_config_dir(docker_config, env), env=env,
                       insecure_registries=tuple(insecure_registry))
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ci_env.cli_options import credential_options, repo_implementation_option
 from ci_env.commands.registry_ops import _api_path, _connection_options, _repository
-from ci_env.options import IMAGES_REPO, credential_options
+from ci_env.options import IMAGES_REPO
 
 if TYPE_CHECKING:
     from ci_env.registry.graph import Accessory, RepoGraph
@@ -86,8 +87,7 @@ def _fix_order(orphans: tuple[Accessory, ...]) -> list[Accessory]:
               "printing the plan.")
 @click.option("--parallel", type=click.IntRange(1, 64), default=8, show_default=True,
               help="How many manifests to read at once.")
-@click.option("--repo-implementation", default=None, metavar="NAME",
-              help="Registry implementation (detected from the host when unset) [env: WERF_REPO_IMPLEMENTATION]")
+@repo_implementation_option(IMAGES_REPO)
 @_connection_options
 @credential_options((IMAGES_REPO,))
 def check(repository: str, as_json: bool, fix: bool, parallel: int, repo_implementation: str | None,
@@ -98,10 +98,10 @@ def check(repository: str, as_json: bool, fix: bool, parallel: int, repo_impleme
     --fix removes the orphans (nothing else), printing the plan first. Exits 0 when the repository is clean
     (or every problem was fixed), 1 when problems were found and not fixed, 2 on bad input.
     """
-    from ci_env.options import resolve_implementation
     from ci_env.registry.client import ClientPool
     from ci_env.registry.graph import registry_graph
     from ci_env.registry.implementations import detect_implementation
+    from ci_env.registry.model import resolve_implementation
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.untag import RemoverContext, remover_for
 

@@ -9,14 +9,18 @@ from typing import Any
 
 import click
 
+from ci_env.cascade import Resolved, given, named
+from ci_env.cli_options import credential_options
 from ci_env.errors import ConfigError
-from ci_env.options import IMAGES_REPO, Credentials, Resolved, choose_implementation, credential_options
+from ci_env.options import IMAGES_REPO, Credentials, images_repo_mode
 from ci_env.registry.implementations import Implementation, get_implementation
+from ci_env.registry.model import choose_implementation
 from ci_env.registry.naming import (
     MODES,
     NAMELESS,
     ImagesRepo,
     address_kind,
+    check_mode,
     image_label,
     resolve_images_repo,
 )
@@ -71,25 +75,18 @@ def build_info(
     else:
         choice = choose_implementation(IMAGES_REPO, {}, env, address)
         impl_choice, skipped = choice.chosen, choice.skipped
-    if mode_flag is not None:
-        mode, mode_source = mode_flag, "--images-repo-mode"
-    elif env.get("WERF_IMAGES_REPO_MODE"):
-        mode, mode_source = env["WERF_IMAGES_REPO_MODE"], "WERF_IMAGES_REPO_MODE"
-    else:
-        mode, mode_source = "auto", "default"
-    try:
-        repo: ImagesRepo = resolve_images_repo(
-            address,
-            env,
-            requested_mode=mode,
-            implementation=impl_choice.value if impl_choice else None,
-            implementation_source=impl_choice.source if impl_choice else "",
-            image_names=images,
-        )
-    except ConfigError as exc:
-        if mode_source != "default" and exc.message.startswith("unknown images repo mode"):
-            raise ConfigError(f"{mode_source}: {exc.message}") from None
-        raise
+    mode = images_repo_mode(given(mode_flag, "--images-repo-mode"), env)
+    if mode_flag == "":  # an empty --images-repo-mode is a mistake here, as it always was, not "unset"
+        mode = Resolved("", "--images-repo-mode")
+    named(check_mode, mode)  # ConfigError naming the flag or variable
+    repo: ImagesRepo = resolve_images_repo(
+        address,
+        env,
+        requested_mode=mode.value,
+        implementation=impl_choice.value if impl_choice else None,
+        implementation_source=impl_choice.source if impl_choice else "",
+        image_names=images,
+    )
     impl = repo.implementation
     return {
         "address": str(repo.address),
@@ -104,7 +101,7 @@ def build_info(
         "implementation_not_applied": list(skipped),
         "mode": repo.mode,
         "mode_requested": repo.requested_mode,
-        "mode_source": mode_source,
+        "mode_source": mode.source,
         "nested_repositories": impl.nested_repositories,
         "repositories_precreated": impl.repositories_precreated,
         "cleanup": {"route": impl.delete_route, "how": impl.cleanup},

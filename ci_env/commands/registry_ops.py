@@ -11,8 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ci_env.cli_options import (
+    credential_options,
+    docker_config_option,
+    insecure_registry_option,
+    repo_implementation_option,
+)
 from ci_env.errors import UsageError
-from ci_env.options import IMAGES_REPO, credential_options
+from ci_env.options import IMAGES_REPO
 
 if TYPE_CHECKING:
     from ci_env.registry.client import RegistryClient
@@ -24,17 +30,7 @@ PROGRESS_THRESHOLD = 20
 
 
 def _connection_options(func: Any) -> Any:
-    func = click.option(
-        "--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
-        help="Use plain HTTP (or HTTPS without verification) for this registry; repeatable "
-        "[env: WERF_INSECURE_REGISTRY, comma separated]. Loopback registries always may use HTTP.",
-    )(func)
-    func = click.option(
-        "--docker-config", type=click.Path(file_okay=False, path_type=Path), default=None,
-        help="Docker config directory holding the registry credentials "
-        "[env: WERF_DOCKER_CONFIG, DOCKER_CONFIG; default ~/.docker]",
-    )(func)
-    return func
+    return docker_config_option("credentials")(insecure_registry_option()(func))
 
 
 def _api_path(repo: RepoAddress) -> str:
@@ -65,10 +61,7 @@ def _repository(text: str) -> RepoAddress:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.option("--no-created", is_flag=True,
               help="Skip the creation times (saves two requests per image; vendor listings include them for free).")
-@click.option("--repo-implementation", default=None, metavar="NAME",
-              help="Registry implementation (detected from the host when unset; beats every variable) "
-              "[env: WERF_IMAGES_REPO_IMPLEMENTATION, WERF_STAGES_STORAGE_REPO_IMPLEMENTATION, "
-              "WERF_REPO_IMPLEMENTATION, each only on its repo's registry]")
+@repo_implementation_option()
 @_connection_options
 @credential_options((IMAGES_REPO,))
 def tags(repository: str, as_json: bool, no_created: bool, repo_implementation: str | None,
@@ -78,9 +71,9 @@ def tags(repository: str, as_json: bool, no_created: bool, repo_implementation: 
     ECR, Docker Hub and Quay are listed through their own APIs (one paginated listing); every other
     implementation through the Registry API.
     """
-    from ci_env.options import resolve_implementation
     from ci_env.registry.implementations import detect_implementation
     from ci_env.registry.listing import lister_for
+    from ci_env.registry.model import resolve_implementation
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.untag import RemoverContext
 
@@ -157,10 +150,7 @@ def retag(source: str, targets: tuple[str, ...], docker_config: Path | None,
 @click.option("--keep-signatures", is_flag=True, envvar="WERF_KEEP_SIGNATURES",
               help="Leave the signatures, attestations, SBOMs and other referrers of removed images in place "
               "[env: WERF_KEEP_SIGNATURES]")
-@click.option("--repo-implementation", default=None, metavar="NAME",
-              help="Registry implementation (detected from the host when unset; beats every variable) "
-              "[env: WERF_IMAGES_REPO_IMPLEMENTATION, WERF_STAGES_STORAGE_REPO_IMPLEMENTATION, "
-              "WERF_REPO_IMPLEMENTATION, each only on its repo's registry]")
+@repo_implementation_option()
 @_connection_options
 @credential_options((IMAGES_REPO,))
 def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: int, keep_signatures: bool,
@@ -173,10 +163,10 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
     remaining tag still reaches them. Every repository is checked first (deletion allowed, credentials
     present); nothing is removed when a check fails. Exits 1 when any tag could not be removed.
     """
-    from ci_env.options import resolve_implementation
     from ci_env.registry.client import ClientPool
     from ci_env.registry.graph import registry_graph
     from ci_env.registry.implementations import detect_implementation
+    from ci_env.registry.model import resolve_implementation
     from ci_env.registry.reference import RepoAddress, parse_image_ref
     from ci_env.registry.removal import remove_images
     from ci_env.registry.untag import RemoverContext, TagRemover, remover_for

@@ -22,8 +22,7 @@ from ci_env.errors import UsageError
 
 if TYPE_CHECKING:
     from ci_env.ci.facts import JobFacts, RegistryLogin
-    from ci_env.exports import Export
-    from ci_env.render import Rendered
+    from ci_env.render import Export, Rendered
 
 #: ``--shell`` values (the formats of :data:`ci_env.render.FORMATS`, listed here so that
 #: ``--help`` does not import the renderer).
@@ -95,6 +94,8 @@ def _options_from_argv(args: Sequence[str]) -> SetupOptions:
 
 def _setup_options(func: F) -> F:
     """The options shared by `setup`, `gitlab` and `github`."""
+    from ci_env.cli_options import docker_config_option, insecure_registry_option
+
     options = [
         click.option(
             "--shell",
@@ -111,11 +112,7 @@ def _setup_options(func: F) -> F:
             '. "$(ci-env setup --as-file)".',
         ),
         click.option("-o", "--output", metavar="PATH", help="Write the script to PATH (truncating it); print nothing."),
-        click.option(
-            "--docker-config",
-            metavar="DIR",
-            help="Base Docker config (default: $WERF_DOCKER_CONFIG, $DOCKER_CONFIG, ~/.docker).",
-        ),
+        docker_config_option("base"),
         click.option(
             "--tmp-dir",
             metavar="DIR",
@@ -147,12 +144,7 @@ def _setup_options(func: F) -> F:
         click.option("--override", is_flag=True, help="Replace WERF_* variables that are already set."),
         click.option("--no-login", is_flag=True, help="Do not log in to the CI's registries."),
         click.option("--no-verify-login", is_flag=True, help="Write the credentials without checking them first."),
-        click.option(
-            "--insecure-registry",
-            multiple=True,
-            metavar="HOST[:PORT]",
-            help="Allow plain HTTP or unverified TLS for this registry (repeatable).",
-        ),
+        insecure_registry_option("insecure_registry"),
         click.option("-v", "--verbose", is_flag=True, help="Say on stderr what setup does (never a secret)."),
     ]
     for option in reversed(options):
@@ -263,60 +255,53 @@ def _setup(
     say: Callable[[str], None],
     created: Callable[[Path], None],
 ) -> Path:
+    """The pipeline: the job's facts -> every setting resolved once -> the job's Docker config and logins ->
+    the exports -> the script in the shell's syntax -> delivered where the options say."""
     from ci_env.ci import detect
-    from ci_env.dockerconfig import (
-        add_login,
-        collect_garbage,
-        create_job_dir,
-        resolve_base,
-        store_only_credentials,
-        tmp_root,
-    )
+    from ci_env.configjson import job_config
+    from ci_env.dockerconfig import collect_garbage, make_job_dir
     from ci_env.exports import ExportInputs, compute_exports
     from ci_env.options import resolve_setup
-    from ci_env.render import render
+    from ci_env.render import kept_notes, render
 
     facts = detect(env, requested)
     say(f"CI system: {facts.system} ({facts.family} behaviour), job key: {facts.job_key or '(none)'}")
     settings = resolve_setup(
         {"images_repo": options.images_repo, "stages_storage": options.stages_storage,
          "images_repo_mode": options.images_repo_mode, "tagging_strategy": options.tagging_strategy,
-         "insecure_registry": options.insecure_registry},
+         "insecure_registry": options.insecure_registry, "docker_config": options.docker_config,
+         "tmp_dir": options.tmp_dir, "no_login": options.no_login},
         env, facts, override=options.override,
     )
     say(settings.describe())
-    base = resolve_base(options.docker_config, env, facts)
+    base, logins = settings.base, settings.logins
+    planned = job_config(base, [(login.registry, login.username, login.password) for login in logins])
     say(
-        f"base Docker config: {base.directory or '(none)'}"
+        f"base Docker config: {base.directory or '(none)'} (from {settings.docker_config.source})"
         + (" with $DOCKER_AUTH_CONFIG" if base.content is not None else "")
     )
-    root = tmp_root(options.tmp_dir, env, facts)
-    for removed in collect_garbage(root):
+    say(f"job directories under {settings.tmp_root} (from {settings.tmp_dir.source})")
+    for removed in collect_garbage(settings.tmp_root):
         say(f"removed stale job directory {removed}")
-    logins = () if options.no_login else facts.logins_for(settings.login_registries)
     if not options.no_verify_login and logins:
         from ci_env.registry.probe import verify_logins
 
         verify_logins(logins, settings.insecure_registries, say)
-    job_dir = create_job_dir(base, root, facts.job_key, [login.registry for login in logins])
+    job_dir = make_job_dir(base.directory, planned.config, settings.tmp_root, facts.job_key)
     created(job_dir)
-    store, left_behind = store_only_credentials(base, [login.registry for login in logins])
     say(f"job directory: {job_dir}")
     for login in logins:
-        add_login(job_dir, login.registry, login.username, login.password)
         say(f"{_login_words(options.no_verify_login)} {login.registry} as {login.username}")
     exports = compute_exports(facts, ExportInputs(job_dir, settings), env)
     for export in exports:
         if export.kept:
             say(f"{export.name} is already set: kept")
     rendered = render(exports, options.shell)
-    from ci_env.render import kept_notes
-
     for note in kept_notes(exports, options.shell):
         sys.stderr.write(f"ci-env: {note}\n")
     _deliver(rendered, options, env, job_dir)
-    if left_behind:
-        sys.stderr.write(f"ci-env: warning: {_store_warning(base.directory, store, left_behind)}\n")
+    if planned.left_behind:
+        sys.stderr.write(f"ci-env: warning: {_store_warning(base.directory, planned.store, planned.left_behind)}\n")
     sys.stderr.write(f"ci-env: {summary(facts, job_dir, logins, exports, verified=not options.no_verify_login)}\n")
     sys.stderr.flush()
     return job_dir

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ci_env.ci.facts import JobFacts
+from ci_env.cli_options import docker_config_option
 from ci_env.errors import ConfigError
 
 CI_CHOICES = ("auto", "gitlab", "github", "generic")
@@ -69,7 +70,7 @@ def dirs_to_remove(
 @click.argument("ci", type=click.Choice(CI_CHOICES), default="auto", required=False)
 @click.option("--tmp-dir", "tmp_dir", metavar="DIR",
               help="Where setup created the directory (default: $WERF_TMP_DIR, $RUNNER_TEMP on GitHub, system temp).")
-@click.option("--docker-config", "docker_config", metavar="DIR", help="Remove this ci-env job directory.")
+@docker_config_option("teardown")
 @click.option("-v", "--verbose", is_flag=True, help="Say what is removed and why.")
 def teardown(ci: str, tmp_dir: str | None, docker_config: str | None, verbose: bool) -> None:
     """Remove this job's private Docker config (every directory ci-env setup made for it).

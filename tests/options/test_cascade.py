@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from ci_env.boolean import FALSE_WORDS, TRUE_WORDS, boolean_word, parse_boolean
+from ci_env.cascade import cascade
 from ci_env.ci import detect
 from ci_env.ci.vars import is_true
 from ci_env.commands.build_publish import bool_flag_or_env
 from ci_env.errors import CiEnvError, ConfigError
-from ci_env.options import cascade, resolve_credentials, resolve_setup
+from ci_env.options import resolve_credentials, resolve_setup
 from ci_env.registry.insecure import ALL, from_env
 from tests.ci.test_detect import GITHUB, GITLAB
 from tests.cli import run_ci_env
@@ -137,3 +138,19 @@ def test_setup_verbose_says_where_each_value_came_from(tmp_path: Path) -> None:
             "registry.example.com/group/app/stages (from the default); images repo mode monorepo "
             "(from WERF_IMAGES_REPO_MODE); tagging strategy stages-signature (from --tagging-strategy)\n"
             ) in result.stderr
+
+
+def test_setup_verbose_says_where_the_docker_config_and_tmp_root_came_from(tmp_path: Path) -> None:
+    base = tmp_path / "werf-docker"
+    base.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "WERF_TMP_DIR": str(tmp_path / "jobs"),
+           "WERF_DOCKER_CONFIG": str(base), "DOCKER_CONFIG": str(tmp_path / "plain")}
+    result = run_ci_env("setup", "-v", "--no-login", env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"ci-env: base Docker config: {base} (from WERF_DOCKER_CONFIG)\n" in result.stderr
+    assert f"ci-env: job directories under {tmp_path / 'jobs'} (from WERF_TMP_DIR)\n" in result.stderr
+    given = run_ci_env("setup", "-v", "--no-login", "--tmp-dir", str(tmp_path / "given"), "--docker-config",
+                       str(tmp_path / "none"), env={**env, "HOME": str(tmp_path / "home")}, timeout=60)
+    assert given.returncode == 0, given.stderr
+    assert "ci-env: base Docker config: (none) (from --docker-config)\n" in given.stderr
+    assert f"ci-env: job directories under {tmp_path / 'given'} (from --tmp-dir)\n" in given.stderr

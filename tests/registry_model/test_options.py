@@ -6,12 +6,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from ci_env.cli_options import repo_options
 from ci_env.errors import ConfigError
 from ci_env.options import (
     IMAGES_REPO,
     SCOPES,
     RepoOptions,
-    repo_options,
     resolve_credentials,
     resolve_repo_options,
     variable_name,
