@@ -205,6 +205,7 @@ def test_release_checkout_runs_its_zipapp(tmp_path: Path, tool_cache: Path, whee
         ({"login": "yes"}, "input login is 'yes'; use true or false"),
         ({"dry-run": "true"}, "input dry-run is for command cleanup, not setup"),
         ({"cache": "maybe"}, "input cache is 'maybe'; use true or false"),
+        ({"kube": "yes"}, "input kube is 'yes'; use auto, true or false"),
         # a line break would add lines of its own to $GITHUB_OUTPUT (dir=..., key=...) and to the error command
         ({"version": "1.0\ndir=/tmp/elsewhere"}, "input version holds a line break; give one version, zipapp or "
                                                  "pip requirement"),
