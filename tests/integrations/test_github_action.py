@@ -335,3 +335,36 @@ def test_cleanup_fetches_every_branch_with_the_checkouts_or_the_jobs_credentials
     failed = [s for s in off.steps if s.ran and s.returncode]
     assert [(s.name, s.returncode) for s in failed] == [("Run ci-env cleanup", 2)]
     assert "is a clone that hides branches of origin (it has only origin/main and no origin/HEAD" in failed[0].stderr
+
+
+@pytest.mark.parametrize(
+    ("inputs", "step_env", "kubeconfig", "extras"),
+    [
+        ({"command": "cleanup"}, {}, True, "docker,kube"),
+        ({"command": "cleanup"}, {}, False, "docker"),
+        ({"command": "cleanup"}, {"WERF_WITHOUT_KUBE": "true"}, True, "docker"),
+        ({"command": "cleanup"}, {"CI_ENV_EXTRAS": "docker"}, True, "docker"),
+        ({"command": "cleanup", "kube": "false"}, {}, True, "docker"),
+        ({"command": "build-and-publish"}, {}, True, "docker"),
+        ({"command": "setup", "kube": "true"}, {}, False, "kube"),
+    ],
+)
+def test_kube_input_decides_the_kube_extra(
+    tmp_path: Path, wheelhouse: Path, ci_env_wheel: Path, inputs: dict[str, str], step_env: dict[str, str],
+    kubeconfig: bool, extras: str,
+) -> None:
+    """kube: auto adds the kube extra for cleanup when the runner has a kubeconfig, WERF_WITHOUT_KUBE is not true
+    and CI_ENV_EXTRAS is unset; true adds it, false never. What the install step is given is what was planned
+    (the install itself is not the point here: the wheelhouse has no Kubernetes client)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {**_job_env(tmp_path, cache, wheelhouse), **step_env}
+    if kubeconfig:
+        config = Path(env["HOME"]) / ".kube" / "config"
+        config.parent.mkdir()
+        config.write_text("apiVersion: v1\nkind: Config\n")
+    with_ = {"version": str(ci_env_wheel), "login": "false", "token": TOKEN, "cache": "false",
+             "images-repo": "127.0.0.1:9/nowhere", **inputs}
+    run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run(with_)
+    install = next(s for s in run.steps if s.name == "Install ci-env")
+    assert install.ran and install.env["CI_ENV_EXTRAS_PLANNED"] == extras
