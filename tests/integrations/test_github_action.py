@@ -8,6 +8,7 @@ for build-and-publish, an images repo on the local registry and the local Docker
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -25,6 +26,7 @@ import yaml
 from tests.integrations.actionrunner import ActionRun, CompositeActionRunner
 from tests.integrations.runnerenv import path_without_uv
 from tests.services.dockerd import DockerDaemon
+from tests.services.git_http import GitHttp, serve_git_http
 from tests.services.registry import RegistryService
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,6 +205,7 @@ def test_release_checkout_runs_its_zipapp(tmp_path: Path, tool_cache: Path, whee
         ({"login": "yes"}, "input login is 'yes'; use true or false"),
         ({"dry-run": "true"}, "input dry-run is for command cleanup, not setup"),
         ({"cache": "maybe"}, "input cache is 'maybe'; use true or false"),
+        ({"kube": "yes"}, "input kube is 'yes'; use auto, true or false"),
         # a line break would add lines of its own to $GITHUB_OUTPUT (dir=..., key=...) and to the error command
         ({"version": "1.0\ndir=/tmp/elsewhere"}, "input version holds a line break; give one version, zipapp or "
                                                  "pip requirement"),
@@ -266,3 +269,102 @@ def test_images_repo_elsewhere_logs_in_there_and_not_to_ghcr(
     config = json.loads((Path(run.outputs["docker-config"]) / "config.json").read_text())
     assert sorted(config["auths"]) == [registry_htpasswd.host]
     _assert_masked_before_use(run, [TOKEN, USERS[user]])
+
+
+def _checkout(workspace: Path, server: GitHttp, persist_credentials: bool) -> None:
+    """What actions/checkout with ``fetch-depth: 0`` leaves: ``git init``, origin at the server, every branch
+    and tag fetched with the job's token as an ``AUTHORIZATION: basic`` header (no origin/HEAD), the branch
+    checked out; the header kept in .git/config only with ``persist-credentials`` (its default)."""
+    header = f"http.{server.url}/.extraheader"
+    basic = "AUTHORIZATION: basic " + base64.b64encode(f"{server.user}:{server.password}".encode()).decode()
+    for args in (["init", "-q"], ["remote", "add", "origin", server.repo_url("hello.git")],
+                 ["-c", f"{header}={basic}", "fetch", "-q", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*",
+                  "+refs/tags/*:refs/tags/*"],
+                 ["checkout", "-q", "--force", "-B", "main", "refs/remotes/origin/main"]):
+        subprocess.run(["git", *args], cwd=workspace, check=True, capture_output=True,
+                       env={"PATH": path_without_uv(), "HOME": str(workspace.parent), "GIT_TERMINAL_PROMPT": "0"})
+    if persist_credentials:
+        subprocess.run(["git", "config", "--local", header, basic], cwd=workspace, check=True)
+
+
+@pytest.mark.parametrize("persist_credentials", [True, False], ids=["persisted", "persist-credentials-false"])
+def test_cleanup_fetches_every_branch_with_the_checkouts_or_the_jobs_credentials(
+    tmp_path: Path, tool_cache: Path, wheelhouse: Path, ci_env_wheel: Path, registry_open: RegistryService,
+    persist_credentials: bool,
+) -> None:
+    """actions/checkout with fetch-depth: 0 leaves no origin/HEAD, so a repository whose only branch is main
+    looks like a one-branch CI checkout, which cleanup refuses: the action's cleanup synchronises by default,
+    fetching from origin with the persisted header or, with persist-credentials: false, the job's token (one
+    Authorization header either way, never written to .git/config). WERF_GIT_HISTORY_SYNCHRONIZATION=false on
+    the step turns it off: refused, exit 2."""
+    token = "ghs_CheckoutToken42"
+    upstream = tmp_path / "git" / "hello.git"
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "werf.yaml").write_text("project: hello\nconfigVersion: 1\n---\nimage: app\n")
+    (seed / "Dockerfile").write_text("FROM scratch\n")
+    git_env = {"PATH": path_without_uv(), "HOME": str(tmp_path), "GIT_TERMINAL_PROMPT": "0"}
+    for args in (["init", "-q", "--bare", str(upstream)], ["-C", str(seed), "init", "-q", "-b", "main"],
+                 ["-C", str(seed), "add", "-A"],
+                 ["-C", str(seed), "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "one"],
+                 ["-C", str(seed), "push", "-q", str(upstream), "main"]):
+        subprocess.run(["git", *args], check=True, capture_output=True, env=git_env)
+    with serve_git_http(tmp_path / "git", "x-access-token", token) as server:
+        env = _job_env(tmp_path, tool_cache, wheelhouse)
+        env.update(GITHUB_SERVER_URL=server.url, GIT_TERMINAL_PROMPT="0", GITHUB_EVENT_NAME="schedule")
+        workspace = Path(env["GITHUB_WORKSPACE"])
+        _checkout(workspace, server, persist_credentials)
+        config_before = (workspace / ".git" / "config").read_text()
+        with_ = _example_steps()["cleanup"]
+        with_.update(version=str(ci_env_wheel), login="false", token=token,
+                     **{"images-repo": f"{registry_open.host}/gh-cleanup/{uuid.uuid4().hex[:8]}"})
+        server.requests.clear()
+        run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run(with_)
+        assert run.ok, [(s.name, s.returncode, s.stdout[-3000:], s.stderr[-3000:]) for s in run.steps]
+        fetches = [r for r in server.requests if r[1].endswith("/git-upload-pack") or "info/refs" in r[1]]
+        assert fetches and all(r[3] <= 1 for r in server.requests), server.requests
+        assert any(r[2] == "x-access-token" for r in fetches), "the fetch authenticated"
+        assert (workspace / ".git" / "config").read_text() == config_before, "no credentials written"
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        assert not any(token in line or basic in line for line in run.log)
+
+        env = _job_env(tmp_path / "off", tool_cache, wheelhouse)
+        env.update(GITHUB_SERVER_URL=server.url, GIT_TERMINAL_PROMPT="0", WERF_GIT_HISTORY_SYNCHRONIZATION="false")
+        _checkout(Path(env["GITHUB_WORKSPACE"]), server, persist_credentials)
+        off = CompositeActionRunner(ROOT, env, tmp_path / "off-steps").run(with_)
+    failed = [s for s in off.steps if s.ran and s.returncode]
+    assert [(s.name, s.returncode) for s in failed] == [("Run ci-env cleanup", 2)]
+    assert "is a clone that hides branches of origin (it has only origin/main and no origin/HEAD" in failed[0].stderr
+
+
+@pytest.mark.parametrize(
+    ("inputs", "step_env", "kubeconfig", "extras"),
+    [
+        ({"command": "cleanup"}, {}, True, "docker,kube"),
+        ({"command": "cleanup"}, {}, False, "docker"),
+        ({"command": "cleanup"}, {"WERF_WITHOUT_KUBE": "true"}, True, "docker"),
+        ({"command": "cleanup"}, {"CI_ENV_EXTRAS": "docker"}, True, "docker"),
+        ({"command": "cleanup", "kube": "false"}, {}, True, "docker"),
+        ({"command": "build-and-publish"}, {}, True, "docker"),
+        ({"command": "setup", "kube": "true"}, {}, False, "kube"),
+    ],
+)
+def test_kube_input_decides_the_kube_extra(
+    tmp_path: Path, wheelhouse: Path, ci_env_wheel: Path, inputs: dict[str, str], step_env: dict[str, str],
+    kubeconfig: bool, extras: str,
+) -> None:
+    """kube: auto adds the kube extra for cleanup when the runner has a kubeconfig, WERF_WITHOUT_KUBE is not true
+    and CI_ENV_EXTRAS is unset; true adds it, false never. What the install step is given is what was planned
+    (the install itself is not the point here: the wheelhouse has no Kubernetes client)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {**_job_env(tmp_path, cache, wheelhouse), **step_env}
+    if kubeconfig:
+        config = Path(env["HOME"]) / ".kube" / "config"
+        config.parent.mkdir()
+        config.write_text("apiVersion: v1\nkind: Config\n")
+    with_ = {"version": str(ci_env_wheel), "login": "false", "token": TOKEN, "cache": "false",
+             "images-repo": "127.0.0.1:9/nowhere", **inputs}
+    run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run(with_)
+    install = next(s for s in run.steps if s.name == "Install ci-env")
+    assert install.ran and install.env["CI_ENV_EXTRAS_PLANNED"] == extras

@@ -26,6 +26,7 @@ from tests.integrations.conftest import INSTALLER
 from tests.integrations.runnerenv import path_without_uv
 from tests.services import require
 from tests.services.dockerd import DockerDaemon
+from tests.services.git_http import GitHttp, serve_git_http
 from tests.services.registry import RegistryService
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,3 +273,82 @@ def test_second_job_of_a_pipeline_restores_ci_env_from_the_cache(
     output = protected.stdout + protected.stderr
     assert "imported cache 'ci-env--protected-false'" not in output, output
     assert protected.returncode != 0 and "pip could not install" in output, output
+
+
+CLEANUP_ONLY = """
+include:
+  - local: .gitlab-ci-template.yml
+
+cleanup:
+  extends: .ci-env:cleanup
+"""
+
+
+def _gitlab_clone(tmp_path: Path, server: GitHttp) -> Path:
+    """What a GitLab job's checkout is, even with GIT_DEPTH: 0: origin's URL carries the job token
+    (gitlab-ci-token), and only the pipeline's branch is fetched (origin/main; feature is not shown)."""
+    seed = tmp_path / "seed"
+    (seed / "app").mkdir(parents=True)
+    (seed / "werf.yaml").write_text("project: sample\nconfigVersion: 1\n---\nimage: app\ncontext: app\n")
+    (seed / "app" / "Dockerfile").write_text("FROM scratch\n")
+    (seed / ".gitlab-ci.yml").write_text(CLEANUP_ONLY)
+    shutil.copy(TEMPLATE, seed / ".gitlab-ci-template.yml")
+    (seed / ".gitignore").write_text(".gitlab-ci-local/\n")
+    upstream = server.root / "group" / "sample.git"
+    _git(tmp_path, "init", "-q", "--bare", str(upstream))
+    _git(seed, "init", "-q", "-b", "main")
+    _git(seed, "add", "-A")
+    _git(seed, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "sample")
+    _git(seed, "push", "-q", str(upstream), "main", "main:feature")
+    project = tmp_path / "project"
+    project.mkdir()
+    _git(project, "init", "-q")
+    _git(project, "remote", "add", "origin", server.repo_url("group/sample.git", with_credentials=True))
+    _git(project, "-c", "credential.helper=", "fetch", "-q", "origin", "+refs/heads/main:refs/remotes/origin/main")
+    _git(project, "checkout", "-q", "-B", "main", "refs/remotes/origin/main")
+    return project
+
+
+def test_cleanup_job_fetches_every_branch_with_the_job_token_and_keeps_the_reports(
+    tmp_path: Path, registry_htpasswd: RegistryService, wheelhouse: Path, ci_env_wheel: Path
+) -> None:
+    """A job that only `extends: .ci-env:cleanup` in a GitLab clone that shows the pipeline's branch only:
+    the template synchronises the history (from origin, whose URL carries the job token), writes both
+    reports and gitlab-ci-local keeps them as the job's artifacts. With WERF_GIT_HISTORY_SYNCHRONIZATION
+    set to false the same job is refused (exit 2)."""
+    require("git", "the job's clone")
+    token = "glcbt-JobToken-77"
+    with serve_git_http(tmp_path / "git", "gitlab-ci-token", token) as server:
+        project = _gitlab_clone(tmp_path, server)
+        variables = _variables(registry_htpasswd, f"group/sample-{uuid.uuid4().hex[:8]}", wheelhouse, ci_env_wheel,
+                               tmp_path / "ci-env-home")
+        variables.update(CI_PIPELINE_SOURCE="schedule", CI_JOB_TOKEN=token, GIT_TERMINAL_PROMPT="0")
+        refused = _run_job(project, "cleanup", {**variables, "WERF_GIT_HISTORY_SYNCHRONIZATION": "false"})
+        assert refused.returncode != 0
+        assert "is a clone that hides branches of origin (it has only origin/main and no origin/HEAD" in (
+            refused.stdout + refused.stderr)
+        server.requests.clear()
+        result = _run_job(project, "cleanup", variables)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert any(r[1].endswith("/git-upload-pack") and r[2] == "gitlab-ci-token" for r in server.requests)
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/remotes/origin"], cwd=project,
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert "refs/remotes/origin/feature" in refs, "every branch fetched"
+    artifacts = project / ".gitlab-ci-local" / "artifacts" / "cleanup"
+    report = json.loads((artifacts / "cleanup-report.json").read_text())
+    assert isinstance(report, dict)
+    assert (artifacts / "cleanup-report.html").read_text().lstrip().lower().startswith("<!doctype html")
+    assert token not in output and USERS[USER] not in output
+
+
+def test_cleanup_job_declares_the_reports_as_an_exposed_artifact() -> None:
+    """GitLab's rules for expose_as: literal paths (no variables, no globs) of files the job writes."""
+    job = yaml.safe_load(TEMPLATE.read_text())[".ci-env:cleanup"]
+    assert job["artifacts"] == {"when": "always", "expose_as": "cleanup report",
+                                "paths": ["cleanup-report.html", "cleanup-report.json"]}
+    script = "\n".join(job["script"])
+    for variable, path in (("WERF_CLEANUP_REPORT", "cleanup-report.json"),
+                           ("WERF_CLEANUP_HTML_REPORT", "cleanup-report.html"),
+                           ("WERF_GIT_HISTORY_SYNCHRONIZATION", "true")):
+        assert f'export {variable}="${{{variable}:-{path}}}"' in script

@@ -139,7 +139,7 @@ def test_zipapp_cannot_hold_the_aws_extra(tmp_path: Path, zipapp: Path) -> None:
     result = _run(env, "--home", str(tmp_path / "h"), "--spec", str(zipapp), "--extras", "aws")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"ci-env: error: the zipapp {zipapp} carries the extras ['docker'] only, not ['aws']; "
+        f"ci-env: error: the zipapp {zipapp} carries the extras ['docker'] only (and kube beside it), not ['aws']; "
         "install a wheel instead"
     )
 
