@@ -28,6 +28,7 @@ from tests.integrations.conftest import INSTALLER, ROOT
 from tests.integrations.runnerenv import runner_env
 from tests.services.tls import self_signed, server_context
 
+#: the zipapp this tree builds (main between releases: it differs from the release's)
 RELEASE = ROOT / "dist" / "ci-env.pyz"
 TEMPLATE = ROOT / ".gitlab-ci-template.yml"
 RAW = f"/ci-env/ci-env/-/raw/v{__version__}/dist/ci-env.pyz"
@@ -38,6 +39,32 @@ def template_digest(version: str) -> str:
     match = re.search(rf'^ *{re.escape(version)}\) ci_env_sha256="([0-9a-f]{{64}})" ;;$', TEMPLATE.read_text(), re.M)
     assert match, f"the template pins no digest for {version}"
     return match.group(1)
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The release's zipapp, as its tag serves it: ``dist/ci-env.pyz`` of the last commit whose
+    ``dist/SHA256SUMS`` names the digest the template pins for this version (main's own ``dist/`` differs
+    once code changed after the release)."""
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == b"true":
+        message = "a shallow clone: the release commit is not in its history (fetch the whole history)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    digest = template_digest(__version__)
+    for commit in _git("log", "--format=%H", "--", "dist/SHA256SUMS").stdout.decode().split():
+        sums = _git("show", f"{commit}:dist/SHA256SUMS").stdout.decode().split()
+        if sums[:1] == [digest]:
+            data = _git("show", f"{commit}:dist/ci-env.pyz").stdout
+            assert hashlib.sha256(data).hexdigest() == digest, f"{commit}: SHA256SUMS and dist/ci-env.pyz agree"
+            path = tmp_path_factory.mktemp("release") / "ci-env.pyz"
+            path.write_bytes(data)
+            return path
+    raise AssertionError(f"no commit's dist/SHA256SUMS names {digest}, the template's digest for {__version__}")
 
 
 def payload(marker: Path) -> bytes:
@@ -83,14 +110,13 @@ def run_job(result: subprocess.CompletedProcess[str], env: dict[str, str]) -> No
                        timeout=120)
 
 
-def test_the_release_installs_from_https_with_the_templates_digest(tmp_path: Path, https: tuple[HTTPServer, Path]
-                                                                   ) -> None:
+def test_the_release_installs_from_https_with_the_templates_digest(
+    tmp_path: Path, https: tuple[HTTPServer, Path], released: Path
+) -> None:
     server, ca = https
-    server.expect_request(RAW).respond_with_data(RELEASE.read_bytes())
+    server.expect_request(RAW).respond_with_data(released.read_bytes())
     env = job_env(tmp_path, ca)
     digest = template_digest(__version__)
-    assert digest == (ROOT / "dist" / "SHA256SUMS").read_text().split()[0] == hashlib.sha256(
-        RELEASE.read_bytes()).hexdigest(), "the template, SHA256SUMS and the committed zipapp agree"
     result = install(env, tmp_path / "h", "--spec", server.url_for(RAW), "--sha256", digest)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     version = subprocess.run([str(Path(result.stdout.strip()) / "ci-env"), "--version"], env=env,
@@ -139,14 +165,14 @@ def test_a_redirect_from_https_to_http_is_refused(tmp_path: Path, https: tuple[H
 
 
 @pytest.mark.parametrize("change", ["source", "planted file", "planted bytecode", "pyz", "launcher"])
-def test_a_changed_install_is_installed_again_before_it_runs(tmp_path: Path, change: str) -> None:
+def test_a_changed_install_is_installed_again_before_it_runs(tmp_path: Path, change: str, released: Path) -> None:
     """An install found again (restored from a cache, left on the runner) that differs from the pinned
     release: a line says so, the release is installed again, the change never runs."""
     env = job_env(tmp_path)
     marker = tmp_path / "ran"
     digest = template_digest(__version__)
     home = tmp_path / "h"
-    first = install(env, home, "--spec", str(RELEASE), "--sha256", digest)
+    first = install(env, home, "--spec", str(released), "--sha256", digest)
     assert first.returncode == 0, first.stderr
     entry = Path(first.stdout.strip()).parent
     evil = f"open({str(marker)!r}, 'w').write('ran')\n"
@@ -175,23 +201,23 @@ def test_a_changed_install_is_installed_again_before_it_runs(tmp_path: Path, cha
     else:
         launcher = entry / "bin" / "ci-env"
         launcher.write_text(launcher.read_text().replace("exec ", f"echo ran > {marker}; exec "))
-    again = install(env, home, "--spec", str(RELEASE), "--sha256", digest)
+    again = install(env, home, "--spec", str(released), "--sha256", digest)
     assert again.returncode == 0, again.stderr
     assert again.stdout == first.stdout
     assert re.fullmatch(r"ci-env: the installed ci-env cannot run: .*; installing it again\n", again.stderr), \
         again.stderr
     version = subprocess.run([str(entry / "bin" / "ci-env"), "--version"], env=env, capture_output=True, text=True)
     assert version.returncode == 0 and not marker.exists()
-    clean = install(env, home, "--spec", str(RELEASE), "--sha256", digest)
+    clean = install(env, home, "--spec", str(released), "--sha256", digest)
     assert clean.stderr == "", "the reinstalled entry passes the check"
 
 
-def test_an_install_home_others_can_write_to_is_refused(tmp_path: Path) -> None:
+def test_an_install_home_others_can_write_to_is_refused(tmp_path: Path, released: Path) -> None:
     env = job_env(tmp_path)
     home = tmp_path / "shared"
     home.mkdir()
     home.chmod(0o777)
-    result = install(env, home, "--spec", str(RELEASE), "--sha256", template_digest(__version__))
+    result = install(env, home, "--spec", str(released), "--sha256", template_digest(__version__))
     assert result.returncode == 2
     assert result.stderr == (f"ci-env: error: refused the install home: {home} is writable by group or others "
                              "(mode 0777); make it yours and not writable by others (chmod go-w), or set "
@@ -199,14 +225,14 @@ def test_an_install_home_others_can_write_to_is_refused(tmp_path: Path) -> None:
     assert list(home.iterdir()) == []
 
 
-def test_an_entry_others_can_write_to_is_installed_again(tmp_path: Path) -> None:
+def test_an_entry_others_can_write_to_is_installed_again(tmp_path: Path, released: Path) -> None:
     env = job_env(tmp_path)
     home = tmp_path / "h"
     digest = template_digest(__version__)
-    first = install(env, home, "--spec", str(RELEASE), "--sha256", digest)
+    first = install(env, home, "--spec", str(released), "--sha256", digest)
     package = Path(first.stdout.strip()).parent / "app" / "ci_env"
     package.chmod(0o777)
-    again = install(env, home, "--spec", str(RELEASE), "--sha256", digest)
+    again = install(env, home, "--spec", str(released), "--sha256", digest)
     assert again.returncode == 0
     assert again.stderr == (f"ci-env: the installed ci-env cannot run: {package} is writable by group or others "
                             "(mode 0777); installing it again\n")
