@@ -474,7 +474,7 @@ def execute(
         managed_forgotten = len(target.managed)
     pruned = 0
     if not stopped and (budget is None or settings.dry_run or not budget.reached()):  # last: skipped out of time
-        if phases is not None and not settings.dry_run:
+        if phases is not None and not settings.dry_run and plan.metadata is not None and plan.metadata.keys():
             phases(f"pruning the metadata records in {target.store.description}", 0, 0)
         pruned = prune_metadata(target, plan, outcomes, settings.parallel, dry_run=settings.dry_run)
     return Result(
