@@ -237,3 +237,33 @@ def test_cleanup_disable_with_a_clone_cleanup_cannot_read_still_succeeds(
     assert result.returncode == 0, result.stderr
     assert "no image is removed; metadata records not pruned:" in result.stderr and "shallow" in result.stderr
     assert setup.remaining() == {"a"} and len(metadata(world)) == 1
+
+
+def test_a_run_out_of_time_prunes_nothing(setup: DefaultSetup, world: World) -> None:
+    """Pruning is the last step: a run the time budget stops (or whose budget is spent by then) leaves every record
+    for the next run."""
+    from datetime import datetime, timezone
+
+    from ci_env.cleanup import run
+    from ci_env.cleanup.policies import Policy
+    from ci_env.cleanup.time_budget import TimeBudget
+    from ci_env.options import resolve_repo_options
+
+    c1 = setup.commit("a", 3)
+    c2 = setup.git.commit("docs only", ago(2))
+    record(setup, "a", c2)  # a record a cleanup prunes (main keeps "a" at c2)
+    setup.commit("orphan", 1, metadata=False)
+    records.write_metadata(world.store, records.CommitMetadata("app", c1, signature_of("no image")))
+    env = {"WERF_IMAGES_REPO": str(world.images_repo), "WERF_STAGES_STORAGE": str(world.stages)}
+    settings = run.Settings(directory=setup.git.path, docker_config=Path("/nonexistent"))
+    clients = run.Clients(settings, env)
+    target = run.resolve_target(resolve_repo_options({}, env), env, clients, setup.git.path)
+    plan, inventory = run.make_plan(target, clients, settings, Policy(), datetime.now(timezone.utc))
+    assert plan.metadata is not None and len(plan.metadata.keys()) == 2
+    before = metadata(world)
+    spent = TimeBudget(1.0)  # below the margin from the start
+    result = run.execute("cleanup", target, plan, inventory, clients, settings, env, {}, budget=spent)
+    assert result.metadata_pruned == 0 and metadata(world) == before
+    result = run.execute("cleanup", target, plan, inventory, clients, settings, env, {})
+    assert result.metadata_pruned == 2 and metadata(world) == before - {(c1, setup.signatures["a"]),
+                                                                       (c1, signature_of("no image"))}
