@@ -3,7 +3,8 @@
 Removal goes through the registry client's untag dispatcher (``ci_env.registry.untag``): every
 repository is preflighted before the first removal; a failed removal does not stop the others;
 a tag already gone counts as ``absent``, so a killed run can simply be run again. After the tags,
-the publication records of the tags removed (and of tags that no longer exist) are forgotten.
+the publication records of the tags removed (and of tags that no longer exist) are forgotten, then the metadata
+records are pruned (``ci_env.cleanup.metadata``); a purge that removed everything forgets every record.
 """
 
 from __future__ import annotations
