@@ -33,21 +33,13 @@ if TYPE_CHECKING:
     from ci_env.gitinfo import GitRepository
     from ci_env.records import CommitMetadata
 
-#: why a record is pruned (the keys of ``MetadataPlan.reasons``)
-OTHER_COMMIT = "kept image, commit that does not keep it"
-COMMIT_GONE = "commit no reference reaches"
-NO_IMAGE = "no managed image carries its signature"
-REMOVED = "image removed"
-
-
 @dataclass(frozen=True)
 class MetadataPlan:
     """Which metadata records a run prunes: ``now`` whatever the removals do, ``after[signature]`` once every
-    content-signature tag of that signature the plan removes is gone; ``reasons``: how many for each reason."""
+    content-signature tag of that signature the plan removes is gone."""
 
     now: tuple[str, ...] = ()
     after: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    reasons: Mapping[str, int] = field(default_factory=dict)
 
     def keys(self, gone: Collection[str] | None = None) -> list[str]:
         """The keys to prune: ``now`` and those of the signatures in ``gone`` (None: of every signature, as a
@@ -81,34 +73,25 @@ def plan_metadata(
     if verdict is not None:
         for (_image, signature), commits in verdict.keeping.items():
             keeping.setdefault(signature, set()).update(commits)
-    now: list[str] = []
-    after: dict[str, list[str]] = {}
-    reasons: dict[str, int] = {}
-    protected: list[CommitMetadata] = []
-
-    def prune(key: str, reason: str) -> None:
-        now.append(key)
-        reasons[reason] = reasons.get(reason, 0) + 1
-
+    now: list[str] = []  # no managed image carries the signature; a kept image, by a commit that does not keep it
+    after: dict[str, list[str]] = {}  # an image the plan removes
+    protected: list[CommitMetadata] = []  # kept, but by no keep policy
     for record in recorded:
         key = metadata_key(record.commit, record.signature)
         kept = keeps.get(record.signature)
         if kept is None:
-            prune(key, NO_IMAGE)
+            now.append(key)
         elif not kept:
             after.setdefault(record.signature, []).append(key)
-            reasons[REMOVED] = reasons.get(REMOVED, 0) + 1
         elif record.signature in keeping:
             if record.commit not in keeping[record.signature]:
-                prune(key, OTHER_COMMIT)
+                now.append(key)
         else:
             protected.append(record)
-    if protected and repo is not None:
+    if protected and repo is not None:  # of those, the records of commits no reference reaches any more
         gone = unreachable(repo, [record.commit for record in protected])
-        for record in protected:
-            if record.commit in gone:
-                prune(metadata_key(record.commit, record.signature), COMMIT_GONE)
-    return MetadataPlan(tuple(now), {s: tuple(k) for s, k in after.items()}, reasons)
+        now += [metadata_key(r.commit, r.signature) for r in protected if r.commit in gone]
+    return MetadataPlan(tuple(now), {s: tuple(k) for s, k in after.items()})
 
 
 def unreachable(repo: GitRepository, commits: Iterable[str]) -> set[str]:
@@ -126,9 +109,3 @@ def unreachable(repo: GitRepository, commits: Iterable[str]) -> set[str]:
         listed = set(out.split())
         gone.update(commit for commit in present if commit in listed)
     return gone
-
-
-def describe(reasons: Mapping[str, int]) -> str:
-    """``12 of a kept image by a commit that does not keep it, 3 with no managed image ...``: the counts by
-    reason, for the output line."""
-    return ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()) if count)
