@@ -411,3 +411,18 @@ def snapshot_layers(entries: Sequence[Entry], accounted: Sequence[str]) -> list[
 
 def _line(data: dict[str, Any]) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def clear(store: RegistryStore, state: PublicationState, *, parallel: int = 8) -> Compaction:
+    """Forget every publication record of ``state`` (``ci-env purge``, once everything it planned is gone): retire
+    every record tag it read and delete every snapshot it read, writing none. Tags written after its listing are
+    untouched (a publisher running meanwhile keeps its records). Best effort: what cannot be removed is read and
+    forgotten again by the next run."""
+    versioned = sorted(state.accounted)
+    retired = 0
+    for start in range(0, len(versioned), RETIRE_BATCH):
+        with contextlib.suppress(CiEnvError):
+            retired += store.retire(versioned[start:start + RETIRE_BATCH], parallel)
+    retired += _delete_by_digest(store, sorted(state.legacy), parallel)
+    removed = _delete_by_digest(store, [f"{t}@{d}" for t, d in state.snapshots.items()], parallel)
+    return Compaction(None, 0, retired, removed, len(state.winners))

@@ -86,6 +86,9 @@ class Verdict:
 
     kept: dict[tuple[str | None, str], Reach] = field(default_factory=dict)
     missed: dict[tuple[str | None, str], list[Miss]] = field(default_factory=dict)
+    #: per (image, signature) kept: EVERY commit through which a selected reference keeps it (``kept`` names the
+    #: first); the metadata records of these commits are the ones that keep the image (``ci_env.cleanup.metadata``)
+    keeping: dict[tuple[str | None, str], set[str]] = field(default_factory=dict)
     references: int = 0  #: references the policies selected
     commits: int = 0  #: commits read from git (the walks of the references, and the record commits' dates)
 
@@ -399,6 +402,7 @@ def evaluate(
                     key = (image, signature)
                     if sha in keep:
                         verdict.kept.setdefault(key, Reach(policy, ref, sha, _date(dates[sha])))
+                        verdict.keeping.setdefault(key, set()).add(sha)
                     else:
                         why = (f"{ref} reaches it at commit {sha[:12]} as image {position} (newest first), "
                                f"beyond {beyond}")

@@ -40,6 +40,7 @@ from ci_env.tagging import docker_tag
 
 if TYPE_CHECKING:
     from ci_env.cleanup.history import Verdict
+    from ci_env.cleanup.metadata import MetadataPlan
 
 GIT_BRANCH = "git-branch"
 GIT_TAG = "git-tag"
@@ -190,6 +191,8 @@ class Plan:
     git_history: GitHistory | None = None
     #: what Kubernetes runs: the removal leaves these digests (and what they reach) in place, tagged or not
     in_use: ImagesInUse | None = None
+    #: the metadata records the run prunes (``ci_env.cleanup.metadata.MetadataPlan``), None: none
+    metadata: MetadataPlan | None = None
 
     @property
     def deletions(self) -> tuple[Decision, ...]:

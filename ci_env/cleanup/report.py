@@ -52,6 +52,10 @@ class Result:
     started: str = ""
     finished: str = ""
     records_forgotten: int = 0
+    #: metadata records pruned (``ci_env.cleanup.metadata``); in a dry run, those the real run would prune
+    metadata_pruned: int = 0
+    #: purge: managed images forgotten (once everything planned is gone); in a dry run, those it would forget
+    managed_forgotten: int = 0
     #: (repository, stored_tag) -> the accessories removed with that tag (``ci_env.registry.removal``)
     accessories: Mapping[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     #: the untagged manifests of ``--delete-untagged`` (``UntaggedOutcome``)
@@ -138,7 +142,8 @@ class Result:
             "finished": self.finished,
             "images_repo": self.images_repo,
             "stages_storage": self.stages_storage,
-            "summary": {**self.counts(), "records_forgotten": self.records_forgotten},
+            "summary": {**self.counts(), "records_forgotten": self.records_forgotten,
+                        "metadata_pruned": self.metadata_pruned, "managed_forgotten": self.managed_forgotten},
             "decisions": decisions,
             "skipped": [{"reference": ref, "reason": why} for ref, why in self.skipped],
             **({"untagged": [u.as_dict() for u in self.untagged]} if self.untagged else {}),

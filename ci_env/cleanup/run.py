@@ -3,11 +3,13 @@
 Removal goes through the registry client's untag dispatcher (``ci_env.registry.untag``): every
 repository is preflighted before the first removal; a failed removal does not stop the others;
 a tag already gone counts as ``absent``, so a killed run can simply be run again. After the tags,
-the publication records of the tags removed (and of tags that no longer exist) are forgotten.
+the publication records of the tags removed (and of tags that no longer exist) are forgotten, then the metadata
+records are pruned (``ci_env.cleanup.metadata``); a purge that removed everything forgets every record.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.gitinfo import GitRepository
     from ci_env.options import RepoOptions
-    from ci_env.records import RecordStore
+    from ci_env.records import CommitMetadata, RecordStore
     from ci_env.registry.graph import RepoGraph
     from ci_env.registry.listing import TagLister
     from ci_env.registry.naming import ImagesRepo
@@ -89,6 +91,15 @@ class Target:
     store: RecordStore
     managed: tuple[str | None, ...]
     project: str = ""  #: the werf.yaml project name (read for ``:local`` only)
+    #: the metadata records, read before the managed images (see ``ci_env.cleanup.metadata``); None: read them
+    #: when needed
+    metadata: tuple[CommitMetadata, ...] | None = None
+
+    def metadata_records(self) -> tuple[CommitMetadata, ...]:
+        """The metadata records read with the managed images, else read now."""
+        from ci_env import records
+
+        return self.metadata if self.metadata is not None else tuple(records.read_metadata(self.store))
 
 
 def resolve_target(options: RepoOptions, env: Mapping[str, str], clients: Clients, directory: Path) -> Target:
@@ -113,6 +124,7 @@ def resolve_target(options: RepoOptions, env: Mapping[str, str], clients: Client
     else:
         assert options.stages_storage is not None
         store = records.open_store(options.stages_storage, "", client=clients(options.stages_storage), env=env)
+    metadata = tuple(records.read_metadata(store))  # first: one listing with the managed images (a registry store)
     managed = tuple(records.list_managed_images(store))
     impl = options.images_repo_implementation
     images_repo = resolve_images_repo(
@@ -121,7 +133,8 @@ def resolve_target(options: RepoOptions, env: Mapping[str, str], clients: Client
         implementation_source=impl.source if impl else "--repo-implementation",
         image_names=managed,
     )
-    return Target(images_repo, options.stages_storage, options.stages_storage_local, store, managed, project)
+    return Target(images_repo, options.stages_storage, options.stages_storage_local, store, managed, project,
+                  metadata)
 
 
 def _now() -> str:
@@ -197,9 +210,12 @@ def make_plan(
     The images repo is listed through its implementation's own API where it has one (:func:`images_lister`,
     with ``credentials`` as ``execute`` takes them), else through the Registry API."""
     lister = images_lister(target, clients, credentials)
+    from ci_env.cleanup.metadata import plan_metadata
+
     if policy is None:
         inventory = collect(target, clients, want_created=lambda _t: False, progress=progress, lister=lister)
-        return verified_plan(inventory, lambda tags: plan_purge(tags, inventory.stages), clients, progress)
+        plan, inventory = verified_plan(inventory, lambda tags: plan_purge(tags, inventory.stages), clients, progress)
+        return replace(plan, metadata=plan_metadata(target.metadata_records(), plan.decisions, None, None)), inventory
     from ci_env.gitinfo import open_repository
 
     repo = open_repository(settings.directory, synchronize=settings.synchronize)
@@ -213,10 +229,13 @@ def make_plan(
         if progress is not None:
             progress("reading the git history the keep policies select", 0, 0)
         policy = replace(policy, git_history=git_history(
-            repo, target.store, inventory.tags, settings.cleanup or DEFAULT, now, strict=settings.git_history_strict))
+            repo, target.store, inventory.tags, settings.cleanup or DEFAULT, now, strict=settings.git_history_strict,
+            metadata=target.metadata_records()))
     final = policy
-    return verified_plan(inventory, lambda tags: plan_cleanup(tags, inventory.stages, facts, final, now), clients,
-                         progress)
+    plan, inventory = verified_plan(inventory, lambda tags: plan_cleanup(tags, inventory.stages, facts, final, now),
+                                    clients, progress)
+    verdict = plan.git_history.verdict if plan.git_history is not None else None
+    return replace(plan, metadata=plan_metadata(target.metadata_records(), plan.decisions, verdict, repo)), inventory
 
 
 def verified_plan(
@@ -277,11 +296,11 @@ def cleanup_config(directory: Path, config: str | None, env: Mapping[str, str]) 
 
 def git_history(
     repo: GitRepository, store: RecordStore, tags: Sequence[FoundTag], config: CleanupConfig, now: datetime,
-    *, strict: bool = False,
+    *, strict: bool = False, metadata: Sequence[CommitMetadata] | None = None,
 ) -> GitHistory:
     """The keep policies' verdict on the content-signature ``tags``: the metadata records of their signatures
-    (one listing of the store), the references, then each selected branch's history read only as deep as the
-    policies can keep (``ci_env.cleanup.history``)."""
+    (``metadata``, else one listing of the store), the references, then each selected branch's history read only
+    as deep as the policies can keep (``ci_env.cleanup.history``)."""
     from ci_env import records
     from ci_env.cleanup.history import Published, list_references, read_history
     from ci_env.cleanup.keep_policies import BRANCH
@@ -289,7 +308,7 @@ def git_history(
     image_of = {t.signature or t.tag: t.image for t in tags if t.strategy == STAGES_SIGNATURE}
     recorded: dict[str, list[str]] = {}
     published = []
-    for record in records.read_metadata(store):
+    for record in records.read_metadata(store) if metadata is None else metadata:
         if record.signature in image_of:
             recorded.setdefault(record.signature, []).append(record.commit)
             published.append(Published(image_of[record.signature], record.commit, record.signature))
@@ -304,32 +323,59 @@ def git_history(
     return GitHistory(verdict, {sig: tuple(commits) for sig, commits in recorded.items()}, strict)
 
 
-def forget_metadata(
+def prune_metadata(
     target: Target, plan: Plan, outcomes: Mapping[tuple[str, str], tuple[str, str]], parallel: int = 8,
+    *, dry_run: bool = False,
 ) -> int:
-    """Retire the metadata records of the content signatures whose tags this run removed (or found gone):
-    they can keep nothing any more, and the stages repository's listing stays as long as what is kept. A
-    signature another kept content-signature tag still carries keeps its records; a batch that fails is
-    left for the next run. Returns how many went."""
+    """Prune the metadata records the plan names (``ci_env.cleanup.metadata``): those pruned whatever the removals
+    do, and those of the content signatures whose every tag the plan removes, once each is removed (or found gone).
+    A dry run counts what the real run would prune, its removals succeeding. A batch that fails is left for the
+    next run. Returns how many went (or would go)."""
     from ci_env import records
 
-    history = plan.git_history
-    if history is None:
+    pruning = plan.metadata
+    if pruning is None:
         return 0
-    content = [d for d in plan.decisions if d.kind == KIND_TAG and d.strategy == STAGES_SIGNATURE]
-    kept = {d.tag for d in content if d.action != DELETE}
-    gone = {
-        d.tag for d in content
-        if d.action == DELETE and outcomes.get((d.repository, d.stored_tag), ("", ""))[0] in ("removed", "absent")
-    } - kept
-    keys = [records.metadata_key(commit, signature) for signature in sorted(gone)
-            for commit in history.recorded.get(signature, ())]
+    if dry_run:
+        return len(pruning.keys())
+    statuses: dict[str, set[str]] = {}
+    for decision in plan.decisions:
+        if decision.kind == KIND_TAG and decision.strategy == STAGES_SIGNATURE:
+            status = outcomes.get((decision.repository, decision.stored_tag), ("", ""))[0]
+            statuses.setdefault(decision.tag, set()).add(status if decision.action == DELETE else "kept")
+    gone = {signature for signature, found in statuses.items() if found <= {"removed", "absent"}}
+    keys = pruning.keys(gone)
     if not keys:
         return 0
     try:
         return target.store.delete_many(records.METADATA, keys, parallel)
     except CiEnvError:
         return 0
+
+
+def prune_when_disabled(
+    target: Target, clients: Clients, settings: Settings, policy: Policy, now: datetime,
+    progress: Update | None = None, credentials: Mapping[str, Any] | None = None,
+) -> tuple[int, str | None]:
+    """werf.yaml's ``cleanup.disable: true``: no image is removed, and the metadata records that can keep nothing
+    are pruned as a cleanup would prune them (those of kept images by commits that do not keep them, of commits
+    no reference reaches, of signatures no managed image carries): the cleanup is planned as usual (without
+    Kubernetes: an image only a workload would keep stays with its records, as nothing is removed) and only
+    those records go. Returns how many went (would go, in a dry run), and why none was pruned when the plan
+    could not be made (a clone cleanup cannot read, say): disabling cleanup never fails a job."""
+    from ci_env import records
+
+    try:
+        plan, _inventory = make_plan(target, clients, settings, policy, now, progress, credentials)
+    except CiEnvError as exc:
+        return 0, exc.message
+    keys = list(plan.metadata.now) if plan.metadata is not None else []
+    if settings.dry_run or not keys:
+        return len(keys), None
+    try:
+        return target.store.delete_many(records.METADATA, keys, settings.parallel), None
+    except CiEnvError as exc:
+        return 0, exc.message
 
 
 def execute(
@@ -418,14 +464,25 @@ def execute(
             writer.close()
         else:
             writer.finish()
-    forgotten = 0
+    forgotten = managed_forgotten = 0
     if not settings.dry_run and not stopped:
-        forgotten = forget_records(target, plan, inventory, outcomes, settings.parallel, phases, clients)
-        forget_metadata(target, plan, outcomes, settings.parallel)
+        if command == "purge" and all(outcomes.get((d.repository, d.stored_tag), ("", ""))[0] in ("removed", "absent")
+                                      for d in plan.deletions):
+            forgotten, managed_forgotten = purge_records(target, inventory, settings.parallel)
+        else:
+            forgotten = forget_records(target, plan, inventory, outcomes, settings.parallel, phases, clients)
+    elif command == "purge" and settings.dry_run:
+        managed_forgotten = len(target.managed)
+    pruned = 0
+    if not stopped and (budget is None or settings.dry_run or not budget.reached()):  # last: skipped out of time
+        if phases is not None and not settings.dry_run and plan.metadata is not None and plan.metadata.keys():
+            phases(f"pruning the metadata records in {target.store.description}", 0, 0)
+        pruned = prune_metadata(target, plan, outcomes, settings.parallel, dry_run=settings.dry_run)
     return Result(
         command, settings.dry_run, str(target.images_repo.address),
         ":local" if target.stages_local else (str(target.stages) if target.stages else None),
-        plan, outcomes, inventory.skipped, started, _now(), forgotten,
+        plan, outcomes, inventory.skipped, started, _now(), forgotten, metadata_pruned=pruned,
+        managed_forgotten=managed_forgotten,
         accessories=removal.by_tag(), untagged=untagged, warnings=warnings, stopped=stopped,
         journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
     )
@@ -650,6 +707,31 @@ def forget_records(
     if read is None:  # an inventory made without reading the store (tests): read it now
         read = records.read_publication_state(target.store, parallel=parallel)
     return records.forget_publications(target.store, read, names, parallel=parallel, progress=progress)
+
+
+def purge_records(target: Target, inventory: Inventory, parallel: int = 8) -> tuple[int, int]:
+    """What ``ci-env purge`` leaves once every tag and stage it planned is gone: nothing. Every publication record
+    read (a registry store's record tags and snapshots, none written) and the managed images read are forgotten
+    (the metadata records go through ``prune_metadata``). Records written after they were read stay. Returns
+    (publication records, managed images) forgotten; a removal that fails is left for the next run."""
+    from ci_env import records
+
+    read = inventory.records
+    if read is None:
+        read = records.read_publication_state(target.store, parallel=parallel)
+    forgotten = 0
+    with contextlib.suppress(CiEnvError):
+        if isinstance(target.store, records.RegistryStore) and read.state is not None:
+            from ci_env.snapshots import clear
+
+            forgotten = clear(target.store, read.state, parallel=parallel).forgotten
+        else:
+            forgotten = records.remove_publications(target.store, [p.full_name for p in read.publications], parallel)
+    managed = 0
+    with contextlib.suppress(CiEnvError):
+        managed = target.store.delete_many(records.MANAGED, [records.managed_key(n) for n in target.managed],
+                                           parallel)
+    return forgotten, managed
 
 
 def _registry_has(clients: ClientPool | None, full_name: str) -> bool:

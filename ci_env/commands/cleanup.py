@@ -286,8 +286,13 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     target = run.resolve_target(repo, env, clients, settings.directory)
     out.status(f"{command}: {target.images_repo.address} ({target.images_repo.mode}), "
                f"{plural(len(target.managed), 'managed image')}")
-    if config is not None and config.disable:
-        out.status("cleanup: disabled in werf.yaml (cleanup.disable: true): nothing is removed")
+    if config is not None and config.disable:  # no image is removed; the metadata records are pruned, as werf
+        pruned, why = run.prune_when_disabled(target, clients, settings, policy, datetime.now(timezone.utc),
+                                              credentials={IMAGES_REPO: repo.credentials(IMAGES_REPO),
+                                                           STAGES_STORAGE: repo.credentials(STAGES_STORAGE)})
+        out.status("cleanup: disabled in werf.yaml (cleanup.disable: true): no image is removed; "
+                   + (f"metadata records not pruned: {why}" if why else
+                      f"{plural(pruned, 'metadata record')} {'would be ' if dry_run else ''}pruned"))
         return
     if config is not None and config.disable_kubernetes_based_policy and kube is not None:
         kube = dataclasses.replace(kube, without_kube=True)  # werf.yaml: cleanup.disableKubernetesBasedPolicy
@@ -369,6 +374,10 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
                + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
                + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
+               + (f", {plural(result.metadata_pruned, 'metadata record')} {'would be ' if dry_run else ''}pruned"
+                  if result.metadata_pruned else "")
+               + (f", {plural(result.managed_forgotten, 'managed image')} {'would be ' if dry_run else ''}forgotten"
+                  if result.managed_forgotten else "")
                + rpt.wait_line(result.waits) + f"; {result.bytes.phrase(dry_run)}"
                + (f"; the real {command} would fail: its preflight refuses "
                   f"{plural(len(result.refusals), 'repository')}" if result.would_fail else ""))
