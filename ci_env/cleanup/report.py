@@ -64,7 +64,7 @@ class Result:
 
     def counts(self) -> dict[str, int]:
         counts = {"kept": 0, "delete": 0, "removed": 0, "absent": 0, "failed": 0, "would_remove": 0,
-                  "not_attempted": 0}
+                  "not_attempted": 0, "moved": 0}
         for decision in self.plan.decisions:
             status, _ = self.outcome(decision)
             if decision.action == DELETE:
@@ -224,6 +224,7 @@ def markdown(result: Result) -> str:
     lines.append(
         f"{counts['kept']} kept, {counts['delete']} to delete: {counts['removed']} removed, "
         f"{counts['absent']} already gone, {counts['failed']} failed"
+        + (f", {counts['moved']} moved since the plan (left alone)" if counts["moved"] else "")
         + (f", {counts['would_remove']} would be removed" if result.dry_run else "")
     )
     lines.append("")

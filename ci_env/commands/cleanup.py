@@ -323,6 +323,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         out.status("purge: nothing removed; pass --force (WERF_FORCE=true) to remove everything listed above")
     out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
                + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
+               + (f", {counts['moved']} moved since the plan (left alone)" if counts["moved"] else "")
                + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
                + rpt.wait_line(result.waits))
     if result.stopped:
