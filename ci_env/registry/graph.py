@@ -585,11 +585,11 @@ def removal_graph(
     graph knows what they take with them. The other tags count with the digests ``known`` gives them, unread.
 
     The one thing that needs every tag is an accessory tag (cosign's ``sha256-<hex>.sig``, the referrers tag
-    schema's ``sha256-<hex>``) of a doomed image: it goes only when no remaining tag holds that image. Unless
-    ``known`` is ``complete`` (every tag of ``names``, as a publication record or a listing gave it), the tags it
-    does not cover are then resolved too (one HEAD each), right now. Nothing else is decided from this graph on
-    the placeholder route: no image, child or referrer is deleted by digest there, so what a tag unknown here
-    holds is never lost.
+    schema's ``sha256-<hex>``) of a doomed image: it goes only when no remaining tag reaches that image (directly
+    or through an index). Then every index is read, and unless ``known`` is ``complete`` (every tag of ``names``,
+    as a publication record or a listing gave it), the tags it does not cover are resolved too (one HEAD each).
+    Nothing else is decided from this graph on the placeholder route: no image, child or referrer is deleted by
+    digest there, so what a tag unknown here holds is never lost.
     """
     from ci_env.registry.accessories import accessory_tag
 
@@ -608,7 +608,8 @@ def removal_graph(
     if accessories and not complete:
         listed.update(_resolved(client, path, [t for t in names if t not in listed or t in accessories], parallel))
     listed = {t: info for t, info in listed.items() if t in names or t in doomed}
-    return build_graph(path, listed, RegistrySource(client, path), parallel=parallel, expand=digests)
+    return build_graph(path, listed, RegistrySource(client, path), parallel=parallel,
+                       expand=None if accessories else digests)
 
 
 def _resolved(client: RegistryClient, path: str, tags: Sequence[str], parallel: int) -> dict[str, Any]:
