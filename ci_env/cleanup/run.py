@@ -565,6 +565,7 @@ def graph_source(
     the kept tags count with the digests their records or the listing gave, nothing is listed or resolved again.
     Where a remover deletes manifests (a vendor deleting package versions), the whole repository's graph: from
     cleanup's own listing when it listed the whole repository, else listed through the Registry API now."""
+    from ci_env.cleanup.collect import resolve_some
     from ci_env.registry.graph import Known, RegistrySource, build_graph, registry_graph, removal_graph
     from ci_env.registry.removal import deletes_manifests
 
@@ -590,6 +591,8 @@ def graph_source(
         if light:  # the stages storage: its stages were resolved, its other tags were not
             return removal_graph(clients(repo), repo.path, doomed.get(key, ()), known=stages.get(key),
                                  parallel=parallel)
+        if listed is None and partly is not None and partly.whole:  # resolve what the records stood in for
+            listed = resolve_some(clients(repo), partly, partly.recorded)[1].resolved
         if listed is not None:
             return build_graph(repo.path, listed, RegistrySource(clients(repo), repo.path), parallel=parallel)
         return registry_graph(clients(repo), repo.path, parallel=parallel)

@@ -15,9 +15,9 @@ The images that lost their last tag stay in the registry, untagged, until its ga
 policies). No garbage collector removes a tagged manifest, nor the children and referrers of one.
 
 Per tag: a ``HEAD`` (is it there, and is it still at the digest the plan saw?) and a ``PUT``; one ``DELETE`` per
-``PLACEHOLDER_BATCH`` tags; the placeholder's config blob once per repository. A tag whose digest is no longer
-the one ``expected`` is left alone and reported ``moved``; one still on a placeholder of an earlier, interrupted
-run is removed.
+batch (``BATCH_PER_WORKER`` tags per worker); the placeholder's config blob once per repository. A tag whose digest
+is no longer the one ``expected`` is left alone and reported ``moved``; one still on a placeholder of an earlier,
+interrupted run is removed.
 
 What remains: the tags being removed themselves. A tag re-pushed between its ``HEAD`` and its ``PUT`` (the
 time of one request) is removed anyway, and a tag pushed by someone else *onto this batch's placeholder*
@@ -39,10 +39,11 @@ from ci_env.registry.outcomes import ABSENT, MOVED, REMOVED
 if TYPE_CHECKING:
     from ci_env.registry.client import ManifestInfo, RegistryClient
 
-#: tags moved onto one placeholder before it is deleted: one DELETE per batch (distribution reads every tag link
-#: of the repository on each manifest DELETE, so fewer DELETEs are cheaper for the registry too), and outcomes
-#: that come in steps on a long run.
-PLACEHOLDER_BATCH = 500
+#: tags moved onto one placeholder before it is deleted, per worker (and at most ``PLACEHOLDER_BATCH``): one
+#: DELETE per batch (distribution reads every tag link of the repository on each manifest DELETE, so fewer
+#: DELETEs are cheaper for the registry too), and outcomes that still come in steps (progress, the journal).
+BATCH_PER_WORKER = 16
+PLACEHOLDER_BATCH = 512
 #: tries at deleting a placeholder (re-written by digest between tries, see :func:`_delete_placeholder`).
 DELETE_TRIES = 3
 #: a manifest at most this big may be one of our placeholders (they are about 400 bytes).
@@ -138,7 +139,7 @@ def _point_and_delete(
     client: RegistryClient, path: str, tags: Sequence[str], workers: int, settle: OutcomeReport,
     check: _Check | None,
 ) -> None:
-    """In batches of ``PLACEHOLDER_BATCH``: ``check`` then point each tag at the batch's new placeholder (in
+    """In batches (``BATCH_PER_WORKER`` per worker): ``check`` then point each tag at the batch's new placeholder (in
     parallel), then delete the placeholder once."""
     try:
         client.ensure_placeholder_config(path)
@@ -147,9 +148,10 @@ def _point_and_delete(
             settle(tag, exc)
         return
 
+    size = min(PLACEHOLDER_BATCH, BATCH_PER_WORKER * workers)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(tags)))) as pool:
-        for start in range(0, len(tags), PLACEHOLDER_BATCH):
-            chunk = tags[start:start + PLACEHOLDER_BATCH]
+        for start in range(0, len(tags), size):
+            chunk = tags[start:start + size]
             body = mf.placeholder_manifest(f"{RUN_NONCE}-{uuid.uuid4().hex}")
             placeholder = mf.sha256_digest(body)
 
