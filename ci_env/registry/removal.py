@@ -11,8 +11,9 @@ manifests no remaining tag reaches.
 
 A run stopped half-way leaves the tags in place (phase 1: run it again) or only untagged children (phase 3).
 Nothing a remaining tag reaches is ever deleted. A remover that can delete a manifest by digest has
-``delete_manifests`` (:class:`ManifestRemover`); on the others an accessory's tags are removed and the untagged
-manifest is left to the registry's garbage collection (outcome ``left``).
+``delete_manifests`` (:class:`ManifestRemover`: GitHub's package versions, ECR); on the others, the default
+route included (it deletes no image, so that a tag moved onto one meanwhile keeps it), an accessory's tags are
+removed and the untagged manifest is left to the registry's garbage collection (outcome ``left``).
 """
 
 from __future__ import annotations
