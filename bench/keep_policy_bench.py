@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.cleanup_bench import request_kind
 from ci_env import records
-from ci_env.cleanup.history import CommitGraph, Published, evaluate, list_references
+from ci_env.cleanup.history import Published, list_references, read_history
 from ci_env.cleanup.keep_policies import default_policies
 from ci_env.gitinfo import GitRepository
 from ci_env.registry.client import RegistryClient
@@ -131,12 +131,11 @@ def main() -> None:
                          for image, sha in publications]
             started = time.monotonic()
             refs = list_references(git)
-            graph = CommitGraph.load(git, [r.head for r in refs])
             read = time.monotonic() - started
-            verdict = evaluate(default_policies(), refs, graph, published, datetime.now(timezone.utc))
+            verdict = read_history(default_policies(), refs, git, published, datetime.now(timezone.utc))
             walk = time.monotonic() - started - read
-            print(f"git walk: {len(refs)} references, {len(graph.dates)} commits read in {read * 1000:.0f} ms; "
-                  f"evaluation {walk * 1000:.0f} ms; {verdict.references} references selected, "
+            print(f"git walk: {len(refs)} references listed in {read * 1000:.0f} ms; history read and evaluated in "
+                  f"{walk * 1000:.0f} ms ({verdict.commits} commits read); {verdict.references} references selected, "
                   f"{len(verdict.kept)} signatures kept, {len(published) - len(verdict.kept)} not")
 
             env = {**os.environ, "DOCKER_CONFIG": str(tmp / "none")}

@@ -1,3 +1,4 @@
 """ci-env: a private Docker config per CI job, registry login, exports, build-and-publish and cleanup."""
 
-__version__ = "0.1.0"
+#: The one place the version is set (pyproject.toml reads it; scripts/release writes it).
+__version__ = "0.2.0"

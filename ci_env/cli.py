@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from ci_env import __version__
 from ci_env.errors import CiEnvError
 
 #: command name -> "module:attribute" of its click command; one place to add a command.
@@ -65,8 +64,19 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the version and the commit it was built from (read only when asked)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from ci_env.buildinfo import version_line
+
+    click.echo(version_line())
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="ci-env")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and the commit it was built from, and exit.")
 def cli() -> None:
     """Registry work for CI jobs: a private Docker config per job, login, exports,
     build-and-publish and safe cleanup on every registry implementation."""

@@ -62,11 +62,18 @@ def parse(text: str, origin: str) -> dict[str, Any]:
     """Parse config.json text; ConfigError naming ``origin`` (never quoting the content, which may hold secrets)."""
     if not text.strip():
         return {}
+    from ci_env.registry import untrusted_json
+
     try:
-        data = json.loads(text)
+        data = untrusted_json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{origin} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            'it must hold a Docker config.json object such as {"auths": {...}}'
+        ) from None
+    except ValueError:  # nested deeper than the parser goes
+        raise ConfigError(
+            f"{origin} is JSON nested too deeply to be a Docker config; "
             'it must hold a Docker config.json object such as {"auths": {...}}'
         ) from None
     if not isinstance(data, dict):

@@ -10,17 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ci_env.ci.facts import JobFacts
-from ci_env.errors import ConfigError, UsageError
+from ci_env.errors import ConfigError
+from ci_env.options import RepoModel, Resolved, SetupSettings, from_option
 from ci_env.tagging import docker_tag
-
-if TYPE_CHECKING:
-    from ci_env.registry.reference import RepoAddress
-
-#: ``--tagging-strategy`` values; the first is the default.
-TAGGING_STRATEGIES: tuple[str, ...] = ("stages-signature", "tag-or-branch")
 
 
 @dataclass(frozen=True)
@@ -42,38 +36,29 @@ class Export:
 
 @dataclass(frozen=True)
 class ExportInputs:
-    """What setup decided outside the CI facts (options, the registry model, the job directory).
-
-    Strings are None when not given. ``images_repo``/``stages_storage`` are the
-    command-line options (they beat ``$WERF_IMAGES_REPO``/``$WERF_STAGES_STORAGE``);
-    ``implementation`` and ``images_repo_mode`` come from the registry model or options.
-    """
+    """What setup decided outside the CI facts: the job directory and the settings resolved by
+    :func:`ci_env.options.resolve_setup` (each with its source; an option's value replaces a variable
+    already set even without ``--override``)."""
 
     docker_config: Path
-    images_repo: str | None = None
-    stages_storage: str | None = None
-    implementation: str | None = None
-    stages_storage_implementation: str | None = None
-    images_repo_mode: str | None = None
-    tagging_strategy: str | None = None
-    override: bool = False
+    settings: SetupSettings
 
 
 @dataclass(frozen=True)
 class Context:
-    """Everything a row of :data:`EXPORTS` may read: facts, inputs and the resolved repos."""
+    """Everything a row of :data:`EXPORTS` may read: the facts and the resolved settings."""
 
     facts: JobFacts
     inputs: ExportInputs
-    images_repo: str | None
-    stages_storage: str | None
-    images_model: RepoModel | None = None
-    stages_model: RepoModel | None = None
+
+    @property
+    def settings(self) -> SetupSettings:
+        return self.inputs.settings
 
     @property
     def tagging_strategy(self) -> str:
-        """The tagging strategy asked for, else the default (the first of ``TAGGING_STRATEGIES``)."""
-        return self.inputs.tagging_strategy or TAGGING_STRATEGIES[0]
+        """The tagging strategy asked for, else the default."""
+        return self.settings.tagging_strategy.value
 
 
 Compute = Callable[[Context], "str | None"]
@@ -94,79 +79,14 @@ class ExportDef:
     explicit: Callable[[Context], bool] = lambda ctx: False
 
 
-@dataclass(frozen=True)
-class RepoModel:
-    """What the registry model says of one address: its implementation (and which variable chose it, or
-    ``detected``) and, for the images repo, its mode."""
-
-    address: RepoAddress
-    implementation: str
-    implementation_source: str = "detected"
-    mode: str | None = None
-
-
 def _replaces(model: RepoModel | None, variable: str) -> bool:
     """True when ``variable``, set in the environment, did not choose the model's implementation (it is for
     another registry): the computed value then replaces it."""
     return model is not None and model.implementation_source != variable
 
 
-#: CI family -> the variable its default images repo comes from, for messages.
-CI_IMAGES_REPO_VARIABLES: dict[str, str] = {"gitlab": "CI_REGISTRY_IMAGE", "github": "GITHUB_REPOSITORY"}
-
-
-def repo_model(
-    facts: JobFacts,
-    repo: str | None,
-    env: Mapping[str, str],
-    requested_mode: str | None = None,
-    *,
-    local_ok: bool = False,
-    source: str = "the images repo",
-    scope: str = "images-repo",
-    use_variables: bool = True,
-) -> RepoModel | None:
-    """The implementation (and the resolved mode when ``requested_mode`` is given) of ``repo``.
-
-    None when there is no repo or it is ``:local``. The implementation is the one the implementation
-    variables set for this address (see :func:`ci_env.options.choose_implementation`; not with
-    ``use_variables=False``, i.e. ``--override``), else detected. In GitLab CI behaviour an address under
-    the CI registry is ``gitlab`` even when the variables that usually say so (``GITLAB_CI``) are absent,
-    e.g. with ``ci-env gitlab`` elsewhere. ConfigError, prefixed with ``source``, for a malformed address,
-    an invalid images repo/mode combination, or a stages storage the implementation cannot hold.
-    """
-    if not repo:
-        return None
-    from ci_env.options import choose_implementation
-    from ci_env.registry.implementations import detect_implementation, get_implementation
-    from ci_env.registry.naming import check_stages_storage, resolve_mode, validate
-    from ci_env.registry.reference import parse_address
-
-    try:
-        address = parse_address(repo, allow_local=local_ok)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc.message}") from None
-    if address is None:
-        return None
-    chosen = choose_implementation(scope, {}, env, address).chosen if use_variables else None
-    if chosen is not None:
-        implementation = get_implementation(chosen.value).for_address(address)
-        implementation_source = chosen.source
-    else:
-        model_env: Mapping[str, str] = env
-        if facts.family == "gitlab" and facts.registry:
-            model_env = {**env, "GITLAB_CI": "true", "CI_REGISTRY": facts.registry}
-        implementation = detect_implementation(address, model_env).implementation
-        implementation_source = "detected"
-    if not requested_mode:
-        check_stages_storage(address, implementation, source)
-        return RepoModel(address, implementation.name, implementation_source)
-    try:
-        mode = resolve_mode(address, implementation, requested_mode)
-        validate(address, implementation, mode, ())
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc.message}") from None
-    return RepoModel(address, implementation.name, implementation_source, mode)
+def _value(found: Resolved | None) -> str | None:
+    return found.value if found is not None else None
 
 
 def _tag_from_ref(kind: str) -> Compute:
@@ -201,32 +121,34 @@ EXPORTS: tuple[ExportDef, ...] = (
     ExportDef("DOCKER_CONFIG", lambda c: str(c.inputs.docker_config), overridable=False),
     ExportDef("WERF_DOCKER_CONFIG", lambda c: str(c.inputs.docker_config), overridable=False),
     ExportDef("REGISTRY_AUTH_FILE", lambda c: str(c.inputs.docker_config / "config.json"), overridable=False),
-    ExportDef("WERF_IMAGES_REPO", lambda c: c.images_repo, explicit=lambda c: bool(c.inputs.images_repo)),
-    ExportDef("WERF_STAGES_STORAGE", lambda c: c.stages_storage, explicit=lambda c: bool(c.inputs.stages_storage)),
+    ExportDef("WERF_IMAGES_REPO", lambda c: _value(c.settings.images_repo),
+              explicit=lambda c: from_option(c.settings.images_repo)),
+    ExportDef("WERF_STAGES_STORAGE", lambda c: _value(c.settings.stages_storage),
+              explicit=lambda c: from_option(c.settings.stages_storage)),
     ExportDef(
         "WERF_IMAGES_REPO_IMPLEMENTATION",
-        lambda c: c.inputs.implementation or (c.images_model.implementation if c.images_model else None),
-        explicit=lambda c: bool(c.inputs.implementation)
-        or _replaces(c.images_model, "WERF_IMAGES_REPO_IMPLEMENTATION"),
+        lambda c: c.settings.images_model.implementation if c.settings.images_model else None,
+        explicit=lambda c: _replaces(c.settings.images_model, "WERF_IMAGES_REPO_IMPLEMENTATION"),
     ),
     ExportDef(
         "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION",
-        lambda c: c.inputs.stages_storage_implementation or (c.stages_model.implementation if c.stages_model else None),
-        explicit=lambda c: bool(c.inputs.stages_storage_implementation)
-        or _replaces(c.stages_model, "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION"),
+        lambda c: c.settings.stages_model.implementation if c.settings.stages_model else None,
+        explicit=lambda c: _replaces(c.settings.stages_model, "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION"),
     ),
     ExportDef(
         "WERF_IMAGES_REPO_MODE",
-        lambda c: (c.images_model.mode if c.images_model else None) or c.inputs.images_repo_mode,
-        explicit=lambda c: bool(c.inputs.images_repo_mode),
+        lambda c: (c.settings.images_model.mode if c.settings.images_model else None)
+        or (c.settings.images_repo_mode.value if from_option(c.settings.images_repo_mode) else None),
+        explicit=lambda c: from_option(c.settings.images_repo_mode),
     ),
     ExportDef(
         "WERF_TAG_BY_STAGES_SIGNATURE",
         lambda c: "true" if c.tagging_strategy == "stages-signature" else None,
-        explicit=lambda c: bool(c.inputs.tagging_strategy),
+        explicit=lambda c: from_option(c.settings.tagging_strategy),
     ),
-    ExportDef("WERF_TAG_GIT_TAG", _tag_from_ref("tag"), explicit=lambda c: bool(c.inputs.tagging_strategy)),
-    ExportDef("WERF_TAG_GIT_BRANCH", _tag_from_ref("branch"), explicit=lambda c: bool(c.inputs.tagging_strategy)),
+    ExportDef("WERF_TAG_GIT_TAG", _tag_from_ref("tag"), explicit=lambda c: from_option(c.settings.tagging_strategy)),
+    ExportDef("WERF_TAG_GIT_BRANCH", _tag_from_ref("branch"),
+              explicit=lambda c: from_option(c.settings.tagging_strategy)),
     ExportDef("WERF_ENV", lambda c: c.facts.environment),
     ExportDef(
         "WERF_REPO_GITHUB_TOKEN",
@@ -249,35 +171,6 @@ EXPORTS: tuple[ExportDef, ...] = (
 )
 
 
-def _user_value(env: Mapping[str, str], name: str, inputs: ExportInputs) -> str | None:
-    """The user's value of ``name`` from the environment, unless ``--override`` ignores it."""
-    return None if inputs.override else (env.get(name) or None)
-
-
-def resolve_images_repo(facts: JobFacts, inputs: ExportInputs, env: Mapping[str, str]) -> str | None:
-    """The images repo: ``--images-repo`` > ``$WERF_IMAGES_REPO`` (unless --override) > the CI's default."""
-    return images_repo_source(facts, inputs, env)[0]
-
-
-def images_repo_source(facts: JobFacts, inputs: ExportInputs, env: Mapping[str, str]) -> tuple[str | None, str]:
-    """The images repo (see :func:`resolve_images_repo`) and where it came from, for messages."""
-    if inputs.images_repo:
-        return inputs.images_repo, "--images-repo"
-    if _user_value(env, "WERF_IMAGES_REPO", inputs):
-        return env["WERF_IMAGES_REPO"], "WERF_IMAGES_REPO"
-    return facts.images_repo, CI_IMAGES_REPO_VARIABLES.get(facts.family, "the CI's images repo")
-
-
-def stages_storage_source(inputs: ExportInputs, env: Mapping[str, str]) -> tuple[str | None, str]:
-    """The stages storage given by ``--stages-storage`` or ``$WERF_STAGES_STORAGE`` and its source, or
-    ``(None, "the default")`` when neither is set."""
-    if inputs.stages_storage:
-        return inputs.stages_storage, "--stages-storage"
-    if _user_value(env, "WERF_STAGES_STORAGE", inputs):
-        return env["WERF_STAGES_STORAGE"], "WERF_STAGES_STORAGE"
-    return None, "the default"
-
-
 def _published(value: str, row: ExportDef) -> str:
     """What is exported for ``row``: a secret as is; anything else without URL credentials (``user:token@``)."""
     from ci_env.redact import strip_userinfo_in
@@ -292,41 +185,25 @@ def compute_exports(
 
     A row whose value does not apply is left out. A variable already set (non-empty)
     in ``env`` is kept (``Export.kept``, value = the user's) unless the row is not
-    overridable, the value comes from an option, or ``inputs.override`` is set. No value
+    overridable, the value comes from an option, or the settings say ``--override``. No value
     that is not a secret carries URL credentials (``https://user:token@...``): they are stripped.
-    Raises :class:`UsageError` for an unknown tagging strategy and :class:`ConfigError`
-    when ``tag-or-branch`` finds neither a tag nor a branch.
+    Raises :class:`ConfigError` when ``tag-or-branch`` finds neither a tag nor a branch.
     """
-    strategy = inputs.tagging_strategy or TAGGING_STRATEGIES[0]
-    if strategy not in TAGGING_STRATEGIES:
-        raise UsageError(f"unknown tagging strategy {strategy!r}: use one of {', '.join(TAGGING_STRATEGIES)}")
-    images_repo, images_source = images_repo_source(facts, inputs, env)
-    stages_storage, stages_source = stages_storage_source(inputs, env)
-    requested_mode = inputs.images_repo_mode or _user_value(env, "WERF_IMAGES_REPO_MODE", inputs) or "auto"
-    use_variables = not inputs.override
-    images_model = repo_model(facts, images_repo, env, requested_mode, source=images_source,
-                              use_variables=use_variables)
-    if stages_storage is None and images_model is not None:
-        from ci_env.registry.implementations import get_implementation
-        from ci_env.registry.naming import default_stages_storage
-
-        implementation = get_implementation(images_model.implementation)
-        default_stages_storage(images_model.address, implementation, images_source)  # ConfigError when invalid
-        stages_storage = f"{str(images_repo).rstrip('/')}/stages"  # as the user spelled the images repo
-    stages_model = repo_model(facts, stages_storage, env, local_ok=True, source=stages_source,
-                              scope="stages-storage", use_variables=use_variables)
-    ctx = Context(facts, inputs, images_repo, stages_storage, images_model, stages_model)
+    ctx = Context(facts, inputs)
+    override = inputs.settings.override
     exports: list[Export] = []
     for row in table:
         value = row.compute(ctx)
         if value is None:
             continue
         existing = env.get(row.name)
-        if existing and row.overridable and not inputs.override and not row.explicit(ctx):
+        if existing and row.overridable and not override and not row.explicit(ctx):
             exports.append(Export(row.name, _published(existing, row), row.secret, row.overridable, kept=True))
         else:
             exports.append(Export(row.name, _published(value, row), row.secret, row.overridable))
-    if strategy == "tag-or-branch" and not any(e.name in ("WERF_TAG_GIT_TAG", "WERF_TAG_GIT_BRANCH") for e in exports):
+    if ctx.tagging_strategy == "tag-or-branch" and not any(
+        e.name in ("WERF_TAG_GIT_TAG", "WERF_TAG_GIT_BRANCH") for e in exports
+    ):
         raise ConfigError(
             "--tagging-strategy tag-or-branch needs a git tag or branch, and the CI variables name neither: "
             "use --tagging-strategy stages-signature"

@@ -5,9 +5,11 @@ exist (locally or as ``origin/*``), does its git tag, is its commit still reacha
 how old are they. Everything is read in a handful of ``git`` processes, whatever the
 number of tags (``cat-file --batch-check``, ``for-each-ref``, one ``rev-list``).
 
-A shallow clone hides history, so :func:`open_repository` refuses it with a
-:class:`~ci_env.errors.ConfigError` unless asked to synchronise, in which case it fetches
-every branch and tag from ``origin`` (pruning deleted ones) and unshallows the clone.
+A shallow clone hides history, and a clone that fetched some branches of ``origin`` only (``git clone
+--single-branch``, a fetch refspec not covering ``refs/heads/*``, a CI checkout of the pipeline's branch)
+hides the others, which would look deleted: :func:`open_repository` refuses both with a
+:class:`~ci_env.errors.ConfigError` unless asked to synchronise, in which case it fetches every branch and
+tag from ``origin`` (pruning deleted ones) and unshallows the clone.
 """
 
 from __future__ import annotations
@@ -169,6 +171,35 @@ class GitRepository:
                 result[sha] = info
         return result
 
+    def hidden_branches(self) -> str | None:
+        """Why this clone may not show every branch of ``origin`` (one phrase for the message), or None.
+
+        A repository without ``origin`` shows its own branches: None. Otherwise ``remote.origin.fetch`` must
+        have a refspec bringing every branch (``+refs/heads/*:refs/remotes/origin/*``, or a mirror's into
+        ``refs/heads/*``) and no negative one; and a clone with no ``origin/HEAD`` (so not made by a plain
+        ``git clone``: a CI checkout, ``git init`` + ``fetch`` of chosen refs) must show more than one branch
+        of ``origin``, since CI systems fetch the pipeline's branch only."""
+        if not self.has_remote():
+            return None
+        result = subprocess.run(["git", "-C", str(self.path), "config", "--get-all", f"remote.{REMOTE}.fetch"],
+                                capture_output=True, text=True, check=False)
+        refspecs = result.stdout.split()
+        if not refspecs:
+            return f"remote.{REMOTE}.fetch is not set, so fetching brings no branch of {REMOTE}"
+        negative = [spec for spec in refspecs if spec.startswith("^")]
+        if negative:
+            return f"its fetch refspec excludes branches (remote.{REMOTE}.fetch {negative[0]})"
+        if not any(_brings_every_branch(spec) for spec in refspecs):
+            return (f"its fetch refspec (remote.{REMOTE}.fetch {' '.join(refspecs)}) does not cover "
+                    f"refs/heads/* of {REMOTE}: a single-branch clone")
+        remote = self._git("for-each-ref", "--format=%(refname)", f"refs/remotes/{REMOTE}").split()
+        head = f"refs/remotes/{REMOTE}/HEAD"
+        branches = [ref[len(f"refs/remotes/{REMOTE}/"):] for ref in remote if ref != head]
+        if head not in remote and len(branches) <= 1:
+            shown = f"only {REMOTE}/{branches[0]}" if branches else f"no branch of {REMOTE}"
+            return f"it has {shown} and no {REMOTE}/HEAD: a CI checkout of one branch"
+        return None
+
     def has_remote(self, name: str = REMOTE) -> bool:
         """True when the repository has a remote called ``name``."""
         return name in self._git("remote").split()
@@ -209,8 +240,8 @@ def open_repository(path: Path, *, synchronize: bool = False) -> GitRepository:
     """The repository at ``path``, ready for cleanup to read.
 
     With ``synchronize``, fetches branches and tags from ``origin`` first (unshallowing if needed).
-    Without it, a shallow clone raises ConfigError (exit 2) saying how to fix it, since its
-    missing history would make every older commit look deleted.
+    Without it, a shallow clone, or one that hides branches of ``origin`` (:meth:`GitRepository.hidden_branches`),
+    raises ConfigError (exit 2) saying how to fix it, since its missing history or branches would look deleted.
     """
     repo = GitRepository(path)
     repo.check()
@@ -220,8 +251,25 @@ def open_repository(path: Path, *, synchronize: bool = False) -> GitRepository:
         raise ConfigError(
             f"{path} is a shallow clone: cleanup needs the full git history to tell deleted branches, tags and "
             "commits from ones the clone does not show. Pass --git-history-synchronization "
-            "(WERF_GIT_HISTORY_SYNCHRONIZATION=true) to fetch it, or clone with full depth "
-            "(GitLab: GIT_DEPTH=0; GitHub: actions/checkout with fetch-depth: 0)"
+            "(WERF_GIT_HISTORY_SYNCHRONIZATION=true) to fetch it (on GitLab, which fetches the pipeline's branch "
+            "only, use it with GIT_DEPTH: 0), or clone with full depth (GitHub: actions/checkout with "
+            "fetch-depth: 0)"
         )
+    else:
+        hidden = repo.hidden_branches()
+        if hidden is not None:
+            raise ConfigError(
+                f"{path} is a clone that hides branches of {REMOTE} ({hidden}): cleanup would take every branch "
+                "it does not show for deleted and remove its images. Pass --git-history-synchronization "
+                "(WERF_GIT_HISTORY_SYNCHRONIZATION=true) to fetch every branch and tag first (GitLab CI fetches "
+                "the pipeline's branch only, even with GIT_DEPTH: 0), or clone every branch (GitHub: "
+                "actions/checkout with fetch-depth: 0; git clone without --single-branch or --depth)"
+            )
     return repo
 
+
+def _brings_every_branch(refspec: str) -> bool:
+    """Whether a fetch refspec brings every branch of origin where :meth:`GitRepository.branches` reads them."""
+    source, _, destination = refspec.lstrip("+").partition(":")
+    return (source, destination) in (("refs/heads/*", f"refs/remotes/{REMOTE}/*"), ("refs/heads/*", "refs/heads/*"),
+                                     ("refs/*", "refs/*"))

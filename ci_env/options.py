@@ -27,13 +27,17 @@ import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ci_env.boolean import boolean_word, parse_boolean
 from ci_env.errors import ConfigError
 from ci_env.registry.implementations import CREDENTIAL_KINDS
 from ci_env.registry.reference import RepoAddress, parse_address
+
+if TYPE_CHECKING:
+    from ci_env.ci.facts import JobFacts
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,6 +98,35 @@ def _first(
         if raw is not None and str(raw) != "":
             return Resolved(str(raw), name, secret)
     return None
+
+
+def cascade(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    option: str,
+    variables: Sequence[str] = (),
+    *,
+    ci_default: tuple[str | None, str] | None = None,
+    default: str | None = None,
+    secret: bool = False,
+) -> Resolved | None:
+    """The one precedence model: ``option`` > ``variables`` in order (scoped, then unscoped) > the CI's
+    default > the built-in ``default``; the first non-empty value, with its source, or None.
+
+    ``flags`` maps click parameter names to values (None when not given); ``option`` is the long flag.
+    ``ci_default`` is ``(value, the CI variable it comes from)``; the built-in default's source is ``default``.
+    """
+    found = _first(flags, env, (("flag", option), *(("env", name) for name in variables)), secret)
+    if found is None and ci_default is not None and ci_default[0]:
+        found = Resolved(ci_default[0], ci_default[1], secret)
+    if found is None and default is not None:
+        found = Resolved(default, "default", secret)
+    return found
+
+
+def from_option(found: Resolved | None) -> bool:
+    """Whether ``found`` was given on the command line (its source is a flag, not a variable or default)."""
+    return found is not None and found.source.startswith("-")
 
 
 def _four_levels(scope: str, kind: str) -> tuple[tuple[str, str], ...]:
@@ -203,6 +236,13 @@ class RepoOptions:
         check_stages_storage(stages, detected.implementation, self.stages_storage_source or "-s/--stages-storage")
 
 
+def _mode(flags: Mapping[str, Any], env: Mapping[str, str]) -> Resolved:
+    """``--images-repo-mode`` > ``WERF_IMAGES_REPO_MODE`` > ``auto`` (unchecked)."""
+    found = cascade(flags, env, "--images-repo-mode", ("WERF_IMAGES_REPO_MODE",), default="auto")
+    assert found is not None
+    return found
+
+
 T = TypeVar("T")
 
 
@@ -217,18 +257,18 @@ def _named(check: Callable[..., T], found: Resolved, **kwargs: Any) -> T:
 
 def resolve_repo_options(flags: Mapping[str, Any], env: Mapping[str, str]) -> RepoOptions:
     """Resolve repo options from click parameter values and variables; ConfigError for a malformed address or mode."""
-    from ci_env.registry.naming import AUTO, check_mode
+    from ci_env.registry.naming import check_mode
 
-    images = _first(flags, env, (("flag", "--images-repo"), ("env", "WERF_IMAGES_REPO")))
-    stages = _first(flags, env, (("flag", "--stages-storage"), ("env", "WERF_STAGES_STORAGE")))
-    mode = _first(flags, env, (("flag", "--images-repo-mode"), ("env", "WERF_IMAGES_REPO_MODE")))
+    images = cascade(flags, env, "--images-repo", ("WERF_IMAGES_REPO",))
+    stages = cascade(flags, env, "--stages-storage", ("WERF_STAGES_STORAGE",))
+    mode = _mode(flags, env)
     images_address = _named(parse_address, images, allow_local=False) if images else None
     stages_address = _named(parse_address, stages, allow_local=True) if stages else None
     return RepoOptions(
         images_repo=images_address,
         images_repo_source=images.source if images else None,
-        images_repo_mode=_named(check_mode, mode) if mode else AUTO,
-        images_repo_mode_source=mode.source if mode else "default",
+        images_repo_mode=_named(check_mode, mode),
+        images_repo_mode_source=mode.source,
         stages_storage=stages_address,
         stages_storage_local=bool(stages) and stages_address is None,
         stages_storage_source=stages.source if stages else None,
@@ -328,26 +368,139 @@ def resolve_implementation(
     return choose_implementation(scope, flags, env, address).chosen
 
 
-#: Words a boolean variable may hold (case-insensitive); an empty value counts as unset.
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+# ---------------------------------------------------------------- setup's repos
 
 
-def parse_boolean(text: str) -> bool:
-    """``true``/``false`` (and 1/0, yes/no, on/off) -> bool; ConfigError for anything else."""
-    word = text.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ConfigError(f"{text!r} is not a boolean: use true or false")
+#: CI family -> the variable its default images repo comes from, for messages.
+CI_IMAGES_REPO_VARIABLES: dict[str, str] = {"gitlab": "CI_REGISTRY_IMAGE", "github": "GITHUB_REPOSITORY"}
+#: ``--tagging-strategy`` values; the first is the default.
+TAGGING_STRATEGIES: tuple[str, ...] = ("stages-signature", "tag-or-branch")
+
+
+#: The variables setup takes from the environment, checked before anything is created; the ones
+#: ``--override`` replaces are not taken then.
+SETUP_VARIABLES: tuple[str, ...] = (
+    "WERF_IMAGES_REPO", "WERF_STAGES_STORAGE", "WERF_IMAGES_REPO_MODE", "WERF_IMAGES_REPO_IMPLEMENTATION",
+    "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION", "WERF_REPO_IMPLEMENTATION", "WERF_TAG_BY_STAGES_SIGNATURE",
+)
+
+
+@dataclass(frozen=True)
+class RepoModel:
+    """What the registry model says of one address: its implementation (and which variable chose it, or
+    ``detected``) and, for the images repo, its mode."""
+
+    address: RepoAddress
+    implementation: str
+    implementation_source: str = "detected"
+    mode: str | None = None
+
+
+@dataclass(frozen=True)
+class SetupSettings:
+    """Setup's repo settings, each resolved once with its source: images repo, stages storage, mode and
+    tagging strategy as given or defaulted (as the user spelled them), and the registry model of each repo."""
+
+    images_repo: Resolved | None
+    stages_storage: Resolved | None
+    images_repo_mode: Resolved
+    tagging_strategy: Resolved
+    images_model: RepoModel | None = None
+    stages_model: RepoModel | None = None
+    override: bool = False
+    #: ``--insecure-registry`` (repeatable) and ``$WERF_INSECURE_REGISTRY`` together (``*``: every registry)
+    insecure_registries: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line saying each value and where it came from (never a secret): for ``setup -v``."""
+        parts = [f"{name} {found.value} (from {found.source})" if found else f"no {name}"
+                 for name, found in (("images repo", self.images_repo), ("stages storage", self.stages_storage))]
+        parts += [f"{name} {found.value} (from {found.source})"
+                  for name, found in (("images repo mode", self.images_repo_mode),
+                                      ("tagging strategy", self.tagging_strategy))]
+        if self.override:
+            parts.append("WERF_* variables not taken (--override)")
+        return "; ".join(parts)
+
+    @property
+    def login_registries(self) -> tuple[str, ...]:
+        """The registries whose CI logins depend on a repo being there: the images repo's (none without one)."""
+        return (self.images_model.address.registry,) if self.images_model is not None else ()
+
+
+def resolve_setup(
+    flags: Mapping[str, Any], env: Mapping[str, str], facts: JobFacts, *, override: bool = False
+) -> SetupSettings:
+    """Resolve setup's repos once: option > variable (none with ``override``) > the CI's default (from
+    ``facts``) > built-in default, then the registry model of each repo.
+
+    In GitLab CI behaviour an address under the CI registry is ``gitlab`` even when the variables that
+    usually say so are absent (``ci-env gitlab`` elsewhere). The stages storage defaults to
+    ``<images repo>/stages`` where the implementation can hold it. ConfigError naming the source for a
+    malformed address or mode, an invalid combination, or a stages storage the implementation cannot hold.
+    """
+    from ci_env.registry.implementations import get_implementation
+    from ci_env.registry.insecure import from_env as insecure_from_env
+    from ci_env.registry.naming import default_stages_storage
+
+    check_variables(env, ("WERF_INSECURE_REGISTRY", *(() if override else SETUP_VARIABLES)))
+    variables = {} if override else env
+    ci_images_repo = (facts.images_repo, CI_IMAGES_REPO_VARIABLES.get(facts.family, "the CI's images repo"))
+    ci_registry = facts.registry if facts.family == "gitlab" else None
+    images = cascade(flags, variables, "--images-repo", ("WERF_IMAGES_REPO",), ci_default=ci_images_repo)
+    mode = _mode(flags, variables)
+    strategy = cascade(flags, {}, "--tagging-strategy", default=TAGGING_STRATEGIES[0])
+    assert strategy is not None
+    if strategy.value not in TAGGING_STRATEGIES:
+        raise ConfigError(f"{strategy.source}: unknown tagging strategy {strategy.value!r}: use one of "
+                          f"{', '.join(TAGGING_STRATEGIES)}")
+    images_model = _repo_model(images, env, variables, IMAGES_REPO, ci_registry, mode)
+    stages = cascade(flags, variables, "--stages-storage", ("WERF_STAGES_STORAGE",))
+    if stages is None and images is not None and images_model is not None:
+        impl = get_implementation(images_model.implementation)
+        default_stages_storage(images_model.address, impl, images.source)  # ConfigError when invalid
+        stages = Resolved(f"{images.value.rstrip('/')}/stages", "the default")  # as the user spelled it
+    stages_model = _repo_model(stages, env, variables, STAGES_STORAGE, ci_registry)
+    insecure = (*(flags.get("insecure_registry") or ()), *insecure_from_env(env))
+    return SetupSettings(images, stages, mode, strategy, images_model, stages_model, override, insecure)
+
+
+def _repo_model(
+    found: Resolved | None, env: Mapping[str, str], variables: Mapping[str, str], scope: str,
+    ci_registry: str | None, mode: Resolved | None = None,
+) -> RepoModel | None:
+    """The registry model of ``found`` (None for no repo or ``:local``): the implementation the variables set
+    for this address (:func:`choose_implementation`), else detected; the mode resolved for the images repo."""
+    if found is None:
+        return None
+    from ci_env.registry.implementations import detect_implementation, get_implementation
+    from ci_env.registry.naming import check_mode, check_stages_storage, resolve_mode, validate
+
+    source = found.source
+    address = _named(parse_address, found, allow_local=scope == STAGES_STORAGE)
+    if address is None:
+        return None
+    chosen = choose_implementation(scope, {}, variables, address).chosen
+    if chosen is not None:
+        implementation = get_implementation(chosen.value).for_address(address)
+    else:
+        implementation = detect_implementation(address, env, ci_registry=ci_registry).implementation
+    chosen_by = chosen.source if chosen is not None else "detected"
+    if mode is None:
+        check_stages_storage(address, implementation, source)
+        return RepoModel(address, implementation.name, chosen_by)
+    try:
+        resolved = resolve_mode(address, implementation, _named(check_mode, mode))
+        validate(address, implementation, resolved, ())
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from None
+    return RepoModel(address, implementation.name, chosen_by, resolved)
 
 
 def _check_registry_list(text: str) -> None:
     from ci_env.registry.reference import canonical_registry
 
-    word = text.strip().lower()
-    if word in TRUE_WORDS or word in FALSE_WORDS:
+    if boolean_word(text) is not None:
         return
     for part in text.replace(",", " ").split():
         host = part.split("://", 1)[-1].split("/", 1)[0]  # as the registry client reads it

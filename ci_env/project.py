@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ci_env.errors import ConfigError
 
@@ -99,18 +99,49 @@ def find_config(directory: Path, config: str | Path | None = None) -> Path:
 #: and the largest exponent of ``**``
 MAX_REPEAT = 1_000_000
 MAX_EXPONENT = 1_000
+#: the most characters a rendered werf.yaml may have (real ones have a few thousand), the most items all the
+#: ``range()`` calls of one render may produce together (nested loops multiply), and the most characters or
+#: items one render may add to lists (``list.append`` in a loop)
+MAX_RENDERED = 4_000_000
+MAX_RANGE_ITEMS = 1_000_000
+MAX_LIST_GROWTH = 4_000_000
 #: a ``%`` conversion: its width and precision (digits, or ``*`` taken from the arguments)
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 #: Jinja2's default globals a werf.yaml has no use for (``lipsum(n)`` makes ``n`` paragraphs of text)
 _DROPPED_GLOBALS = ("lipsum",)
 
 
+def _size(value: Any, limit: int) -> int:
+    """About how many characters ``str(value)`` has, counted no further than just past ``limit`` (shared items
+    count each time they appear, as they would in the string)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (list, tuple, dict)):
+        total = 2
+        for item in (value.items() if isinstance(value, dict) else value):
+            total += _size(item, limit - total) + 2
+            if total > limit:
+                break
+        return total
+    return len(str(value)) if isinstance(value, (int, float, bool)) or value is None else 16
+
+
 def _sandbox(jinja2: Any) -> Any:
     """Jinja2's sandbox (no attribute starting with ``_``, no unsafe methods, bounded ``range``) that also
-    bounds ``*``, ``**``, format widths (``%``, ``.format``, the ``format``, ``center`` and ``indent`` filters)
-    and the string methods that grow a string, so werf.yaml can neither run code nor make one huge value."""
+    bounds ``*``, ``**``, format widths (``%``, ``.format``, the ``format``, ``center`` and ``indent`` filters),
+    the string methods that grow a string, ``join``, what a ``namespace`` holds, what lists grow by and the
+    items of all ``range()`` calls together (nested loops), so werf.yaml can neither run code nor make one huge
+    value. Each environment is for one render (the range and list budgets are per render)."""
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.utils import Namespace
+
+    spent = {"range": 0, "lists": 0}
+
+    def spend(kind: str, amount: int, limit: int, what: str) -> None:
+        spent[kind] += amount
+        if spent[kind] > limit:
+            raise SecurityError(f"{what} is too large (more than {limit} in all)")
 
     def bounded(size: int, what: str) -> None:
         if size > MAX_REPEAT:
@@ -182,7 +213,19 @@ def _sandbox(jinja2: Any) -> Any:
             owner = getattr(__obj, "__self__", None)
             if isinstance(owner, str):
                 check_str_method(owner, getattr(__obj, "__name__", ""), (*args, *kwargs.values()))
+            elif isinstance(owner, (list, dict)) and getattr(__obj, "__name__", "") in _GROWING_METHODS:
+                added = _size([*args, *kwargs.values()], MAX_LIST_GROWTH)
+                spend("lists", added, MAX_LIST_GROWTH, "what the template adds to lists and dicts")
             return super().call(__context, __obj, *args, **kwargs)
+
+    class BoundedNamespace(Namespace):
+        """``namespace()``: a value it holds is bounded like one ``*`` result (no doubling in a loop)."""
+
+        def __setitem__(self, name: str, value: Any) -> None:
+            size = _size(value, MAX_REPEAT)
+            if size > MAX_REPEAT:
+                raise SecurityError(f"a namespace value of {size} characters is too large (at most {MAX_REPEAT})")
+            super().__setitem__(name, value)
 
     environment = Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     filters = environment.filters
@@ -201,10 +244,33 @@ def _sandbox(jinja2: Any) -> Any:
             bounded(width * (str(value).count("\n") + 1), "an indent() result")
         return original_indent(value, width, *args, **kwargs)
 
-    filters.update({"format": format_filter, "center": center_filter, "indent": indent_filter})
+    original_join = filters["join"]
+
+    @jinja2.pass_eval_context
+    def join_filter(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        items = list(value) if attribute is None else value
+        if attribute is None:
+            size = _size(items, MAX_REPEAT) + len(str(d)) * max(len(items) - 1, 0)
+            bounded(size, "a join() result")
+        return original_join(eval_ctx, items, d, attribute)
+
+    safe_range = cast("Callable[..., range]", environment.globals["range"])
+
+    def range_global(*args: Any) -> Any:
+        produced = safe_range(*args)
+        spend("range", len(produced), MAX_RANGE_ITEMS, "the number of range() items the template loops over")
+        return produced
+
+    filters.update({"format": format_filter, "center": center_filter, "indent": indent_filter,
+                    "join": join_filter})
+    environment.globals.update({"range": range_global, "namespace": BoundedNamespace})
     for name in _DROPPED_GLOBALS:
         environment.globals.pop(name, None)
     return environment
+
+
+#: list and dict methods that make them hold more
+_GROWING_METHODS = frozenset({"append", "extend", "insert", "update", "setdefault"})
 
 
 def render(text: str, path: Path, directory: Path, env: Mapping[str, str]) -> str:
@@ -228,7 +294,7 @@ def render(text: str, path: Path, directory: Path, env: Mapping[str, str]) -> st
     environment = _sandbox(jinja2)
     try:
         template = environment.from_string(text)
-        return template.render(env=env_function, project_dir=str(directory))
+        return _bounded_render(template, {"env": env_function, "project_dir": str(directory)}, path)
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: template error: {exc.message}") from None
     except jinja2.TemplateError as exc:
@@ -242,6 +308,36 @@ def render(text: str, path: Path, directory: Path, env: Mapping[str, str]) -> st
         where = f"{path}:{line}" if line else str(path)
         detail = " ".join(str(exc).split())[:200]
         raise ConfigError(f"{where}: template error: {type(exc).__name__}: {detail}") from None
+
+
+def _bounded_render(template: Any, variables: Mapping[str, Any], path: Path) -> str:
+    """The template rendered piece by piece, stopped (ConfigError naming the line reached) once the output
+    passes :data:`MAX_RENDERED` characters, before it is ever held whole."""
+    generator = template.generate(**variables)
+    pieces: list[str] = []
+    size = 0
+    for piece in generator:
+        size += len(piece)
+        if size > MAX_RENDERED:
+            line = _generator_line(template, generator)
+            generator.close()
+            where = f"{path}:{line}" if line else str(path)
+            raise ConfigError(f"{where}: template error: the rendered werf.yaml is too large (more than "
+                              f"{MAX_RENDERED} characters; loops that repeat too much?)")
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+def _generator_line(template: Any, generator: Any) -> int | None:
+    """The werf.yaml line a suspended render is at (best effort)."""
+    inner = generator
+    while getattr(inner, "gi_yieldfrom", None) is not None:
+        inner = inner.gi_yieldfrom
+    frame = getattr(inner, "gi_frame", None)
+    if frame is None or frame.f_code.co_filename != "<template>":
+        return None
+    line = template.get_corresponding_lineno(frame.f_lineno)
+    return int(line) if line else None
 
 
 def _template_error_line(exc: BaseException) -> int | None:

@@ -95,7 +95,8 @@ FORMATS: dict[str, Format] = {
             "posix.sh.j2",
             ".sh",
             posix_quote,
-            "echo 'ci-env setup failed: see the error above' >&2; exit 1\n",
+            # in CI (a non-interactive shell, set -e or not) the job stops; a terminal only sees status 1
+            "echo 'ci-env setup failed: see the error above' >&2; case $- in *i*) false ;; *) exit 1 ;; esac\n",
             _forbid("\0", "a shell variable cannot hold NUL"),
         ),
         Format(

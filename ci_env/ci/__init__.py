@@ -57,7 +57,8 @@ def detect(env: Mapping[str, str], requested: str = "auto") -> JobFacts:
         return _without_credentials(FAMILIES[family](env))
     if family in FAMILIES:  # generic behaviour inside GitLab or GitHub
         facts = FAMILIES[family](env)
-        generic_facts = replace(facts, family="generic", logins=(), registry=None, images_repo=None, token=None)
+        generic_facts = replace(facts, family="generic", logins=(), repo_logins=(), registry=None, images_repo=None,
+                                token=None)
         return _without_credentials(generic_facts)
     return _without_credentials(generic.facts(env))
 

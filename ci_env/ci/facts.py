@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 
@@ -44,9 +45,16 @@ class JobFacts:
     job_url: str | None = None
     environment: str | None = None
     logins: tuple[RegistryLogin, ...] = ()
+    #: Logins the job's credentials also open, used only for a repo on their registry (:meth:`logins_for`).
+    repo_logins: tuple[RegistryLogin, ...] = ()
     tmp_dir: str | None = None
     api_url: str | None = None
     token: str | None = field(default=None, repr=False)
+
+    def logins_for(self, registries: Collection[str]) -> tuple[RegistryLogin, ...]:
+        """The CI's logins, plus each of :attr:`repo_logins` whose registry is among ``registries`` (the
+        registries of the job's repos, as setup resolved them)."""
+        return (*self.logins, *(login for login in self.repo_logins if login.registry in registries))
 
     @property
     def job_key(self) -> str | None:

@@ -42,18 +42,16 @@ def _registry(system: str, server_url: str) -> str:
     return host or GHCR
 
 
-def logins(env: Mapping[str, str], registry: str) -> tuple[RegistryLogin, ...]:
-    """``registry`` with ``$GITHUB_ACTOR``/``$GITHUB_TOKEN``, plus docker.pkg.github.com when
-    ``$WERF_IMAGES_REPO`` is there; nothing when the actor or token is missing."""
+def logins(env: Mapping[str, str], registry: str) -> tuple[tuple[RegistryLogin, ...], tuple[RegistryLogin, ...]]:
+    """``registry`` with ``$GITHUB_ACTOR``/``$GITHUB_TOKEN``, and on github.com the same token for
+    docker.pkg.github.com, used only when a repo of the job is there (``JobFacts.repo_logins``);
+    nothing when the actor or token is missing."""
     actor, token = first(env, "GITHUB_ACTOR"), first(env, "GITHUB_TOKEN")
     if not (actor and token):
-        return ()
+        return (), ()
     hint = "$GITHUB_ACTOR and $GITHUB_TOKEN (the workflow needs packages: write)"
-    found = [RegistryLogin(registry, actor, token, hint)]
-    images_repo = first(env, "WERF_IMAGES_REPO") or ""
-    if registry == GHCR and images_repo.split("/", 1)[0] == PACKAGES_REGISTRY:
-        found.append(RegistryLogin(PACKAGES_REGISTRY, actor, token, hint))
-    return tuple(found)
+    legacy = (RegistryLogin(PACKAGES_REGISTRY, actor, token, hint),) if registry == GHCR else ()
+    return (RegistryLogin(registry, actor, token, hint),), legacy
 
 
 def facts(env: Mapping[str, str]) -> JobFacts:
@@ -83,6 +81,7 @@ def facts(env: Mapping[str, str]) -> JobFacts:
     branch = None if tag else (head_ref or ref_branch or (ref_name if ref_type == "branch" else None))
     is_pr = bool(head_ref) or first(env, "GITHUB_EVENT_NAME") in PULL_REQUEST_EVENTS or pull_request is not None
     registry = _registry(system, server)
+    always, legacy = logins(env, registry)
     return JobFacts(
         family="github",
         system=system,
@@ -100,7 +99,8 @@ def facts(env: Mapping[str, str]) -> JobFacts:
         pipeline_url=f"{server}/{repository}/actions/runs/{run_id}" if repository and run_id else None,
         job_url=None,
         environment=None,
-        logins=logins(env, registry),
+        logins=always,
+        repo_logins=legacy,
         tmp_dir=first(env, "RUNNER_TEMP"),
         api_url=first(env, "GITHUB_API_URL"),
         token=first(env, "GITHUB_TOKEN"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ci_env.boolean import boolean_word
+
 
 def first(env: Mapping[str, str], *names: str) -> str | None:
     """The value of the first of ``names`` that is set and not empty, else None."""
@@ -15,8 +17,9 @@ def first(env: Mapping[str, str], *names: str) -> str | None:
 
 
 def is_true(env: Mapping[str, str], name: str) -> bool:
-    """True when ``name`` is set to a true-like value (``true``, ``1``, ``yes``; any case)."""
-    return env.get(name, "").strip().lower() in {"true", "1", "yes"}
+    """True when ``name`` is set to a true word (:mod:`ci_env.boolean`); anything else is False, never an error:
+    these are the CI system's own variables."""
+    return boolean_word(env.get(name, "")) is True
 
 
 def parse_ref(ref: str) -> tuple[str | None, str | None, str | None]:

@@ -11,24 +11,35 @@ commit published which signature of which image. This module joins the two, with
    ``references.limit``: the newest ``last`` by date, those dated within ``in``, combined by ``operator``.
    A reference selected by several policies takes the ``imagesPerReference`` of the last of them.
 3. **Images per reference.** A branch's history is its head and every ancestor; a tag's history is its commit
-   alone. "Newest" is by committer date wherever the commit is in the graph (clocks can be wrong: a walk stops
-   only when nothing left can be newer, see :attr:`CommitGraph.bounds`). Per image, each signature is counted
-   at its newest commit on that history; signatures published by one commit count as one. Kept: the newest
-   ``last`` (-1: all; 0: none) and/or those whose commit is within ``in`` (``And``: both; ``Or``: either).
-   A signature is kept when any selected reference keeps it.
+   alone. "Newest" is by committer date wherever the commit is in the history. Per image, each signature is
+   counted at its newest commit on that history; signatures published by one commit count as one. Kept: the
+   newest ``last`` (any negative: all; 0: none) and/or those whose commit is within ``in`` (``And``: both;
+   ``Or``: either). A signature is kept when any selected reference keeps it.
 
-Everything is read with one ``git for-each-ref`` and one ``git log`` whatever the number of references (and
-one ``git cat-file`` when a tag points at another tag object).
+**Reading only as deep as the policies can keep.** The commits that matter are known before the walk: those
+of the metadata records (their dates are read first, in one ``git rev-list --no-walk``; commits the clone does
+not have are left out). Each selected branch's history is streamed from one ``git rev-list --timestamp`` (git's
+newest-first walk) and the stream is stopped as soon as no record commit that could still change what the
+branch keeps is left unreached (:class:`_Walk`): a commit dated below the ``last``-th newest image found, or
+outside ``in`` under ``And``, or superseded by a newer commit of the same signature, cannot. That rule is exact
+whatever the clocks said (a commit made with a clock behind hides nothing beneath it; one made with a clock
+ahead is still found). When such commits remain but none can be an ancestor by the dates (every commit still
+to come is older than all of them, for :data:`SLOP` commits in a row: records of other branches, for example),
+the walk also stops, as git's own ``--since`` does; only a history whose clocks went back by more than
+:data:`SLOP` commits below such a record could hide it. Tags need no walk. Memory holds the records and one
+reference's walk state, never the history.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+import bisect
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from ci_env.cleanup.keep_policies import AND, BRANCH, OR, REFERENCES_DEFAULT_LAST, TAG, KeepPolicy, Limit
+from ci_env.errors import ConfigError
 from ci_env.gitinfo import REMOTE, GitRepository
 
 
@@ -76,7 +87,7 @@ class Verdict:
     kept: dict[tuple[str | None, str], Reach] = field(default_factory=dict)
     missed: dict[tuple[str | None, str], list[Miss]] = field(default_factory=dict)
     references: int = 0  #: references the policies selected
-    commits: int = 0  #: commits in the graph
+    commits: int = 0  #: commits read from git (the walks of the references, and the record commits' dates)
 
 
 @dataclass(frozen=True)
@@ -88,80 +99,62 @@ class Published:
     signature: str
 
 
-class CommitGraph:
-    """Every commit reachable from the branches and tags: committer date and parents, read in one ``git log``.
+#: Commits walked past the point where, by their dates, nothing left can change a reference's verdict, before
+#: its walk stops anyway: room for clocks that were wrong (git's ``--since`` allows 5).
+SLOP = 100
 
-    ``bounds[sha]`` is the newest committer date of ``sha`` and all its ancestors: equal to its own date in a
-    history whose clocks were right, later when an ancestor's clock was ahead (or this commit's behind). Walks
-    go by it, so that everything not yet walked is known to be dated no later than the bound last walked."""
 
-    def __init__(self, dates: Mapping[str, int], parents: Mapping[str, tuple[str, ...]],
-                 bounds: Mapping[str, int] | None = None) -> None:
-        self.dates = dates
-        self.parents = parents
-        self.bounds = bounds if bounds is not None else _bounds(dates, parents)
+class CommitLog:
+    """Commits read from git on demand: the dates of chosen commits, and each reference's history streamed
+    newest first, read only as far as its walk goes. ``read`` counts the commits read so far."""
 
-    @classmethod
-    def load(cls, repo: GitRepository, heads: Iterable[str]) -> CommitGraph:
-        """The history of ``heads`` (commit ids)."""
-        wanted = sorted(set(heads))
-        dates: dict[str, int] = {}
-        parents: dict[str, tuple[str, ...]] = {}
+    def __init__(self, repo: GitRepository) -> None:
+        self.repo = repo
+        self.read = 0
+
+    def dates(self, commits: Iterable[str]) -> dict[str, int]:
+        """The committer date (Unix seconds) of each of ``commits`` the repository has as a commit (one
+        ``git cat-file`` and one ``git rev-list --no-walk``); the others are left out."""
+        wanted = sorted(set(commits))
         if not wanted:
-            return cls(dates, parents, {})
-        # --topo-order: no parent before all its children, so the bounds are computed in one reversed pass
-        out = repo._git("log", "--topo-order", "--stdin", "--format=%H %ct %P", stdin="\n".join(wanted) + "\n")
-        order: list[str] = []
+            return {}
+        out = self.repo._git("cat-file", "--batch-check=%(objectname) %(objecttype)", stdin="\n".join(wanted) + "\n")
+        present = [line.split()[0] for line in out.splitlines() if line.endswith(" commit")]
+        if not present:
+            return {}
+        out = self.repo._git("rev-list", "--no-walk=unsorted", "--timestamp", "--stdin",
+                             stdin="\n".join(present) + "\n")
+        found: dict[str, int] = {}
         for line in out.splitlines():
-            sha, stamp, *rest = line.split(" ")
-            dates[sha] = int(stamp)
-            parents[sha] = tuple(p for p in rest if p)
-            order.append(sha)
-        bounds: dict[str, int] = {}
-        for sha in reversed(order):
-            bounds[sha] = max([dates[sha], *(bounds[p] for p in parents[sha] if p in bounds)])
-        return cls(dates, parents, bounds)
+            stamp, sha = line.split(" ", 1)
+            found[sha] = int(stamp)
+        self.read += len(found)
+        return found
 
-    def date(self, sha: str) -> datetime:
-        return datetime.fromtimestamp(self.dates.get(sha, 0), tz=timezone.utc)
-
-    def walk(self, head: str, depth: int | None = None) -> Iterator[tuple[str, int]]:
-        """``head`` and its ancestors, each once, with the bound of what is left: every commit not yet yielded is
-        dated no later than it. Newest first by :attr:`bounds` (committer date where clocks were right);
-        ``depth`` 1: ``head`` alone."""
-        if head not in self.dates:
-            return
-        if depth == 1:
-            yield head, self.dates[head]
-            return
-        seen = {head}
-        queue = [(-self.bounds[head], head)]
-        while queue:
-            bound, sha = heapq.heappop(queue)
-            yield sha, -bound
-            for parent in self.parents.get(sha, ()):
-                if parent not in seen and parent in self.dates:
-                    seen.add(parent)
-                    heapq.heappush(queue, (-self.bounds[parent], parent))
-
-
-def _bounds(dates: Mapping[str, int], parents: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
-    """:attr:`CommitGraph.bounds` for a graph given in any order (iterative, parents first)."""
-    bounds: dict[str, int] = {}
-    for start in dates:
-        stack = [start]
-        while stack:
-            sha = stack[-1]
-            if sha in bounds:
-                stack.pop()
-                continue
-            pending = [p for p in parents.get(sha, ()) if p in dates and p not in bounds]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            bounds[sha] = max([dates[sha], *(bounds[p] for p in parents.get(sha, ()) if p in bounds)])
-    return bounds
+    def walk(self, head: str) -> Iterator[tuple[str, int]]:
+        """``head`` and its ancestors with their committer dates, in git's order (newest date first among the
+        commits whose children were read), from a ``git rev-list`` that is stopped when the caller stops."""
+        command = ["git", "-C", str(self.repo.path), "rev-list", "--timestamp", head, "--"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1 << 16)
+        assert process.stdout is not None
+        finished = False
+        try:
+            for line in process.stdout:
+                stamp, sha = line.rstrip("\n").split(" ", 1)
+                self.read += 1
+                yield sha, int(stamp)
+            finished = True
+        finally:
+            if not finished:
+                process.kill()
+            process.stdout.close()
+            error = process.stderr.read() if process.stderr is not None else ""
+            if process.stderr is not None:
+                process.stderr.close()
+            code = process.wait()
+        if code != 0:
+            lines = error.strip().splitlines()
+            raise ConfigError(f"git rev-list failed in {self.repo.path}: {lines[-1] if lines else f'exit {code}'}")
 
 
 def list_references(repo: GitRepository) -> list[Reference]:
@@ -242,52 +235,136 @@ def select_references(
     return selected
 
 
-def _hits(
-    graph: CommitGraph, ref: Reference, published: Mapping[str, Sequence[Published]], images: Set[str | None],
-    limit: Limit, last: int, now: datetime,
-) -> dict[str | None, list[tuple[str, list[str]]]]:
-    """Per image: (commit, signatures), each signature at its newest commit (by committer date) on the history.
+class _Walk:
+    """One reference's walk: which record commits it reached, and whether any left could still change its verdict.
 
-    The walk stops as soon as nothing further can be kept, whatever the clocks said: once what is left is all
-    older than ``in`` (under ``Or``, once every image also has ``last`` commits that nothing left can outrank);
-    without ``in``, once every image has such ``last`` commits. (Under ``And`` with ``in`` the walk goes on to
-    ``in`` past ``last``, so that the images it passes over can be named in the plan.)"""
-    best: dict[tuple[str | None, str], str] = {}  # (image, signature) -> its newest commit so far
-    counts: dict[str | None, dict[str, int]] = {}  # image -> commit -> signatures it is the newest commit of
-    cutoff = int((now - limit.within).timestamp()) if limit.within is not None else None
-    either = limit.operator == OR and cutoff is not None
-    dates = graph.dates
+    ``candidates[image]``: (date, commit) of every record commit of ``image``, oldest first. A candidate not
+    reached yet is *dead* when it can no longer change what the reference keeps: dated at or before the
+    threshold (``in``'s cutoff under ``And``; else below the ``last``-th newest image found so far, and outside
+    ``in`` under ``Or``), or each signature it published already found at a commit at least as new. Everything
+    a walk can learn only makes more candidates dead, so a pointer per image moves from the oldest up: the
+    candidate it points at is the oldest one still alive."""
 
-    def full(bound: int) -> bool:
-        """Every image has ``last`` commits dated at or after ``bound`` (nothing left can outrank them)."""
-        if last < 0 or any(len(counts.get(image, ())) < last for image in images):
-            return False
-        return all(sum(1 for sha in counts[image] if dates[sha] >= bound) >= last for image in images)
+    def __init__(self, candidates: Mapping[str | None, Sequence[tuple[int, str]]],
+                 published: Mapping[str, Sequence[Published]], limit: Limit, last: int, now: datetime) -> None:
+        self.candidates = candidates
+        self.published = published
+        self.last = last
+        within = limit.within is not None
+        self.cutoff = (now - limit.within).timestamp() if limit.within is not None else float("-inf")
+        self.by_in_only = within and limit.operator == AND
+        self.either = within and limit.operator == OR
+        self.best: dict[tuple[str | None, str], tuple[str, int]] = {}  # (image, signature) -> newest (commit, date)
+        self.counts: dict[str | None, dict[str, int]] = {}  # image -> commit -> signatures it is the newest of
+        self.ranked: dict[str | None, list[int]] = {}  # image -> dates of the commits of counts, ascending
+        self.reached: set[str] = set()
+        self.low = dict.fromkeys(candidates, 0)
+        for image in candidates:
+            self._advance(image)
 
-    for sha, bound in graph.walk(ref.head, 1 if ref.kind == TAG else None):
-        old = cutoff is not None and bound <= cutoff
-        if (old and full(bound)) if either else (old if cutoff is not None else full(bound)):
-            break
-        for record in published.get(sha, ()):
+    def _threshold(self, image: str | None) -> float:
+        """Candidates of ``image`` dated at or before this cannot be kept by this reference."""
+        if self.by_in_only:
+            return self.cutoff
+        ranked = self.ranked.get(image, [])
+        by_last = float("-inf") if self.last < 0 or len(ranked) < self.last else float(ranked[-self.last])
+        return min(by_last, self.cutoff) if self.either else by_last
+
+    def _dead(self, image: str | None, date: int, sha: str, threshold: float) -> bool:
+        if date <= threshold or sha in self.reached:
+            return True
+        return all(record.image != image or self.best.get((image, record.signature), ("", -1))[1] >= date
+                   for record in self.published.get(sha, ()))
+
+    def _advance(self, image: str | None) -> None:
+        entries = self.candidates[image]
+        index = self.low[image]
+        threshold = self._threshold(image)
+        while index < len(entries) and self._dead(image, entries[index][0], entries[index][1], threshold):
+            index += 1
+        self.low[image] = index
+
+    def oldest_alive(self) -> int | None:
+        """The date of the oldest candidate that could still change the verdict; None when there is none."""
+        dates = [self.candidates[image][index][0] for image, index in self.low.items()
+                 if index < len(self.candidates[image])]
+        return min(dates) if dates else None
+
+    def visit(self, sha: str, date: int) -> None:
+        """Count the records of commit ``sha`` (dated ``date``): each signature at its newest commit."""
+        records = self.published.get(sha)
+        if not records:
+            return
+        self.reached.add(sha)
+        touched: set[str | None] = set()
+        for record in records:
             key = (record.image, record.signature)
-            before = best.get(key)
-            if before is not None and dates[before] >= dates[sha]:
+            before = self.best.get(key)
+            touched.add(record.image)
+            if before is not None and before[1] >= date:
                 continue
-            best[key] = sha
-            per_image = counts.setdefault(record.image, {})
+            self.best[key] = (sha, date)
+            per_image = self.counts.setdefault(record.image, {})
+            ranked = self.ranked.setdefault(record.image, [])
+            if sha not in per_image:
+                bisect.insort(ranked, date)
             per_image[sha] = per_image.get(sha, 0) + 1
             if before is not None:
-                per_image[before] -= 1
-                if not per_image[before]:
-                    del per_image[before]
-    grouped: dict[str | None, dict[str, list[str]]] = {}
-    for (image, signature), sha in best.items():
-        grouped.setdefault(image, {}).setdefault(sha, []).append(signature)
-    return {image: list(commits.items()) for image, commits in grouped.items()}
+                per_image[before[0]] -= 1
+                if not per_image[before[0]]:
+                    del per_image[before[0]]
+                    del ranked[bisect.bisect_left(ranked, before[1])]
+        for image in touched:
+            if image in self.low:
+                self._advance(image)
+
+    def hits(self) -> dict[str | None, list[tuple[str, list[str]]]]:
+        """Per image: (commit, signatures), each signature at its newest commit on the history."""
+        grouped: dict[str | None, dict[str, list[str]]] = {}
+        for (image, signature), (sha, _date) in self.best.items():
+            grouped.setdefault(image, {}).setdefault(sha, []).append(signature)
+        return {image: list(commits.items()) for image, commits in grouped.items()}
+
+
+def _hits(
+    log: CommitLog, ref: Reference, candidates: Mapping[str | None, Sequence[tuple[int, str]]],
+    dates: Mapping[str, int], published: Mapping[str, Sequence[Published]], limit: Limit, last: int, now: datetime,
+) -> dict[str | None, list[tuple[str, list[str]]]]:
+    """Per image: (commit, signatures) the history of ``ref`` reaches, read only as deep as can matter (see the
+    module docstring). Under ``And`` with ``in`` the walk goes on to ``in`` past ``last``, so that the images it
+    passes over can be named in the plan."""
+    walk = _Walk(candidates, published, limit, last, now)
+    if ref.kind == TAG:
+        if ref.head in dates:
+            walk.visit(ref.head, dates[ref.head])
+        return walk.hits()
+    alive = walk.oldest_alive()
+    if alive is None:
+        return walk.hits()
+    below = 0  # commits in a row dated before every candidate still alive
+    for sha, date in log.walk(ref.head):
+        walk.visit(sha, date)
+        if sha in published:
+            still = walk.oldest_alive()
+            if still is None:
+                break
+            alive = still
+        below = below + 1 if date < alive else 0
+        if below > SLOP:
+            break
+    return walk.hits()
+
+
+def read_history(
+    policies: Sequence[KeepPolicy], refs: Sequence[Reference], repo: GitRepository, records: Iterable[Published],
+    now: datetime,
+) -> Verdict:
+    """Which (image, signature) the policies keep, reading ``repo``'s history only as deep as they can keep."""
+    return evaluate(policies, refs, CommitLog(repo), records, now)
 
 
 def evaluate(
-    policies: Sequence[KeepPolicy], refs: Sequence[Reference], graph: CommitGraph, records: Iterable[Published],
+    policies: Sequence[KeepPolicy], refs: Sequence[Reference], log: CommitLog, records: Iterable[Published],
     now: datetime,
 ) -> Verdict:
     """Which (image, signature) the policies keep, and which they reached but did not keep."""
@@ -296,24 +373,39 @@ def evaluate(
         published.setdefault(record.commit, []).append(record)
     images = {record.image for records in published.values() for record in records}
     selected = select_references(policies, refs, now)
-    verdict = Verdict(references=len(selected), commits=len(graph.dates))
+    tag_heads = [ref.head for ref in selected if ref.kind == TAG]
+    dates = log.dates([*published, *tag_heads])  # record commits the clone has, and the tagged commits
+    published = {sha: found for sha, found in published.items() if sha in dates}
+    candidates: dict[str | None, list[tuple[int, str]]] = {image: [] for image in images}
+    for sha, found in published.items():
+        for image in {record.image for record in found}:
+            candidates[image].append((dates[sha], sha))
+    for entries in candidates.values():
+        entries.sort()
+    verdict = Verdict(references=len(selected))
     for ref, policy in sorted(selected.items(), key=lambda item: (item[1].number, -item[0].date.timestamp())):
         last = policy.images_last
         limit = policy.images_per_reference
         if last == 0:
             continue
-        for image, commits in _hits(graph, ref, published, images, limit, last, now).items():
-            commits.sort(key=lambda hit: graph.dates[hit[0]], reverse=True)
+        beyond = f"its images per reference ({limit.describe(1)}) of keep policy #{policy.number}"
+        for image, commits in _hits(log, ref, candidates, dates, published, limit, last, now).items():
+            commits.sort(key=lambda hit: dates[hit[0]], reverse=True)
             by_last = {sha for sha, _ in (commits if last < 0 else commits[:last])}
-            by_in = {sha for sha, _ in commits if _within(graph.date(sha), limit.within, now)}
+            by_in = {sha for sha, _ in commits if _within(_date(dates[sha]), limit.within, now)}
             keep = by_last | by_in if limit.operator == OR and limit.within is not None else by_last & by_in
             for position, (sha, signatures) in enumerate(commits, 1):
                 for signature in signatures:
                     key = (image, signature)
                     if sha in keep:
-                        verdict.kept.setdefault(key, Reach(policy, ref, sha, graph.date(sha)))
+                        verdict.kept.setdefault(key, Reach(policy, ref, sha, _date(dates[sha])))
                     else:
-                        why = (f"{ref} reaches it at commit {sha[:12]} as image {position} (newest first), beyond "
-                               f"its images per reference ({limit.describe(1)}) of keep policy #{policy.number}")
+                        why = (f"{ref} reaches it at commit {sha[:12]} as image {position} (newest first), "
+                               f"beyond {beyond}")
                         verdict.missed.setdefault(key, []).append(Miss(policy, ref, sha, why))
+    verdict.commits = log.read
     return verdict
+
+
+def _date(stamp: int) -> datetime:
+    return datetime.fromtimestamp(stamp, tz=timezone.utc)

@@ -1,10 +1,14 @@
 """What runs in Kubernetes, so that cleanup never removes it.
 
 :func:`scan` reads every context of the kubeconfig (``--kube-config``, else ``KUBECONFIG``, a list of
-files separated by ``:``, else ``~/.kube/config``; ``--kube-context`` picks one), lists the kinds of
-:data:`~ci_env.cleanup.kube_objects.KINDS` in all namespaces (or, with ``--scan-context-namespace-only``,
-in the context's namespace, ``default`` when it names none) and returns :class:`ImagesInUse`: which
-workload uses which ``repository:tag``, ``repository@digest`` and running digest.
+files separated by ``:``, else ``~/.kube/config``; ``--kube-context`` picks one), or, when there is none and
+cleanup runs in a pod, the pod's service account as ``kubectl`` does (``KUBERNETES_SERVICE_HOST`` and
+``_PORT``, the token and CA in ``/var/run/secrets/kubernetes.io/serviceaccount``: the context
+``inClusterContext``, as werf names it). It lists the kinds of :data:`~ci_env.cleanup.kube_objects.KINDS` in
+the namespaces of ``--kube-scan-namespaces`` when given, else in all namespaces (or, with
+``--scan-context-namespace-only``, in the context's namespace, ``default`` when it names none; the pod's own
+namespace in the cluster) and returns :class:`ImagesInUse`: which workload uses which ``repository:tag``,
+``repository@digest`` and running digest.
 
 This is the only module that imports the ``kubernetes`` client (the ``kube`` extra), and only when a
 kubeconfig exists. Each list call pages (``limit``/``continue``), has a timeout, and the calls run in
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,15 +65,40 @@ class Workload:
         return f"{self.context}/{self.namespace}/{self.kind}/{self.name}"
 
 
+#: The service account a pod's containers get (token, ca.crt, namespace), as kubectl reads it in a cluster.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+#: The context name of the in-cluster configuration (werf's).
+IN_CLUSTER = "inClusterContext"
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
 @dataclass(frozen=True)
 class KubeSettings:
     """Where and whether to look: ``--without-kube``, ``--kube-config`` files, ``--kube-context``,
-    ``--scan-context-namespace-only``."""
+    ``--scan-context-namespace-only``, ``--kube-scan-namespaces``; ``service_account_dir``: where a pod's
+    service account is mounted."""
 
     without_kube: bool = False
     kube_config: tuple[Path, ...] = ()
     kube_context: str | None = None
     namespace_only: bool = False
+    scan_namespaces: tuple[str, ...] = ()
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR
+
+
+def scan_namespaces(values: Iterable[str]) -> tuple[str, ...]:
+    """``--kube-scan-namespaces`` values (each may list several, separated by commas or spaces), in order, each
+    once; UsageError for a name Kubernetes would not accept (a DNS label: lower case letters, digits, ``-``)."""
+    names: list[str] = []
+    for value in values:
+        for name in value.replace(",", " ").split():
+            if not _NAMESPACE.fullmatch(name):
+                raise UsageError(f"--kube-scan-namespaces {name!r} is not a Kubernetes namespace name (lower case "
+                                 "letters, digits and '-', at most 63): give the namespaces to scan, e.g. "
+                                 "--kube-scan-namespaces apps,jobs")
+            if name not in names:
+                names.append(name)
+    return tuple(names)
 
 
 _Index = Mapping[tuple[str, str], tuple[Workload, ...]]
@@ -170,6 +200,13 @@ def kubeconfig_files(settings: KubeSettings, env: Mapping[str, str]) -> tuple[tu
     return ((default,) if default.is_file() else ()), str(default)
 
 
+def in_cluster(settings: KubeSettings, env: Mapping[str, str]) -> bool:
+    """True when cleanup runs in a pod whose service account kubectl would use for want of a kubeconfig:
+    ``KUBERNETES_SERVICE_HOST`` and ``KUBERNETES_SERVICE_PORT`` set and the account's token mounted."""
+    return bool(env.get("KUBERNETES_SERVICE_HOST") and env.get("KUBERNETES_SERVICE_PORT")
+                and (settings.service_account_dir / "token").is_file())
+
+
 def _not_protected(where: str, why: str) -> ImagesInUse:
     return ImagesInUse(note=f"kubernetes: {why} ({where}): images running in Kubernetes are not protected; "
                             "pass --kube-config FILE to protect them, or --without-kube to silence this")
@@ -188,25 +225,30 @@ def scan(settings: KubeSettings, env: Mapping[str, str]) -> ImagesInUse:
     if settings.without_kube:
         return ImagesInUse()
     files, where = kubeconfig_files(settings, env)
-    if not files:
+    cluster = not files and in_cluster(settings, env)
+    if not files and not cluster:
         if settings.kube_context is not None:
             raise UsageError(f"--kube-context {settings.kube_context!r} is given but no kubeconfig was found "
                              f"({where}): pass --kube-config FILE")
         return _not_protected(where, "no kubeconfig found")
-    kube = _import_kubernetes()
+    kube = _import_kubernetes("this job runs in a Kubernetes pod with a service account" if cluster
+                              else "a kubeconfig was found")
     config_file = os.pathsep.join(str(p) for p in files)
-    contexts = _contexts(kube, config_file, where, settings)
+    contexts = _in_cluster_context(settings) if cluster else _contexts(kube, config_file, where, settings)
     if not contexts:
         return _not_protected(where, "the kubeconfig has no contexts")
     clients: dict[str, Any] = {}
     failures: list[_Failure] = []
-    for name, _namespace in contexts:
+    for name, _namespaces in contexts:
         try:
-            clients[name] = _client(kube, config_file, name)
+            clients[name] = _in_cluster_client(kube, settings, env) if cluster else _client(kube, config_file, name)
         except Exception as exc:  # the client raises many types for a bad context (missing file, exec plugin)
+            fix = (f"check the service account mounted in {settings.service_account_dir}" if cluster
+                   else "fix this context in the kubeconfig")
             failures.append(_Failure(name, None, None, f"its configuration cannot be loaded: {_cause(kube, exc)}",
-                                     "fix this context in the kubeconfig"))
-    tasks = [(name, namespace, kind) for name, namespace in contexts if name in clients for kind in KINDS]
+                                     fix))
+    tasks = [(name, namespace, kind) for name, namespaces in contexts if name in clients
+             for namespace in namespaces for kind in KINDS]
     uses: list[tuple[Workload, ImageUse]] = []
     objects = 0
     try:
@@ -227,7 +269,7 @@ def scan(settings: KubeSettings, env: Mapping[str, str]) -> ImagesInUse:
     return ImagesInUse.index(uses, [name for name, _ns in contexts], objects)
 
 
-def _import_kubernetes() -> ModuleType:
+def _import_kubernetes(found: str) -> ModuleType:
     try:
         import kubernetes.client
         import kubernetes.config
@@ -235,15 +277,48 @@ def _import_kubernetes() -> ModuleType:
         if not (exc.name or "").startswith("kubernetes"):
             raise
         raise KubernetesError(
-            "a kubeconfig was found but the kubernetes package is not installed, so cleanup cannot see which "
-            "images run in Kubernetes: pip install 'ci-env[kube]', or pass --without-kube (WERF_WITHOUT_KUBE=1) "
-            "to clean without protecting them"
+            f"{found} but the kubernetes package is not installed, so cleanup cannot see which "
+            "images run in Kubernetes: install ci-env with the kube extra (CI_ENV_EXTRAS=docker,kube in the Action "
+            "and the template), or pass --without-kube (WERF_WITHOUT_KUBE=1) to clean without protecting them"
         ) from None
     return kubernetes
 
 
-def _contexts(kube: ModuleType, config_file: str, where: str, settings: KubeSettings) -> list[tuple[str, str | None]]:
-    """(name, namespace to list or None for all) of each context to scan, in kubeconfig order."""
+def _namespaces(settings: KubeSettings, own: str | None) -> tuple[str | None, ...]:
+    """The namespaces to list in a context whose namespace is ``own`` (None: all namespaces), as werf chooses
+    them: ``--kube-scan-namespaces``, else the context's with ``--scan-context-namespace-only``, else all."""
+    if settings.scan_namespaces:
+        return settings.scan_namespaces
+    return (own or "default",) if settings.namespace_only else (None,)
+
+
+def _in_cluster_context(settings: KubeSettings) -> list[tuple[str, tuple[str | None, ...]]]:
+    """The one in-cluster context, its namespace the pod's (its service account's ``namespace`` file)."""
+    if settings.kube_context not in (None, IN_CLUSTER):
+        raise UsageError(f"--kube-context {settings.kube_context!r} is given but no kubeconfig was found; in this "
+                         f"pod the only context is {IN_CLUSTER!r} (its service account): pass --kube-config FILE")
+    try:
+        own = (settings.service_account_dir / "namespace").read_text().strip() or None
+    except OSError:
+        own = None
+    return [(IN_CLUSTER, _namespaces(settings, own))]
+
+
+def _in_cluster_client(kube: ModuleType, settings: KubeSettings, env: Mapping[str, str]) -> Any:
+    """A client with the pod's service account, as kubectl makes it (the token re-read as it is renewed)."""
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    configuration = kube.client.Configuration()
+    InClusterConfigLoader(token_filename=str(settings.service_account_dir / "token"),
+                          cert_filename=str(settings.service_account_dir / "ca.crt"),
+                          environ=dict(env)).load_and_set(configuration)
+    return kube.client.ApiClient(configuration=configuration)
+
+
+def _contexts(
+    kube: ModuleType, config_file: str, where: str, settings: KubeSettings,
+) -> list[tuple[str, tuple[str | None, ...]]]:
+    """(name, namespaces to list, None for all) of each context to scan, in kubeconfig order."""
     try:
         listed, _current = kube.config.list_kube_config_contexts(config_file=config_file)
     except kube.config.ConfigException as exc:
@@ -258,8 +333,7 @@ def _contexts(kube: ModuleType, config_file: str, where: str, settings: KubeSett
         body = entry.get("context") or {}
         if not name:
             continue
-        namespace = str(body.get("namespace") or "default") if settings.namespace_only else None
-        contexts.append((name, namespace))
+        contexts.append((name, _namespaces(settings, str(body.get("namespace") or "") or None)))
     if settings.kube_context is not None:
         chosen = [c for c in contexts if c[0] == settings.kube_context]
         if not chosen:
@@ -369,7 +443,8 @@ def _fix(kube: ModuleType, exc: BaseException, kind: Kind, namespace: str | None
     if status == 403:
         scope = f"in namespace {namespace!r}" if namespace else "cluster-wide"
         group = kind.group or "core"
-        return f"grant its user get and list on {kind.resource} (API group {group}) {scope} (see {DOCS})"
+        narrower = "" if namespace else ", or scan only the namespaces it may read with --kube-scan-namespaces"
+        return f"grant its user get and list on {kind.resource} (API group {group}) {scope}{narrower} (see {DOCS})"
     if status == 401:
         return "its credentials were refused: renew them (an expired token?)"
     if status == 404:

@@ -33,7 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ci_env.cleanup.protections import duration_or_none
+from ci_env.cleanup.protections import go_duration_or_none
 from ci_env.errors import ConfigError
 
 AND = "And"
@@ -192,7 +192,7 @@ _SECTION_KEYS = {
 _POLICY_KEYS = {"references": "branch or tag, and limit", "imagesPerReference": "last, in, operator"}
 _REFERENCES_KEYS = {"branch": "a branch name or /REGEX/", "tag": "a git tag name or /REGEX/",
                     "limit": "last, in, operator"}
-_LIMIT_KEYS = {"last": "a whole number, -1 for no limit", "in": "a duration: 30m, 168h, 7d, 1d12h",
+_LIMIT_KEYS = {"last": "a whole number, negative for no limit", "in": "a duration: 30m, 21.5h, 1h30m, 168h, 7d",
                "operator": "And or Or"}
 
 
@@ -230,18 +230,47 @@ class _Reader:
         return str(node.value)
 
     def boolean(self, node: Any, where: str) -> bool:
-        value = self.scalar(node, where).lower()
-        if value not in ("true", "false"):
-            raise self.fail(node, f"{where} must be true or false (got {value!r})")
-        return value == "true"
-
-    def integer(self, node: Any, where: str, minimum: int) -> int:
+        """A YAML 1.1 boolean as werf's YAML reader (go-yaml v2) reads it: ``true``/``false``, ``yes``/``no``,
+        ``on``/``off``, ``y``/``n``, each lower case, capitalised or upper case, unquoted. (``true``/``false``
+        are also taken quoted or in any case, as ci-env always did.)"""
         text = self.scalar(node, where)
-        value = int(text) if re.fullmatch(r"-?[0-9]+", text.strip()) else minimum - 1
-        if value < minimum:
-            lowest = "-1 for no limit, 0 or more" if minimum == -1 else f"{minimum} or more"
-            raise self.fail(node, f"{where} must be a whole number ({lowest}); got {text!r}")
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if getattr(node, "style", None) is None and text in YAML11_BOOLEANS:
+            return YAML11_BOOLEANS[text]
+        quoted = " (quoted, it is a string: write it without quotes)" if text in YAML11_BOOLEANS else ""
+        raise self.fail(node, f"{where} must be true or false (or yes/no, on/off); got {text!r}{quoted}")
+
+    def integer(self, node: Any, where: str, minimum: int | None) -> int:
+        """A whole number as werf's YAML reader reads it (``1_000``, ``0x10``, ``0o17``, ``017``, ``0b101``, a
+        sign); below ``minimum`` (None: any) is an error."""
+        text = self.scalar(node, where)
+        value = yaml_int(text)
+        if value is None or (minimum is not None and value < minimum):
+            lowest = "" if minimum is None else f" ({minimum} or more)"
+            raise self.fail(node, f"{where} must be a whole number{lowest}; got {text!r}")
         return value
+
+
+#: YAML 1.1's booleans as go-yaml v2 (werf's YAML reader) resolves an unquoted scalar.
+YAML11_BOOLEANS: dict[str, bool] = {
+    **{word: True for base in ("y", "yes", "true", "on") for word in (base, base.capitalize(), base.upper())},
+    **{word: False for base in ("n", "no", "false", "off") for word in (base, base.capitalize(), base.upper())},
+}
+
+_YAML_INT = re.compile(r"([-+]?)(0b[01]+|0o[0-7]+|0x[0-9a-fA-F]+|0[0-7]+|[0-9]+)")
+
+
+def yaml_int(text: str) -> int | None:
+    """``text`` as go-yaml v2 resolves an integer (underscores dropped; ``0x``, ``0o``, ``0b`` and a leading ``0``
+    for octal, as Go's ``strconv.ParseInt`` with base 0); None when it is not one."""
+    match = _YAML_INT.fullmatch(text.strip().replace("_", ""))
+    if match is None:
+        return None
+    sign, digits = match.groups()
+    base = {"0b": 2, "0o": 8, "0x": 16}.get(digits[:2], 8 if len(digits) > 1 and digits[0] == "0" else 10)
+    value = int(digits[2:] if base in (2, 16) or digits[:2] == "0o" else digits, base)
+    return -value if sign == "-" else value
 
 
 def _is_null(node: Any) -> bool:
@@ -317,14 +346,16 @@ def _policy(read: _Reader, node: Any, number: int) -> KeepPolicy:
 
 def _limit(read: _Reader, node: Any, where: str) -> Limit:
     fields = read.mapping(node, where, _LIMIT_KEYS)
-    last = read.integer(fields["last"][1], f"{where}.last", -1) if "last" in fields else None
+    last = None
+    if "last" in fields:  # as werf: any negative number is "no limit"
+        last = max(read.integer(fields["last"][1], f"{where}.last", None), -1)
     within = None
     if "in" in fields:
         text = read.scalar(fields["in"][1], f"{where}.in")
-        within = duration_or_none(text)
+        within = go_duration_or_none(text)
         if within is None:
-            raise read.fail(fields["in"][1], f"{where}.in {text!r} is not a duration: write e.g. 30m, 12h, 168h, 7d "
-                                             "or 1d12h")
+            raise read.fail(fields["in"][1], f"{where}.in {text!r} is not a duration: write a number with a unit "
+                                             "(ns, us, ms, s, m, h, d), e.g. 30m, 21.5h, 1h30m, 168h or 7d")
     operator = AND
     if "operator" in fields:
         operator = read.scalar(fields["operator"][1], f"{where}.operator")
@@ -334,6 +365,9 @@ def _limit(read: _Reader, node: Any, where: str) -> Limit:
 
 
 def _duration_text(value: timedelta) -> str:
+    """``7d``, ``1d12h``, ``21h30m``, ``500ms``, ``-1h``: the duration as a reader would write it."""
+    if value < timedelta(0):
+        return "-" + _duration_text(-value)
     seconds = int(value.total_seconds())
     units: tuple[tuple[str, int], ...] = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
     parts = []
@@ -341,5 +375,7 @@ def _duration_text(value: timedelta) -> str:
         if seconds >= size:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
+    milliseconds = value.microseconds // 1000
+    if milliseconds or (not parts and value.microseconds):
+        parts.append(f"{milliseconds}ms" if milliseconds else f"{value.microseconds}us")
     return "".join(parts) or "0s"
-

@@ -10,7 +10,8 @@ registry mirror may rewrite one of them).
 Image strings are normalised with the project's own reference parser, as cleanup writes repositories
 (``str(RepoAddress)``), with Docker Hub's official images under ``docker.io/library/``: ``nginx``,
 ``nginx:latest``, ``docker.io/library/nginx`` and ``index.docker.io/library/nginx:latest`` are all
-``docker.io/library/nginx:latest``; a reference without tag or digest means ``:latest``.
+``docker.io/library/nginx:latest``; an explicit default port is dropped (``host:443/app`` is ``host/app``,
+so is ``host:80/app``); a reference without tag or digest means ``:latest``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from ci_env.errors import ConfigError
-from ci_env.registry.reference import DOCKER_HUB, RepoAddress, parse_address, parse_image_ref
+from ci_env.registry.reference import RepoAddress, parse_address, parse_image_ref, repository_identity
 
 #: The repository of a reference that names a digest only (a bare ``sha256:...`` imageID).
 ANY_REPOSITORY = ""
@@ -90,10 +91,9 @@ class ImageUse:
 
 
 def repository_key(repo: RepoAddress) -> str:
-    """``str(repo)``, with a one-component Docker Hub path under ``library/`` (``docker.io/library/nginx``)."""
-    if repo.registry == DOCKER_HUB and "/" not in repo.path:
-        return f"{DOCKER_HUB}/library/{repo.path}"
-    return str(repo)
+    """The repository's one key whatever its spelling (:func:`~ci_env.registry.reference.repository_identity`):
+    ``docker.io/library/nginx`` for ``nginx``; ``host/app`` for ``host:443/app``."""
+    return repository_identity(repo)
 
 
 @lru_cache(maxsize=4096)

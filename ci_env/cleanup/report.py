@@ -25,6 +25,19 @@ NOT_ATTEMPTED = "not-attempted"
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A repository whose remover refused the preflight a dry run did: the real run would stop before removing
+    anything, with ``exit_code``."""
+
+    repository: str
+    message: str
+    exit_code: int = 1
+
+    def as_json(self) -> dict[str, Any]:
+        return {"repository": self.repository, "error": self.message, "exit_code": self.exit_code}
+
+
+@dataclass(frozen=True)
 class Result:
     """A whole run: what was planned, and for each deletion its outcome (``removed``, ``absent``,
     ``failed``, ``would-remove``; ``not-attempted`` when the run stopped before removing)."""
@@ -50,8 +63,19 @@ class Result:
     journal: str | None = None
     #: the waits rate limits cost, per host (``ci_env.registry.budget.WaitStats``)
     waits: tuple[Any, ...] = ()
-    #: the removals this run finished for the journal of an earlier run (``ci_env.cleanup.resume``)
+    #: the pending removals of an earlier run's journal and what became of each (``ci_env.cleanup.resume``)
     resumed: tuple[Any, ...] = ()
+    #: a dry run: the repositories whose preflight refused, so the real run would fail (empty: it would not)
+    refusals: tuple[Refusal, ...] = ()
+    #: the bytes the removals free (``ci_env.cleanup.sizes.Bytes``), when measured
+    bytes: Any = None
+    #: (repository, stored_tag) -> when the tag was published (ISO 8601), where known
+    published: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    @property
+    def would_fail(self) -> bool:
+        """A dry run whose real run would stop at its preflight, before removing anything."""
+        return bool(self.refusals)
 
     def outcome(self, decision: Decision) -> tuple[str, str]:
         if decision.action != DELETE:
@@ -97,6 +121,9 @@ class Result:
             }
             if reason:
                 entry["error"] = reason
+            published = self.published.get((decision.repository, decision.stored_tag))
+            if published:
+                entry["published"] = published
             accessories = self.accessories.get((decision.repository, decision.stored_tag), ())
             if accessories:
                 entry["accessories"] = [a.as_dict() for a in accessories]
@@ -117,7 +144,9 @@ class Result:
             **({"untagged": [u.as_dict() for u in self.untagged]} if self.untagged else {}),
             **({"partial": {"stopped_by": "time-budget", "journal": self.journal}} if self.stopped else {}),
             **({"resumed": [r.as_json() for r in self.resumed]} if self.resumed else {}),
+            **({"would_fail": [r.as_json() for r in self.refusals]} if self.refusals else {}),
             "rate_limits": rate_limits_json(self.waits),
+            **({"bytes": self.bytes.as_json()} if self.bytes is not None else {}),
         }
 
     def write_json(self, path: Path) -> None:
@@ -216,56 +245,14 @@ def table_lines(result: Result) -> Iterator[str]:
         yield render(row)
 
 
-def markdown(result: Result) -> str:
-    """A Markdown summary (for ``$GITHUB_STEP_SUMMARY``): counts, then the deletions and failures as a table."""
-    counts = result.counts()
-    title = f"ci-env {result.command}" + (" (dry run)" if result.dry_run else "")
-    lines = [f"### {title}: {result.images_repo}", ""]
-    lines.append(
-        f"{counts['kept']} kept, {counts['delete']} to delete: {counts['removed']} removed, "
-        f"{counts['absent']} already gone, {counts['failed']} failed"
-        + (f", {counts['moved']} moved since the plan (left alone)" if counts["moved"] else "")
-        + (f", {counts['would_remove']} would be removed" if result.dry_run else "")
-    )
-    lines.append("")
-    deleted: list[list[str]] = []  # the failures, then the first SUMMARY_ROWS others
-    kept: list[list[str]] = []  # the first SUMMARY_ROWS
-    deleted_count = kept_count = 0
-    for row in iter_rows(result):  # accessories follow their image with its action; column 3 is the action
-        if row[3] == DELETE:
-            deleted_count += 1
-            if len(deleted) < SUMMARY_ROWS or row[4] == "failed":
-                deleted.append(row)
-        else:
-            kept_count += 1
-            if len(kept) < SUMMARY_ROWS:
-                kept.append(row)
-    lines += _markdown_table(deleted)
-    if deleted_count > len(deleted):  # $GITHUB_STEP_SUMMARY takes 1 MiB: the report has them all
-        lines += [f"... and {deleted_count - len(deleted)} more removals: see the --report JSON", ""]
-    if kept:  # every kept tag with its reason, folded: the summary of a large repository stays readable
-        lines += [f"<details><summary>{kept_count} kept, and why</summary>", ""]
-        lines += _markdown_table(kept)
-        if kept_count > SUMMARY_ROWS:
-            lines += [f"... and {kept_count - SUMMARY_ROWS} more: see the --report JSON", ""]
-        lines += ["</details>", ""]
-    return "\n".join(lines) + "\n"
+def markdown(result: Result, html_report: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The Markdown step summary (``$GITHUB_STEP_SUMMARY``): see ``ci_env.cleanup.step_summary``."""
+    from ci_env.cleanup import step_summary
+
+    return step_summary.markdown(result, html_report, env)
 
 
-#: Rows of removals (besides the failed ones) and of kept tags the step summary shows at most
-#: ($GITHUB_STEP_SUMMARY takes 1 MiB per step).
-SUMMARY_ROWS = 1000
-
-
-def _markdown_table(table: Sequence[Sequence[str]]) -> list[str]:
-    if not table:
-        return []
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") or " " for cell in row) + " |" for row in table]
-    return [*lines, ""]
-
-
-def check_writable(path: Path) -> None:
+def check_writable(path: Path, option: str = "--report") -> None:
     """UsageError unless a report can be written to ``path`` (its directory exists and is writable);
     called before anything is removed, so a bad --report never stops a cleanup half-way."""
     directory = path.parent if str(path.parent) else Path(".")
@@ -273,7 +260,7 @@ def check_writable(path: Path) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
     except OSError as exc:
         raise UsageError(
-            f"--report {str(path)!r} cannot be written: {exc.strerror or exc}; give a file in a writable directory"
+            f"{option} {str(path)!r} cannot be written: {exc.strerror or exc}; give a file in a writable directory"
         ) from None
     os.close(fd)
     Path(tmp).unlink(missing_ok=True)
@@ -289,12 +276,12 @@ def write_json(path: Path, document: Mapping[str, Any]) -> None:
     _write_atomically(path, write)
 
 
-def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
+def _write_atomically(path: Path, write: Callable[[TextIO], None], option: str = "--report") -> None:
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
     except OSError as exc:
-        raise UsageError(f"--report {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+        raise UsageError(f"{option} {str(path)!r} cannot be written: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             write(handle)
@@ -302,7 +289,7 @@ def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"--report {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+        raise UsageError(f"{option} {str(path)!r} cannot be written: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

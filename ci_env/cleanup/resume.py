@@ -1,36 +1,41 @@
-"""Finishing the journal of an earlier run (killed, or stopped by its time budget) before planning anew.
+"""What becomes of the journal of an earlier run (stopped by its time budget, or killed): a journal says what
+to finish first, never what may be removed.
 
-Only the journal's planned removals that are not done yet are considered, and of those only the ones whose
-tag still points at the digest the plan saw: each repository is listed once (every tag resolved, through the
-implementation's own listing where it has one), which re-checks each tag's digest and gives the graph the
-removal needs. A tag that points elsewhere now is ``moved`` and stays; a tag that is gone is ``absent``; a tag
-a protection keeps now (a workload in Kubernetes uses it, ``--keep-tag``, ``--keep-list``) is ``protected``
-and stays. Nothing the journal did not plan is ever removed here, and no publication record is touched (the
-run's own plan, afterwards or next time, forgets the records of tags that are gone).
+The resuming run plans today as any run does (publication records, git history, custom tags,
+``--keep-published-within``, Kubernetes, ``--keep-tag``, ``--keep-list``). A pending entry of the journal is
+removed only when (a) its repository is one of the images repo's image repositories or the stages storage, and
+(b) today's plan removes that same tag, at the same digest; those removals go first, in the journal's order.
+Every other entry is dropped and reported: ``outside`` (a) fails, ``moved`` the tag points at another digest
+now (today's plan decides it as any other tag), ``kept`` today's plan keeps it, ``not-planned`` today's plan
+has no such tag (gone, or no managed image owns it). A journal, honest or planted, can therefore never widen
+what a run removes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ci_env.cleanup.journal import MOVED, PROTECTED, Entry, Journal, State
-from ci_env.cleanup.policies import DELETE, Basis, Decision, Plan, Policy
-from ci_env.errors import CiEnvError
+from ci_env.cleanup.journal import MOVED, Entry, State
+from ci_env.cleanup.policies import DELETE, Decision, Plan
 
 if TYPE_CHECKING:
-    from ci_env.cleanup.run import Clients, Settings, Target
-    from ci_env.cleanup.time_budget import TimeBudget
-    from ci_env.registry.listing import TagLister
-    from ci_env.registry.reference import RepoAddress
+    from ci_env.cleanup.run import Target
 
-RULE_JOURNAL = "journal"
+#: the outcome of an entry whose repository is not one of the target's: never removed.
+OUTSIDE = "outside"
+#: the outcome of an entry today's plan keeps.
+KEPT = "kept"
+#: the outcome of an entry today's plan does not have (the tag is gone, or no managed image owns it).
+NOT_PLANNED = "not-planned"
+#: the outcomes of entries dropped from the journal (the others are the removal's own).
+DROPPED = frozenset({OUTSIDE, MOVED, KEPT, NOT_PLANNED})
 
 
 @dataclass(frozen=True)
 class Resumed:
-    """What became of one planned removal of the journal."""
+    """What became of one pending removal of the journal."""
 
     repository: str
     tag: str
@@ -45,116 +50,79 @@ class Resumed:
 
 
 @dataclass(frozen=True)
-class Resumption:
-    """The outcome of finishing a journal: each pending entry's outcome, and whether the budget stopped it."""
+class Triage:
+    """The pending entries of a journal against today's plan: the removals to do first (today's plan has them,
+    at the journal's digest), and the entries dropped with why."""
 
-    resumed: tuple[Resumed, ...]
-    stopped: bool
-    warnings: tuple[str, ...] = ()
+    pending: tuple[Entry, ...]
+    first: tuple[tuple[str, str], ...]  #: (repository, stored tag), in the journal's order
+    dropped: tuple[Resumed, ...]
 
-
-def protection(entry: Entry, policy: Policy | None) -> str | None:
-    """Why a protection keeps ``entry`` now (a workload uses it, ``--keep-tag``, ``--keep-list``), or None."""
-    if policy is None:
-        return None
-    published = entry.published or entry.tag
-    if policy.in_use is not None and policy.in_use.users(entry.repository, entry.tag, entry.digest):
-        return "a Kubernetes workload uses it now"
-    for pattern in policy.keep_tags:
-        if pattern.fullmatch(published) or pattern.fullmatch(entry.tag):
-            return f"matches --keep-tag {pattern.pattern!r}"
-    line = policy.keep_list.match(entry.image, entry.repository, published, entry.tag)
-    if line is not None:
-        return f"keep-list entry {line!r}"
-    return None
-
-
-def current_tags(
-    repo: RepoAddress, clients: Clients, lister: TagLister | None, parallel: int,
-) -> Mapping[str, Any]:
-    """Every tag of ``repo`` with what it resolves to now (None: it vanished while listed): the vendor's own
-    listing when there is one and it answers, else the Registry API (its map then stays with the client)."""
-    from ci_env.registry.graph import list_repository
-
-    if lister is not None:
-        try:
-            return {info.tag: info for info in lister.list_tags(repo)}
-        except CiEnvError:
-            pass
-    return list_repository(clients(repo), repo.path, parallel=parallel)
+    def resumed(self, outcomes: Mapping[tuple[str, str], tuple[str, str]]) -> tuple[Resumed, ...]:
+        """Every pending entry's outcome, in the journal's order: the removal's outcome (``outcomes``, as
+        ``Result.outcomes``; ``not-attempted`` when missing) for those done first, the drop for the others."""
+        dropped = {(r.repository, r.tag): r for r in self.dropped}
+        first = set(self.first)
+        found: list[Resumed] = []
+        once: dict[tuple[str, str], Entry] = {}
+        for entry in self.pending:
+            once.setdefault(entry.key, entry)
+        for entry in once.values():
+            if entry.key in first:
+                status, reason = outcomes.get(entry.key, ("not-attempted", ""))
+                found.append(Resumed(entry.repository, entry.tag, entry.digest, status, reason))
+            elif entry.key in dropped:
+                found.append(dropped[entry.key])
+        return tuple(found)
 
 
-def resume(
-    state: State, command: str, target: Target, clients: Clients, settings: Settings, env: Mapping[str, str],
-    credentials: Mapping[str, Any], policy: Policy | None, *, budget: TimeBudget | None = None,
-    progress: Callable[[int, int, Any], None] | None = None, lister: TagLister | None = None,
-) -> Resumption:
-    """Finish the pending removals of ``state`` (see the module docstring), appending each outcome to the
-    journal, which is deleted once every planned removal is done."""
-    from ci_env.cleanup.collect import Inventory
-    from ci_env.cleanup.run import execute
-    from ci_env.registry.reference import parse_address
-
-    writer = Journal.reopen(state)
-    settled: list[Resumed] = []
-    try:
-        pending = state.pending
-        by_repo: dict[str, list[Entry]] = {}
-        for entry in pending:
-            reason = protection(entry, policy)
-            if reason is not None:
-                writer.record(entry.repository, entry.tag, PROTECTED)
-                settled.append(Resumed(entry.repository, entry.tag, entry.digest, PROTECTED, reason))
-            else:
-                by_repo.setdefault(entry.repository, []).append(entry)
-        listings: dict[str, Mapping[str, Any]] = {}
-        decisions: list[Decision] = []
-        warnings: list[str] = []
-        images_repos = {str(target.images_repo.image_repository(i)) for i in target.managed}
-        for repository, entries in by_repo.items():
-            repo = parse_address(repository)
-            if repo is None:
-                continue
-            try:
-                listed = current_tags(repo, clients, lister if repository in images_repos else None,
-                                      settings.parallel)
-            except CiEnvError as exc:
-                warnings.append(f"{repository}: the journal's removals were not resumed: {exc.message}")
-                for entry in entries:
-                    settled.append(Resumed(entry.repository, entry.tag, entry.digest, "failed", exc.message))
-                continue
-            listings[repository] = listed
-            for entry in entries:
-                info = listed.get(entry.tag)
-                digest = getattr(info, "digest", None)
-                if digest is None:
-                    writer.record(entry.repository, entry.tag, "absent")
-                    settled.append(Resumed(entry.repository, entry.tag, entry.digest, "absent"))
-                elif entry.digest is None or digest != entry.digest:
-                    writer.record(entry.repository, entry.tag, MOVED)
-                    settled.append(Resumed(entry.repository, entry.tag, entry.digest, MOVED,
-                                           f"the tag points at {digest} now, not at the planned digest: kept"))
-                else:
-                    decisions.append(Decision(entry.kind, entry.image, entry.repository, entry.published or entry.tag,
-                                              entry.tag, entry.digest, DELETE, _reason(state),
-                                              basis=Basis(RULE_JOURNAL)))
-        inventory = Inventory((), (), listings=listings)
-        result = execute(command, target, Plan(tuple(decisions)), inventory, clients, settings, env, credentials,
-                         progress=progress, budget=budget, forget=False, writer=writer, guarded=True)
-    except BaseException:
-        writer.close()
-        raise
-    for decision in decisions:
-        status, reason = result.outcomes.get((decision.repository, decision.stored_tag), ("not-attempted", ""))
-        settled.append(Resumed(decision.repository, decision.stored_tag, decision.digest, status, reason))
-    order = {entry.key: n for n, entry in enumerate(pending)}
-    settled.sort(key=lambda r: order.get((r.repository, r.tag), len(order)))
-    return Resumption(tuple(settled), result.stopped, (*warnings, *result.warnings))
+def target_repositories(target: Target) -> frozenset[str]:
+    """The repositories a run may remove from: the managed images' repositories and the stages storage."""
+    found = {str(target.images_repo.image_repository(image)) for image in target.managed}
+    if target.stages is not None:
+        found.add(str(target.stages))
+    return frozenset(found)
 
 
-def _reason(state: State) -> str:
-    when = state.created.isoformat().replace("+00:00", "Z")
-    return f"planned by the run of {when} (journal {state.path})"
+def triage(state: State, plan: Plan, repositories: Collection[str],
+           skipped: Sequence[tuple[str, str]] = ()) -> Triage:
+    """Sort the pending entries of ``state`` against today's ``plan`` (see the module docstring).
+    ``repositories``: the target's (:func:`target_repositories`); ``skipped``: the inventory's tags left alone
+    ("repository:tag", why), whose reason a dropped entry repeats."""
+    decisions: dict[tuple[str, str], Decision] = {(d.repository, d.stored_tag): d for d in plan.decisions}
+    left_alone = dict(skipped)
+    first: list[tuple[str, str]] = []
+    dropped: list[Resumed] = []
+    seen: set[tuple[str, str]] = set()
+    for entry in state.pending:
+        if entry.key in seen:
+            continue
+        seen.add(entry.key)
+        decision = decisions.get(entry.key)
+        outcome, reason = _verdict(entry, decision, repositories, left_alone)
+        if outcome is None:
+            first.append(entry.key)
+        else:
+            dropped.append(Resumed(entry.repository, entry.tag, entry.digest, outcome, reason))
+    return Triage(state.pending, tuple(first), tuple(dropped))
+
+
+def _verdict(entry: Entry, decision: Decision | None, repositories: Collection[str],
+             skipped: Mapping[str, str]) -> tuple[str | None, str]:
+    """(None, "") when the entry is removed first, else (outcome, reason) of its drop."""
+    if entry.repository not in repositories:
+        return OUTSIDE, "not a repository of this images repo or stages storage: never removed by this run"
+    if decision is None:
+        why = skipped.get(f"{entry.repository}:{entry.tag}")
+        return NOT_PLANNED, (f"today's plan leaves it alone: {why}" if why else
+                             "today's plan has no such tag (gone since, or no managed image owns it)")
+    if entry.digest is None or decision.digest != entry.digest:
+        verb = "removes" if decision.action == DELETE else "keeps"
+        return MOVED, (f"the tag points at {decision.digest} now, not at the planned digest; today's plan "
+                       f"{verb} it")
+    if decision.action != DELETE:
+        return KEPT, f"today's plan keeps it: {decision.reason}"
+    return None, ""
 
 
 def counts(resumed: Sequence[Resumed]) -> dict[str, int]:

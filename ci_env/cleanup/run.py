@@ -31,7 +31,7 @@ from ci_env.cleanup.policies import (
     plan_purge,
 )
 from ci_env.cleanup.progress import Update
-from ci_env.cleanup.report import Result
+from ci_env.cleanup.report import Refusal, Result
 from ci_env.errors import CiEnvError, ConfigError, UsageError
 from ci_env.registry.client import ClientPool
 
@@ -282,9 +282,10 @@ def git_history(
     *, strict: bool = False,
 ) -> GitHistory:
     """The keep policies' verdict on the content-signature ``tags``: the metadata records of their signatures
-    (one listing of the store), the references and the commit graph (two git commands), then the walk."""
+    (one listing of the store), the references, then each selected branch's history read only as deep as the
+    policies can keep (``ci_env.cleanup.history``)."""
     from ci_env import records
-    from ci_env.cleanup.history import CommitGraph, Published, evaluate, list_references
+    from ci_env.cleanup.history import Published, list_references, read_history
     from ci_env.cleanup.keep_policies import BRANCH
 
     image_of = {t.signature or t.tag: t.image for t in tags if t.strategy == STAGES_SIGNATURE}
@@ -301,8 +302,7 @@ def git_history(
             "image of any branch: fetch the branches (--git-history-synchronization, or clone with them), or pass "
             "--git-history-based-cleanup=false"
         )
-    graph = CommitGraph.load(repo, [ref.head for ref in refs])
-    verdict = evaluate(config.keep_policies, refs, graph, published, now)
+    verdict = read_history(config.keep_policies, refs, repo, published, now)
     return GitHistory(verdict, {sig: tuple(commits) for sig, commits in recorded.items()}, strict)
 
 
@@ -349,9 +349,7 @@ def execute(
     *,
     budget: TimeBudget | None = None,
     journal: Path | None = None,
-    forget: bool = True,
-    writer: Journal | None = None,
-    guarded: bool = False,
+    first: Sequence[tuple[str, str]] = (),
 ) -> Result:
     """Remove the plan's deletions (unless dry run) and forget their records; the Result with every outcome.
 
@@ -360,15 +358,19 @@ def execute(
     before the first one and each outcome as it comes (``ci_env.cleanup.journal``); the file is deleted when
     the run did them all. With a time ``budget`` the removals go in slices, and none is started once the budget
     is reached: the rest are ``not-attempted``, the Result is ``stopped``, no records are forgotten (the next
-    run does it) and the journal stays. ``forget`` False leaves the records alone. Every tag is removed only
-    while it points at its decision's digest (where the remover can check; the placeholder route reads it right
-    before), else it is ``moved``; ``guarded`` (a resumed journal) is what asked for that before it was the rule."""
+    run does it) and the journal stays. ``first``: the (repository, stored tag) of deletions to start with, in
+    that order (an earlier run's journal, ``ci_env.cleanup.resume``); it only orders the plan's deletions. Every
+    tag is removed only while it points at its decision's digest (where the remover can check: the placeholder
+    route reads it right before), else it is left alone, ``moved``."""
     from ci_env.registry.reference import parse_address
     from ci_env.registry.removal import UntaggedOutcome, remove_untagged
 
     local_repository = local_stages.repository(target.project) if target.stages_local else None
     local = [d for d in plan.deletions if d.kind == KIND_STAGE and d.repository == local_repository]
     remote = [d for d in plan.deletions if d.repository != local_repository]
+    if first:
+        rank = {key: n for n, key in enumerate(first)}
+        remote.sort(key=lambda d: rank.get((d.repository, d.stored_tag), len(rank)))
     requests: list[tuple[RepoAddress, str]] = []
     for decision in remote:
         parsed = parse_address(decision.repository)
@@ -376,15 +378,16 @@ def execute(
         requests.append((parsed, decision.stored_tag))
     remover_of = _removers(target, settings, env, credentials, clients)
     graph_of = graph_source(inventory, clients, settings.parallel, requests, remover_of)
-    if writer is None and journal is not None and not settings.dry_run and remote:
+    writer: Journal | None = None
+    if journal is not None and not settings.dry_run and remote:
         from ci_env.cleanup import journal as jr
 
         writer = jr.Journal.create(journal, journal_target(command, target), [
             jr.Entry(d.repository, d.stored_tag, d.digest, d.kind, d.image,
-                     d.tag if d.tag != d.stored_tag else None) for d in remote])
-    del guarded  # every removal is guarded
+                     d.tag if d.tag != d.stored_tag else None) for d in remote], ref=jr.current_ref(env))
     expected = {(address, d.stored_tag): d.digest for (address, _), d in zip(requests, remote, strict=True)
                 if d.digest}
+
     def running(repo: RepoAddress) -> frozenset[str]:
         return plan.in_use.digests(str(repo)) if plan.in_use is not None else frozenset()
 
@@ -405,6 +408,14 @@ def execute(
         untagged, more = remove_untagged([r for r in repositories if r is not None], remover_of, graph_of, removal,
                                          parallel=settings.parallel, dry_run=settings.dry_run, keep=running)
         warnings += more
+    refusals: tuple[Refusal, ...] = ()
+    if settings.dry_run:  # what the real run's preflight would refuse (it deletes nothing)
+        touched = [repo for repo, _tag in requests]
+        for outcome in untagged:
+            address = parse_address(outcome.repo) if outcome.status == "would-remove" else None
+            if address is not None:
+                touched.append(address)
+        refusals = preflight_refusals(touched, remover_of)
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
     if local and not stopped:
         outcomes.update(remove_local_stages(target, local, settings, env))
@@ -414,7 +425,7 @@ def execute(
         else:
             writer.finish()
     forgotten = 0
-    if forget and not settings.dry_run and not stopped:
+    if not settings.dry_run and not stopped:
         forgotten = forget_records(target, plan, inventory, outcomes, settings.parallel, phases, clients)
         forget_metadata(target, plan, outcomes, settings.parallel)
     return Result(
@@ -422,8 +433,23 @@ def execute(
         ":local" if target.stages_local else (str(target.stages) if target.stages else None),
         plan, outcomes, inventory.skipped, started, _now(), forgotten,
         accessories=removal.by_tag(), untagged=untagged, warnings=warnings, stopped=stopped,
-        journal=str(writer.path) if writer is not None and stopped else None,
+        journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
     )
+
+
+def preflight_refusals(
+    repos: Sequence[RepoAddress], remover_of: Callable[[RepoAddress], TagRemover],
+) -> tuple[Refusal, ...]:
+    """The preflight the real run does before its first removal, for each of ``repos`` (each once, in order):
+    one Refusal per repository whose remover refuses (credentials missing or lacking delete, deletion
+    disabled, ...). Deletes nothing; used by a dry run to tell whether the real run would stop."""
+    refusals: list[Refusal] = []
+    for repo in dict.fromkeys(repos):
+        try:
+            remover_of(repo).preflight(repo)
+        except CiEnvError as exc:
+            refusals.append(Refusal(str(repo), exc.message, exc.exit_code))
+    return tuple(refusals)
 
 
 def journal_target(command: str, target: Target) -> JournalTarget:

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import click
 
+from ci_env.boolean import boolean_word
 from ci_env.errors import UsageError
 from ci_env.options import RepoOptions, repo_options
-
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 
 
 def flag_or_env(value: str | None, env: Mapping[str, str], name: str) -> str | None:
@@ -26,12 +24,11 @@ def bool_flag_or_env(value: bool, env: Mapping[str, str], name: str) -> bool:
     """True when the flag is given, else the variable ``name`` read as a boolean (UsageError when not one)."""
     if value:
         return True
-    raw = env.get(name, "").strip().lower()
-    if raw in TRUE_WORDS:
-        return True
-    if raw in FALSE_WORDS:
-        return False
-    raise UsageError(f"{name}={env[name]!r} is not a boolean: use true or false")
+    raw = env.get(name, "")
+    found = boolean_word(raw)
+    if found is None and raw.strip():
+        raise UsageError(f"{name}: {raw!r} is not a boolean: use true or false")
+    return bool(found)
 
 
 def custom_tags(values: Sequence[str], env: Mapping[str, str]) -> list[str]:

@@ -40,6 +40,10 @@ def _common_params(cleanup: bool) -> list[click.Option]:
         click.Option(["--report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="WERF_CLEANUP_REPORT",
                      help="Write the plan and each removal's outcome as JSON to PATH [env: WERF_CLEANUP_REPORT]"),
+        click.Option(["--html-report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     envvar="WERF_CLEANUP_HTML_REPORT",
+                     help="Write the plan, outcomes, bytes freed and each image's tags over time as one "
+                     "self-contained HTML page to FILE [env: WERF_CLEANUP_HTML_REPORT]"),
         click.Option(["--parallel"], type=click.IntRange(1, 64), default=8, show_default=True,
                      envvar="WERF_CLEANUP_PARALLEL", help="Tags removed at once [env: WERF_CLEANUP_PARALLEL]"),
         click.Option(["--docker-config"], type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -60,8 +64,9 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                      "continue) [env: WERF_CLEANUP_TIME_BUDGET]"),
         click.Option(["--journal"], type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="WERF_CLEANUP_JOURNAL",
-                     help="The journal of planned and finished removals a stopped or killed run leaves, and the next "
-                     "run finishes first; keep it in the CI cache [env: WERF_CLEANUP_JOURNAL; default: "
+                     help="The journal of planned and finished removals a stopped or killed run leaves; the next "
+                     "run removes first those today's plan removes too; keep it in a CI cache of the branch "
+                     "[env: WERF_CLEANUP_JOURNAL; default: "
                      "$XDG_STATE_HOME/ci-env/journal/COMMAND-HASH.jsonl]"),
         click.Option(["--max-requests-per-second"], type=click.FloatRange(min=0, min_open=True), default=None,
                      metavar="N", envvar="WERF_MAX_REQUESTS_PER_SECOND",
@@ -122,16 +127,21 @@ def _kube_params() -> list[click.Option]:
         click.Option(["--scan-context-namespace-only"], is_flag=True, envvar="WERF_SCAN_CONTEXT_NAMESPACE_ONLY",
                      help="Scan only each context's namespace (default: all namespaces) "
                      "[env: WERF_SCAN_CONTEXT_NAMESPACE_ONLY]"),
+        click.Option(["--kube-scan-namespaces"], multiple=True, metavar="NS[,NS...]",
+                     help="Scan only these namespaces in each context (repeatable, or comma separated); wins over "
+                     "--scan-context-namespace-only [env: WERF_KUBE_SCAN_NAMESPACES, comma or space separated]"),
     ]
 
 
 def _kube_settings(kw: dict[str, Any]) -> Any:
-    from ci_env.cleanup.in_use import KubeSettings
+    from ci_env.cleanup.in_use import KubeSettings, scan_namespaces
 
     files = tuple(Path(p).expanduser() for p in (kw["kube_config"] or "").split(os.pathsep) if p)
+    given = kw["kube_scan_namespaces"] or (os.environ.get("WERF_KUBE_SCAN_NAMESPACES", ""),)
     return KubeSettings(without_kube=bool(kw["without_kube"]), kube_config=files,
                         kube_context=kw["kube_context"] or None,
-                        namespace_only=bool(kw["scan_context_namespace_only"]))
+                        namespace_only=bool(kw["scan_context_namespace_only"]),
+                        scan_namespaces=scan_namespaces(given))
 
 
 def _with(params: list[click.Option]) -> Callable[[F], F]:
@@ -157,29 +167,45 @@ def _count(value: int) -> int | None:
     return None if value < 0 else value
 
 
-def _progress() -> Callable[[int, int, Any], None]:
+def _progress(bar: Any = None) -> Callable[[int, int, Any], None]:
+    from ci_env.cleanup.progress import Bar
+
     def report(done: int, total: int, summary: Any) -> None:
+        if isinstance(bar, Bar):  # a terminal: the removals' bar
+            bar("removing", done, total, f"{summary.count('failed')} failed")
+            return
         click.echo(f"ci-env: removed {done}/{total} ({summary.count('failed')} failed)", err=True)
 
     return report
 
 
-def _with_config(policy: Any, config: Any, kw: dict[str, Any]) -> Any:
+def _with_config(policy: Any, config: Any) -> tuple[Any, str | None]:
     """The policy with werf.yaml's ``keepImagesBuiltWithinLastNHours`` / ``disableBuiltWithinLastNHoursPolicy``
-    applied where --keep-published-within was not given."""
+    applied, and a warning for the user, if any.
+
+    As in werf, ``disableBuiltWithinLastNHoursPolicy: true`` wins: no tag or stage is protected by its age, also
+    when --keep-published-within (or WERF_KEEP_PUBLISHED_WITHIN) is given, which is then ignored with a warning.
+    Otherwise --keep-published-within, when given, wins over ``keepImagesBuiltWithinLastNHours`` (as werf's
+    --keep-stages-built-within-last-n-hours does)."""
     from dataclasses import replace
 
     source = click.get_current_context().get_parameter_source("keep_published_within")
-    if source not in (click.core.ParameterSource.DEFAULT, None):
-        return policy
+    given = source not in (click.core.ParameterSource.DEFAULT, None)
     if config.disable_built_within_last_n_hours_policy:
-        return replace(policy, keep_published_within=timedelta(0))
+        warning = None
+        if given and policy.keep_published_within:
+            warning = ("--keep-published-within (WERF_KEEP_PUBLISHED_WITHIN) is ignored: werf.yaml's "
+                       "cleanup.disableBuiltWithinLastNHoursPolicy is true, so no tag or stage is protected by its "
+                       "age; remove that line from werf.yaml to protect recent ones")
+        return replace(policy, keep_published_within=timedelta(0)), warning
+    if given:
+        return policy, None
     if config.keep_images_built_within_last_n_hours is not None:
         from ci_env.cleanup.protections import bounded_duration
 
         hours = config.keep_images_built_within_last_n_hours
-        return replace(policy, keep_published_within=bounded_duration(hours=hours))
-    return policy
+        return replace(policy, keep_published_within=bounded_duration(hours=hours)), None
+    return policy, None
 
 
 def history_lines(plan: Any, settings: Any, config: Any, kw: dict[str, Any]) -> list[str]:
@@ -193,7 +219,7 @@ def history_lines(plan: Any, settings: Any, config: Any, kw: dict[str, Any]) -> 
         source = "werf's default keep policies" if config is None or config.defaults else "werf.yaml's keep policies"
         lines.append(f"keep policies: {source} ({plural(len(config.keep_policies if config else ()), 'policy')}): "
                      f"{plural(history.verdict.references, 'reference')} selected, "
-                     f"{plural(history.verdict.commits, 'commit')} of history, "
+                     f"{plural(history.verdict.commits, 'commit')} read, "
                      f"{plural(len(history.recorded), 'content signature')} with metadata")
         unrecorded = sum(1 for d in plan.decisions if d.basis.rule == RULE_NO_METADATA and d.action == KEEP)
         if unrecorded:
@@ -219,7 +245,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     from ci_env.ci import detect
     from ci_env.cleanup import report as rpt
     from ci_env.cleanup import run
-    from ci_env.cleanup.progress import Throttle
+    from ci_env.cleanup.progress import for_stream
     from ci_env.errors import CiEnvError, RegistryError
     from ci_env.options import IMAGES_REPO, STAGES_STORAGE
     from ci_env.output import Output, plural
@@ -227,6 +253,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
 
     if kw["report"] is not None:
         rpt.check_writable(kw["report"])
+    if kw["html_report"] is not None:
+        rpt.check_writable(kw["html_report"], "--html-report")
     budget = _time_budget(kw)
     if kw.get("max_requests_per_second"):
         from ci_env.registry.budget import shared
@@ -234,9 +262,10 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         shared().configure(requests_per_second=kw["max_requests_per_second"])
     env = dict(os.environ)
     config = None
+    config_warning = None
     if policy is not None:  # werf.yaml's keep policies, read (and checked) before anything else
         config = run.cleanup_config(Path(kw["directory"]), kw.get("config"), env)
-        policy = _with_config(policy, config, kw)
+        policy, config_warning = _with_config(policy, config)
     family = detect(env).family
     insecure = tuple(kw["insecure_registries"]) + tuple(
         h.strip() for h in env.get("WERF_INSECURE_REGISTRY", "").split(",") if h.strip()
@@ -252,6 +281,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         keep_signatures=bool(kw["keep_signatures"]), delete_untagged=bool(kw["delete_untagged"]),
     )
     out = Output(family, sys.stderr)
+    if config_warning is not None:
+        out.status(f"ci-env: warning: {config_warning}")
     clients = run.Clients(settings, env)
     started = run.started_now()
     target = run.resolve_target(repo, env, clients, settings.directory)
@@ -269,16 +300,15 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         if in_use.summary() is not None:
             out.status(f"ci-env: {in_use.summary()}")
         policy = dataclasses.replace(policy, in_use=in_use)
-    planning = Throttle(lambda line: out.status(f"ci-env: {line}"))
+    planning = for_stream(sys.stderr, lambda line: out.status(f"ci-env: {line}"))
     credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
     journal_path = None if dry_run else _journal_path(kw, command, target, env)
-    resumption = None
+    earlier = None
     if journal_path is not None:
-        resumption = _resume(command, journal_path, target, clients, settings, env, credentials, policy, budget, out)
-        if resumption is not None and (resumption.stopped or (budget is not None and budget.reached())):
-            _stopped_before_planning(command, target, resumption, started, journal_path, kw, env, out)
+        journal_path, earlier = _earlier_journal(command, journal_path, target, settings, env, out)
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
                                     credentials=credentials)
+    triage = None if earlier is None else _triage(command, earlier, plan, target, inventory, out)
     deletions = plan.deletions
     if kw.get("keep_tag"):
         from ci_env.cleanup.policies import KIND_TAG
@@ -293,22 +323,37 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         out.status(line)
     out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
                f"({plural(run.stage_count(plan), 'stage')})" + (" -- dry run, nothing is removed" if dry_run else ""))
+    from ci_env.cleanup import html_report, sizes_read
+
+    skip = sizes_read.local_skip(target)
+    manifests = sizes_read.read_plan(plan, clients, settings.parallel, planning, skip)  # before removing
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
-                             progress=_progress(), started=started, phases=planning, budget=budget,
-                             journal=journal_path)
+                             progress=_progress(planning), started=started, phases=planning, budget=budget,
+                             journal=journal_path, first=triage.first if triage is not None else ())
     except CiEnvError:
         if kw["report"] is not None:
             empty = rpt.Result(command, dry_run, str(target.images_repo.address), None, plan, {}, inventory.skipped,
                                started, run.started_now())
             rpt.write_json(kw["report"], empty.as_json())
         raise
-    result = dataclasses.replace(result, waits=_waits(), resumed=resumption.resumed if resumption else ())
+    resumed = () if triage is None else triage.resumed(result.outcomes)
+    result = dataclasses.replace(result, waits=_waits(), resumed=resumed,
+                                 published=html_report.published_times(inventory.tags, inventory.stages))
+    result = dataclasses.replace(result, bytes=sizes_read.figures(result, manifests, skip))
+    if hasattr(planning, "close"):
+        planning.close()
+    if earlier is not None:
+        _resumed_line(resumed, out)
+        if result.journal is None:  # this run wrote no journal, or finished it: the earlier one is done with
+            earlier.path.unlink(missing_ok=True)
     for warning in result.warnings:
         out.status(f"ci-env: warning: {warning}")
     lines = rpt.table_lines(result)  # one line at a time: 100,000 decisions are never a table in memory
     if family in FOLDED_PLAN:  # the plan (dry run or not) in a collapsible section of the job log, on stdout
         title = f"{command} plan: {len(deletions)} to remove" + (" (dry run, nothing removed)" if dry_run else "")
+        if result.would_fail:
+            title += f" -- the real {command} would fail: see the error below"
         with Output(family, sys.stdout).section(title, name=f"ci-env-{command}") as section:
             for line in lines:
                 section.line(line)
@@ -317,7 +362,9 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
             click.echo(line)
     if kw["report"] is not None:
         result.write_json(kw["report"])
-    rpt.append_step_summary(env, rpt.markdown(result))
+    if kw["html_report"] is not None:
+        html_report.write(kw["html_report"], result)
+    rpt.append_step_summary(env, rpt.markdown(result, kw["html_report"] and str(kw["html_report"]), env))
     counts = result.counts()
     if purge_force is False:
         out.status("purge: nothing removed; pass --force (WERF_FORCE=true) to remove everything listed above")
@@ -325,14 +372,32 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
                + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
                + (f", {counts['moved']} moved since the plan (left alone)" if counts["moved"] else "")
                + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
-               + rpt.wait_line(result.waits))
+               + rpt.wait_line(result.waits) + f"; {result.bytes.phrase(dry_run)}"
+               + (f"; the real {command} would fail: its preflight refuses "
+                  f"{plural(len(result.refusals), 'repository')}" if result.would_fail else ""))
     if result.stopped:
         out.status(_stopped_line(command, counts["not_attempted"], result.journal))
+    if result.would_fail:
+        raise _would_fail(command, result.refusals)
     if result.failed:
         raise RegistryError(f"{plural(len(result.failed), 'tag')} could not be removed (run again to retry):\n"
                             + "\n".join(rpt.failure_lines(result.failed)))
     if result.stopped:
         raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+def _would_fail(command: str, refusals: Any) -> Exception:
+    """The error of a dry run whose real run would stop at its preflight: each refusal, with the real run's exit
+    code (that of the first refusal, as the real run stops there)."""
+    from ci_env.errors import PreflightError
+
+    code = refusals[0].exit_code
+    error = PreflightError(
+        f"dry run: the real {command} would fail before removing anything (exit {code}), its preflight refuses:\n"
+        + "\n".join(f"  {r.message}" for r in refusals)
+        + "\nfix the above, then run the dry run again")
+    error.exit_code = code
+    return error
 
 
 #: the exit code of a run the time budget stopped with removals left (``ci_env.cleanup.time_budget``).
@@ -362,52 +427,63 @@ def _journal_path(kw: dict[str, Any], command: str, target: Any, env: dict[str, 
     return Path(given) if given else journal.default_path(env, run.journal_target(command, target))
 
 
-def _resume(command: str, path: Path, target: Any, clients: Any, settings: Any, env: dict[str, str],
-            credentials: Any, policy: Any, budget: Any, out: Any) -> Any:
-    """Finish the journal an earlier run left at ``path`` (None when there is none with work left)."""
-    from ci_env.cleanup import journal, resume, run
-    from ci_env.output import plural
+def _earlier_journal(command: str, path: Path, target: Any, settings: Any, env: dict[str, str],
+                     out: Any) -> tuple[Path | None, Any]:
+    """The journal an earlier run left at ``path`` with work left (``journal.State``, or None), and where this run
+    keeps its own (None: nowhere). A file git tracks in the clone is not a journal (whoever committed it wrote
+    it): ignored, and this run keeps none. A journal of another CI ref (another branch's cache) is ignored and
+    replaced. UsageError (exit 2) for a file that fails ``journal.load``'s checks."""
+    from ci_env.cleanup import journal, run
 
+    if path.exists() and journal.tracked_by_git(path, settings.directory):
+        out.status(f"ci-env: warning: the cleanup journal {path} is a file git tracks in {settings.directory}: "
+                   "ignored, and this run keeps no journal; pass --journal PATH outside the checkout's tracked "
+                   "files")
+        return None, None
     state = journal.load(path, run.journal_target(command, target))
     if state is None:
-        return None
-    pending = state.pending
-    if not pending:
-        journal.Journal.reopen(state).finish()
-        return None
+        return path, None
+    ref = journal.current_ref(env)
+    if state.ref != ref:
+        out.status(f"{command}: the journal {path} was written for ref {state.ref or '(none)'}, not for "
+                   f"{ref or '(none)'} (another branch's cache?): ignored, and replaced by this run's")
+        return path, None
+    if not state.pending:
+        path.unlink(missing_ok=True)
+        return path, None
+    return path, state
+
+
+def _triage(command: str, state: Any, plan: Any, target: Any, inventory: Any, out: Any) -> Any:
+    """The earlier journal against today's ``plan`` (``resume.triage``), with a line saying what is done first
+    and one per dropped entry (at most ``DROPPED_LINES``; the report lists them all)."""
+    from ci_env.cleanup import resume
+    from ci_env.output import plural
+
+    triage = resume.triage(state, plan, resume.target_repositories(target), inventory.skipped)
     when = state.created.isoformat().replace("+00:00", "Z")
-    out.status(f"{command}: resuming the journal {path}: {plural(len(pending), 'removal')} planned by the run of "
-               f"{when} not done yet; each is removed only if its tag still points at the planned digest")
-    lister = run.images_lister(target, clients, credentials)
-    resumption = resume.resume(state, command, target, clients, settings, env, credentials, policy, budget=budget,
-                               progress=_progress(), lister=lister)
-    found = resume.counts(resumption.resumed)
+    out.status(f"{command}: resuming the journal {state.path} of the run of {when}: "
+               f"{plural(len({e.key for e in triage.pending}), 'removal')} not done yet, "
+               f"{len(triage.first)} of them go first (today's plan removes them too), "
+               f"{len(triage.dropped)} dropped")
+    for item in triage.dropped[:DROPPED_LINES]:
+        out.status(f"journal: dropped {item.repository}:{item.tag} ({item.outcome}): {item.reason}")
+    if len(triage.dropped) > DROPPED_LINES:
+        out.status(f"journal: ... and {len(triage.dropped) - DROPPED_LINES} more dropped (the --report lists them)")
+    return triage
+
+
+#: dropped journal entries printed one per line; the report has every one.
+DROPPED_LINES = 20
+
+
+def _resumed_line(resumed: Any, out: Any) -> None:
+    from ci_env.cleanup import resume
+
+    found = resume.counts([r for r in resumed if r.outcome not in resume.DROPPED])
     out.status(f"journal: {found.get('removed', 0)} removed, {found.get('absent', 0)} already gone, "
-               f"{found.get('moved', 0)} moved since (kept), {found.get('protected', 0)} protected now (kept), "
                f"{found.get('failed', 0)} failed" + (f", {found['not-attempted']} not started"
                                                      if found.get("not-attempted") else ""))
-    for warning in resumption.warnings:
-        out.status(f"ci-env: warning: {warning}")
-    return resumption
-
-
-def _stopped_before_planning(command: str, target: Any, resumption: Any, started: str, path: Path,
-                             kw: dict[str, Any], env: dict[str, str], out: Any) -> None:
-    """The time budget ended while finishing the journal: report what was done, say what remains, exit 3."""
-    from ci_env.cleanup import report as rpt
-    from ci_env.cleanup import run
-    from ci_env.cleanup.policies import Plan
-
-    left = sum(1 for r in resumption.resumed if r.outcome == "not-attempted")
-    result = rpt.Result(command, False, str(target.images_repo.address), run.journal_target(command, target)
-                        .stages_storage, Plan(()), {}, (), started, run.started_now(), stopped=True,
-                        journal=str(path) if path.exists() else None, waits=_waits(), resumed=resumption.resumed)
-    if kw["report"] is not None:
-        rpt.write_json(kw["report"], result.as_json())
-    out.status(f"{command}: finishing the journal took the time budget; nothing new was planned"
-               + rpt.wait_line(result.waits))
-    out.status(_stopped_line(command, left, result.journal))
-    raise click.exceptions.Exit(EXIT_PARTIAL)
 
 
 def _stopped_line(command: str, left: int, journal: str | None) -> str:
@@ -437,8 +513,9 @@ def cleanup(repo: Any, **kw: Any) -> None:
     --keep-published-within win over every policy, and so does a workload in Kubernetes that uses a tag
     (every kubeconfig context is read unless --without-kube; one that cannot be read stops cleanup before
     anything is removed). Then the stages no kept tag uses are removed. Exits 1 listing the tags that could
-    not be removed, 3 when --time-budget stopped it with removals left (run it again: it finishes the journal
-    first, removing a planned tag only if it still points at the planned digest).
+    not be removed, 3 when --time-budget stopped it with removals left (run it again: it plans afresh and
+    removes first what the journal planned and today's plan removes too). --dry-run removes nothing but
+    runs the real run's preflight, and exits 1 when it refuses (the real run would stop there).
     """
     from ci_env.cleanup.policies import Limit, Policy
     from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list
@@ -461,7 +538,8 @@ def cleanup(repo: Any, **kw: Any) -> None:
 def purge(repo: Any, **kw: Any) -> None:
     """Remove every tag of every managed image, and every stage.
 
-    Without --force only the plan is printed and nothing is removed (exit 0). The managed-images list
+    Without --force only the plan is printed and nothing is removed (exit 0; 1 when the real run's preflight
+    would refuse, as for cleanup --dry-run). The managed-images list
     itself is kept; publication records of removed tags are forgotten.
     """
     _run("purge", repo, kw, None, bool(kw["force"]))

@@ -224,6 +224,8 @@ def _write_truncating(path: str, data: bytes) -> None:
 
 
 def _check_options(options: SetupOptions, env: Mapping[str, str]) -> None:
+    if options.shell not in SHELLS:
+        raise UsageError(f"unknown --shell {options.shell!r}: use one of {', '.join(SHELLS)}")
     if options.as_file and options.output:
         raise UsageError("--as-file and -o/--output both say where the script goes: use one of them")
     if options.shell == "github-env":
@@ -271,13 +273,18 @@ def _setup(
         tmp_root,
     )
     from ci_env.exports import ExportInputs, compute_exports
-    from ci_env.render import render, shell_format
+    from ci_env.options import resolve_setup
+    from ci_env.render import render
 
-    shell_format(options.shell)
-    _check_variables(options, env)
-    detect_env = {**env, "WERF_IMAGES_REPO": options.images_repo} if options.images_repo else env
-    facts = detect(detect_env, requested)
+    facts = detect(env, requested)
     say(f"CI system: {facts.system} ({facts.family} behaviour), job key: {facts.job_key or '(none)'}")
+    settings = resolve_setup(
+        {"images_repo": options.images_repo, "stages_storage": options.stages_storage,
+         "images_repo_mode": options.images_repo_mode, "tagging_strategy": options.tagging_strategy,
+         "insecure_registry": options.insecure_registry},
+        env, facts, override=options.override,
+    )
+    say(settings.describe())
     base = resolve_base(options.docker_config, env, facts)
     say(
         f"base Docker config: {base.directory or '(none)'}"
@@ -286,9 +293,11 @@ def _setup(
     root = tmp_root(options.tmp_dir, env, facts)
     for removed in collect_garbage(root):
         say(f"removed stale job directory {removed}")
-    logins = () if options.no_login else facts.logins
+    logins = () if options.no_login else facts.logins_for(settings.login_registries)
     if not options.no_verify_login and logins:
-        _verify_logins(logins, options, env, say)
+        from ci_env.registry.probe import verify_logins
+
+        verify_logins(logins, settings.insecure_registries, say)
     job_dir = create_job_dir(base, root, facts.job_key, [login.registry for login in logins])
     created(job_dir)
     store, left_behind = store_only_credentials(base, [login.registry for login in logins])
@@ -296,15 +305,7 @@ def _setup(
     for login in logins:
         add_login(job_dir, login.registry, login.username, login.password)
         say(f"{_login_words(options.no_verify_login)} {login.registry} as {login.username}")
-    inputs = ExportInputs(
-        docker_config=job_dir,
-        images_repo=options.images_repo or None,
-        stages_storage=options.stages_storage or None,
-        images_repo_mode=options.images_repo_mode,
-        tagging_strategy=options.tagging_strategy,
-        override=options.override,
-    )
-    exports = compute_exports(facts, inputs, env)
+    exports = compute_exports(facts, ExportInputs(job_dir, settings), env)
     for export in exports:
         if export.kept:
             say(f"{export.name} is already set: kept")
@@ -319,21 +320,6 @@ def _setup(
     sys.stderr.write(f"ci-env: {summary(facts, job_dir, logins, exports, verified=not options.no_verify_login)}\n")
     sys.stderr.flush()
     return job_dir
-
-
-#: The variables setup takes from the environment, checked before anything is created; the ones
-#: ``--override`` replaces are not taken then.
-TAKEN_VARIABLES: tuple[str, ...] = (
-    "WERF_IMAGES_REPO", "WERF_STAGES_STORAGE", "WERF_IMAGES_REPO_MODE", "WERF_IMAGES_REPO_IMPLEMENTATION",
-    "WERF_STAGES_STORAGE_REPO_IMPLEMENTATION", "WERF_REPO_IMPLEMENTATION", "WERF_TAG_BY_STAGES_SIGNATURE",
-)
-
-
-def _check_variables(options: SetupOptions, env: Mapping[str, str]) -> None:
-    """ConfigError naming the first variable setup takes whose value its option would refuse."""
-    from ci_env.options import check_variables
-
-    check_variables(env, ("WERF_INSECURE_REGISTRY", *(() if options.override else TAKEN_VARIABLES)))
 
 
 def _login_words(unverified: bool) -> str:
@@ -375,26 +361,6 @@ def _store_warning(directory: Path | None, store: str, registries: Sequence[str]
         + " in the job (ci-env login REGISTRY) if the job needs "
         + ("it" if len(registries) == 1 else "them")
     )
-
-
-def _verify_logins(
-    logins: Sequence[RegistryLogin], options: SetupOptions, env: Mapping[str, str], say: Callable[[str], None]
-) -> None:
-    """Check each CI-provided login against its registry before anything is written; AuthError when refused."""
-    from ci_env.registry.insecure import from_env as insecure_registries_from_env
-    from ci_env.registry.probe import verify_login
-
-    insecure = (*options.insecure_registry, *insecure_registries_from_env(env))
-    for login in logins:
-        say(f"checking the credentials of {login.username} on {login.registry}")
-        verify_login(
-            login.registry,
-            login.username,
-            login.password,
-            insecure,
-            credentials_hint=login.hint,
-            log=say,
-        )
 
 
 def _deliver(rendered: Rendered, options: SetupOptions, env: Mapping[str, str], job_dir: Path) -> None:

@@ -348,17 +348,21 @@ def detect_implementation(
     explicit: str | None = None,
     *,
     explicit_source: str = "--repo-implementation",
+    ci_registry: str | None = None,
 ) -> Detected:
     """Choose the implementation for ``address``: explicit name > GitLab CI's ``$CI_REGISTRY`` > host pattern > default.
 
     ``explicit`` is the already-resolved flag/variable value and ``explicit_source`` names where it came
-    from (for the reason text). The result is specialised for the address's host.
+    from (for the reason text). ``ci_registry`` is the GitLab CI registry when the caller knows the job is
+    GitLab's (setup's ``ci-env gitlab``); else ``$CI_REGISTRY`` when ``$GITLAB_CI`` is ``true``. The result is
+    specialised for the address's host.
     """
     if explicit:
         impl = get_implementation(explicit)
         return Detected(impl.for_address(address), f"set by {explicit_source}")
-    ci_registry = env.get("CI_REGISTRY", "").strip()
-    if env.get("GITLAB_CI") == "true" and ci_registry:
+    if not ci_registry and env.get("GITLAB_CI") == "true":
+        ci_registry = env.get("CI_REGISTRY", "").strip()
+    if ci_registry:
         try:
             gitlab_registry = canonical_registry(ci_registry)
         except ConfigError:

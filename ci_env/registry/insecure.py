@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 
-#: ``$WERF_INSECURE_REGISTRY`` values meaning "every registry"; the returned marker for it.
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
+from ci_env.boolean import boolean_word
+
+#: The marker for "every registry" (``$WERF_INSECURE_REGISTRY`` set to a true word).
 ALL = "*"
 
 
@@ -39,9 +39,10 @@ def is_loopback(host: str) -> bool:
 def from_env(env: Mapping[str, str]) -> tuple[str, ...]:
     """The registries ``$WERF_INSECURE_REGISTRY`` lists (comma or space separated); ``("*",)`` for ``true``."""
     raw = (env.get("WERF_INSECURE_REGISTRY") or "").strip()
-    if not raw or raw.lower() in _FALSE:
+    every = boolean_word(raw)
+    if not raw or every is False:
         return ()
-    if raw.lower() in _TRUE:
+    if every:
         return (ALL,)
     return tuple(part for part in raw.replace(",", " ").split() if part)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from ci_env import __version__
@@ -20,6 +20,9 @@ from ci_env.registry import untrusted_json
 from ci_env.registry.challenge import Challenge, preferred_challenge
 from ci_env.registry.insecure import is_listed, is_loopback
 from ci_env.registry.reference import DOCKER_HUB_ALIASES, DOCKER_HUB_API_HOST
+
+if TYPE_CHECKING:
+    from ci_env.ci.facts import RegistryLogin
 
 Log = Callable[[str], None]
 #: the most of an answer's body the probe reads (an error's details, a token).
@@ -133,6 +136,15 @@ def _detail(response: _Response, secrets: Sequence[str]) -> str:
             text = text.replace(secret, "***")
     text = " ".join(text.split())[:160]
     return f" ({text})" if text else ""
+
+
+def verify_logins(logins: Sequence[RegistryLogin], insecure_registries: Sequence[str], log: Log) -> None:
+    """Check each CI-provided login against its registry, in order, before anything is written (see
+    :func:`verify_login`); the first refusal raises."""
+    for login in logins:
+        log(f"checking the credentials of {login.username} on {login.registry}")
+        verify_login(login.registry, login.username, login.password, insecure_registries,
+                     credentials_hint=login.hint, log=log)
 
 
 def verify_login(

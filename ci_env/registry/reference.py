@@ -109,6 +109,35 @@ def canonical_registry(host: str) -> str:
     return DOCKER_HUB if lowered in DOCKER_HUB_ALIASES else lowered
 
 
+#: Ports that name the registry's own scheme default: ``host:443`` (HTTPS) and ``host:80`` (HTTP) are
+#: the registry ``host`` itself, as far as which images it holds is concerned.
+DEFAULT_PORTS = frozenset({"443", "80"})
+
+
+def registry_identity(registry: str) -> str:
+    """The one name a canonical registry (``str``, as in :attr:`RepoAddress.registry`) is known by whatever
+    its spelling: an explicit default port (``:443``, ``:80``) dropped, then Docker Hub's aliases
+    (``index.docker.io``, ``registry-1.docker.io``, ...) as ``docker.io``.
+
+    Used to match an image a workload runs against the repository cleanup cleans; never to address
+    requests (``host:80`` and ``host`` may differ in scheme)."""
+    lowered = registry.lower()
+    host, sep, port = lowered.rpartition(":")
+    if sep and not lowered.endswith("]") and port in DEFAULT_PORTS:
+        lowered = host
+    return DOCKER_HUB if lowered in DOCKER_HUB_ALIASES else lowered
+
+
+def repository_identity(repo: RepoAddress) -> str:
+    """The one key of a repository whatever its spelling: ``registry_identity/path`` with a one-component
+    Docker Hub path under ``library/`` (``x``, ``docker.io/x``, ``index.docker.io:443/library/x`` are all
+    ``docker.io/library/x``; ``registry.example.com:443/app`` is ``registry.example.com/app``)."""
+    registry = registry_identity(repo.registry)
+    if registry == DOCKER_HUB and repo.path and "/" not in repo.path:
+        return f"{DOCKER_HUB}/library/{repo.path}"
+    return f"{registry}/{repo.path}" if repo.path else registry
+
+
 def is_valid_tag(tag: str) -> bool:
     """True when ``tag`` matches the tag grammar (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``)."""
     return _TAG.fullmatch(tag) is not None

@@ -108,11 +108,11 @@ def test_github_tag_push_and_packages_registry_login() -> None:
         "GITHUB_REF_TYPE": "tag",
         "GITHUB_HEAD_REF": "",
         "GITHUB_EVENT_NAME": "push",
-        "WERF_IMAGES_REPO": "docker.pkg.github.com/octo-org/hello-world",
     }
     facts = detect(env)
     assert (facts.tag, facts.branch, facts.is_pull_request) == ("v2.0", None, False)
-    assert [lg.registry for lg in facts.logins] == ["ghcr.io", "docker.pkg.github.com"]
+    assert [lg.registry for lg in facts.logins_for(["docker.pkg.github.com"])] == ["ghcr.io", "docker.pkg.github.com"]
+    assert [lg.registry for lg in facts.logins_for(["ghcr.io"])] == ["ghcr.io"]
 
 
 def test_github_enterprise_server_logs_in_to_its_own_registry_not_ghcr() -> None:

@@ -25,11 +25,13 @@ __all__ = ["clean_env", "fake_api", "kube_servers", "moto_url", "no_machine_kube
 @pytest.fixture(autouse=True)
 def no_machine_kubeconfig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """``KUBECONFIG`` names a file that does not exist, so neither the machine's ``KUBECONFIG`` nor its
-    ``~/.kube/config`` reaches a cleanup run (in-process or through ``environ_without``)."""
+    ``~/.kube/config`` (nor, in a pod, its service account) reaches a cleanup run (in-process or through
+    ``environ_without``)."""
     absent = tmp_path / "no-kubeconfig"
     monkeypatch.setenv("KUBECONFIG", str(absent))
     for name in ("WERF_KUBE_CONFIG", "WERF_KUBECONFIG", "WERF_KUBE_CONTEXT", "WERF_WITHOUT_KUBE",
-                 "WERF_SCAN_CONTEXT_NAMESPACE_ONLY"):
+                 "WERF_SCAN_CONTEXT_NAMESPACE_ONLY", "WERF_KUBE_SCAN_NAMESPACES", "KUBERNETES_SERVICE_HOST",
+                 "KUBERNETES_SERVICE_PORT"):
         monkeypatch.delenv(name, raising=False)
     return absent
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -63,7 +64,11 @@ def test_cleanup_removes_exactly_the_stale_tags(world: World, project: dict[str,
     assert outcomes[("api", "feature-a")] == ("delete", "removed")
     assert outcomes[("web", "brand-new")] == ("keep", "kept")
     assert document["summary"]["failed"] == 0
-    assert "| api | feature-a |" in (tmp_path / "summary.md").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    api = summary.split("<details><summary><b>api</b>", 1)[1].split("</details>", 1)[0]
+    assert re.search(r"^\| feature-a \| `[0-9a-f]{12}` \| removed \|", api, re.MULTILINE)
+    assert "freed once the registry's garbage collection runs" in summary
+    assert document["bytes"]["freed"] > 0 and "freed once the registry's garbage collection runs" in result.stderr
     assert not any(name.endswith((":feature-a", ":v1", f":{MISSING_COMMIT}")) for name in world.record_names())
 
     again = run_cli("cleanup", *_args(world, project), cwd=tmp_path)
@@ -96,6 +101,31 @@ def test_shallow_clone_is_refused(world: World, project: dict[str, str], tmp_pat
                      cwd=tmp_path)
     assert result.returncode == 2
     assert "shallow clone" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_single_branch_clone_is_refused_and_synchronisation_keeps_the_live_branch(
+    world: World, project: dict[str, str], tmp_path: Path,
+) -> None:
+    origin = Path(project["dir"])
+    subprocess.run(["git", "-C", str(origin), "branch", "live"], check=True)
+    world.publish("api", "live", "git-branch", git_ref="live", signature=signature_of("live"))
+    clone = tmp_path / "single-branch"
+    subprocess.run(["git", "clone", "-q", "--single-branch", "--branch", "main", f"file://{origin}", str(clone)],
+                   check=True)
+    args = ["-i", str(world.images_repo), "-s", str(world.stages), "--dir", str(clone)]
+    before = world.tags("api")
+
+    refused = run_cli("cleanup", *args, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    error = refused.stderr.split("ci-env: error: ", 1)[1]
+    assert error.startswith(f"{clone} is a clone that hides branches of origin") and "Traceback" not in error
+    assert "--git-history-synchronization" in error and "fetch-depth: 0" in error
+    assert world.tags("api") == before  # nothing removed
+
+    synchronised = run_cli("cleanup", *args, "--git-history-synchronization", cwd=tmp_path)
+    assert synchronised.returncode == 0, synchronised.stderr
+    assert "live" in world.tags("api")  # its branch exists on origin
+    assert "feature-a" not in world.tags("api")  # its branch was deleted
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -132,7 +162,9 @@ def test_gitlab_dry_run_plan_is_a_collapsed_section_and_progress_goes_to_stderr(
     assert progress[1].startswith("ci-env: reading the publication records in ")
     # only the tags the plan removes are resolved (3 in api), never the tags it keeps
     assert any(line.startswith("ci-env: resolving the tags to remove in ") and line.endswith("/3") for line in progress)
-    assert len(progress) <= 9 and "section_start" not in result.stderr
+    # bytes: one GET per digest removed (8 tags, 5 distinct images)
+    assert "ci-env: measuring the manifests to remove: 5/5" in progress
+    assert len(progress) <= 11 and "section_start" not in result.stderr
 
 
 def test_removal_reuses_the_listing_and_records_are_deleted_without_listing(

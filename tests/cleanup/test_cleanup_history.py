@@ -32,16 +32,17 @@ class DefaultSetup:
         self.git = GitRepo(directory)
         self.signatures: dict[str, str] = {}  # name -> signature
 
-    def commit(self, name: str, age_days: float, *, metadata: bool = True) -> str:
+    def commit(self, name: str, age_days: float, *, metadata: bool = True,
+               published_at: str = "2024-01-01T00:00:00Z") -> str:
         sha = self.git.commit(name, ago(age_days))
-        self.publish(name, sha if metadata else None)
+        self.publish(name, sha if metadata else None, published_at)
         return sha
 
-    def publish(self, name: str, commit: str | None) -> None:
+    def publish(self, name: str, commit: str | None, published_at: str = "2024-01-01T00:00:00Z") -> None:
         signature = signature_of(name)
         self.signatures[name] = signature
         pushed = self.world.publish("app", signature, "stages-signature", signature=signature,
-                                    published_at="2024-01-01T00:00:00Z")
+                                    published_at=published_at)
         self.world.stage(signature, like=pushed)
         if commit is not None:
             records.write_metadata(self.world.store, records.CommitMetadata("app", commit, signature))
@@ -301,3 +302,84 @@ def test_a_clone_without_branches_is_refused_before_anything_is_removed(setup: D
     assert "has no branches" in result.stderr and "--git-history-synchronization" in result.stderr
     assert len(result.stderr.strip().splitlines()[-1:]) == 1 and "Traceback" not in result.stderr
     assert setup.remaining() == {"one"}
+
+
+def _just_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("given", [("--keep-published-within", "48h"), ("env", "48h")], ids=["option", "variable"])
+def test_disable_built_within_last_n_hours_policy_wins_over_keep_published_within__werf_pkg_cleaning_cleanup_go(
+    setup: DefaultSetup, tmp_path: Path, given: tuple[str, str]
+) -> None:
+    """werf's cleanup.go protects recent images only ``if !(DisableBuiltWithinLastNHoursPolicy || hours == 0)``,
+    whatever --keep-stages-built-within-last-n-hours says: with the policy disabled in werf.yaml, a tag published
+    a minute ago that no keep policy keeps is removed, also when --keep-published-within (or its variable) is
+    set, and the user is told the option is ignored."""
+    setup.commit("old", 30, published_at=_just_now())
+    setup.commit("new", 1, published_at=_just_now())
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    (setup.git.path / "werf.yaml").write_text(
+        "project: demo\nconfigVersion: 1\ncleanup:\n  disableBuiltWithinLastNHoursPolicy: true\n"
+        "  keepPolicies:\n  - references: {branch: main}\n---\nimage: app\n")
+    option, value = given
+    args, env = ((option, value), {}) if option != "env" else ((), {"WERF_KEEP_PUBLISHED_WITHIN": value})
+    result = run_cli("cleanup", *setup.args(), *args, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert setup.remaining() == {"new"}
+    assert "--keep-published-within (WERF_KEEP_PUBLISHED_WITHIN) is ignored" in result.stderr
+    assert "disableBuiltWithinLastNHoursPolicy" in result.stderr
+
+
+def test_without_the_disable_flag_keep_published_within_still_protects_recent_tags(
+    setup: DefaultSetup, tmp_path: Path
+) -> None:
+    """The counterpart: the same project without disableBuiltWithinLastNHoursPolicy keeps the recent tag."""
+    setup.commit("old", 30, published_at=_just_now())
+    setup.commit("new", 1, published_at=_just_now())
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    (setup.git.path / "werf.yaml").write_text(
+        "project: demo\nconfigVersion: 1\ncleanup:\n  keepPolicies:\n  - references: {branch: main}\n"
+        "---\nimage: app\n")
+    result = run_cli("cleanup", *setup.args(), "--keep-published-within", "48h", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert setup.remaining() == {"old", "new"} and "is ignored" not in result.stderr
+
+
+def test_werf_yaml_werf_accepts_is_cleaned_with_werfs_meaning__werf_raw_meta_cleanup_go(
+    setup: DefaultSetup, tmp_path: Path
+) -> None:
+    """A werf.yaml written for werf (YAML 1.1 booleans, a negative ``last``, Go durations) exits 0 and keeps what
+    werf keeps: every branch (no limit), every image of each published within 21.5 hours (no limit, And);
+    Kubernetes is not read (``disableKubernetesBasedPolicy: yes``: else the missing --kube-config is an error)."""
+    setup.commit("month", 30)
+    setup.commit("day", 0.5)  # 12 h ago: within 21.5h
+    setup.commit("yesterday", 1.5)  # 36 h ago: outside 21.5h
+    (setup.git.path / "Dockerfile").write_text("FROM scratch\n")
+    (setup.git.path / "werf.yaml").write_text(
+        "project: demo\nconfigVersion: 1\ncleanup:\n  disableKubernetesBasedPolicy: yes\n"
+        "  disableBuiltWithinLastNHoursPolicy: on\n  keepPolicies:\n  - references:\n      branch: /.*/\n"
+        "      limit: {last: -5, in: 90m30s, operator: Or}\n"
+        "    imagesPerReference: {last: -3, in: 21.5h, operator: And}\n---\nimage: app\n")
+    result = run_cli("cleanup", *setup.args(), "--kube-config", str(tmp_path / "no-such-kubeconfig"),
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert setup.remaining() == {"day"}
+
+
+def test_cleanup_of_a_long_history_reads_only_as_deep_as_the_policies_can_keep__werf_scanner_go(
+    setup: DefaultSetup, tmp_path: Path
+) -> None:
+    """Ten years of history (20,000 commits) under two fresh images: main's walk stops at what it keeps, as
+    werf's scanner stops once every expected image is reached, and cleanup says how many commits it read."""
+    import re
+
+    setup.git.long_history(20_000, int((NOW - timedelta(days=60)).timestamp()), step=15_000)
+    setup.commit("one", 2)
+    setup.commit("two", 1)
+    result = run_cli("cleanup", *setup.args(), "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    read = re.search(r"([0-9,]+) commits? read", result.stderr)
+    assert read is not None, result.stderr
+    assert int(read.group(1).replace(",", "")) < 100
+    assert "0 to remove" in result.stderr

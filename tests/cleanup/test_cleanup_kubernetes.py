@@ -181,6 +181,34 @@ def test_a_kubeconfig_without_the_kubernetes_package_stops_cleanup(cluster: Clus
     result = run_cli("cleanup", *cluster.args(), cwd=tmp_path,
                      env={"KUBECONFIG": str(cluster.kubeconfig), "PYTHONPATH": str(shadow.parent)})
     assert result.returncode == 1
-    assert "pip install 'ci-env[kube]'" in result.stderr and "--without-kube" in result.stderr
+    assert "kube extra (CI_ENV_EXTRAS=docker,kube" in result.stderr and "--without-kube" in result.stderr
     assert "Traceback" not in result.stderr
     assert cluster.everything() == before and cluster.prod.calls == []
+
+
+@pytest.mark.parametrize("given", ["option", "variable"])
+def test_kube_scan_namespaces_limits_the_scan__werf_cleanup_namespaces_scan_go(
+    cluster: Cluster, tmp_path: Path, given: str
+) -> None:
+    """werf's --kube-scan-namespaces: only those namespaces are listed, in every context; a workload elsewhere
+    protects nothing (its tag is planned for removal)."""
+    env = {"KUBECONFIG": str(cluster.kubeconfig)}
+    args = ["--kube-scan-namespaces", "jobs"] if given == "option" else []
+    if given == "variable":
+        env["WERF_KUBE_SCAN_NAMESPACES"] = "jobs"
+    report = tmp_path / "plan.json"
+    result = run_cli("cleanup", *cluster.args(), *args, "--dry-run", "--report", str(report), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    for server in (cluster.prod, cluster.staging):
+        paths = {c.path for c in server.list_calls()}
+        assert paths and all("/namespaces/jobs/" in path for path in paths), paths
+    decisions = {(d["image"], d["tag"]): d for d in json.loads(report.read_text())["decisions"]}
+    assert decisions[("api", "feature-a")]["action"] == "delete"  # its Deployment is in namespace apps
+    assert decisions[("api", "main")]["action"] == "keep"
+
+
+def test_a_bad_kube_scan_namespace_is_a_usage_error_before_anything_is_read(cluster: Cluster, tmp_path: Path) -> None:
+    result = run_cli("cleanup", *cluster.args(), "--kube-scan-namespaces", "Apps", cwd=tmp_path,
+                     env={"KUBECONFIG": str(cluster.kubeconfig)})
+    assert result.returncode == 2 and "--kube-scan-namespaces 'Apps'" in result.stderr
+    assert "Traceback" not in result.stderr and cluster.prod.calls == [] and cluster.staging.calls == []

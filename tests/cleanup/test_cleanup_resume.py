@@ -1,15 +1,18 @@
-"""A cleanup stopped by --time-budget or killed mid-removal leaves a journal; the next run finishes it (only the
-planned removals whose tag still points at the planned digest), then plans afresh. The real registry behind a
-proxy that makes every request slow (``tests.services.latency_proxy``), the real CLI in a subprocess."""
+"""A cleanup stopped by --time-budget or killed mid-removal leaves a journal; the next run plans afresh and
+removes first the journal's pending removals today's plan removes too (a journal never widens what a run
+removes). The real registry (behind a proxy that makes every request slow, ``tests.services.latency_proxy``,
+where timing matters), the real CLI in a subprocess."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -37,7 +40,7 @@ STALE = [f"gone-{n:02d}" for n in range(30)]
 class Scene:
     world: World
     git: GitRepo
-    proxy: LatencyProxy
+    proxy: LatencyProxy | None
     tmp: Path
 
     def args(self) -> list[str]:
@@ -66,6 +69,21 @@ def scene(world: World, registry_open: RegistryService, tmp_path: Path) -> Itera
         world.publish("app", tag, "git-branch", git_ref=tag)
     yield Scene(world, git, proxy, tmp_path)
     proxy.stop()
+
+
+SOME_STALE = STALE[:6]
+
+
+@pytest.fixture
+def plain(world: World, tmp_path: Path) -> Scene:
+    """4 tags of branches that exist and 6 of branches deleted, on the real registry without a proxy."""
+    git = GitRepo(tmp_path / "project")
+    head = git.commit("one")
+    for branch in KEPT:
+        git.git("update-ref", f"refs/heads/{branch}", head)
+    for tag in KEPT + SOME_STALE:
+        world.publish("app", tag, "git-branch", git_ref=tag)
+    return Scene(world, git, None, tmp_path)
 
 
 def _journal_target(scene: Scene) -> jr.Target:
@@ -211,3 +229,154 @@ def test_the_default_journal_lives_in_the_state_directory() -> None:
     path = jr.default_path({"XDG_STATE_HOME": "/state"}, _target())
     assert path.parent == Path("/state/ci-env/journal") and path.name.startswith("cleanup-")
     assert jr.default_path({"HOME": "/home/u"}, _target()).parent == Path("/home/u/.local/state/ci-env/journal")
+
+
+# ------------------------------------------------------------------ a journal never widens what a run removes
+
+
+def _digest(scene: Scene, repository: RepoAddress, tag: str) -> str:
+    found = scene.world.client.resolve(repository.path, tag)
+    assert found is not None
+    return found.digest
+
+
+def _honest_journal(scene: Scene, path: Path, tags: list[str], **kw: object) -> None:
+    """The journal a run that planned to remove ``tags`` of app (at their digests now) would have left."""
+    app = scene.world.images_repo.child("app")
+    entries = [jr.Entry(str(app), tag, _digest(scene, app, tag), "tag", "app") for tag in tags]
+    jr.Journal.create(path, _journal_target(scene), entries, **kw).close()  # type: ignore[arg-type]
+
+
+def _resumed(report: Path) -> dict[str, str]:
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    return {f"{r['repository']}:{r['tag']}": r["outcome"] for r in document.get("resumed", ())}
+
+
+def test_a_planted_journal_removes_nothing_today_s_plan_keeps_nor_another_team_s_image(plain: Scene) -> None:
+    world = plain.world
+    plain.git.git("update-ref", "refs/heads/main", plain.git.git("rev-parse", "HEAD"))
+    world.publish("api", "main", "git-branch", git_ref="main")  # kept: its branch exists
+    api = world.images_repo.child("api")
+    db = RepoAddress(world.images_repo.registry, f"other-team-{uuid.uuid4().hex[:8]}/db")
+    world.push(db, "prod", None)
+    journal = plain.tmp / "journal.jsonl"
+    header = {"schema": jr.SCHEMA, "command": "cleanup", "images_repo": str(world.images_repo),
+              "stages_storage": str(world.stages), "created": datetime.now(timezone.utc).isoformat()}
+    planted = [header, {"plan": {"repository": str(api), "tag": "main", "digest": _digest(plain, api, "main")}},
+               {"plan": {"repository": str(db), "tag": "prod", "digest": _digest(plain, db, "prod")}}]
+    fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(json.dumps(line) + "\n" for line in planted))
+
+    report = plain.tmp / "report.json"
+    result = run_ci_env(*plain.args(), "--journal", str(journal), "--report", str(report), env=plain.env(),
+                        cwd=plain.tmp)
+    assert result.returncode == 0, result.stderr
+    assert world.client.resolve(db.path, "prod") is not None
+    assert world.client.resolve(api.path, "main") is not None
+    assert plain.tags() == set(KEPT)  # today's plan ran as usual
+    assert _resumed(report) == {f"{api}:main": "kept", f"{db}:prod": "outside"}
+    assert f"journal: dropped {api}:main (kept): today's plan keeps it" in result.stderr
+    assert f"journal: dropped {db}:prod (outside): not a repository of this images repo" in result.stderr
+    assert not journal.exists()
+
+
+def test_an_honest_journal_removes_only_what_today_s_plan_removes_after_the_history_changed(plain: Scene) -> None:
+    journal = plain.tmp / "journal.jsonl"
+    _honest_journal(plain, journal, SOME_STALE, now=datetime.now(timezone.utc) - timedelta(days=3))
+    back = SOME_STALE[:2]  # their branches come back: today's keep policies keep their tags
+    for branch in back:
+        plain.git.git("update-ref", f"refs/heads/{branch}", plain.git.git("rev-parse", "HEAD"))
+
+    report = plain.tmp / "report.json"
+    result = run_ci_env(*plain.args(), "--journal", str(journal), "--report", str(report), env=plain.env(),
+                        cwd=plain.tmp)
+    assert result.returncode == 0, result.stderr
+    assert plain.tags() == {*KEPT, *back}
+    app = plain.world.images_repo.child("app")
+    assert _resumed(report) == {f"{app}:{tag}": "kept" if tag in back else "removed" for tag in SOME_STALE}
+    assert "2 dropped" in result.stderr and "4 of them go first" in result.stderr
+    assert not journal.exists()
+
+
+def _symlinked(path: Path) -> None:
+    real = path.with_name("real.jsonl")
+    path.rename(real)
+    path.symlink_to(real)
+
+
+def _open_directory(path: Path) -> None:
+    path.parent.chmod(0o777)
+
+
+@pytest.mark.parametrize(("spoil", "why"), [
+    (_symlinked, "is a symlink"),
+    (lambda path: path.chmod(0o620), "is writable by group or others (mode 0620; chmod 600 it if it is yours)"),
+    (lambda path: os.chown(path, 12345, -1), "is owned by uid 12345, not by the user running cleanup"),
+    (_open_directory, "which group or others can write to (mode 0777; chmod go-w it)"),
+], ids=["symlink", "group-writable", "foreign-owner", "open-directory"])
+def test_a_journal_others_could_have_written_is_refused_before_anything_is_removed(
+        plain: Scene, spoil: object, why: str) -> None:
+    if os.geteuid() != 0 and "uid" in why:
+        pytest.skip("chown to another uid needs root")  # the machine's test runs are root
+    directory = plain.tmp / "cache"
+    journal = directory / "journal.jsonl"
+    _honest_journal(plain, journal, SOME_STALE)
+    spoil(journal)  # type: ignore[operator]
+    before = journal.read_bytes()
+    result = run_ci_env(*plain.args(), "--journal", str(journal), env=plain.env(), cwd=plain.tmp)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("cleanup: "), lines  # the target line, then the error
+    assert lines[1].startswith(f"ci-env: error: the cleanup journal {journal} ") and why in lines[1], lines
+    assert plain.tags() == {*KEPT, *SOME_STALE}
+    assert journal.read_bytes() == before
+
+
+def test_a_journal_of_another_ci_ref_is_ignored_with_a_line(plain: Scene) -> None:
+    journal = plain.tmp / "journal.jsonl"
+    _honest_journal(plain, journal, SOME_STALE, ref="feature-x")
+    report = plain.tmp / "report.json"
+    env = {**plain.env(), "GITLAB_CI": "true", "CI_COMMIT_REF_NAME": "main", "CI_COMMIT_BRANCH": "main"}
+    result = run_ci_env(*plain.args(), "--journal", str(journal), "--report", str(report), env=env, cwd=plain.tmp)
+    assert result.returncode == 0, result.stderr
+    assert (f"cleanup: the journal {journal} was written for ref feature-x, not for main (another branch's "
+            "cache?): ignored, and replaced by this run's") in result.stderr
+    assert "resuming" not in result.stderr and _resumed(report) == {}
+    assert plain.tags() == set(KEPT)  # today's plan, as without a journal
+
+
+def test_a_journal_git_tracks_in_the_clone_is_ignored_and_left_alone(plain: Scene) -> None:
+    journal = plain.git.path / ".ci-env" / "cleanup.jsonl"
+    _honest_journal(plain, journal, SOME_STALE)
+    plain.git.git("add", "-f", str(journal))
+    plain.git.commit("a journal in the repository")
+    before = journal.read_bytes()
+    report = plain.tmp / "report.json"
+    result = run_ci_env(*plain.args(), "--journal", str(journal), "--report", str(report), env=plain.env(),
+                        cwd=plain.tmp)
+    assert result.returncode == 0, result.stderr
+    assert (f"ci-env: warning: the cleanup journal {journal} is a file git tracks in {plain.git.path}: ignored, "
+            "and this run keeps no journal") in result.stderr
+    assert _resumed(report) == {}
+    assert journal.read_bytes() == before
+    assert plain.tags() == set(KEPT)
+
+
+def test_a_journal_is_written_0600_in_a_0700_directory(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "ci-env" / "j.jsonl"
+    jr.Journal.create(path, _target(), [jr.Entry("r/app", "t", None)]).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert json.loads(path.read_text().splitlines()[0])["ref"] is None
+
+
+def test_a_directory_others_can_write_to_is_refused_before_the_first_journal_goes_there(tmp_path: Path) -> None:
+    directory = tmp_path / "open"
+    directory.mkdir()
+    directory.chmod(0o777)
+    with pytest.raises(UsageError, match="which group or others can write to"):
+        jr.load(directory / "j.jsonl", _target())
+    directory.chmod(0o1777)  # sticky, as /tmp: no one replaces another's file there
+    assert jr.load(directory / "j.jsonl", _target()) is None

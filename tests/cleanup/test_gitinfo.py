@@ -72,6 +72,58 @@ def test_synchronisation_prunes_deleted_branches_and_tags(origin: GitRepo, tmp_p
     assert set(facts.tags) == {"v1"}
 
 
+def _gitlab_checkout(origin: GitRepo, path: Path) -> GitRepo:
+    """What GitLab's runner does with GIT_DEPTH 0: init, add origin, fetch the pipeline's branch only, check out
+    its commit (the remote's default refspec stays in the config)."""
+    clone = GitRepo(path)
+    clone.git("remote", "add", "origin", f"file://{origin.path}")
+    clone.git("fetch", "-q", "origin", "+refs/heads/main:refs/remotes/origin/main", "+refs/tags/*:refs/tags/*")
+    clone.git("checkout", "-q", "--detach", "origin/main")
+    return clone
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda origin, path: origin.git("clone", "-q", "--single-branch", f"file://{origin.path}", str(path)),
+     r"remote\.origin\.fetch \+refs/heads/main:refs/remotes/origin/main\) does not cover refs/heads/\*"),
+    (lambda origin, path: _gitlab_checkout(origin, path), r"only origin/main and no origin/HEAD"),
+    (lambda origin, path: (origin.git("clone", "-q", f"file://{origin.path}", str(path)),
+                           GitRepo(path).git("config", "--add", "remote.origin.fetch", "^refs/heads/feature/*")),
+     r"excludes branches \(remote\.origin\.fetch \^refs/heads/feature/\*\)"),
+], ids=["single-branch", "gitlab-checkout", "negative-refspec"])
+def test_a_clone_that_hides_branches_is_refused_unless_synchronised(
+    origin: GitRepo, tmp_path: Path, make: object, why: str,
+) -> None:
+    clone = tmp_path / "clone"
+    make(origin, clone)  # type: ignore[operator]
+    with pytest.raises(ConfigError, match=r"is a clone that hides branches of origin \(.*" + why) as error:
+        open_repository(clone)
+    message = error.value.message
+    assert error.value.exit_code == 2
+    assert "--git-history-synchronization" in message and "WERF_GIT_HISTORY_SYNCHRONIZATION=true" in message
+    assert "fetch-depth: 0" in message and "GIT_DEPTH: 0" in message
+    facts = open_repository(clone, synchronize=True).facts()
+    assert {"main", "feature/x"} <= facts.branches
+
+
+def test_full_clones_are_accepted(origin: GitRepo, tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    origin.git("clone", "-q", f"file://{origin.path}", str(full))
+    assert open_repository(full).facts().branches == {"main", "feature/x"}
+    # actions/checkout with fetch-depth 0: init, add origin, fetch every branch; no origin/HEAD
+    checkout = GitRepo(tmp_path / "checkout")
+    checkout.git("remote", "add", "origin", f"file://{origin.path}")
+    checkout.git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+    assert open_repository(checkout.path).facts().branches == {"main", "feature/x"}
+    # a plain clone of a repository with one branch (origin/HEAD says it is a whole clone)
+    single = GitRepo(tmp_path / "single")
+    single.commit("only")
+    alone = tmp_path / "alone"
+    single.git("clone", "-q", f"file://{single.path}", str(alone))
+    assert open_repository(alone).facts().branches == {"main"}
+    # a repository without origin shows its own branches
+    assert open_repository(origin.path).facts().branches == {"main", "feature/x"}
+
+
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a git repository"):
         open_repository(tmp_path)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_env.cleanup.history import CommitGraph, Published, Verdict, evaluate, list_references
+from ci_env.cleanup.history import SLOP, Published, Verdict, list_references, read_history
 from ci_env.cleanup.keep_policies import default_policies, parse_cleanup
 from ci_env.gitinfo import GitRepository
 from tests.cleanup.gitrepo import GIT_ENV, GitRepo
@@ -69,8 +69,7 @@ class History:
             policies = parse_cleanup(node, Path("werf.yaml")).keep_policies
         git = GitRepository(self.repo.path)
         refs = list_references(git)
-        graph = CommitGraph.load(git, [r.head for r in refs])
-        return evaluate(policies, refs, graph, self.records, NOW)
+        return read_history(policies, refs, git, self.records, NOW)
 
 
 @pytest.fixture
@@ -390,3 +389,62 @@ def test_commits_with_one_date_rank_newest_first_along_the_history(history: Hist
     for n in range(12):
         history.commit(f"c{n}", 3, publishes=f"s{n}")
     assert history.keep() == {f"s{n}" for n in range(2, 12)}
+
+
+# ---------------------------------------------------------------- long histories: read only as deep as can matter
+
+
+def test_a_branch_walk_stops_once_every_record_it_could_keep_is_reached__werf_scanner_go(history: History) -> None:
+    """werf's scanner.go stops a reference's scan "due to all expected tags reached"; here, too, the walk of main
+    (2 images) stops at the records it keeps and never reads the 5,000 commits beneath, although an old record
+    lies down there (older than main's second image, so it cannot be kept)."""
+    old = history.repo.long_history(5000, int((NOW - timedelta(days=30)).timestamp()))
+    history.records.append(Published("app", old[-10], "ancient"))
+    for n in range(4):
+        history.commit(f"c{n}", 3 - n, publishes=f"s{n}")
+    policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 2}\n"
+    verdict = history.verdict(policies)
+    assert {signature for _image, signature in verdict.kept} == {"s2", "s3"}
+    assert verdict.commits < 20  # the record commits' dates, and main's walk down to s2
+
+
+def test_unlimited_images_stop_below_the_oldest_record__werf_scanner_go(history: History) -> None:
+    """``last: -1`` keeps every image of the history, yet nothing is left to find below the oldest record commit:
+    the walk stops there (after SLOP commits, for clocks that were wrong) instead of reading 5,000 more."""
+    history.repo.long_history(5000, int((NOW - timedelta(days=30)).timestamp()))
+    for n in range(3):
+        history.commit(f"c{n}", 3 - n, publishes=f"s{n}")
+    policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: -1}\n"
+    verdict = history.verdict(policies)
+    assert {signature for _image, signature in verdict.kept} == {"s0", "s1", "s2"}
+    assert verdict.commits < SLOP + 20
+
+
+def test_records_of_other_branches_do_not_make_a_walk_read_everything__git_rev_list_since(
+    history: History,
+) -> None:
+    """A fresh record of another branch (not in main's history) could be kept by main if main reached it; the
+    dates say it cannot be: once SLOP commits in a row are older than it (git's --since stops likewise), main's
+    walk ends instead of reading the whole history to be sure."""
+    history.repo.long_history(5000, int((NOW - timedelta(days=30)).timestamp()))
+    history.commit("main0", 2, publishes="main0")
+    history.branch("feature")
+    history.checkout("feature")
+    history.commit("f0", 0.5, publishes="f0")
+    history.checkout("main")
+    policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 5}\n"
+    verdict = history.verdict(policies)
+    assert {signature for _image, signature in verdict.kept} == {"main0"}
+    assert verdict.commits < SLOP + 20
+
+
+def test_a_record_beneath_a_run_of_commits_with_clocks_behind_is_still_found(history: History) -> None:
+    """main keeps 2 images, and the second lies beneath SLOP - 1 commits dated a year back (a rebase that kept old
+    dates): the walk does not stop at the first of them, since a run of commits older than a record that could be
+    kept ends the walk only after SLOP of them (the limit of what the dates can say, as in git's --since)."""
+    history.commit("base", 30)
+    history.commit("deep", 1, publishes="deep")
+    history.repo.long_history(SLOP - 1, int((NOW - timedelta(days=365)).timestamp()))
+    history.commit("head", 0.5, publishes="head")
+    policies = "keepPolicies:\n- references: {branch: main}\n  imagesPerReference: {last: 2}\n"
+    assert history.keep(policies) == {"head", "deep"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_env.cleanup.in_use import ImagesInUse, KubeSettings, Workload, scan
+from ci_env.cleanup.in_use import ImagesInUse, KubeSettings, Workload, scan, scan_namespaces
 from ci_env.cleanup.kube_objects import ImageUse, parse_image, parse_image_id
 from ci_env.errors import ConfigError, KubernetesError, UsageError
 from tests.services.kubeapi import Context, KubeApi, controller, cronjob, pod, refused_url, write_kubeconfig
@@ -63,6 +63,9 @@ def _settings(config: Path, **kw: object) -> KubeSettings:
     ("index.docker.io/library/nginx", ImageUse("docker.io/library/nginx", "latest")),
     ("acme/app:v1", ImageUse("docker.io/acme/app", "v1")),
     ("Registry.Example.com:5000/a/b", ImageUse("registry.example.com:5000/a/b", "latest")),
+    ("registry.example.com:443/a/b:v1", ImageUse("registry.example.com/a/b", "v1")),
+    ("index.docker.io:443/library/nginx", ImageUse("docker.io/library/nginx", "latest")),
+    ("registry-1.docker.io/acme/app:v1", ImageUse("docker.io/acme/app", "v1")),
     (f"127.0.0.1:5000/a/b@{D1}", ImageUse("127.0.0.1:5000/a/b", None, D1)),
     (f"127.0.0.1:5000/a/b:v2@{D1}", ImageUse("127.0.0.1:5000/a/b", "v2", D1)),
     ("NotAnImage:x", None),
@@ -117,6 +120,38 @@ def test_every_kind_of_every_context_is_read_once_with_its_own_token(
     assert users(f"{REG}/other", "x", D2) == []  # a digest protects its own repository only
     assert users("docker.io/library/nginx", "latest") == ["staging/web/Pod/web-0"]
     assert users(f"{REG}/api", "v9", D3) == []
+
+
+SPELLINGS = [  # (workload's image, repository as cleanup is given it, tag, digest): the same image
+    ("registry.example.com:443/app:v1", "registry.example.com/app", "v1", None),
+    ("registry.example.com/app:v1", "registry.example.com:443/app", "v1", None),
+    ("Registry.Example.com:443/app:v1", "registry.example.com:443/app", "v1", None),
+    ("plain.example.com:80/app:v1", "plain.example.com/app", "v1", None),
+    ("docker.io/library/x:1", "x", "1", None),
+    ("x:1", "docker.io/library/x", "1", None),
+    ("x", "index.docker.io/library/x", "latest", None),
+    ("index.docker.io:443/library/x:1", "docker.io/x", "1", None),
+    ("registry-1.docker.io/acme/app:2", "acme/app", "2", None),
+    (f"registry.example.com:443/app:v1@{D1}", "registry.example.com/app", "v1", None),
+    (f"registry.example.com:443/app:v1@{D1}", "registry.example.com/app", "moved", D1),
+    (f"registry.example.com/app@{D2}", "registry.example.com:443/app", "any", D2),
+]
+
+
+def test_every_spelling_of_an_image_protects_the_tag_and_digest_it_means(
+    kube_servers: Servers, tmp_path: Path,
+) -> None:
+    server = kube_servers(tokens={"t"}, objects=[
+        pod(f"p{i}", "ns", [image]) for i, (image, _repo, _tag, _digest) in enumerate(SPELLINGS)])
+    config = write_kubeconfig(tmp_path / "config", [Context("c", server.url, "t", server.ca_pem)])
+    found = scan(_settings(config), {})
+    for i, (image, repository, tag, digest) in enumerate(SPELLINGS):
+        assert Workload("c", "ns", "Pod", f"p{i}") in found.users(repository, tag, digest), (image, repository)
+    assert found.digests("registry.example.com:443/app") == {D1, D2}
+    # a different port, host or path is another repository
+    assert found.users("registry.example.com:5000/app", "v1", None) == ()
+    assert found.users("other.example.com/app", "v1", None) == ()
+    assert found.users("docker.io/acme/x", "1", None) == ()
 
 
 def test_lists_are_paged_with_limit_and_continue(kube_servers: Servers, tmp_path: Path) -> None:
@@ -295,3 +330,111 @@ def test_kube_context_without_a_kubeconfig_is_a_usage_error(tmp_path: Path) -> N
     empty.write_text("")
     with pytest.raises(UsageError):
         scan(_settings(empty, kube_context="prod"), {})
+
+
+# ---------------------------------------------------------------- in the cluster, and chosen namespaces
+
+
+def _namespaced(namespace: str) -> set[str]:
+    """LIST_PATHS as the namespaced list endpoints of ``namespace``."""
+    out = set()
+    for path in LIST_PATHS:
+        group, resource = path.rsplit("/", 1)
+        out.add(f"{group}/namespaces/{namespace}/{resource}")
+    return out
+
+
+def _pod_identity(directory: Path, server: KubeApi, token: str, namespace: str | None = "runner-ns") -> Path:
+    """A service account as Kubernetes mounts it in a pod: token, ca.crt, namespace."""
+    directory.mkdir(parents=True)
+    (directory / "token").write_text(token)
+    (directory / "ca.crt").write_bytes(server.ca_pem)
+    if namespace is not None:
+        (directory / "namespace").write_text(namespace)
+    return directory
+
+
+def _pod_env(server: KubeApi, tmp_path: Path) -> dict[str, str]:
+    port = server.url.rsplit(":", 1)[1]
+    return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port,
+            "KUBECONFIG": str(tmp_path / "absent"), "HOME": str(tmp_path / "home")}
+
+
+def test_in_a_pod_without_kubeconfig_the_service_account_is_used__werf_cleanup_namespaces_scan_test_go(
+    kube_servers: Servers, tmp_path: Path,
+) -> None:
+    """As kubectl (and werf, whose cleanup_namespaces_scan_test.go "scans all namespaces by default for in-cluster
+    context"): no kubeconfig, KUBERNETES_SERVICE_HOST/PORT and a mounted token: every namespace is read with the
+    service account's token, and what runs there is protected."""
+    server = kube_servers(objects=_every_kind("apps"), tokens={"sa-token-z3"})
+    account = _pod_identity(tmp_path / "sa", server, "sa-token-z3")
+    found = scan(KubeSettings(service_account_dir=account), _pod_env(server, tmp_path))
+    assert found.note is None and found.contexts == ("inClusterContext",)
+    assert sorted(c.path for c in server.list_calls()) == sorted(LIST_PATHS)
+    assert {c.token for c in server.calls} == {"sa-token-z3"}
+    assert [str(w) for w in found.users(f"{REG}/db", "v1", None)] == ["inClusterContext/apps/StatefulSet/db"]
+
+
+def test_in_a_pod_namespace_only_reads_the_pods_namespace__werf_cleanup_namespaces_scan_go(
+    kube_servers: Servers, tmp_path: Path,
+) -> None:
+    server = kube_servers(objects=[*_every_kind("runner-ns"), pod("web-0", "web", ["nginx"])], tokens={"sa"})
+    account = _pod_identity(tmp_path / "sa", server, "sa", namespace="runner-ns")
+    found = scan(KubeSettings(service_account_dir=account, namespace_only=True), _pod_env(server, tmp_path))
+    assert {c.path for c in server.list_calls()} == _namespaced("runner-ns")
+    assert found.users("docker.io/library/nginx", "latest", None) == ()
+    assert found.users(f"{REG}/db", "v1", None)
+
+
+def test_without_a_mounted_token_a_pod_protects_nothing_and_says_so(kube_servers: Servers, tmp_path: Path) -> None:
+    """KUBERNETES_SERVICE_HOST alone (a pod whose service account token is not mounted) is no cluster to read, as
+    for kubectl: the note says images are not protected."""
+    server = kube_servers(objects=_every_kind("apps"), tokens={"sa"})
+    found = scan(KubeSettings(service_account_dir=tmp_path / "none"), _pod_env(server, tmp_path))
+    assert server.calls == [] and found.note is not None and "not protected" in found.note
+
+
+def test_a_kubeconfig_wins_over_the_service_account(
+    two_clusters: tuple[KubeApi, KubeApi, Path], kube_servers: Servers, tmp_path: Path,
+) -> None:
+    prod, _staging, config = two_clusters
+    in_pod = kube_servers(objects=[], tokens={"sa"})
+    account = _pod_identity(tmp_path / "sa", in_pod, "sa")
+    found = scan(KubeSettings(service_account_dir=account), {**_pod_env(in_pod, tmp_path), "KUBECONFIG": str(config)})
+    assert found.contexts == ("prod", "staging") and in_pod.calls == [] and prod.list_calls()
+
+
+def test_in_a_pod_an_other_kube_context_is_a_usage_error(kube_servers: Servers, tmp_path: Path) -> None:
+    server = kube_servers(objects=[], tokens={"sa"})
+    account = _pod_identity(tmp_path / "sa", server, "sa")
+    with pytest.raises(UsageError) as info:
+        scan(KubeSettings(service_account_dir=account, kube_context="prod"), _pod_env(server, tmp_path))
+    assert "'inClusterContext'" in info.value.message and server.calls == []
+    chosen = scan(KubeSettings(service_account_dir=account, kube_context="inClusterContext"),
+                  _pod_env(server, tmp_path))
+    assert chosen.contexts == ("inClusterContext",)
+
+
+def test_kube_scan_namespaces_lists_only_those_in_each_context__werf_cleanup_namespaces_scan_test_go(
+    two_clusters: tuple[KubeApi, KubeApi, Path],
+) -> None:
+    """werf's "uses explicit namespaces when provided": --kube-scan-namespaces wins over
+    --scan-context-namespace-only, in every context."""
+    prod, staging, config = two_clusters
+    found = scan(_settings(config, namespace_only=True, scan_namespaces=("web", "jobs")), {})
+    for server in (prod, staging):
+        assert {c.path for c in server.list_calls()} == _namespaced("web") | _namespaced("jobs")
+        assert len(server.list_calls()) == 2 * len(LIST_PATHS)
+    assert [str(w) for w in found.users("docker.io/library/nginx", "latest", None)] == ["staging/web/Pod/web-0"]
+    assert found.users(f"{REG}/api", "main", None) == ()  # namespace apps is not read
+
+
+@pytest.mark.parametrize("value", ["Apps", "apps_prod", "-apps", "a" * 64])
+def test_a_kube_scan_namespace_kubernetes_would_refuse_is_a_usage_error(value: str) -> None:
+    with pytest.raises(UsageError) as info:
+        scan_namespaces([f"jobs,{value}"])
+    assert repr(value) in info.value.message and "--kube-scan-namespaces" in info.value.message
+
+
+def test_kube_scan_namespaces_values_split_on_commas_and_spaces() -> None:
+    assert scan_namespaces(["apps,jobs", "web jobs", ""]) == ("apps", "jobs", "web")

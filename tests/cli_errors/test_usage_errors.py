@@ -35,7 +35,9 @@ def test_click_usage_errors_are_one_line_with_exit_2(tmp_path: Path, args: list[
 def test_setup_usage_error_still_stops_the_job(tmp_path: Path) -> None:
     result = run_ci_env("setup", "--bogus", env={**environ_without(), "HOME": str(tmp_path)})
     assert result.returncode == 2
-    assert result.stdout == "echo 'ci-env setup failed: see the error above' >&2; exit 1\n"
+    assert result.stdout == (
+        "echo 'ci-env setup failed: see the error above' >&2; case $- in *i*) false ;; *) exit 1 ;; esac\n"
+    )
 
 
 @pytest.mark.parametrize("command", ["setup", "login", "teardown"])

@@ -14,6 +14,7 @@ import pytest
 from ci_env.ci.facts import JobFacts
 from ci_env.dockerconfig import BaseConfig, create_job_dir, resolve_base, tmp_root
 from ci_env.errors import ConfigError
+from tests.cli import environ_without, run_ci_env
 from tests.dockerconfig.conftest import tree_state
 from tests.services import require
 
@@ -127,6 +128,18 @@ def test_invalid_docker_auth_config_names_the_variable_not_its_value(tmp_path: P
     assert "c2VjcmV0" not in caught.value.message
     with pytest.raises(ConfigError, match="JSON object"):
         resolve_base(None, {"HOME": str(tmp_path), "DOCKER_AUTH_CONFIG": '["x"]'}, GITLAB)
+
+
+@pytest.mark.parametrize("deep", ["[" * 100_000, '{"a":' * 20_000 + "1" + "}" * 20_000], ids=["arrays", "objects"])
+def test_a_deeply_nested_docker_auth_config_is_one_error_line(tmp_path: Path, deep: str) -> None:
+    env = {**environ_without(), "HOME": str(tmp_path), "GITLAB_CI": "true", "CI": "true", "CI_JOB_ID": "41",
+           "WERF_TMP_DIR": str(tmp_path / "tmp"), "DOCKER_AUTH_CONFIG": deep}
+    out = run_ci_env("setup", "--as-file", env=env, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "ci-env: error: $DOCKER_AUTH_CONFIG is JSON nested too deeply to be a Docker config; "
+        'it must hold a Docker config.json object such as {"auths": {...}}']
+    assert not (tmp_path / "tmp").exists() or not any((tmp_path / "tmp").iterdir())  # no job directory left
 
 
 def test_invalid_base_config_json_is_a_config_error(tmp_path: Path) -> None:

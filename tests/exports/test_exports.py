@@ -8,16 +8,23 @@ import pytest
 
 from ci_env.ci import detect
 from ci_env.errors import ConfigError
-from ci_env.exports import ExportInputs, compute_exports
+from ci_env.exports import Export, ExportInputs, compute_exports
+from ci_env.options import resolve_setup
 from ci_env.tagging import TAG_PATTERN, docker_tag
 from tests.ci.test_detect import GITHUB, GITLAB
 
 DIR = Path("/tmp/ci-env.job.x")
 
 
-def exported(env: dict[str, str], **inputs: object) -> dict[str, str]:
-    exports = compute_exports(detect(env), ExportInputs(DIR, **inputs), env)  # type: ignore[arg-type]
-    return {e.name: e.value for e in exports if not e.kept}
+def exports_of(env: dict[str, str], override: bool = False, **options: str) -> list[Export]:
+    """The exports of a job with ``env`` and setup's repo ``options`` (click parameter names)."""
+    facts = detect(env)
+    settings = resolve_setup(options, env, facts, override=override)
+    return compute_exports(facts, ExportInputs(DIR, settings), env)
+
+
+def exported(env: dict[str, str], override: bool = False, **options: str) -> dict[str, str]:
+    return {e.name: e.value for e in exports_of(env, override, **options) if not e.kept}
 
 
 def test_gitlab_exports() -> None:
@@ -41,7 +48,7 @@ def test_gitlab_exports() -> None:
 
 
 def test_github_exports_token_as_secret_and_run_url() -> None:
-    exports = compute_exports(detect(GITHUB), ExportInputs(DIR), GITHUB)
+    exports = exports_of(GITHUB)
     by_name = {e.name: e for e in exports}
     assert by_name["WERF_REPO_GITHUB_TOKEN"].value == "ghs_secret" and by_name["WERF_REPO_GITHUB_TOKEN"].secret
     assert [e.name for e in exports if e.secret] == ["WERF_REPO_GITHUB_TOKEN"]
@@ -65,7 +72,7 @@ def test_repo_outside_the_ci_registry_gets_the_implementation_of_its_host() -> N
 
 def test_user_values_are_kept_except_docker_config_and_override_replaces() -> None:
     env = {**GITLAB, "WERF_IMAGES_REPO": "mine.example/app", "WERF_ENV": "prod", "DOCKER_CONFIG": "/home/u/.docker"}
-    exports = {e.name: e for e in compute_exports(detect(env), ExportInputs(DIR), env)}
+    exports = {e.name: e for e in exports_of(env)}
     assert exports["WERF_IMAGES_REPO"].kept and exports["WERF_ENV"].kept
     assert exports["WERF_STAGES_STORAGE"].value == "mine.example/app/stages"
     assert not exports["DOCKER_CONFIG"].kept and exports["DOCKER_CONFIG"].value == str(DIR)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,8 @@ from ci_env.errors import ConfigError
 from ci_env.exports import Export
 from ci_env.render import POWERSHELL_QUOTES, cmd_quote, failure_text, posix_quote, powershell_quote, render
 from tests.services import require
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ADVERSARIAL = [
     "plain",
@@ -184,3 +188,35 @@ def test_posix_failure_text_stops_eval_under_set_e(program: str) -> None:
     script = f'set -e\neval "$(printf %s {posix_quote(failure_text("posix"))})"\necho reached\n'
     result = subprocess.run([path, "-c", script], capture_output=True)
     assert result.returncode != 0 and b"reached" not in result.stdout
+
+
+SETUP_THAT_FAILS = f"{shlex.quote(sys.executable)} -m ci_env setup --shell posix --images-repo-mode bogus"
+
+
+@pytest.mark.parametrize("program", ["bash", "dash", "zsh"])
+def test_failed_setup_in_an_interactive_shell_leaves_the_terminal_open(program: str, tmp_path: Path) -> None:
+    """eval "$(ci-env setup)" typed in a terminal: the error and status 1, the shell goes on."""
+    path = require(program, "the failure text is evaluated by the real shell")
+    script = f'eval "$({SETUP_THAT_FAILS})"; echo "still here, status $?"'
+    result = subprocess.run([path, "-i", "-c", script], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "HOME": str(tmp_path), "ZDOTDIR": str(tmp_path), "ENV": ""},
+                            cwd=ROOT, timeout=60)
+    assert "still here, status 1" in result.stdout, result.stderr
+    assert "ci-env setup failed: see the error above" in result.stderr
+
+
+@pytest.mark.parametrize("program", ["bash", "dash", "zsh"])
+def test_failed_setup_stops_a_ci_script_without_set_e(program: str) -> None:
+    path = require(program, "the failure text is evaluated by the real shell")
+    script = f'eval "$({SETUP_THAT_FAILS})"\necho reached\n'
+    result = subprocess.run([path, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1 and "reached" not in result.stdout
+
+
+def test_failed_setup_in_an_interactive_fish_leaves_it_open(tmp_path: Path) -> None:
+    path = require("fish", "the failure text is evaluated by the real shell")
+    script = f"{SETUP_THAT_FAILS.replace('posix', 'fish')} | source; echo still here, status $status"
+    result = subprocess.run([path, "-i", "-c", script], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}, cwd=ROOT,
+                            timeout=60)
+    assert "still here, status 1" in result.stdout, result.stderr

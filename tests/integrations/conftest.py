@@ -36,7 +36,7 @@ def zipapp(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, ci_env_wh
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "build-zipapp"), "-o", str(output), "--wheel", str(ci_env_wheel),
-         "--python-version", version, "--", "--no-index", "--find-links", str(wheelhouse)],
+         "--resolve", "--python-version", version, "--", "--no-index", "--find-links", str(wheelhouse)],
         check=True, capture_output=True,
     )
     return output

@@ -76,6 +76,8 @@ def sample_project(tmp_path: Path) -> Path:
     _git(project, "init", "-q", "-b", "main")
     _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
     _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "sample")
+    # a GitLab job's clone has the project as origin: the cleanup job's history synchronisation fetches from it
+    _git(project, "remote", "add", "origin", project.as_uri())
     return project
 
 
@@ -261,5 +263,12 @@ def test_second_job_of_a_pipeline_restores_ci_env_from_the_cache(
     assert first.startswith(f"{builds}/first/.git/ci-env/")
     assert second.startswith(f"{builds}/second/.git/ci-env/")
     assert Path(first).relative_to(builds / "first") == Path(second).relative_to(builds / "second")
-    assert re.search(r"second\s.*imported cache 'ci-env-'", output), output
+    assert re.search(r"second\s.*imported cache 'ci-env--protected-false'", output), output
     assert USERS[USER] not in output
+
+    # The same job on a protected branch never restores what the unprotected pipeline saved: it has its
+    # own cache, empty, and nothing to install from (the first job removed the only package source).
+    protected = _run_job(project, "second", {**variables, "CI_COMMIT_REF_PROTECTED": "true"}, "--shell-isolation")
+    output = protected.stdout + protected.stderr
+    assert "imported cache 'ci-env--protected-false'" not in output, output
+    assert protected.returncode != 0 and "pip could not install" in output, output

@@ -22,6 +22,7 @@ from types import ModuleType
 import pytest
 from pytest_httpserver import HTTPServer
 
+from ci_env import __version__
 from tests.integrations.conftest import INSTALLER
 from tests.integrations.runnerenv import find_python, runner_env
 from tests.services.package_index import serve_package_index
@@ -101,10 +102,10 @@ def test_zipapp_that_cannot_be_fetched_falls_back_to_the_index(
     httpserver.expect_request("/releases/v9/ci-env.pyz").respond_with_data("gone", status=404)
     url = httpserver.url_for("/releases/v9/ci-env.pyz")
     env = runner_env(tmp_path / "home", uv=False, pip_conf=f"[global]\nno-index = true\nfind-links = {wheelhouse}\n")
-    result = _run(env, "--home", str(tmp_path / "h"), "--spec", url, "--fallback", "ci-env==0.1.0")
+    result = _run(env, "--home", str(tmp_path / "h"), "--spec", url, "--fallback", f"ci-env=={__version__}")
     assert result.returncode == 0, result.stderr
     assert f"ci-env: could not fetch {url}: HTTP Error 404" in result.stderr
-    assert "installing ci-env==0.1.0 from the package index instead" in result.stderr
+    assert f"installing ci-env=={__version__} instead" in result.stderr
     assert _ci_env(result.stdout.strip(), env, "--version").returncode == 0
 
     alone = _run(env, "--home", str(tmp_path / "h2"), "--spec", url)
@@ -139,7 +140,7 @@ def test_zipapp_cannot_hold_the_aws_extra(tmp_path: Path, zipapp: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"ci-env: error: the zipapp {zipapp} carries the extras ['docker'] only, not ['aws']; "
-        "install a version or a wheel instead"
+        "install a wheel instead"
     )
 
 
@@ -293,7 +294,7 @@ def test_pip_settings_become_uv_arguments_and_environment(monkeypatch: pytest.Mo
     for variable in ("SSL_CERT_FILE", "HTTPS_PROXY", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS", "CI_ENV_PIP_ARGS"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(module, "pip_configuration", lambda: settings)
-    command, env = module.uv_command("uv", "/venv/bin/python", "ci-env")
+    command, env = module.uv_command("uv", "/venv/bin/python", ["ci-env"])
     assert command == [
         "uv", "pip", "install", "--quiet", "--python", "/venv/bin/python",
         "--index-url", "https://mirror/simple",

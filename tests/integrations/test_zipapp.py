@@ -27,7 +27,7 @@ def test_same_inputs_give_the_same_bytes(tmp_path: Path, zipapp: Path, wheelhous
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "build-zipapp"), "-o", str(again), "--wheel", str(ci_env_wheel),
-         "--python-version", version, "--", "--no-index", "--find-links", str(wheelhouse)],
+         "--resolve", "--python-version", version, "--", "--no-index", "--find-links", str(wheelhouse)],
         check=True, capture_output=True,
     )
     assert again.read_bytes() == zipapp.read_bytes()

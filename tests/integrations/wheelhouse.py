@@ -62,7 +62,7 @@ def build_project_wheel(project: Path, dest: Path) -> Path:
         capture_output=True,
     )
     meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-    return dest / f"{_normalize(meta['name'])}-{meta['version']}-py3-none-any.whl"
+    return next(dest.glob(f"{_normalize(meta['name'])}-*-py3-none-any.whl"))
 
 
 def repack_installed(name: str, dest: Path) -> Path:

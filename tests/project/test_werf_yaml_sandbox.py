@@ -48,6 +48,52 @@ def test_template_cannot_exhaust_memory(tmp_path: Path) -> None:
         load_project(tmp_path, env={})
 
 
+#: templates that grow without one large ``*``: through loops, join, a namespace or a list (gigabytes unbounded)
+GROWING = [
+    ("{% for a in range(1000) %}{% for b in range(100) %}{{ 'x' * 100000 }}{% endfor %}{% endfor %}",
+     r"werf\.yaml:6: template error: the rendered werf\.yaml is too large \(more than 4000000 characters"),
+    ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+     r"werf\.yaml:6: template error: the number of range\(\) items the template loops over is too large"),
+    ("{{ (['x' * 1000000] * 1000) | join }}",
+     r"werf\.yaml:6: template error: a join\(\) result of \d+ characters is too large"),
+    ("{{ ([['x' * 1000000] * 1000] * 1000) | join(',') }}",
+     r"werf\.yaml:6: template error: a join\(\) result of \d+ characters is too large"),
+    ("{% set ns = namespace(s='x' * 1000) %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
+     "{{ ns.s | length }}",
+     r"werf\.yaml:6: template error: a namespace value of \d+ characters is too large"),
+    ("{% set l = [] %}{% for i in range(100000) %}{{ l.append('x' * 100000) or '' }}{% endfor %}{{ l | length }}",
+     r"werf\.yaml:6: template error: what the template adds to lists and dicts is too large"),
+]
+
+
+@pytest.mark.parametrize(("payload", "message"), GROWING,
+                         ids=["nested-loops", "loops-without-output", "join", "nested-join", "namespace", "list"])
+def test_a_template_growing_through_loops_or_join_stays_bounded(tmp_path: Path, payload: str, message: str) -> None:
+    _project(tmp_path, f"{META}image: app\nargs:\n  X: \"{payload}\"\n")
+    with pytest.raises(ConfigError, match=message):
+        load_project(tmp_path, env={})
+
+
+def test_a_growing_template_is_one_template_error_in_the_cli(tmp_path: Path) -> None:
+    _project(tmp_path, f"{META}image: app\nargs:\n  X: \"{GROWING[0][0]}\"\n")
+    result = run_ci_env("build-and-publish", "-i", "127.0.0.1:9/acme", "-s", "127.0.0.1:9/acme/stages",
+                        "--tag-custom", "v1", env={**environ_without(), "HOME": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"ci-env: error: {tmp_path.resolve() / 'werf.yaml'}:6: template error: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_loops_and_joins_of_a_real_werf_yaml_still_render(tmp_path: Path) -> None:
+    images = ("{% for name in ['api', 'web', 'worker'] %}---\nimage: {{ name }}\n"
+              "args:\n  ALL: \"{{ ['a', 'b'] | join(',') }}\"\n{% endfor %}")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "werf.yaml").write_text("{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
+                                        "{% endfor %}project: demo{{ ns.n }}\nconfigVersion: 1\n" + images)
+    project = load_project(tmp_path, env={})
+    assert project.project == "demo3"
+    assert [image.name for image in project.images] == ["api", "web", "worker"]
+
+
 #: templates whose evaluation fails in Python (not in Jinja2): each is one template error, never a traceback
 FAILING = [
     ("{{ range(10 ** 9) | length }}", "Range too big"),

@@ -59,8 +59,7 @@ class Call:
 
     @property
     def token(self) -> str | None:
-        auth = self.authorization or ""
-        return auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        return _bearer(self.authorization)
 
 
 @dataclass
@@ -105,7 +104,7 @@ class KubeApi:
     def answer(self, path: str, query: Mapping[str, str], authorization: str | None) -> tuple[int, dict[str, Any]]:
         """(status, JSON body) for a GET."""
         self.calls.append(Call(path, dict(query), authorization))
-        token = authorization[len("Bearer "):] if authorization and authorization.startswith("Bearer ") else None
+        token = _bearer(authorization)
         if token not in self.tokens:
             return 401, _status(401, "Unauthorized", "Unauthorized")
         if path == "/version":
@@ -160,6 +159,13 @@ class KubeApi:
                 self.wfile.write(data)
 
         return Handler
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The token of ``Bearer <token>``; the scheme in any case, as the API server's bearer-token authenticator
+    reads it (the official client's in-cluster loader sends ``bearer``)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _route(path: str) -> tuple[str, str | None] | None:

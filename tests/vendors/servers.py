@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ci_env.errors import RegistryError
 from ci_env.registry.client import RegistryClient
 from tests.services.registry import RegistryService
 from tests.vendors.fakeapi import Call, FakeApi, Reply
@@ -52,10 +51,9 @@ class GitHubPackages:
         if kind != "orgs" or owner != "acme":
             return None
         path = f"acme/{unquote(package)}"
-        try:
-            return path if self.client.list_tags(path) else None
-        except RegistryError:  # NAME_UNKNOWN: never pushed
-            return None
+        # read from the registry's storage, not its API: the tests count the Registry API requests ci-env sends
+        tags = self.storage / path / "_manifests" / "tags"
+        return path if tags.is_dir() and any(tags.iterdir()) else None
 
     def _versions(self, path: str) -> list[dict[str, Any]]:
         by_digest: dict[str, list[str]] = {digest: [] for digest in self._revisions(path)}
