@@ -191,6 +191,7 @@ def _local_stages(target: Target, env: Mapping[str, str]) -> local_stages.LocalS
 def make_plan(
     target: Target, clients: Clients, settings: Settings, policy: Policy | None, now: datetime,
     progress: Update | None = None, credentials: Mapping[str, Any] | None = None,
+    also: Collection[tuple[str, str]] = (),
 ) -> tuple[Plan, Inventory]:
     """Purge (``policy`` None) or cleanup plan; cleanup reads git history first (shallow clone refused).
 
@@ -199,7 +200,7 @@ def make_plan(
     lister = images_lister(target, clients, credentials)
     if policy is None:
         inventory = collect(target, clients, want_created=lambda _t: False, progress=progress, lister=lister)
-        return verified_plan(inventory, lambda tags: plan_purge(tags, inventory.stages), clients, progress)
+        return verified_plan(inventory, lambda tags: plan_purge(tags, inventory.stages), clients, progress, also)
     from ci_env.gitinfo import open_repository
 
     repo = open_repository(settings.directory, synchronize=settings.synchronize)
@@ -216,12 +217,12 @@ def make_plan(
             repo, target.store, inventory.tags, settings.cleanup or DEFAULT, now, strict=settings.git_history_strict))
     final = policy
     return verified_plan(inventory, lambda tags: plan_cleanup(tags, inventory.stages, facts, final, now), clients,
-                         progress)
+                         progress, also)
 
 
 def verified_plan(
     inventory: Inventory, plan_of: Callable[[Sequence[FoundTag]], Plan], clients: Clients,
-    progress: Update | None = None,
+    progress: Update | None = None, also: Collection[tuple[str, str]] = (),
 ) -> tuple[Plan, Inventory]:
     """``plan_of(tags)``, with every tag it removes at the digest it points at now.
 
@@ -229,17 +230,22 @@ def verified_plan(
     keeps are never resolved. Those it removes are resolved now (one HEAD each); when one moved since it was
     published (someone retagged it) or is gone, the plan is made again with what the registry says (a protection
     by digest, such as a workload in Kubernetes running it, then sees the right one), until every tag it removes
-    was resolved. The removal reads each again right before it goes (``ci_env.registry.untag_engine``)."""
+    was resolved. The removal reads each again right before it goes (``ci_env.registry.untag_engine``). ``also``:
+    more (repository, stored tag) to resolve the same way, whatever the plan decides (the pending removals of an
+    earlier run's journal, whose verdict compares digests)."""
     from ci_env.cleanup.collect import resolve_some
 
     tags = list(inventory.tags)
     partial = dict(inventory.partial)
     plan = plan_of(tags)
+    extra = list(also)
     while True:  # ends: every round resolves at least one recorded tag, or stops
         unresolved: dict[str, list[str]] = {}
-        for d in plan.deletions:
-            if d.kind == KIND_TAG and d.repository in partial and d.stored_tag in partial[d.repository].recorded:
-                unresolved.setdefault(d.repository, []).append(d.stored_tag)
+        wanted = [(d.repository, d.stored_tag) for d in plan.deletions if d.kind == KIND_TAG] + extra
+        extra = []
+        for repository, stored in wanted:
+            if repository in partial and stored in partial[repository].recorded:
+                unresolved.setdefault(repository, []).append(stored)
         if not unresolved:
             break
         current: dict[tuple[str, str], str | None] = {}

@@ -307,7 +307,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     if journal_path is not None:
         journal_path, earlier = _earlier_journal(command, journal_path, target, settings, env, out)
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
-                                    credentials=credentials)
+                                    credentials=credentials, also=[e.key for e in earlier.pending] if earlier else ())
     triage = None if earlier is None else _triage(command, earlier, plan, target, inventory, out)
     deletions = plan.deletions
     if kw.get("keep_tag"):
