@@ -169,27 +169,31 @@ def _vendor_digests(
 @dataclass(frozen=True)
 class PartlyResolved:
     """A repository listed through the Registry API whose tags with a publication record were not resolved: each
-    took the digest its record says (see ``collect_tags``). ``resolve_rest`` finishes it."""
+    took the digest its record says (see ``collect_tags``). ``resolve_some`` resolves the ones a plan removes."""
 
     repository: RepoAddress
     whole: bool  #: every tag listed is here (nothing excluded)
     resolved: Mapping[str, ManifestInfo | None]  #: the tags resolved
     recorded: tuple[str, ...]  #: the tags that took their record's digest
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every tag listed (and not excluded)."""
+        return (*self.resolved, *self.recorded)
 
-def resolve_rest(
-    client: RegistryClient, partly: PartlyResolved, listings: dict[str, Mapping[str, Any]] | None = None,
-    progress: Update | None = None,
-) -> dict[str, str | None]:
-    """Resolve the tags of ``partly`` that took their record's digest; returns their digest now (None: gone). The
-    repository's map is then whole: it is left with ``client`` and in ``listings``, as if resolved at listing."""
-    what = f"resolving the tags of {partly.repository}"
-    infos = {**partly.resolved, **_resolve(client, partly.repository.path, partly.recorded, progress, what)}
-    if partly.whole:
-        client.remember(partly.repository.path, infos)
-        if listings is not None:
-            listings[str(partly.repository)] = infos
-    return {tag: infos[tag].digest if infos[tag] else None for tag in partly.recorded}  # type: ignore[union-attr]
+
+def resolve_some(
+    client: RegistryClient, partly: PartlyResolved, tags: Sequence[str], progress: Update | None = None,
+) -> tuple[dict[str, str | None], PartlyResolved]:
+    """Resolve ``tags`` of ``partly`` that took their record's digest: their digest now (None: gone), and
+    ``partly`` with them resolved. One request per tag: a plan resolves what it removes, never the repository."""
+    recorded = set(partly.recorded)
+    wanted = [t for t in dict.fromkeys(tags) if t in recorded]
+    what = f"resolving the tags to remove in {partly.repository}"
+    infos = _resolve(client, partly.repository.path, wanted, progress, what)
+    after = PartlyResolved(partly.repository, partly.whole, {**partly.resolved, **infos},
+                           tuple(t for t in partly.recorded if t not in infos))
+    return {tag: info.digest if info else None for tag, info in infos.items()}, after
 
 
 def _registry_digests(
@@ -200,7 +204,7 @@ def _registry_digests(
     """The digest of each tag of ``repository`` through the Registry API: the tag list, then one request per tag,
     except (with ``partial`` to collect them in) for the tags in ``recorded`` (tag -> the digest its publication
     record says): those take the recorded digest unresolved. A repository resolved whole (nothing excluded, nothing
-    taken from records) leaves its tag map with ``client``; one partly resolved goes into ``partial``."""
+    taken from records) goes into ``listings``; one partly resolved into ``partial``."""
     listed = _list(client, repository.path)
     tags = [t for t in listed if not exclude(repository, t)]
     trusted = {t: recorded[t] for t in tags if t in recorded} if recorded and partial is not None else {}
@@ -208,10 +212,8 @@ def _registry_digests(
     infos = _resolve(client, repository.path, wanted, progress, f"resolving the tags of {repository}")
     if trusted and partial is not None:
         partial[str(repository)] = PartlyResolved(repository, len(tags) == len(listed), infos, tuple(trusted))
-    elif len(wanted) == len(listed):  # the whole repository: its removals start from this map
-        client.remember(repository.path, infos)
-        if listings is not None:
-            listings[str(repository)] = infos
+    elif len(wanted) == len(listed) and listings is not None:  # the whole repository: its graph starts from it
+        listings[str(repository)] = infos
     digests: dict[str, str | None] = {tag: info.digest if info else None for tag, info in infos.items()}
     digests.update(trusted)
     return digests
@@ -236,17 +238,14 @@ def collect_tags(
 
     With a ``lister`` (the images repo implementation's own tag listing, ``ci_env.registry.listing``), the
     tags and digests of each repository come from it: one paginated listing instead of one request per tag.
-    Its removals go through the vendor's API, which needs no tag map. When that listing fails, and for every
-    implementation without one, the Registry API lists the tags and resolves each; a repository listed whole
-    (nothing excluded) then leaves its tag map with its client (``RegistryClient.remember``), so a removal
-    through the same client resolves only the tags it removes instead of listing everything again.
-    ``listings`` (when given) receives each repository's whole listing, for its graph.
+    When that listing fails, and for every implementation without one, the Registry API lists the tags and
+    resolves each. ``listings`` (when given) receives each repository's whole listing, for its graph.
 
     With ``partial`` (a dict to fill), a tag listed through the Registry API that has a publication record takes
     the digest its record says instead of being resolved (one request per tag saved), and its repository goes into
-    ``partial`` (a :class:`PartlyResolved`) instead of leaving its map with the client: before anything is
-    removed from it, the caller resolves the rest (:func:`resolve_rest`), since deleting a manifest by digest must
-    know every tag on it now, not as published.
+    ``partial`` (a :class:`PartlyResolved`): before a plan is final, the tags it removes are resolved
+    (:func:`resolve_some`), so it decides on the digests they hold now, not as published; the tags it keeps are
+    never read.
     """
     from ci_env.registry.naming import tag_owner
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 TEMPLATE = "cleanup-report.html.j2"
 #: outcomes in the order the page lists and colours them
-OUTCOMES = ("removed", "would-remove", "failed", "absent", "not-attempted", "kept")
+OUTCOMES = ("removed", "would-remove", "failed", "absent", "not-attempted", "moved", "kept")
 
 
 def _json_for_html(value: Any) -> str:

@@ -92,7 +92,7 @@ class Result:
 
     def counts(self) -> dict[str, int]:
         counts = {"kept": 0, "delete": 0, "removed": 0, "absent": 0, "failed": 0, "would_remove": 0,
-                  "not_attempted": 0}
+                  "not_attempted": 0, "moved": 0}
         for decision in self.plan.decisions:
             status, _ = self.outcome(decision)
             if decision.action == DELETE:

@@ -204,6 +204,7 @@ def _local_stages(target: Target, env: Mapping[str, str]) -> local_stages.LocalS
 def make_plan(
     target: Target, clients: Clients, settings: Settings, policy: Policy | None, now: datetime,
     progress: Update | None = None, credentials: Mapping[str, Any] | None = None,
+    also: Collection[tuple[str, str]] = (),
 ) -> tuple[Plan, Inventory]:
     """Purge (``policy`` None) or cleanup plan; cleanup reads git history first (shallow clone refused).
 
@@ -214,7 +215,8 @@ def make_plan(
 
     if policy is None:
         inventory = collect(target, clients, want_created=lambda _t: False, progress=progress, lister=lister)
-        plan, inventory = verified_plan(inventory, lambda tags: plan_purge(tags, inventory.stages), clients, progress)
+        plan, inventory = verified_plan(inventory, lambda tags: plan_purge(tags, inventory.stages), clients, progress,
+                                        also)
         return replace(plan, metadata=plan_metadata(target.metadata_records(), plan.decisions, None, None)), inventory
     from ci_env.gitinfo import open_repository
 
@@ -233,41 +235,48 @@ def make_plan(
             metadata=target.metadata_records()))
     final = policy
     plan, inventory = verified_plan(inventory, lambda tags: plan_cleanup(tags, inventory.stages, facts, final, now),
-                                    clients, progress)
+                                    clients, progress, also)
     verdict = plan.git_history.verdict if plan.git_history is not None else None
     return replace(plan, metadata=plan_metadata(target.metadata_records(), plan.decisions, verdict, repo)), inventory
 
 
 def verified_plan(
     inventory: Inventory, plan_of: Callable[[Sequence[FoundTag]], Plan], clients: Clients,
-    progress: Update | None = None,
+    progress: Update | None = None, also: Collection[tuple[str, str]] = (),
 ) -> tuple[Plan, Inventory]:
-    """``plan_of(tags)``, with every tag of each repository it removes from at the digest it points at now.
+    """``plan_of(tags)``, with every tag it removes at the digest it points at now.
 
-    Tags with a publication record took the digest their record says (``Inventory.partial``): a repository the
-    plan removes nothing from is never resolved tag by tag. Each one it removes from is resolved whole now (one
-    HEAD per tag, as the removal needs); when a tag moved since it was published (someone retagged it) or is
-    gone, the plan is made again with what the registry says (a protection by digest, such as a workload in
-    Kubernetes running it, then sees the right one)."""
-    from ci_env.cleanup.collect import resolve_rest
+    Tags with a publication record took the digest their record says (``Inventory.partial``); the tags the plan
+    keeps are never resolved. Those it removes are resolved now (one HEAD each); when one moved since it was
+    published (someone retagged it) or is gone, the plan is made again with what the registry says (a protection
+    by digest, such as a workload in Kubernetes running it, then sees the right one), until every tag it removes
+    was resolved. The removal reads each again right before it goes (``ci_env.registry.untag_engine``). ``also``:
+    more (repository, stored tag) to resolve the same way, whatever the plan decides (the pending removals of an
+    earlier run's journal, whose verdict compares digests)."""
+    from ci_env.cleanup.collect import resolve_some
 
     tags = list(inventory.tags)
     partial = dict(inventory.partial)
-    listings = dict(inventory.listings)
     plan = plan_of(tags)
-    while True:  # ends: every round resolves at least one repository of ``partial``, or stops
-        repositories = sorted({d.repository for d in plan.deletions if d.kind == KIND_TAG and d.repository in partial})
-        if not repositories:
+    extra = list(also)
+    while True:  # ends: every round resolves at least one recorded tag, or stops
+        unresolved: dict[str, list[str]] = {}
+        wanted = [(d.repository, d.stored_tag) for d in plan.deletions if d.kind == KIND_TAG] + extra
+        extra = []
+        for repository, stored in wanted:
+            if repository in partial and stored in partial[repository].recorded:
+                unresolved.setdefault(repository, []).append(stored)
+        if not unresolved:
             break
         current: dict[tuple[str, str], str | None] = {}
-        for repository in repositories:
-            partly = partial.pop(repository)
-            digests = resolve_rest(clients(partly.repository), partly, listings, progress)
+        for repository, doomed in unresolved.items():
+            partly = partial[repository]
+            digests, partial[repository] = resolve_some(clients(partly.repository), partly, doomed, progress)
             current.update(((repository, tag), digest) for tag, digest in digests.items())
         changed = {(t.repository, t.stored_tag): current[t.repository, t.stored_tag] for t in tags
                    if (t.repository, t.stored_tag) in current and current[t.repository, t.stored_tag] != t.digest}
         if not changed:
-            break
+            continue
         kept: list[FoundTag] = []
         for tag in tags:
             key = (tag.repository, tag.stored_tag)
@@ -279,7 +288,7 @@ def verified_plan(
             kept.append(tag)
         tags = kept
         plan = plan_of(tags)
-    return plan, replace(inventory, tags=tuple(tags), listings=listings, partial=partial)
+    return plan, replace(inventory, tags=tuple(tags), partial=partial)
 
 
 def cleanup_config(directory: Path, config: str | None, env: Mapping[str, str]) -> CleanupConfig:
@@ -403,7 +412,9 @@ def execute(
     the run did them all. With a time ``budget`` the removals go in slices, and none is started once the budget
     is reached: the rest are ``not-attempted``, the Result is ``stopped``, no records are forgotten (the next
     run does it) and the journal stays. ``first``: the (repository, stored tag) of deletions to start with, in
-    that order (an earlier run's journal, ``ci_env.cleanup.resume``); it only orders the plan's deletions."""
+    that order (an earlier run's journal, ``ci_env.cleanup.resume``); it only orders the plan's deletions. Every
+    tag is removed only while it points at its decision's digest (where the remover can check: the placeholder
+    route reads it right before), else it is left alone, ``moved``."""
     from ci_env.registry.reference import parse_address
     from ci_env.registry.removal import UntaggedOutcome, remove_untagged
 
@@ -419,7 +430,7 @@ def execute(
         assert parsed is not None
         requests.append((parsed, decision.stored_tag))
     remover_of = _removers(target, settings, env, credentials, clients)
-    graph_of = graph_source(inventory, clients, settings.parallel)
+    graph_of = graph_source(inventory, clients, settings.parallel, requests, remover_of)
     writer: Journal | None = None
     if journal is not None and not settings.dry_run and remote:
         from ci_env.cleanup import journal as jr
@@ -427,13 +438,15 @@ def execute(
         writer = jr.Journal.create(journal, journal_target(command, target), [
             jr.Entry(d.repository, d.stored_tag, d.digest, d.kind, d.image,
                      d.tag if d.tag != d.stored_tag else None) for d in remote], ref=jr.current_ref(env))
+    expected = {(address, d.stored_tag): d.digest for (address, _), d in zip(requests, remote, strict=True)
+                if d.digest}
 
     def running(repo: RepoAddress) -> frozenset[str]:
         return plan.in_use.digests(str(repo)) if plan.in_use is not None else frozenset()
 
     try:
         removal, stopped = _remove(requests, remover_of, graph_of, settings, progress, budget,
-                                   None if writer is None else _journal_outcome(writer), keep=running)
+                                   None if writer is None else _journal_outcome(writer), expected, keep=running)
     except BaseException:
         if writer is not None:
             writer.close()
@@ -630,13 +643,46 @@ def _remove(
                         last.protected if last is not None else {}), stopped
 
 
-def graph_source(inventory: Inventory, clients: Clients, parallel: int) -> Callable[[RepoAddress], RepoGraph]:
-    """The graph of a repository (``ci_env.registry.graph``): from cleanup's own listing of it when it listed the
-    whole repository (no second listing), else listed through the Registry API now."""
-    from ci_env.registry.graph import RegistrySource, build_graph, registry_graph
+def graph_source(
+    inventory: Inventory, clients: Clients, parallel: int,
+    requests: Sequence[tuple[RepoAddress, str]] = (),
+    remover_of: Callable[[RepoAddress], TagRemover] | None = None,
+) -> Callable[[RepoAddress], RepoGraph]:
+    """The graph of a repository (``ci_env.registry.graph``) from what cleanup already read.
+
+    Where the repository's remover moves tags only (the placeholder route: it deletes nothing by digest), the
+    graph holds what removing this run's ``requests`` needs (``removal_graph``): the doomed manifests are read,
+    the kept tags count with the digests their records or the listing gave, nothing is listed or resolved again.
+    Where a remover deletes manifests (a vendor deleting package versions), the whole repository's graph: from
+    cleanup's own listing when it listed the whole repository, else listed through the Registry API now."""
+    from ci_env.cleanup.collect import resolve_some
+    from ci_env.registry.graph import Known, RegistrySource, build_graph, registry_graph, removal_graph
+    from ci_env.registry.removal import deletes_manifests
+
+    doomed: dict[str, list[str]] = {}
+    for repo, tag in requests:
+        doomed.setdefault(str(repo), []).append(tag)
+    digests = {(t.repository, t.stored_tag): t.digest for t in inventory.tags}
+    stages: dict[str, dict[str, Known]] = {}
+    for stage in inventory.stages:
+        stages.setdefault(stage.repository, {})[stage.tag] = Known(stage.digest)
 
     def graph_of(repo: RepoAddress) -> RepoGraph:
-        listed = inventory.listings.get(str(repo))
+        key = str(repo)
+        listed = inventory.listings.get(key)
+        partly = inventory.partial.get(key)
+        light = remover_of is not None and not deletes_manifests(remover_of(repo))
+        if light and (listed is not None or partly is not None):
+            if listed is None:
+                assert partly is not None
+                listed = {**{t: Known(digests.get((key, t))) for t in partly.recorded}, **partly.resolved}
+            return removal_graph(clients(repo), repo.path, doomed.get(key, ()), names=list(listed), known=listed,
+                                 complete=True, parallel=parallel)
+        if light:  # the stages storage: its stages were resolved, its other tags were not
+            return removal_graph(clients(repo), repo.path, doomed.get(key, ()), known=stages.get(key),
+                                 parallel=parallel)
+        if listed is None and partly is not None and partly.whole:  # resolve what the records stood in for
+            listed = resolve_some(clients(repo), partly, partly.recorded)[1].resolved
         if listed is not None:
             return build_graph(repo.path, listed, RegistrySource(clients(repo), repo.path), parallel=parallel)
         return registry_graph(clients(repo), repo.path, parallel=parallel)

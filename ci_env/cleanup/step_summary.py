@@ -123,7 +123,8 @@ def markdown(result: Result, html_report: str | None = None, env: Mapping[str, s
     head = (f"**{counts['delete']} to remove**, {counts['kept']} kept: {counts['removed']} removed, "
             f"{counts['absent']} already gone, {counts['failed']} failed"
             + (f", {counts['would_remove']} would be removed" if result.dry_run else "")
-            + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else ""))
+            + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
+            + (f", {counts['moved']} moved since the plan (left alone)" if counts["moved"] else ""))
     figures = result.bytes
     if figures is not None:
         head += f"; **{_bytes_words(figures, result.dry_run)}**"

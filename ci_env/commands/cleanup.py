@@ -310,7 +310,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     if journal_path is not None:
         journal_path, earlier = _earlier_journal(command, journal_path, target, settings, env, out)
     plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
-                                    credentials=credentials)
+                                    credentials=credentials, also=[e.key for e in earlier.pending] if earlier else ())
     triage = None if earlier is None else _triage(command, earlier, plan, target, inventory, out)
     deletions = plan.deletions
     if kw.get("keep_tag"):
@@ -373,6 +373,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         out.status("purge: nothing removed; pass --force (WERF_FORCE=true) to remove everything listed above")
     out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
                + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
+               + (f", {counts['moved']} moved since the plan (left alone)" if counts["moved"] else "")
                + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
                + (f", {plural(result.metadata_pruned, 'metadata record')} {'would be ' if dry_run else ''}pruned"
                   if result.metadata_pruned else "")

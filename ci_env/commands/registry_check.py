@@ -128,7 +128,7 @@ def check(repository: str, as_json: bool, fix: bool, parallel: int, repo_impleme
         fixed = _remove(remover, repo, plan, parallel)
     _print(findings, fixed, as_json)
     unfixed = bool(findings.dangling_tags or findings.broken_indexes) or any(
-        fixed.get(o.digest) not in ("removed", "absent") for o in findings.orphans)
+        fixed.get(o.digest) not in ("removed", "absent", "left") for o in findings.orphans)
     if unfixed:
         sys.exit(1)
 

@@ -22,6 +22,7 @@ from ci_env.options import IMAGES_REPO
 
 if TYPE_CHECKING:
     from ci_env.registry.client import RegistryClient
+    from ci_env.registry.graph import RepoGraph
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.removal import ImageRemoval
     from ci_env.registry.untag import Summary
@@ -164,11 +165,12 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
     present); nothing is removed when a check fails. Exits 1 when any tag could not be removed.
     """
     from ci_env.registry.client import ClientPool
-    from ci_env.registry.graph import registry_graph
+    from ci_env.registry.graph import PARALLELISM as READS
+    from ci_env.registry.graph import registry_graph, removal_graph
     from ci_env.registry.implementations import detect_implementation
     from ci_env.registry.model import resolve_implementation
     from ci_env.registry.reference import RepoAddress, parse_image_ref
-    from ci_env.registry.removal import remove_images
+    from ci_env.registry.removal import deletes_manifests, remove_images
     from ci_env.registry.untag import RemoverContext, TagRemover, remover_for
 
     requests: list[tuple[RepoAddress, str]] = []
@@ -201,10 +203,18 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
         click.echo(f"untag: {done}/{count} ({summary.count('removed')} removed, {summary.count('absent')} already "
                    f"gone, {summary.count('failed')} failed)", err=True)
 
+    doomed: dict[RepoAddress, list[str]] = {}
+    for repo, tag in requests:
+        doomed.setdefault(repo, []).append(tag)
+
+    def graph_of(repo: RepoAddress) -> RepoGraph:
+        if deletes_manifests(remover_of(repo)):  # a vendor deleting versions must know every tag
+            return registry_graph(clients(repo), repo.path, parallel=READS)
+        return removal_graph(clients(repo), repo.path, doomed[repo], parallel=READS)
+
     result = remove_images(
-        requests, remover_of, lambda repo: registry_graph(clients(repo), repo.path, parallel=parallel),
-        keep_accessories=keep_signatures, parallel=parallel, dry_run=dry_run,
-        progress=progress if show_progress else None,
+        requests, remover_of, graph_of, keep_accessories=keep_signatures, parallel=parallel, dry_run=dry_run,
+        progress=progress if show_progress else None, fresh_graphs=True,
     )
     for warning in result.warnings:
         click.echo(f"ci-env: warning: {warning}", err=True)
@@ -221,6 +231,9 @@ def _print_summary(result: ImageRemoval, as_json: bool, dry_run: bool) -> None:
     if as_json:
         document = summary.as_dict()
         for entry in document["tags"]:
+            graph = result.graphs.get(entry["repository"])
+            if graph is not None and graph.tags.get(entry["tag"]):
+                entry["digest"] = graph.tags[entry["tag"]]  # what it pointed at when read, right before
             entry["accessories"] = [a.as_dict() for a in grouped.get((entry["repository"], entry["tag"]), ())]
         click.echo(json.dumps(document, indent=2))
         return

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ci_env.errors import AuthError, CiEnvError, RegistryError
+from ci_env.errors import AuthError, RegistryError
 from ci_env.registry import manifests as mf
 from ci_env.registry.auth import Authenticator, Credential, credentials_for, docker_config_dir, repository_scope
 from ci_env.registry.insecure import from_env as insecure_from_env
 from ci_env.registry.insecure import is_listed, is_loopback
 from ci_env.registry.origins import RegistryOrigins
+from ci_env.registry.outcomes import ABSENT, REMOVED
 from ci_env.registry.paging import PageGuard
 from ci_env.registry.waits import retry_after_seconds
 
@@ -30,11 +31,8 @@ if TYPE_CHECKING:
     import requests
 
     from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.untag_engine import OutcomeReport, TagOutcome
 
-REMOVED = "removed"
-ABSENT = "absent"
-#: a tag a guarded batch left alone: it points at another digest than the one the caller expected.
-MOVED = "moved"
 #: a digest no registry holds: deleting it is the harmless probe of whether deletion is allowed.
 PROBE_DIGEST = "sha256:" + "0" * 64
 #: requests at once when reading a repository (HEADs and GETs): reads are cheap for a registry, and a registry
@@ -46,10 +44,6 @@ BLOB_CHUNK = 1 << 20
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
-#: what happened to one tag of a batch: ``"removed"``, ``"absent"``, or the error that stopped it.
-TagOutcome = str | CiEnvError
-#: called once per tag of a batch as soon as its outcome is known (from worker threads).
-OutcomeReport = Callable[[str, TagOutcome], None]
 
 
 @dataclass(frozen=True)
@@ -69,25 +63,6 @@ class TagInfo:
     digest: str | None
     media_type: str | None
     created: str | None
-
-
-@dataclass
-class _RepoState:
-    """The tag -> digest map of one repository for a batch of untags, and the digests indexes reference."""
-
-    digests: dict[str, str]
-    referenced: set[str]
-    #: index manifests of the map not read yet (their children belong in ``referenced``).
-    unread: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    digest_locks: dict[str, threading.Lock] = field(default_factory=dict)
-    #: one batch (``untag_many``) at a time per repository.
-    batch_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def digest_lock(self, digest: str) -> threading.Lock:
-        """The lock serialising changes to the tags of ``digest`` in this repository (one per digest)."""
-        with self.lock:
-            return self.digest_locks.setdefault(digest, threading.Lock())
 
 
 class _PhaseLock:
@@ -176,11 +151,9 @@ class RegistryClient:
         self._credential_loaded = False
         self._lock = threading.Lock()
         self._count = 0
-        self._repos: dict[str, _RepoState] = {}
         self._placeholder_config: set[str] = set()
         self._placeholder_lock = threading.Lock()
         self._phases: dict[str, _PhaseLock] = {}
-        self._fill_locks: dict[str, threading.Lock] = {}
 
     def _phase(self, path: str) -> _PhaseLock:
         with self._lock:
@@ -465,12 +438,10 @@ class RegistryClient:
             raise self._fail(response, f"writing the manifest {path}:{ref}")
         return response.headers.get("Docker-Content-Digest") or mf.sha256_digest(body)
 
-    def delete_manifest(self, path: str, digest: str) -> None:
-        """Delete the manifest ``digest`` (and so every tag on it); a manifest already gone is not an error."""
-        self._delete_digest(path, digest)
-
-    def _delete_digest(self, path: str, digest: str) -> bool:
-        """DELETE by digest; True when deleted now, False when it was already gone."""
+    def delete_manifest(self, path: str, digest: str) -> bool:
+        """Delete the manifest ``digest`` and so EVERY tag on it when the registry runs the DELETE (a tag moved
+        onto it a moment before included: removing tags is ``untag``'s work, never this); True when deleted now,
+        False when it was already gone (not an error)."""
         response = self._mutate("delete", "DELETE", path, self._manifest_url(path, digest),
                                 scopes=[repository_scope(path)])
         if response.status_code in (200, 202, 204):
@@ -563,11 +534,11 @@ class RegistryClient:
 
     def point_at_placeholder(self, path: str, tag: str) -> str:
         """Point ``tag`` at a new, unique, tiny placeholder manifest; returns the placeholder's digest."""
-        self._ensure_placeholder_config(path)
+        self.ensure_placeholder_config(path)
         body = mf.placeholder_manifest()
         return self.put_manifest(path, tag, body, mf.OCI_MANIFEST)
 
-    # ------------------------------------------------------------------ untag
+    # ------------------------------------------------------------------ deleting
 
     def can_delete(self, path: str) -> None:
         """Preflight: raise unless deleting manifests in ``path`` is allowed; deletes nothing.
@@ -580,296 +551,34 @@ class RegistryClient:
             return
         raise self._fail(response, f"deleting manifests in {path}")
 
-    def forget(self, path: str) -> None:
-        """Drop the cached tag map of ``path`` (the next untag lists the repository again)."""
-        with self._lock:
-            self._repos.pop(path, None)
-
-    def prepare(self, path: str) -> None:
-        """Build the tag -> digest map of ``path`` now (untag builds it on first use otherwise)."""
-        self._state(path)
-
-    def _state(self, path: str) -> _RepoState:
-        return self._repo_state(path)[0]
-
-    def _repo_state(self, path: str) -> tuple[_RepoState, bool]:
-        """The tag map of ``path`` (its index manifests read) and whether it was built by this call.
-
-        Built once per path even when many threads ask at the same moment: the first one lists and
-        resolves the repository (or reads the indexes of a remembered map) while the others wait for it
-        (a per-path lock).
-        """
-        with self._lock:
-            state = self._repos.get(path)
-            if state is not None and not state.unread:
-                return state, False
-            fill_lock = self._fill_locks.setdefault(path, threading.Lock())
-        with fill_lock:
-            with self._lock:
-                state = self._repos.get(path)
-            built = state is None
-            if state is None:
-                state = self._build_state(path)
-            self._read_indexes(path, state)
-            if built:
-                with self._lock:
-                    self._repos[path] = state
-            return state, built
-
-    def remember(self, path: str, infos: Mapping[str, ManifestInfo | None]) -> None:
-        """Keep ``infos`` as the tag map of ``path`` that the following untags start from.
-
-        ``infos`` must hold EVERY tag of ``path`` (as just listed), each with what it was resolved to (None: it
-        vanished meanwhile). The untags then resolve again only the tags they remove instead of listing and
-        resolving the whole repository; the index manifests among them are read when the first untag needs them.
-        """
-        state = self._state_from(infos)
-        with self._lock:
-            self._repos[path] = state
-
-    def _build_state(self, path: str) -> _RepoState:
-        try:
-            tags = self.list_tags(path)
-        except RegistryError as exc:
-            if "NAME_UNKNOWN" not in str(exc):
-                raise
-            tags = []
-        return self._state_from(self._resolve_all(path, tags, LISTING_PARALLELISM))
-
-    @staticmethod
-    def _state_from(infos: Mapping[str, ManifestInfo | None]) -> _RepoState:
-        digests = {tag: info.digest for tag, info in infos.items() if info is not None}
-        indexes = {info.digest for info in infos.values() if info is not None and info.media_type in mf.INDEX_TYPES}
-        return _RepoState(digests, set(), unread=indexes)
-
-    def _read_indexes(self, path: str, state: _RepoState) -> None:
-        """Add every manifest the map's unread index manifests reach, at any depth (an index in an index, as
-        buildx pushes them), to ``state.referenced``; each nested index is read once."""
-        with state.lock:
-            unread = sorted(state.unread)
-        seen = set(unread)
-        while unread:
-            digest = unread.pop()
-            try:
-                body, _ = self.get_manifest(path, digest)
-            except RegistryError:
-                if self.resolve(path, digest) is not None:
-                    raise
-                body = b""  # deleted since it was listed: it keeps nothing alive any more
-            children = mf.child_descriptors(body)
-            nested = [d for d, media in children if d not in seen and (media is None or media in mf.INDEX_TYPES)]
-            seen.update(nested)
-            unread.extend(nested)
-            with state.lock:
-                state.referenced.update(d for d, _ in children)
-                state.unread.discard(digest)
+    # ------------------------------------------------------------------ untag (``ci_env.registry.untag_engine``)
 
     def untag(self, path: str, tag: str) -> str:
-        """Remove exactly ``tag`` from ``path``: ``"removed"``, or ``"absent"`` when it did not exist.
+        """Remove exactly ``tag`` from ``path``: ``"removed"``, or ``"absent"`` (``untag_engine.untag``)."""
+        from ci_env.registry import untag_engine
 
-        When no other tag (in this client's map of the repository) and no index references the tag's
-        manifest, the manifest is deleted by digest (2 requests); otherwise the tag is pointed at a unique
-        placeholder which is then deleted (3 requests, plus the placeholder's config once per repository).
-        Never deletes a manifest another tag or an index still uses.
-        """
-        state = self._state(path)
-        info = self.resolve(path, tag)
-        if info is None:
-            with state.lock:
-                state.digests.pop(tag, None)
-            return ABSENT
-        with state.digest_lock(info.digest):
-            with state.lock:
-                known = state.digests.get(tag)
-                state.digests[tag] = info.digest
-                shared = any(d == info.digest and t != tag for t, d in state.digests.items())
-                referenced = info.digest in state.referenced
-            if known == info.digest and not shared and not referenced:
-                self._delete_digest(path, info.digest)
-            else:
-                placeholder = self.point_at_placeholder(path, tag)
-                self._delete_digest(path, placeholder)
-            with state.lock:
-                state.digests.pop(tag, None)
-        return REMOVED
+        return untag_engine.untag(self, path, tag)
 
     def untag_many(
         self, path: str, tags: Sequence[str], *, parallel: int = LISTING_PARALLELISM,
         report: OutcomeReport | None = None, expected: Mapping[str, str] | None = None,
+        known: Mapping[str, str | None] | None = None,
     ) -> dict[str, TagOutcome]:
-        """Remove exactly ``tags`` from ``path`` in one batch; per tag ``"removed"``, ``"absent"`` or its error.
+        """Remove exactly ``tags`` from ``path`` in one batch (``untag_engine.untag_many``)."""
+        from ci_env.registry import untag_engine
 
-        Never raises for a registry's answer: every tag gets an outcome (``report(tag, outcome)`` is called as
-        soon as it is known). The batch, per repository:
+        return untag_engine.untag_many(self, path, tags, parallel=parallel, report=report, expected=expected,
+                                       known=known)
 
-        1. the tag map (listed and resolved once; when it was built earlier, the named tags are resolved again);
-        2. tags whose manifest carries only tags of this batch and no index uses: one DELETE per digest;
-        3. the other tags: each is pointed at ONE placeholder manifest unique to this batch (PUTs in parallel),
-           then that placeholder is deleted once, first (it shrinks the repository, so later DELETEs are
-           cheaper), then the digests of step 2 (in parallel).
+    def retire_tags(self, path: str, tags: Sequence[str], *, parallel: int = LISTING_PARALLELISM,
+                    ) -> dict[str, TagOutcome]:
+        """Remove ``tags`` only ci-env writes, without reading them (``untag_engine.retire_tags``)."""
+        from ci_env.registry import untag_engine
 
-        A run stopped between the PUTs and the DELETE leaves the tags on the placeholder, which no kept tag
-        uses: running the batch again deletes it by digest. When the placeholder's DELETE fails, every tag on
-        it is reported failed (no kept tag was touched).
+        return untag_engine.retire_tags(self, path, tags, parallel=parallel)
 
-        ``expected`` (tag -> digest) guards the batch: a tag whose digest, resolved in step 1, is not the one
-        expected is left alone and reported ``"moved"`` (a resumed cleanup removes only what its plan saw).
-        """
-        unique = list(dict.fromkeys(tags))
-        results: dict[str, TagOutcome] = {}
-        results_lock = threading.Lock()
-
-        def settle(tag: str, outcome: TagOutcome) -> None:
-            with results_lock:
-                results[tag] = outcome
-            if report is not None:
-                report(tag, outcome)
-
-        if not unique:
-            return results
-        try:
-            state, fresh = self._repo_state(path)
-        except CiEnvError as exc:
-            for tag in unique:
-                settle(tag, exc)
-            return results
-        workers = max(1, parallel)
-        with state.batch_lock:
-            current, moved = self._current_digests(path, state, unique, fresh, workers, settle)
-            if expected is not None:
-                for tag in [t for t, d in current.items() if t in expected and expected[t] != d]:
-                    del current[tag]
-                    settle(tag, MOVED)
-            with state.lock:
-                lone, shared = plan_removal(state.digests, state.referenced, current, moved)
-            self._remove_planned(path, lone, shared, workers, settle)
-            failed = any(isinstance(results.get(tag), CiEnvError) for tag in unique)
-            with state.lock:
-                for tag in unique:
-                    state.digests.pop(tag, None)
-        if failed:
-            self.forget(path)
-        return {tag: results[tag] for tag in unique}
-
-    def retire_tags(
-        self, path: str, tags: Sequence[str], *, parallel: int = LISTING_PARALLELISM,
-    ) -> dict[str, TagOutcome]:
-        """Remove ``tags`` whose manifests are disposable (the caller's own records, shared with no one).
-
-        Each tag is pointed at ONE placeholder made for this call (PUTs in parallel), then that placeholder is
-        deleted once: one request per tag and one DELETE in all, with no listing and no resolving, where
-        deleting each manifest by digest would cost a scan of the whole repository per tag on distribution.
-        The manifests the tags held stay untagged until the registry's garbage collection. Never raises for a
-        registry's answer; a tag that did not exist is briefly created and removed with the others.
-        """
-        results: dict[str, TagOutcome] = {}
-        unique = list(dict.fromkeys(tags))
-        if unique:
-            self._remove_via_placeholder(path, unique, max(1, parallel), results.__setitem__)
-        return results
-
-    def _current_digests(
-        self, path: str, state: _RepoState, tags: Sequence[str], fresh: bool, workers: int,
-        settle: OutcomeReport,
-    ) -> tuple[dict[str, str], set[str]]:
-        """The digest of each named tag that exists (the absent ones are settled), and the tags that moved.
-
-        A map built by this batch is current; an older one is checked by resolving the named tags again.
-        """
-        if fresh:
-            with state.lock:
-                known = {tag: state.digests.get(tag) for tag in tags}
-            for tag, digest in known.items():
-                if digest is None:
-                    settle(tag, ABSENT)
-            return {tag: digest for tag, digest in known.items() if digest is not None}, set()
-
-        def resolve(tag: str) -> ManifestInfo | CiEnvError | None:
-            try:
-                return self.resolve(path, tag)
-            except CiEnvError as exc:
-                return exc
-
-        current: dict[str, str] = {}
-        moved: set[str] = set()
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            answers = list(pool.map(resolve, tags))
-        with state.lock:
-            for tag, answer in zip(tags, answers, strict=True):
-                if isinstance(answer, CiEnvError):
-                    settle(tag, answer)
-                    continue
-                if answer is None:
-                    state.digests.pop(tag, None)
-                    settle(tag, ABSENT)
-                    continue
-                if state.digests.get(tag) != answer.digest:
-                    moved.add(tag)
-                state.digests[tag] = answer.digest
-                current[tag] = answer.digest
-        return current, moved
-
-    def _remove_planned(
-        self, path: str, lone: Mapping[str, Sequence[str]], shared: Sequence[str], workers: int,
-        settle: OutcomeReport,
-    ) -> None:
-        """Run the batch's phases: placeholder PUTs, then the placeholder DELETE, then the digest DELETEs."""
-        if shared:
-            self._remove_via_placeholder(path, shared, workers, settle)
-
-        def delete(digest: str) -> None:
-            # a 404 here is our own DELETE answered late (a retry after a lost answer): the tags existed.
-            try:
-                self._delete_digest(path, digest)
-                outcome: TagOutcome = REMOVED
-            except CiEnvError as exc:
-                outcome = exc
-            for tag in lone[digest]:
-                settle(tag, outcome)
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(delete, list(lone)))
-
-    def _remove_via_placeholder(self, path: str, tags: Sequence[str], workers: int, settle: OutcomeReport) -> None:
-        """Point ``tags`` at one new placeholder (in parallel), then delete it once."""
-        try:
-            self._ensure_placeholder_config(path)
-        except CiEnvError as exc:
-            for tag in tags:
-                settle(tag, exc)
-            return
-        body = mf.placeholder_manifest()
-        placeholder = mf.sha256_digest(body)
-
-        def point(tag: str) -> CiEnvError | None:
-            try:
-                self.put_manifest(path, tag, body, mf.OCI_MANIFEST)
-            except CiEnvError as exc:
-                return exc
-            return None
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            errors = list(pool.map(point, tags))
-        pointed = []
-        for tag, error in zip(tags, errors, strict=True):
-            if error is None:
-                pointed.append(tag)
-            else:
-                settle(tag, error)
-        if not pointed:
-            return
-        try:
-            self._delete_digest(path, placeholder)  # unique to this batch: a 404 is our own retried DELETE
-            outcome: TagOutcome = REMOVED
-        except CiEnvError as exc:
-            outcome = type(exc)(
-                f"{exc.message}; the tag now points at the placeholder {placeholder} (no image, no other tag "
-                "moved): run the removal again to finish"
-            )
-        for tag in pointed:
-            settle(tag, outcome)
-
-    def _ensure_placeholder_config(self, path: str) -> None:
+    def ensure_placeholder_config(self, path: str) -> None:
+        """Make the placeholder manifest's config blob exist in ``path`` (checked once per repository)."""
         with self._placeholder_lock:
             if path not in self._placeholder_config:
                 self.ensure_blob(path, mf.sha256_digest(mf.PLACEHOLDER_CONFIG), mf.PLACEHOLDER_CONFIG)
@@ -940,33 +649,6 @@ class ClientPool:
         """Close every client's pooled connections."""
         for client in self.clients.values():
             client.close()
-
-
-def plan_removal(
-    digests: Mapping[str, str], referenced: Collection[str], remove: Mapping[str, str],
-    moved: Collection[str] = (),
-) -> tuple[dict[str, list[str]], list[str]]:
-    """Split the tags of ``remove`` (tag -> current digest) into the two routes of a batch.
-
-    Returns (digest -> its tags, for digests that carry only tags being removed and that no index in
-    ``referenced`` uses: safe to delete by digest) and (the other tags: via a placeholder). ``digests`` is the
-    repository's whole tag map; a tag in ``moved`` (its map entry was stale) always takes the placeholder.
-    """
-    by_digest: dict[str, set[str]] = {}
-    for tag, digest in digests.items():
-        by_digest.setdefault(digest, set()).add(tag)
-    for tag, digest in remove.items():
-        by_digest.setdefault(digest, set()).add(tag)
-    removing = set(remove)
-    unsafe = {remove[tag] for tag in moved if tag in remove}
-    lone: dict[str, list[str]] = {}
-    shared: list[str] = []
-    for tag, digest in remove.items():
-        if digest not in referenced and digest not in unsafe and by_digest[digest] <= removing:
-            lone.setdefault(digest, []).append(tag)
-        else:
-            shared.append(tag)
-    return lone, shared
 
 
 def _error_codes(response: requests.Response) -> tuple[str, str]:

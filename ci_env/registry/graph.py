@@ -301,18 +301,21 @@ def build_graph(
     use_referrers_api: bool = True,
     max_depth: int = MAX_DEPTH,
     max_nodes: int = MAX_NODES,
+    expand: Collection[str] | None = None,
 ) -> RepoGraph:
     """The graph of repository ``path`` from its tag listing ``listed`` (tag -> what it resolved to; None: it
     vanished). Reads every distinct index once (``parallel`` at a time) and, when the registry answers the
     referrers API (tried once), the referrers of every manifest. ``verify`` also checks that every child and
-    every accessory's subject exists (one HEAD each): for ``registry check``.
+    every accessory's subject exists (one HEAD each): for ``registry check``. With ``expand``, only those
+    digests (and what they reach) are read and asked for referrers: the other tags' manifests are leaves.
 
     RegistryError when an index cannot be read (anything but "not there"), when indexes nest deeper than
     ``max_depth`` or the repository holds more than ``max_nodes`` manifests: a partial graph could protect too
     little, so none is returned.
     """
     builder = _Builder(path, source, max(1, parallel), max_depth, max_nodes)
-    return builder.build(listed, verify=verify, use_referrers_api=use_referrers_api)
+    return builder.build(listed, verify=verify, use_referrers_api=use_referrers_api,
+                         expand=None if expand is None else frozenset(expand))
 
 
 class _Builder:
@@ -344,7 +347,8 @@ class _Builder:
         if referrer.digest not in known or (referrer.tag and not known[referrer.digest].tag):
             known[referrer.digest] = referrer
 
-    def build(self, listed: Mapping[str, Listed | None], *, verify: bool, use_referrers_api: bool) -> RepoGraph:
+    def build(self, listed: Mapping[str, Listed | None], *, verify: bool, use_referrers_api: bool,
+              expand: frozenset[str] | None = None) -> RepoGraph:
         tags = {tag: str(info.digest) for tag, info in listed.items() if info is not None and info.digest}
         dangling = tuple(sorted(tag for tag in listed if tag not in tags))
         accessory_tags = {tag: a for tag in tags if (a := accessory_tag(tag)) is not None}
@@ -353,19 +357,18 @@ class _Builder:
                 self.media.setdefault(str(info.digest), str(info.media_type))
         for tag, accessory in accessory_tags.items():
             self._refer(Referrer(tags[tag], accessory.subject, accessory.kind, tag))
-        pending_read = list(dict.fromkeys(
-            d for d in tags.values() if self.media.get(d) is None or self.media[d] in mf.INDEX_TYPES
-        ))
+        roots = [d for d in dict.fromkeys(tags.values()) if expand is None or d in expand]
+        pending_read = [d for d in roots if self.media.get(d) is None or self.media[d] in mf.INDEX_TYPES]
         for digest in tags.values():
             self.nodes.setdefault(digest, Node(digest, self.media.get(digest)))
         pending_refs: list[str] = []
-        if use_referrers_api and tags:
-            first = next(iter(dict.fromkeys(tags.values())))
+        if use_referrers_api and roots:
+            first = roots[0]
             probe = self._map(self.source.referrers, [first])[0]
             self.api = probe is not None
             if self.api:
                 self._add_referrers(first, probe, pending_read, pending_refs)
-                pending_refs.extend(d for d in dict.fromkeys(tags.values()) if d != first)
+                pending_refs.extend(d for d in roots if d != first)
         rounds = 0
         while pending_read or pending_refs:
             rounds += 1
@@ -551,8 +554,7 @@ def registry_graph(
 
 
 def list_repository(client: RegistryClient, path: str, *, parallel: int = PARALLELISM) -> dict[str, Any]:
-    """Every tag of ``path`` resolved (tag -> ManifestInfo or None); an unknown repository has none. The map is
-    left with ``client`` (``remember``), so an untag through it lists nothing again."""
+    """Every tag of ``path`` resolved (tag -> ManifestInfo or None); an unknown repository has none."""
     try:
         tags = client.list_tags(path)
     except RegistryError as exc:
@@ -560,6 +562,58 @@ def list_repository(client: RegistryClient, path: str, *, parallel: int = PARALL
             raise
         return {}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        infos = dict(zip(tags, pool.map(lambda tag: client.resolve(path, tag), tags), strict=True))
-    client.remember(path, infos)
-    return infos
+        return dict(zip(tags, pool.map(lambda tag: client.resolve(path, tag), tags), strict=True))
+
+
+@dataclass(frozen=True)
+class Known:
+    """A tag's digest as the caller knows it (a publication record, an earlier read), without a media type."""
+
+    digest: str | None
+    media_type: str | None = None
+
+
+def removal_graph(
+    client: RegistryClient, path: str, doomed: Sequence[str], *, names: Sequence[str] | None = None,
+    known: Mapping[str, Listed | None] | None = None, complete: bool = False, parallel: int = PARALLELISM,
+) -> RepoGraph:
+    """The graph a removal of the tags ``doomed`` needs, at the cost of those tags, not of the repository.
+
+    ``names`` is the repository's tag list (listed now when None); ``known`` what the caller knows of its tags
+    (tag -> what it resolved to, or a :class:`Known` digest from a record). The doomed tags not in ``known`` are
+    resolved (one HEAD each), and only their manifests are read (an index: its children, at any depth), so the
+    graph knows what they take with them. The other tags count with the digests ``known`` gives them, unread.
+
+    The one thing that needs every tag is an accessory tag (cosign's ``sha256-<hex>.sig``, the referrers tag
+    schema's ``sha256-<hex>``) of a doomed image: it goes only when no remaining tag reaches that image (directly
+    or through an index). Then every index is read, and unless ``known`` is ``complete`` (every tag of ``names``,
+    as a publication record or a listing gave it), the tags it does not cover are resolved too (one HEAD each).
+    Nothing else is decided from this graph on the placeholder route: no image, child or referrer is deleted by
+    digest there, so what a tag unknown here holds is never lost.
+    """
+    from ci_env.registry.accessories import accessory_tag
+
+    if names is None:
+        try:
+            names = client.list_tags(path)
+        except RegistryError as exc:
+            if "NAME_UNKNOWN" not in str(exc):
+                raise
+            names = []
+    listed: dict[str, Listed | None] = dict(known or {})
+    wanted = [t for t in dict.fromkeys(doomed) if t not in listed or listed[t] is None]
+    listed.update(_resolved(client, path, wanted, parallel))
+    digests = {str(info.digest) for t in doomed if (info := listed.get(t)) is not None and info.digest}
+    accessories = [t for t in names if (a := accessory_tag(t)) is not None and any(a.belongs_to(d) for d in digests)]
+    if accessories and not complete:
+        listed.update(_resolved(client, path, [t for t in names if t not in listed or t in accessories], parallel))
+    listed = {t: info for t, info in listed.items() if t in names or t in doomed}
+    return build_graph(path, listed, RegistrySource(client, path), parallel=parallel,
+                       expand=None if accessories else digests)
+
+
+def _resolved(client: RegistryClient, path: str, tags: Sequence[str], parallel: int) -> dict[str, Any]:
+    if not tags:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(tags)))) as pool:
+        return dict(zip(tags, pool.map(lambda tag: client.resolve(path, tag), tags), strict=True))

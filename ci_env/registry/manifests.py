@@ -143,6 +143,18 @@ def placeholder_manifest(marker: str | None = None) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
 
+def is_placeholder(body: bytes) -> bool:
+    """True when ``body`` is a placeholder manifest ci-env made (:func:`placeholder_manifest`): no image."""
+    try:
+        doc = untrusted_json.loads(body)
+    except ValueError:
+        return False
+    annotations = doc.get("annotations") if isinstance(doc, dict) else None
+    config = doc.get("config") if isinstance(doc, dict) else None
+    return (isinstance(annotations, dict) and PLACEHOLDER_ANNOTATION in annotations and isinstance(config, dict)
+            and config.get("digest") == sha256_digest(PLACEHOLDER_CONFIG) and not doc.get("layers"))
+
+
 def created_of(body: bytes) -> str | None:
     """The creation time a manifest declares in its annotations (``org.opencontainers.image.created``)."""
     try:

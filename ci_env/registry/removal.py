@@ -11,8 +11,9 @@ manifests no remaining tag reaches.
 
 A run stopped half-way leaves the tags in place (phase 1: run it again) or only untagged children (phase 3).
 Nothing a remaining tag reaches is ever deleted. A remover that can delete a manifest by digest has
-``delete_manifests`` (:class:`ManifestRemover`); on the others an accessory's tags are removed and the untagged
-manifest is left to the registry's garbage collection (outcome ``left``).
+``delete_manifests`` (:class:`ManifestRemover`: GitHub's package versions, ECR); on the others, the default
+route included (it deletes no image, so that a tag moved onto one meanwhile keeps it), an accessory's tags are
+removed and the untagged manifest is left to the registry's garbage collection (outcome ``left``).
 """
 
 from __future__ import annotations
@@ -23,26 +24,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ci_env.errors import CiEnvError, RegistryError
-from ci_env.registry.untag import (
-    ABSENT,
-    FAILED,
-    REMOVED,
-    WOULD_REMOVE,
-    Outcome,
-    Progress,
-    Summary,
-    TagRemover,
-    untag_all,
-)
+from ci_env.registry.outcomes import ABSENT, FAILED, LEFT, NOT_ATTEMPTED, REMOVED, WOULD_REMOVE
+from ci_env.registry.untag import Outcome, Progress, Summary, TagRemover, untag_all
 
 if TYPE_CHECKING:
     from ci_env.registry.graph import Accessory, Removal, RepoGraph
     from ci_env.registry.reference import RepoAddress
 
-#: an accessory this route cannot delete (untagged): the registry's garbage collection removes it.
-LEFT = "left"
-NOT_ATTEMPTED = "not-attempted"
-LEFT_REASON = "this registry removes tags only; its garbage collection removes the untagged manifest"
+__all__ = ["LEFT", "NOT_ATTEMPTED"]
+
+LEFT_REASON = "untagged: the registry's garbage collection removes it (ci-env removes tags, not manifests, here)"
+
+
+def deletes_manifests(remover: object) -> bool:
+    """True when ``remover`` deletes manifests by digest (a package version with its tags, an untagged manifest):
+    it must know every digest the remaining tags reach (the whole repository's graph). A remover that only moves
+    tags (the placeholder route) needs only what the removed tags reach."""
+    return callable(getattr(remover, "delete_manifests", None)) or callable(getattr(remover, "protect", None))
 
 
 class ManifestRemover(Protocol):
@@ -143,6 +141,7 @@ def remove_images(
     keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
     on_outcome: Callable[[Outcome], None] | None = None,
     expected: Mapping[tuple[RepoAddress, str], str] | None = None,
+    fresh_graphs: bool = False,
 ) -> ImageRemoval:
     """Remove every (repository, tag) of ``requests`` with its accessories (see the module docstring).
 
@@ -152,7 +151,8 @@ def remove_images(
     leaves referrers in place; platform manifests still go with their index. ``keep(repo)``: digests that must
     stay with everything they reach although no remaining tag holds them (what Kubernetes runs). ``on_outcome``
     is told each tag's outcome as soon as it is known (``untag_all``); ``expected`` guards the tag removals
-    (``untag_all``).
+    (``untag_all``). ``fresh_graphs``: the graphs were read a moment ago (``registry untag``), so the removers
+    that can take what they say of the removed tags instead of reading each again (``untag_all``'s ``known``).
     """
     unique = list(dict.fromkeys(requests))
     by_repo: dict[RepoAddress, list[str]] = {}
@@ -197,8 +197,11 @@ def remove_images(
             protect(repo, removal.protected)
         referrers = [(removal.owner(a.digest), a) for a in removal.all_accessories() if a.is_referrer]
         _remove_accessories(repo, remover, referrers, parallel, outcomes)
+    known = None
+    if fresh_graphs:
+        known = {(repo, tag): graphs[str(repo)].tags.get(tag) for repo, tag in unique if str(repo) in graphs}
     summary = untag_all(unique, wrapped, parallel=parallel, progress=progress, on_outcome=on_outcome,
-                        expected=expected)
+                        expected=expected, known=known)
     status = {(o.repo, o.tag): o.status for o in summary.outcomes}
     for repo, removal in removals.items():
         children: list[tuple[str, Accessory]] = []
@@ -309,6 +312,14 @@ def _remove_accessories(
         for tag, accessory in items:
             record(tag, accessory, answers.get(accessory.digest, RegistryError("no outcome was reported")))
         return
+    names = list(dict.fromkeys(t for _, accessory in items for t in accessory.tags))
+    batch = getattr(remover, "untag_many", None)
+    answers = {}
+    if callable(batch) and names:
+        try:
+            answers = batch(repo, names, parallel=parallel)
+        except CiEnvError as exc:
+            answers = dict.fromkeys(names, exc)
     for tag, accessory in items:
         if not accessory.tags:
             record(tag, accessory, LEFT)
@@ -316,9 +327,11 @@ def _remove_accessories(
         result: object = REMOVED
         for accessory_tag in accessory.tags:
             try:
-                remover.untag(repo, accessory_tag)
+                answer = answers[accessory_tag] if accessory_tag in answers else remover.untag(repo, accessory_tag)
             except CiEnvError as exc:
-                result = exc
+                answer = exc
+            if isinstance(answer, CiEnvError):
+                result = answer
         record(tag, accessory, result)
 
 

@@ -21,19 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ci_env.errors import CiEnvError, PreflightError, RegistryError
+from ci_env.registry.outcomes import ABSENT, FAILED, MOVED, NOT_ATTEMPTED, REMOVED, WOULD_REMOVE
 
 if TYPE_CHECKING:
     from ci_env.registry.client import ClientPool, RegistryClient
     from ci_env.registry.reference import RepoAddress
 
-REMOVED = "removed"
-ABSENT = "absent"
-FAILED = "failed"
-WOULD_REMOVE = "would-remove"
-#: a removal a run did not start (it stopped first: ``--time-budget``).
-NOT_ATTEMPTED = "not-attempted"
-#: a guarded removal left alone: the tag points at another digest than the one expected.
-MOVED = "moved"
+__all__ = ["ABSENT", "FAILED", "MOVED", "NOT_ATTEMPTED", "REMOVED", "WOULD_REMOVE"]
 
 #: delete_route -> "module:Class" of its remover; each class is built as ``Class(context)``.
 REMOVERS: dict[str, str] = {
@@ -131,36 +125,22 @@ class _ClientRemover:
 
 
 class DefaultRemover(_ClientRemover):
-    """The default route: delete by digest when nothing else uses it, else via a unique placeholder."""
+    """The default route (``ci_env.registry.untag_engine``): each tag is moved onto a placeholder unique to its
+    batch, which is then deleted; no image is ever deleted by digest (the registry's garbage collection removes
+    the untagged ones), so a tag moved onto an image meanwhile always keeps it."""
 
     def untag(self, repo: RepoAddress, tag: str) -> str:
-        """Remove ``tag`` only (see ``RegistryClient.untag``): ``removed`` or ``absent``."""
+        """Remove ``tag`` only: ``removed`` or ``absent``."""
         return self.client(repo).untag(repo.path, tag)
 
     def untag_many(
         self, repo: RepoAddress, tags: Sequence[str], *, parallel: int = 8, report: BatchReport | None = None,
-        expected: Mapping[str, str] | None = None,
+        expected: Mapping[str, str] | None = None, known: Mapping[str, str | None] | None = None,
     ) -> dict[str, str | CiEnvError]:
-        """All of ``tags`` in one batch (see ``RegistryClient.untag_many``; ``expected`` guards it)."""
-        return self.client(repo).untag_many(repo.path, tags, parallel=parallel, report=report, expected=expected)
-
-    def delete_manifests(
-        self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 8,
-    ) -> dict[str, str | CiEnvError]:
-        """Delete each manifest of ``digests`` with every tag on it (signatures, platform manifests of a removed
-        index): ``"removed"`` (or already gone) or the error, per digest."""
-        client = self.client(repo)
-
-        def delete(digest: str) -> str | CiEnvError:
-            try:
-                client.delete_manifest(repo.path, digest)
-            except CiEnvError as exc:
-                return exc
-            return REMOVED
-
-        unique = list(dict.fromkeys(digests))
-        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(unique) or 1))) as pool:
-            return dict(zip(unique, pool.map(delete, unique), strict=True))
+        """All of ``tags`` in one batch (``untag_engine.untag_many``: ``expected`` guards it, ``known`` saves the
+        reads of tags the caller resolved a moment ago)."""
+        return self.client(repo).untag_many(repo.path, tags, parallel=parallel, report=report, expected=expected,
+                                            known=known)
 
 
 class OciTagDeleteRemover(_ClientRemover):
@@ -223,6 +203,7 @@ def untag_all(
     progress_every: float = 2.0,
     on_outcome: Callable[[Outcome], None] | None = None,
     expected: Mapping[tuple[RepoAddress, str], str] | None = None,
+    known: Mapping[tuple[RepoAddress, str], str | None] | None = None,
 ) -> Summary:
     """Remove every (repository, tag) of ``requests``; one Outcome each, failures recorded, not raised.
 
@@ -232,7 +213,8 @@ def untag_all(
     at most every ``progress_every`` seconds and once at the end; ``on_outcome(outcome)`` once per tag as soon
     as its outcome is known (from worker threads). ``expected`` ((repository, tag) -> digest) guards the
     removals where the remover can check (``untag_many`` with ``expected``): a tag pointing elsewhere is left
-    alone, outcome ``moved``.
+    alone, outcome ``moved``. ``known`` ((repository, tag) -> digest, None: absent) is what the caller resolved a
+    moment ago: a remover that can skips reading those tags again.
     """
     unique = list(dict.fromkeys(requests))
     if dry_run:
@@ -285,8 +267,7 @@ def untag_all(
     tasks: list[Callable[[], None]] = [functools.partial(run, i) for i in singles]
     tasks += [
         functools.partial(_run_batch, removers[repo], repo, [unique[i][1] for i in indexes], indexes, inner, record,
-                          None if expected is None else
-                          {unique[i][1]: expected[unique[i]] for i in indexes if unique[i] in expected})
+                          _per_tag(expected, unique, indexes), _per_tag(known, unique, indexes))
         for repo, indexes in batches.items()
     ]
     with ThreadPoolExecutor(max_workers=outer) as pool:
@@ -305,9 +286,20 @@ def _outcome(repo: RepoAddress, tag: str, result: object) -> Outcome:
     return Outcome(str(repo), tag, result if result in (REMOVED, ABSENT, MOVED) else REMOVED)
 
 
+def _per_tag(
+    given: Mapping[tuple[RepoAddress, str], Any] | None, unique: Sequence[tuple[RepoAddress, str]],
+    indexes: Sequence[int],
+) -> dict[str, Any] | None:
+    """The part of ``given`` (keyed by (repository, tag)) for one repository's batch, keyed by tag."""
+    if given is None:
+        return None
+    return {unique[i][1]: given[unique[i]] for i in indexes if unique[i] in given}
+
+
 def _run_batch(
     remover: TagRemover, repo: RepoAddress, tags: list[str], indexes: list[int], parallel: int,
     record: Callable[[int, Outcome], None], expected: Mapping[str, str] | None = None,
+    known: Mapping[str, str | None] | None = None,
 ) -> None:
     """One ``untag_many`` call; every tag gets an outcome, even when the call itself fails."""
     position = dict(zip(tags, indexes, strict=True))
@@ -316,7 +308,8 @@ def _run_batch(
         if tag in position:
             record(position[tag], _outcome(repo, tag, result))
 
-    guard = {"expected": expected} if expected is not None and _accepts_expected(remover) else {}
+    guard = {name: value for name, value in (("expected", expected), ("known", known))
+             if value is not None and _accepts(remover, name)}
     try:
         answers: Mapping[str, object] = remover.untag_many(  # type: ignore[attr-defined]
             repo, tags, parallel=parallel, report=report, **guard)
@@ -326,14 +319,14 @@ def _run_batch(
         record(position[tag], _outcome(repo, tag, answers.get(tag, RegistryError("no outcome was reported"))))
 
 
-def _accepts_expected(remover: TagRemover) -> bool:
-    """True when the remover's ``untag_many`` takes ``expected`` (guarded removals)."""
+def _accepts(remover: TagRemover, name: str) -> bool:
+    """True when the remover's ``untag_many`` takes the keyword ``name`` (``expected``: guarded removals)."""
     import inspect
 
     method = getattr(remover, "untag_many", None)
     if method is None:
         return False
     try:
-        return "expected" in inspect.signature(method).parameters
+        return name in inspect.signature(method).parameters
     except (TypeError, ValueError):
         return False

@@ -160,7 +160,8 @@ def test_gitlab_dry_run_plan_is_a_collapsed_section_and_progress_goes_to_stderr(
     progress = [line for line in result.stderr.splitlines() if line.startswith("ci-env: ")]
     assert progress[0].startswith("ci-env: kubernetes: no kubeconfig found")  # before planning
     assert progress[1].startswith("ci-env: reading the publication records in ")
-    assert any(line.startswith("ci-env: resolving the tags of ") and line.endswith("/8") for line in progress)
+    # only the tags the plan removes are resolved (3 in api), never the tags it keeps
+    assert any(line.startswith("ci-env: resolving the tags to remove in ") and line.endswith("/3") for line in progress)
     # bytes: one GET per digest removed (8 tags, 5 distinct images)
     assert "ci-env: measuring the manifests to remove: 5/5" in progress
     assert len(progress) <= 11 and "section_start" not in result.stderr

@@ -50,7 +50,7 @@ def test_on_a_terminal_progress_is_a_bar_on_stderr_and_stdout_stays_the_plan(
     os.close(leader)
     assert process.returncode == 0, stderr.decode()
     text = stderr.decode()
-    assert re.search(r"\r\x1b\[2Kci-env: resolving the tags of \S+/api \[#+\] 8/8 [\d,]+/s", text)
+    assert re.search(r"\r\x1b\[2Kci-env: resolving the stages in \S+ \[#+\] 9/9 [\d,]+/s", text)
     assert re.search(r"\r\x1b\[2Kci-env: measuring the manifests to remove \[#+\] 5/5", text)
     assert "\r" not in stdout and "\x1b" not in stdout and "ci-env: resolving" not in stdout
     assert "feature-a" in stdout and "would-remove" in stdout

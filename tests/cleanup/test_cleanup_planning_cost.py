@@ -81,3 +81,23 @@ def test_a_tag_moved_onto_the_image_of_a_removed_tag_still_pulls(
     decisions = {d["tag"]: d for d in document["decisions"] if d["kind"] == "tag"}  # type: ignore[union-attr]
     assert decisions["other"]["digest"] == moved.digest  # the digest it had when removed, not as published
     assert decisions["other"]["outcome"] == "removed" and decisions["feature"]["outcome"] == "removed"
+
+
+def test_a_second_dry_run_that_removes_tags_reads_two_objects_per_new_and_removed_tag(
+    world: World, tmp_path: Path, registry_open: RegistryService,
+) -> None:
+    git = GitRepo(tmp_path / "project")
+    git.commit("one")
+    _publish_branches(world, git, [f"b{n}" for n in range(60)])
+    _cleanup(world, git, tmp_path)  # the first night: keeps everything, compacts the records
+    _publish_branches(world, git, [f"new{n}" for n in range(20)])
+    for n in range(10):
+        git.git("branch", "-D", f"b{n}")
+    before = len(registry_open.requests())
+    document = _cleanup(world, git, tmp_path, "--dry-run")
+    made = _requests(registry_open, before)
+    reads = [(m, p) for m, p in made if m in ("GET", "HEAD") and p != "/v2/" and not p.endswith("/tags/list")]
+    assert len(reads) <= 2 * 20 + 2 * 10, reads  # not one per tag of the repository (80)
+    decisions = document["decisions"]
+    assert isinstance(decisions, list)
+    assert {d["tag"] for d in decisions if d["outcome"] == "would-remove"} == {f"b{n}" for n in range(10)}

@@ -31,15 +31,17 @@ def test_untag_removes_the_signed_multi_platform_image_with_everything_of_it(
     code, out, err = _untag(registry_open.host, tmp_path, f"{registry_open.host}/{repo}:old", "--json")
     assert code == 0, err + out
     assert sorted(open_client.list_tags(repo)) == sorted(["keep", cosign_tag(keep.digest, "sig")])
-    for digest in (index, *platforms, *attestations, *signatures, sbom):
-        assert open_client.resolve(repo, digest) is None, digest
+    for digest in (index, *platforms, *attestations, *signatures, sbom):  # untagged, left to the garbage collector
+        assert open_client.resolve(repo, digest) is not None, digest
     assert open_client.resolve(repo, keep_signature) is not None and pulls(open_client, repo, "keep")
     entry = json.loads(out)["tags"][0]
-    assert entry["status"] == "removed"
+    assert entry["status"] == "removed" and entry["digest"] == index
     kinds = sorted(a["kind"] for a in entry["accessories"])
     assert kinds == sorted(["platform", "platform", "attestation-manifest", "attestation-manifest", "signature",
                             "attestation", "sbom", "referrers-index"])
-    assert all(a["outcome"] == "removed" for a in entry["accessories"])
+    assert {a["kind"]: a["outcome"] for a in entry["accessories"] if a["tags"]} == {
+        "signature": "removed", "attestation": "removed", "referrers-index": "removed"}
+    assert {a["outcome"] for a in entry["accessories"] if not a["tags"]} == {"left"}
 
 
 def test_untag_keeps_what_a_kept_tag_reaches_through_a_nested_index(
@@ -67,7 +69,6 @@ def test_untag_keep_signatures_leaves_them_and_dry_run_lists_them(
     assert open_client.resolve(repo, signature) is not None
     code, _, err = _untag(registry_open.host, tmp_path, f"{registry_open.host}/{repo}:old", "--keep-signatures")
     assert code == 0, err
-    assert open_client.resolve(repo, image.digest) is None
     assert sorted(open_client.list_tags(repo)) == sorted(["other", cosign_tag(image.digest, "sig")])
 
 
@@ -80,10 +81,10 @@ def test_untag_of_one_index_keeps_the_child_it_shares_with_a_kept_index(
     code, _, err = _untag(registry_open.host, tmp_path, f"{registry_open.host}/{repo}:gone")
     assert code == 0, err
     assert pulls(open_client, repo, "kept")
-    assert open_client.resolve(repo, own.digest) is None
+    assert open_client.list_tags(repo) == ["kept"]
 
 
-def test_untag_through_the_referrers_api_removes_untagged_referrers(
+def test_untag_through_the_referrers_api_leaves_untagged_referrers_to_the_garbage_collector(
     front: ReferrersFront, front_client: RegistryClient, repo: str, tmp_path: Path,
 ) -> None:
     image = push_image(front_client, repo, ["old"])
@@ -92,5 +93,5 @@ def test_untag_through_the_referrers_api_removes_untagged_referrers(
                               fallback=False)
     code, out, err = _untag(front.host, tmp_path, f"{front.host}/{repo}:old")
     assert code == 0, err
-    assert front_client.resolve(repo, signature) is None and front_client.resolve(repo, image.digest) is None
-    assert f"with signature {signature[:19]}: removed" in out
+    assert front_client.list_tags(repo) == ["keep"]
+    assert f"with signature {signature[:19]}: left" in out

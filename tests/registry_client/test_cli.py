@@ -99,3 +99,24 @@ def test_retag_cli_adds_tags_across_repositories(registry_open: RegistryService,
     assert sorted(open_client.list_tags(repo)) == ["latest", "v1"]
     assert open_client.resolve(f"{repo}-copy", "v1").digest == image.digest  # type: ignore[union-attr]
     assert pulls(open_client, f"{repo}-copy", "v1")
+
+
+def test_untag_of_many_tags_costs_at_most_two_and_a_half_requests_per_tag(
+    registry_open: RegistryService, open_client: RegistryClient, repo: str,
+) -> None:
+    images = [push_image(open_client, repo, [f"keep-{n}"]) for n in range(20)]
+    doomed = []
+    for n in range(100):  # half alone on their image, half beside a kept tag
+        image = push_image(open_client, repo) if n % 2 else images[n % 20]
+        body, info = open_client.get_manifest(repo, image.digest)
+        open_client.put_manifest(repo, f"stale-{n}", body, info.media_type)
+        doomed.append(f"stale-{n}")
+    before = len(registry_open.requests())
+    result = run("registry", "untag", *(f"{registry_open.host}/{repo}:{tag}" for tag in doomed), "--json")
+    made = registry_open.requests()[before:]
+    assert result.returncode == 0, result.stderr
+    assert len(made) <= 2.5 * len(doomed), sorted({m for m, _p, _s in made})
+    assert sorted(open_client.list_tags(repo)) == sorted(f"keep-{n}" for n in range(20))
+    assert all(pulls(open_client, repo, f"keep-{n}") for n in range(20))
+    entries = json.loads(result.stdout)["tags"]
+    assert {e["status"] for e in entries} == {"removed"} and all(e["digest"].startswith("sha256:") for e in entries)

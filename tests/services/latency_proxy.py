@@ -8,6 +8,9 @@ The proxy relays bytes without parsing HTTP: a request is whatever the client se
 header still names the proxy (the registry's upload locations point back at it). Anything that speaks HTTP
 reaches it: ci-env, skopeo, curl. ``requests`` counts the requests relayed. Runs in a thread of its own
 (asyncio); ``stop()`` ends it.
+
+``before(method, path)``, when given, runs (in a worker thread, blocking that request only) before each request is
+relayed: a test's concurrent writer that must land at an exact moment, such as right before the first DELETE.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 
 
 class LatencyProxy:
     """Forward 127.0.0.1:``port`` to ``upstream`` (``host:port``) with ``delay`` seconds per request."""
 
-    def __init__(self, upstream: str, *, delay: float = 0.04, max_connections: int = 64) -> None:
+    def __init__(self, upstream: str, *, delay: float = 0.04, max_connections: int = 64,
+                 before: Callable[[str, str], None] | None = None) -> None:
         self.upstream = upstream
+        self.before = before
         self.delay = delay
         self.max_connections = max_connections
         self.requests = 0
@@ -81,6 +87,11 @@ class LatencyProxy:
                     turn["answered"] = False
                     self.requests += 1
                     await asyncio.sleep(self.delay)
+                    if self.before is not None:
+                        method, _, rest = data.partition(b" ")
+                        path = rest.partition(b" ")[0].decode("latin-1")
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, self.before, method.decode("latin-1"), path)
                 target.write(data)
                 await target.drain()
         except (ConnectionError, OSError):

@@ -35,6 +35,7 @@ class GitHubPackages:
         api.route("GET", r"/user")(self.user)
         api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)")(self.package)
         api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)/versions")(self.versions)
+        api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)/versions/(\d+)")(self.version)
         api.route("DELETE", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)/versions/(\d+)")(self.delete)
 
     def _ok(self, call: Call) -> bool:
@@ -89,6 +90,13 @@ class GitHubPackages:
         if page * size < len(versions):
             headers["Link"] = f'<{self.api.url}{call.raw_path}?per_page={size}&page={page + 1}>; rel="next"'
         return 200, headers, chunk
+
+    def version(self, call: Call, kind: str, owner: str, package: str, ident: str) -> Reply:
+        path = self._path(kind, owner, package)
+        found = [v for v in self._versions(path) if v["id"] == int(ident)] if path is not None else []
+        if not found:
+            return 404, {}, {"message": "Package version not found."}
+        return 200, {}, found[0]
 
     def delete(self, call: Call, kind: str, owner: str, package: str, ident: str) -> Reply:
         path = self._path(kind, owner, package)

@@ -239,3 +239,23 @@ def test_legacy_registry_untag_through_graphql(fake_api: Callable[[], FakeApi], 
     assert queries == ["query", "mutation", "query"]
     expected = {"owner": "acme", "name": "project", "package": "app", "version": "v1"}
     assert gql.api.calls[0].json()["variables"] == expected
+
+
+def test_a_tag_pushed_onto_the_version_after_it_was_listed_keeps_it(
+    ghcr: Any, registry_open: RegistryService, tmp_path: Path,
+) -> None:
+    gh = ghcr()
+    path = f"acme/app{next(_names)}"
+    old = push_image(gh.client, path, ["old"], seed=f"old-{path}").digest
+    r = remover(gh, registry_open, tmp_path)
+    listed = r._find_version
+
+    def promote_after_listing(base: str, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        version = listed(base, wanted)  # GitHub says: "old" is the version's only tag ...
+        body, info = gh.client.get_manifest(path, old)
+        gh.client.put_manifest(path, "latest", body, info.media_type)  # ... and then latest is promoted onto it
+        return version
+
+    r._find_version = promote_after_listing  # type: ignore[method-assign]
+    assert r.untag(RepoAddress("ghcr.io", path), "old") == "removed"
+    assert tag_map(gh.client, path) == {"latest": old}  # the version was re-read before its DELETE: only old went

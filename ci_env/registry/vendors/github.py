@@ -26,6 +26,7 @@ from ci_env.ci.token_scope import withheld
 from ci_env.errors import AuthError, CiEnvError, RegistryError
 from ci_env.registry.budget import HostLimits, host_of
 from ci_env.registry.budget import shared as budgets
+from ci_env.registry.outcomes import LEFT
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     ABSENT,
@@ -190,7 +191,13 @@ class GitHubRemover:
             version = self._find_version(base, lambda v: tag in _tags(v))
             if version is None:
                 return ABSENT
-            if _tags(version) != [tag] or self._reached(repo, str(version.get("name") or "")):
+            lone = _tags(version) == [tag] and not self._reached(repo, str(version.get("name") or ""))
+            if lone:  # read again right before the DELETE: a tag pushed onto this image since would go with it
+                now = self._fresh_tags(base, version)
+                if now is None:
+                    return ABSENT
+                lone = now == [tag]
+            if not lone:
                 # other tags, or an index / image a remaining tag reaches holds this manifest: detach the tag only
                 digest = self._client(repo.api_host()).point_at_placeholder(repo.path, tag)
                 version = self._wait_for_version(base, digest)
@@ -260,7 +267,13 @@ class GitHubRemover:
                 results[digest] = ABSENT
                 continue
             try:
-                results[digest] = self._delete_version(base, version, f"{repo}@{digest}")
+                now = self._fresh_tags(base, version)  # right before the DELETE, which takes every tag with it
+                if now is None:
+                    results[digest] = ABSENT
+                elif set(now) - set(_tags(version)):
+                    results[digest] = LEFT  # it gained a tag since it was listed: it stays
+                else:
+                    results[digest] = self._delete_version(base, version, f"{repo}@{digest}")
             except CiEnvError as exc:
                 results[digest] = exc
         return results
@@ -316,6 +329,17 @@ class GitHubRemover:
                 if isinstance(version, dict) and wanted(version):
                     return version
         return None
+
+    def _fresh_tags(self, base: str, version: dict[str, Any]) -> list[str] | None:
+        """The tags of ``version`` as GitHub says now (one request); None when the version is gone."""
+        url = f"{base}/versions/{version['id']}"
+        what = f"{VENDOR}: reading version {version['id']}"
+        response = self._session.get(url, headers=self._headers(base))
+        if response.status_code == 404:
+            return None
+        if not response.ok:
+            raise fail(response, what)
+        return _tags(json_of(response, what, dict))
 
     def _wait_for_version(self, base: str, digest: str) -> dict[str, Any] | None:
         for delay in PLACEHOLDER_WAIT:
