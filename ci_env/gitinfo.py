@@ -200,6 +200,26 @@ class GitRepository:
             return f"it has {shown} and no {REMOTE}/HEAD: a CI checkout of one branch"
         return None
 
+    def hidden_tags(self) -> str | None:
+        """Why this clone may not show the git tags of ``origin`` (one phrase for the message), or None: a clone
+        made with ``--no-tags`` (``remote.origin.tagOpt --no-tags``) whose fetch refspecs do not bring
+        ``refs/tags/*`` fetches no tag, so every git tag would look deleted."""
+        if not self.has_remote():
+            return None
+        tag_opt = self._git("config", "--get", f"remote.{REMOTE}.tagOpt", check=False).strip()
+        if tag_opt != "--no-tags":
+            return None
+        refspecs = self._git("config", "--get-all", f"remote.{REMOTE}.fetch", check=False).split()
+        if any(spec.lstrip("+").partition(":")[0] in ("refs/tags/*", "refs/*") for spec in refspecs):
+            return None
+        return f"remote.{REMOTE}.tagOpt --no-tags"
+
+    def other_remotes(self) -> list[str]:
+        """The remotes of a repository that has no ``origin`` (a clone made with ``--origin NAME``, a renamed
+        remote): their branches are not read, so they would look deleted. Empty when ``origin`` exists."""
+        remotes = self._git("remote").split()
+        return [] if REMOTE in remotes else remotes
+
     def has_remote(self, name: str = REMOTE) -> bool:
         """True when the repository has a remote called ``name``."""
         return name in self._git("remote").split()
@@ -256,6 +276,22 @@ def open_repository(path: Path, *, synchronize: bool = False) -> GitRepository:
             "fetch-depth: 0)"
         )
     else:
+        others = repo.other_remotes()
+        if others:
+            raise ConfigError(
+                f"{path} is a clone that names its remote {', '.join(others)}, not {REMOTE}: cleanup reads the "
+                f"branches of {REMOTE} (refs/remotes/{REMOTE}/*) and would take every branch of {others[0]} for "
+                f"deleted and remove its images. Rename it (git remote rename {others[0]} {REMOTE}), then pass "
+                "--git-history-synchronization (WERF_GIT_HISTORY_SYNCHRONIZATION=true) or fetch every branch"
+            )
+        tags = repo.hidden_tags()
+        if tags is not None:
+            raise ConfigError(
+                f"{path} is a clone that hides the git tags of {REMOTE} ({tags}): cleanup would take every git "
+                "tag it does not show for deleted and remove its images. Pass --git-history-synchronization "
+                "(WERF_GIT_HISTORY_SYNCHRONIZATION=true) to fetch every branch and tag first, or fetch the tags "
+                f"(git config --unset remote.{REMOTE}.tagOpt; git fetch --tags {REMOTE})"
+            )
         hidden = repo.hidden_branches()
         if hidden is not None:
             raise ConfigError(

@@ -80,8 +80,10 @@ def reason_group(decision: Decision) -> str:
 
 
 def _cell(text: str) -> str:
-    """A Markdown table cell: pipes escaped, HTML's specials as entities, one line."""
+    """A Markdown table cell: pipes escaped, HTML's specials as entities, no inline link or image (``](`` is
+    escaped: a registry's error text in a reason is untrusted), one line."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    text = text.replace("](", "]\\(")
     return " ".join(text.split()) or " "
 
 

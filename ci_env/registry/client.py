@@ -662,7 +662,13 @@ def _error_codes(response: requests.Response) -> tuple[str, str]:
         return "", ""
     codes = [str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")]
     messages = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
-    return ",".join(codes), (messages[0][:200] if messages else "")
+    return _one_line(",".join(codes), 100), _one_line(messages[0] if messages else "", 200)
+
+
+def _one_line(text: str, limit: int) -> str:
+    """``text`` (the registry's, untrusted) on one line: whitespace runs as one space, other control characters
+    dropped, at most ``limit`` characters; a newline in it would forge lines of the job's log."""
+    return "".join(char for char in " ".join(text.split()) if char.isprintable())[:limit]
 
 
 def _next_link(response: requests.Response, origins: RegistryOrigins) -> str | None:

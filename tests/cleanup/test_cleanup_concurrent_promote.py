@@ -12,10 +12,12 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
 from ci_env.registry.reference import RepoAddress
 from tests.cleanup.gitrepo import GitRepo
 from tests.cleanup.test_cleanup_e2e import run_cli
-from tests.cleanup.world import World
+from tests.cleanup.world import World, recent
 from tests.registry_client.images import pulls, push_image
 from tests.services.latency_proxy import LatencyProxy
 from tests.services.registry import RegistryService
@@ -99,3 +101,62 @@ def test_a_promote_onto_the_image_of_an_untagged_tag_keeps_latest(
     assert client.list_tags(path) == ["latest"]
     assert client.resolve(path, "latest").digest == doomed.digest  # type: ignore[union-attr]
     assert pulls(client, path, "latest")
+
+
+class RepublishAtFirstRead:
+    """The proxy's hook: once, at the first read (``HEAD``/``GET``) of ``path:tag``, run ``publish`` (another job
+    publishing that tag again, directly on the registry)."""
+
+    def __init__(self, path: str, tag: str, publish: object) -> None:
+        self.path, self.tag, self.publish = path, tag, publish
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, method: str, path: str) -> None:
+        if method not in ("HEAD", "GET") or not path.startswith(f"/v2/{self.path}/manifests/{self.tag}"):
+            return
+        with self.lock:
+            if not self.done.is_set():
+                self.publish()  # type: ignore[operator]
+                self.done.set()
+
+
+@pytest.mark.xfail(strict=True, reason="a tag of the plan published again with the same digest after planning is "
+                   "indistinguishable at removal (its HEAD still answers the planned digest): the run would have to "
+                   "re-read the records of the tags it removes right before removing them")
+def test_a_tag_published_again_with_the_same_image_during_planning_is_not_removed(
+    world: World, registry_open: RegistryService, tmp_path: Path,
+) -> None:
+    """A branch deleted and pushed again (or a content-addressed tag built again: same content, same digest) is
+    published while cleanup plans: the publish finds the image and writes its record, and the tag's digest is
+    the one the plan saw. The run removes it all the same; the pipeline that just published it loses its image."""
+    git = GitRepo(tmp_path / "project")
+    head = git.commit("one")
+    git.git("update-ref", "refs/heads/main", head)
+    proxy_box: dict[str, LatencyProxy] = {}
+    try:
+        api_path = world.images_repo.child("api").path
+
+        def republish() -> None:
+            git.git("update-ref", "refs/heads/feature-a", head)  # the branch is pushed again ...
+            pw = proxy_world()  # ... and its pipeline publishes the same image under the same tag
+            pw.publish("api", "feature-a", "git-branch", git_ref="feature-a", like=feature, published_at=recent())
+
+        hook = RepublishAtFirstRead(api_path, "feature-a", republish)
+        proxy = proxy_box["p"] = LatencyProxy(registry_open.host, delay=0, before=hook)
+
+        def proxy_world() -> World:
+            return World(world.client, RepoAddress(proxy.host, world.images_repo.path),
+                         RepoAddress(proxy.host, world.stages.path))
+
+        pw = proxy_world()
+        pw.publish("api", "main", "git-branch", git_ref="main")
+        feature = pw.publish("api", "feature-a", "git-branch", git_ref="feature-a")  # no such branch: doomed
+        result = run_cli("cleanup", "-i", str(pw.images_repo), "-s", str(pw.stages), "--dir", str(git.path),
+                         "--without-kube", cwd=tmp_path)
+    finally:
+        if "p" in proxy_box:
+            proxy_box["p"].stop()
+    assert hook.done.is_set(), "the publish never ran: the test would prove nothing\n" + result.stderr
+    assert result.returncode == 0, result.stderr
+    assert world.tags("api") == {"main", "feature-a"}

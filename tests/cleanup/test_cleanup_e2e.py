@@ -128,6 +128,32 @@ def test_a_single_branch_clone_is_refused_and_synchronisation_keeps_the_live_bra
     assert "feature-a" not in world.tags("api")  # its branch was deleted
 
 
+@pytest.mark.parametrize(("clone_args", "why", "kept"), [
+    (["--no-tags"], "hides the git tags of origin (remote.origin.tagOpt --no-tags)", "v2"),
+    (["--origin", "upstream"], "names its remote upstream, not origin", "live"),
+], ids=["no-tags", "remote-not-origin"])
+def test_a_clone_that_hides_git_tags_or_names_its_remote_otherwise_is_refused(
+    world: World, project: dict[str, str], tmp_path: Path, clone_args: list[str], why: str, kept: str,
+) -> None:
+    """``git clone --no-tags`` shows no git tag (every git tag's image would look stale), and a clone whose remote
+    is not called origin shows no origin/* branch (every branch but the checked-out one would look deleted)."""
+    origin = Path(project["dir"])
+    subprocess.run(["git", "-C", str(origin), "branch", "live"], check=True)
+    world.publish("api", "live", "git-branch", git_ref="live", signature=signature_of("live"))
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", *clone_args, f"file://{origin}", str(clone)], check=True)
+    before = world.tags("api")
+    assert kept in before
+
+    refused = run_cli("cleanup", "-i", str(world.images_repo), "-s", str(world.stages), "--dir", str(clone),
+                      cwd=tmp_path)
+    assert world.tags("api") == before  # nothing removed
+    assert refused.returncode == 2, refused.stderr
+    error = refused.stderr.split("ci-env: error: ", 1)[1]
+    assert why in error and "Traceback" not in error
+    assert "--git-history-synchronization" in error
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--keep-published-within", "2 hours"], "is not a duration"),
     (["--keep-tag", "("], "is not a valid regular expression"),

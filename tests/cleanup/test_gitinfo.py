@@ -127,3 +127,22 @@ def test_full_clones_are_accepted(origin: GitRepo, tmp_path: Path) -> None:
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a git repository"):
         open_repository(tmp_path)
+
+
+def test_a_clone_without_tags_or_without_origin_is_refused(origin: GitRepo, tmp_path: Path) -> None:
+    no_tags = tmp_path / "no-tags"
+    origin.git("clone", "-q", "--no-tags", f"file://{origin.path}", str(no_tags))
+    with pytest.raises(ConfigError, match=r"hides the git tags of origin \(remote\.origin\.tagOpt --no-tags") as error:
+        open_repository(no_tags)
+    assert error.value.exit_code == 2 and "--git-history-synchronization" in error.value.message
+    assert set(open_repository(no_tags, synchronize=True).facts().tags) == {"v1", "v2"}
+    # --no-tags with a refspec that fetches the tags anyway shows them
+    GitRepo(no_tags).git("config", "--add", "remote.origin.fetch", "+refs/tags/*:refs/tags/*")
+    assert set(open_repository(no_tags).facts().tags) == {"v1", "v2"}
+
+    upstream = tmp_path / "upstream"
+    origin.git("clone", "-q", "--origin", "upstream", f"file://{origin.path}", str(upstream))
+    with pytest.raises(ConfigError, match=r"names its remote upstream, not origin.*git remote rename upstream origin"):
+        open_repository(upstream)
+    GitRepo(upstream).git("remote", "rename", "upstream", "origin")
+    assert open_repository(upstream).facts().branches == {"main", "feature/x"}

@@ -78,3 +78,15 @@ def test_long_hex_tags_are_shortened() -> None:
     assert step_summary.short_tag("a" * 64) == "a" * 12 + "\u2026"
     assert step_summary.short_tag("v1.0") == "v1.0"
     assert step_summary.short_digest("sha256:" + "b" * 64) == "b" * 12
+
+
+def test_a_registrys_error_text_makes_no_link_or_image_in_the_summary() -> None:
+    """A failed removal's reason carries the registry's own error text: a hostile registry (or a proxy in front of
+    one) could otherwise plant a phishing link or a tracking image in the job's summary page."""
+    result = _result({"api": ["gone-1"]}, failed=frozenset({"gone-1"}))
+    error = "log in again at [the registry](https://evil.example/login) ![x](https://evil.example/p.png)"
+    outcomes = {key: ("failed", error) for key in result.outcomes}
+    text = rpt.markdown(rpt.Result("cleanup", False, REPO, None, result.plan, outcomes, (), "", ""))
+    row = next(line for line in text.splitlines() if line.startswith("| gone-1 |"))
+    assert "evil.example" in row  # the text is shown ...
+    assert "](" not in row  # ... but no inline link or image is formed

@@ -107,3 +107,19 @@ def test_malformed_tag_lists_are_one_error_line_in_the_cli(fake_api: Callable[[]
                         str(NO_CONFIG), env=environ_without())
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("ci-env: error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_registrys_error_code_and_message_stay_on_one_line(fake_api: Callable[[], FakeApi]) -> None:
+    """The registry's error code and message are quoted in the error: a newline or control character in them
+    would forge lines of the job's log (``::error::`` workflow commands, a fake ``ci-env:`` line)."""
+    api = fake_api()
+    errors = [{"code": "BAD\n::warning::planted" + "X" * 500,
+               "message": "no\n::error title=ci-env::all tags removed\r\nci-env: done\x07"}]
+    api.route("GET", r"/v2/app/tags/list")(lambda call: (400, {}, {"errors": errors}))
+    result = run_ci_env("registry", "tags", f"{api.url.removeprefix('http://')}/app", "--docker-config",
+                        str(NO_CONFIG), env=environ_without())
+    assert result.returncode == 1
+    assert result.stderr.startswith("ci-env: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "answered 400 BAD ::warning::planted" in result.stderr and "\x07" not in result.stderr
+    assert "no ::error title=ci-env::all tags removed ci-env: done" in result.stderr
+    assert len(result.stderr) < 600  # the code is bounded like the message
