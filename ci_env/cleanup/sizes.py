@@ -121,9 +121,11 @@ def _closure(roots: Iterable[str], manifests: Mapping[str, Manifest]) -> tuple[d
     return blobs, unknown
 
 
-def measure(removals: Sequence[Removal], kept: Iterable[str], manifests: Mapping[str, Manifest]) -> Bytes:
+def measure(removals: Sequence[Removal], kept: Iterable[str], manifests: Mapping[str, Manifest],
+            unread: int = 0) -> Bytes:
     """The bytes ``removals`` free, given the digests still tagged (``kept``) and the manifests read (of removed
-    digests, and of kept ones where known). A removal whose digest a kept tag still points at frees nothing."""
+    digests, and of kept ones where known). A removal whose digest a kept tag still points at frees nothing.
+    ``unread``: tags still there whose digest is not even known (they count in ``kept_unread``)."""
     kept_roots = set(kept)
     kept_blobs, kept_unread = _closure(kept_roots, manifests)
     gone = [r for r in removals if r.digest not in kept_roots]
@@ -146,8 +148,8 @@ def measure(removals: Sequence[Removal], kept: Iterable[str], manifests: Mapping
             sizes.append((sum(blobs.values()), removal.image, removal.tag, removal.digest))
     largest = tuple((image, tag, digest, size) for size, image, tag, digest in heapq.nlargest(LARGEST, sizes))
     return Bytes(
-        freed=freed, at_most=bool(kept_unread), kept=sum(kept_blobs.values()) if kept_blobs else None,
-        kept_unread=len(kept_unread), unknown=sum(1 for r in gone if r.digest in unknown_roots),
+        freed=freed, at_most=bool(kept_unread) or unread > 0, kept=sum(kept_blobs.values()) if kept_blobs else None,
+        kept_unread=len(kept_unread) + unread, unknown=sum(1 for r in gone if r.digest in unknown_roots),
         images=tuple(sorted(images, key=lambda i: i.image)), largest=largest,
     )
 
