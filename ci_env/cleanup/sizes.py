@@ -56,11 +56,12 @@ class Bytes:
     """What the removals free, per image and in total, and the largest removals."""
 
     freed: int
-    #: True: kept manifests the run did not read may share blobs with removed ones, so ``freed`` may be less
+    #: True: kept manifests (or tags left alone) the run did not read may share blobs with removed ones, so
+    #: ``freed`` may be less
     at_most: bool
     #: bytes the kept manifests the run read reference (None: it read none)
     kept: int | None
-    kept_unread: int  #: kept digests whose manifests were not read
+    kept_unread: int  #: kept digests whose manifests were not read, and tags left alone that were not read
     unknown: int  #: removals whose manifests could not be read (not counted)
     images: tuple[ImageBytes, ...] = ()
     #: (image, tag, digest, bytes of that image's blobs), largest first; shared blobs count in each
