@@ -56,11 +56,12 @@ class Bytes:
     """What the removals free, per image and in total, and the largest removals."""
 
     freed: int
-    #: True: kept manifests the run did not read may share blobs with removed ones, so ``freed`` may be less
+    #: True: kept manifests (or tags left alone) the run did not read may share blobs with removed ones, so
+    #: ``freed`` may be less
     at_most: bool
     #: bytes the kept manifests the run read reference (None: it read none)
     kept: int | None
-    kept_unread: int  #: kept digests whose manifests were not read
+    kept_unread: int  #: kept digests whose manifests were not read, and tags left alone that were not read
     unknown: int  #: removals whose manifests could not be read (not counted)
     images: tuple[ImageBytes, ...] = ()
     #: (image, tag, digest, bytes of that image's blobs), largest first; shared blobs count in each
@@ -121,9 +122,11 @@ def _closure(roots: Iterable[str], manifests: Mapping[str, Manifest]) -> tuple[d
     return blobs, unknown
 
 
-def measure(removals: Sequence[Removal], kept: Iterable[str], manifests: Mapping[str, Manifest]) -> Bytes:
+def measure(removals: Sequence[Removal], kept: Iterable[str], manifests: Mapping[str, Manifest],
+            unread: int = 0) -> Bytes:
     """The bytes ``removals`` free, given the digests still tagged (``kept``) and the manifests read (of removed
-    digests, and of kept ones where known). A removal whose digest a kept tag still points at frees nothing."""
+    digests, and of kept ones where known). A removal whose digest a kept tag still points at frees nothing.
+    ``unread``: tags still there whose digest is not even known (they count in ``kept_unread``)."""
     kept_roots = set(kept)
     kept_blobs, kept_unread = _closure(kept_roots, manifests)
     gone = [r for r in removals if r.digest not in kept_roots]
@@ -146,8 +149,8 @@ def measure(removals: Sequence[Removal], kept: Iterable[str], manifests: Mapping
             sizes.append((sum(blobs.values()), removal.image, removal.tag, removal.digest))
     largest = tuple((image, tag, digest, size) for size, image, tag, digest in heapq.nlargest(LARGEST, sizes))
     return Bytes(
-        freed=freed, at_most=bool(kept_unread), kept=sum(kept_blobs.values()) if kept_blobs else None,
-        kept_unread=len(kept_unread), unknown=sum(1 for r in gone if r.digest in unknown_roots),
+        freed=freed, at_most=bool(kept_unread) or unread > 0, kept=sum(kept_blobs.values()) if kept_blobs else None,
+        kept_unread=len(kept_unread) + unread, unknown=sum(1 for r in gone if r.digest in unknown_roots),
         images=tuple(sorted(images, key=lambda i: i.image)), largest=largest,
     )
 

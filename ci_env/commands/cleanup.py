@@ -44,6 +44,9 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                      envvar="WERF_CLEANUP_HTML_REPORT",
                      help="Write the plan, outcomes, bytes freed and each image's tags over time as one "
                      "self-contained HTML page to FILE [env: WERF_CLEANUP_HTML_REPORT]"),
+        click.Option(["--measure-kept"], is_flag=True, envvar="WERF_CLEANUP_MEASURE_KEPT",
+                     help="Also read the manifest of every kept image (one request each), so the bytes freed are "
+                     "exact instead of an upper bound [env: WERF_CLEANUP_MEASURE_KEPT]"),
         click.Option(["--parallel"], type=click.IntRange(1, 64), default=8, show_default=True,
                      envvar="WERF_CLEANUP_PARALLEL", help="Tags removed at once [env: WERF_CLEANUP_PARALLEL]"),
         docker_config_param("credentials"),
@@ -329,7 +332,8 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
     from ci_env.cleanup import html_report, sizes_read
 
     skip = sizes_read.local_skip(target)
-    manifests = sizes_read.read_plan(plan, clients, settings.parallel, planning, skip)  # before removing
+    manifests = sizes_read.read_plan(plan, clients, settings.parallel, planning, skip,  # before removing
+                                     kept=kw["measure_kept"], skipped=inventory.skipped)
     try:
         result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
                              progress=_progress(planning), started=started, phases=planning, budget=budget,

@@ -101,3 +101,27 @@ def test_a_second_dry_run_that_removes_tags_reads_two_objects_per_new_and_remove
     decisions = document["decisions"]
     assert isinstance(decisions, list)
     assert {d["tag"] for d in decisions if d["outcome"] == "would-remove"} == {f"b{n}" for n in range(10)}
+
+
+def test_measure_kept_reads_each_kept_manifest_once_and_the_default_reads_none(
+    world: World, tmp_path: Path, registry_open: RegistryService,
+) -> None:
+    git = GitRepo(tmp_path / "project")
+    git.commit("one")
+    _publish_branches(world, git, [f"b{n}" for n in range(12)])
+    for n in range(2):
+        git.git("branch", "-D", f"b{n}")
+    api = world.images_repo.child("api").path
+    reads: dict[str, list[str]] = {}
+    figures: dict[str, dict[str, object]] = {}
+    for mode, extra in (("default", ()), ("measure-kept", ("--measure-kept",))):
+        before = len(registry_open.requests())
+        document = _cleanup(world, git, tmp_path, "--dry-run", *extra)
+        reads[mode] = [p for m, p in _requests(registry_open, before)
+                       if m == "GET" and p.startswith(f"/v2/{api}/manifests/sha256:")]
+        figures[mode] = document["bytes"]  # type: ignore[assignment]
+    assert len(reads["default"]) == len(set(reads["default"])) == 2  # the removed images only
+    assert len(reads["measure-kept"]) == len(set(reads["measure-kept"])) == 12  # and each kept one, once
+    assert figures["default"]["at_most"] is True and figures["default"]["kept"] is None
+    assert figures["measure-kept"]["at_most"] is False and figures["measure-kept"]["kept_unread"] == 0
+    assert figures["measure-kept"]["freed"] == figures["default"]["freed"]  # the images share nothing
