@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ from pytest_httpserver import HTTPServer
 from ci_env import __version__
 from tests.integrations.conftest import INSTALLER, ROOT
 from tests.integrations.runnerenv import runner_env
-from tests.services.tls import self_signed, server_context
 
 #: the zipapp this tree builds (main between releases: it differs from the release's)
 RELEASE = ROOT / "dist" / "ci-env.pyz"
@@ -76,18 +74,6 @@ def payload(marker: Path) -> bytes:
         archive.writestr("ci_env/__init__.py", "")
         archive.writestr("ci_env/cli.py", f"def main():\n    exec({code!r})\n")
     return b"#!/usr/bin/env python3\n" + buffer.getvalue()
-
-
-@pytest.fixture
-def https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, Path]]:
-    """An HTTPS server (a private CA's certificate, trusted through SSL_CERT_FILE) and that CA file."""
-    certificate = self_signed(tmp_path_factory.mktemp("tls"), ["localhost"])
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=server_context(certificate))
-    server.start()
-    yield server, certificate.cert
-    server.clear()
-    if server.is_running():
-        server.stop()
 
 
 def job_env(tmp_path: Path, ca: Path | None = None) -> dict[str, str]:
