@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import http.server
 import os
 import shutil
@@ -175,7 +176,8 @@ def main() -> None:
         add("baseline", "python3 -m venv", lambda: timed([PYTHON, "-m", "venv", str(fresh("venv") / "v")],
                                                          runner.env(False)))
 
-        zipapp_vars = {"CI_ENV_INSTALL_SPEC": url}
+        digest = hashlib.sha256((dist / "ci-env.pyz").read_bytes()).hexdigest()
+        zipapp_vars = {"CI_ENV_INSTALL_SPEC": url, "CI_ENV_SHA256": digest}  # pinned, as the template pins a release
         wheel_vars = {"CI_ENV_INSTALL_SPEC": str(wheel)}
         add("template", "cold, zipapp downloaded (CI_ENV_VERSION's default)",
             lambda: run_template(template, runner.env(False), zipapp_vars, fresh("home")))
@@ -205,7 +207,7 @@ def main() -> None:
             lambda: run_template(template, runner.env(False), wheel_vars, warm_home))
 
         setup_inputs = {"CI_ENV_COMMAND": "setup", "CI_ENV_LOGIN": "true", "CI_ENV_DRY_RUN": "false",
-                        "CI_ENV_CACHE": "true"}
+                        "CI_ENV_CACHE": "true", "CI_ENV_KUBE": "auto"}
         add("action", "cold, release checkout's dist/ci-env.pyz (default version)",
             lambda: run_action(action, runner.env(False), {**setup_inputs, "CI_ENV_VERSION": ""},
                                fresh("tc") / "tool-cache", release))

@@ -121,7 +121,8 @@ FORMATS: dict[str, Format] = {
             "fish.fish.j2",
             ".fish",
             fish_quote,
-            "echo 'ci-env setup failed: see the error above' >&2; exit 1\n",
+            # exit ends the text that source reads, but eval's exit ends the shell: a terminal only sees status 1
+            "echo 'ci-env setup failed: see the error above' >&2; if status is-interactive; false; else; exit 1; end\n",
             _forbid("\0", "a shell variable cannot hold NUL"),
         ),
         Format(

@@ -213,10 +213,25 @@ def test_failed_setup_stops_a_ci_script_without_set_e(program: str) -> None:
     assert result.returncode == 1 and "reached" not in result.stdout
 
 
-def test_failed_setup_in_an_interactive_fish_leaves_it_open(tmp_path: Path) -> None:
+FISH_FORMS = {"source": "{setup} | source", "eval": "eval ({setup})"}
+
+
+@pytest.mark.parametrize("form", sorted(FISH_FORMS))
+def test_failed_setup_in_an_interactive_fish_leaves_it_open(tmp_path: Path, form: str) -> None:
+    """``ci-env setup --shell fish | source`` and ``eval (ci-env setup --shell fish)`` typed in a terminal (an
+    ``exit`` that eval runs ends the shell itself, closing the terminal)."""
     path = require("fish", "the failure text is evaluated by the real shell")
-    script = f"{SETUP_THAT_FAILS.replace('posix', 'fish')} | source; echo still here, status $status"
+    setup = FISH_FORMS[form].format(setup=SETUP_THAT_FAILS.replace("posix", "fish"))
+    script = f"{setup}; echo still here, status $status"
     result = subprocess.run([path, "-i", "-c", script], capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             env={**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}, cwd=ROOT,
                             timeout=60)
     assert "still here, status 1" in result.stdout, result.stderr
+
+
+def test_failed_setup_stops_a_fish_script_that_evals_it(tmp_path: Path) -> None:
+    path = require("fish", "the failure text is evaluated by the real shell")
+    script = f"eval ({SETUP_THAT_FAILS.replace('posix', 'fish')})\necho reached\n"
+    result = subprocess.run([path, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                            env={**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)})
+    assert result.returncode == 1 and "reached" not in result.stdout

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tests.integrations.wheelhouse import build_wheelhouse
+from tests.services.tls import self_signed, server_context
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALLER = ROOT / "scripts" / "install-ci-env"
@@ -40,3 +43,15 @@ def zipapp(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, ci_env_wh
         check=True, capture_output=True,
     )
     return output
+
+
+@pytest.fixture
+def https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, Path]]:
+    """An HTTPS server (a private CA's certificate, trusted through SSL_CERT_FILE) and that CA file."""
+    certificate = self_signed(tmp_path_factory.mktemp("tls"), ["localhost"])
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=server_context(certificate))
+    server.start()
+    yield server, certificate.cert
+    server.clear()
+    if server.is_running():
+        server.stop()

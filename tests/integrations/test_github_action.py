@@ -9,6 +9,7 @@ for build-and-publish, an images repo on the local registry and the local Docker
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -211,6 +212,9 @@ def test_release_checkout_runs_its_zipapp(tmp_path: Path, tool_cache: Path, whee
                                                  "pip requirement"),
         ({"command": "deploy\n::add-mask::x"}, "input command is 'deploy%0A::add-mask::x'; use setup, "
                                                "build-and-publish or cleanup"),
+        ({"sha256": "a" * 32 + "\n" + "a" * 32}, "input sha256 is not 64 hexadecimal digits (sha256sum's output)"),
+        ({"sha256": "$(touch pwned)" + "a" * 50}, "input sha256 is not 64 hexadecimal digits (sha256sum's output)"),
+        ({"sha256": "sha512:" + "a" * 64}, "input sha256 is not 64 hexadecimal digits (sha256sum's output)"),
     ],
 )
 def test_bad_input_stops_before_installing(
@@ -218,8 +222,10 @@ def test_bad_input_stops_before_installing(
 ) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
-    runner = CompositeActionRunner(ROOT, _job_env(tmp_path, cache, wheelhouse), tmp_path / "steps")
+    env = _job_env(tmp_path, cache, wheelhouse)
+    runner = CompositeActionRunner(ROOT, env, tmp_path / "steps")
     run = runner.run({"token": TOKEN, **inputs})
+    assert not (Path(env["GITHUB_WORKSPACE"]) / "pwned").exists()
     failed = [s for s in run.steps if s.ran and s.returncode]
     assert [(s.name, s.returncode) for s in failed] == [("Plan the install", 2)]
     assert f"::error title=ci-env::{message}" in failed[0].stdout
@@ -368,3 +374,32 @@ def test_kube_input_decides_the_kube_extra(
     run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run(with_)
     install = next(s for s in run.steps if s.name == "Install ci-env")
     assert install.ran and install.env["CI_ENV_EXTRAS_PLANNED"] == extras
+
+
+def test_a_version_with_shell_text_is_a_spec_never_a_command(tmp_path: Path, wheelhouse: Path) -> None:
+    """``version`` reaches the installer as one argument: ``$(...)``, ``;`` and quotes are never run by a shell."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = _job_env(tmp_path, cache, wheelhouse)
+    marker = tmp_path / "pwned"
+    run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run(
+        {"token": TOKEN, "login": "false", "version": f"ci-env$(touch {marker}); touch {marker} '\""})
+    failed = [s for s in run.steps if s.ran and s.returncode]
+    assert [s.name for s in failed] == ["Install ci-env"]
+    assert not marker.exists()
+    assert "DOCKER_CONFIG" not in run.job_env
+
+
+def test_sha256_input_as_docker_writes_it(tmp_path: Path, tool_cache: Path, wheelhouse: Path, zipapp: Path) -> None:
+    """``sha256: sha256:<HEX>`` (docker's form, any case) pins the zipapp as sha256sum's output does; another
+    digest in that form is refused before anything is unpacked."""
+    digest = hashlib.sha256(zipapp.read_bytes()).hexdigest()
+    env = _job_env(tmp_path, tool_cache, wheelhouse)
+    inputs = {"login": "false", "token": TOKEN, "version": str(zipapp), "cache": "false"}
+    run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run({**inputs, "sha256": f" sha256:{digest.upper()}"})
+    assert run.ok, [(s.name, s.returncode, s.stdout[-2000:], s.stderr[-2000:]) for s in run.steps]
+    other = CompositeActionRunner(ROOT, _job_env(tmp_path / "2", tool_cache, wheelhouse), tmp_path / "steps2").run(
+        {**inputs, "sha256": "sha256:" + "f" * 64})
+    failed = [s for s in other.steps if s.ran and s.returncode]
+    assert [s.name for s in failed] == ["Install ci-env"]
+    assert f"refused {zipapp}: its sha256 is {digest}, not the pinned {'f' * 64}" in failed[0].stderr

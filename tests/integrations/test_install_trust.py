@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ from pytest_httpserver import HTTPServer
 from ci_env import __version__
 from tests.integrations.conftest import INSTALLER, ROOT
 from tests.integrations.runnerenv import runner_env
-from tests.services.tls import self_signed, server_context
 
 #: the zipapp this tree builds (main between releases: it differs from the release's)
 RELEASE = ROOT / "dist" / "ci-env.pyz"
@@ -76,18 +74,6 @@ def payload(marker: Path) -> bytes:
         archive.writestr("ci_env/__init__.py", "")
         archive.writestr("ci_env/cli.py", f"def main():\n    exec({code!r})\n")
     return b"#!/usr/bin/env python3\n" + buffer.getvalue()
-
-
-@pytest.fixture
-def https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, Path]]:
-    """An HTTPS server (a private CA's certificate, trusted through SSL_CERT_FILE) and that CA file."""
-    certificate = self_signed(tmp_path_factory.mktemp("tls"), ["localhost"])
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=server_context(certificate))
-    server.start()
-    yield server, certificate.cert
-    server.clear()
-    if server.is_running():
-        server.stop()
 
 
 def job_env(tmp_path: Path, ca: Path | None = None) -> dict[str, str]:
@@ -164,7 +150,8 @@ def test_a_redirect_from_https_to_http_is_refused(tmp_path: Path, https: tuple[H
                              f"{httpserver.url_for('/evil/ci-env.pyz')}: it leaves https\n")
 
 
-@pytest.mark.parametrize("change", ["source", "planted file", "planted bytecode", "pyz", "launcher"])
+@pytest.mark.parametrize("change", ["source", "planted file", "planted bytecode", "pyz", "launcher", "pyz removed",
+                                    "virtualenv planted", "in-use fifo"])
 def test_a_changed_install_is_installed_again_before_it_runs(tmp_path: Path, change: str, released: Path) -> None:
     """An install found again (restored from a cache, left on the runner) that differs from the pinned
     release: a line says so, the release is installed again, the change never runs."""
@@ -198,6 +185,21 @@ def test_a_changed_install_is_installed_again_before_it_runs(tmp_path: Path, cha
     elif change == "pyz":
         (entry / "ci-env.pyz").write_bytes(payload(marker))
         (entry / "sha256").write_text(hashlib.sha256((entry / "ci-env.pyz").read_bytes()).hexdigest() + "\n")
+    elif change == "pyz removed":  # nothing left to check app/ against: a zipapp entry without its zipapp
+        (entry / "ci-env.pyz").unlink()
+        (entry / "sha256").unlink()
+        with (entry / "app" / "ci_env" / "__init__.py").open("a") as handle:
+            handle.write(evil)
+    elif change == "virtualenv planted":  # the entry passes for a virtualenv install, whose files pip vouched for
+        python = entry / "venv" / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text(f"#!/bin/sh\necho ran > {marker}\nexec {sys.executable} \"$@\"\n")
+        python.chmod(0o755)
+        launcher = entry / "bin" / "ci-env"
+        launcher.write_text(launcher.read_text().replace(f"exec {sys.executable} ", 'exec "$here/venv/bin/python" '))
+    elif change == "in-use fifo":  # run.py opens .in-use to hold it: a FIFO would hang every job
+        (entry / ".in-use").unlink()
+        os.mkfifo(entry / ".in-use", 0o644)
     else:
         launcher = entry / "bin" / "ci-env"
         launcher.write_text(launcher.read_text().replace("exec ", f"echo ran > {marker}; exec "))
@@ -206,7 +208,8 @@ def test_a_changed_install_is_installed_again_before_it_runs(tmp_path: Path, cha
     assert again.stdout == first.stdout
     assert re.fullmatch(r"ci-env: the installed ci-env cannot run: .*; installing it again\n", again.stderr), \
         again.stderr
-    version = subprocess.run([str(entry / "bin" / "ci-env"), "--version"], env=env, capture_output=True, text=True)
+    version = subprocess.run([str(entry / "bin" / "ci-env"), "--version"], env=env, capture_output=True, text=True,
+                             timeout=60)
     assert version.returncode == 0 and not marker.exists()
     clean = install(env, home, "--spec", str(released), "--sha256", digest)
     assert clean.stderr == "", "the reinstalled entry passes the check"
@@ -307,3 +310,129 @@ def test_pruning_keeps_an_entry_used_today_and_removes_old_unused_ones(tmp_path:
     used = _entry_for(env, home, RELEASE)
     _make_newer_entries(env, home, tmp_path / "more")
     assert used.exists(), "an entry a job installed or found today is kept (the job may run it again)"
+
+
+@pytest.mark.parametrize("link", ["hard link", "symbolic link"])
+def test_a_file_of_the_install_linked_elsewhere_is_installed_again(tmp_path: Path, link: str, released: Path) -> None:
+    """A file of a found install that is another file's other name (a hard link) or points to another file (a
+    symbolic link): the same bytes at check time, but whoever holds the other name can change what runs after
+    the check. The install is made again, and the other file no longer reaches it."""
+    env = job_env(tmp_path)
+    home = tmp_path / "h"
+    digest = template_digest(__version__)
+    first = install(env, home, "--spec", str(released), "--sha256", digest)
+    assert first.returncode == 0, first.stderr
+    module = Path(first.stdout.strip()).parent / "app" / "ci_env" / "__init__.py"
+    elsewhere = tmp_path / "project" / "__init__.py"
+    elsewhere.parent.mkdir()
+    if link == "hard link":
+        os.link(module, elsewhere)
+        reason = f"{module} has other hard links (1)"
+    else:
+        elsewhere.write_bytes(module.read_bytes())
+        module.unlink()
+        module.symlink_to(elsewhere)
+        reason = f"{module} is a symbolic link"
+    again = install(env, home, "--spec", str(released), "--sha256", digest)
+    assert again.returncode == 0
+    assert again.stderr == f"ci-env: the installed ci-env cannot run: {reason}; installing it again\n"
+    marker = tmp_path / "ran"
+    elsewhere.write_text(f"open({str(marker)!r}, 'w').write('ran')\n")  # the other name changes, after the check
+    version = subprocess.run([str(module.parents[2] / "bin" / "ci-env"), "--version"], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert version.returncode == 0 and not marker.exists()
+    assert not module.is_symlink() and module.stat().st_nlink == 1
+
+
+@pytest.mark.parametrize("hop", ["301 chain", "data: URL", "ftp: URL"])
+def test_every_redirect_that_leaves_https_is_refused(tmp_path: Path, https: tuple[HTTPServer, Path],
+                                                     httpserver: HTTPServer, hop: str) -> None:
+    """Redirects are followed hop by hop, each checked: https to https to http (301s), or to a URL that is not
+    http at all (urllib would read a data: URL's bytes, an ftp: server's file). One line, nothing run."""
+    server, ca = https
+    marker = tmp_path / "ran"
+    httpserver.expect_request("/evil/ci-env.pyz").respond_with_data(payload(marker))
+    final = {"301 chain": httpserver.url_for("/evil/ci-env.pyz"), "data: URL": "data:application/zip;base64,UEsFBg==",
+             "ftp: URL": "ftp://127.0.0.1:9/ci-env.pyz"}[hop]
+    server.expect_request("/mirror/ci-env.pyz").respond_with_data("", status=301, headers={"Location": "/moved"})
+    server.expect_request("/moved").respond_with_data("", status=301, headers={"Location": final})
+    env = job_env(tmp_path, ca)
+    result = install(env, tmp_path / "h", "--spec", server.url_for("/mirror/ci-env.pyz"))
+    run_job(result, env)
+    assert not marker.exists()
+    assert result.returncode == 1
+    moved = server.url_for("/moved")
+    assert result.stderr == f"ci-env: error: refused the redirect from {moved} to {final}: it leaves https\n"
+
+
+def test_a_protocol_relative_redirect_stays_on_https(tmp_path: Path, https: tuple[HTTPServer, Path],
+                                                     released: Path) -> None:
+    """``Location: //host/path`` keeps the scheme of the URL it came from (RFC 3986): https, allowed."""
+    server, ca = https
+    server.expect_request("/mirror/ci-env.pyz").respond_with_data(
+        "", status=302, headers={"Location": f"//localhost:{server.port}/release/ci-env.pyz"})
+    server.expect_request("/release/ci-env.pyz").respond_with_data(released.read_bytes())
+    env = job_env(tmp_path, ca)
+    result = install(env, tmp_path / "h", "--spec", server.url_for("/mirror/ci-env.pyz"),
+                     "--sha256", template_digest(__version__))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_a_plain_http_zipapp_must_be_pinned(tmp_path: Path, httpserver: HTTPServer, released: Path) -> None:
+    """A zipapp over plain http is anyone's bytes on the way: refused unless a sha256 pins it."""
+    marker = tmp_path / "ran"
+    httpserver.expect_request("/ci-env.pyz").respond_with_data(payload(marker))
+    env = job_env(tmp_path)
+    url = httpserver.url_for("/ci-env.pyz")
+    result = install(env, tmp_path / "h", "--spec", url)
+    run_job(result, env)
+    assert not marker.exists()
+    assert result.returncode == 2
+    assert result.stderr == (f"ci-env: error: refused {url}: a download over plain http is not checked by anyone; use "
+                             "https, or pin its sha256 (CI_ENV_SHA256, the Action's sha256 input, --sha256)\n")
+    assert [p.name for p in (tmp_path / "h").iterdir()] == [".locks"], "nothing half-made is left"
+    httpserver.clear()
+    httpserver.expect_request("/ci-env.pyz").respond_with_data(released.read_bytes())
+    pinned = install(env, tmp_path / "h", "--spec", url, "--sha256", template_digest(__version__))
+    assert pinned.returncode == 0 and pinned.stderr == "", pinned.stderr
+
+
+@pytest.mark.parametrize("form", ["upper case", "sha256: prefix", "spaces around"])
+def test_a_digest_is_taken_as_sha256sum_docker_or_pip_write_it(tmp_path: Path, released: Path, form: str) -> None:
+    def written(digest: str) -> str:
+        forms = {"upper case": digest.upper(), "sha256: prefix": f"sha256:{digest}", "spaces around": f" {digest}\n"}
+        return forms[form]
+
+    result = install(job_env(tmp_path), tmp_path / "h", "--spec", str(released), "--sha256",
+                     written(template_digest(__version__)))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    other = install(job_env(tmp_path), tmp_path / "h2", "--spec", str(released), "--sha256", written("f" * 64))
+    assert other.returncode == 1 and other.stderr.startswith(f"ci-env: error: refused {released}: its sha256 is ")
+
+
+@pytest.mark.parametrize("given", ["sha512:" + "a" * 64, "a" * 63, "a" * 64 + "; rm -rf ~", "a" * 32 + "\n" + "a" * 32])
+def test_a_digest_that_is_not_one_is_refused_in_one_line(tmp_path: Path, released: Path, given: str) -> None:
+    result = install(job_env(tmp_path), tmp_path / "h", "--spec", str(released), "--sha256", given)
+    assert result.returncode == 2
+    assert re.fullmatch(r"ci-env: error: the sha256 .* is not 64 hexadecimal digits \(sha256sum's output\)\n",
+                        result.stderr), result.stderr
+    assert not (tmp_path / "h").exists()
+
+
+def test_a_lock_file_planted_as_a_symbolic_link_is_refused(tmp_path: Path, released: Path) -> None:
+    """The install home's .locks/ travels with the cache: a lock that is a symbolic link would create (open for
+    append) whatever file it names. Refused in one line; nothing is created where it points."""
+    env = job_env(tmp_path)
+    home = tmp_path / "h"
+    digest = template_digest(__version__)
+    plan = install(env, home, "--spec", str(released), "--sha256", digest, "--plan")
+    key = plan.stdout.split()[0].removeprefix("key=")
+    (home / ".locks").mkdir(parents=True)
+    target = tmp_path / "elsewhere" / "created"
+    target.parent.mkdir()
+    (home / ".locks" / key).symlink_to(target)
+    result = install(env, home, "--spec", str(released), "--sha256", digest)
+    assert result.returncode == 1
+    assert re.fullmatch(rf"ci-env: error: cannot lock {re.escape(str(home / '.locks' / key))}: .*; remove it\n",
+                        result.stderr), result.stderr
+    assert not target.exists()

@@ -9,6 +9,7 @@ package index signed by a private CA (a company mirror).
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.machinery
 import importlib.util
 import json
@@ -91,17 +92,20 @@ def test_install_survives_a_move_and_ignores_the_jobs_directory(tmp_path: Path, 
 def test_zipapp_from_a_url(tmp_path: Path, zipapp: Path, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/releases/v1/ci-env.pyz").respond_with_data(zipapp.read_bytes())
     env = runner_env(tmp_path / "home", uv=False)
-    result = _run(env, "--home", str(tmp_path / "h"), "--spec", httpserver.url_for("/releases/v1/ci-env.pyz"))
+    result = _run(env, "--home", str(tmp_path / "h"), "--spec", httpserver.url_for("/releases/v1/ci-env.pyz"),
+                  "--sha256", hashlib.sha256(zipapp.read_bytes()).hexdigest())  # plain http: pinned, or refused
     assert result.returncode == 0, result.stderr
     assert _ci_env(result.stdout.strip(), env, "--version").returncode == 0
 
 
 def test_zipapp_that_cannot_be_fetched_falls_back_to_the_index(
-    tmp_path: Path, httpserver: HTTPServer, wheelhouse: Path
+    tmp_path: Path, https: tuple[HTTPServer, Path], wheelhouse: Path
 ) -> None:
-    httpserver.expect_request("/releases/v9/ci-env.pyz").respond_with_data("gone", status=404)
-    url = httpserver.url_for("/releases/v9/ci-env.pyz")
+    server, ca = https
+    server.expect_request("/releases/v9/ci-env.pyz").respond_with_data("gone", status=404)
+    url = server.url_for("/releases/v9/ci-env.pyz")
     env = runner_env(tmp_path / "home", uv=False, pip_conf=f"[global]\nno-index = true\nfind-links = {wheelhouse}\n")
+    env["SSL_CERT_FILE"] = str(ca)
     result = _run(env, "--home", str(tmp_path / "h"), "--spec", url, "--fallback", f"ci-env=={__version__}")
     assert result.returncode == 0, result.stderr
     assert f"ci-env: could not fetch {url}: HTTP Error 404" in result.stderr
@@ -315,11 +319,12 @@ def test_a_zipapp_url_with_credentials_authenticates_and_never_prints_them(
     httpserver.expect_request("/private/gone.pyz").respond_with_data("gone", status=404)
     base = httpserver.url_for("/private/").replace("http://", "http://ci:SECRET-tok@")
     env = runner_env(tmp_path / "home", uv=False)
-    result = _run(env, "--home", str(tmp_path / "h"), "--spec", base + "ci-env.pyz")
+    pin = ("--sha256", hashlib.sha256(zipapp.read_bytes()).hexdigest())  # plain http: pinned, or refused
+    result = _run(env, "--home", str(tmp_path / "h"), "--spec", base + "ci-env.pyz", *pin)
     assert result.returncode == 0, result.stderr
     assert _ci_env(result.stdout.strip(), env, "--version").returncode == 0
 
-    failed = _run(env, "--home", str(tmp_path / "h2"), "--spec", base + "gone.pyz")
+    failed = _run(env, "--home", str(tmp_path / "h2"), "--spec", base + "gone.pyz", *pin)
     assert failed.returncode == 1
     assert failed.stderr.strip() == (
         f"ci-env: error: could not fetch {httpserver.url_for('/private/gone.pyz')}: HTTP Error 404: NOT FOUND"
