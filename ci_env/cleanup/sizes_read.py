@@ -12,6 +12,7 @@ from ci_env.cleanup.policies import DELETE, KIND_STAGE, Plan
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.sizes import Bytes, Manifest, Removal, measure, parse_manifest
 from ci_env.errors import CiEnvError
+from ci_env.registry.outcomes import Status
 
 
 def _image(decision: Any) -> str:
@@ -70,7 +71,7 @@ def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
 
 
 #: outcomes whose tag is gone after the run (or would be, in a dry run): their bytes are freed
-FREEING = frozenset({"removed", "would-remove"})
+FREEING = frozenset({Status.REMOVED, Status.WOULD_REMOVE})
 
 
 def figures(result: Any, manifests: Mapping[str, Manifest], skip: Callable[[str], bool] = lambda _r: False) -> Bytes:
@@ -84,7 +85,7 @@ def figures(result: Any, manifests: Mapping[str, Manifest], skip: Callable[[str]
         status, _ = result.outcome(decision)
         if decision.action == DELETE and status in FREEING:
             removals.append(Removal(_image(decision), decision.stored_tag, decision.digest))
-        elif status != "absent":
+        elif status != Status.ABSENT:
             still.add(decision.digest)
     return measure(removals, still, manifests)
 
