@@ -76,8 +76,8 @@ class ClientPool:
     """One ``RegistryClient`` per registry host, made on first use and shared by every thread.
 
     ``pool(repo_or_host)`` takes a ``RepoAddress`` (its API host is used) or a ``host[:port]``. Sharing one
-    client per host shares its sessions, tokens and tag maps: what one caller listed and resolved (see
-    ``RegistryClient.remember``), the next one's removals start from.
+    client per host shares its session, tokens, phase locks and the repositories known to hold the placeholder's
+    config blob.
     """
 
     def __init__(
