@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ci_env.cleanup.policies import DELETE
 from ci_env.cleanup.step_summary import image_of, natural_key, reason_group, short_tag
+from ci_env.registry.outcomes import Status
 
 if TYPE_CHECKING:
     from ci_env.cleanup.report import Result
 
 TEMPLATE = "cleanup-report.html.j2"
 #: outcomes in the order the page lists and colours them
-OUTCOMES = ("removed", "would-remove", "failed", "absent", "not-attempted", "moved", "kept")
+OUTCOMES = (Status.REMOVED, Status.WOULD_REMOVE, Status.FAILED, Status.ABSENT, Status.NOT_ATTEMPTED, Status.MOVED,
+            "kept")
 
 
 def _json_for_html(value: Any) -> str:

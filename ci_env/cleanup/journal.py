@@ -34,16 +34,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from ci_env.errors import UsageError
+from ci_env.registry.outcomes import Status
 
 SCHEMA = "ci-env-cleanup-journal/v1"
 #: a journal older than this is set aside: the run plans afresh (what the policies keep may have changed).
 MAX_AGE = timedelta(days=7)
-#: the outcome of a planned removal whose tag points elsewhere now: not removed.
-MOVED = "moved"
 #: the outcome of a planned removal that a protection (in use, --keep-tag, --keep-list) now keeps.
 PROTECTED = "protected"
 #: outcomes that finish a planned removal (a failed one is planned again by the next run's own plan).
-FINISHED = frozenset({"removed", "absent", "failed", MOVED, PROTECTED})
+FINISHED = frozenset({Status.REMOVED, Status.ABSENT, Status.FAILED, Status.MOVED, PROTECTED})
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from typing import Any, TextIO
 
 from ci_env.cleanup.policies import DELETE, Decision, Plan
 from ci_env.errors import UsageError
+from ci_env.registry.outcomes import Status
 
 REPORT_SCHEMA = "ci-env-cleanup-report/v1"
 KEPT = "kept"
-NOT_ATTEMPTED = "not-attempted"
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,11 @@ class Result:
     def outcome(self, decision: Decision) -> tuple[str, str]:
         if decision.action != DELETE:
             return KEPT, ""
-        return self.outcomes.get((decision.repository, decision.stored_tag), (NOT_ATTEMPTED, ""))
+        return self.outcomes.get((decision.repository, decision.stored_tag), (Status.NOT_ATTEMPTED, ""))
 
     @property
     def failed(self) -> list[tuple[Decision, str]]:
-        return [(d, self.outcome(d)[1]) for d in self.plan.deletions if self.outcome(d)[0] == "failed"]
+        return [(d, self.outcome(d)[1]) for d in self.plan.deletions if self.outcome(d)[0] == Status.FAILED]
 
     def counts(self) -> dict[str, int]:
         counts = {"kept": 0, "delete": 0, "removed": 0, "absent": 0, "failed": 0, "would_remove": 0,

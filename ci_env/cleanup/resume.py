@@ -17,8 +17,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ci_env.cleanup.journal import MOVED, Entry, State
+from ci_env.cleanup.journal import Entry, State
 from ci_env.cleanup.policies import DELETE, Decision, Plan
+from ci_env.registry.outcomes import Status
 
 if TYPE_CHECKING:
     from ci_env.cleanup.run import Target
@@ -30,7 +31,7 @@ KEPT = "kept"
 #: the outcome of an entry today's plan does not have (the tag is gone, or no managed image owns it).
 NOT_PLANNED = "not-planned"
 #: the outcomes of entries dropped from the journal (the others are the removal's own).
-DROPPED = frozenset({OUTSIDE, MOVED, KEPT, NOT_PLANNED})
+DROPPED = frozenset({OUTSIDE, Status.MOVED, KEPT, NOT_PLANNED})
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Triage:
             once.setdefault(entry.key, entry)
         for entry in once.values():
             if entry.key in first:
-                status, reason = outcomes.get(entry.key, ("not-attempted", ""))
+                status, reason = outcomes.get(entry.key, (Status.NOT_ATTEMPTED, ""))
                 found.append(Resumed(entry.repository, entry.tag, entry.digest, status, reason))
             elif entry.key in dropped:
                 found.append(dropped[entry.key])
@@ -118,7 +119,7 @@ def _verdict(entry: Entry, decision: Decision | None, repositories: Collection[s
                              "today's plan has no such tag (gone since, or no managed image owns it)")
     if entry.digest is None or decision.digest != entry.digest:
         verb = "removes" if decision.action == DELETE else "keeps"
-        return MOVED, (f"the tag points at {decision.digest} now, not at the planned digest; today's plan "
+        return Status.MOVED, (f"the tag points at {decision.digest} now, not at the planned digest; today's plan "
                        f"{verb} it")
     if decision.action != DELETE:
         return KEPT, f"today's plan keeps it: {decision.reason}"

@@ -469,7 +469,8 @@ def execute(
             if address is not None:
                 touched.append(address)
         refusals = preflight_refusals(touched, remover_of)
-    outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
+    outcomes: dict[tuple[str, str], tuple[str, str]] = {
+        (o.repo, o.tag): (o.status, o.reason) for o in summary.outcomes}
     if local and not stopped:
         outcomes.update(remove_local_stages(target, local, settings, env))
     if writer is not None:
@@ -578,8 +579,9 @@ def _remove(
     import dataclasses
     import time
 
+    from ci_env.registry.outcomes import Status
     from ci_env.registry.removal import ImageRemoval, remove_images
-    from ci_env.registry.untag import NOT_ATTEMPTED, Outcome, Summary
+    from ci_env.registry.untag import Outcome, Summary
 
     def run(chunk: Sequence[tuple[RepoAddress, str]], graphs: Callable[[RepoAddress], RepoGraph],
             report: Callable[[int, int, Any], None] | None) -> ImageRemoval:
@@ -637,7 +639,8 @@ def _remove(
             if outcome.status in ("removed", "absent"):
                 gone.setdefault(outcome.repo, set()).add(outcome.tag)
     done = {(o.repo, o.tag) for o in outcomes}
-    outcomes.extend([Outcome(str(repo), tag, NOT_ATTEMPTED) for repo, tag in unique if (str(repo), tag) not in done])
+    outcomes.extend([Outcome(str(repo), tag, Status.NOT_ATTEMPTED)
+                     for repo, tag in unique if (str(repo), tag) not in done])
     graph_map = {k: g for k, g in graphs.items() if not isinstance(g, CiEnvError)}
     return ImageRemoval(Summary(tuple(outcomes)), tuple(accessories), tuple(warnings), graph_map,
                         last.protected if last is not None else {}), stopped

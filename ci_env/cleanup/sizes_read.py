@@ -18,6 +18,7 @@ from ci_env.cleanup.policies import DELETE, KIND_STAGE, Plan
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.sizes import Bytes, Manifest, Removal, measure, parse_manifest
 from ci_env.errors import CiEnvError
+from ci_env.registry.outcomes import Status
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
 
 
 #: outcomes whose tag is gone after the run (or would be, in a dry run): their bytes are freed
-FREEING = frozenset({"removed", "would-remove"})
+FREEING = frozenset({Status.REMOVED, Status.WOULD_REMOVE})
 
 
 def figures(result: Any, read: Read, skip: Callable[[str], bool] = lambda _r: False) -> Bytes:
@@ -143,7 +144,7 @@ def figures(result: Any, read: Read, skip: Callable[[str], bool] = lambda _r: Fa
         status, _ = result.outcome(decision)
         if decision.action == DELETE and status in FREEING:
             removals.append(Removal(_image(decision), decision.stored_tag, decision.digest))
-        elif status != "absent":
+        elif status != Status.ABSENT:
             still.add(decision.digest)
     return measure(removals, still, read.manifests, unread=read.unread)
 

@@ -12,13 +12,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from ci_env.cli_options import credential_options, repo_implementation_option
 from ci_env.commands.registry_ops import _api_path, _connection_options, _repository
 from ci_env.options import IMAGES_REPO
+from ci_env.registry.outcomes import GONE, Status
 
 if TYPE_CHECKING:
     from ci_env.registry.graph import Accessory, RepoGraph
@@ -128,7 +129,7 @@ def check(repository: str, as_json: bool, fix: bool, parallel: int, repo_impleme
         fixed = _remove(remover, repo, plan, parallel)
     _print(findings, fixed, as_json)
     unfixed = bool(findings.dangling_tags or findings.broken_indexes) or any(
-        fixed.get(o.digest) not in ("removed", "absent", "left") for o in findings.orphans)
+        fixed.get(o.digest) not in (*GONE, Status.LEFT) for o in findings.orphans)
     if unfixed:
         sys.exit(1)
 
@@ -136,23 +137,23 @@ def check(repository: str, as_json: bool, fix: bool, parallel: int, repo_impleme
 def _remove(remover: TagRemover, repo: RepoAddress, plan: list[Accessory], parallel: int) -> dict[str, str]:
     """Remove each orphan (by digest where the route can, else its tags): digest -> outcome or error text."""
     from ci_env.errors import CiEnvError
-    from ci_env.registry.removal import LEFT
+    from ci_env.registry.removal import ManifestRemover
 
-    delete = getattr(remover, "delete_manifests", None)
     results: dict[str, str] = {}
-    if callable(delete):
+    if remover.capabilities.deletes_manifests:
+        deleting = cast(ManifestRemover, remover)
         for orphan in plan:  # one at a time, in order: an index of referrers only after the referrers it lists
-            answer = delete(repo, [orphan.digest], parallel=parallel).get(orphan.digest)
+            answer = deleting.delete_manifests(repo, [orphan.digest], parallel=parallel).get(orphan.digest)
             results[orphan.digest] = answer.message if isinstance(answer, CiEnvError) else str(answer)
         return results
     for orphan in plan:
         if not orphan.tags:
-            results[orphan.digest] = LEFT
+            results[orphan.digest] = Status.LEFT
             continue
         try:
             for tag in orphan.tags:
                 remover.untag(repo, tag)
-            results[orphan.digest] = "removed"
+            results[orphan.digest] = Status.REMOVED
         except CiEnvError as exc:
             results[orphan.digest] = exc.message
     return results

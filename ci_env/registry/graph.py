@@ -18,7 +18,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
 
 from ci_env.errors import RegistryError
 from ci_env.registry import manifests as mf
@@ -31,13 +30,13 @@ from ci_env.registry.accessories import (
 )
 
 if TYPE_CHECKING:
-    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.api import RegistryApi
 
 #: how deep indexes may nest (an index in an index in ...): far beyond buildx's two levels.
 MAX_DEPTH = 16
 #: how many manifests one repository's graph may hold before building it is refused.
 MAX_NODES = 200_000
-PARALLELISM = 32  # reads at once; see ci_env.registry.client.LISTING_PARALLELISM
+PARALLELISM = 32  # reads at once; see ci_env.registry.api.LISTING_PARALLELISM
 
 PLATFORM = "platform"
 #: an attestation manifest buildx puts into the index beside the platforms (``vnd.docker.reference.type``).
@@ -471,39 +470,21 @@ class _Builder:
 
 
 class RegistrySource:
-    """A :class:`ManifestSource` over the Registry API of one repository (through the caller's client, so its
-    credentials and tokens are shared). Remembers what it read, so nothing is fetched twice."""
+    """A :class:`ManifestSource` over the Registry API of one repository (the caller's client, so its credentials
+    and tokens are shared: ``RegistryApi.find_manifest``, ``resolve`` and ``referrers``). Remembers what it read, so
+    nothing is fetched twice."""
 
-    def __init__(self, client: RegistryClient, path: str) -> None:
+    def __init__(self, client: RegistryApi, path: str) -> None:
         self.client = client
         self.path = path
         self._bodies: dict[str, tuple[bytes, str] | None] = {}
-
-    def _url(self, kind: str, ref: str) -> str:
-        return f"/v2/{self.path}/{kind}/{quote(ref, safe=':')}"
-
-    def _scopes(self) -> list[str]:
-        from ci_env.registry.auth import repository_scope
-
-        return [repository_scope(self.path, "pull")]
 
     def fetch(self, digest: str) -> tuple[bytes, str] | None:
         """The manifest ``digest``; None on 404 (RegistryError for any other failure)."""
         if digest in self._bodies:
             return self._bodies[digest]
-        response = self.client.request("GET", self._url("manifests", digest), scopes=self._scopes(),
-                                       headers={"Accept": mf.ACCEPT_ALL})
-        if response.status_code == 404 and "NAME_UNKNOWN" not in response.text:
-            answer: tuple[bytes, str] | None = None
-        elif response.status_code != 200:
-            raise RegistryError(f"{self.client.registry} answered {response.status_code} to reading the manifest "
-                                f"{self.path}@{digest}; the repository's graph cannot be built")
-        else:
-            body = response.content
-            if digest.startswith("sha256:") and mf.sha256_digest(body) != digest:
-                raise RegistryError(f"{self.client.registry}/{self.path}@{digest}: the manifest received does not "
-                                    "match its digest")
-            answer = (body, mf.media_type_of(body, response.headers.get("Content-Type")))
+        found = self.client.find_manifest(self.path, digest)
+        answer = None if found is None else (found[0], found[1].media_type)
         self._bodies[digest] = answer
         return answer
 
@@ -514,55 +495,19 @@ class RegistrySource:
         return self.client.resolve(self.path, digest) is not None
 
     def referrers(self, digest: str) -> list[dict[str, Any]] | None:
-        """``GET /v2/<name>/referrers/<digest>`` (following ``Link`` pages); None when the registry does not
-        answer it with an index (404, or anything but 200: then the tag schema is what clients used)."""
-        url: str | None = self._url("referrers", digest)
-        absolute = False
-        found: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        while url:
-            response = self.client.request("GET", url, scopes=self._scopes(), absolute=absolute,
-                                           headers={"Accept": mf.OCI_INDEX})
-            if response.status_code != 200:
-                return found or None
-            try:
-                doc = response.json()
-            except ValueError:
-                return None
-            if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
-                return None
-            found.extend(e for e in doc.get("manifests") or [] if isinstance(e, dict))
-            from ci_env.registry.vendors.common import next_link
-
-            following = next_link(response)
-            if following is None or following in seen:
-                break
-            seen.add(following)
-            url, absolute = following, True
-        return found
+        """The referrers API's descriptors for ``digest``; None when the registry does not answer it."""
+        return self.client.referrers(self.path, digest)
 
 
 def registry_graph(
-    client: RegistryClient, path: str, listed: Mapping[str, Listed | None] | None = None, *,
+    client: RegistryApi, path: str, listed: Mapping[str, Listed | None] | None = None, *,
     parallel: int = PARALLELISM, verify: bool = False,
 ) -> RepoGraph:
     """The graph of ``path`` through the Registry API; ``listed`` is the caller's listing (None: list and resolve
     every tag now, and leave that map with ``client`` so its removals start from it)."""
     if listed is None:
-        listed = list_repository(client, path, parallel=parallel)
+        listed = client.list_repository(path, parallel=parallel)
     return build_graph(path, listed, RegistrySource(client, path), parallel=parallel, verify=verify)
-
-
-def list_repository(client: RegistryClient, path: str, *, parallel: int = PARALLELISM) -> dict[str, Any]:
-    """Every tag of ``path`` resolved (tag -> ManifestInfo or None); an unknown repository has none."""
-    try:
-        tags = client.list_tags(path)
-    except RegistryError as exc:
-        if "NAME_UNKNOWN" not in str(exc):
-            raise
-        return {}
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return dict(zip(tags, pool.map(lambda tag: client.resolve(path, tag), tags), strict=True))
 
 
 @dataclass(frozen=True)
@@ -574,7 +519,7 @@ class Known:
 
 
 def removal_graph(
-    client: RegistryClient, path: str, doomed: Sequence[str], *, names: Sequence[str] | None = None,
+    client: RegistryApi, path: str, doomed: Sequence[str], *, names: Sequence[str] | None = None,
     known: Mapping[str, Listed | None] | None = None, complete: bool = False, parallel: int = PARALLELISM,
 ) -> RepoGraph:
     """The graph a removal of the tags ``doomed`` needs, at the cost of those tags, not of the repository.
@@ -602,18 +547,13 @@ def removal_graph(
             names = []
     listed: dict[str, Listed | None] = dict(known or {})
     wanted = [t for t in dict.fromkeys(doomed) if t not in listed or listed[t] is None]
-    listed.update(_resolved(client, path, wanted, parallel))
+    listed.update(client.resolve_tags(path, wanted, parallel=parallel))
     digests = {str(info.digest) for t in doomed if (info := listed.get(t)) is not None and info.digest}
     accessories = [t for t in names if (a := accessory_tag(t)) is not None and any(a.belongs_to(d) for d in digests)]
     if accessories and not complete:
-        listed.update(_resolved(client, path, [t for t in names if t not in listed or t in accessories], parallel))
+        listed.update(client.resolve_tags(path, [t for t in names if t not in listed or t in accessories],
+                                          parallel=parallel))
     listed = {t: info for t, info in listed.items() if t in names or t in doomed}
     return build_graph(path, listed, RegistrySource(client, path), parallel=parallel,
                        expand=None if accessories else digests)
 
-
-def _resolved(client: RegistryClient, path: str, tags: Sequence[str], parallel: int) -> dict[str, Any]:
-    if not tags:
-        return {}
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(tags)))) as pool:
-        return dict(zip(tags, pool.map(lambda tag: client.resolve(path, tag), tags), strict=True))

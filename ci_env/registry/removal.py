@@ -10,10 +10,11 @@ manifests no remaining tag reaches.
 3. the child manifests of the removed indexes (an index before its children).
 
 A run stopped half-way leaves the tags in place (phase 1: run it again) or only untagged children (phase 3).
-Nothing a remaining tag reaches is ever deleted. A remover that can delete a manifest by digest has
-``delete_manifests`` (:class:`ManifestRemover`: GitHub's package versions, ECR); on the others, the default
-route included (it deletes no image, so that a tag moved onto one meanwhile keeps it), an accessory's tags are
-removed and the untagged manifest is left to the registry's garbage collection (outcome ``left``).
+Nothing a remaining tag reaches is ever deleted. A remover that can delete a manifest by digest says so in its
+``capabilities`` (``deletes_manifests``, :class:`ManifestRemover`: GitHub's package versions, ECR); on the
+others, the default route included (it deletes no image, so that a tag moved onto one meanwhile keeps it), an
+accessory's tags are removed and the untagged manifest is left to the registry's garbage collection (outcome
+``left``).
 """
 
 from __future__ import annotations
@@ -21,26 +22,24 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ci_env.errors import CiEnvError, RegistryError
-from ci_env.registry.outcomes import ABSENT, FAILED, LEFT, NOT_ATTEMPTED, REMOVED, WOULD_REMOVE
-from ci_env.registry.untag import Outcome, Progress, Summary, TagRemover, untag_all
+from ci_env.registry.outcomes import GONE, Status
+from ci_env.registry.untag import BatchRemover, Capabilities, Outcome, Progress, Summary, TagRemover, untag_all
 
 if TYPE_CHECKING:
     from ci_env.registry.graph import Accessory, Removal, RepoGraph
     from ci_env.registry.reference import RepoAddress
 
-__all__ = ["LEFT", "NOT_ATTEMPTED"]
-
 LEFT_REASON = "untagged: the registry's garbage collection removes it (ci-env removes tags, not manifests, here)"
 
 
-def deletes_manifests(remover: object) -> bool:
-    """True when ``remover`` deletes manifests by digest (a package version with its tags, an untagged manifest):
-    it must know every digest the remaining tags reach (the whole repository's graph). A remover that only moves
-    tags (the placeholder route) needs only what the removed tags reach."""
-    return callable(getattr(remover, "delete_manifests", None)) or callable(getattr(remover, "protect", None))
+def deletes_manifests(remover: TagRemover) -> bool:
+    """True when ``remover`` deletes manifests (by digest, or a package version with its last tag): it must know
+    every digest the remaining tags reach (the whole repository's graph). A remover that only moves tags (the
+    placeholder route) needs only what the removed tags reach (``Capabilities.needs_whole_graph``)."""
+    return remover.capabilities.needs_whole_graph
 
 
 class ManifestRemover(Protocol):
@@ -48,8 +47,8 @@ class ManifestRemover(Protocol):
 
     def delete_manifests(
         self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 8,
-    ) -> dict[str, str | CiEnvError]:
-        """Delete each of ``digests``: ``"removed"``, ``"absent"`` or the error, per digest (never raises)."""
+    ) -> Mapping[str, str | CiEnvError]:
+        """Delete each of ``digests``: ``removed``, ``absent`` or the error, per digest (never raises)."""
 
 
 class UntaggedLister(Protocol):
@@ -74,7 +73,7 @@ class AccessoryOutcome:
     repo: str
     tag: str
     accessory: Accessory
-    status: str
+    status: Status
     reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,14 +106,15 @@ class ImageRemoval:
     @property
     def failed(self) -> tuple[AccessoryOutcome, ...]:
         """The accessories that could not be removed."""
-        return tuple(a for a in self.accessories if a.status == FAILED)
+        return tuple(a for a in self.accessories if a.status == Status.FAILED)
 
 
 class _Preflighted:
-    """A remover whose preflight runs once (the phases and ``untag_all`` all ask)."""
+    """A remover whose preflight runs once (the phases and ``untag_all`` all ask); it can do what ``inner`` can."""
 
     def __init__(self, inner: TagRemover) -> None:
         self.inner = inner
+        self.capabilities: Capabilities = inner.capabilities
         self._done: set[RepoAddress] = set()
 
     def preflight(self, repo: RepoAddress) -> None:
@@ -125,8 +125,16 @@ class _Preflighted:
     def untag(self, repo: RepoAddress, tag: str) -> str:
         return self.inner.untag(repo, tag)
 
-    def __getattr__(self, name: str) -> Any:  # untag_many, delete_manifests, protect: only when the inner has them
-        return getattr(self.inner, name)
+    def untag_many(self, repo: RepoAddress, tags: Sequence[str], **options: Any) -> Mapping[str, str | CiEnvError]:
+        """The inner remover's batch (only when ``capabilities.batch``)."""
+        batch: Any = self.inner
+        answers: Mapping[str, str | CiEnvError] = batch.untag_many(repo, tags, **options)
+        return answers
+
+    def delete_manifests(self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 8,
+                         ) -> Mapping[str, str | CiEnvError]:
+        """The inner remover's manifest deletion (only when ``capabilities.deletes_manifests``)."""
+        return cast(ManifestRemover, self.inner).delete_manifests(repo, digests, parallel=parallel)
 
 
 def remove_images(
@@ -182,7 +190,8 @@ def remove_images(
     if dry_run:
         summary = untag_all(unique, wrapped, parallel=parallel, dry_run=True)
         planned = [
-            AccessoryOutcome(str(repo), tag, accessory, WOULD_REMOVE if _deletable(wrapped(repo), accessory) else LEFT,
+            AccessoryOutcome(str(repo), tag, accessory,
+                             Status.WOULD_REMOVE if _deletable(wrapped(repo), accessory) else Status.LEFT,
                              "" if _deletable(wrapped(repo), accessory) else LEFT_REASON)
             for repo, removal in removals.items() for tag in removal.tags for accessory in removal.accessories[tag]
         ]
@@ -192,9 +201,8 @@ def remove_images(
     outcomes: dict[tuple[str, str, str], AccessoryOutcome] = {}
     for repo, removal in removals.items():
         remover = wrapped(repo)
-        protect = getattr(remover.inner, "protect", None)
-        if callable(protect):
-            protect(repo, removal.protected)
+        if remover.capabilities.protects:
+            cast(ProtectingRemover, remover.inner).protect(repo, removal.protected)
         referrers = [(removal.owner(a.digest), a) for a in removal.all_accessories() if a.is_referrer]
         _remove_accessories(repo, remover, referrers, parallel, outcomes)
     known = None
@@ -209,11 +217,12 @@ def remove_images(
             for accessory in removal.accessories[tag]:
                 if accessory.is_referrer:
                     continue
-                if status.get((str(repo), tag)) in (REMOVED, ABSENT):
+                if status.get((str(repo), tag)) in GONE:
                     children.append((tag, accessory))
                 else:
                     outcomes[(str(repo), tag, accessory.digest)] = AccessoryOutcome(
-                        str(repo), tag, accessory, NOT_ATTEMPTED, "its image's tag was not removed; left in place")
+                        str(repo), tag, accessory, Status.NOT_ATTEMPTED,
+                        "its image's tag was not removed; left in place")
         _remove_accessories(repo, wrapped(repo), children, parallel, outcomes)
     ordered = [
         outcomes[(str(repo), tag, a.digest)]
@@ -233,7 +242,7 @@ class UntaggedOutcome:
 
     repo: str
     digest: str
-    status: str
+    status: Status
     reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -261,37 +270,36 @@ def remove_untagged(
     warnings: list[str] = []
     for repo in dict.fromkeys(repos):
         remover = remover_of(repo)
-        lister = getattr(remover, "list_untagged", None)
-        delete = getattr(remover, "delete_manifests", None)
-        if not callable(lister) or not callable(delete):
+        if not (remover.capabilities.lists_untagged and remover.capabilities.deletes_manifests):
             continue
+        lister = cast(UntaggedLister, remover)
         try:
             protected = removal.protected.get(str(repo))
             if protected is None:
                 graph = removal.graphs.get(str(repo)) or graph_of(repo)
                 protected = graph.reach([*graph.tags.values(), *keep(repo)])
-            untagged = [d for d in lister(repo) if d not in protected]
+            untagged = [d for d in lister.list_untagged(repo) if d not in protected]
         except CiEnvError as exc:
             warnings.append(f"{repo}: untagged manifests were not removed: {exc.message}")
             continue
-        gone = {a.accessory.digest for a in removal.accessories if a.repo == str(repo) and a.status == REMOVED}
+        gone = {a.accessory.digest for a in removal.accessories if a.repo == str(repo) and a.status == Status.REMOVED}
         untagged = [d for d in untagged if d not in gone]
         if dry_run or not untagged:
-            outcomes += [UntaggedOutcome(str(repo), d, WOULD_REMOVE) for d in untagged]
+            outcomes += [UntaggedOutcome(str(repo), d, Status.WOULD_REMOVE) for d in untagged]
             continue
         remover.preflight(repo)
-        answers = delete(repo, untagged, parallel=parallel)
+        answers = cast(ManifestRemover, remover).delete_manifests(repo, untagged, parallel=parallel)
         for digest in untagged:
             answer = answers.get(digest, RegistryError("no outcome was reported"))
             if isinstance(answer, CiEnvError):
-                outcomes.append(UntaggedOutcome(str(repo), digest, FAILED, answer.message))
+                outcomes.append(UntaggedOutcome(str(repo), digest, Status.FAILED, answer.message))
             else:
-                outcomes.append(UntaggedOutcome(str(repo), digest, str(answer)))
+                outcomes.append(UntaggedOutcome(str(repo), digest, Status(answer)))
     return tuple(outcomes), tuple(warnings)
 
 
-def _deletable(remover: Any, accessory: Accessory) -> bool:
-    return bool(accessory.tags) or callable(getattr(remover, "delete_manifests", None))
+def _deletable(remover: TagRemover, accessory: Accessory) -> bool:
+    return bool(accessory.tags) or remover.capabilities.deletes_manifests
 
 
 def _remove_accessories(
@@ -302,29 +310,27 @@ def _remove_accessories(
     if not items:
         return
     record = functools.partial(_record, repo, outcomes)
-    delete = getattr(remover, "delete_manifests", None)
-    if callable(delete):
+    if remover.capabilities.deletes_manifests:
         digests = list(dict.fromkeys(a.digest for _, a in items))
         try:
-            answers: Mapping[str, object] = delete(repo, digests, parallel=parallel)
+            answers: Mapping[str, object] = remover.delete_manifests(repo, digests, parallel=parallel)
         except CiEnvError as exc:
             answers = dict.fromkeys(digests, exc)
         for tag, accessory in items:
             record(tag, accessory, answers.get(accessory.digest, RegistryError("no outcome was reported")))
         return
     names = list(dict.fromkeys(t for _, accessory in items for t in accessory.tags))
-    batch = getattr(remover, "untag_many", None)
     answers = {}
-    if callable(batch) and names:
+    if remover.capabilities.batch and names:
         try:
-            answers = batch(repo, names, parallel=parallel)
+            answers = cast(BatchRemover, remover).untag_many(repo, names, parallel=parallel)
         except CiEnvError as exc:
             answers = dict.fromkeys(names, exc)
     for tag, accessory in items:
         if not accessory.tags:
-            record(tag, accessory, LEFT)
+            record(tag, accessory, Status.LEFT)
             continue
-        result: object = REMOVED
+        result: object = Status.REMOVED
         for accessory_tag in accessory.tags:
             try:
                 answer = answers[accessory_tag] if accessory_tag in answers else remover.untag(repo, accessory_tag)
@@ -338,9 +344,10 @@ def _remove_accessories(
 def _record(repo: RepoAddress, outcomes: dict[tuple[str, str, str], AccessoryOutcome], tag: str,
             accessory: Accessory, result: object) -> None:
     if isinstance(result, CiEnvError):
-        outcome = AccessoryOutcome(str(repo), tag, accessory, FAILED, result.message)
-    elif result == LEFT:
-        outcome = AccessoryOutcome(str(repo), tag, accessory, LEFT, LEFT_REASON)
+        outcome = AccessoryOutcome(str(repo), tag, accessory, Status.FAILED, result.message)
+    elif result == Status.LEFT:
+        outcome = AccessoryOutcome(str(repo), tag, accessory, Status.LEFT, LEFT_REASON)
     else:
-        outcome = AccessoryOutcome(str(repo), tag, accessory, result if result in (REMOVED, ABSENT) else REMOVED)
+        outcome = AccessoryOutcome(str(repo), tag, accessory,
+                                   Status(result) if result in GONE else Status.REMOVED)
     outcomes[(str(repo), tag, accessory.digest)] = outcome

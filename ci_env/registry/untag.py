@@ -4,8 +4,10 @@
 (vendor removers are imported lazily from ``REMOVERS``). ``untag_all`` preflights every repository
 first (nothing is deleted when any preflight fails), then removes the tags with bounded concurrency,
 reporting progress, and returns one outcome per requested tag. A remover that also has
-``untag_many(repo, tags, *, parallel, report)`` (``BatchRemover``) gets all the tags of a repository in one
-call (the default route batches its DELETEs, ECR its ``batch_delete_image`` calls of 100).
+``untag_many(repo, tags, *, parallel, report)`` (``BatchRemover``, its ``capabilities.batch``) gets all the tags of
+a repository in one call (the default route batches its DELETEs, ECR its ``batch_delete_image`` calls of 100).
+Every remover declares what it can do beyond ``untag`` in its :class:`Capabilities`: the dispatcher and
+``ci_env.registry.removal`` read that, never probe the remover for methods.
 """
 
 from __future__ import annotations
@@ -18,16 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ci_env.errors import CiEnvError, PreflightError, RegistryError
-from ci_env.registry.outcomes import ABSENT, FAILED, MOVED, NOT_ATTEMPTED, REMOVED, WOULD_REMOVE
+from ci_env.registry.outcomes import GONE, Status
 
 if TYPE_CHECKING:
+    from ci_env.registry.api import RegistryApi
     from ci_env.registry.client import ClientPool, RegistryClient
     from ci_env.registry.reference import RepoAddress
-
-__all__ = ["ABSENT", "FAILED", "MOVED", "NOT_ATTEMPTED", "REMOVED", "WOULD_REMOVE"]
 
 #: delete_route -> "module:Class" of its remover; each class is built as ``Class(context)``.
 REMOVERS: dict[str, str] = {
@@ -44,17 +45,46 @@ REMOVERS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a remover can do beyond removing one tag (``untag``) and checking it may (``preflight``)."""
+
+    #: ``untag_many(repo, tags, *, parallel, report)``: many tags of one repository in one call (:class:`BatchRemover`).
+    batch: bool = False
+    #: its ``untag_many`` also takes ``expected`` (tag -> digest: a tag elsewhere now is left alone, ``moved``) and
+    #: ``known`` (tag -> digest the caller resolved a moment ago): the placeholder route.
+    guarded: bool = False
+    #: ``delete_manifests(repo, digests, *, parallel)``: deletes manifests by digest (a package version, an image).
+    deletes_manifests: bool = False
+    #: ``list_untagged(repo)``: its registry lists the manifests no tag points at.
+    lists_untagged: bool = False
+    #: ``protect(repo, digests)``: its tag removal may delete a manifest with its last tag, so it is told first
+    #: which digests the remaining tags reach.
+    protects: bool = False
+
+    @property
+    def needs_whole_graph(self) -> bool:
+        """True when the remover deletes manifests (by digest, or with their last tag): it must know every digest
+        the remaining tags reach, not only what the removed tags reach."""
+        return self.deletes_manifests or self.protects
+
+
 class TagRemover(Protocol):
     """Removes single tags from the repositories of one implementation."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What it can do beyond ``untag`` (see :class:`Capabilities`)."""
 
     def preflight(self, repo: RepoAddress) -> None:
         """Raise PreflightError (naming the flag or variable to set) unless tags can be removed; deletes nothing."""
 
     def untag(self, repo: RepoAddress, tag: str) -> str:
-        """Remove exactly ``tag``: ``"removed"`` or ``"absent"``; RegistryError/AuthError on failure."""
+        """Remove exactly ``tag``: ``removed`` or ``absent`` (a :class:`Status`); RegistryError/AuthError on
+        failure."""
 
 
-#: called by a batch once per tag as soon as its outcome is known: ``"removed"``, ``"absent"`` or the error.
+#: called by a batch once per tag as soon as its outcome is known: ``removed``, ``absent`` or the error.
 BatchReport = Callable[[str, "str | CiEnvError"], None]
 
 
@@ -63,8 +93,26 @@ class BatchRemover(TagRemover, Protocol):
 
     def untag_many(
         self, repo: RepoAddress, tags: Sequence[str], *, parallel: int = 8, report: BatchReport | None = None
-    ) -> dict[str, str | CiEnvError]:
-        """Remove exactly ``tags``; per tag ``"removed"``, ``"absent"`` or its error (never raises for a tag)."""
+    ) -> Mapping[str, str | CiEnvError]:
+        """Remove exactly ``tags``; per tag ``removed``, ``absent`` or its error (never raises for a tag)."""
+
+
+class GuardedRemover(TagRemover, Protocol):
+    """A batch remover that leaves a tag pushed elsewhere since the plan alone (``capabilities.guarded``)."""
+
+    def untag_many(
+        self, repo: RepoAddress, tags: Sequence[str], *, parallel: int = 8, report: BatchReport | None = None,
+        expected: Mapping[str, str] | None = None, known: Mapping[str, str | None] | None = None,
+    ) -> Mapping[str, str | CiEnvError]:
+        """Remove exactly ``tags``; a tag no longer at its ``expected`` digest is ``moved``, left alone."""
+
+
+def referenced_by_tags(client: RegistryApi, path: str) -> frozenset[str]:
+    """What the tags of ``path`` reach through an index or as a referrer (its graph, read through ``client`` now):
+    the manifests a remover that deletes a manifest with its last tag must keep, when its caller did not say."""
+    from ci_env.registry.graph import registry_graph
+
+    return registry_graph(client, path).referenced()
 
 
 @dataclass(frozen=True)
@@ -79,6 +127,9 @@ class RemoverContext:
     #: the caller's clients (one per registry host): removers that talk the Registry API use them, and so the
     #: tag maps the caller built while listing; None: the remover makes its own.
     clients: ClientPool | None = None
+    #: what a repository's tags reach through an index or as a referrer, for a remover whose tag removal may delete
+    #: a manifest and whose caller did not ``protect`` (GitHub): the graph is given to the vendors, never imported.
+    referenced: Callable[[RegistryApi, str], frozenset[str]] = referenced_by_tags
 
 
 class _Implementation(Protocol):
@@ -129,6 +180,8 @@ class DefaultRemover(_ClientRemover):
     batch, which is then deleted; no image is ever deleted by digest (the registry's garbage collection removes
     the untagged ones), so a tag moved onto an image meanwhile always keeps it."""
 
+    capabilities = Capabilities(batch=True, guarded=True)
+
     def untag(self, repo: RepoAddress, tag: str) -> str:
         """Remove ``tag`` only: ``removed`` or ``absent``."""
         return self.client(repo).untag(repo.path, tag)
@@ -136,7 +189,7 @@ class DefaultRemover(_ClientRemover):
     def untag_many(
         self, repo: RepoAddress, tags: Sequence[str], *, parallel: int = 8, report: BatchReport | None = None,
         expected: Mapping[str, str] | None = None, known: Mapping[str, str | None] | None = None,
-    ) -> dict[str, str | CiEnvError]:
+    ) -> Mapping[str, str | CiEnvError]:
         """All of ``tags`` in one batch (``untag_engine.untag_many``: ``expected`` guards it, ``known`` saves the
         reads of tags the caller resolved a moment ago)."""
         return self.client(repo).untag_many(repo.path, tags, parallel=parallel, report=report, expected=expected,
@@ -145,6 +198,8 @@ class DefaultRemover(_ClientRemover):
 
 class OciTagDeleteRemover(_ClientRemover):
     """GCR / Artifact Registry: ``DELETE /v2/NAME/manifests/TAG`` removes only the tag."""
+
+    capabilities = Capabilities()
 
     def untag(self, repo: RepoAddress, tag: str) -> str:
         """Remove ``tag`` with the OCI tag delete: ``removed`` or ``absent``."""
@@ -157,7 +212,7 @@ class Outcome:
 
     repo: str
     tag: str
-    status: str
+    status: Status
     reason: str = ""
 
 
@@ -174,15 +229,15 @@ class Summary:
     @property
     def failed(self) -> tuple[Outcome, ...]:
         """The failed outcomes, in the order requested."""
-        return tuple(outcome for outcome in self.outcomes if outcome.status == FAILED)
+        return tuple(outcome for outcome in self.outcomes if outcome.status == Status.FAILED)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form: counts and one entry per tag."""
         return {
-            "removed": self.count(REMOVED),
-            "absent": self.count(ABSENT),
-            "failed": self.count(FAILED),
-            "would_remove": self.count(WOULD_REMOVE),
+            "removed": self.count(Status.REMOVED),
+            "absent": self.count(Status.ABSENT),
+            "failed": self.count(Status.FAILED),
+            "would_remove": self.count(Status.WOULD_REMOVE),
             "tags": [
                 {"repository": o.repo, "tag": o.tag, "status": o.status, **({"reason": o.reason} if o.reason else {})}
                 for o in self.outcomes
@@ -218,7 +273,7 @@ def untag_all(
     """
     unique = list(dict.fromkeys(requests))
     if dry_run:
-        return Summary(tuple(Outcome(str(repo), tag, WOULD_REMOVE) for repo, tag in unique))
+        return Summary(tuple(Outcome(str(repo), tag, Status.WOULD_REMOVE) for repo, tag in unique))
     removers: dict[RepoAddress, TagRemover] = {}
     for repo, _ in unique:
         if repo not in removers:
@@ -247,17 +302,17 @@ def untag_all(
         repo, tag = unique[index]
         try:
             status = removers[repo].untag(repo, tag)
-            outcome = Outcome(str(repo), tag, status if status in (REMOVED, ABSENT) else REMOVED)
+            outcome = Outcome(str(repo), tag, Status(status) if status in GONE else Status.REMOVED)
         except CiEnvError as exc:
-            outcome = Outcome(str(repo), tag, FAILED, exc.message)
+            outcome = Outcome(str(repo), tag, Status.FAILED, exc.message)
         except Exception as exc:  # a bug or an unexpected library error: report it, keep going
-            outcome = Outcome(str(repo), tag, FAILED, f"{type(exc).__name__}: {exc}")
+            outcome = Outcome(str(repo), tag, Status.FAILED, f"{type(exc).__name__}: {exc}")
         record(index, outcome)
 
     batches: dict[RepoAddress, list[int]] = {}
     singles: list[int] = []
     for index, (repo, _) in enumerate(unique):
-        if callable(getattr(removers[repo], "untag_many", None)):
+        if removers[repo].capabilities.batch:
             batches.setdefault(repo, []).append(index)
         else:
             singles.append(index)
@@ -280,10 +335,10 @@ def untag_all(
 
 def _outcome(repo: RepoAddress, tag: str, result: object) -> Outcome:
     if isinstance(result, CiEnvError):
-        return Outcome(str(repo), tag, FAILED, result.message)
+        return Outcome(str(repo), tag, Status.FAILED, result.message)
     if isinstance(result, BaseException):
-        return Outcome(str(repo), tag, FAILED, f"{type(result).__name__}: {result}")
-    return Outcome(str(repo), tag, result if result in (REMOVED, ABSENT, MOVED) else REMOVED)
+        return Outcome(str(repo), tag, Status.FAILED, f"{type(result).__name__}: {result}")
+    return Outcome(str(repo), tag, Status(result) if result in (*GONE, Status.MOVED) else Status.REMOVED)
 
 
 def _per_tag(
@@ -308,25 +363,15 @@ def _run_batch(
         if tag in position:
             record(position[tag], _outcome(repo, tag, result))
 
-    guard = {name: value for name, value in (("expected", expected), ("known", known))
-             if value is not None and _accepts(remover, name)}
     try:
-        answers: Mapping[str, object] = remover.untag_many(  # type: ignore[attr-defined]
-            repo, tags, parallel=parallel, report=report, **guard)
+        answers: Mapping[str, object]
+        if remover.capabilities.guarded:
+            answers = cast(GuardedRemover, remover).untag_many(repo, tags, parallel=parallel, report=report,
+                                                               expected=expected, known=known)
+        else:
+            answers = cast(BatchRemover, remover).untag_many(repo, tags, parallel=parallel, report=report)
     except Exception as exc:  # CiEnvError, a bug or an unexpected library error: report it, keep going
         answers = dict.fromkeys(tags, exc)
     for tag in tags:
         record(position[tag], _outcome(repo, tag, answers.get(tag, RegistryError("no outcome was reported"))))
 
-
-def _accepts(remover: TagRemover, name: str) -> bool:
-    """True when the remover's ``untag_many`` takes the keyword ``name`` (``expected``: guarded removals)."""
-    import inspect
-
-    method = getattr(remover, "untag_many", None)
-    if method is None:
-        return False
-    try:
-        return name in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False

@@ -5,13 +5,15 @@ from __future__ import annotations
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.http import make_session
 from ci_env.registry.reference import RepoAddress
-from ci_env.registry.untag import untag_all
+from ci_env.registry.untag import Capabilities, untag_all
 from tests.registry_client.faultproxy import FaultProxy
 from tests.registry_client.scenarios import assert_only_the_asked_went, push_kept_and_dropped
 from tests.services.registry import RegistryService
 
 
 class _Remover:
+    capabilities = Capabilities()
+
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from ci_env.registry.api import RegistryApi
+from ci_env.registry.untag import referenced_by_tags
 from tests.services import free_port, require, wait_until
 from tests.vendors.fakeapi import FakeApi
 
@@ -24,6 +26,7 @@ class Ctx:
     credentials: Any = None
     docker_config: Path | None = None
     insecure_registries: Sequence[str] = ()
+    referenced: Callable[[RegistryApi, str], frozenset[str]] = referenced_by_tags
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ci_env.errors import AuthError, RegistryError
+from ci_env.registry.outcomes import Status
+from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
-    ABSENT,
-    REMOVED,
     VendorContext,
     describe,
     fail,
@@ -71,6 +71,8 @@ def _token_actions(token: str, repository: str) -> set[str] | None:
 
 class AcrRemover:
     """Removes tags from Azure Container Registry."""
+
+    capabilities = Capabilities()
 
     def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
         self._context = context
@@ -133,10 +135,10 @@ class AcrRemover:
         result = self._run([az, "acr", "repository", "untag", "-n", registry_name(repo.registry),
                             "--image", f"{repo.path}:{tag}"])
         if result.returncode == 0:
-            return REMOVED
+            return Status.REMOVED
         output = (result.stderr or result.stdout or "").strip()
         if _ABSENT.search(output):
-            return ABSENT
+            return Status.ABSENT
         last = output.splitlines()[-1][:300] if output else f"exit status {result.returncode}"
         raise RegistryError(f"{VENDOR}: az acr repository untag {repo.path}:{tag} failed: {last}")
 
@@ -197,10 +199,10 @@ class AcrRemover:
         if response.status_code == 401:
             response = self._delete(repo, tag, refresh=True)
         if response.status_code in (200, 202, 204):
-            return REMOVED
+            return Status.REMOVED
         if response.status_code == 404:
             if _ABSENT.search(response.text or ""):  # TAG_UNKNOWN / MANIFEST_UNKNOWN: the tag is gone
-                return ABSENT
+                return Status.ABSENT
             raise fail(response, f"{VENDOR}: removing {repo}:{tag} (check that {repo.path} exists and that "
                                  "WERF_ACR_API_URL, default the registry host, is its data plane)")
         if response.status_code == 405:

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ci_env.errors import AuthError, PreflightError, RegistryError
+from ci_env.registry.outcomes import Status
 from ci_env.registry.paging import PageGuard
 
 if TYPE_CHECKING:
     import requests
 
-REMOVED = "removed"
-ABSENT = "absent"
+    from ci_env.registry.api import RegistryApi
 
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -39,6 +39,10 @@ class VendorContext(Protocol):
 
     @property
     def credentials(self) -> Any: ...
+
+    @property
+    def referenced(self) -> Callable[[RegistryApi, str], frozenset[str]]:
+        """What a repository's tags reach through an index or as a referrer (``untag.referenced_by_tags``)."""
 
 
 def credential_flag(kind: str) -> str:
@@ -258,10 +262,10 @@ def untag_outcome(response: requests.Response, what: str, gone: Callable[[], boo
     and the tag, e.g. ``"Quay: removing quay.io/acme/app:1.0"``.
     """
     if response.status_code in (200, 202, 204):
-        return REMOVED
+        return Status.REMOVED
     if response.status_code == 404:
         if gone():
-            return ABSENT
+            return Status.ABSENT
         raise RegistryError(f"{what}: {describe(response)}, and the repository is not there either: check that {where}")
     if response.status_code in (401, 403):
         raise AuthError(f"{what} refused ({describe(response)})")

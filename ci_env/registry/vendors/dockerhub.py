@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from ci_env.errors import RegistryError
 from ci_env.registry.paging import PageGuard
+from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     VendorContext,
@@ -86,6 +87,8 @@ def split_repository(repo: RepoAddress) -> tuple[str, str]:
 
 class DockerHubRemover:
     """Removes tags from Docker Hub repositories with Docker Hub's API."""
+
+    capabilities = Capabilities()
 
     def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
         self._context = context

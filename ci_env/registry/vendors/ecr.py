@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ci_env.errors import AuthError, CiEnvError, PreflightError, RegistryError
+from ci_env.registry.outcomes import Status
+from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
-from ci_env.registry.vendors.common import ABSENT, REMOVED, VendorContext, preflight_failure
+from ci_env.registry.vendors.common import VendorContext, preflight_failure
 
 if TYPE_CHECKING:
     from ci_env.registry.client import TagInfo
@@ -59,6 +61,8 @@ def _utc(when: Any) -> str:
 
 class EcrRemover:
     """Removes tags from ECR repositories with ``batch_delete_image``."""
+
+    capabilities = Capabilities(batch=True, deletes_manifests=True, lists_untagged=True, protects=True)
 
     def __init__(self, context: VendorContext, client: Any = None) -> None:
         self._context = context
@@ -187,10 +191,10 @@ class EcrRemover:
                 digest = (item.get("imageId") or {}).get("imageDigest")
                 code = str(item.get("failureCode") or "")
                 if digest in batch:
-                    results[digest] = ABSENT if code in _ABSENT_CODES else RegistryError(
+                    results[digest] = Status.ABSENT if code in _ABSENT_CODES else RegistryError(
                         f"{VENDOR}: deleting {repo.path}@{digest}: {code}: {item.get('failureReason') or ''}")
             for digest in batch:
-                results.setdefault(digest, REMOVED)
+                results.setdefault(digest, Status.REMOVED)
         return {digest: results[digest] for digest in unique}
 
     def list_untagged(self, repo: RepoAddress) -> list[str]:
@@ -286,7 +290,7 @@ class EcrRemover:
                 continue
             for image in answer.get("imageIds") or []:
                 if image.get("imageTag") in batch:
-                    results[image["imageTag"]] = REMOVED
+                    results[image["imageTag"]] = Status.REMOVED
             for item in answer.get("failures") or []:
                 failed_tag = (item.get("imageId") or {}).get("imageTag")
                 if failed_tag not in batch:
@@ -294,7 +298,7 @@ class EcrRemover:
                 tag = str(failed_tag)
                 code = str(item.get("failureCode") or "")
                 if code in _ABSENT_CODES:
-                    results[tag] = ABSENT
+                    results[tag] = Status.ABSENT
                 else:
                     results[tag] = RegistryError(
                         f"{VENDOR}: removing {repo.path}:{tag}: {code}: {item.get('failureReason') or ''}".rstrip(": ")

@@ -26,11 +26,10 @@ from ci_env.ci.token_scope import withheld
 from ci_env.errors import AuthError, CiEnvError, RegistryError
 from ci_env.registry.budget import HostLimits, host_of
 from ci_env.registry.budget import shared as budgets
-from ci_env.registry.outcomes import LEFT
+from ci_env.registry.outcomes import Status
+from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
-    ABSENT,
-    REMOVED,
     VendorContext,
     describe,
     fail,
@@ -77,6 +76,8 @@ API_LIMITS = HostLimits(mutating_interval=1.0, concurrency=1)
 
 class GitHubRemover:
     """Removes tags from ghcr.io (REST packages API) and docker.pkg.github.com (GraphQL)."""
+
+    capabilities = Capabilities(deletes_manifests=True, lists_untagged=True, protects=True)
 
     def __init__(
         self,
@@ -190,12 +191,12 @@ class GitHubRemover:
         with self._package_lock(base):  # one tag at a time per package: versions change under us
             version = self._find_version(base, lambda v: tag in _tags(v))
             if version is None:
-                return ABSENT
+                return Status.ABSENT
             lone = _tags(version) == [tag] and not self._reached(repo, str(version.get("name") or ""))
             if lone:  # read again right before the DELETE: a tag pushed onto this image since would go with it
                 now = self._fresh_tags(base, version)
                 if now is None:
-                    return ABSENT
+                    return Status.ABSENT
                 lone = now == [tag]
             if not lone:
                 # other tags, or an index / image a remaining tag reaches holds this manifest: detach the tag only
@@ -214,14 +215,12 @@ class GitHubRemover:
             self._protected[str(repo)] = frozenset(digests)
 
     def _reached(self, repo: RepoAddress, digest: str) -> bool:
-        """True when a tag reaches ``digest`` through an index or as a referrer (the repository's graph, read
-        through the registry once when the caller did not say)."""
+        """True when a tag reaches ``digest`` through an index or as a referrer (what the caller said with
+        ``protect``, else what the context's ``referenced`` reads through the registry, once)."""
         with self._lock:
             known = self._protected.get(str(repo))
         if known is None:
-            from ci_env.registry.graph import registry_graph
-
-            known = registry_graph(self._client(repo.api_host()), repo.path).referenced()
+            known = self._context.referenced(self._client(repo.api_host()), repo.path)
             with self._lock:
                 self._protected[str(repo)] = known
         return digest in known
@@ -253,7 +252,7 @@ class GitHubRemover:
         ``absent`` or the error, per digest; on the legacy registry (versions named by tag) ``left``."""
         unique = list(dict.fromkeys(digests))
         if repo.registry == LEGACY_HOST:
-            return dict.fromkeys(unique, "left")
+            return dict.fromkeys(unique, Status.LEFT)
         results: dict[str, str | CiEnvError] = {}
         try:
             base = self._package_base(repo)
@@ -264,14 +263,14 @@ class GitHubRemover:
         for digest in unique:
             version = versions.get(digest)
             if version is None or base is None:
-                results[digest] = ABSENT
+                results[digest] = Status.ABSENT
                 continue
             try:
                 now = self._fresh_tags(base, version)  # right before the DELETE, which takes every tag with it
                 if now is None:
-                    results[digest] = ABSENT
+                    results[digest] = Status.ABSENT
                 elif set(now) - set(_tags(version)):
-                    results[digest] = LEFT  # it gained a tag since it was listed: it stays
+                    results[digest] = Status.LEFT  # it gained a tag since it was listed: it stays
                 else:
                     results[digest] = self._delete_version(base, version, f"{repo}@{digest}")
             except CiEnvError as exc:
@@ -352,10 +351,10 @@ class GitHubRemover:
     def _delete_version(self, base: str, version: dict[str, Any], what: str) -> str:
         response = self._session.delete(f"{base}/versions/{version['id']}", headers=self._headers(base))
         if response.status_code in (200, 202, 204):
-            return REMOVED
+            return Status.REMOVED
         if response.status_code == 404:  # gone only when the package's version list says so
             if self._find_version(base, lambda v: v.get("id") == version["id"]) is None:
-                return ABSENT
+                return Status.ABSENT
             raise fail(response, f"{VENDOR}: removing {what} (version {version['id']} is still listed)")
         if response.status_code == 400 and "last" in response.text.lower():
             raise RegistryError(
@@ -399,11 +398,11 @@ class GitHubRemover:
                                 "exists and that the token may read it")
         version = nodes[0].get("version")
         if not version or not version.get("id"):
-            return ABSENT
+            return Status.ABSENT
         result = self._graphql_call(_DELETE_MUTATION, {"id": version["id"]}, retry=False, accept=DELETES_PREVIEW)
         if not (result.get("deletePackageVersion") or {}).get("success"):
             raise RegistryError(f"{VENDOR}: GitHub did not confirm removing {repo}:{tag}")
-        return REMOVED
+        return Status.REMOVED
 
 
 def _tags(version: dict[str, Any]) -> list[str]:

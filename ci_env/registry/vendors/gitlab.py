@@ -25,11 +25,11 @@ from urllib.parse import quote
 
 from ci_env.ci.token_scope import may_send, withheld
 from ci_env.errors import AuthError, CiEnvError, RegistryError
+from ci_env.registry.outcomes import Status
 from ci_env.registry.paging import PageGuard
+from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
-    ABSENT,
-    REMOVED,
     VendorContext,
     describe,
     exists,
@@ -62,6 +62,8 @@ ClientFactory = Callable[[str], "RegistryClient"]
 
 class GitLabRemover:
     """Removes tags from a GitLab container registry (gitlab.com or self-managed)."""
+
+    capabilities = Capabilities()
 
     def __init__(
         self,
@@ -179,14 +181,14 @@ class GitLabRemover:
             "DELETE", f"/v2/{repo.path}/tags/reference/{quote(tag, safe='')}", scopes=[repository_scope(repo.path)]
         )
         if response.status_code in (200, 202, 204):
-            return REMOVED
+            return Status.REMOVED
         if response.status_code != 404:
             raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
         if "NAME_UNKNOWN" in response.text:  # the registry says the repository, not the tag, is missing
             raise RegistryError(f"{VENDOR}: removing {repo}:{tag}: the registry has no repository {repo.path} "
                                 "(NAME_UNKNOWN)")
         if client.resolve(repo.path, tag) is None:
-            return ABSENT
+            return Status.ABSENT
         # the tag is still there: this registry has no tags/reference route (a 404 for every tag)
         with self._lock:
             self._no_reference_route.add(repo.api_host())

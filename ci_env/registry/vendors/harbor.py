@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ci_env.errors import RegistryError
+from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     VendorContext,
@@ -54,6 +55,8 @@ def split_repository(repo: RepoAddress) -> tuple[str, str]:
 
 class HarborRemover:
     """Removes tags from Harbor repositories with the v2.0 API."""
+
+    capabilities = Capabilities()
 
     def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
         self._context = context

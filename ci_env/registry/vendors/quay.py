@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from ci_env.errors import RegistryError
 from ci_env.registry.paging import PageGuard
+from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     VendorContext,
@@ -56,6 +57,8 @@ def repository_url(repo: RepoAddress, env: Mapping[str, str]) -> str:
 
 class QuayRemover:
     """Removes tags from Quay repositories with Quay's API."""
+
+    capabilities = Capabilities()
 
     def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
         self._context = context
