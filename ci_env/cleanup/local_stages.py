@@ -19,8 +19,8 @@ from typing import Any
 
 from ci_env.cleanup.collect import parse_time
 from ci_env.cleanup.policies import StageTag
-from ci_env.records import LOCAL_STAGES_REPOSITORY as REPOSITORY
-from ci_env.records import SIGNATURE_LABEL
+from ci_env.contract import LOCAL_STAGES_REPOSITORY as REPOSITORY
+from ci_env.contract import SIGNATURE_LABEL
 
 TIMEOUT = 120
 

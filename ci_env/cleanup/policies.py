@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from ci_env.cleanup.in_use import ImagesInUse, in_use_reason
 from ci_env.cleanup.protections import KeepList
+from ci_env.contract import CUSTOM, GIT_BRANCH, GIT_COMMIT, GIT_TAG, STAGES_SIGNATURE
 from ci_env.gitinfo import GitFacts
 from ci_env.tagging import docker_tag
 
@@ -42,12 +43,6 @@ if TYPE_CHECKING:
     from ci_env.cleanup.history import Verdict
     from ci_env.cleanup.metadata import MetadataPlan
 
-GIT_BRANCH = "git-branch"
-GIT_TAG = "git-tag"
-GIT_COMMIT = "git-commit"
-STAGES_SIGNATURE = "stages-signature"
-CUSTOM = "custom"
-STRATEGIES = (GIT_BRANCH, GIT_TAG, GIT_COMMIT, STAGES_SIGNATURE, CUSTOM)
 
 KEEP = "keep"
 DELETE = "delete"

@@ -34,13 +34,13 @@ from ci_env.cleanup.policies import (
 )
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.report import Refusal, Result
+from ci_env.contract import GIT_COMMIT
 from ci_env.errors import CiEnvError, ConfigError, UsageError
 from ci_env.registry.client import ClientPool
 
 if TYPE_CHECKING:
     from ci_env.cleanup.journal import Journal
     from ci_env.cleanup.journal import Target as JournalTarget
-    from ci_env.cleanup.keep_policies import CleanupConfig
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.gitinfo import GitRepository
     from ci_env.options import RepoOptions
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.removal import ImageRemoval
     from ci_env.registry.untag import Outcome, TagRemover
+    from ci_env.werf_config.cleanup import CleanupConfig
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def resolve_target(options: RepoOptions, env: Mapping[str, str], clients: Client
     options.check_stages_storage(env)
     project = ""
     if options.stages_storage_local:
-        from ci_env.project import load_project
+        from ci_env.werf_config import load_project
 
         project = load_project(directory, None, env).project
         store = records.open_store(None, project, env=env)
@@ -223,10 +224,10 @@ def make_plan(
     repo = open_repository(settings.directory, synchronize=settings.synchronize)
     keep_within = bool(policy.keep_published_within)
     inventory = collect(target, clients, want_created=lambda _t: keep_within, progress=progress, lister=lister)
-    commits = [t.git_ref or t.tag for t in inventory.tags if t.strategy == "git-commit"]
+    commits = [t.git_ref or t.tag for t in inventory.tags if t.strategy == GIT_COMMIT]
     facts = repo.facts(commits)
     if settings.git_history_based:
-        from ci_env.cleanup.keep_policies import DEFAULT
+        from ci_env.werf_config.cleanup import DEFAULT
 
         if progress is not None:
             progress("reading the git history the keep policies select", 0, 0)
@@ -295,8 +296,8 @@ def cleanup_config(directory: Path, config: str | None, env: Mapping[str, str]) 
     """werf.yaml's ``cleanup`` section: from ``config`` (relative to ``directory``; must exist), else from
     werf.yaml/werf.yml in ``directory`` when there is one; werf's default keep policies when the file or its
     section is absent. ConfigError naming file and line for a malformed one (read before anything is removed)."""
-    from ci_env.cleanup.keep_policies import DEFAULT
-    from ci_env.project import DEFAULT_CONFIG_NAMES, load_project
+    from ci_env.werf_config import DEFAULT_CONFIG_NAMES, load_project
+    from ci_env.werf_config.cleanup import DEFAULT
 
     if config is None and not any((directory / name).is_file() for name in DEFAULT_CONFIG_NAMES):
         return DEFAULT
@@ -312,7 +313,7 @@ def git_history(
     as deep as the policies can keep (``ci_env.cleanup.history``)."""
     from ci_env import records
     from ci_env.cleanup.history import Published, list_references, read_history
-    from ci_env.cleanup.keep_policies import BRANCH
+    from ci_env.werf_config.cleanup import BRANCH
 
     image_of = {t.signature or t.tag: t.image for t in tags if t.strategy == STAGES_SIGNATURE}
     recorded: dict[str, list[str]] = {}
@@ -722,7 +723,7 @@ def forget_records(
 ) -> int:
     """Forget the publication records of tags removed (or already gone), and of tags no longer in the registry;
     a registry stages storage is compacted at the same time: one new snapshot holds the other records, and the
-    record tags and snapshots it accounts for are retired (``ci_env.snapshots``). A record of a tag this run did
+    record tags and snapshots it accounts for are retired (``ci_env.records.snapshots``). A record of a tag this run did
     not remove itself is forgotten only when the registry (asked through ``clients``' Registry API, never a
     vendor listing) no longer has the tag. A record that cannot be removed is left for the next run. Returns
     how many were forgotten."""
@@ -768,7 +769,7 @@ def purge_records(target: Target, inventory: Inventory, parallel: int = 8) -> tu
     forgotten = 0
     with contextlib.suppress(CiEnvError):
         if isinstance(target.store, records.RegistryStore) and read.state is not None:
-            from ci_env.snapshots import clear
+            from ci_env.records.snapshots import clear
 
             forgotten = clear(target.store, read.state, parallel=parallel).forgotten
         else:

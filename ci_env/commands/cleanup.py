@@ -156,7 +156,7 @@ def _with(params: list[click.Option]) -> Callable[[F], F]:
 
 
 def _days(value: int) -> timedelta | None:
-    from ci_env.cleanup.protections import bounded_duration
+    from ci_env.cleanup.durations import bounded_duration
 
     return None if value < 0 else bounded_duration(days=value)
 
@@ -199,7 +199,7 @@ def _with_config(policy: Any, config: Any) -> tuple[Any, str | None]:
     if given:
         return policy, None
     if config.keep_images_built_within_last_n_hours is not None:
-        from ci_env.cleanup.protections import bounded_duration
+        from ci_env.cleanup.durations import bounded_duration
 
         hours = config.keep_images_built_within_last_n_hours
         return replace(policy, keep_published_within=bounded_duration(hours=hours)), None
@@ -416,7 +416,7 @@ def _time_budget(kw: dict[str, Any]) -> Any:
     text = kw.get("time_budget")
     if not text:
         return None
-    from ci_env.cleanup.protections import duration_or_none
+    from ci_env.cleanup.durations import duration_or_none
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.errors import UsageError
 
@@ -525,7 +525,8 @@ def cleanup(repo: Any, **kw: Any) -> None:
     runs the real run's preflight, and exits 1 when it refuses (the real run would stop there).
     """
     from ci_env.cleanup.policies import Limit, Policy
-    from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list
+    from ci_env.cleanup.protections import KeepList, compile_keep_tags, read_keep_list
+    from ci_env.durations import parse_duration
 
     policy = Policy(
         git_tag=Limit(_count(kw["git_tag_strategy_limit"]), _days(kw["git_tag_strategy_expiry_days"])),

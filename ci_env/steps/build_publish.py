@@ -26,40 +26,39 @@ from typing import TYPE_CHECKING, Any
 
 from ci_env import records
 from ci_env.ci.facts import JobFacts
+from ci_env.contract import (
+    CREATED_LABEL,
+    CUSTOM,
+    GIT_BRANCH,
+    GIT_COMMIT,
+    GIT_TAG,
+    IMAGE_LABEL,
+    IMAGE_NAME_LABEL,
+    IMAGE_TAG_LABEL,
+    LOCAL_STAGES_REPOSITORY,
+    REVISION_LABEL,
+    SIGNATURE_LABEL,
+    SOURCE_LABEL,
+    STAGES_SIGNATURE,
+    STRATEGY_LABEL,
+)
 from ci_env.errors import BuildError, CiEnvError, UsageError
 from ci_env.output import Output, format_duration, plural
-from ci_env.project import ImageConfig, ProjectConfig
 from ci_env.redact import strip_userinfo
 from ci_env.registry.reference import RepoAddress, validate_tag
 from ci_env.signature import content_signature
 from ci_env.tagging import docker_tag
+from ci_env.werf_config import ImageConfig, ProjectConfig
 
 if TYPE_CHECKING:
     from ci_env.registry.client import ClientPool
     from ci_env.registry.naming import ImagesRepo
 
-CUSTOM = "custom"
-GIT_BRANCH = "git-branch"
-GIT_TAG = "git-tag"
-GIT_COMMIT = "git-commit"
-STAGES_SIGNATURE = "stages-signature"
 
 BUILT = "built"
 REUSED = "reused"
 FAILED = "failed"
 
-#: labels every image gets (besides the OCI ones), as the original tool sets them
-LABEL_IMAGE = "werf-image"
-LABEL_IMAGE_NAME = "werf-image-name"
-LABEL_TAG_STRATEGY = "werf-tag-strategy"
-LABEL_IMAGE_TAG = "werf-image-tag"
-LABEL_SIGNATURE = records.SIGNATURE_LABEL
-LABEL_SOURCE = "org.opencontainers.image.source"
-LABEL_REVISION = "org.opencontainers.image.revision"
-LABEL_CREATED = "org.opencontainers.image.created"
-
-#: local repository holding ``:local`` stages: ``ci-env-stages/<project>:<signature>``
-LOCAL_STAGES_REPOSITORY = records.LOCAL_STAGES_REPOSITORY
 DOCKER_TIMEOUT = 3600
 
 
@@ -275,7 +274,7 @@ class Docker:
 
     def find_by_signature(self, signature: str) -> str | None:
         """The id of a local image labelled with ``signature``, or None."""
-        found = self.api.images(filters={"label": f"{LABEL_SIGNATURE}={signature}"})
+        found = self.api.images(filters={"label": f"{SIGNATURE_LABEL}={signature}"})
         return str(found[0]["Id"]) if found else None
 
     def push(self, full_name: str, registry: str, label: str, log: Callable[[str], None]) -> str | None:
@@ -350,18 +349,18 @@ class Publisher:
         :attr:`source`)."""
         first = plan.targets[0]
         labels = {
-            LABEL_IMAGE: "true",
-            LABEL_IMAGE_NAME: plan.image.name or "",
-            LABEL_TAG_STRATEGY: first.request.strategy,
-            LABEL_IMAGE_TAG: first.tag,
-            LABEL_SIGNATURE: plan.signature,
-            LABEL_CREATED: records.utc_now(),
+            IMAGE_LABEL: "true",
+            IMAGE_NAME_LABEL: plan.image.name or "",
+            STRATEGY_LABEL: first.request.strategy,
+            IMAGE_TAG_LABEL: first.tag,
+            SIGNATURE_LABEL: plan.signature,
+            CREATED_LABEL: records.utc_now(),
         }
         source, revision = self.source
         if source:
-            labels[LABEL_SOURCE] = source
+            labels[SOURCE_LABEL] = source
         if revision:
-            labels[LABEL_REVISION] = revision
+            labels[REVISION_LABEL] = revision
         return labels
 
     @functools.cached_property
@@ -458,7 +457,7 @@ class Publisher:
         existing = self.docker.find_by_signature(plan.signature)
         first = plan.targets[0].full_name
         if existing is None:
-            log(f"no local image labelled {LABEL_SIGNATURE}={plan.signature}: building")
+            log(f"no local image labelled {SIGNATURE_LABEL}={plan.signature}: building")
             self.docker.build(plan.image, [local_name, first], self.labels(plan), log)
             outcome = BUILT
         else:
