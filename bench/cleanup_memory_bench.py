@@ -67,6 +67,7 @@ def child(count: int, directory: Path) -> None:
 
     from ci_env import records
     from ci_env.cleanup import report as rpt
+    from ci_env.cleanup import step_summary
     from ci_env.cleanup.collect import collect_tags
     from ci_env.cleanup.policies import Policy, plan_cleanup
     from ci_env.gitinfo import GitFacts
@@ -139,7 +140,7 @@ def child(count: int, directory: Path) -> None:
         result.write_json(Path(tmp) / "report.json")
         size = (Path(tmp) / "report.json").stat().st_size
     phase(f"--report written ({size / 1e6:.0f} MB)")
-    summary = rpt.markdown(result)
+    summary = step_summary.markdown(result)
     phase(f"step summary ({len(summary) / 1e6:.1f} MB)")
     print(json.dumps(phases))
 
