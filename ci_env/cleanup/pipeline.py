@@ -308,13 +308,7 @@ def execute(
     untagged: tuple[Any, ...] = ()
     warnings = removal.warnings
     if settings.delete_untagged and not stopped:
-        from ci_env.registry.removal import remove_untagged
-
-        repositories = _addresses(list(dict.fromkeys(
-            [t.repository for t in inventory.tags]
-            + [str(target.images_repo.image_repository(i)) for i in target.managed])))
-        untagged, more = remove_untagged(repositories, remover_of, graph_of, removal, parallel=settings.parallel,
-                                         dry_run=settings.dry_run, keep=running)
+        untagged, more = _delete_untagged(work, inventory, (remover_of, graph_of), removal, running)
         warnings += more
     refusals: tuple[Refusal, ...] = ()
     if settings.dry_run:  # what the real run's preflight would refuse (it deletes nothing)
@@ -338,6 +332,23 @@ def execute(
         accessories=removal.by_tag(), untagged=untagged, warnings=warnings, stopped=stopped,
         journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
     )
+
+
+def _delete_untagged(
+    work: Run, inventory: Inventory, route: tuple[Callable[[RepoAddress], Any], Callable[[RepoAddress], Any]],
+    removal: Any, running: Callable[[RepoAddress], frozenset[str]],
+) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """``--delete-untagged``: the untagged manifests nothing kept reaches, in every repository the run listed
+    (``route``: each repository's remover and graph); (outcomes, warnings)."""
+    from ci_env.registry.removal import remove_untagged
+
+    target, settings = work.target, work.settings
+    repositories = _addresses(list(dict.fromkeys(
+        [t.repository for t in inventory.tags]
+        + [str(target.images_repo.image_repository(i)) for i in target.managed])))
+    untagged, warnings = remove_untagged(repositories, route[0], route[1], removal, parallel=settings.parallel,
+                                         dry_run=settings.dry_run, keep=running)
+    return tuple(untagged), tuple(warnings)
 
 
 def _requests(

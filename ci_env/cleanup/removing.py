@@ -64,7 +64,10 @@ def remove(
     """The removals (``remove_images``), in one go, or under a time budget in slices of ``SLICE_PER_WORKER``
     tags per worker, each slice started only while the budget allows it (with room for the longest slice so
     far). Each slice sees the repository graph without the tags removed before it. Returns the removal and
-    whether the budget stopped it (the tags not reached are ``not-attempted``)."""
+    whether the budget stopped it (the tags not reached are ``not-attempted``).
+
+    Longer than most, with 9 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
+    with the graph each slice sees, and the parameters are exactly ``remove_images``' own."""
     import dataclasses
     import time
 

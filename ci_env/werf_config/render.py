@@ -49,7 +49,9 @@ def _sandbox(jinja2: Any) -> Any:
     bounds ``*``, ``**``, format widths (``%``, ``.format``, the ``format``, ``center`` and ``indent`` filters),
     the string methods that grow a string, ``join``, what a ``namespace`` holds, what lists grow by and the
     items of all ``range()`` calls together (nested loops), so werf.yaml can neither run code nor make one huge
-    value. Each environment is for one render (the range and list budgets are per render)."""
+    value. Each environment is for one render (the range and list budgets are per render).
+
+    One function on purpose: the sandbox's caps close over each other and over one render's counters."""
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import SandboxedEnvironment
     from jinja2.utils import Namespace
