@@ -1,6 +1,6 @@
 """Peak memory of listing and planning 100,000 tags: the real data structures, in a process of its own.
 
-A first process writes a snapshot of 100,000 publication records with ``ci_env.snapshots`` (gzipped JSON-lines
+A first process writes a snapshot of 100,000 publication records with ``ci_env.records.snapshots`` (gzipped JSON-lines
 layers, into files). The measuring process then goes through cleanup's own code, in the order of a run, with
 in-process inputs where the network is not the point:
 
@@ -40,7 +40,8 @@ def peak_mb() -> float:
 
 def write_snapshot(count: int, directory: Path) -> None:
     """Write the snapshot of ``count`` records (as a compaction would) into ``directory``, one file per layer."""
-    from ci_env import records, snapshots
+    from ci_env import records
+    from ci_env.records import snapshots
 
     repository = "registry.example.com/acme/app/app"
     layers = snapshots.snapshot_layers([
@@ -64,11 +65,13 @@ def digest(n: int) -> str:
 def child(count: int, directory: Path) -> None:
     from datetime import datetime, timezone
 
-    from ci_env import records, snapshots
+    from ci_env import records
     from ci_env.cleanup import report as rpt
+    from ci_env.cleanup import step_summary
     from ci_env.cleanup.collect import collect_tags
     from ci_env.cleanup.policies import Policy, plan_cleanup
     from ci_env.gitinfo import GitFacts
+    from ci_env.records import snapshots
     from ci_env.registry.client import TagInfo
     from ci_env.registry.naming import resolve_images_repo
     from ci_env.registry.reference import RepoAddress
@@ -137,7 +140,7 @@ def child(count: int, directory: Path) -> None:
         result.write_json(Path(tmp) / "report.json")
         size = (Path(tmp) / "report.json").stat().st_size
     phase(f"--report written ({size / 1e6:.0f} MB)")
-    summary = rpt.markdown(result)
+    summary = step_summary.markdown(result)
     phase(f"step summary ({len(summary) / 1e6:.1f} MB)")
     print(json.dumps(phases))
 

@@ -96,8 +96,8 @@ def records_of(path: Path, commits: int) -> list[tuple[str, str, str]]:
 def measure(path: Path, records_file: Path) -> dict[str, float]:
     """One measurement, in this process: references, history, evaluation with werf's default policies."""
     from ci_env.cleanup.history import Published, list_references, read_history
-    from ci_env.cleanup.keep_policies import default_policies
     from ci_env.gitinfo import GitRepository
+    from ci_env.werf_config.cleanup import default_policies
 
     published = [Published(image, commit, signature) for image, commit, signature
                  in json.loads(records_file.read_text())]

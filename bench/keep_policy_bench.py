@@ -28,10 +28,10 @@ from pathlib import Path
 from bench.cleanup_bench import request_kind
 from ci_env import records
 from ci_env.cleanup.history import Published, list_references, read_history
-from ci_env.cleanup.keep_policies import default_policies
 from ci_env.gitinfo import GitRepository
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
+from ci_env.werf_config.cleanup import default_policies
 from tests.cleanup.gitrepo import GIT_ENV
 from tests.registry_client.images import push_image
 from tests.services.registry import start_registry

@@ -3,7 +3,7 @@
 On a local registry: ``--tags`` tags of one image (each a branch of a real git repository, all kept), each with
 its publication record. The records and the listing are the point, not the images, so the first night is set up
 quickly: the tags are written straight into the registry's storage (the tag link files distribution keeps, all on
-one tiny image), and their records as the one snapshot a first cleanup leaves (written by ``ci_env.snapshots``'
+one tiny image), and their records as the one snapshot a first cleanup leaves (written by ``ci_env.records.snapshots``'
 compaction). Then, through the Registry API as build-and-publish does:
 
 1. ``--new`` more tags are published (new branches, each tag PUT and its record written), and the branches of
@@ -31,7 +31,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ci_env import records, snapshots
+from ci_env import records
+from ci_env.records import snapshots
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from tests.cleanup.gitrepo import GitRepo

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ci_env.cascade import Resolved, from_option
 from ci_env.ci.facts import JobFacts
+from ci_env.contract import STAGES_SIGNATURE
 from ci_env.errors import ConfigError
 from ci_env.options import SetupSettings
 from ci_env.registry.model import RepoModel
@@ -129,7 +130,7 @@ EXPORTS: tuple[ExportDef, ...] = (
     ),
     ExportDef(
         "WERF_TAG_BY_STAGES_SIGNATURE",
-        lambda c: "true" if c.tagging_strategy == "stages-signature" else None,
+        lambda c: "true" if c.tagging_strategy == STAGES_SIGNATURE else None,
         explicit=lambda c: from_option(c.settings.tagging_strategy),
     ),
     ExportDef("WERF_TAG_GIT_TAG", _tag_from_ref("tag"), explicit=lambda c: from_option(c.settings.tagging_strategy)),

@@ -43,6 +43,7 @@ from ci_env.cascade import (
     resolve_all,
     variable_name,
 )
+from ci_env.contract import TAGGING_STRATEGIES
 from ci_env.errors import ConfigError
 from ci_env.registry.implementations import CREDENTIAL_KINDS
 from ci_env.registry.model import RepoModel, resolve_implementation
@@ -210,7 +211,6 @@ def resolve_repo_options(flags: Mapping[str, Any], env: Mapping[str, str]) -> Re
 #: CI family -> the variable its default images repo comes from, for messages.
 CI_IMAGES_REPO_VARIABLES: dict[str, str] = {"gitlab": "CI_REGISTRY_IMAGE", "github": "GITHUB_REPOSITORY"}
 #: ``--tagging-strategy`` values; the first is the default.
-TAGGING_STRATEGIES: tuple[str, ...] = ("stages-signature", "tag-or-branch")
 
 
 #: The variables setup takes from the environment, checked before anything is created; the ones

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci_env.cleanup.policies import FoundTag, StageTag
 from ci_env.cleanup.progress import Update
+from ci_env.contract import GIT_COMMIT, GIT_STRATEGIES, IMAGE_TAG_LABEL, REVISION_LABEL, SIGNATURE_LABEL, STRATEGY_LABEL
 from ci_env.errors import CiEnvError, RegistryError
 from ci_env.registry import untrusted_json
 
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
     from ci_env.registry.naming import ImagesRepo
     from ci_env.registry.reference import RepoAddress
 
-STRATEGY_LABEL = "werf-tag-strategy"
-IMAGE_TAG_LABEL = "werf-image-tag"
-SIGNATURE_LABEL = "werf-content-signature"
-REVISION_LABEL = "org.opencontainers.image.revision"
 PARALLELISM = 32  # reads at once; see ci_env.registry.client.LISTING_PARALLELISM
 
 
@@ -284,7 +281,7 @@ def collect_tags(
                 found.append(FoundTag(
                     record.image, str(repository), record.tag, tag, digest, record.strategy, "record",
                     record.git_branch or record.git_tag or record.git_commit
-                    if record.strategy in ("git-branch", "git-tag", "git-commit") else None,
+                    if record.strategy in GIT_STRATEGIES else None,
                     parse_time(record.published_at), record.signature,
                 ))
                 continue
@@ -319,11 +316,11 @@ def strategy_from_labels(labels: Mapping[str, str], image_tag: str) -> tuple[str
     labelled_tag = labels.get(IMAGE_TAG_LABEL)
     revision = (labels.get(REVISION_LABEL) or "").lower()
     if labelled_tag is None or labelled_tag == image_tag:
-        if strategy == "git-commit" and revision and revision.startswith(image_tag.lower()):
+        if strategy == GIT_COMMIT and revision and revision.startswith(image_tag.lower()):
             return strategy, revision
         return strategy, None
     if revision and len(image_tag) >= 7 and revision.startswith(image_tag.lower()):
-        return "git-commit", revision
+        return GIT_COMMIT, revision
     return None, None
 
 

@@ -1,6 +1,6 @@
 """Git-history-based cleanup: which content signatures the keep policies reach through git history.
 
-The keep policies (``ci_env.cleanup.keep_policies``) select references (branches and git tags) and say
+The keep policies (``ci_env.werf_config.cleanup``) select references (branches and git tags) and say
 how many images to keep per reference. The metadata records (``ci_env.records.CommitMetadata``) say which
 commit published which signature of which image. This module joins the two, with werf's semantics:
 
@@ -38,9 +38,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from ci_env.cleanup.keep_policies import AND, BRANCH, OR, REFERENCES_DEFAULT_LAST, TAG, KeepPolicy, Limit
 from ci_env.errors import ConfigError
 from ci_env.gitinfo import REMOTE, GitRepository
+from ci_env.werf_config.cleanup import AND, BRANCH, OR, REFERENCES_DEFAULT_LAST, TAG, KeepPolicy, Limit
 
 
 @dataclass(frozen=True)

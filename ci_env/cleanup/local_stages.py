@@ -6,7 +6,7 @@ the signature, its ``digest`` the image id. Removing a stage removes that tag an
 local tags in the project's images repo (the names it was pushed under), so Docker deletes the image
 when nothing else names it; an image some other name still uses (or a container) stays.
 
-Talks to the daemon through the docker SDK (imported only here, only for ``:local``), at
+Talks to the daemon through ``ci_env.docker_daemon`` (the docker SDK imported only for ``:local``), at
 ``$DOCKER_HOST`` or the default socket. Without a reachable daemon there is nothing local to clean:
 :func:`connect` returns None and the caller reports it.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 from ci_env.cleanup.collect import parse_time
 from ci_env.cleanup.policies import StageTag
-from ci_env.records import LOCAL_STAGES_REPOSITORY as REPOSITORY
-from ci_env.records import SIGNATURE_LABEL
+from ci_env.contract import LOCAL_STAGES_REPOSITORY as REPOSITORY
+from ci_env.contract import SIGNATURE_LABEL
 
 TIMEOUT = 120
 
@@ -31,15 +31,12 @@ def repository(project: str) -> str:
 
 
 def connect(env: Mapping[str, str]) -> Any | None:
-    """The docker SDK's low-level API client for the daemon of ``env``, or None when it cannot be reached."""
-    try:
-        import docker
+    """The docker SDK's low-level API client for the daemon of ``env`` (``ci_env.docker_daemon``), or None when it
+    cannot be reached."""
+    from ci_env.docker_daemon import Docker
 
-        client = docker.from_env(environment=dict(env), timeout=TIMEOUT)
-        client.ping()
-    except Exception:  # the SDK raises DockerException, requests and OS errors alike
-        return None
-    return client.api
+    daemon = Docker(env, timeout=TIMEOUT)
+    return daemon.api if daemon.reachable() else None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ werf's rules (``pkg/cleaning/cleanup.go``: ``cleanupImageMetadata``, ``cleanupNo
 - **a removed image** (every content-signature tag of its signature planned for removal): its records, once
   the removals succeeded (a tag that could not be removed keeps its records).
 
-The records pruned are those of the listing read before the managed images (``run.resolve_target``): a record
+The records pruned are those of the listing read before the managed images (``target.resolve_target``): a record
 in it was written after its stage and tag were pushed and after its image was made managed (build-and-publish
 writes in that order), so its tag is in the listings cleanup makes later; a record written during the run is
 in none of them and is never pruned by it.
@@ -22,31 +22,15 @@ in none of them and is never pruned by it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ci_env.cleanup.policies import DELETE, KIND_TAG, STAGES_SIGNATURE, Decision
+from ci_env.cleanup.policies import DELETE, KIND_TAG, STAGES_SIGNATURE, Decision, MetadataPlan
 
 if TYPE_CHECKING:
     from ci_env.cleanup.history import Verdict
     from ci_env.gitinfo import GitRepository
     from ci_env.records import CommitMetadata
-
-@dataclass(frozen=True)
-class MetadataPlan:
-    """Which metadata records a run prunes: ``now`` whatever the removals do, ``after[signature]`` once every
-    content-signature tag of that signature the plan removes is gone."""
-
-    now: tuple[str, ...] = ()
-    after: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def keys(self, gone: Collection[str] | None = None) -> list[str]:
-        """The keys to prune: ``now`` and those of the signatures in ``gone`` (None: of every signature, as a
-        dry run that assumes its removals succeed counts them)."""
-        later = [key for signature, keys in self.after.items() if gone is None or signature in gone for key in keys]
-        return [*self.now, *later]
-
 
 def content_signature(decision: Decision) -> str | None:
     """The signature a content-signature tag decision carries (its tag), None for any other decision."""

@@ -28,26 +28,20 @@ Purge: everything managed is deleted, protections included, since purge is expli
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ci_env.cleanup.in_use import ImagesInUse, in_use_reason
 from ci_env.cleanup.protections import KeepList
+from ci_env.contract import CUSTOM, GIT_BRANCH, GIT_COMMIT, GIT_TAG, STAGES_SIGNATURE
 from ci_env.gitinfo import GitFacts
 from ci_env.tagging import docker_tag
 
 if TYPE_CHECKING:
     from ci_env.cleanup.history import Verdict
-    from ci_env.cleanup.metadata import MetadataPlan
 
-GIT_BRANCH = "git-branch"
-GIT_TAG = "git-tag"
-GIT_COMMIT = "git-commit"
-STAGES_SIGNATURE = "stages-signature"
-CUSTOM = "custom"
-STRATEGIES = (GIT_BRANCH, GIT_TAG, GIT_COMMIT, STAGES_SIGNATURE, CUSTOM)
 
 KEEP = "keep"
 DELETE = "delete"
@@ -183,6 +177,21 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class MetadataPlan:
+    """Which metadata records a run prunes: ``now`` whatever the removals do, ``after[signature]`` once every
+    content-signature tag of that signature the plan removes is gone."""
+
+    now: tuple[str, ...] = ()
+    after: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def keys(self, gone: Collection[str] | None = None) -> list[str]:
+        """The keys to prune: ``now`` and those of the signatures in ``gone`` (None: of every signature, as a
+        dry run that assumes its removals succeed counts them)."""
+        later = [key for signature, keys in self.after.items() if gone is None or signature in gone for key in keys]
+        return [*self.now, *later]
+
+
+@dataclass(frozen=True)
 class Plan:
     """Every decision, tags first (in the order found) then stages; ``git_history`` when the keep policies
     decided the content-signature tags."""
@@ -191,7 +200,7 @@ class Plan:
     git_history: GitHistory | None = None
     #: what Kubernetes runs: the removal leaves these digests (and what they reach) in place, tagged or not
     in_use: ImagesInUse | None = None
-    #: the metadata records the run prunes (``ci_env.cleanup.metadata.MetadataPlan``), None: none
+    #: the metadata records the run prunes (:class:`MetadataPlan`, ``ci_env.cleanup.metadata``), None: none
     metadata: MetadataPlan | None = None
 
     @property

@@ -250,13 +250,6 @@ def table_lines(result: Result) -> Iterator[str]:
         yield render(row)
 
 
-def markdown(result: Result, html_report: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The Markdown step summary (``$GITHUB_STEP_SUMMARY``): see ``ci_env.cleanup.step_summary``."""
-    from ci_env.cleanup import step_summary
-
-    return step_summary.markdown(result, html_report, env)
-
-
 def check_writable(path: Path, option: str = "--report") -> None:
     """UsageError unless a report can be written to ``path`` (its directory exists and is writable);
     called before anything is removed, so a bad --report never stops a cleanup half-way."""

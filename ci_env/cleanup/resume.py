@@ -22,7 +22,7 @@ from ci_env.cleanup.policies import DELETE, Decision, Plan
 from ci_env.registry.outcomes import Status
 
 if TYPE_CHECKING:
-    from ci_env.cleanup.run import Target
+    from ci_env.cleanup.target import Target
 
 #: the outcome of an entry whose repository is not one of the target's: never removed.
 OUTSIDE = "outside"

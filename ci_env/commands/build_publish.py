@@ -80,10 +80,10 @@ def build_and_publish(
     """
     from ci_env.ci import detect
     from ci_env.output import Output
-    from ci_env.project import load_project
     from ci_env.registry.auth import docker_config_dir
     from ci_env.registry.naming import resolve_images_repo
     from ci_env.steps.build_publish import Settings, publish, tag_requests
+    from ci_env.werf_config import load_project
 
     env = dict(os.environ)
     flags = {"tag_git_branch": tag_git_branch, "tag_git_tag": tag_git_tag, "tag_git_commit": tag_git_commit,

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from ci_env.cleanup.time_budget import EXIT_PARTIAL
 from ci_env.cli_options import docker_config_param, insecure_registry_param, repo_options
+from ci_env.output import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: CI families whose log shows the plan folded (GitHub gets a Markdown summary in $GITHUB_STEP_SUMMARY instead).
@@ -34,6 +35,7 @@ def _limit(name: str, what: str) -> list[click.Option]:
 
 
 def _common_params(cleanup: bool) -> list[click.Option]:
+    """The options of cleanup (``cleanup`` True) or purge: a table, one entry per option, long on purpose."""
     params = [
         click.Option(["--dry-run"], is_flag=True, envvar="WERF_DRY_RUN",
                      help="Print the plan; remove nothing [env: WERF_DRY_RUN]"),
@@ -159,7 +161,7 @@ def _with(params: list[click.Option]) -> Callable[[F], F]:
 
 
 def _days(value: int) -> timedelta | None:
-    from ci_env.cleanup.protections import bounded_duration
+    from ci_env.durations import bounded_duration
 
     return None if value < 0 else bounded_duration(days=value)
 
@@ -180,185 +182,76 @@ def _progress(bar: Any = None) -> Callable[[int, int, Any], None]:
     return report
 
 
-def _with_config(policy: Any, config: Any) -> tuple[Any, str | None]:
-    """The policy with werf.yaml's ``keepImagesBuiltWithinLastNHours`` / ``disableBuiltWithinLastNHoursPolicy``
-    applied, and a warning for the user, if any.
-
-    As in werf, ``disableBuiltWithinLastNHoursPolicy: true`` wins: no tag or stage is protected by its age, also
-    when --keep-published-within (or WERF_KEEP_PUBLISHED_WITHIN) is given, which is then ignored with a warning.
-    Otherwise --keep-published-within, when given, wins over ``keepImagesBuiltWithinLastNHours`` (as werf's
-    --keep-stages-built-within-last-n-hours does)."""
-    from dataclasses import replace
-
-    source = click.get_current_context().get_parameter_source("keep_published_within")
-    given = source not in (click.core.ParameterSource.DEFAULT, None)
-    if config.disable_built_within_last_n_hours_policy:
-        warning = None
-        if given and policy.keep_published_within:
-            warning = ("--keep-published-within (WERF_KEEP_PUBLISHED_WITHIN) is ignored: werf.yaml's "
-                       "cleanup.disableBuiltWithinLastNHoursPolicy is true, so no tag or stage is protected by its "
-                       "age; remove that line from werf.yaml to protect recent ones")
-        return replace(policy, keep_published_within=timedelta(0)), warning
-    if given:
-        return policy, None
-    if config.keep_images_built_within_last_n_hours is not None:
-        from ci_env.cleanup.protections import bounded_duration
-
-        hours = config.keep_images_built_within_last_n_hours
-        return replace(policy, keep_published_within=bounded_duration(hours=hours)), None
-    return policy, None
-
-
-def history_lines(plan: Any, settings: Any, config: Any, kw: dict[str, Any]) -> list[str]:
-    """What git-history-based cleanup did, and the warnings it owes the user (stderr lines)."""
-    from ci_env.cleanup.policies import KEEP, RULE_NO_METADATA
-    from ci_env.output import plural
-
-    lines = []
-    history = plan.git_history
-    if history is not None:
-        source = "werf's default keep policies" if config is None or config.defaults else "werf.yaml's keep policies"
-        lines.append(f"keep policies: {source} ({plural(len(config.keep_policies if config else ()), 'policy')}): "
-                     f"{plural(history.verdict.references, 'reference')} selected, "
-                     f"{plural(history.verdict.commits, 'commit')} read, "
-                     f"{plural(len(history.recorded), 'content signature')} with metadata")
-        unrecorded = sum(1 for d in plan.decisions if d.basis.rule == RULE_NO_METADATA and d.action == KEEP)
-        if unrecorded:
-            lines.append(
-                f"ci-env: warning: {plural(unrecorded, 'content-signature tag')} "
-                f"{'has' if unrecorded == 1 else 'have'} no metadata record of the commit that published "
-                f"{'it' if unrecorded == 1 else 'them'} (published before ci-env recorded commits, or by another "
-                f"tool), so the keep policies cannot judge {'it' if unrecorded == 1 else 'them'}: kept. Once every "
-                "pipeline publishes with this ci-env, remove such tags with --git-history-based-cleanup-strict "
-                "(WERF_GIT_HISTORY_BASED_CLEANUP_STRICT=true)")
-        limits = [name for name in ("stages_signature_strategy_limit", "stages_signature_strategy_expiry_days")
-                  if kw.get(name, -1) != -1]
-        if limits:
-            flags = " and ".join("--" + name.replace("_", "-") for name in limits)
-            lines.append(f"ci-env: warning: {flags} {'is' if len(limits) == 1 else 'are'} ignored: content-signature "
-                         "tags are decided by the keep policies; pass --git-history-based-cleanup=false to use "
-                         f"{'it' if len(limits) == 1 else 'them'} instead")
-    return lines
-
-
 def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: bool | None,
          kube: Any = None) -> None:
+    """Check the options, run the pipeline (``ci_env.cleanup.pipeline``), print its result, exit by it."""
     from ci_env.ci import detect
-    from ci_env.cleanup import report as rpt
-    from ci_env.cleanup import run
+    from ci_env.cleanup import pipeline
     from ci_env.cleanup.progress import for_stream
-    from ci_env.errors import CiEnvError, RegistryError
-    from ci_env.options import IMAGES_REPO, STAGES_STORAGE
-    from ci_env.output import Output, plural
-    from ci_env.registry.auth import docker_config_dir
+    from ci_env.cleanup.report import check_writable
+    from ci_env.output import Output
 
     if kw["report"] is not None:
-        rpt.check_writable(kw["report"])
+        check_writable(kw["report"])
     if kw["html_report"] is not None:
-        rpt.check_writable(kw["html_report"], "--html-report")
+        check_writable(kw["html_report"], "--html-report")
     budget = _time_budget(kw)
     if kw.get("max_requests_per_second"):
         from ci_env.registry.budget import shared
 
         shared().configure(requests_per_second=kw["max_requests_per_second"])
     env = dict(os.environ)
-    config = None
-    config_warning = None
-    if policy is not None:  # werf.yaml's keep policies, read (and checked) before anything else
-        config = run.cleanup_config(Path(kw["directory"]), kw.get("config"), env)
-        policy, config_warning = _with_config(policy, config)
     family = detect(env).family
+    out = Output(family, sys.stderr)
+    planning = for_stream(sys.stderr, lambda line: out.status(f"ci-env: {line}"))
+    source = click.get_current_context().get_parameter_source("keep_published_within")
+    request = pipeline.Request(
+        command, repo, _settings(kw, env, dry_run=bool(kw["dry_run"]) or purge_force is False), env, policy, kube,
+        config_path=kw.get("config"), keep_within_given=source not in (click.core.ParameterSource.DEFAULT, None),
+        keep_tags=tuple(kw.get("keep_tag") or ()),
+        ignored_limits=tuple(name for name in ("stages_signature_strategy_limit",
+                                               "stages_signature_strategy_expiry_days") if kw.get(name, -1) != -1),
+        journal=Path(kw["journal"]) if kw.get("journal") else None, budget=budget, report=kw["report"],
+    )
+    result = pipeline.run(request, pipeline.Display(out.status, planning, _progress(planning)))
+    if result is not None:
+        _print(result, kw, env, family, out, purge_force)
+
+
+def _settings(kw: dict[str, Any], env: dict[str, str], *, dry_run: bool) -> Any:
+    """The run's Settings from the options (werf.yaml's cleanup section is applied by the pipeline)."""
+    from ci_env.cleanup.target import Settings
+    from ci_env.registry.auth import docker_config_dir
+
     insecure = tuple(kw["insecure_registries"]) + tuple(
         h.strip() for h in env.get("WERF_INSECURE_REGISTRY", "").split(",") if h.strip()
     )
-    dry_run = bool(kw["dry_run"]) or purge_force is False
-    settings = run.Settings(
+    return Settings(
         directory=Path(kw["directory"]), synchronize=bool(kw.get("git_history_synchronization")),
         dry_run=dry_run, parallel=kw["parallel"],
         docker_config=docker_config_dir(kw["docker_config"], env), insecure_registries=insecure,
-        git_history_based=bool(kw.get("git_history_based_cleanup", True))
-        and not (config is not None and config.disable_git_history_based_policy),
-        git_history_strict=bool(kw.get("git_history_based_cleanup_strict")), cleanup=config,
+        git_history_based=bool(kw.get("git_history_based_cleanup", True)), measure_kept=bool(kw["measure_kept"]),
+        git_history_strict=bool(kw.get("git_history_based_cleanup_strict")),
         keep_signatures=bool(kw["keep_signatures"]), delete_untagged=bool(kw["delete_untagged"]),
     )
-    out = Output(family, sys.stderr)
-    if config_warning is not None:
-        out.status(f"ci-env: warning: {config_warning}")
-    clients = run.Clients(settings, env)
-    started = run.started_now()
-    target = run.resolve_target(repo, env, clients, settings.directory)
-    out.status(f"{command}: {target.images_repo.address} ({target.images_repo.mode}), "
-               f"{plural(len(target.managed), 'managed image')}")
-    if config is not None and config.disable:  # no image is removed; the metadata records are pruned, as werf
-        pruned, why = run.prune_when_disabled(target, clients, settings, policy, datetime.now(timezone.utc),
-                                              credentials={IMAGES_REPO: repo.credentials(IMAGES_REPO),
-                                                           STAGES_STORAGE: repo.credentials(STAGES_STORAGE)})
-        out.status("cleanup: disabled in werf.yaml (cleanup.disable: true): no image is removed; "
-                   + (f"metadata records not pruned: {why}" if why else
-                      f"{plural(pruned, 'metadata record')} {'would be ' if dry_run else ''}pruned"))
-        return
-    if config is not None and config.disable_kubernetes_based_policy and kube is not None:
-        kube = dataclasses.replace(kube, without_kube=True)  # werf.yaml: cleanup.disableKubernetesBasedPolicy
-    if policy is not None and kube is not None:  # before planning: a cluster that cannot be read removes nothing
-        from ci_env.cleanup.in_use import scan
 
-        in_use = scan(kube, env)
-        if in_use.summary() is not None:
-            out.status(f"ci-env: {in_use.summary()}")
-        policy = dataclasses.replace(policy, in_use=in_use)
-    planning = for_stream(sys.stderr, lambda line: out.status(f"ci-env: {line}"))
-    credentials = {IMAGES_REPO: repo.credentials(IMAGES_REPO), STAGES_STORAGE: repo.credentials(STAGES_STORAGE)}
-    journal_path = None if dry_run else _journal_path(kw, command, target, env)
-    earlier = None
-    if journal_path is not None:
-        journal_path, earlier = _earlier_journal(command, journal_path, target, settings, env, out)
-    plan, inventory = run.make_plan(target, clients, settings, policy, datetime.now(timezone.utc), progress=planning,
-                                    credentials=credentials, also=[e.key for e in earlier.pending] if earlier else ())
-    triage = None if earlier is None else _triage(command, earlier, plan, target, inventory, out)
-    deletions = plan.deletions
-    if kw.get("keep_tag"):
-        from ci_env.cleanup.policies import KIND_TAG
-        from ci_env.cleanup.protections import keep_tag_warnings
 
-        found = [name for d in plan.decisions if d.kind == KIND_TAG for name in (d.tag, d.stored_tag)]
-        for warning in keep_tag_warnings(kw["keep_tag"], found):
-            out.status(f"ci-env: warning: {warning}")
-    if any(why == run.NO_DAEMON for _ref, why in inventory.skipped):
-        out.status(f"ci-env: warning: {run.NO_DAEMON}")
-    for line in history_lines(plan, settings, config, kw):
-        out.status(line)
-    out.status(f"plan: {len(plan.kept)} kept, {len(deletions)} to remove "
-               f"({plural(run.stage_count(plan), 'stage')})" + (" -- dry run, nothing is removed" if dry_run else ""))
-    from ci_env.cleanup import html_report, sizes_read
+def _print(result: Any, kw: dict[str, Any], env: dict[str, str], family: str, out: Any,
+           purge_force: bool | None) -> None:
+    """The result: warnings, the plan's table (folded where the CI folds it), the reports, the summary line;
+    then the exit code: 1 for failed removals (or a dry run whose real run would fail), 3 for a stopped run."""
+    from ci_env.cleanup import html_report, notes, step_summary
+    from ci_env.cleanup import report as rpt
+    from ci_env.errors import RegistryError
+    from ci_env.output import Output
 
-    skip = sizes_read.local_skip(target)
-    manifests = sizes_read.read_plan(plan, clients, settings.parallel, planning, skip,  # before removing
-                                     kept=kw["measure_kept"], skipped=inventory.skipped)
-    try:
-        result = run.execute(command, target, plan, inventory, clients, settings, env, credentials,
-                             progress=_progress(planning), started=started, phases=planning, budget=budget,
-                             journal=journal_path, first=triage.first if triage is not None else ())
-    except CiEnvError:
-        if kw["report"] is not None:
-            empty = rpt.Result(command, dry_run, str(target.images_repo.address), None, plan, {}, inventory.skipped,
-                               started, run.started_now())
-            rpt.write_json(kw["report"], empty.as_json())
-        raise
-    resumed = () if triage is None else triage.resumed(result.outcomes)
-    result = dataclasses.replace(result, waits=_waits(), resumed=resumed,
-                                 published=html_report.published_times(inventory.tags, inventory.stages))
-    result = dataclasses.replace(result, bytes=sizes_read.figures(result, manifests, skip))
-    if hasattr(planning, "close"):
-        planning.close()
-    if earlier is not None:
-        _resumed_line(resumed, out)
-        if result.journal is None:  # this run wrote no journal, or finished it: the earlier one is done with
-            earlier.path.unlink(missing_ok=True)
+    command, dry_run = result.command, result.dry_run
     for warning in result.warnings:
         out.status(f"ci-env: warning: {warning}")
     lines = rpt.table_lines(result)  # one line at a time: 100,000 decisions are never a table in memory
     if family in FOLDED_PLAN:  # the plan (dry run or not) in a collapsible section of the job log, on stdout
-        title = f"{command} plan: {len(deletions)} to remove" + (" (dry run, nothing removed)" if dry_run else "")
+        title = f"{command} plan: {len(result.plan.deletions)} to remove" + (
+            " (dry run, nothing removed)" if dry_run else "")
         if result.would_fail:
             title += f" -- the real {command} would fail: see the error below"
         with Output(family, sys.stdout).section(title, name=f"ci-env-{command}") as section:
@@ -371,23 +264,13 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         result.write_json(kw["report"])
     if kw["html_report"] is not None:
         html_report.write(kw["html_report"], result)
-    rpt.append_step_summary(env, rpt.markdown(result, kw["html_report"] and str(kw["html_report"]), env))
-    counts = result.counts()
+    rpt.append_step_summary(env, step_summary.markdown(result, kw["html_report"] and str(kw["html_report"]), env))
     if purge_force is False:
         out.status("purge: nothing removed; pass --force (WERF_FORCE=true) to remove everything listed above")
-    out.status(f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
-               + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
-               + (f", {counts['moved']} moved since the plan (left alone)" if counts["moved"] else "")
-               + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
-               + (f", {plural(result.metadata_pruned, 'metadata record')} {'would be ' if dry_run else ''}pruned"
-                  if result.metadata_pruned else "")
-               + (f", {plural(result.managed_forgotten, 'managed image')} {'would be ' if dry_run else ''}forgotten"
-                  if result.managed_forgotten else "")
-               + rpt.wait_line(result.waits) + f"; {result.bytes.phrase(dry_run)}"
-               + (f"; the real {command} would fail: its preflight refuses "
-                  f"{plural(len(result.refusals), 'repository')}" if result.would_fail else ""))
+    out.status(_summary_line(result))
+    counts = result.counts()
     if result.stopped:
-        out.status(_stopped_line(command, counts["not_attempted"], result.journal))
+        out.status(notes.stopped_line(command, counts["not_attempted"], result.journal))
     if result.would_fail:
         raise _would_fail(command, result.refusals)
     if result.failed:
@@ -395,6 +278,25 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
                             + "\n".join(rpt.failure_lines(result.failed)))
     if result.stopped:
         raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+def _summary_line(result: Any) -> str:
+    """The run's last line: what became of the removals and records, the waits, the bytes freed."""
+    from ci_env.cleanup import report as rpt
+
+    command, dry_run, counts = result.command, result.dry_run, result.counts()
+    would = "would be " if dry_run else ""
+    return (f"{command}: {counts['removed']} removed, {counts['absent']} already gone, {counts['failed']} failed"
+            + (f", {counts['not_attempted']} not started" if counts["not_attempted"] else "")
+            + (f", {counts['moved']} moved since the plan (left alone)" if counts["moved"] else "")
+            + (f", {plural(result.records_forgotten, 'record')} forgotten" if result.records_forgotten else "")
+            + (f", {plural(result.metadata_pruned, 'metadata record')} {would}pruned" if result.metadata_pruned
+               else "")
+            + (f", {plural(result.managed_forgotten, 'managed image')} {would}forgotten"
+               if result.managed_forgotten else "")
+            + rpt.wait_line(result.waits) + f"; {result.bytes.phrase(dry_run)}"
+            + (f"; the real {command} would fail: its preflight refuses "
+               f"{plural(len(result.refusals), 'repository')}" if result.would_fail else ""))
 
 
 def _would_fail(command: str, refusals: Any) -> Exception:
@@ -411,8 +313,6 @@ def _would_fail(command: str, refusals: Any) -> Exception:
     return error
 
 
-#: the exit code of a run the time budget stopped with removals left (``ci_env.cleanup.time_budget``).
-EXIT_PARTIAL = 3
 
 
 def _time_budget(kw: dict[str, Any]) -> Any:
@@ -420,8 +320,8 @@ def _time_budget(kw: dict[str, Any]) -> Any:
     text = kw.get("time_budget")
     if not text:
         return None
-    from ci_env.cleanup.protections import duration_or_none
     from ci_env.cleanup.time_budget import TimeBudget
+    from ci_env.durations import duration_or_none
     from ci_env.errors import UsageError
 
     duration = duration_or_none(text)
@@ -429,86 +329,6 @@ def _time_budget(kw: dict[str, Any]) -> Any:
         raise UsageError(f"--time-budget {text!r} is not a duration: write a number with a unit, e.g. 50m, 2h or "
                          "1h30m (s, m, h, d), below the CI job's timeout")
     return TimeBudget(duration.total_seconds())
-
-
-def _journal_path(kw: dict[str, Any], command: str, target: Any, env: dict[str, str]) -> Path:
-    from ci_env.cleanup import journal, run
-
-    given = kw.get("journal")
-    return Path(given) if given else journal.default_path(env, run.journal_target(command, target))
-
-
-def _earlier_journal(command: str, path: Path, target: Any, settings: Any, env: dict[str, str],
-                     out: Any) -> tuple[Path | None, Any]:
-    """The journal an earlier run left at ``path`` with work left (``journal.State``, or None), and where this run
-    keeps its own (None: nowhere). A file git tracks in the clone is not a journal (whoever committed it wrote
-    it): ignored, and this run keeps none. A journal of another CI ref (another branch's cache) is ignored and
-    replaced. UsageError (exit 2) for a file that fails ``journal.load``'s checks."""
-    from ci_env.cleanup import journal, run
-
-    if path.exists() and journal.tracked_by_git(path, settings.directory):
-        out.status(f"ci-env: warning: the cleanup journal {path} is a file git tracks in {settings.directory}: "
-                   "ignored, and this run keeps no journal; pass --journal PATH outside the checkout's tracked "
-                   "files")
-        return None, None
-    state = journal.load(path, run.journal_target(command, target))
-    if state is None:
-        return path, None
-    ref = journal.current_ref(env)
-    if state.ref != ref:
-        out.status(f"{command}: the journal {path} was written for ref {state.ref or '(none)'}, not for "
-                   f"{ref or '(none)'} (another branch's cache?): ignored, and replaced by this run's")
-        return path, None
-    if not state.pending:
-        path.unlink(missing_ok=True)
-        return path, None
-    return path, state
-
-
-def _triage(command: str, state: Any, plan: Any, target: Any, inventory: Any, out: Any) -> Any:
-    """The earlier journal against today's ``plan`` (``resume.triage``), with a line saying what is done first
-    and one per dropped entry (at most ``DROPPED_LINES``; the report lists them all)."""
-    from ci_env.cleanup import resume
-    from ci_env.output import plural
-
-    triage = resume.triage(state, plan, resume.target_repositories(target), inventory.skipped)
-    when = state.created.isoformat().replace("+00:00", "Z")
-    out.status(f"{command}: resuming the journal {state.path} of the run of {when}: "
-               f"{plural(len({e.key for e in triage.pending}), 'removal')} not done yet, "
-               f"{len(triage.first)} of them go first (today's plan removes them too), "
-               f"{len(triage.dropped)} dropped")
-    for item in triage.dropped[:DROPPED_LINES]:
-        out.status(f"journal: dropped {item.repository}:{item.tag} ({item.outcome}): {item.reason}")
-    if len(triage.dropped) > DROPPED_LINES:
-        out.status(f"journal: ... and {len(triage.dropped) - DROPPED_LINES} more dropped (the --report lists them)")
-    return triage
-
-
-#: dropped journal entries printed one per line; the report has every one.
-DROPPED_LINES = 20
-
-
-def _resumed_line(resumed: Any, out: Any) -> None:
-    from ci_env.cleanup import resume
-
-    found = resume.counts([r for r in resumed if r.outcome not in resume.DROPPED])
-    out.status(f"journal: {found.get('removed', 0)} removed, {found.get('absent', 0)} already gone, "
-               f"{found.get('failed', 0)} failed" + (f", {found['not-attempted']} not started"
-                                                     if found.get("not-attempted") else ""))
-
-
-def _stopped_line(command: str, left: int, journal: str | None) -> str:
-    from ci_env.output import plural
-
-    where = f" (journal {journal})" if journal else ""
-    return (f"{command}: stopped by --time-budget with {plural(left, 'removal')} not started: run {command} again "
-            f"to continue from the journal{where}; exit code {EXIT_PARTIAL}")
-
-
-def _waits() -> tuple[Any, ...]:
-    from ci_env.registry.budget import shared
-
-    return tuple(shared().stats())
 
 
 @click.command()
@@ -529,7 +349,8 @@ def cleanup(repo: Any, **kw: Any) -> None:
     runs the real run's preflight, and exits 1 when it refuses (the real run would stop there).
     """
     from ci_env.cleanup.policies import Limit, Policy
-    from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list
+    from ci_env.cleanup.protections import KeepList, compile_keep_tags, read_keep_list
+    from ci_env.durations import parse_duration
 
     policy = Policy(
         git_tag=Limit(_count(kw["git_tag_strategy_limit"]), _days(kw["git_tag_strategy_expiry_days"])),

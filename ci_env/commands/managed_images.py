@@ -45,7 +45,7 @@ def _store(
                           "address, or :local")
     project = ""
     if repo.stages_storage is None:
-        from ci_env.project import load_project
+        from ci_env.werf_config import load_project
 
         flags = {"dir": directory, "config": config}
         project = load_project(value_of(flags, env, "--dir", ("WERF_DIR",)) or ".",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ci_env.contract import TAGGING_STRATEGIES
 from ci_env.errors import UsageError
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ SHELLS: tuple[str, ...] = ("posix", "fish", "powershell", "cmdexe", "dotenv", "g
 #: ``--images-repo-mode`` values (as :data:`ci_env.registry.naming.MODES`; auto resolves per implementation).
 IMAGES_REPO_MODES: tuple[str, ...] = ("auto", "monorepo", "multirepo")
 #: ``--tagging-strategy`` values (the first is the default), as in :mod:`ci_env.exports`.
-TAGGING_STRATEGIES: tuple[str, ...] = ("stages-signature", "tag-or-branch")
 #: What ``--as-file`` prints when setup fails: a path that can never exist (``/dev/null`` is not
 #: a directory), so ``. "$(ci-env setup --as-file)"`` fails in every shell.
 FAILED_SCRIPT_PATH = "/dev/null/ci-env-setup-failed"

@@ -16,51 +16,49 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ci_env import records
 from ci_env.ci.facts import JobFacts
+from ci_env.contract import (
+    CREATED_LABEL,
+    CUSTOM,
+    GIT_BRANCH,
+    GIT_COMMIT,
+    GIT_TAG,
+    IMAGE_LABEL,
+    IMAGE_NAME_LABEL,
+    IMAGE_TAG_LABEL,
+    LOCAL_STAGES_REPOSITORY,
+    REVISION_LABEL,
+    SIGNATURE_LABEL,
+    SOURCE_LABEL,
+    STAGES_SIGNATURE,
+    STRATEGY_LABEL,
+)
+from ci_env.docker_daemon import Docker
 from ci_env.errors import BuildError, CiEnvError, UsageError
 from ci_env.output import Output, format_duration, plural
-from ci_env.project import ImageConfig, ProjectConfig
 from ci_env.redact import strip_userinfo
 from ci_env.registry.reference import RepoAddress, validate_tag
 from ci_env.signature import content_signature
 from ci_env.tagging import docker_tag
+from ci_env.werf_config import ImageConfig, ProjectConfig
 
 if TYPE_CHECKING:
     from ci_env.registry.client import ClientPool
     from ci_env.registry.naming import ImagesRepo
 
-CUSTOM = "custom"
-GIT_BRANCH = "git-branch"
-GIT_TAG = "git-tag"
-GIT_COMMIT = "git-commit"
-STAGES_SIGNATURE = "stages-signature"
 
 BUILT = "built"
 REUSED = "reused"
 FAILED = "failed"
 
-#: labels every image gets (besides the OCI ones), as the original tool sets them
-LABEL_IMAGE = "werf-image"
-LABEL_IMAGE_NAME = "werf-image-name"
-LABEL_TAG_STRATEGY = "werf-tag-strategy"
-LABEL_IMAGE_TAG = "werf-image-tag"
-LABEL_SIGNATURE = records.SIGNATURE_LABEL
-LABEL_SOURCE = "org.opencontainers.image.source"
-LABEL_REVISION = "org.opencontainers.image.revision"
-LABEL_CREATED = "org.opencontainers.image.created"
-
-#: local repository holding ``:local`` stages: ``ci-env-stages/<project>:<signature>``
-LOCAL_STAGES_REPOSITORY = records.LOCAL_STAGES_REPOSITORY
-DOCKER_TIMEOUT = 3600
 
 
 @dataclass(frozen=True)
@@ -188,141 +186,6 @@ def plan(settings: Settings) -> list[ImagePlan]:
     return result
 
 
-class Docker:
-    """The few docker SDK calls this step makes; every failure becomes a BuildError with the daemon's message."""
-
-    def __init__(self, env: Mapping[str, str], docker_config: Path) -> None:
-        self.env = env
-        self.docker_config = docker_config
-        self._api: Any = None
-        self._lock = threading.Lock()
-        self.builds = 0
-        self.pushes = 0
-
-    @property
-    def api(self) -> Any:
-        """The docker SDK's low-level client, connected on first use; BuildError when the daemon is unreachable."""
-        with self._lock:
-            return self._connect()
-
-    def _connect(self) -> Any:
-        if self._api is None:
-            import docker
-
-            try:
-                client = docker.from_env(environment=dict(self.env), timeout=DOCKER_TIMEOUT)
-                client.ping()
-            except Exception as exc:  # the SDK raises DockerException, requests and OS errors alike
-                where = self.env.get("DOCKER_HOST") or "the default socket"
-                raise BuildError(
-                    f"cannot reach the Docker daemon at {where} ({type(exc).__name__}); start it, or point "
-                    "DOCKER_HOST at it"
-                ) from None
-            self._api = client.api
-        return self._api
-
-    def auth_for(self, registry: str) -> dict[str, str] | None:
-        """The push/pull credentials for ``registry`` from the job's Docker config (never logged)."""
-        from ci_env.registry.auth import credentials_for
-
-        credential = credentials_for(registry, self.docker_config)
-        if credential is None:
-            return None
-        if credential.identity_token:
-            return {"identitytoken": credential.identity_token}
-        if credential.has_basic:
-            return {"username": str(credential.username), "password": str(credential.password)}
-        return None
-
-    def build(
-        self, image: ImageConfig, tags: Sequence[str], labels: Mapping[str, str], log: Callable[[str], None]
-    ) -> str:
-        """Build ``image`` tagged with ``tags``; returns the image id. BuildError with the daemon's message."""
-        try:
-            dockerfile = image.dockerfile.relative_to(image.context).as_posix()
-        except ValueError:
-            dockerfile = str(image.dockerfile)
-        image_id: str | None = None
-        try:
-            stream = self.api.build(
-                path=str(image.context), dockerfile=dockerfile, tag=tags[0], buildargs=dict(image.args),
-                target=image.target, labels=dict(labels), rm=True, forcerm=True, decode=True,
-            )
-            self.builds += 1
-            for item in stream:
-                if "error" in item:
-                    detail = item.get("errorDetail", {}).get("message") or item["error"]
-                    raise BuildError(f"image {image.display_name}: docker build failed: {str(detail).strip()}")
-                if "stream" in item:
-                    log(str(item["stream"]))
-                aux = item.get("aux")
-                if isinstance(aux, dict) and aux.get("ID"):
-                    image_id = str(aux["ID"])
-            for extra in tags[1:]:
-                self.tag(tags[0], extra)
-        except CiEnvError:
-            raise
-        except Exception as exc:
-            raise BuildError(f"image {image.display_name}: docker build failed: {_docker_message(exc)}") from None
-        if image_id is None:
-            image_id = str(self.api.inspect_image(tags[0])["Id"])
-        return image_id
-
-    def tag(self, source: str, target: str) -> None:
-        """Tag the local image ``source`` as ``target`` (``REPOSITORY:TAG``)."""
-        repository, tag = target.rsplit(":", 1)
-        self.api.tag(source, repository, tag)
-
-    def find_by_signature(self, signature: str) -> str | None:
-        """The id of a local image labelled with ``signature``, or None."""
-        found = self.api.images(filters={"label": f"{LABEL_SIGNATURE}={signature}"})
-        return str(found[0]["Id"]) if found else None
-
-    def push(self, full_name: str, registry: str, label: str, log: Callable[[str], None]) -> str | None:
-        """Push ``full_name``; returns the digest the registry reported. BuildError from the push stream's error."""
-        repository, tag = full_name.rsplit(":", 1)
-        digest: str | None = None
-        try:
-            stream = self.api.push(
-                repository, tag=tag, stream=True, decode=True, auth_config=self.auth_for(registry)
-            )
-            self.pushes += 1
-            for item in stream:
-                if "error" in item:
-                    detail = item.get("errorDetail", {}).get("message") or item["error"]
-                    raise BuildError(f"image {label}: pushing {full_name} failed: {str(detail).strip()}")
-                status = item.get("status")
-                if status and not item.get("progressDetail"):
-                    log(f"{item.get('id', '')}: {status}" if item.get("id") else str(status))
-                aux = item.get("aux")
-                if isinstance(aux, dict) and aux.get("Digest"):
-                    digest = str(aux["Digest"])
-        except CiEnvError:
-            raise
-        except Exception as exc:
-            raise BuildError(f"image {label}: pushing {full_name} failed: {_docker_message(exc)}") from None
-        return digest
-
-    def pull(self, full_name: str, registry: str, label: str) -> None:
-        """Pull ``full_name`` with the job's credentials for ``registry``; BuildError with the daemon's message."""
-        repository, tag = full_name.rsplit(":", 1)
-        try:
-            for item in self.api.pull(repository, tag=tag, stream=True, decode=True,
-                                      auth_config=self.auth_for(registry)):
-                if "error" in item:
-                    raise BuildError(f"image {label}: pulling {full_name} failed: {item['error']}")
-        except CiEnvError:
-            raise
-        except Exception as exc:
-            raise BuildError(f"image {label}: pulling {full_name} failed: {_docker_message(exc)}") from None
-
-
-def _docker_message(exc: BaseException) -> str:
-    explanation = getattr(exc, "explanation", None)
-    text = str(explanation or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class Publisher:
     """Runs the publication of planned images; one instance per command run."""
 
@@ -350,18 +213,18 @@ class Publisher:
         :attr:`source`)."""
         first = plan.targets[0]
         labels = {
-            LABEL_IMAGE: "true",
-            LABEL_IMAGE_NAME: plan.image.name or "",
-            LABEL_TAG_STRATEGY: first.request.strategy,
-            LABEL_IMAGE_TAG: first.tag,
-            LABEL_SIGNATURE: plan.signature,
-            LABEL_CREATED: records.utc_now(),
+            IMAGE_LABEL: "true",
+            IMAGE_NAME_LABEL: plan.image.name or "",
+            STRATEGY_LABEL: first.request.strategy,
+            IMAGE_TAG_LABEL: first.tag,
+            SIGNATURE_LABEL: plan.signature,
+            CREATED_LABEL: records.utc_now(),
         }
         source, revision = self.source
         if source:
-            labels[LABEL_SOURCE] = source
+            labels[SOURCE_LABEL] = source
         if revision:
-            labels[LABEL_REVISION] = revision
+            labels[REVISION_LABEL] = revision
         return labels
 
     @functools.cached_property
@@ -458,7 +321,7 @@ class Publisher:
         existing = self.docker.find_by_signature(plan.signature)
         first = plan.targets[0].full_name
         if existing is None:
-            log(f"no local image labelled {LABEL_SIGNATURE}={plan.signature}: building")
+            log(f"no local image labelled {SIGNATURE_LABEL}={plan.signature}: building")
             self.docker.build(plan.image, [local_name, first], self.labels(plan), log)
             outcome = BUILT
         else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ci_env import snapshots
+from ci_env.records import snapshots
 from tests.cleanup.gitrepo import GitRepo
 from tests.cleanup.test_cleanup_e2e import run_cli
 from tests.cleanup.world import World

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ci_env import records
 from ci_env.cleanup.collect import Inventory, collect_tags
+from ci_env.cleanup.forget import forget_records
 from ci_env.cleanup.policies import Plan
-from ci_env.cleanup.run import Target, forget_records
+from ci_env.cleanup.target import Target
 from ci_env.registry.client import ClientPool, TagInfo
 from ci_env.registry.naming import resolve_images_repo
 from ci_env.registry.reference import RepoAddress

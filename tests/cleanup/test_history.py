@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ci_env.cleanup.history import SLOP, Published, Verdict, list_references, read_history
-from ci_env.cleanup.keep_policies import default_policies, parse_cleanup
 from ci_env.gitinfo import GitRepository
+from ci_env.werf_config.cleanup import default_policies, parse_cleanup
 from tests.cleanup.gitrepo import GIT_ENV, GitRepo
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ci_env.cleanup.keep_policies import AND, BRANCH, OR, TAG, default_policies
 from ci_env.errors import ConfigError
-from ci_env.project import load_project
+from ci_env.werf_config import load_project
+from ci_env.werf_config.cleanup import AND, BRANCH, OR, TAG, default_policies
 
 HEAD = "project: demo\nconfigVersion: 1\n"
 IMAGE = "---\nimage: app\n"

@@ -4,6 +4,7 @@ each test is named after the werf code its case comes from."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -142,7 +143,8 @@ def test_records_written_during_a_cleanup_are_not_pruned_by_it(setup: DefaultSet
     a new image while cleanup runs (its tag not listed by cleanup) keeps its record."""
     from datetime import datetime, timezone
 
-    from ci_env.cleanup import run
+    from ci_env.cleanup import pipeline, planning
+    from ci_env.cleanup import target as run
     from ci_env.cleanup.policies import Policy
     from ci_env.options import resolve_repo_options
 
@@ -156,8 +158,9 @@ def test_records_written_during_a_cleanup_are_not_pruned_by_it(setup: DefaultSet
     pushed = world.publish("newimage", signature, "stages-signature", signature=signature)
     world.stage(signature, like=pushed)
     records.write_metadata(world.store, records.CommitMetadata("newimage", late, signature))
-    plan, inventory = run.make_plan(target, clients, settings, Policy(), datetime.now(timezone.utc))
-    result = run.execute("cleanup", target, plan, inventory, clients, settings, env, {})
+    work = run.Run("cleanup", target, clients, settings, env, {})
+    plan, inventory = planning.make_plan(work, Policy(), datetime.now(timezone.utc))
+    result = pipeline.execute(work, plan, inventory)
     assert result.metadata_pruned == 0
     assert (late, signature) in metadata(world)
 
@@ -244,7 +247,8 @@ def test_a_run_out_of_time_prunes_nothing(setup: DefaultSetup, world: World) -> 
     for the next run."""
     from datetime import datetime, timezone
 
-    from ci_env.cleanup import run
+    from ci_env.cleanup import pipeline, planning
+    from ci_env.cleanup import target as run
     from ci_env.cleanup.policies import Policy
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.options import resolve_repo_options
@@ -258,12 +262,13 @@ def test_a_run_out_of_time_prunes_nothing(setup: DefaultSetup, world: World) -> 
     settings = run.Settings(directory=setup.git.path, docker_config=Path("/nonexistent"))
     clients = run.Clients(settings, env)
     target = run.resolve_target(resolve_repo_options({}, env), env, clients, setup.git.path)
-    plan, inventory = run.make_plan(target, clients, settings, Policy(), datetime.now(timezone.utc))
+    work = run.Run("cleanup", target, clients, settings, env, {})
+    plan, inventory = planning.make_plan(work, Policy(), datetime.now(timezone.utc))
     assert plan.metadata is not None and len(plan.metadata.keys()) == 2
     before = metadata(world)
     spent = TimeBudget(1.0)  # below the margin from the start
-    result = run.execute("cleanup", target, plan, inventory, clients, settings, env, {}, budget=spent)
+    result = pipeline.execute(dataclasses.replace(work, budget=spent), plan, inventory)
     assert result.metadata_pruned == 0 and metadata(world) == before
-    result = run.execute("cleanup", target, plan, inventory, clients, settings, env, {})
+    result = pipeline.execute(work, plan, inventory)
     assert result.metadata_pruned == 2 and metadata(world) == before - {(c1, setup.signatures["a"]),
                                                                        (c1, signature_of("no image"))}

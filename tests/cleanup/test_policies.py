@@ -17,7 +17,8 @@ from ci_env.cleanup.policies import (
     plan_purge,
     plan_tags,
 )
-from ci_env.cleanup.protections import KeepList, compile_keep_tags, parse_duration, read_keep_list
+from ci_env.cleanup.protections import KeepList, compile_keep_tags, read_keep_list
+from ci_env.durations import parse_duration
 from ci_env.errors import UsageError
 from ci_env.gitinfo import CommitInfo, GitFacts, GitTag
 

@@ -1,5 +1,5 @@
-"""Publication records compacted into snapshots (``ci_env.snapshots``), on the real registry: what a reader finds
-after compactions, records written while a compaction runs, legacy records, a registry that refuses deletes."""
+"""Publication records compacted into snapshots (``ci_env.records.snapshots``), on the real registry: what a reader
+finds after compactions, records written while a compaction runs, legacy records, a registry that refuses deletes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ci_env import records, snapshots
+from ci_env import records
+from ci_env.records import snapshots
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from tests.services.registry import RegistryService

@@ -36,7 +36,7 @@ def _result(names: dict[str, list[str]], *, failed: frozenset[str] = frozenset()
 
 
 def test_tags_sort_naturally_digests_are_short_and_each_image_folds() -> None:
-    text = rpt.markdown(_result({"api": ["gone-10", "main", "gone-2", "gone-1"], "web": ["gone-3"]},
+    text = step_summary.markdown(_result({"api": ["gone-10", "main", "gone-2", "gone-1"], "web": ["gone-3"]},
                                 with_bytes=True))
     rows = re.findall(r"^\| (gone-\d+) \| `([0-9a-f]+)` \|", text, re.MULTILINE)
     assert [tag for tag, _ in rows] == ["gone-1", "gone-2", "gone-10", "gone-3"]
@@ -52,7 +52,7 @@ def test_tags_sort_naturally_digests_are_short_and_each_image_folds() -> None:
 
 def test_failures_come_first_and_the_cap_counts_the_rest() -> None:
     names = [f"gone-{n}" for n in range(step_summary.SUMMARY_ROWS + 50)]
-    text = rpt.markdown(_result({"api": names}, failed=frozenset({"gone-1049"})))
+    text = step_summary.markdown(_result({"api": names}, failed=frozenset({"gone-1049"})))
     rows = re.findall(r"^\| (gone-\d+) \|", text, re.MULTILINE)
     assert rows[0] == "gone-1049" and rows[1:4] == ["gone-0", "gone-1", "gone-2"]
     assert len(rows) == step_summary.SUMMARY_ROWS + 1
@@ -61,16 +61,16 @@ def test_failures_come_first_and_the_cap_counts_the_rest() -> None:
 
 def test_the_html_report_is_linked_to_the_jobs_artifacts() -> None:
     env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/app", "GITHUB_RUN_ID": "42"}
-    text = rpt.markdown(_result({"api": ["gone-1"]}, dry_run=True), "out/cleanup.html", env)
+    text = step_summary.markdown(_result({"api": ["gone-1"]}, dry_run=True), "out/cleanup.html", env)
     assert "HTML report: [cleanup.html](https://github.com/acme/app/actions/runs/42#artifacts)" in text
     assert "Planned removals by reason" in text and "1 would be removed" in text
-    gitlab = rpt.markdown(_result({"api": ["gone-1"]}), "cleanup.html", {"CI_JOB_URL": "https://gl/j/7"})
+    gitlab = step_summary.markdown(_result({"api": ["gone-1"]}), "cleanup.html", {"CI_JOB_URL": "https://gl/j/7"})
     assert "(https://gl/j/7/artifacts/browse)" in gitlab
-    assert "HTML report" not in rpt.markdown(_result({"api": ["gone-1"]}))
+    assert "HTML report" not in step_summary.markdown(_result({"api": ["gone-1"]}))
 
 
 def test_hostile_names_stay_text() -> None:
-    text = rpt.markdown(_result({"<img src=x onerror=alert(1)>|x": ["gone-1"]}))
+    text = step_summary.markdown(_result({"<img src=x onerror=alert(1)>|x": ["gone-1"]}))
     assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;\\|x" in text
 
 

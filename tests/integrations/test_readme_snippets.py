@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_env.project import load_project
+from ci_env.werf_config import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ["examples/github-workflow.yml", "examples/gitlab-ci.yml"]

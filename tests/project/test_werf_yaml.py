@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ci_env.errors import ConfigError
-from ci_env.project import load_project
+from ci_env.werf_config import load_project
 
 
 def write_project(tmp_path: Path, text: str, dockerfiles: tuple[str, ...] = ("Dockerfile",)) -> Path:
@@ -99,7 +99,7 @@ def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_import_does_not_load_jinja_or_yaml() -> None:
-    code = "import sys, ci_env.project; print('jinja2' in sys.modules, 'yaml' in sys.modules)"
+    code = "import sys, ci_env.werf_config; print('jinja2' in sys.modules, 'yaml' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ci_env.errors import ConfigError
-from ci_env.project import load_project
+from ci_env.werf_config import load_project
 from tests.cli import environ_without, run_ci_env
 
 META = "project: demo\nconfigVersion: 1\n---\n"

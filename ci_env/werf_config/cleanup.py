@@ -33,7 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ci_env.cleanup.protections import go_duration_or_none
+from ci_env.durations import go_duration_or_none
 from ci_env.errors import ConfigError
 
 AND = "And"

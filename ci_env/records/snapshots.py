@@ -2,7 +2,7 @@
 
 **Writing** (build-and-publish, never reads anything): every write of a publication record is a NEW tag,
 ``ci-env-pub-<key>-<version>`` (:func:`record_tag`): ``key`` the 32 hex of the full name
-(``records.publication_key``), ``version`` the writer's UTC time to the microsecond and 8 random hex digits
+(``ci_env.records.model.publication_key``), ``version`` the writer's UTC time to the microsecond and 8 random hex digits
 (:func:`new_version`). A tag is written once and never changes, so a reader that has seen a tag knows its
 content for good. Publishing the same full name again writes a second tag of the same key.
 
@@ -52,15 +52,16 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ci_env.errors import CiEnvError
+from ci_env.records.model import SNAPSHOT_KIND, SNAPSHOT_LAYER, Publication
 
 if TYPE_CHECKING:
-    from ci_env.records import Publication, RegistryStore
+    from ci_env.records.registry import RegistryStore
+
+__all__ = ["SNAPSHOT_KIND", "SNAPSHOT_LAYER"]
 
 RECORD_PREFIX = "ci-env-pub-"
 LEGACY_PREFIX = "ci-env-publication-"
 SNAPSHOT_PREFIX = "ci-env-snapshot-"
-SNAPSHOT_LAYER = "application/vnd.ci-env.publications.v1.jsonl+gzip"
-SNAPSHOT_KIND = "publication-snapshot"
 #: Records per snapshot layer (a layer of 20,000 records is about 2 MB gzipped).
 LAYER_RECORDS = 20_000
 #: Tags retired per batch: one PUT per tag and one DELETE per batch.
@@ -245,8 +246,6 @@ def _read_once(
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         results = list(pool.map(read, unread))
-    from ci_env.records import Publication
-
     found: list[Entry] = []
     for tag, result in zip(unread, results, strict=True):
         if result is None:
@@ -280,8 +279,6 @@ def _read_once(
 def _read_snapshot(store: RegistryStore, tag: str, state: PublicationState) -> str:
     """Merge the records of snapshot ``tag`` and what else it accounts for into ``state``; returns its manifest
     digest. _Vanished when it is gone."""
-    from ci_env.records import Publication
-
     body, digest = store.read_manifest(tag)
     if body is None:
         raise _Vanished(tag)

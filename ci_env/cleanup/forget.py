@@ -1,0 +1,146 @@
+"""What a run forgets once its removals are done: the publication records of the tags removed (or gone), a
+purge's every record, and the metadata records the plan prunes (``ci_env.cleanup.metadata``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from datetime import datetime
+
+from ci_env.cleanup.collect import Inventory
+from ci_env.cleanup.planning import make_plan
+from ci_env.cleanup.policies import DELETE, KIND_TAG, STAGES_SIGNATURE, Plan, Policy
+from ci_env.cleanup.progress import Update
+from ci_env.cleanup.target import Run, Target
+from ci_env.errors import CiEnvError
+from ci_env.registry.client import ClientPool
+
+
+def forget_records(
+    target: Target, plan: Plan, inventory: Inventory, outcomes: Mapping[tuple[str, str], tuple[str, str]],
+    parallel: int = 8, progress: Update | None = None, clients: ClientPool | None = None,
+) -> int:
+    """Forget the publication records of tags removed (or already gone), and of tags no longer in the registry;
+    a registry stages storage is compacted at the same time: one new snapshot holds the other records, and the
+    record tags and snapshots it accounts for are retired (``ci_env.records.snapshots``). A record of a tag this run did
+    not remove itself is forgotten only when the registry (asked through ``clients``' Registry API, never a
+    vendor listing) no longer has the tag. A record that cannot be removed is left for the next run. Returns
+    how many were forgotten."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ci_env import records
+
+    gone = {
+        f"{d.repository}:{d.stored_tag}" for d in plan.decisions
+        if d.kind == KIND_TAG and d.action == DELETE
+        and outcomes.get((d.repository, d.stored_tag), ("", ""))[0] in ("removed", "absent")
+    }
+    present = {f"{t.repository}:{t.stored_tag}" for t in inventory.tags}
+    listed = {t.repository for t in inventory.tags} | {
+        str(target.images_repo.image_repository(i)) for i in target.managed
+    }
+    names = [
+        p.full_name for p in inventory.publications
+        if p.full_name in gone
+        or (p.repository in listed and p.full_name not in present and p.image in target.managed)
+    ]
+    removed_here = {f"{repo}:{tag}" for (repo, tag), (status, _) in outcomes.items() if status == "removed"}
+    unsure = [name for name in names if name not in removed_here]
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        there = dict(zip(unsure, pool.map(lambda n: _registry_has(clients, n), unsure), strict=True))
+    names = [name for name in names if not there.get(name, False)]
+    read = inventory.records
+    if read is None:  # an inventory made without reading the store (tests): read it now
+        read = records.read_publication_state(target.store, parallel=parallel)
+    return records.forget_publications(target.store, read, names, parallel=parallel, progress=progress)
+
+
+def purge_records(target: Target, inventory: Inventory, parallel: int = 8) -> tuple[int, int]:
+    """What ``ci-env purge`` leaves once every tag and stage it planned is gone: nothing. Every publication record
+    read (a registry store's record tags and snapshots, none written) and the managed images read are forgotten
+    (the metadata records go through ``prune_metadata``). Records written after they were read stay. Returns
+    (publication records, managed images) forgotten; a removal that fails is left for the next run."""
+    from ci_env import records
+
+    read = inventory.records
+    if read is None:
+        read = records.read_publication_state(target.store, parallel=parallel)
+    forgotten = 0
+    with contextlib.suppress(CiEnvError):
+        if isinstance(target.store, records.RegistryStore) and read.state is not None:
+            from ci_env.records.snapshots import clear
+
+            forgotten = clear(target.store, read.state, parallel=parallel).forgotten
+        else:
+            forgotten = records.remove_publications(target.store, [p.full_name for p in read.publications], parallel)
+    managed = 0
+    with contextlib.suppress(CiEnvError):
+        managed = target.store.delete_many(records.MANAGED, [records.managed_key(n) for n in target.managed],
+                                           parallel)
+    return forgotten, managed
+
+
+def _registry_has(clients: ClientPool | None, full_name: str) -> bool:
+    """Whether the registry still has ``repository:tag`` (True when it cannot tell, or without ``clients``)."""
+    from ci_env.registry.reference import parse_address
+
+    repository, _, tag = full_name.rpartition(":")
+    try:
+        address = parse_address(repository)
+        return clients is None or address is None or clients(address).resolve(address.path, tag) is not None
+    except CiEnvError:
+        return True
+
+
+def prune_metadata(
+    target: Target, plan: Plan, outcomes: Mapping[tuple[str, str], tuple[str, str]], parallel: int = 8,
+    *, dry_run: bool = False,
+) -> int:
+    """Prune the metadata records the plan names (``ci_env.cleanup.metadata``): those pruned whatever the removals
+    do, and those of the content signatures whose every tag the plan removes, once each is removed (or found gone).
+    A dry run counts what the real run would prune, its removals succeeding. A batch that fails is left for the
+    next run. Returns how many went (or would go)."""
+    from ci_env import records
+
+    pruning = plan.metadata
+    if pruning is None:
+        return 0
+    if dry_run:
+        return len(pruning.keys())
+    statuses: dict[str, set[str]] = {}
+    for decision in plan.decisions:
+        if decision.kind == KIND_TAG and decision.strategy == STAGES_SIGNATURE:
+            status = outcomes.get((decision.repository, decision.stored_tag), ("", ""))[0]
+            statuses.setdefault(decision.tag, set()).add(status if decision.action == DELETE else "kept")
+    gone = {signature for signature, found in statuses.items() if found <= {"removed", "absent"}}
+    keys = pruning.keys(gone)
+    if not keys:
+        return 0
+    try:
+        return target.store.delete_many(records.METADATA, keys, parallel)
+    except CiEnvError:
+        return 0
+
+
+def prune_when_disabled(
+    run: Run, policy: Policy, now: datetime, progress: Update | None = None,
+) -> tuple[int, str | None]:
+    """werf.yaml's ``cleanup.disable: true``: no image is removed, and the metadata records that can keep nothing
+    are pruned as a cleanup would prune them (those of kept images by commits that do not keep them, of commits
+    no reference reaches, of signatures no managed image carries): the cleanup is planned as usual (without
+    Kubernetes: an image only a workload would keep stays with its records, as nothing is removed) and only
+    those records go. Returns how many went (would go, in a dry run), and why none was pruned when the plan
+    could not be made (a clone cleanup cannot read, say): disabling cleanup never fails a job."""
+    from ci_env import records
+
+    try:
+        plan, _inventory = make_plan(run, policy, now, progress)
+    except CiEnvError as exc:
+        return 0, exc.message
+    keys = list(plan.metadata.now) if plan.metadata is not None else []
+    if run.settings.dry_run or not keys:
+        return len(keys), None
+    try:
+        return run.target.store.delete_many(records.METADATA, keys, run.settings.parallel), None
+    except CiEnvError as exc:
+        return 0, exc.message
