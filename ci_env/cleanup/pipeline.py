@@ -128,7 +128,7 @@ class Pipeline:
 
     def open_target(self) -> Run:
         """The run: its clients, its target resolved (the records read), the first status line."""
-        from ci_env.options import IMAGES_REPO, STAGES_STORAGE
+        from ci_env.cascade import IMAGES_REPO, STAGES_STORAGE
         from ci_env.output import plural
 
         request = self.request

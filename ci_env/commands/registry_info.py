@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from ci_env.cascade import Resolved, given, named
+from ci_env.cascade import IMAGES_REPO, Resolved, given, named
 from ci_env.cli_options import credential_options
 from ci_env.errors import ConfigError
-from ci_env.options import IMAGES_REPO, Credentials, images_repo_mode
+from ci_env.options import Credentials, images_repo_mode
 from ci_env.registry.implementations import Implementation, get_implementation
 from ci_env.registry.model import choose_implementation
 from ci_env.registry.naming import (

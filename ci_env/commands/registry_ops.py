@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ci_env.cascade import IMAGES_REPO
 from ci_env.cli_options import (
     credential_options,
     docker_config_option,
@@ -18,7 +19,6 @@ from ci_env.cli_options import (
     repo_implementation_option,
 )
 from ci_env.errors import UsageError
-from ci_env.options import IMAGES_REPO
 
 if TYPE_CHECKING:
     from ci_env.registry.client import RegistryClient
