@@ -86,7 +86,7 @@ def test_a_registrys_error_text_makes_no_link_or_image_in_the_summary() -> None:
     result = _result({"api": ["gone-1"]}, failed=frozenset({"gone-1"}))
     error = "log in again at [the registry](https://evil.example/login) ![x](https://evil.example/p.png)"
     outcomes = {key: ("failed", error) for key in result.outcomes}
-    text = rpt.markdown(rpt.Result("cleanup", False, REPO, None, result.plan, outcomes, (), "", ""))
+    text = step_summary.markdown(rpt.Result("cleanup", False, REPO, None, result.plan, outcomes, (), "", ""))
     row = next(line for line in text.splitlines() if line.startswith("| gone-1 |"))
     assert "evil.example" in row  # the text is shown ...
     assert "](" not in row  # ... but no inline link or image is formed
