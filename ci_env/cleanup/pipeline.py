@@ -287,7 +287,11 @@ def execute(
     forgotten (the next run does it) and the journal stays. ``first``: the (repository, stored tag) of deletions
     to start with, in that order (an earlier run's journal, ``ci_env.cleanup.resume``); it only orders the plan's
     deletions. Every tag is removed only while it points at its decision's digest (where the remover can check:
-    the placeholder route reads it right before), else it is left alone, ``moved``."""
+    the placeholder route reads it right before), else it is left alone, ``moved``.
+
+    Size: the journal must open before the first removal and close after the last outcome, so the removal and the
+    forgetting of records stay in one function.
+    """
     target, settings = work.target, work.settings
     local, remote, requests = _requests(work, plan, first)
     remover_of = removers(target, settings, work.env, work.credentials, work.clients)

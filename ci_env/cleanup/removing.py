@@ -66,7 +66,7 @@ def remove(
     far). Each slice sees the repository graph without the tags removed before it. Returns the removal and
     whether the budget stopped it (the tags not reached are ``not-attempted``).
 
-    Longer than most, with 9 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
+    Size: longer than most, with 9 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
     with the graph each slice sees, and the parameters are exactly ``remove_images``' own."""
     import dataclasses
     import time

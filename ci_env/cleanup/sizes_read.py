@@ -57,7 +57,11 @@ def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
 
     ``kept``: also the manifests of every digest the plan keeps (and their children), and of each tag in
     ``skipped`` (``repository:tag`` of the tags cleanup leaves alone), read by tag; without it, those tags are
-    counted ``unread``."""
+    counted ``unread``.
+
+    Size: collecting what to read (deleted, kept, skipped) and reading it in parallel share one table of digests;
+    the parameters are the measuring options of ``cleanup``.
+    """
     wanted: dict[str, tuple[Any, str]] = {}  # digest -> (address, repository path)
     for decision in plan.decisions:
         if not decision.digest or skip(decision.repository) or (decision.action != DELETE and not kept):

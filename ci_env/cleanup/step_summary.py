@@ -115,7 +115,11 @@ def _row(result: Result, decision: Decision) -> tuple[str, str, str, str, str]:
 
 def markdown(result: Result, html_report: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """The step summary of ``result``; ``html_report`` names the HTML report file when one was written (linked
-    to the job's artifacts page where ``env`` says which)."""
+    to the job's artifacts page where ``env`` says which).
+
+    Size: the summary page top to bottom (head, refusals, per image, rows, untagged), one section after the other
+    over the same counts.
+    """
     from ci_env.cleanup.sizes import human
 
     counts = result.counts()

@@ -163,6 +163,10 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
     sha256-<hex>.sig/.att/.sbom tags, the referrers API), and an index its platform manifests, unless a
     remaining tag still reaches them. Every repository is checked first (deletion allowed, credentials
     present); nothing is removed when a check fails. Exits 1 when any tag could not be removed.
+
+    \f
+    Size: a click command takes one parameter per option; the body resolves the references, reads the graphs and
+    removes, in order.
     """
     from ci_env.registry.client import ClientPool
     from ci_env.registry.graph import PARALLELISM as READS

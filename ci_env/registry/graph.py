@@ -311,6 +311,9 @@ def build_graph(
     RegistryError when an index cannot be read (anything but "not there"), when indexes nest deeper than
     ``max_depth`` or the repository holds more than ``max_nodes`` manifests: a partial graph could protect too
     little, so none is returned.
+
+    Size: 9 parameters, the graph's limits and switches as keywords with defaults (callers name the ones they
+    change).
     """
     builder = _Builder(path, source, max(1, parallel), max_depth, max_nodes)
     return builder.build(listed, verify=verify, use_referrers_api=use_referrers_api,

@@ -270,6 +270,9 @@ def untag_all(
     removals where the remover can check (``untag_many`` with ``expected``): a tag pointing elsewhere is left
     alone, outcome ``moved``. ``known`` ((repository, tag) -> digest, None: absent) is what the caller resolved a
     moment ago: a remover that can skips reading those tags again.
+
+    Size: the workers (``record``, ``run``) close over the shared results, lock and progress clock; the keyword
+    parameters are the caller's hooks and guards, each optional.
     """
     unique = list(dict.fromkeys(requests))
     if dry_run:

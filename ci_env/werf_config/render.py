@@ -51,7 +51,7 @@ def _sandbox(jinja2: Any) -> Any:
     items of all ``range()`` calls together (nested loops), so werf.yaml can neither run code nor make one huge
     value. Each environment is for one render (the range and list budgets are per render).
 
-    One function on purpose: the sandbox's caps close over each other and over one render's counters."""
+    Size: one function on purpose: the sandbox's caps close over each other and over one render's counters."""
     from jinja2 import pass_eval_context
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import SandboxedEnvironment

@@ -256,6 +256,9 @@ class EcrRemover:
 
         The calls run one after another (``parallel`` is accepted for the batch protocol); ``report(tag,
         outcome)`` is called for each tag of a call as soon as that call has answered.
+
+        Size: each batch answers with removed images and failures that map back to tags one by one; splitting it
+        would pass the batch's results around.
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
