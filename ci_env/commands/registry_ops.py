@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     from ci_env.registry.untag import Summary
 
 PROGRESS_THRESHOLD = 20
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _connection_options(func: Any) -> Any:
+def _connection_options(func: F) -> F:
     return docker_config_option("credentials")(insecure_registry_option()(func))
 
 

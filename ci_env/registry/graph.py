@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ci_env.errors import RegistryError
 from ci_env.registry import manifests as mf
@@ -320,6 +320,9 @@ def build_graph(
                          expand=None if expand is None else frozenset(expand))
 
 
+_T = TypeVar("_T")
+
+
 class _Builder:
     def __init__(self, path: str, source: ManifestSource, parallel: int, max_depth: int, max_nodes: int) -> None:
         self.path = path
@@ -337,7 +340,7 @@ class _Builder:
         self.requests = 0
         self.api = False
 
-    def _map(self, func: Callable[[str], Any], digests: Sequence[str]) -> list[Any]:
+    def _map(self, func: Callable[[str], _T], digests: Sequence[str]) -> list[_T]:
         self.requests += len(digests)
         if len(digests) <= 1:
             return [func(d) for d in digests]
@@ -381,8 +384,8 @@ class _Builder:
             for digest, answer in zip(reading, self._map(self.source.fetch, reading), strict=True):
                 self._read(digest, answer, pending_read, pending_refs)
             asking, pending_refs = list(dict.fromkeys(pending_refs)), []
-            for digest, answer in zip(asking, self._map(self.source.referrers, asking), strict=True):
-                self._add_referrers(digest, answer, pending_read, pending_refs)
+            for digest, referrers in zip(asking, self._map(self.source.referrers, asking), strict=True):
+                self._add_referrers(digest, referrers, pending_read, pending_refs)
             if len(self.nodes) > self.max_nodes:
                 raise RegistryError(f"{self.path} holds more than {self.max_nodes} manifests; its graph is too "
                                     "large to build")
