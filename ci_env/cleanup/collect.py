@@ -243,6 +243,9 @@ def collect_tags(
     ``partial`` (a :class:`PartlyResolved`): before a plan is final, the tags it removes are resolved
     (:func:`resolve_some`), so it decides on the digests they hold now, not as published; the tags it keeps are
     never read.
+
+    Size: one loop over the repositories, each tag classified by record, then by owner, then by labels; the keyword
+    parameters are optional hooks and outputs the callers fill (listing, partial resolution).
     """
     from ci_env.registry.naming import tag_owner
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ci_env.cleanup.policies import DELETE, KIND_TAG, STAGES_SIGNATURE, Decision, MetadataPlan
+from ci_env.cleanup.policies import DELETE, KIND_TAG, Decision, MetadataPlan
+from ci_env.contract import STAGES_SIGNATURE
 
 if TYPE_CHECKING:
     from ci_env.cleanup.history import Verdict

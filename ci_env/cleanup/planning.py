@@ -14,7 +14,6 @@ from ci_env.cleanup import local_stages
 from ci_env.cleanup.collect import Inventory, PartlyResolved, collect_stages, collect_tags
 from ci_env.cleanup.policies import (
     KIND_TAG,
-    STAGES_SIGNATURE,
     FoundTag,
     GitHistory,
     Plan,
@@ -25,7 +24,7 @@ from ci_env.cleanup.policies import (
 )
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.target import NO_DAEMON, Clients, Run, Target, local_stages_of
-from ci_env.contract import GIT_COMMIT
+from ci_env.contract import GIT_COMMIT, STAGES_SIGNATURE
 from ci_env.errors import CiEnvError, ConfigError
 
 if TYPE_CHECKING:

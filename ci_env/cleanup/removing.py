@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.registry.graph import RepoGraph
     from ci_env.registry.reference import RepoAddress
-    from ci_env.registry.removal import ImageRemoval
-    from ci_env.registry.untag import Outcome, TagRemover
+    from ci_env.registry.removal import AccessoryOutcome, ImageRemoval
+    from ci_env.registry.untag import Outcome, Progress, Summary, TagRemover
 
 
 def removers(
@@ -57,7 +57,7 @@ SLICE_PER_WORKER = 8
 def remove(
     requests: Sequence[tuple[RepoAddress, str]], remover_of: Callable[[RepoAddress], TagRemover],
     graph_of: Callable[[RepoAddress], RepoGraph], settings: Settings,
-    progress: Callable[[int, int, Any], None] | None, budget: TimeBudget | None,
+    progress: Progress | None, budget: TimeBudget | None,
     on_outcome: Callable[[Outcome], None] | None, expected: Mapping[tuple[RepoAddress, str], str] | None = None,
     keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
 ) -> tuple[ImageRemoval, bool]:
@@ -66,7 +66,7 @@ def remove(
     far). Each slice sees the repository graph without the tags removed before it. Returns the removal and
     whether the budget stopped it (the tags not reached are ``not-attempted``).
 
-    Longer than most, with 9 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
+    Size: longer than most, with 9 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
     with the graph each slice sees, and the parameters are exactly ``remove_images``' own."""
     import dataclasses
     import time
@@ -76,7 +76,7 @@ def remove(
     from ci_env.registry.untag import Outcome, Summary
 
     def run(chunk: Sequence[tuple[RepoAddress, str]], graphs: Callable[[RepoAddress], RepoGraph],
-            report: Callable[[int, int, Any], None] | None) -> ImageRemoval:
+            report: Progress | None) -> ImageRemoval:
         return remove_images(chunk, remover_of, graphs, keep_accessories=settings.keep_signatures,
                              parallel=settings.parallel, dry_run=settings.dry_run, progress=report,
                              on_outcome=on_outcome, expected=expected, keep=keep)
@@ -104,7 +104,7 @@ def remove(
 
     size = max(1, settings.parallel) * SLICE_PER_WORKER
     outcomes: list[Outcome] = []
-    accessories: list[Any] = []
+    accessories: list[AccessoryOutcome] = []
     warnings: list[str] = []
     last: ImageRemoval | None = None
     longest = 0.0
@@ -117,7 +117,7 @@ def remove(
         began = time.monotonic()
         offset = start
 
-        def report(done: int, _total: int, summary: Any, offset: int = offset,
+        def report(done: int, _total: int, summary: Summary, offset: int = offset,
                    earlier: Sequence[Outcome] = tuple(outcomes)) -> None:
             if progress is not None:
                 progress(offset + done, len(unique), Summary((*earlier, *summary.outcomes)))

@@ -35,7 +35,9 @@ def _limit(name: str, what: str) -> list[click.Option]:
 
 
 def _common_params(cleanup: bool) -> list[click.Option]:
-    """The options of cleanup (``cleanup`` True) or purge: a table, one entry per option, long on purpose."""
+    """The options of cleanup (``cleanup`` True) or purge.
+
+    Size: a table, one entry per option, long on purpose."""
     params = [
         click.Option(["--dry-run"], is_flag=True, envvar="WERF_DRY_RUN",
                      help="Print the plan; remove nothing [env: WERF_DRY_RUN]"),
