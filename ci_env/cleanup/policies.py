@@ -169,6 +169,8 @@ class Decision:
     reason: str
     strategy: str | None = None
     basis: Basis = field(default_factory=lambda: Basis(RULE_STRATEGY))
+    #: a tag's content signature (its record's, else its label's; a stage's is its tag), None when unknown
+    signature: str | None = None
 
     @property
     def reference(self) -> str:
@@ -322,7 +324,7 @@ def _age(delta: timedelta) -> str:
 def _decision(tag: FoundTag, action: str, reason: str, basis: Basis | None = None) -> Decision:
     return Decision(
         KIND_TAG, tag.image, tag.repository, tag.tag, tag.stored_tag, tag.digest, action, reason, tag.strategy,
-        basis or Basis(RULE_STRATEGY),
+        basis or Basis(RULE_STRATEGY), tag.signature,
     )
 
 
