@@ -119,6 +119,8 @@ class Policy:
     keep_list: KeepList = field(default_factory=KeepList)
     git_history: GitHistory | None = None
     in_use: ImagesInUse | None = None  #: what runs in Kubernetes (``ci_env.cleanup.in_use.scan``)
+    #: ``--removed-branch``: only that deleted branch's own images are removed (``ci_env.cleanup.removed_reference``)
+    removed_branch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,8 @@ class Plan:
     in_use: ImagesInUse | None = None
     #: the metadata records the run prunes (:class:`MetadataPlan`, ``ci_env.cleanup.metadata``), None: none
     metadata: MetadataPlan | None = None
+    #: lines the plan owes the user, told with it (e.g. what ``--removed-branch`` found)
+    notes: tuple[str, ...] = ()
 
     @property
     def deletions(self) -> tuple[Decision, ...]:

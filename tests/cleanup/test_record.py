@@ -169,3 +169,70 @@ def test_report_names_the_strategy_of_recorded_tags(foreign: Foreign, tmp_path: 
     decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"] if d["kind"] == "tag"}
     assert decisions["main"]["action"] == "keep" and "branch 'main' exists" in decisions["main"]["reason"]
     assert decisions["build-1"]["basis"]["rule"] == "keep-policy"
+
+
+# ------------------------------------------------------------------------------------------ --removed-branch
+
+
+def test_removed_branch_removes_its_own_images_at_once_and_nothing_else(foreign: Foreign, tmp_path: Path) -> None:
+    main = foreign.git.commit("main")
+    foreign.push("main", "build-m")
+    assert foreign.record(foreign.ref("main"), foreign.ref("build-m"), env=gitlab(main, "main"))[0] == 0
+    foreign.git.git("branch", "other-gone")
+    foreign.push("other-gone")
+    assert foreign.record(foreign.ref("other-gone"), env=gitlab(main, "other-gone"))[0] == 0
+    foreign.git.git("checkout", "-q", "-b", "feature-x")
+    foreign.push("build-shared")  # the branch's first pipeline, on main's commit: main reaches it
+    assert foreign.record(foreign.ref("build-shared"), env=gitlab(main, "feature-x"))[0] == 0
+    own = foreign.git.commit("feature")
+    foreign.push("feature-x", "build-f1")
+    assert foreign.record(foreign.ref("feature-x"), foreign.ref("build-f1"), env=gitlab(own, "feature-x"))[0] == 0
+    foreign.git.git("checkout", "-q", "main")
+    foreign.git.git("branch", "-D", "feature-x", "other-gone")
+    everything = {"main", "build-m", "other-gone", "build-shared", "feature-x", "build-f1"}
+
+    report = tmp_path / "plan.json"
+    result = run_cli("cleanup", *foreign.where(), "--removed-branch", "refs/heads/feature-x", "--dry-run",
+                     "--keep-tag", "build-f1", "--report", str(report), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"] if d["kind"] == "tag"}
+    assert {t for t, d in decisions.items() if d["action"] == "delete"} == {"feature-x"}
+    assert decisions["build-f1"]["basis"]["rule"] == "protection"  # --keep-tag still wins
+    assert decisions["other-gone"]["basis"]["rule"] == "other-reference"
+    assert foreign.world.tags("app") == everything
+
+    # published minutes ago, under the default --keep-published-within: the branch is gone, so they go now
+    result = run_cli("cleanup", *foreign.where(), "--removed-branch", "feature-x", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "removed branch 'feature-x': 2 tags of its own to remove; every other tag is kept" in result.stderr
+    assert foreign.world.tags("app") == everything - {"feature-x", "build-f1"}
+    assert {p.tag for p in records.read_publications(foreign.world.store)} == everything - {"feature-x", "build-f1"}
+
+    again = run_cli("cleanup", *foreign.where(), "--removed-branch", "feature-x", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "0 tags of its own to remove" in again.stderr and "cleanup: 0 removed" in again.stderr
+    assert foreign.world.tags("app") == everything - {"feature-x", "build-f1"}
+
+
+def test_removed_branch_that_exists_again_removes_nothing(foreign: Foreign, tmp_path: Path) -> None:
+    foreign.git.commit("main")
+    foreign.git.git("checkout", "-q", "-b", "feature-y")
+    sha = foreign.git.commit("feature")
+    foreign.push("feature-y", "build-y")
+    assert foreign.record(foreign.ref("feature-y"), foreign.ref("build-y"), env=gitlab(sha, "feature-y"))[0] == 0
+    foreign.git.git("checkout", "-q", "main")
+    foreign.git.git("branch", "-D", "feature-y")
+    foreign.git.git("branch", "feature-y", sha)  # deleted, then pushed again before the cleanup job ran
+    result = run_cli("cleanup", *foreign.where(), "--removed-branch", "feature-y", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "branch 'feature-y' exists" in result.stderr and "removes nothing" in result.stderr
+    assert foreign.world.tags("app") == {"feature-y", "build-y"}
+
+
+@pytest.mark.parametrize("value", ["bad..name", "", "-x"])
+def test_removed_branch_bad_value_exits_2(foreign: Foreign, tmp_path: Path, value: str) -> None:
+    foreign.git.commit("main")
+    result = run_cli("cleanup", *foreign.where(), "--removed-branch", value, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--removed-branch" in lines[0] and "Traceback" not in result.stderr
