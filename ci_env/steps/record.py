@@ -118,13 +118,23 @@ def full_commit(value: str, directory: Path) -> str | None:
     return lowered if _FULL_COMMIT.fullmatch(lowered) else None
 
 
+def ref_forms(name: str) -> set[str]:
+    """The tags a CI job makes of a branch or git tag name: ci-env's (``tagging.docker_tag``), every run of other
+    characters made one ``-``, and GitLab's ``CI_COMMIT_REF_SLUG`` (lower case, ``[^a-z0-9]`` runs made ``-``, 63
+    characters, no ``-`` at either end)."""
+    dashed = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower())[:63].strip("-")
+    return {docker_tag(name), dashed, slug}
+
+
 def strategy_of(tag: str, git: GitSource) -> str:
-    """The strategy of ``tag`` (``--strategy auto``): ``git-branch`` when it is the branch's name (as a tag),
-    ``git-tag`` when it is the git tag's, ``git-commit`` when it is the commit (full, or 7 hex digits or more of
-    it); any other tag is decided by the keep policies through the commit, as a content-signature tag is."""
-    if git.branch and tag == docker_tag(git.branch):
+    """The strategy of ``tag`` (``--strategy auto``): ``git-branch`` when it is the branch's name (as a tag, see
+    :func:`ref_forms`), ``git-tag`` when it is the git tag's, ``git-commit`` when it is the commit (full, or 7 hex
+    digits or more of it); any other tag is decided by the keep policies through the commit, as a
+    content-signature tag is."""
+    if git.branch and tag in ref_forms(git.branch):
         return GIT_BRANCH
-    if git.tag and tag == docker_tag(git.tag):
+    if git.tag and tag in ref_forms(git.tag):
         return GIT_TAG
     lowered = tag.lower()
     if len(lowered) >= SHORT_COMMIT and git.commit.startswith(lowered):

@@ -236,3 +236,17 @@ def test_removed_branch_bad_value_exits_2(foreign: Foreign, tmp_path: Path, valu
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--removed-branch" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_branch_tag_in_gitlab_slug_form_is_the_branch_tag(foreign: Foreign, tmp_path: Path) -> None:
+    sha = foreign.git.commit("one")
+    foreign.git.git("branch", "feature/Login")
+    foreign.push("feature-login")  # $CI_COMMIT_REF_SLUG of feature/Login
+    code, _out, err = foreign.record(foreign.ref("feature-login"), env=gitlab(sha, "feature/Login"))
+    assert code == 0, err
+    (publication,) = records.read_publications(foreign.world.store)
+    assert (publication.strategy, publication.git_branch) == ("git-branch", "feature/Login")
+    foreign.git.git("branch", "-D", "feature/Login")
+    result = run_cli("cleanup", *foreign.where(), "--removed-branch", "feature/Login", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert foreign.world.tags("app") == set()
