@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from ci_env.cleanup.collect import Inventory
+from ci_env.cleanup.metadata import content_signature
 from ci_env.cleanup.planning import make_plan
 from ci_env.cleanup.policies import DELETE, KIND_TAG, Plan, Policy
 from ci_env.cleanup.progress import Update
@@ -110,9 +111,10 @@ def prune_metadata(
         return len(pruning.keys())
     statuses: dict[str, set[str]] = {}
     for decision in plan.decisions:
-        if decision.kind == KIND_TAG and decision.strategy == STAGES_SIGNATURE:
+        signature = content_signature(decision)
+        if signature is not None:
             status = outcomes.get((decision.repository, decision.stored_tag), ("", ""))[0]
-            statuses.setdefault(decision.tag, set()).add(status if decision.action == DELETE else "kept")
+            statuses.setdefault(signature, set()).add(status if decision.action == DELETE else "kept")
     gone = {signature for signature, found in statuses.items() if found <= {"removed", "absent"}}
     keys = pruning.keys(gone)
     if not keys:

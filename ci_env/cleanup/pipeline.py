@@ -211,6 +211,8 @@ class Pipeline:
             status(f"ci-env: warning: {NO_DAEMON}")
         for line in notes.history_lines(plan, self.config, self.request.ignored_limits):
             status(line)
+        for line in plan.notes:
+            status(line)
         stages = sum(1 for d in plan.deletions if d.kind == KIND_STAGE)
         status(f"plan: {len(plan.kept)} kept, {len(plan.deletions)} to remove ({plural(stages, 'stage')})"
                + (" -- dry run, nothing is removed" if self.settings.dry_run else ""))
