@@ -13,7 +13,6 @@ from ci_env.cleanup.planning import make_plan
 from ci_env.cleanup.policies import DELETE, KIND_TAG, Plan, Policy
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.target import Run, Target
-from ci_env.contract import STAGES_SIGNATURE
 from ci_env.errors import CiEnvError
 from ci_env.registry.client import ClientPool
 
