@@ -51,6 +51,10 @@ def record(
     """Record images another tool pushed (docker buildx, kaniko, buildah) as build-and-publish records its own,
     so cleanup looks after them: the digest each tag holds now, the image it belongs to, the branch, git tag
     and commit it was built from. Run it right after the push; running it again writes nothing.
+
+    \f
+    Size: a click command takes one parameter per option; the body resolves them, checks every reference and
+    only then writes the records, in that order.
     """
     from ci_env.ci import detect
     from ci_env.output import Output, plural
