@@ -1,0 +1,161 @@
+"""`ci-env cleanup --rules FILE` end to end on the real registry: repositories a foreign builder filled (manifests
+pushed directly, no ci-env record or label), selected by namespace through the catalog, cleaned as
+docs/migrating.md's GitLab cleanup policy example says."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ci_env.registry.client import RegistryClient
+from tests.cli import environ_without, run_ci_env
+from tests.graphs.shapes import push_index_of
+from tests.registry_client.images import pulls, push_image
+from tests.services.registry import RegistryService
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "schemas" / "cleanup-report.schema.json").read_text())
+
+#: docs/migrating.md, "GitLab cleanup policy": keep_n 3, older_than 90d, name_regex '.*', name_regex_keep 'v.+'
+GITLAB_RULES = """\
+version: 1
+repositories:
+- namespace: {group}            # every project of the group
+  rules:
+  - tags: {{include: ['.*'], exclude: [latest, 'v.+']}}
+    keep: {{last: 3}}
+    remove: {{olderThan: 90d}}
+"""
+
+#: app's tags -> days since their image was built (each its own image)
+APP_AGES = {"latest": 200, "v1.0": 400, "dev-1": 100, "dev-2": 95, "dev-3": 91, "dev-4": 60, "dev-5": 5}
+#: what GitLab's policy removes of them: beyond the 3 most recent (multi, dev-5, dev-4) and older than 90 days;
+#: old-multi is an index of 120-day-old platforms; stale-arm, on a platform manifest of the kept multi, stays
+REMOVED = {"dev-1", "dev-2", "dev-3", "old-multi"}
+
+
+def ago(days: float) -> str:
+    return (datetime.now(timezone.utc) - timedelta(days=days)).replace(microsecond=0).isoformat().replace(
+        "+00:00", "Z")
+
+
+@dataclass
+class Filled:
+    client: RegistryClient
+    host: str
+    group: str
+    multi_children: list[str]
+
+    def tags(self, name: str) -> set[str]:
+        return set(self.client.list_tags(f"{self.group}/{name}"))
+
+
+@pytest.fixture
+def filled(registry_open: RegistryService) -> Filled:
+    """``GROUP/app`` and ``GROUP/api`` as buildx or kaniko leave them, and ``OTHER/app`` outside the group."""
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    group = f"grp{uuid.uuid4().hex[:8]}"
+    app = f"{group}/app"
+    for tag, days in APP_AGES.items():
+        push_image(client, app, [tag], created=ago(days))
+    children = [push_image(client, app, created=ago(300)).digest for _ in range(2)]
+    client.put_manifest(app, "stale-arm", *_body(client, app, children[1]))  # a tag on a kept image's platform
+    fresh = push_image(client, app, created=ago(2)).digest  # an index's age is its first platform's: 2 days
+    push_index_of(client, app, [fresh, *children], ["multi"])
+    old = [push_image(client, app, created=ago(120)).digest for _ in range(2)]
+    push_index_of(client, app, old, ["old-multi"])
+    for tag, days in {"dev-1": 200, "dev-2": 1}.items():
+        push_image(client, f"{group}/api", [tag], created=ago(days))
+    push_image(client, f"other{group}/app", ["dev-1"], created=ago(500))
+    return Filled(client, registry_open.host, group, [fresh, *children])
+
+
+def _body(client: RegistryClient, path: str, digest: str) -> tuple[bytes, str]:
+    body, info = client.get_manifest(path, digest)
+    return body, info.media_type
+
+
+def run_cli(*args: str, cwd: Path) -> tuple[int, str, str]:
+    env = {**environ_without(), "DOCKER_CONFIG": str(cwd / "no-docker-config"), "XDG_STATE_HOME": str(cwd / "state"),
+           "KUBECONFIG": str(cwd / "no-kubeconfig")}
+    done = run_ci_env(*args, env=env, cwd=cwd)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_rules_file_cleans_a_foreign_builders_namespace_as_the_migration_page_says(
+        filled: Filled, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(GITLAB_RULES.format(group=filled.group))
+    before = {name: filled.tags(name) for name in ("app", "api")}
+    report = tmp_path / "dry.json"
+    code, out, err = run_cli("cleanup", "--rules", str(rules), "--registry", filled.host, "--dry-run",
+                             "--report", str(report), cwd=tmp_path)
+    assert code == 0, err
+    assert {name: filled.tags(name) for name in ("app", "api")} == before  # a dry run removes nothing
+    assert "2 repositories" in err and "dev-1" in out
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    app = f"{filled.host}/{filled.group}/app"
+    decisions = {(d["repository"], d["tag"]): d for d in document["decisions"]}
+    would = {tag for (repo, tag), d in decisions.items() if repo == app and d["outcome"] == "would-remove"}
+    assert would == REMOVED
+    dev1 = decisions[(app, "dev-1")]
+    assert dev1["basis"] == {"rule": "retention-rule", "number": 1, "line": 5}
+    assert dev1["age_source"] == "config" and dev1["published"].startswith(ago(100)[:10])
+    assert "beyond the 3 most recent tags of rule #1 (line 5), older than 90d" in dev1["reason"]
+    assert "created" in dev1["reason"] and "by the image config" in dev1["reason"]
+    stale = decisions[(app, "stale-arm")]
+    assert stale["action"] == "keep" and stale["basis"]["rule"] == "graph"
+    assert "platform manifest of kept tag multi" in stale["reason"]
+    assert decisions[(app, "latest")]["basis"]["rule"] == "no-rule"
+    api = f"{filled.host}/{filled.group}/api"
+    assert decisions[(api, "dev-1")]["action"] == "keep"  # among api's own 3 most recent
+    assert not any(repo.startswith(f"{filled.host}/other") for repo, _ in decisions)
+
+    report = tmp_path / "report.json"
+    code, _out, err = run_cli("cleanup", "--rules", str(rules), "--registry", filled.host, "--report", str(report),
+                              cwd=tmp_path)
+    assert code == 0, err
+    assert filled.tags("app") == before["app"] - REMOVED
+    assert filled.tags("api") == before["api"]
+    assert filled.client.list_tags(f"other{filled.group}/app") == ["dev-1"]
+    assert pulls(filled.client, f"{filled.group}/app", "multi")  # every platform manifest of the kept index
+    assert pulls(filled.client, f"{filled.group}/app", "stale-arm")
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["summary"]["removed"] == len(REMOVED) and document["summary"]["failed"] == 0
+
+
+def test_rules_as_options_with_keep_tag(filled: Filled, tmp_path: Path) -> None:
+    code, _out, err = run_cli("cleanup", "--registry", filled.host, "--repository", f"{filled.group}/app",
+                              "--rule", "exclude=latest;exclude=v.+;keep-last=3;older-than=90d",
+                              "--keep-tag", "dev-2", cwd=tmp_path)
+    assert code == 0, err
+    assert filled.tags("app") == set(APP_AGES) - {"dev-1", "dev-3"} | {"multi", "stale-arm"}
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("version: 1\nrepositories:\n- glob: 'a/*'\n  rules:\n  - keep: {last: ten}\n", ":5:"),
+    ("version: 1\nrepositories:\n- glob: 'a/*'\n  rules:\n  - tags: {include: ['(']}\n    keep: all\n", ":5:"),
+])
+def test_bad_rules_file_exits_2_with_file_and_line_and_removes_nothing(
+        filled: Filled, tmp_path: Path, text: str, where: str) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text.replace("a/*", f"{filled.group}/*"))
+    before = filled.tags("app")
+    code, _out, err = run_cli("cleanup", "--rules", str(rules), "--registry", filled.host, cwd=tmp_path)
+    assert code == 2, err
+    assert f"{rules}{where}" in err and "Traceback" not in err
+    assert filled.tags("app") == before
+
+
+def test_a_glob_without_a_registry_is_a_usage_error(tmp_path: Path) -> None:
+    code, _out, err = run_cli("cleanup", "--repository", "team/*", "--rule", "keep-last=3", cwd=tmp_path)
+    assert code == 2
+    assert "names no registry: pass --registry HOST" in err and "Traceback" not in err
