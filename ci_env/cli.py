@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "managed-images": "ci_env.commands.managed_images:managed_images",
     "cleanup": "ci_env.commands.cleanup:cleanup",
     "purge": "ci_env.commands.cleanup:purge",
+    "report": "ci_env.commands.report:report",
 }
 
 

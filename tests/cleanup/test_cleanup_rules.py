@@ -159,3 +159,65 @@ def test_a_glob_without_a_registry_is_a_usage_error(tmp_path: Path) -> None:
     code, _out, err = run_cli("cleanup", "--repository", "team/*", "--rule", "keep-last=3", cwd=tmp_path)
     assert code == 2
     assert "names no registry: pass --registry HOST" in err and "Traceback" not in err
+
+
+def test_shards_split_the_repositories_disjointly_and_their_reports_merge(
+        registry_open: RegistryService, tmp_path: Path) -> None:
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    group = f"shd{uuid.uuid4().hex[:8]}"
+    names = [f"{group}/svc-{n}" for n in range(8)]
+    for name in names:
+        push_image(client, name, ["old"], created=ago(100))
+        push_image(client, name, ["new"], created=ago(1))
+    args = ["cleanup", "--registry", registry_open.host, "--repository", f"{group}/", "--rule", "keep-last=1"]
+    reports = []
+    for index in (1, 2, 3):
+        report = tmp_path / f"shard-{index}.json"
+        code, _out, err = run_cli(*args, "--shard", f"{index}/3", "--report", str(report), cwd=tmp_path)
+        assert code == 0, err
+        reports.append(report)
+    handled = [{d["repository"] for d in json.loads(r.read_text())["decisions"]} for r in reports]
+    assert all(handled)  # 8 repositories over 3 shards: each shard has some
+    assert sum(len(h) for h in handled) == len(names)  # exactly one shard each
+    assert set().union(*handled) == {f"{registry_open.host}/{name}" for name in names}
+    assert all(client.list_tags(name) == ["new"] for name in names)
+
+    merged = tmp_path / "merged.json"
+    code, _out, err = run_cli("report", "merge", *map(str, reports), "-o", str(merged), cwd=tmp_path)
+    assert code == 0, err
+    document = json.loads(merged.read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["summary"]["removed"] == len(names) and document["summary"]["kept"] == len(names)
+    assert {(d["repository"], d["tag"], d["outcome"]) for d in document["decisions"]} == {
+        (f"{registry_open.host}/{name}", tag, outcome) for name in names
+        for tag, outcome in (("old", "removed"), ("new", "kept"))}
+
+    code, _out, err = run_cli("report", "merge", str(reports[0]), str(reports[0]), "-o", str(tmp_path / "x.json"),
+                              cwd=tmp_path)
+    assert code == 2 and "two jobs ran the same shard" in err and not (tmp_path / "x.json").exists()
+
+
+def test_gitlab_parallel_variables_choose_the_shard(registry_open: RegistryService, tmp_path: Path) -> None:
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    group = f"par{uuid.uuid4().hex[:8]}"
+    names = [f"{group}/svc-{n}" for n in range(6)]
+    for name in names:
+        push_image(client, name, ["old"], created=ago(100))
+    report = tmp_path / "r.json"
+    env = {**environ_without(), "DOCKER_CONFIG": str(tmp_path / "none"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "KUBECONFIG": str(tmp_path / "none"), "CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "2"}
+    done = run_ci_env("cleanup", "--registry", registry_open.host, "--repository", f"{group}/", "--rule",
+                      "keep-last=0", "--dry-run", "--report", str(report), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    from ci_env.cleanup.shards import shard_of
+
+    mine = {f"{registry_open.host}/{n}" for n in names if shard_of(f"{registry_open.host}/{n}", 2) == 2}
+    assert {d["repository"] for d in json.loads(report.read_text())["decisions"]} == mine
+    assert "shard 2/2" in done.stderr
+
+
+@pytest.mark.parametrize("shard", ["3/2", "0/2", "two"])
+def test_a_bad_shard_is_a_usage_error(shard: str, tmp_path: Path) -> None:
+    code, _out, err = run_cli("cleanup", "--registry", "localhost:1", "--repository", "a/b", "--rule", "keep-last=1",
+                              "--shard", shard, cwd=tmp_path)
+    assert code == 2 and "--shard" in err and "Traceback" not in err
