@@ -42,10 +42,10 @@ def merge(documents: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
         raise UsageError("report merge needs at least one report")
     first_name, first = documents[0]
     for name, document in documents[1:]:
-        for key in ("command", "dry_run"):
-            if document.get(key) != first.get(key):
-                raise UsageError(f"{name} and {first_name} are not of one run: {key} {document.get(key)!r} and "
-                                 f"{first.get(key)!r}; merge the reports of the shards of one cleanup")
+        for field in ("command", "dry_run"):
+            if document.get(field) != first.get(field):
+                raise UsageError(f"{name} and {first_name} are not of one run: {field} {document.get(field)!r} and "
+                                 f"{first.get(field)!r}; merge the reports of the shards of one cleanup")
     owner: dict[tuple[str, str, str], str] = {}
     decisions: list[Any] = []
     for name, document in documents:
@@ -64,10 +64,10 @@ def merge(documents: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
         "summary": _sums([d["summary"] for _, d in documents]),
         "decisions": decisions,
     }
-    for key in _LISTS:
-        items = [item for _, d in documents for item in d.get(key, [])]
-        if items or key == "skipped":
-            merged[key] = items
+    for listed in _LISTS:
+        items = [item for _, d in documents for item in d.get(listed, [])]
+        if items or listed == "skipped":
+            merged[listed] = items
     stopped = [d["partial"] for _, d in documents if "partial" in d]
     if stopped:
         merged["partial"] = {"stopped_by": "time-budget", "journal": next(
