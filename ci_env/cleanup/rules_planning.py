@@ -23,9 +23,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ci_env.cleanup.policies import KIND_TAG, Basis, Decision, Plan
-from ci_env.errors import RegistryError, UsageError
+from ci_env.errors import CiEnvError, RegistryError, UsageError
 from ci_env.retention.engine import (
     AGE_CONFIG,
+    AGE_REGISTRY,
     EDGE_ATTESTATION,
     EDGE_PLATFORM,
     EDGE_REFERRER,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from ci_env.cleanup.shards import Shard
     from ci_env.registry.client import RegistryClient
     from ci_env.registry.graph import RepoGraph
+    from ci_env.registry.listing import TagLister
     from ci_env.registry.reference import RepoAddress
 
 #: how the graph's child roles and referrer kinds read as the engine's edges (others: a referrer)
@@ -152,9 +154,12 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
 
 
 def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[RepoAddress], RegistryClient],
-               guards: Guards, now: datetime, *, parallel: int = 8, progress: Update | None = None) -> RulesPlan:
+               guards: Guards, now: datetime, *, parallel: int = 8, progress: Update | None = None,
+               lister_of: Callable[[RepoAddress], TagLister | None] = lambda _repo: None) -> RulesPlan:
     """Every selected repository listed, aged and decided (``parallel`` repositories at a time); a repository
-    that no longer exists has no tags, one that cannot be listed is skipped with the registry's words."""
+    that no longer exists has no tags, one that cannot be listed is skipped with the registry's words.
+    ``lister_of(repository)``: its vendor listing with push times (``registry.listing.PUSH_TIME_LISTERS``), or
+    None: the Registry API and the image configs."""
     repositories = selection.repositories
     done = 0
 
@@ -164,8 +169,8 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
         entry = rules.for_repository(str(address))
         assert entry is not None  # select() kept only what an entry selects
         try:
-            inventory, graph = read_inventory(client_of(address), address, parallel)
-        except RegistryError as exc:
+            inventory, graph = read_inventory(client_of(address), address, parallel, lister_of(address))
+        except CiEnvError as exc:
             return [], None, {}, str(exc)
         tags = {a.tag: a.digest for a in inventory.artifacts if a.tag is not None}
         decisions = decide(inventory, entry, now, guards.for_repository(str(address), tags))
@@ -194,17 +199,32 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
     return RulesPlan(Plan(tuple(decisions)), graphs, ages, tuple(skipped), selection)
 
 
-def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int) -> tuple[Inventory, RepoGraph]:
+def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
+                   lister: TagLister | None = None) -> tuple[Inventory, RepoGraph]:
     """One repository as the engine reads it: its image tags (accessory tags follow their subject, as the
-    removal takes them), the manifests below them, the graph's edges, and each tag's age from its image config."""
-    from ci_env.registry.graph import registry_graph
+    removal takes them), the manifests below them, the graph's edges, and each tag's age: the registry's push
+    time from ``lister`` (a vendor API) where it gives one, else its image config's ``created``."""
+    from ci_env.cleanup.collect import parse_time
+    from ci_env.registry.graph import Listed, registry_graph
 
-    listed = client.list_repository(address.path, parallel=parallel)
+    listed: Mapping[str, Listed | None]
+    vendor: dict[str, datetime] = {}
+    if lister is not None:
+        infos = lister.list_tags(address)
+        listed = {info.tag: info for info in infos}
+        vendor = {info.tag: when for info in infos if (when := parse_time(info.created)) is not None}
+    else:
+        listed = client.list_repository(address.path, parallel=parallel)
     graph = registry_graph(client, address.path, listed, parallel=parallel)
     image_tags = graph.image_tags()
-    pushed = config_times(client, address.path, graph, sorted(set(image_tags.values())), parallel)
-    artifacts = [Artifact(digest, tag, pushed.get(digest), AGE_CONFIG if pushed.get(digest) else None)
-                 for tag, digest in sorted(image_tags.items())]
+    unaged = sorted({digest for tag, digest in image_tags.items() if tag not in vendor})
+    pushed = config_times(client, address.path, graph, unaged, parallel)
+    artifacts = []
+    for tag, digest in sorted(image_tags.items()):
+        if tag in vendor:
+            artifacts.append(Artifact(digest, tag, vendor[tag], AGE_REGISTRY))
+        else:
+            artifacts.append(Artifact(digest, tag, pushed.get(digest), AGE_CONFIG if pushed.get(digest) else None))
     edges: dict[str, tuple[Edge, ...]] = {}
     below: set[str] = set()
     for node in graph.nodes.values():

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ci_env.cleanup.rules_planning import RulesPlan
     from ci_env.cleanup.shards import Shard
     from ci_env.cleanup.time_budget import TimeBudget
+    from ci_env.registry.listing import TagLister
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.untag import TagRemover
     from ci_env.retention.rules import RulesFile
@@ -44,6 +45,8 @@ class RulesRequest:
     keep_list: KeepList | None = None
     kube: KubeSettings | None = None
     credentials: Any = None
+    #: the registry implementation given (``--images-repo-implementation``), else detected from each host
+    implementation: str | None = None
     journal: Path | None = None
     budget: TimeBudget | None = None
 
@@ -77,7 +80,7 @@ def run(request: RulesRequest, display: Display) -> Result:
     status(f"cleanup by {label(request)}: {plural(len(selection.repositories), 'repository')}{shard}")
     guards = Guards(request.keep_tags, request.keep_list, in_use)
     planned = plan_rules(request.rules, selection, clients, guards, datetime.now(timezone.utc),
-                         parallel=settings.parallel, progress=display.phases)
+                         parallel=settings.parallel, progress=display.phases, lister_of=listers(request, clients))
     plan = replace(planned.plan, in_use=in_use)
     planned = replace(planned, plan=plan)
     if request.keep_tags:
@@ -175,23 +178,54 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
     )
 
 
-def removers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], TagRemover]:
-    """Each repository's remover: its registry implementation's (detected from the host, as for an images repo),
-    one per delete route, built with the run's clients and credentials."""
+def _context(request: RulesRequest, clients: Clients) -> Any:
+    from ci_env.registry.untag import RemoverContext
+
+    settings = request.settings
+    return RemoverContext(docker_config=settings.docker_config, insecure_registries=settings.insecure_registries,
+                          env=request.env, credentials=request.credentials, clients=clients)
+
+
+def _implementation(request: RulesRequest, repo: RepoAddress) -> Any:
+    """The repository's registry implementation: the one given, else detected from its host."""
     from ci_env.registry.implementations import detect_implementation
-    from ci_env.registry.untag import RemoverContext, remover_for
+
+    return detect_implementation(repo, request.env, request.implementation,
+                                 explicit_source="--images-repo-implementation").implementation
+
+
+def removers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], TagRemover]:
+    """Each repository's remover: its registry implementation's, one per delete route, built with the run's
+    clients and credentials (``removing`` makes managed-image cleanup's the same way)."""
+    from ci_env.registry.untag import remover_for
 
     made: dict[str, TagRemover] = {}
-    settings = request.settings
 
     def remover_of(repo: RepoAddress) -> TagRemover:
-        impl = detect_implementation(repo, request.env).implementation
+        impl = _implementation(request, repo)
         if impl.delete_route not in made:
-            context = RemoverContext(docker_config=settings.docker_config,
-                                     insecure_registries=settings.insecure_registries, env=request.env,
-                                     credentials=request.credentials, clients=clients)
-            made[impl.delete_route] = remover_for(impl, context)
+            made[impl.delete_route] = remover_for(impl, _context(request, clients))
         return made[impl.delete_route]
 
     return remover_of
+
+
+def listers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], TagLister | None]:
+    """Each repository's listing with the registry's push times (``registry.listing.PUSH_TIME_LISTERS``), one per
+    delete route; None where the implementation has none (its SDK missing too): the image configs age the tags."""
+    from ci_env.errors import CiEnvError
+    from ci_env.registry.listing import PUSH_TIME_LISTERS, lister_for
+
+    made: dict[str, TagLister | None] = {}
+
+    def lister_of(repo: RepoAddress) -> TagLister | None:
+        impl = _implementation(request, repo)
+        if impl.delete_route not in made:
+            try:
+                made[impl.delete_route] = lister_for(impl, _context(request, clients), table=PUSH_TIME_LISTERS)
+            except CiEnvError:
+                made[impl.delete_route] = None
+        return made[impl.delete_route]
+
+    return lister_of
 

@@ -195,7 +195,9 @@ def _run_rules(repo: Any, kw: dict[str, Any]) -> None:
     request = RulesRequest(
         rules, _settings(kw, env, dry_run=bool(kw["dry_run"])), env, registry=kw.get("rules_registry"),
         shard=shard, keep_tags=tuple(kw.get("keep_tag") or ()), keep_list=keep_list, kube=_kube_settings(kw),
-        credentials=repo.credentials(IMAGES_REPO), journal=Path(kw["journal"]) if kw.get("journal") else None,
+        credentials=repo.credentials(IMAGES_REPO),
+        implementation=repo.images_repo_implementation.value if repo.images_repo_implementation else None,
+        journal=Path(kw["journal"]) if kw.get("journal") else None,
         budget=budget,
     )
     result = pipeline.run_rules(request, pipeline.Display(out.status, planning, _progress(planning)))

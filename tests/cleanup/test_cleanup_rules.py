@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -18,6 +19,8 @@ from tests.cli import environ_without, run_ci_env
 from tests.graphs.shapes import push_index_of
 from tests.registry_client.images import pulls, push_image
 from tests.services.registry import RegistryService
+from tests.vendors.servers import TOKEN as GITHUB_TOKEN
+from tests.vendors.servers import GitHubPackages
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "cleanup-report.schema.json").read_text())
@@ -221,3 +224,27 @@ def test_a_bad_shard_is_a_usage_error(shard: str, tmp_path: Path) -> None:
     code, _out, err = run_cli("cleanup", "--registry", "localhost:1", "--repository", "a/b", "--rule", "keep-last=1",
                               "--shard", shard, cwd=tmp_path)
     assert code == 2 and "--shard" in err and "Traceback" not in err
+
+
+def test_github_package_versions_give_the_push_times(registry_open: RegistryService, fake_api: Any,
+                                                     clean_env: None, tmp_path: Path) -> None:
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    path = f"acme/ghrules{uuid.uuid4().hex[:8]}"
+    # each image's config says the opposite of when it was pushed: the registry's push time must win
+    for tag, (built, pushed) in {"t-new": (300, 1), "t-mid": (200, 50), "t-old": (1, 100)}.items():
+        packages.pushed[push_image(client, path, [tag], created=ago(built)).digest] = ago(pushed)
+    report = tmp_path / "report.json"
+    env = {**environ_without(), "DOCKER_CONFIG": str(tmp_path / "none"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "KUBECONFIG": str(tmp_path / "none"), "WERF_GITHUB_API_URL": packages.api.url}
+    done = run_ci_env("cleanup", "--registry", registry_open.host, "--repository", path, "--rule",
+                      "keep-last=1;older-than=30d", "--images-repo-implementation", "github", "--repo-github-token",
+                      GITHUB_TOKEN, "--report", str(report), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert client.list_tags(path) == ["t-new"]
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    ages = {d["tag"]: (d["age_source"], d["published"][:10]) for d in document["decisions"]}
+    assert ages == {tag: ("registry", ago(days)[:10]) for tag, days in (("t-new", 1), ("t-mid", 50), ("t-old", 100))}
+    assert "by the registry's push time" in next(d["reason"] for d in document["decisions"] if d["tag"] == "t-old")
+    assert GITHUB_TOKEN not in done.stderr + done.stdout + report.read_text()
