@@ -18,6 +18,7 @@ from ci_env.registry.client import RegistryClient
 from tests.cli import environ_without, run_ci_env
 from tests.graphs.shapes import push_index_of
 from tests.registry_client.images import pulls, push_image
+from tests.services.kubeapi import Context, controller, pod, write_kubeconfig
 from tests.services.registry import RegistryService
 from tests.vendors.servers import TOKEN as GITHUB_TOKEN
 from tests.vendors.servers import GitHubPackages
@@ -248,3 +249,29 @@ def test_github_package_versions_give_the_push_times(registry_open: RegistryServ
     assert ages == {tag: ("registry", ago(days)[:10]) for tag, days in (("t-new", 1), ("t-mid", 50), ("t-old", 100))}
     assert "by the registry's push time" in next(d["reason"] for d in document["decisions"] if d["tag"] == "t-old")
     assert GITHUB_TOKEN not in done.stderr + done.stdout + report.read_text()
+
+
+def test_what_kubernetes_runs_is_kept_by_tag_and_by_digest(filled: Filled, tmp_path: Path,
+                                                          kube_servers: Any) -> None:
+    app = f"{filled.host}/{filled.group}/app"
+    digest = filled.client.resolve(f"{filled.group}/app", "dev-2")
+    assert digest is not None
+    server = kube_servers(tokens={"kube-token-7"}, objects=[
+        controller("Deployment", "by-tag", "apps", [f"{app}:dev-1"]),
+        pod("by-digest", "jobs", [f"{app}@{digest.digest}"]),
+    ])
+    config = write_kubeconfig(tmp_path / "kube" / "config", [Context("prod", server.url, "kube-token-7",
+                                                                     server.ca_pem)])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(GITLAB_RULES.format(group=filled.group))
+    report = tmp_path / "report.json"
+    env = {**environ_without(), "DOCKER_CONFIG": str(tmp_path / "none"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "KUBECONFIG": str(config)}
+    done = run_ci_env("cleanup", "--rules", str(rules), "--registry", filled.host, "--report", str(report), env=env,
+                      cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert filled.tags("app") == (set(APP_AGES) | {"multi", "stale-arm"}) - {"dev-3"}
+    reasons = {d["tag"]: (d["basis"]["rule"], d["reason"]) for d in json.loads(report.read_text())["decisions"]
+               if d["repository"] == app}
+    assert reasons["dev-1"] == ("protection", "protected: in use: prod/apps/Deployment/by-tag")
+    assert reasons["dev-2"] == ("protection", "protected: in use: prod/jobs/Pod/by-digest")
