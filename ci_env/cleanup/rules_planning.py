@@ -176,7 +176,7 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
         decisions = decide(inventory, entry, now, guards.for_repository(str(address), tags))
         ages = {(str(address), d.tag): (_iso(d.pushed), d.age_source or "") for d in decisions
                 if d.tag is not None and d.pushed is not None}
-        plan = [Decision(KIND_TAG, None, str(address), d.tag, d.tag, d.digest, d.action, d.reason, None,
+        plan = [Decision(KIND_TAG, address.path, str(address), d.tag, d.tag, d.digest, d.action, d.reason, None,
                          Basis(d.basis.rule, number=d.basis.number, line=d.basis.line))
                 for d in decisions if d.tag is not None]
         done += 1

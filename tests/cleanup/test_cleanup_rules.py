@@ -85,9 +85,9 @@ def _body(client: RegistryClient, path: str, digest: str) -> tuple[bytes, str]:
     return body, info.media_type
 
 
-def run_cli(*args: str, cwd: Path) -> tuple[int, str, str]:
+def run_cli(*args: str, cwd: Path, **extra: str) -> tuple[int, str, str]:
     env = {**environ_without(), "DOCKER_CONFIG": str(cwd / "no-docker-config"), "XDG_STATE_HOME": str(cwd / "state"),
-           "KUBECONFIG": str(cwd / "no-kubeconfig")}
+           "KUBECONFIG": str(cwd / "no-kubeconfig"), **extra}
     done = run_ci_env(*args, env=env, cwd=cwd)
     return done.returncode, done.stdout, done.stderr
 
@@ -123,10 +123,13 @@ def test_rules_file_cleans_a_foreign_builders_namespace_as_the_migration_page_sa
     assert not any(repo.startswith(f"{filled.host}/other") for repo, _ in decisions)
 
     report = tmp_path / "report.json"
+    summary, page = tmp_path / "summary.md", tmp_path / "report.html"
     code, _out, err = run_cli("cleanup", "--rules", str(rules), "--registry", filled.host, "--report", str(report),
-                              cwd=tmp_path)
+                              "--html-report", str(page), cwd=tmp_path, GITHUB_STEP_SUMMARY=str(summary))
     assert code == 0, err
     assert filled.tags("app") == before["app"] - REMOVED
+    assert f"{filled.group}/app" in summary.read_text() and "dev-1" in summary.read_text()
+    assert "dev-1" in page.read_text()
     assert filled.tags("api") == before["api"]
     assert filled.client.list_tags(f"other{filled.group}/app") == ["dev-1"]
     assert pulls(filled.client, f"{filled.group}/app", "multi")  # every platform manifest of the kept index
