@@ -1,6 +1,7 @@
 """A namespace sweep by retention rules, split over 1, 2 and 4 shards: ``cleanup --repository NS/ --rule
 keep-last=1 --shard I/N`` over 1,000 repositories of 1-3 tags each (a foreign builder's: no records), through
-``tests.services.latency_proxy`` (40 ms per request and per new connection), the shards run as parallel
+``tests.services.latency_proxy`` (40 ms per request and per new connection, 64 connections at once per shard:
+each is a runner host of its own), the shards run as parallel
 processes, as parallel CI jobs would. Each shard count cleans a namespace of its own (same shape), so every run
 removes for real. Prints the wall time (until the last shard ends), the requests the proxy relayed, the tags
 removed, and each wall time as a ratio of one shard's; then merges the shards' reports (``report merge``) and
@@ -68,12 +69,17 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--shards", default="1,2,4")
     parser.add_argument("--parallel", type=int, default=8, help="--parallel of each shard")
+    parser.add_argument("--max-connections", type=int, default=64,
+                        help="connections the proxy serves at once per shard (each shard is a runner host)")
     args = parser.parse_args()
     counts = [int(n) for n in args.shards.split(",")]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         registry = start_registry(tmp / "registry")
-        proxy = LatencyProxy(registry.host, delay=args.latency_ms / 1000)
+        # each shard is a CI job on a runner of its own: the registry front's bound on connections per client host
+        # (64, as in the other benches) holds per shard, not for all of them together
+        proxy = LatencyProxy(registry.host, delay=args.latency_ms / 1000,
+                             max_connections=args.max_connections * max(counts))
         try:
             client = RegistryClient(registry.host, docker_config=tmp / "none")  # filling goes directly
             stale = {n: fill(client, f"bench{n}", args.repositories) for n in counts}
