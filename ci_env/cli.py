@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "record": "ci_env.commands.record:record",
     "cleanup": "ci_env.commands.cleanup:cleanup",
     "purge": "ci_env.commands.cleanup:purge",
+    "report": "ci_env.commands.report:report",
 }
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ci_env.cleanup.in_use import KubeSettings
     from ci_env.cleanup.journal import Journal, State
     from ci_env.cleanup.resume import Triage
+    from ci_env.cleanup.rules_run import RulesRequest
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.options import RepoOptions
     from ci_env.registry.graph import RepoGraph
@@ -77,6 +78,14 @@ class Display:
 def run(request: Request, display: Display) -> Result | None:
     """The whole run (see the module docstring); None when werf.yaml disables cleanup (its line told)."""
     return Pipeline(request, display).run()
+
+
+def run_rules(request: RulesRequest, display: Display) -> Result:
+    """A cleanup by retention rules (``ci_env.cleanup.rules_run``): its own selection and planning, the same
+    in-use scan, journal, removal, time budget and report as :func:`run`."""
+    from ci_env.cleanup import rules_run
+
+    return rules_run.run(request, rules_run.Display(display.status, display.phases, display.removing))
 
 
 class Pipeline:

@@ -133,10 +133,13 @@ class Basis:
     reference: str | None = None
     commit: str | None = None
     workloads: tuple[str, ...] = ()
+    #: a retention rule's number and the line of the rules file it starts on (cleanup by rules)
+    number: int | None = None
+    line: int | None = None
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {"rule": self.rule}
-        for name in ("policy", "reference", "commit"):
+        for name in ("policy", "reference", "commit", "number", "line"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         if self.workloads:

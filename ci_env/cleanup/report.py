@@ -81,6 +81,9 @@ class Result:
     bytes: Bytes | None = None
     #: (repository, stored_tag) -> when the tag was published (ISO 8601), where known
     published: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    #: (repository, stored_tag) -> where ``published`` came from (cleanup by rules): ``registry`` (the vendor API's
+    #: push time) or ``config`` (the image config's ``created``)
+    age_sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def would_fail(self) -> bool:
@@ -134,6 +137,9 @@ class Result:
             published = self.published.get((decision.repository, decision.stored_tag))
             if published:
                 entry["published"] = published
+            age_source = self.age_sources.get((decision.repository, decision.stored_tag))
+            if age_source:
+                entry["age_source"] = age_source
             accessories = self.accessories.get((decision.repository, decision.stored_tag), ())
             if accessories:
                 entry["accessories"] = [a.as_dict() for a in accessories]

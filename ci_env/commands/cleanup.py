@@ -118,11 +118,97 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                          help="werf.yaml with the keep policies, relative to --dir "
                          "[env: WERF_CONFIG; default: werf.yaml or werf.yml in --dir, if any]"),
             *_kube_params(),
+            *_rules_params(),
         ]
     else:
         params.append(click.Option(["--force"], is_flag=True, envvar="WERF_FORCE",
                                    help="Really remove everything [env: WERF_FORCE]"))
     return params
+
+
+def _rules_params() -> list[click.Option]:
+    """Cleanup by retention rules (docs/retention-rules.md): any repository, whoever built it."""
+    return [
+        click.Option(["--rules"], type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+                     envvar="WERF_CLEANUP_RULES",
+                     help="Clean the repositories a retention rules file selects, by its rules, instead of the "
+                     "managed images (no images repo or stages storage needed) [env: WERF_CLEANUP_RULES]"),
+        click.Option(["--repository", "rules_repositories"], multiple=True, metavar="SELECTOR",
+                     help="With --rule: a repository to clean by rules: team/app, a glob 'team/*', or team/ for "
+                     "everything under team (repeatable)"),
+        click.Option(["--rule", "rules_rules"], multiple=True, metavar="SPEC",
+                     help="A retention rule, in priority order (repeatable): 'tags=REGEX;exclude=REGEX;keep-last=N;"
+                     "keep-within=D;older-than=D;except-last=N' or 'keep=all'"),
+        click.Option(["--untagged", "rules_untagged"], default=None, metavar="keep|remove|SPEC",
+                     help="With --rule: untagged manifests nothing references: keep (default), remove, or "
+                     "'older-than=D;except-last=N'"),
+        click.Option(["--unit", "rules_unit"], default=None, metavar="tag|image",
+                     help="With --rule: judge each tag alone (tag, default) or each image with all its tags"),
+        click.Option(["--registry", "rules_registry"], default=None, metavar="HOST[:PORT]",
+                     envvar="WERF_CLEANUP_REGISTRY",
+                     help="The registry of the rules' selectors that name no host [env: WERF_CLEANUP_REGISTRY]"),
+        click.Option(["--shard"], default=None, metavar="I/N", envvar="WERF_CLEANUP_SHARD",
+                     help="Clean only this shard's repositories of N (1-based; each repository falls to exactly one "
+                     "shard); default: CI_NODE_INDEX/CI_NODE_TOTAL of GitLab's parallel: [env: WERF_CLEANUP_SHARD]"),
+    ]
+
+
+def _rules_given(kw: dict[str, Any]) -> bool:
+    return bool(kw.get("rules") or kw.get("rules_repositories") or kw.get("rules_rules"))
+
+
+def _rules_file(kw: dict[str, Any]) -> Any:
+    """The rules from --rules FILE or from --repository/--rule (not both: exit 2)."""
+    from ci_env.errors import UsageError
+    from ci_env.retention.options import rules_from_options
+    from ci_env.retention.rules import load_rules
+
+    given = kw.get("rules_repositories") or kw.get("rules_rules") or kw.get("rules_untagged") or kw.get("rules_unit")
+    if kw.get("rules") is not None:
+        if given:
+            raise UsageError("--rules FILE and --repository/--rule/--untagged/--unit both give rules: use one of them")
+        return load_rules(kw["rules"])
+    return rules_from_options(kw["rules_repositories"], kw["rules_rules"], kw["rules_untagged"], kw["rules_unit"])
+
+
+def _run_rules(repo: Any, kw: dict[str, Any]) -> None:
+    """Cleanup by retention rules: the rules checked (exit 2, nothing removed), the run, its result printed."""
+    from ci_env.ci import detect
+    from ci_env.cleanup import pipeline
+    from ci_env.cleanup.progress import for_stream
+    from ci_env.cleanup.protections import compile_keep_tags, read_keep_list
+    from ci_env.cleanup.report import check_writable
+    from ci_env.cleanup.rules_run import RulesRequest
+    from ci_env.cleanup.shards import shard_from
+    from ci_env.options import IMAGES_REPO
+    from ci_env.output import Output
+
+    rules = _rules_file(kw)
+    env = dict(os.environ)
+    shard = shard_from(kw.get("shard"), env)
+    for option in ("report", "html_report"):
+        if kw[option] is not None:
+            check_writable(kw[option], "--" + option.replace("_", "-"))
+    compile_keep_tags(kw["keep_tag"])  # exit 2 for a pattern that is none
+    keep_list = read_keep_list(kw["keep_list"]) if kw["keep_list"] is not None else None
+    budget = _time_budget(kw)
+    if kw.get("max_requests_per_second"):
+        from ci_env.registry.budget import shared
+
+        shared().configure(requests_per_second=kw["max_requests_per_second"])
+    family = detect(env).family
+    out = Output(family, sys.stderr)
+    planning = for_stream(sys.stderr, lambda line: out.status(f"ci-env: {line}"))
+    request = RulesRequest(
+        rules, _settings(kw, env, dry_run=bool(kw["dry_run"])), env, registry=kw.get("rules_registry"),
+        shard=shard, keep_tags=tuple(kw.get("keep_tag") or ()), keep_list=keep_list, kube=_kube_settings(kw),
+        credentials=repo.credentials(IMAGES_REPO),
+        implementation=repo.images_repo_implementation.value if repo.images_repo_implementation else None,
+        journal=Path(kw["journal"]) if kw.get("journal") else None,
+        budget=budget,
+    )
+    result = pipeline.run_rules(request, pipeline.Display(out.status, planning, _progress(planning)))
+    _print(result, kw, env, family, out, None)
 
 
 def _kube_params() -> list[click.Option]:
@@ -379,6 +465,10 @@ def cleanup(repo: Any, **kw: Any) -> None:
     from ci_env.cleanup.policies import Limit, Policy
     from ci_env.cleanup.protections import KeepList, compile_keep_tags, read_keep_list
     from ci_env.durations import parse_duration
+
+    if _rules_given(kw):
+        _run_rules(repo, kw)
+        return
 
     policy = Policy(
         git_tag=Limit(_count(kw["git_tag_strategy_limit"]), _days(kw["git_tag_strategy_expiry_days"])),

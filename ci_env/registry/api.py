@@ -213,6 +213,32 @@ class RegistryApi:
             url, absolute = next_url, True
         return list(dict.fromkeys(tags))
 
+    def list_catalog(self, *, page_size: int = 1000) -> list[str]:
+        """Every repository of the registry (``GET /v2/_catalog``, ``n`` per page, following ``Link``), each once.
+
+        RegistryError when the registry does not list its catalog (401/403/404: it is disabled or the
+        credentials lack ``registry:catalog:*``), when an answer is not a repository list, when a next page is on
+        another host and when the pages repeat or never end (``ci_env.registry.paging``)."""
+        what = f"listing the repositories of {self.registry} (GET /v2/_catalog)"
+        url = f"/v2/_catalog?n={page_size}"
+        absolute = False
+        names: list[str] = []
+        guard = PageGuard(what, first=self.base_url + url)
+        while True:
+            response = self.request("GET", url, scopes=["registry:catalog:*"], absolute=absolute)
+            if response.status_code != 200:
+                raise self.transport.fail(response, what)
+            names.extend(_names(response, what, "repositories"))
+            next_url = next_link(response, self.origins, "the next page of the catalog")
+            if next_url is None:
+                break
+            if not self.origins.is_registry(next_url):
+                raise RegistryError(f"{what}: the registry's next page is on another host ({host_of(next_url)}); a "
+                                    "listing is never continued on another host")
+            guard.advance(next_url)
+            url, absolute = next_url, True
+        return list(dict.fromkeys(names))
+
     def resolve(self, path: str, ref: str) -> ManifestInfo | None:
         """The digest, media type and size ``ref`` (tag or digest) points at; None when it does not exist."""
         response = self.request(
@@ -295,6 +321,11 @@ class RegistryApi:
             result.append(TagInfo(tag, info.digest if info else None, info.media_type if info else None,
                                   times.get(info.digest) if info else None))
         return result
+
+    def image_created(self, path: str, digest: str) -> str | None:
+        """When the image ``digest`` was created: its manifest's ``org.opencontainers.image.created`` annotation,
+        else its config's ``created`` (a manifest read, and a blob read for the config); None when neither says."""
+        return self._created(path, digest)
 
     def _created(self, path: str, digest: str) -> str | None:
         body, info = self.get_manifest(path, digest)
@@ -471,6 +502,12 @@ class RegistryApi:
 
 def _tag_names(response: requests.Response, what: str) -> list[str]:
     """The tag names of one Registry API tag-list page; RegistryError for anything but ``{"tags": [str, ...]}``."""
+    return _names(response, what, "tags")
+
+
+def _names(response: requests.Response, what: str, key: str) -> list[str]:
+    """The names of one Registry API list page (``key``: ``tags`` or ``repositories``); RegistryError for anything
+    but ``{key: [str, ...]}``."""
     try:
         body = response.json()
     except ValueError:
@@ -478,13 +515,13 @@ def _tag_names(response: requests.Response, what: str) -> list[str]:
         kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
         problem = f"an answer that is not JSON ({kind})"
     else:
-        problem = "JSON that is not a tag list"
+        problem = f"JSON that is not a {'tag' if key == 'tags' else 'repository'} list"
     if isinstance(body, dict):
-        names = body.get("tags")
+        names = body.get(key)
         if names is None:
             return []
         if isinstance(names, list) and all(isinstance(name, str) for name in names):
             return names
-    raise RegistryError(f"{what}: the registry answered 200 with {problem} (expected {{\"tags\": [...]}})")
+    raise RegistryError(f"{what}: the registry answered 200 with {problem} (expected {{\"{key}\": [...]}})")
 
 

@@ -25,6 +25,15 @@ LISTERS: dict[str, str] = {
 }
 
 
+#: delete_route -> "module:Class" of a listing whose times are the registry's push times (cleanup by rules ages
+#: tags by them): the vendor listings above (ECR ``imagePushedAt``, Docker Hub ``last_updated``, Quay ``start_ts``)
+#: and GitHub's package versions (``updated_at``). Elsewhere the image config's ``created`` stands in.
+PUSH_TIME_LISTERS: dict[str, str] = {
+    **LISTERS,
+    "github-api": "ci_env.registry.vendors.github:GitHubRemover",
+}
+
+
 class TagLister(Protocol):
     """Lists the tags of the repositories of one implementation through its own API."""
 
@@ -37,9 +46,11 @@ class _Implementation(Protocol):
     def delete_route(self) -> str: ...
 
 
-def lister_for(implementation: _Implementation, context: RemoverContext) -> TagLister | None:
-    """The vendor lister for ``implementation`` built with ``context``, or None when it has none."""
-    target = LISTERS.get(implementation.delete_route)
+def lister_for(implementation: _Implementation, context: RemoverContext, *,
+               table: dict[str, str] | None = None) -> TagLister | None:
+    """The vendor lister for ``implementation`` built with ``context``, or None when it has none (``table``:
+    :data:`LISTERS` unless given, e.g. :data:`PUSH_TIME_LISTERS`)."""
+    target = (LISTERS if table is None else table).get(implementation.delete_route)
     if target is None:
         return None
     module_name, _, attr = target.partition(":")

@@ -20,6 +20,8 @@ from tests.vendors.fakeapi import Call, FakeApi, Reply
 from tests.vendors.images import tag_map
 
 TOKEN = "ghp_SECRETTOKEN0123456789"
+#: a version's created_at/updated_at unless a test sets its own (``GitHubPackages.pushed``)
+PUSHED = "2024-01-01T00:00:00Z"
 
 
 class GitHubPackages:
@@ -31,6 +33,8 @@ class GitHubPackages:
         self.storage = Path(registry.root) / "data" / "docker" / "registry" / "v2" / "repositories"
         self.scopes = scopes
         self.ids: dict[str, int] = {}
+        #: digest -> when its version was created and last updated (a tag moved onto it), as GitHub lists them
+        self.pushed: dict[str, str] = {}
         self.page_size = 100
         api.route("GET", r"/user")(self.user)
         api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)")(self.package)
@@ -62,8 +66,9 @@ class GitHubPackages:
         versions = []
         for digest, tags in by_digest.items():
             ident = self.ids.setdefault(digest, 1000 + len(self.ids))
-            versions.append({"id": ident, "name": digest, "metadata": {"package_type": "container",
-                                                                       "container": {"tags": sorted(tags)}}})
+            when = self.pushed.get(digest, PUSHED)
+            versions.append({"id": ident, "name": digest, "created_at": when, "updated_at": when,
+                             "metadata": {"package_type": "container", "container": {"tags": sorted(tags)}}})
         return sorted(versions, key=lambda v: -v["id"])
 
     def _revisions(self, path: str) -> list[str]:

@@ -45,7 +45,7 @@ from ci_env.registry.vendors.common import (
 if TYPE_CHECKING:
     import requests
 
-    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.client import RegistryClient, TagInfo
     from ci_env.registry.reference import RepoAddress
 
 VENDOR = "GitHub Packages"
@@ -234,6 +234,27 @@ class GitHubRemover:
                 raise fail(response, what)
             versions.extend(v for v in json_of(response, what, list) if isinstance(v, dict))
         return versions
+
+    def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
+        """Every tag of the package (sorted) with its version's digest and push time: the version's
+        ``updated_at`` (when a tag last moved onto it, as GitHub's own retention tools age versions), else its
+        ``created_at``; the media type is not in the listing (None). [] for a package that does not exist."""
+        from ci_env.registry.client import TagInfo
+
+        if repo.registry == LEGACY_HOST:
+            raise RegistryError(f"{VENDOR}: {repo} is on the legacy docker.pkg.github.com, whose versions carry "
+                                "no push time: move the package to ghcr.io")
+        base = self._package_base(repo)
+        if base is None:
+            return []
+        infos = []
+        for version in self._all_versions(base):
+            when = version.get("updated_at") or version.get("created_at")
+            digest = version.get("name")
+            for tag in _tags(version):
+                infos.append(TagInfo(tag, str(digest) if digest else None, None,
+                                     when if isinstance(when, str) else None))
+        return sorted(infos, key=lambda info: info.tag)
 
     def list_untagged(self, repo: RepoAddress) -> list[str]:
         """The digests of the package's versions without a tag (platform manifests of indexes, signatures of

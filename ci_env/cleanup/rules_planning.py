@@ -1,0 +1,269 @@
+"""The plan of a cleanup by retention rules (``cleanup --rules FILE`` or ``--repository``/``--rule``): any repository
+the rules select, whoever built its images.
+
+1. **Select** the repositories: a name selector names one (no listing); a glob or namespace lists the registry's
+   catalog once (``GET /v2/_catalog``, paged) and keeps what an entry selects; ``--shard I/N`` keeps those whose
+   stable hash falls to this shard (:mod:`ci_env.cleanup.shards`).
+2. **List** each repository (tags resolved, one HEAD each) and build its graph (``ci_env.registry.graph``: the
+   platform manifests of indexes, attestations, signatures and other referrers).
+3. **Age** each distinct digest by its image config's ``created`` (one manifest and one blob read per distinct
+   digest; an index by its first platform manifest's): the Registry API has no push time.
+4. **Protect** what Kubernetes runs, ``--keep-tag`` and the keep-list, and **decide** every tag with the rules
+   engine (``ci_env.retention.engine``); the decisions become the plan the shared removal tail works through.
+
+Repositories are read ``parallel`` at a time; every request goes through the shared rate budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ci_env.cleanup.policies import KIND_TAG, Basis, Decision, Plan
+from ci_env.errors import CiEnvError, RegistryError, UsageError
+from ci_env.retention.engine import (
+    AGE_CONFIG,
+    AGE_REGISTRY,
+    EDGE_ATTESTATION,
+    EDGE_PLATFORM,
+    EDGE_REFERRER,
+    EDGE_SBOM,
+    EDGE_SIGNATURE,
+    Artifact,
+    Edge,
+    Inventory,
+    Protections,
+    decide,
+)
+from ci_env.retention.rules import SELECT_NAME, RulesFile
+
+if TYPE_CHECKING:
+    from ci_env.cleanup.in_use import ImagesInUse
+    from ci_env.cleanup.progress import Update
+    from ci_env.cleanup.protections import KeepList
+    from ci_env.cleanup.shards import Shard
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.graph import RepoGraph
+    from ci_env.registry.listing import TagLister
+    from ci_env.registry.reference import RepoAddress
+
+#: how the graph's child roles and referrer kinds read as the engine's edges (others: a referrer)
+_EDGE_KINDS = {"platform": EDGE_PLATFORM, "index": EDGE_PLATFORM, "attestation-manifest": EDGE_ATTESTATION,
+               "signature": EDGE_SIGNATURE, "attestation": EDGE_ATTESTATION, "sbom": EDGE_SBOM}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The repositories this run cleans (this shard's, sorted), how many other shards take, and how the
+    repositories were found (``catalog``: hosts whose catalog was listed)."""
+
+    repositories: tuple[RepoAddress, ...]
+    other_shards: int = 0
+    catalog: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Guards:
+    """What no rule removes: ``--keep-tag`` patterns (whole-tag regexes), the keep-list, what Kubernetes runs."""
+
+    keep_tags: tuple[str, ...] = ()
+    keep_list: KeepList | None = None
+    in_use: ImagesInUse | None = None
+
+    def for_repository(self, repository: str, tags: Mapping[str, str]) -> Protections:
+        """The engine's protections for one repository (``tags``: tag -> digest)."""
+        from ci_env.cleanup.in_use import in_use_reason
+
+        by_tag: dict[str, str] = {}
+        digests: dict[str, str] = {}
+        for tag, digest in tags.items():
+            line = self.keep_list.match(None, repository, tag, tag) if self.keep_list is not None else None
+            if line is not None:
+                by_tag[tag] = f"keep-list: {line}"
+            users = self.in_use.users(repository, tag, digest) if self.in_use is not None else ()
+            if users:
+                by_tag[tag] = in_use_reason(users)
+        if self.in_use is not None:
+            for digest in self.in_use.digests(repository):
+                users = self.in_use.users(repository, "", digest)
+                digests[digest] = in_use_reason(users) if users else "in use in Kubernetes"
+        patterns = tuple((pattern, f"--keep-tag {pattern}") for pattern in self.keep_tags)
+        return Protections(by_tag, patterns, digests)
+
+
+@dataclass(frozen=True)
+class RulesPlan:
+    """The plan (every tag of every repository selected, decided), each repository's graph as listed (the removal
+    starts from it), the push times used (``(repository, tag)`` -> (ISO time, age source)), the repositories
+    selected without rules or that could not be listed (``skipped``: (repository, why))."""
+
+    plan: Plan
+    graphs: Mapping[str, RepoGraph] = field(default_factory=dict)
+    ages: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    skipped: tuple[tuple[str, str], ...] = ()
+    selection: Selection = field(default_factory=lambda: Selection(()))
+
+
+def looks_like_host(segment: str) -> bool:
+    """True when a reference's first segment names a registry host (as Docker reads it)."""
+    return "." in segment or ":" in segment or segment == "localhost"
+
+
+def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], RegistryClient],
+           shard: Shard | None = None) -> Selection:
+    """The repositories the rules select, on ``registry`` (``--registry HOST``) or on the host a selector names
+    (``localhost:5000/team/*``). Exact names are taken as given; a glob or namespace lists the host's catalog.
+    UsageError when a selector names no host and ``--registry`` is not given; RegistryError (with what to do)
+    when a catalog is needed and the registry does not list it."""
+    from ci_env.registry.reference import parse_address
+
+    by_host: dict[str, list[tuple[str, str]]] = {}  # host -> (kind, value without host)
+    for entry in rules.repositories:
+        first, _, rest = entry.selector.value.partition("/")
+        if rest and looks_like_host(first):
+            host, value = first, rest
+        elif registry:
+            host, value = registry, entry.selector.value
+        else:
+            raise UsageError(f"{rules.source}: {entry.selector.describe()} names no registry: pass --registry HOST "
+                             "(WERF_CLEANUP_REGISTRY), or write the host in the selector (registry.example/team/*)")
+        by_host.setdefault(host, []).append((entry.selector.kind, value))
+    found: dict[str, RepoAddress] = {}
+    listed: list[str] = []
+    for host, selectors in by_host.items():
+        names = [value for kind, value in selectors if kind == SELECT_NAME]
+        if any(kind != SELECT_NAME for kind, _ in selectors):
+            try:
+                names += client_of(host).list_catalog()
+            except RegistryError as exc:
+                raise RegistryError(f"{exc}; a glob or namespace selector needs the registry's catalog: name the "
+                                    "repositories exactly (name: team/app, or --repository team/app)") from None
+            listed.append(host)
+        for name in names:
+            reference = f"{host}/{name}"
+            if reference not in found and rules.for_repository(reference) is not None:
+                address = parse_address(reference)
+                if address is not None:
+                    found[reference] = address
+    chosen = sorted(found)
+    mine = [name for name in chosen if shard is None or shard.takes(name)]
+    return Selection(tuple(found[name] for name in mine), len(chosen) - len(mine), tuple(listed))
+
+
+def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[RepoAddress], RegistryClient],
+               guards: Guards, now: datetime, *, parallel: int = 8, progress: Update | None = None,
+               lister_of: Callable[[RepoAddress], TagLister | None] = lambda _repo: None) -> RulesPlan:
+    """Every selected repository listed, aged and decided (``parallel`` repositories at a time); a repository
+    that no longer exists has no tags, one that cannot be listed is skipped with the registry's words.
+    ``lister_of(repository)``: its vendor listing with push times (``registry.listing.PUSH_TIME_LISTERS``), or
+    None: the Registry API and the image configs."""
+    repositories = selection.repositories
+    done = 0
+
+    def one(address: RepoAddress) -> tuple[list[Decision], RepoGraph | None, dict[tuple[str, str], tuple[str, str]],
+                                           str | None]:
+        nonlocal done
+        entry = rules.for_repository(str(address))
+        assert entry is not None  # select() kept only what an entry selects
+        try:
+            inventory, graph = read_inventory(client_of(address), address, parallel, lister_of(address))
+        except CiEnvError as exc:
+            return [], None, {}, str(exc)
+        tags = {a.tag: a.digest for a in inventory.artifacts if a.tag is not None}
+        decisions = decide(inventory, entry, now, guards.for_repository(str(address), tags))
+        ages = {(str(address), d.tag): (_iso(d.pushed), d.age_source or "") for d in decisions
+                if d.tag is not None and d.pushed is not None}
+        plan = [Decision(KIND_TAG, address.path, str(address), d.tag, d.tag, d.digest, d.action, d.reason, None,
+                         Basis(d.basis.rule, number=d.basis.number, line=d.basis.line))
+                for d in decisions if d.tag is not None]
+        done += 1
+        if progress is not None:
+            progress("listing and deciding the repositories the rules select", done, len(repositories))
+        return plan, graph, ages, None
+
+    decisions: list[Decision] = []
+    graphs: dict[str, RepoGraph] = {}
+    ages: dict[tuple[str, str], tuple[str, str]] = {}
+    skipped: list[tuple[str, str]] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(repositories) or 1))) as pool:
+        for address, (plan, graph, aged, error) in zip(repositories, pool.map(one, repositories), strict=True):
+            decisions.extend(plan)
+            ages.update(aged)
+            if graph is not None:
+                graphs[str(address)] = graph
+            if error is not None:
+                skipped.append((str(address), f"not listed, nothing removed: {error}"))
+    return RulesPlan(Plan(tuple(decisions)), graphs, ages, tuple(skipped), selection)
+
+
+def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
+                   lister: TagLister | None = None) -> tuple[Inventory, RepoGraph]:
+    """One repository as the engine reads it: its image tags (accessory tags follow their subject, as the
+    removal takes them), the manifests below them, the graph's edges, and each tag's age: the registry's push
+    time from ``lister`` (a vendor API) where it gives one, else its image config's ``created``."""
+    from ci_env.cleanup.collect import parse_time
+    from ci_env.registry.graph import Listed, registry_graph
+
+    listed: Mapping[str, Listed | None]
+    vendor: dict[str, datetime] = {}
+    if lister is not None:
+        infos = lister.list_tags(address)
+        listed = {info.tag: info for info in infos}
+        vendor = {info.tag: when for info in infos if (when := parse_time(info.created)) is not None}
+    else:
+        listed = client.list_repository(address.path, parallel=parallel)
+    graph = registry_graph(client, address.path, listed, parallel=parallel)
+    image_tags = graph.image_tags()
+    unaged = sorted({digest for tag, digest in image_tags.items() if tag not in vendor})
+    pushed = config_times(client, address.path, graph, unaged, parallel)
+    artifacts = []
+    for tag, digest in sorted(image_tags.items()):
+        if tag in vendor:
+            artifacts.append(Artifact(digest, tag, vendor[tag], AGE_REGISTRY))
+        else:
+            artifacts.append(Artifact(digest, tag, pushed.get(digest), AGE_CONFIG if pushed.get(digest) else None))
+    edges: dict[str, tuple[Edge, ...]] = {}
+    below: set[str] = set()
+    for node in graph.nodes.values():
+        found = [Edge(child, _EDGE_KINDS.get(graph.roles.get(child, "platform"), EDGE_PLATFORM))
+                 for child in node.children]
+        found += [Edge(r.digest, _EDGE_KINDS.get(r.kind, EDGE_REFERRER)) for r in graph.referrers_of(node.digest)]
+        if found:
+            edges[node.digest] = tuple(found)
+            below.update(edge.digest for edge in found)
+    tagged = set(image_tags.values())
+    artifacts += [Artifact(digest) for digest in sorted(below - tagged)]
+    return Inventory(str(address), tuple(artifacts), edges), graph
+
+
+def config_times(client: RegistryClient, path: str, graph: RepoGraph, digests: Sequence[str],
+                 parallel: int) -> dict[str, datetime]:
+    """digest -> the ``created`` of its image config (an index: of its first platform manifest), read once per
+    distinct digest (a manifest and a blob each); a digest without one is left out (its age is unknown)."""
+    from ci_env.cleanup.collect import parse_time
+
+    def when(digest: str) -> datetime | None:
+        node = graph.nodes.get(digest)
+        target = digest
+        if node is not None and node.children:
+            platforms = [c for c in node.children if graph.roles.get(c, "platform") == "platform"]
+            if not platforms:
+                return None
+            target = platforms[0]
+        try:
+            return parse_time(client.image_created(path, target))
+        except RegistryError:
+            return None
+
+    if not digests:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(digests)))) as pool:
+        times = dict(zip(digests, pool.map(when, digests), strict=True))
+    return {digest: value for digest, value in times.items() if value is not None}
+
+
+def _iso(value: datetime) -> str:
+    return value.replace(microsecond=0).isoformat().replace("+00:00", "Z")

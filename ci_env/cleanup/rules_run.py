@@ -1,0 +1,231 @@
+"""A cleanup by retention rules from start to end: in use -> select (and shard) -> list and decide -> journal ->
+remove (the shared removal tail of ``ci_env.cleanup.removing``: the same removers, graphs, time budget, dry run
+and preflight as managed-image cleanup) -> Result.
+
+No images repo, stages storage, publication record or werf.yaml takes part: the rules name the repositories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ci_env.cleanup.report import Refusal, Result
+from ci_env.cleanup.target import Clients, Settings, now_text
+
+if TYPE_CHECKING:
+    from ci_env.cleanup.in_use import ImagesInUse, KubeSettings
+    from ci_env.cleanup.journal import Target as JournalTarget
+    from ci_env.cleanup.progress import Update
+    from ci_env.cleanup.protections import KeepList
+    from ci_env.cleanup.rules_planning import RulesPlan
+    from ci_env.cleanup.shards import Shard
+    from ci_env.cleanup.time_budget import TimeBudget
+    from ci_env.registry.listing import TagLister
+    from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.untag import TagRemover
+    from ci_env.retention.rules import RulesFile
+
+
+@dataclass(frozen=True)
+class RulesRequest:
+    """What the command parsed for a cleanup by rules: the rules, the registry host selectors without one use
+    (``--registry``), the shard, the protections (``--keep-tag`` patterns, the keep-list, Kubernetes' settings:
+    None, not read), the credentials of the repositories' removers, the journal and the time budget."""
+
+    rules: RulesFile
+    settings: Settings
+    env: Mapping[str, str]
+    registry: str | None = None
+    shard: Shard | None = None
+    keep_tags: tuple[str, ...] = ()
+    keep_list: KeepList | None = None
+    kube: KubeSettings | None = None
+    credentials: Any = None
+    #: the registry implementation given (``--images-repo-implementation``), else detected from each host
+    implementation: str | None = None
+    journal: Path | None = None
+    budget: TimeBudget | None = None
+
+
+def label(request: RulesRequest) -> str:
+    """What the report's ``images_repo`` and the journal name: ``rules FILE on HOST`` (shards of one run agree)."""
+    return f"rules {request.rules.source}" + (f" on {request.registry}" if request.registry else "")
+
+
+@dataclass(frozen=True)
+class Display:
+    """How the run tells the user how it goes (as ``pipeline.Display``): ``status`` lines, ``phases`` and the
+    ``removing`` progress."""
+
+    status: Callable[[str], None]
+    phases: Update | None = None
+    removing: Callable[[int, int, Any], None] | None = None
+
+
+def run(request: RulesRequest, display: Display) -> Result:
+    """The whole run (see the module docstring)."""
+    from ci_env.cleanup.rules_planning import Guards, plan_rules, select
+    from ci_env.output import plural
+
+    settings, status = request.settings, display.status
+    clients = Clients(settings, request.env)
+    started = now_text()
+    in_use = _in_use(request, status)
+    selection = select(request.rules, request.registry, clients, request.shard)
+    shard = f" (shard {request.shard}: {selection.other_shards} more for the other shards)" if request.shard else ""
+    status(f"cleanup by {label(request)}: {plural(len(selection.repositories), 'repository')}{shard}")
+    guards = Guards(request.keep_tags, request.keep_list, in_use)
+    planned = plan_rules(request.rules, selection, clients, guards, datetime.now(timezone.utc),
+                         parallel=settings.parallel, progress=display.phases, lister_of=listers(request, clients))
+    plan = replace(planned.plan, in_use=in_use)
+    planned = replace(planned, plan=plan)
+    if request.keep_tags:
+        from ci_env.cleanup.protections import keep_tag_warnings
+
+        for warning in keep_tag_warnings(request.keep_tags, [d.tag for d in plan.decisions]):
+            status(f"ci-env: warning: {warning}")
+    status(f"plan: {len(plan.kept)} kept, {len(plan.deletions)} to remove"
+           + (" -- dry run, nothing is removed" if settings.dry_run else ""))
+    from ci_env.cleanup import sizes_read
+
+    manifests = sizes_read.read_plan(plan, clients, settings.parallel, display.phases, kept=settings.measure_kept)
+    result = execute(request, planned, clients, started, display)
+    from ci_env.registry.budget import shared
+
+    result = replace(result, bytes=sizes_read.figures(result, manifests), waits=tuple(shared().stats()))
+    close = getattr(display.phases, "close", None)
+    if close is not None:
+        close()
+    return result
+
+
+def _in_use(request: RulesRequest, status: Callable[[str], None]) -> ImagesInUse | None:
+    """What Kubernetes runs (read before planning; a cluster that cannot be read removes nothing), or None."""
+    if request.kube is None:
+        return None
+    from ci_env.cleanup.in_use import scan
+
+    in_use = scan(request.kube, request.env)
+    if in_use.summary() is not None:
+        status(f"ci-env: {in_use.summary()}")
+    return in_use
+
+
+def journal_target(request: RulesRequest) -> JournalTarget:
+    """What the journal of this run is for (a shard's is its own)."""
+    from ci_env.cleanup.journal import Target as JournalTarget
+
+    return JournalTarget("cleanup", label(request) + (f" shard {request.shard}" if request.shard else ""), None)
+
+
+def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started: str, display: Display) -> Result:
+    """Remove the plan's deletions (unless dry run) through each repository's remover, from the graphs the plan
+    built; with the journal, the time budget and (dry run) the preflight, as managed-image cleanup removes."""
+    from ci_env.cleanup import journal as jr
+    from ci_env.cleanup.removing import preflight_refusals, remove
+
+    settings, plan = request.settings, planned.plan
+    remote = list(plan.deletions)
+    path = None if settings.dry_run else request.journal or jr.default_path(request.env, journal_target(request))
+    if path is not None:
+        earlier = jr.load(path, journal_target(request))
+        if earlier is not None and earlier.pending:  # an earlier stopped run: its removals first
+            rank = {entry.key: n for n, entry in enumerate(earlier.pending)}
+            remote.sort(key=lambda d: rank.get((d.repository, d.stored_tag), len(rank)))
+    addresses = {str(a): a for a in planned.selection.repositories}
+    requests = [(addresses[d.repository], d.stored_tag) for d in remote]
+    remover_of = removers(request, clients)
+    writer = None
+    if path is not None and remote:
+        writer = jr.Journal.create(path, journal_target(request),
+                                   [jr.Entry(d.repository, d.stored_tag, d.digest) for d in remote],
+                                   ref=jr.current_ref(request.env))
+    expected = {(addresses[d.repository], d.stored_tag): d.digest for d in remote if d.digest}
+
+    def graph_of(repo: RepoAddress) -> Any:
+        return planned.graphs[str(repo)]
+
+    def running(repo: RepoAddress) -> frozenset[str]:
+        return plan.in_use.digests(str(repo)) if plan.in_use is not None else frozenset()
+
+    def record(outcome: Any) -> None:
+        if writer is not None and outcome.status in ("removed", "absent", "failed", "moved"):
+            writer.record(outcome.repo, outcome.tag, outcome.status)
+
+    try:
+        removal, stopped = remove(requests, remover_of, graph_of, settings, display.removing, request.budget,
+                                  record, expected, keep=running)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+    if writer is not None:
+        writer.close() if stopped else writer.finish()
+    refusals: tuple[Refusal, ...] = ()
+    if settings.dry_run:
+        refusals = preflight_refusals([repo for repo, _tag in requests], remover_of)
+    outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in removal.summary.outcomes}
+    return Result(
+        "cleanup", settings.dry_run, label(request), None, plan, outcomes, planned.skipped, started, now_text(),
+        accessories=removal.by_tag(), warnings=removal.warnings, stopped=stopped,
+        journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
+        published={key: when for key, (when, _source) in planned.ages.items()},
+        age_sources={key: source for key, (_when, source) in planned.ages.items()},
+    )
+
+
+def _context(request: RulesRequest, clients: Clients) -> Any:
+    from ci_env.registry.untag import RemoverContext
+
+    settings = request.settings
+    return RemoverContext(docker_config=settings.docker_config, insecure_registries=settings.insecure_registries,
+                          env=request.env, credentials=request.credentials, clients=clients)
+
+
+def _implementation(request: RulesRequest, repo: RepoAddress) -> Any:
+    """The repository's registry implementation: the one given, else detected from its host."""
+    from ci_env.registry.implementations import detect_implementation
+
+    return detect_implementation(repo, request.env, request.implementation,
+                                 explicit_source="--images-repo-implementation").implementation
+
+
+def removers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], TagRemover]:
+    """Each repository's remover: its registry implementation's, one per delete route, built with the run's
+    clients and credentials (``removing`` makes managed-image cleanup's the same way)."""
+    from ci_env.registry.untag import remover_for
+
+    made: dict[str, TagRemover] = {}
+
+    def remover_of(repo: RepoAddress) -> TagRemover:
+        impl = _implementation(request, repo)
+        if impl.delete_route not in made:
+            made[impl.delete_route] = remover_for(impl, _context(request, clients))
+        return made[impl.delete_route]
+
+    return remover_of
+
+
+def listers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], TagLister | None]:
+    """Each repository's listing with the registry's push times (``registry.listing.PUSH_TIME_LISTERS``), one per
+    delete route; None where the implementation has none (its SDK missing too): the image configs age the tags."""
+    from ci_env.errors import CiEnvError
+    from ci_env.registry.listing import PUSH_TIME_LISTERS, lister_for
+
+    made: dict[str, TagLister | None] = {}
+
+    def lister_of(repo: RepoAddress) -> TagLister | None:
+        impl = _implementation(request, repo)
+        if impl.delete_route not in made:
+            try:
+                made[impl.delete_route] = lister_for(impl, _context(request, clients), table=PUSH_TIME_LISTERS)
+            except CiEnvError:
+                made[impl.delete_route] = None
+        return made[impl.delete_route]
+
+    return lister_of
+
