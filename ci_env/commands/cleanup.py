@@ -173,6 +173,7 @@ def _rules_file(kw: dict[str, Any]) -> Any:
 
 def _run_rules(repo: Any, kw: dict[str, Any]) -> None:
     """Cleanup by retention rules: the rules checked (exit 2, nothing removed), the run, its result printed."""
+    from ci_env.cascade import IMAGES_REPO
     from ci_env.ci import detect
     from ci_env.cleanup import pipeline
     from ci_env.cleanup.progress import for_stream
@@ -180,7 +181,6 @@ def _run_rules(repo: Any, kw: dict[str, Any]) -> None:
     from ci_env.cleanup.report import check_writable
     from ci_env.cleanup.rules_run import RulesRequest
     from ci_env.cleanup.shards import shard_from
-    from ci_env.options import IMAGES_REPO
     from ci_env.output import Output
 
     rules = _rules_file(kw)
