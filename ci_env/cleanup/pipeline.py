@@ -301,7 +301,8 @@ def execute(
 
     try:
         removal, stopped = remove(requests, remover_of, graph_of, settings, progress, work.budget,
-                                  None if writer is None else _journal_outcome(writer), expected, keep=running)
+                                  None if writer is None else _journal_outcome(writer), expected, keep=running,
+                                  changed=_published_again(work, inventory, requests, remote))
     except BaseException:
         if writer is not None:
             writer.close()
@@ -334,6 +335,31 @@ def execute(
         accessories=removal.by_tag(), untagged=untagged, warnings=warnings, stopped=stopped,
         journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
     )
+
+
+def _published_again(
+    work: Run, inventory: Inventory, requests: Sequence[tuple[RepoAddress, str]], remote: Sequence[Decision],
+) -> Callable[[Sequence[tuple[RepoAddress, str]]], dict[tuple[RepoAddress, str], str]]:
+    """The removal requests among those asked whose publication record was written again since the plan read the
+    records (a branch pushed again, a content-addressed tag built again: often the same image, so the digest the
+    removal checks has not changed), with why. One listing of the stages storage per call (``:local``: the
+    records' files), none when no tag asked has a record key; no tag is read."""
+    from ci_env import records
+
+    keys = {request: records.publication_key(f"{d.repository}:{d.stored_tag}")
+            for request, d in zip(requests, remote, strict=True) if d.kind == KIND_TAG}
+    read = inventory.records
+
+    def changed(asked: Sequence[tuple[RepoAddress, str]]) -> dict[tuple[RepoAddress, str], str]:
+        wanted = {request: keys[request] for request in asked if request in keys}
+        if read is None or not wanted:
+            return {}
+        found = records.written_since(work.target.store, read, set(wanted.values()))
+        return {request: "published again" + (f" at {found[key]}" if found[key] else "") + " since the plan "
+                "(a new publication record): left alone, the next run decides"
+                for request, key in wanted.items() if key in found}
+
+    return changed
 
 
 def _delete_untagged(

@@ -50,6 +50,9 @@ def removers(
     return remover_of
 
 
+#: the removal requests published again since the plan, with why (see :func:`remove`)
+Changed = Callable[[Sequence[tuple["RepoAddress", str]]], Mapping[tuple["RepoAddress", str], str]]
+
 #: tags per slice of removals under a time budget, per worker: a slice must end well within the margin.
 SLICE_PER_WORKER = 8
 
@@ -60,13 +63,17 @@ def remove(
     progress: Callable[[int, int, Any], None] | None, budget: TimeBudget | None,
     on_outcome: Callable[[Outcome], None] | None, expected: Mapping[tuple[RepoAddress, str], str] | None = None,
     keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
+    changed: Changed | None = None,
 ) -> tuple[ImageRemoval, bool]:
     """The removals (``remove_images``), in one go, or under a time budget in slices of ``SLICE_PER_WORKER``
     tags per worker, each slice started only while the budget allows it (with room for the longest slice so
     far). Each slice sees the repository graph without the tags removed before it. Returns the removal and
     whether the budget stopped it (the tags not reached are ``not-attempted``).
 
-    Longer than most, with 9 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
+    ``changed(requests)``, asked right before the removals start (and before each slice): the requests
+    published again since the plan, with why; those are left alone with their accessories, ``moved``.
+
+    Longer than most, with 10 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
     with the graph each slice sees, and the parameters are exactly ``remove_images``' own."""
     import dataclasses
     import time
@@ -77,9 +84,27 @@ def remove(
 
     def run(chunk: Sequence[tuple[RepoAddress, str]], graphs: Callable[[RepoAddress], RepoGraph],
             report: Callable[[int, int, Any], None] | None) -> ImageRemoval:
-        return remove_images(chunk, remover_of, graphs, keep_accessories=settings.keep_signatures,
-                             parallel=settings.parallel, dry_run=settings.dry_run, progress=report,
-                             on_outcome=on_outcome, expected=expected, keep=keep)
+        left = changed(chunk) if changed is not None and not settings.dry_run else {}
+        if not left:
+            return remove_images(chunk, remover_of, graphs, keep_accessories=settings.keep_signatures,
+                                 parallel=settings.parallel, dry_run=settings.dry_run, progress=report,
+                                 on_outcome=on_outcome, expected=expected, keep=keep)
+        moved = tuple(Outcome(str(repo), tag, Status.MOVED, why) for (repo, tag), why in left.items())
+        for outcome in moved:
+            if on_outcome is not None:
+                on_outcome(outcome)
+        rest = [request for request in chunk if request not in left]
+
+        def told(done: int, total: int, summary: Any) -> None:
+            if report is not None:
+                report(len(moved) + done, len(moved) + total, Summary((*moved, *summary.outcomes)))
+
+        if not rest:
+            told(0, 0, Summary(()))
+        removal = ImageRemoval(Summary(())) if not rest else remove_images(
+            rest, remover_of, graphs, keep_accessories=settings.keep_signatures, parallel=settings.parallel,
+            dry_run=settings.dry_run, progress=told, on_outcome=on_outcome, expected=expected, keep=keep)
+        return dataclasses.replace(removal, summary=Summary((*moved, *removal.summary.outcomes)))
 
     if budget is None or settings.dry_run:
         return run(requests, graph_of, progress), False

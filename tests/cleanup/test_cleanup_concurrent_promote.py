@@ -12,8 +12,6 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
-
 from ci_env.registry.reference import RepoAddress
 from tests.cleanup.gitrepo import GitRepo
 from tests.cleanup.test_cleanup_e2e import run_cli
@@ -121,15 +119,13 @@ class RepublishAtFirstRead:
                 self.done.set()
 
 
-@pytest.mark.xfail(strict=True, reason="a tag of the plan published again with the same digest after planning is "
-                   "indistinguishable at removal (its HEAD still answers the planned digest): the run would have to "
-                   "re-read the records of the tags it removes right before removing them")
 def test_a_tag_published_again_with_the_same_image_during_planning_is_not_removed(
     world: World, registry_open: RegistryService, tmp_path: Path,
 ) -> None:
     """A branch deleted and pushed again (or a content-addressed tag built again: same content, same digest) is
     published while cleanup plans: the publish finds the image and writes its record, and the tag's digest is
-    the one the plan saw. The run removes it all the same; the pipeline that just published it loses its image."""
+    the one the plan saw, so the removal's own check (the digest) cannot tell. Right before removing, the run lists
+    the stages storage again, finds the new publication record, and leaves the tag alone (``moved``)."""
     git = GitRepo(tmp_path / "project")
     head = git.commit("one")
     git.git("update-ref", "refs/heads/main", head)
@@ -152,11 +148,18 @@ def test_a_tag_published_again_with_the_same_image_during_planning_is_not_remove
         pw = proxy_world()
         pw.publish("api", "main", "git-branch", git_ref="main")
         feature = pw.publish("api", "feature-a", "git-branch", git_ref="feature-a")  # no such branch: doomed
+        report = tmp_path / "report.json"
         result = run_cli("cleanup", "-i", str(pw.images_repo), "-s", str(pw.stages), "--dir", str(git.path),
-                         "--without-kube", cwd=tmp_path)
+                         "--without-kube", "--report", str(report), cwd=tmp_path)
     finally:
         if "p" in proxy_box:
             proxy_box["p"].stop()
     assert hook.done.is_set(), "the publish never ran: the test would prove nothing\n" + result.stderr
     assert result.returncode == 0, result.stderr
     assert world.tags("api") == {"main", "feature-a"}
+    assert pulls(world.client, api_path, "feature-a")
+    decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"] if d["kind"] == "tag"}
+    assert decisions["feature-a"]["action"] == "delete" and decisions["feature-a"]["outcome"] == "moved"
+    assert "published again" in decisions["feature-a"]["error"]
+    assert "1 moved since the plan (left alone)" in result.stderr
+    assert any(name.endswith(":feature-a") for name in world.record_names())  # its new record is not forgotten
