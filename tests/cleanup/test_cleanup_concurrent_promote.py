@@ -16,7 +16,7 @@ from ci_env.registry.reference import RepoAddress
 from tests.cleanup.gitrepo import GitRepo
 from tests.cleanup.test_cleanup_e2e import run_cli
 from tests.cleanup.world import World, recent
-from tests.registry_client.images import pulls, push_image
+from tests.registry_client.images import PushedImage, pulls, push_image
 from tests.services.latency_proxy import LatencyProxy
 from tests.services.registry import RegistryService
 
@@ -163,3 +163,60 @@ def test_a_tag_published_again_with_the_same_image_during_planning_is_not_remove
     assert "published again" in decisions["feature-a"]["error"]
     assert "1 moved since the plan (left alone)" in result.stderr
     assert any(name.endswith(":feature-a") for name in world.record_names())  # its new record is not forgotten
+
+
+class RepublishAtFirstDelete:
+    """The proxy's hook: once, right before the first DELETE in ``path`` (the end of the first slice), publish
+    again every tag of ``doomed`` still at the image it was published with (those of the later slices)."""
+
+    def __init__(self, world: World, path: str, doomed: dict[str, PushedImage]) -> None:
+        self.world, self.path, self.doomed = world, path, doomed
+        self.republished: set[str] = set()
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, method: str, path: str) -> None:
+        if method != "DELETE" or f"/v2/{self.path}/manifests/" not in path or path.endswith("0" * 64):
+            return  # (the all-zero digest: the preflight's probe of deletion, before any slice)
+        with self.lock:
+            if self.done.is_set():
+                return
+            for tag, pushed in self.doomed.items():
+                info = self.world.client.resolve(self.path, tag)
+                if info is not None and info.digest == pushed.digest:
+                    self.world.publish("api", tag, "git-branch", git_ref=tag, like=pushed, published_at=recent())
+                    self.republished.add(tag)
+            self.done.set()
+
+
+def test_a_tag_published_again_during_an_earlier_slice_is_not_removed(
+    world: World, registry_open: RegistryService, tmp_path: Path,
+) -> None:
+    """Under --time-budget the removals go in slices (8 tags per worker): the stages storage is listed again
+    before each slice, so a tag published again while an earlier slice ran is left alone too."""
+    git = GitRepo(tmp_path / "project")
+    head = git.commit("one")
+    git.git("update-ref", "refs/heads/main", head)
+    doomed: dict[str, PushedImage] = {}
+    hook: RepublishAtFirstDelete | None = None
+    proxy = LatencyProxy(registry_open.host, delay=0, before=lambda m, p: hook(m, p) if hook is not None else None)
+    try:
+        pw = World(world.client, RepoAddress(proxy.host, world.images_repo.path),
+                   RepoAddress(proxy.host, world.stages.path))
+        pw.publish("api", "main", "git-branch", git_ref="main")
+        for n in range(12):  # no such branches: all doomed, in two slices
+            doomed[f"gone-{n}"] = pw.publish("api", f"gone-{n}", "git-branch", git_ref=f"gone-{n}")
+        hook = RepublishAtFirstDelete(pw, world.images_repo.child("api").path, doomed)
+        report = tmp_path / "report.json"
+        result = run_cli("cleanup", "-i", str(pw.images_repo), "-s", str(pw.stages), "--dir", str(git.path),
+                         "--without-kube", "--parallel", "1", "--time-budget", "10m", "--report", str(report),
+                         cwd=tmp_path)
+    finally:
+        proxy.stop()
+    assert hook.done.is_set() and hook.republished, "nothing was published again: the test would prove nothing"
+    assert result.returncode == 0, result.stderr
+    assert len(hook.republished) == 4  # the second slice's tags
+    assert world.tags("api") == {"main"} | hook.republished
+    decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"] if d["kind"] == "tag"}
+    assert {t for t, d in decisions.items() if d["outcome"] == "moved"} == hook.republished
+    assert {t for t, d in decisions.items() if d["outcome"] == "removed"} == set(doomed) - hook.republished
