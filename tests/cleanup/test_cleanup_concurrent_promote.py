@@ -220,3 +220,47 @@ def test_a_tag_published_again_during_an_earlier_slice_is_not_removed(
     decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"] if d["kind"] == "tag"}
     assert {t for t, d in decisions.items() if d["outcome"] == "moved"} == hook.republished
     assert {t for t, d in decisions.items() if d["outcome"] == "removed"} == set(doomed) - hook.republished
+
+
+def test_a_tag_published_again_during_planning_with_local_records_is_not_removed(
+    world: World, registry_open: RegistryService, tmp_path: Path,
+) -> None:
+    """The same with a ``:local`` stages storage: the records are files, read again right before the removals."""
+    from ci_env import records
+    from tests.cleanup.test_cleanup_local_stages import write_werf_yaml
+
+    project = f"p{tmp_path.name[-8:].lower().replace('_', '-')}x"
+    state = tmp_path / "state"
+    git = GitRepo(tmp_path / "project")
+    write_werf_yaml(git.path, project)
+    head = git.commit("one")
+    git.git("update-ref", "refs/heads/main", head)
+    api_path = world.images_repo.child("api").path
+    box: dict[str, object] = {}
+
+    def republish() -> None:
+        pw = box["world"]
+        assert isinstance(pw, World)
+        pw.publish("api", "feature-a", "git-branch", git_ref="feature-a", like=box["feature"],  # type: ignore[arg-type]
+                   published_at=recent())
+
+    hook = RepublishAtFirstRead(api_path, "feature-a", republish)
+    proxy = LatencyProxy(registry_open.host, delay=0, before=hook)
+    try:
+        pw = World(world.client, RepoAddress(proxy.host, world.images_repo.path),
+                   RepoAddress(proxy.host, world.stages.path))
+        pw.store = records.open_store(None, project, env={"XDG_STATE_HOME": str(state)})
+        box["world"] = pw
+        pw.publish("api", "main", "git-branch", git_ref="main")
+        box["feature"] = pw.publish("api", "feature-a", "git-branch", git_ref="feature-a")  # no such branch
+        report = tmp_path / "report.json"
+        result = run_cli("cleanup", "-i", str(pw.images_repo), "-s", ":local", "--dir", str(git.path),
+                         "--without-kube", "--report", str(report), cwd=tmp_path,
+                         env={"DOCKER_HOST": f"unix://{tmp_path / 'no.sock'}", "XDG_STATE_HOME": str(state)})
+    finally:
+        proxy.stop()
+    assert hook.done.is_set(), "the publish never ran: the test would prove nothing\n" + result.stderr
+    assert result.returncode == 0, result.stderr
+    assert world.tags("api") == {"main", "feature-a"}
+    decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"] if d["kind"] == "tag"}
+    assert decisions["feature-a"]["outcome"] == "moved" and "published again" in decisions["feature-a"]["error"]
