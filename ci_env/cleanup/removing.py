@@ -183,7 +183,7 @@ def graph_source(
     for repo, tag in requests:
         doomed.setdefault(str(repo), []).append(tag)
     digests = {(t.repository, t.stored_tag): t.digest for t in inventory.tags}
-    stages: dict[str, dict[str, Known]] = {}
+    stages: dict[RepoAddress, dict[str, Known]] = {}
     for stage in inventory.stages:
         stages.setdefault(stage.repository, {})[stage.tag] = Known(stage.digest)
 
@@ -195,11 +195,11 @@ def graph_source(
         if light and (listed is not None or partly is not None):
             if listed is None:
                 assert partly is not None
-                listed = {**{t: Known(digests.get((key, t))) for t in partly.recorded}, **partly.resolved}
+                listed = {**{t: Known(digests.get((repo, t))) for t in partly.recorded}, **partly.resolved}
             return removal_graph(clients(repo), repo.path, doomed.get(key, ()), names=list(listed), known=listed,
                                  complete=True, parallel=parallel)
         if light:  # the stages storage: its stages were resolved, its other tags were not
-            return removal_graph(clients(repo), repo.path, doomed.get(key, ()), known=stages.get(key),
+            return removal_graph(clients(repo), repo.path, doomed.get(key, ()), known=stages.get(repo),
                                  parallel=parallel)
         if listed is None and partly is not None and partly.whole:  # resolve what the records stood in for
             listed = resolve_some(clients(repo), partly, partly.recorded)[1].resolved
@@ -230,7 +230,7 @@ def remove_local_stages(
 ) -> dict[tuple[str, str], tuple[str, str]]:
     """Remove the ``:local`` stages of ``decisions`` (with their images' local tags in the managed images'
     repositories); (repository, signature) -> (status, reason)."""
-    repository = local_stages.repository(target.project)
+    repository = str(local_stages.repository(target.project))
     if settings.dry_run:
         return {(repository, d.stored_tag): ("would-remove", "") for d in decisions}
     local = local_stages_of(target, env)

@@ -60,11 +60,9 @@ def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
     counted ``unread``."""
     wanted: dict[str, tuple[Any, str]] = {}  # digest -> (address, repository path)
     for decision in plan.decisions:
-        if not decision.digest or skip(decision.repository) or (decision.action != DELETE and not kept):
+        if not decision.digest or skip(str(decision.repository)) or (decision.action != DELETE and not kept):
             continue
-        address = _address(decision.repository)
-        if address is not None:
-            wanted.setdefault(decision.digest, (address, address.path))
+        wanted.setdefault(decision.digest, (decision.repository, decision.repository.path))
     others: list[tuple[Any, str]] = []  # (address, tag) of the tags left alone
     for ref, _reason in skipped:
         repository, _, tag = ref.rpartition(":")
@@ -139,7 +137,7 @@ def figures(result: Any, read: Read, skip: Callable[[str], bool] = lambda _r: Fa
     removals: list[Removal] = []
     still: set[str] = set(read.held)
     for decision in result.plan.decisions:
-        if not decision.digest or skip(decision.repository):
+        if not decision.digest or skip(str(decision.repository)):
             continue
         status, _ = result.outcome(decision)
         if decision.action == DELETE and status in FREEING:
@@ -153,5 +151,5 @@ def local_skip(target: Any) -> Callable[[str], bool]:
     """The ``skip`` of a cleanup or purge run: its ``:local`` stages are not in a registry."""
     from ci_env.cleanup import local_stages
 
-    local = local_stages.repository(target.project) if target.stages_local else None
+    local = str(local_stages.repository(target.project)) if target.stages_local else None
     return lambda repository: repository == local
