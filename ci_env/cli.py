@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "registry": "ci_env.commands.registry:registry",
     "build-and-publish": "ci_env.commands.build_publish:build_and_publish",
     "managed-images": "ci_env.commands.managed_images:managed_images",
+    "record": "ci_env.commands.record:record",
     "cleanup": "ci_env.commands.cleanup:cleanup",
     "purge": "ci_env.commands.cleanup:purge",
 }

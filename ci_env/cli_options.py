@@ -17,15 +17,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ci_env.options import (
-    IMAGES_REPO,
-    SCOPES,
-    STAGES_STORAGE,
-    flag_name,
-    resolve_credentials,
-    resolve_repo_options,
-    variable_name,
-)
+from ci_env.cascade import IMAGES_REPO, SCOPES, STAGES_STORAGE, flag_name, variable_name
+from ci_env.options import resolve_credentials, resolve_repo_options
 from ci_env.registry.implementations import CREDENTIAL_KINDS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,7 +37,7 @@ _LOCATION = "[env: WERF_DOCKER_CONFIG, DOCKER_CONFIG; default ~/.docker]"
 #: meaning -> (help, type): what the ``--docker-config`` directory is to a command. ``base``: the config a job's
 #: private copy starts from (setup); ``credentials``: where registry credentials are read (a Path);
 #: ``login``: the job directory written into; ``teardown``: the job directory removed.
-DOCKER_CONFIG_MEANINGS: dict[str, tuple[str, click.ParamType | None]] = {
+DOCKER_CONFIG_MEANINGS: dict[str, tuple[str, click.ParamType[Any] | None]] = {
     "base": ("Base Docker config (default: $WERF_DOCKER_CONFIG, $DOCKER_CONFIG, ~/.docker).", None),
     "credentials": (f"Docker config directory holding the registry credentials {_LOCATION}",
                     _ConfigDir(file_okay=False, path_type=Path)),
@@ -92,7 +85,7 @@ def insecure_registry_option(param: str = "insecure_registries") -> Callable[[F]
 
 
 def _implementation_variables(scope: str | None) -> str:
-    from ci_env.options import IMAGES_REPO, STAGES_STORAGE, variable_name
+    from ci_env.cascade import IMAGES_REPO, STAGES_STORAGE, variable_name
 
     levels = (IMAGES_REPO, STAGES_STORAGE, "repo") if scope is None else (scope, "repo")
     return ", ".join(variable_name(level, "implementation") for level in levels)

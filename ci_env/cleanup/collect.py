@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from ci_env.cleanup.policies import FoundTag, StageTag
 from ci_env.cleanup.progress import Update
-from ci_env.contract import GIT_COMMIT, GIT_STRATEGIES, IMAGE_TAG_LABEL, REVISION_LABEL, SIGNATURE_LABEL, STRATEGY_LABEL
+from ci_env.contract import (
+    GIT_BRANCH,
+    GIT_COMMIT,
+    GIT_TAG,
+    IMAGE_TAG_LABEL,
+    REVISION_LABEL,
+    SIGNATURE_LABEL,
+    STRATEGY_LABEL,
+)
 from ci_env.errors import CiEnvError, RegistryError
 from ci_env.registry import untrusted_json
 
@@ -243,6 +251,9 @@ def collect_tags(
     ``partial`` (a :class:`PartlyResolved`): before a plan is final, the tags it removes are resolved
     (:func:`resolve_some`), so it decides on the digests they hold now, not as published; the tags it keeps are
     never read.
+
+    Size: one loop over the repositories, each tag classified by record, then by owner, then by labels; the keyword
+    parameters are optional hooks and outputs the callers fill (listing, partial resolution).
     """
     from ci_env.registry.naming import tag_owner
 
@@ -280,9 +291,7 @@ def collect_tags(
             if record is not None and record.image in images:
                 found.append(FoundTag(
                     record.image, repository, record.tag, tag, digest, record.strategy, "record",
-                    record.git_branch or record.git_tag or record.git_commit
-                    if record.strategy in GIT_STRATEGIES else None,
-                    parse_time(record.published_at), record.signature,
+                    recorded_ref(record), parse_time(record.published_at), record.signature,
                 ))
                 continue
             owner = tag_owner(images_repo.address, images_repo.mode, repository, tag, images)
@@ -301,6 +310,14 @@ def collect_tags(
                 "label" if strategy else "none", git_ref, created, labels.get(SIGNATURE_LABEL) or None,
             ))
     return found, skipped
+
+
+def recorded_ref(record: Publication) -> str | None:
+    """The git reference a publication record's tag names by its strategy: the branch of a git-branch tag, the
+    git tag of a git-tag tag, the commit of a git-commit tag (a record names every one it knows, e.g. the branch a
+    commit tag was published from); None for any other strategy."""
+    refs = {GIT_BRANCH: record.git_branch, GIT_TAG: record.git_tag, GIT_COMMIT: record.git_commit}
+    return refs.get(record.strategy)
 
 
 def strategy_from_labels(labels: Mapping[str, str], image_tag: str) -> tuple[str | None, str | None]:

@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ci_env.cleanup.collect import Inventory
+from ci_env.cleanup.metadata import content_signature
 from ci_env.cleanup.planning import make_plan
-from ci_env.cleanup.policies import DELETE, KIND_TAG, STAGES_SIGNATURE, Plan, Policy
+from ci_env.cleanup.policies import DELETE, KIND_TAG, Plan, Policy
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.target import Run, Target
 from ci_env.errors import CiEnvError
@@ -115,9 +116,10 @@ def prune_metadata(
         return len(pruning.keys())
     statuses: dict[str, set[str]] = {}
     for decision in plan.decisions:
-        if decision.kind == KIND_TAG and decision.strategy == STAGES_SIGNATURE:
+        signature = content_signature(decision)
+        if signature is not None:
             status = outcomes.get(decision.key, ("", ""))[0]
-            statuses.setdefault(decision.tag, set()).add(status if decision.action == DELETE else "kept")
+            statuses.setdefault(signature, set()).add(status if decision.action == DELETE else "kept")
     gone = {signature for signature, found in statuses.items() if found <= {"removed", "absent"}}
     keys = pruning.keys(gone)
     if not keys:

@@ -14,11 +14,12 @@ other source, so it works offline. Every name and reason is untrusted: the data 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ci_env.cleanup.policies import DELETE
+from ci_env.cleanup.policies import DELETE, FoundTag, StageTag
 from ci_env.cleanup.step_summary import image_of, natural_key, reason_group, short_tag
 from ci_env.registry.outcomes import Status
 
@@ -116,7 +117,7 @@ def write(path: Path, result: Result) -> None:
     _write_atomically(path, put, option="--html-report")
 
 
-def published_times(tags: Iterator[Any] | Any, stages: Any = ()) -> Mapping[tuple[str, str], str]:
+def published_times(tags: Iterable[FoundTag], stages: Iterable[StageTag] = ()) -> Mapping[tuple[str, str], str]:
     """(repository, stored tag) -> ISO time it was published (tags) or created (stages), where known."""
     times: dict[tuple[str, str], str] = {}
     for tag in tags:
@@ -128,6 +129,5 @@ def published_times(tags: Iterator[Any] | Any, stages: Any = ()) -> Mapping[tupl
     return times
 
 
-def _iso(when: Any) -> str:
-    text: str = when.replace(microsecond=0).isoformat()
-    return text.replace("+00:00", "Z")
+def _iso(when: datetime) -> str:
+    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")

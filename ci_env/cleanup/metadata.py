@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ci_env.cleanup.policies import DELETE, KIND_TAG, STAGES_SIGNATURE, Decision, MetadataPlan
+from ci_env.cleanup.policies import DELETE, KIND_TAG, Decision, MetadataPlan
+from ci_env.contract import STAGES_SIGNATURE
 
 if TYPE_CHECKING:
     from ci_env.cleanup.history import Verdict
@@ -33,9 +34,10 @@ if TYPE_CHECKING:
     from ci_env.records import CommitMetadata
 
 def content_signature(decision: Decision) -> str | None:
-    """The signature a content-signature tag decision carries (its tag), None for any other decision."""
+    """The signature a content-signature tag decision carries (its record's; else its tag, as build-and-publish
+    tags it), None for any other decision."""
     if decision.kind == KIND_TAG and decision.strategy == STAGES_SIGNATURE:
-        return decision.tag
+        return decision.signature or decision.tag
     return None
 
 

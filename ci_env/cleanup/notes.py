@@ -4,13 +4,15 @@ what an earlier run's journal left and what became of it, a stop by the time bud
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ci_env.cleanup.policies import KEEP, RULE_NO_METADATA, Plan
 from ci_env.cleanup.time_budget import EXIT_PARTIAL
 from ci_env.output import plural
 
 if TYPE_CHECKING:
+    from ci_env.cleanup.journal import State
+    from ci_env.cleanup.resume import Resumed, Triage
     from ci_env.werf_config.cleanup import CleanupConfig
 
 #: dropped journal entries printed one per line; the report has every one.
@@ -47,7 +49,7 @@ def history_lines(plan: Plan, config: CleanupConfig | None, ignored_limits: Sequ
     return lines
 
 
-def triage_lines(command: str, state: Any, triage: Any) -> Iterable[str]:
+def triage_lines(command: str, state: State, triage: Triage) -> Iterable[str]:
     """What an earlier run's journal (``journal.State``) holds against today's plan (``resume.Triage``): a line
     saying what is done first, and one per dropped entry (at most :data:`DROPPED_LINES`)."""
     when = state.created.isoformat().replace("+00:00", "Z")
@@ -61,7 +63,7 @@ def triage_lines(command: str, state: Any, triage: Any) -> Iterable[str]:
         yield f"journal: ... and {len(triage.dropped) - DROPPED_LINES} more dropped (the --report lists them)"
 
 
-def resumed_line(resumed: Sequence[Any]) -> str:
+def resumed_line(resumed: Sequence[Resumed]) -> str:
     """What became of the earlier journal's pending removals (``resume.Resumed``) in this run."""
     from ci_env.cleanup import resume
 

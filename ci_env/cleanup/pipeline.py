@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ci_env.cleanup import local_stages, notes
 from ci_env.cleanup.collect import Inventory
@@ -30,12 +30,14 @@ from ci_env.errors import CiEnvError
 
 if TYPE_CHECKING:
     from ci_env.cleanup.in_use import KubeSettings
-    from ci_env.cleanup.journal import Journal
+    from ci_env.cleanup.journal import Journal, State
     from ci_env.cleanup.resume import Triage
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.options import RepoOptions
+    from ci_env.registry.graph import RepoGraph
     from ci_env.registry.reference import RepoAddress
-    from ci_env.registry.untag import Outcome
+    from ci_env.registry.removal import ImageRemoval, UntaggedOutcome
+    from ci_env.registry.untag import Outcome, Progress, TagRemover
     from ci_env.werf_config.cleanup import CleanupConfig
 
 
@@ -69,7 +71,7 @@ class Display:
 
     status: Callable[[str], None]
     phases: Update | None = None
-    removing: Callable[[int, int, Any], None] | None = None
+    removing: Progress | None = None
 
 
 def run(request: Request, display: Display) -> Result | None:
@@ -128,7 +130,7 @@ class Pipeline:
 
     def open_target(self) -> Run:
         """The run: its clients, its target resolved (the records read), the first status line."""
-        from ci_env.options import IMAGES_REPO, STAGES_STORAGE
+        from ci_env.cascade import IMAGES_REPO, STAGES_STORAGE
         from ci_env.output import plural
 
         request = self.request
@@ -156,7 +158,7 @@ class Pipeline:
             self.display.status(f"ci-env: {in_use.summary()}")
         self.policy = replace(self.policy, in_use=in_use)
 
-    def earlier_journal(self, work: Run) -> tuple[Path | None, Any]:
+    def earlier_journal(self, work: Run) -> tuple[Path | None, State | None]:
         """Where this run keeps its journal (None: nowhere, a dry run keeps none), and the journal an earlier
         run left there with work left (``journal.State``, or None). A file git tracks in the clone is not a
         journal (ignored: this run keeps none); one of another CI ref is ignored and replaced. UsageError
@@ -185,7 +187,7 @@ class Pipeline:
             return path, None
         return path, state
 
-    def triage(self, state: Any, plan: Plan, work: Run, inventory: Inventory) -> Triage:
+    def triage(self, state: State, plan: Plan, work: Run, inventory: Inventory) -> Triage:
         """The earlier journal against today's plan (``resume.triage``), told."""
         from ci_env.cleanup import resume
 
@@ -209,6 +211,8 @@ class Pipeline:
             status(f"ci-env: warning: {NO_DAEMON}")
         for line in notes.history_lines(plan, self.config, self.request.ignored_limits):
             status(line)
+        for line in plan.notes:
+            status(line)
         stages = sum(1 for d in plan.deletions if d.kind == KIND_STAGE)
         status(f"plan: {len(plan.kept)} kept, {len(plan.deletions)} to remove ({plural(stages, 'stage')})"
                + (" -- dry run, nothing is removed" if self.settings.dry_run else ""))
@@ -228,7 +232,7 @@ class Pipeline:
                 write_json(self.request.report, empty.as_json())
             raise
 
-    def finish(self, result: Result, inventory: Inventory, triage: Triage | None, earlier: Any) -> Result:
+    def finish(self, result: Result, inventory: Inventory, triage: Triage | None, earlier: State | None) -> Result:
         """The result with the waits, the earlier journal's removals and the publication times; the phases' display
         closed; what became of the earlier journal told (a journal this run finished is deleted)."""
         from ci_env.cleanup import html_report
@@ -274,7 +278,7 @@ def with_werf_yaml(policy: Policy, config: CleanupConfig, keep_within_given: boo
 
 
 def execute(
-    work: Run, plan: Plan, inventory: Inventory, *, progress: Callable[[int, int, Any], None] | None = None,
+    work: Run, plan: Plan, inventory: Inventory, *, progress: Progress | None = None,
     phases: Update | None = None, journal: Path | None = None, first: Sequence[tuple[str, str]] = (),
 ) -> Result:
     """Remove the plan's deletions (unless dry run) and forget their records; the Result with every outcome.
@@ -287,7 +291,11 @@ def execute(
     forgotten (the next run does it) and the journal stays. ``first``: the (repository, stored tag) of deletions
     to start with, in that order (an earlier run's journal, ``ci_env.cleanup.resume``); it only orders the plan's
     deletions. Every tag is removed only while it points at its decision's digest (where the remover can check:
-    the placeholder route reads it right before), else it is left alone, ``moved``."""
+    the placeholder route reads it right before), else it is left alone, ``moved``.
+
+    Size: the journal must open before the first removal and close after the last outcome, so the removal and the
+    forgetting of records stay in one function.
+    """
     target, settings = work.target, work.settings
     local, remote, requests = _requests(work, plan, first)
     remover_of = removers(target, settings, work.env, work.credentials, work.clients)
@@ -307,7 +315,7 @@ def execute(
         if writer is not None:
             writer.close()
         raise
-    untagged: tuple[Any, ...] = ()
+    untagged: tuple[UntaggedOutcome, ...] = ()
     warnings = removal.warnings
     if settings.delete_untagged and not stopped:
         untagged, more = _delete_untagged(work, inventory, (remover_of, graph_of), removal, running)
@@ -364,9 +372,10 @@ def _published_again(
 
 
 def _delete_untagged(
-    work: Run, inventory: Inventory, route: tuple[Callable[[RepoAddress], Any], Callable[[RepoAddress], Any]],
-    removal: Any, running: Callable[[RepoAddress], frozenset[str]],
-) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    work: Run, inventory: Inventory,
+    route: tuple[Callable[[RepoAddress], TagRemover], Callable[[RepoAddress], RepoGraph]], removal: ImageRemoval,
+    running: Callable[[RepoAddress], frozenset[str]],
+) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
     """``--delete-untagged``: the untagged manifests nothing kept reaches, in every repository the run listed
     (``route``: each repository's remover and graph); (outcomes, warnings)."""
     from ci_env.registry.removal import remove_untagged

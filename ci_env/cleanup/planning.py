@@ -5,8 +5,8 @@ tag moved), and plan the metadata records' pruning (``ci_env.cleanup.metadata``)
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,6 @@ from ci_env.cleanup import local_stages
 from ci_env.cleanup.collect import Inventory, PartlyResolved, collect_stages, collect_tags
 from ci_env.cleanup.policies import (
     KIND_TAG,
-    STAGES_SIGNATURE,
     FoundTag,
     GitHistory,
     Plan,
@@ -25,11 +24,11 @@ from ci_env.cleanup.policies import (
 )
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.target import NO_DAEMON, Clients, Run, Target, local_stages_of
-from ci_env.contract import GIT_COMMIT
+from ci_env.contract import GIT_COMMIT, STAGES_SIGNATURE
 from ci_env.errors import CiEnvError, ConfigError
 
 if TYPE_CHECKING:
-    from ci_env.gitinfo import GitRepository
+    from ci_env.gitinfo import GitFacts, GitRepository
     from ci_env.records import CommitMetadata, RecordStore
     from ci_env.registry.listing import TagLister
     from ci_env.registry.reference import RepoAddress
@@ -108,6 +107,10 @@ def make_plan(
     keep_within = bool(policy.keep_published_within)
     inventory = collect(target, clients, want_created=lambda _t: keep_within, progress=progress, lister=lister)
     commits = [t.git_ref or t.tag for t in inventory.tags if t.strategy == GIT_COMMIT]
+    narrowing = RemovedBranch.of(policy, inventory, target.metadata_records())
+    if narrowing is not None:
+        commits += narrowing.commits
+        policy = narrowing.policy
     facts = repo.facts(commits)
     if settings.git_history_based:
         from ci_env.werf_config.cleanup import DEFAULT
@@ -118,10 +121,42 @@ def make_plan(
             repo, target.store, inventory.tags, settings.cleanup or DEFAULT, now, strict=settings.git_history_strict,
             metadata=target.metadata_records()))
     final = policy
-    plan, inventory = verified_plan(inventory, lambda tags: plan_cleanup(tags, inventory.stages, facts, final, now),
-                                    clients, progress, also)
+
+    def plan_of(tags: Sequence[FoundTag]) -> Plan:
+        plan = plan_cleanup(tags, inventory.stages, facts, final, now)
+        return plan if narrowing is None else narrowing.narrow(plan, tags, facts)
+
+    plan, inventory = verified_plan(inventory, plan_of, clients, progress, also)
     verdict = plan.git_history.verdict if plan.git_history is not None else None
     return replace(plan, metadata=plan_metadata(target.metadata_records(), plan.decisions, verdict, repo)), inventory
+
+
+@dataclass(frozen=True)
+class RemovedBranch:
+    """A ``--removed-branch`` run's planning input (``ci_env.cleanup.removed_reference``): the policy it plans by
+    (no age protection: the branch is checked gone), the branch's own tags and the commits that decide them."""
+
+    branch: str
+    policy: Policy
+    own: tuple[FoundTag, ...]
+    commits: tuple[str, ...]
+    metadata: tuple[CommitMetadata, ...]
+
+    @classmethod
+    def of(cls, policy: Policy, inventory: Inventory, metadata: Sequence[CommitMetadata]) -> RemovedBranch | None:
+        """The input of ``policy.removed_branch``, None when the run has none."""
+        if policy.removed_branch is None:
+            return None
+        from ci_env.cleanup import removed_reference as rr
+
+        own = rr.published_from(inventory.tags, inventory.publications, policy.removed_branch)
+        return cls(policy.removed_branch, replace(policy, keep_published_within=timedelta(0)), tuple(own),
+                   tuple(rr.commits_to_check(own, metadata)), tuple(metadata))
+
+    def narrow(self, plan: Plan, tags: Sequence[FoundTag], facts: GitFacts) -> Plan:
+        from ci_env.cleanup.removed_reference import narrow
+
+        return narrow(plan, tags, self.branch, facts, self.own, self.metadata)
 
 
 def verified_plan(

@@ -130,6 +130,8 @@ class Policy:
     keep_list: KeepList = field(default_factory=KeepList)
     git_history: GitHistory | None = None
     in_use: ImagesInUse | None = None  #: what runs in Kubernetes (``ci_env.cleanup.in_use.scan``)
+    #: ``--removed-branch``: only that deleted branch's own images are removed (``ci_env.cleanup.removed_reference``)
+    removed_branch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,8 @@ class Decision:
     reason: str
     strategy: str | None = None
     basis: Basis = field(default_factory=lambda: Basis(RULE_STRATEGY))
+    #: a tag's content signature (its record's, else its label's; a stage's is its tag), None when unknown
+    signature: str | None = None
 
     @property
     def reference(self) -> str:
@@ -219,6 +223,8 @@ class Plan:
     in_use: ImagesInUse | None = None
     #: the metadata records the run prunes (:class:`MetadataPlan`, ``ci_env.cleanup.metadata``), None: none
     metadata: MetadataPlan | None = None
+    #: lines the plan owes the user, told with it (e.g. what ``--removed-branch`` found)
+    notes: tuple[str, ...] = ()
 
     @property
     def deletions(self) -> tuple[Decision, ...]:
@@ -339,7 +345,7 @@ def _age(delta: timedelta) -> str:
 def _decision(tag: FoundTag, action: str, reason: str, basis: Basis | None = None) -> Decision:
     return Decision(
         KIND_TAG, tag.image, tag.repository, tag.tag, tag.stored_tag, tag.digest, action, reason, tag.strategy,
-        basis or Basis(RULE_STRATEGY),
+        basis or Basis(RULE_STRATEGY), tag.signature,
     )
 
 

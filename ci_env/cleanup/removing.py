@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.registry.graph import RepoGraph
     from ci_env.registry.reference import RepoAddress
-    from ci_env.registry.removal import ImageRemoval
-    from ci_env.registry.untag import Outcome, TagRemover
+    from ci_env.registry.removal import AccessoryOutcome, ImageRemoval
+    from ci_env.registry.untag import Outcome, Progress, Summary, TagRemover
 
 
 def removers(
@@ -60,7 +60,7 @@ SLICE_PER_WORKER = 8
 def remove(
     requests: Sequence[tuple[RepoAddress, str]], remover_of: Callable[[RepoAddress], TagRemover],
     graph_of: Callable[[RepoAddress], RepoGraph], settings: Settings,
-    progress: Callable[[int, int, Any], None] | None, budget: TimeBudget | None,
+    progress: Progress | None, budget: TimeBudget | None,
     on_outcome: Callable[[Outcome], None] | None, expected: Mapping[tuple[RepoAddress, str], str] | None = None,
     keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
     changed: Changed | None = None,
@@ -73,7 +73,7 @@ def remove(
     ``changed(requests)``, asked right before the removals start (and before each slice): the requests
     published again since the plan, with why; those are left alone with their accessories, ``moved``.
 
-    Longer than most, with 10 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
+    Size: longer than most, with 10 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
     with the graph each slice sees, and the parameters are exactly ``remove_images``' own."""
     import dataclasses
     import time
@@ -83,7 +83,7 @@ def remove(
     from ci_env.registry.untag import Outcome, Summary
 
     def run(chunk: Sequence[tuple[RepoAddress, str]], graphs: Callable[[RepoAddress], RepoGraph],
-            report: Callable[[int, int, Any], None] | None) -> ImageRemoval:
+            report: Progress | None) -> ImageRemoval:
         left = changed(chunk) if changed is not None and not settings.dry_run else {}
         if not left:
             return remove_images(chunk, remover_of, graphs, keep_accessories=settings.keep_signatures,
@@ -129,7 +129,7 @@ def remove(
 
     size = max(1, settings.parallel) * SLICE_PER_WORKER
     outcomes: list[Outcome] = []
-    accessories: list[Any] = []
+    accessories: list[AccessoryOutcome] = []
     warnings: list[str] = []
     last: ImageRemoval | None = None
     longest = 0.0
@@ -142,7 +142,7 @@ def remove(
         began = time.monotonic()
         offset = start
 
-        def report(done: int, _total: int, summary: Any, offset: int = offset,
+        def report(done: int, _total: int, summary: Summary, offset: int = offset,
                    earlier: Sequence[Outcome] = tuple(outcomes)) -> None:
             if progress is not None:
                 progress(offset + done, len(unique), Summary((*earlier, *summary.outcomes)))

@@ -14,11 +14,17 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ci_env.cleanup.policies import DELETE, Decision, Plan
 from ci_env.errors import UsageError
 from ci_env.registry.outcomes import Status
+
+if TYPE_CHECKING:
+    from ci_env.cleanup.resume import Resumed
+    from ci_env.cleanup.sizes import Bytes
+    from ci_env.registry.budget import WaitStats
+    from ci_env.registry.removal import AccessoryOutcome, UntaggedOutcome
 
 REPORT_SCHEMA = "ci-env-cleanup-report/v1"
 KEPT = "kept"
@@ -57,22 +63,22 @@ class Result:
     #: purge: managed images forgotten (once everything planned is gone); in a dry run, those it would forget
     managed_forgotten: int = 0
     #: (repository, stored_tag) -> the accessories removed with that tag (``ci_env.registry.removal``)
-    accessories: Mapping[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    accessories: Mapping[tuple[str, str], tuple[AccessoryOutcome, ...]] = field(default_factory=dict)
     #: the untagged manifests of ``--delete-untagged`` (``UntaggedOutcome``)
-    untagged: tuple[Any, ...] = ()
+    untagged: tuple[UntaggedOutcome, ...] = ()
     warnings: tuple[str, ...] = ()
     #: the time budget stopped the run before every removal was started (``not-attempted`` ones remain)
     stopped: bool = False
     #: the journal the next run continues from (a stopped run), else None
     journal: str | None = None
     #: the waits rate limits cost, per host (``ci_env.registry.budget.WaitStats``)
-    waits: tuple[Any, ...] = ()
+    waits: tuple[WaitStats, ...] = ()
     #: the pending removals of an earlier run's journal and what became of each (``ci_env.cleanup.resume``)
-    resumed: tuple[Any, ...] = ()
+    resumed: tuple[Resumed, ...] = ()
     #: a dry run: the repositories whose preflight refused, so the real run would fail (empty: it would not)
     refusals: tuple[Refusal, ...] = ()
     #: the bytes the removals free (``ci_env.cleanup.sizes.Bytes``), when measured
-    bytes: Any = None
+    bytes: Bytes | None = None
     #: (repository, stored_tag) -> when the tag was published (ISO 8601), where known
     published: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
@@ -178,7 +184,7 @@ class Result:
         _write_atomically(path, write)
 
 
-def rate_limits_json(waits: Sequence[Any]) -> dict[str, Any]:
+def rate_limits_json(waits: Sequence[WaitStats]) -> dict[str, Any]:
     """The report's ``rate_limits``: totals over the hosts, then each host that had any wait."""
     return {
         "rate_limited_answers": sum(w.limited for w in waits),
@@ -188,7 +194,7 @@ def rate_limits_json(waits: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def wait_line(waits: Sequence[Any]) -> str:
+def wait_line(waits: Sequence[WaitStats]) -> str:
     """``, 3 rate-limit waits (12.5 s)`` for the final status line; "" when nothing waited."""
     count = sum(w.waits for w in waits)
     limited = sum(w.limited for w in waits)

@@ -12,13 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ci_env.cleanup.policies import DELETE, KIND_STAGE, Plan
+from ci_env.cleanup.policies import DELETE, KIND_STAGE, Decision, Plan
 from ci_env.cleanup.progress import Update
 from ci_env.cleanup.sizes import Bytes, Manifest, Removal, measure, parse_manifest
 from ci_env.errors import CiEnvError
 from ci_env.registry.outcomes import Status
+
+if TYPE_CHECKING:
+    from ci_env.cleanup.report import Result
+    from ci_env.cleanup.target import Target
+    from ci_env.registry.client import RegistryClient
+    from ci_env.registry.reference import RepoAddress
 
 
 @dataclass(frozen=True)
@@ -32,13 +38,13 @@ class Read:
     unread: int = 0
 
 
-def _image(decision: Any) -> str:
+def _image(decision: Decision) -> str:
     if decision.kind == KIND_STAGE:
         return "(stages)"
     return "~" if decision.image is None else decision.image
 
 
-def _address(repository: str) -> Any:
+def _address(repository: str) -> RepoAddress | None:
     from ci_env.registry.reference import parse_address
 
     try:
@@ -47,7 +53,7 @@ def _address(repository: str) -> Any:
         return None
 
 
-def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
+def read_plan(plan: Plan, client_of: Callable[[RepoAddress], RegistryClient], parallel: int = 8,
               progress: Update | None = None, skip: Callable[[str], bool] = lambda _r: False, *,
               kept: bool = False, skipped: Sequence[tuple[str, str]] = ()) -> Read:
     """The manifests of the digests the plan's deletions point at (and of the child manifests of removed
@@ -57,13 +63,17 @@ def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
 
     ``kept``: also the manifests of every digest the plan keeps (and their children), and of each tag in
     ``skipped`` (``repository:tag`` of the tags cleanup leaves alone), read by tag; without it, those tags are
-    counted ``unread``."""
-    wanted: dict[str, tuple[Any, str]] = {}  # digest -> (address, repository path)
+    counted ``unread``.
+
+    Size: collecting what to read (deleted, kept, skipped) and reading it in parallel share one table of digests;
+    the parameters are the measuring options of ``cleanup``.
+    """
+    wanted: dict[str, tuple[RepoAddress, str]] = {}  # digest -> (address, repository path)
     for decision in plan.decisions:
         if not decision.digest or skip(str(decision.repository)) or (decision.action != DELETE and not kept):
             continue
         wanted.setdefault(decision.digest, (decision.repository, decision.repository.path))
-    others: list[tuple[Any, str]] = []  # (address, tag) of the tags left alone
+    others: list[tuple[RepoAddress, str]] = []  # (address, tag) of the tags left alone
     for ref, _reason in skipped:
         repository, _, tag = ref.rpartition(":")
         if not skip(repository) and (address := _address(repository)) is not None:
@@ -81,7 +91,7 @@ def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
         if progress is not None:
             progress(what, done, total)
 
-    def read(item: tuple[str, tuple[Any, str]]) -> Manifest | None:
+    def read(item: tuple[str, tuple[RepoAddress, str]]) -> Manifest | None:
         digest, (address, path) = item
         try:
             body, _info = client_of(address).get_manifest(path, digest)
@@ -89,7 +99,7 @@ def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
         except (CiEnvError, ValueError):
             return None
 
-    def read_tag(item: tuple[Any, str]) -> Manifest | None:
+    def read_tag(item: tuple[RepoAddress, str]) -> Manifest | None:
         address, tag = item
         try:
             body, info = client_of(address).get_manifest(address.path, tag)
@@ -111,7 +121,7 @@ def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
         todo = [(digest, where) for digest, where in wanted.items() if digest not in manifests]
         total = done + len(todo)
         while todo:
-            children: dict[str, tuple[Any, str]] = {}
+            children: dict[str, tuple[RepoAddress, str]] = {}
             for (digest, where), manifest in zip(todo, pool.map(read, todo), strict=True):
                 tick()
                 if manifest is None:
@@ -130,7 +140,7 @@ def read_plan(plan: Plan, client_of: Callable[[Any], Any], parallel: int = 8,
 FREEING = frozenset({Status.REMOVED, Status.WOULD_REMOVE})
 
 
-def figures(result: Any, read: Read, skip: Callable[[str], bool] = lambda _r: False) -> Bytes:
+def figures(result: Result, read: Read, skip: Callable[[str], bool] = lambda _r: False) -> Bytes:
     """The bytes ``result``'s removals free: tags removed (or would be) free their blobs; kept tags, tags whose
     removal failed or was not started, and the tags cleanup left alone still hold theirs; ``absent`` ones were
     gone already."""
@@ -147,7 +157,7 @@ def figures(result: Any, read: Read, skip: Callable[[str], bool] = lambda _r: Fa
     return measure(removals, still, read.manifests, unread=read.unread)
 
 
-def local_skip(target: Any) -> Callable[[str], bool]:
+def local_skip(target: Target) -> Callable[[str], bool]:
     """The ``skip`` of a cleanup or purge run: its ``:local`` stages are not in a registry."""
     from ci_env.cleanup import local_stages
 

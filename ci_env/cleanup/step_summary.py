@@ -21,6 +21,7 @@ from ci_env.cleanup.policies import DELETE, KIND_STAGE, Decision
 
 if TYPE_CHECKING:
     from ci_env.cleanup.report import Result
+    from ci_env.cleanup.sizes import Bytes
 
 #: Rows of removals (besides the failed ones) and of kept tags the step summary shows at most
 #: ($GITHUB_STEP_SUMMARY takes 1 MiB per step).
@@ -115,7 +116,11 @@ def _row(result: Result, decision: Decision) -> tuple[str, str, str, str, str]:
 
 def markdown(result: Result, html_report: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """The step summary of ``result``; ``html_report`` names the HTML report file when one was written (linked
-    to the job's artifacts page where ``env`` says which)."""
+    to the job's artifacts page where ``env`` says which).
+
+    Size: the summary page top to bottom (head, refusals, per image, rows, untagged), one section after the other
+    over the same counts.
+    """
     from ci_env.cleanup.sizes import human
 
     counts = result.counts()
@@ -195,7 +200,7 @@ def markdown(result: Result, html_report: str | None = None, env: Mapping[str, s
     return "\n".join(lines) + "\n"
 
 
-def _bytes_words(figures: Any, dry_run: bool) -> str:
+def _bytes_words(figures: Bytes, dry_run: bool) -> str:
     from ci_env.cleanup.sizes import human
 
     verb = "would be freed" if dry_run else "freed"

@@ -77,6 +77,9 @@ def build_and_publish(
     An image whose content signature is already in the stages storage is not built again and no
     layer is uploaded: it is only tagged on the registry. Every option can come from the WERF_*
     variable that `ci-env setup` exports.
+
+    \f
+    Size: a click command takes one parameter per option; the body resolves them and runs the build in order.
     """
     from ci_env.ci import detect
     from ci_env.output import Output

@@ -35,7 +35,9 @@ def _limit(name: str, what: str) -> list[click.Option]:
 
 
 def _common_params(cleanup: bool) -> list[click.Option]:
-    """The options of cleanup (``cleanup`` True) or purge: a table, one entry per option, long on purpose."""
+    """The options of cleanup (``cleanup`` True) or purge.
+
+    Size: a table, one entry per option, long on purpose."""
     params = [
         click.Option(["--dry-run"], is_flag=True, envvar="WERF_DRY_RUN",
                      help="Print the plan; remove nothing [env: WERF_DRY_RUN]"),
@@ -107,6 +109,11 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                          envvar="WERF_GIT_HISTORY_BASED_CLEANUP_STRICT",
                          help="Also remove content-signature tags that have no metadata record of the commit that "
                          "published them (kept otherwise) [env: WERF_GIT_HISTORY_BASED_CLEANUP_STRICT]"),
+            click.Option(["--removed-branch"], metavar="BRANCH", default=None, envvar="WERF_REMOVED_BRANCH",
+                         help="Remove only the images whose only reason to exist was BRANCH, deleted (or its merge "
+                         "request merged): its branch tags, and the images it published that no other branch or tag "
+                         "reaches, at once (no --keep-published-within); nothing when BRANCH exists "
+                         "[env: WERF_REMOVED_BRANCH]"),
             click.Option(["--config"], metavar="PATH", default=None, envvar="WERF_CONFIG",
                          help="werf.yaml with the keep policies, relative to --dir "
                          "[env: WERF_CONFIG; default: werf.yaml or werf.yml in --dir, if any]"),
@@ -315,6 +322,27 @@ def _would_fail(command: str, refusals: Any) -> Exception:
 
 
 
+def _removed_branch(text: str | None) -> str | None:
+    """The branch of ``--removed-branch`` (``refs/heads/NAME`` or ``NAME``); exit 2 for one git refuses."""
+    if text is None:
+        return None
+    import subprocess
+
+    from ci_env.cleanup.removed_reference import branch_name
+    from ci_env.errors import UsageError
+
+    name = branch_name(text.strip())
+    try:
+        valid = bool(name) and not name.startswith("-") and subprocess.run(
+            ["git", "check-ref-format", f"refs/heads/{name}"], capture_output=True, check=False).returncode == 0
+    except OSError:  # no git: cleanup says so when it reads the history
+        valid = bool(name) and not any(c.isspace() for c in name)
+    if not valid:
+        raise UsageError(f"--removed-branch {text!r} is not a branch name: give the deleted branch, e.g. feature/x "
+                         "(GitLab: $CI_COMMIT_REF_NAME, GitHub: ${{ github.event.ref }})")
+    return name
+
+
 def _time_budget(kw: dict[str, Any]) -> Any:
     """The run's TimeBudget (started now) from --time-budget, or None; exit 2 for a duration that is not one."""
     text = kw.get("time_budget")
@@ -360,6 +388,7 @@ def cleanup(repo: Any, **kw: Any) -> None:
         keep_tags=compile_keep_tags(kw["keep_tag"]),
         keep_published_within=parse_duration(kw["keep_published_within"]),
         keep_list=read_keep_list(kw["keep_list"]) if kw["keep_list"] is not None else KeepList(),
+        removed_branch=_removed_branch(kw["removed_branch"]),
     )
     _run("cleanup", repo, kw, policy, None, kube=_kube_settings(kw))
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from ci_env.cascade import IMAGES_REPO
 from ci_env.cli_options import credential_options, repo_implementation_option
 from ci_env.commands.registry_ops import _api_path, _connection_options, _repository
-from ci_env.options import IMAGES_REPO
 from ci_env.registry.outcomes import GONE, Status
 
 if TYPE_CHECKING:

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from ci_env.cascade import Resolved, given, named
+from ci_env.cascade import IMAGES_REPO, Resolved, given, named
 from ci_env.cli_options import credential_options
 from ci_env.errors import ConfigError
-from ci_env.options import IMAGES_REPO, Credentials, images_repo_mode
+from ci_env.options import Credentials, images_repo_mode
 from ci_env.registry.implementations import Implementation, get_implementation
 from ci_env.registry.model import choose_implementation
 from ci_env.registry.naming import (
@@ -61,7 +61,10 @@ def build_info(
     credentials: Credentials,
     env: Mapping[str, str],
 ) -> dict[str, Any]:
-    """Everything `registry info` shows, as a JSON-ready dict; ConfigError for invalid input."""
+    """Everything `registry info` shows, as a JSON-ready dict; ConfigError for invalid input.
+
+    Size: the JSON document of ``registry info``, field after field, from one resolution of the address.
+    """
     address = parse_address(address_text)
     assert address is not None
     validate_tag(tag, context="--tag")

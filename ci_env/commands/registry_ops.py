@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ci_env.cascade import IMAGES_REPO
 from ci_env.cli_options import (
     credential_options,
     docker_config_option,
@@ -18,7 +19,6 @@ from ci_env.cli_options import (
     repo_implementation_option,
 )
 from ci_env.errors import UsageError
-from ci_env.options import IMAGES_REPO
 
 if TYPE_CHECKING:
     from ci_env.registry.client import RegistryClient
@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     from ci_env.registry.untag import Summary
 
 PROGRESS_THRESHOLD = 20
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _connection_options(func: Any) -> Any:
+def _connection_options(func: F) -> F:
     return docker_config_option("credentials")(insecure_registry_option()(func))
 
 
@@ -163,6 +164,10 @@ def untag(references: tuple[str, ...], dry_run: bool, as_json: bool, parallel: i
     sha256-<hex>.sig/.att/.sbom tags, the referrers API), and an index its platform manifests, unless a
     remaining tag still reaches them. Every repository is checked first (deletion allowed, credentials
     present); nothing is removed when a check fails. Exits 1 when any tag could not be removed.
+
+    \f
+    Size: a click command takes one parameter per option; the body resolves the references, reads the graphs and
+    removes, in order.
     """
     from ci_env.registry.client import ClientPool
     from ci_env.registry.graph import PARALLELISM as READS

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ci_env.errors import CiEnvError
 from ci_env.records import snapshots
@@ -36,8 +35,8 @@ class PublicationsRead:
     """The publication records read from a store, and what a compaction of a registry store starts from."""
 
     publications: list[Publication]
-    #: ``ci_env.records.snapshots.PublicationState`` of a registry store; None for ``:local``
-    state: Any = None
+    #: what a compaction of a registry store starts from; None for ``:local``
+    state: snapshots.PublicationState | None = None
     read_individually: int = 0  #: records read one by one (not from a snapshot)
 
 

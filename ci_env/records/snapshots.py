@@ -216,6 +216,11 @@ def read_state(store: RegistryStore, *, parallel: int = 8, progress: Progress | 
 def _read_once(
     store: RegistryStore, tags: Sequence[str], parallel: int, progress: Progress | None, tolerate: bool = False,
 ) -> PublicationState:
+    """The publication state of ``tags`` read once (``tolerate``: a tag that vanished meanwhile is skipped, else
+    ``_Vanished`` is raised).
+
+    Size: snapshots first, then the records no snapshot covers, read in parallel and classified against the
+    snapshots alone; the steps fill one PublicationState."""
     state = PublicationState()
     state.listed = frozenset(t for t in tags if is_snapshot_tag(t) or parse_record_tag(t) is not None)
     for tag in sorted(t for t in tags if is_snapshot_tag(t)):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ci_env.errors import RegistryError
 from ci_env.registry import manifests as mf
@@ -311,10 +311,16 @@ def build_graph(
     RegistryError when an index cannot be read (anything but "not there"), when indexes nest deeper than
     ``max_depth`` or the repository holds more than ``max_nodes`` manifests: a partial graph could protect too
     little, so none is returned.
+
+    Size: 9 parameters, the graph's limits and switches as keywords with defaults (callers name the ones they
+    change).
     """
     builder = _Builder(path, source, max(1, parallel), max_depth, max_nodes)
     return builder.build(listed, verify=verify, use_referrers_api=use_referrers_api,
                          expand=None if expand is None else frozenset(expand))
+
+
+_T = TypeVar("_T")
 
 
 class _Builder:
@@ -334,7 +340,7 @@ class _Builder:
         self.requests = 0
         self.api = False
 
-    def _map(self, func: Callable[[str], Any], digests: Sequence[str]) -> list[Any]:
+    def _map(self, func: Callable[[str], _T], digests: Sequence[str]) -> list[_T]:
         self.requests += len(digests)
         if len(digests) <= 1:
             return [func(d) for d in digests]
@@ -378,8 +384,8 @@ class _Builder:
             for digest, answer in zip(reading, self._map(self.source.fetch, reading), strict=True):
                 self._read(digest, answer, pending_read, pending_refs)
             asking, pending_refs = list(dict.fromkeys(pending_refs)), []
-            for digest, answer in zip(asking, self._map(self.source.referrers, asking), strict=True):
-                self._add_referrers(digest, answer, pending_read, pending_refs)
+            for digest, referrers in zip(asking, self._map(self.source.referrers, asking), strict=True):
+                self._add_referrers(digest, referrers, pending_read, pending_refs)
             if len(self.nodes) > self.max_nodes:
                 raise RegistryError(f"{self.path} holds more than {self.max_nodes} manifests; its graph is too "
                                     "large to build")

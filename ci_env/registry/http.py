@@ -230,13 +230,15 @@ class CredentialScopedSession(requests.Session):
     def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> dict[str, str]:
         """The proxies of a redirect target, decided again from the environment for its own URL."""
         fresh = environment_proxies(str(prepared_request.url or ""))
-        return super().rebuild_proxies(prepared_request, fresh)
+        # types-requests leaves requests' redirect hooks (rebuild_proxies, should_strip_auth, rebuild_auth) untyped
+        rebuilt: dict[str, str] = super().rebuild_proxies(prepared_request, fresh)  # type: ignore[no-untyped-call]
+        return rebuilt
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         """Before following ``response``'s redirect: when it leaves the origin (host, port or scheme, as
         requests judges it), drop every header not in ``PORTABLE_HEADERS`` and refuse to send a body again."""
         before, after = str(response.request.url or ""), str(prepared_request.url or "")
-        if self.should_strip_auth(before, after):
+        if self.should_strip_auth(before, after):  # type: ignore[no-untyped-call]
             if prepared_request.body is not None:
                 raise RegistryError(
                     f"{_origin(before)} redirected {prepared_request.method} {_path(before)} to another host or "
@@ -246,7 +248,7 @@ class CredentialScopedSession(requests.Session):
             for name in list(prepared_request.headers):
                 if name.lower() not in PORTABLE_HEADERS:
                     del prepared_request.headers[name]
-        super().rebuild_auth(prepared_request, response)
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
 
 
 class ApiSession(CredentialScopedSession):

@@ -248,6 +248,10 @@ def _answer(
     hint: str,
     say: Log,
 ) -> None:
+    """Log in as ``first`` (the answer to ``GET /v2/``) asks, with Basic credentials or a token, and check the
+    registry accepts them; AuthError when it refuses them, RegistryError for any other answer.
+
+    Size: 11 parameters, the facts of one login probe passed down unchanged from ``probe``."""
     if first.status == 200:
         say(f"{registry} answers /v2/ without credentials; nothing to verify")
         return
@@ -297,6 +301,10 @@ def _token(
     hint: str,
     say: Log,
 ) -> str:
+    """A token from the realm of ``challenge``, asked with the Basic credentials; refused before sending them to
+    an ambiguous or plain-HTTP realm (unless listed insecure).
+
+    Size: 9 parameters, the facts of one login probe passed down unchanged from ``_answer``."""
     realm = challenge.realm
     if not realm or urlsplit(realm).scheme not in ("http", "https"):
         raise RegistryError(f"registry {registry} sent a Bearer challenge without a usable token realm")

@@ -161,6 +161,9 @@ def remove_images(
     is told each tag's outcome as soon as it is known (``untag_all``); ``expected`` guards the tag removals
     (``untag_all``). ``fresh_graphs``: the graphs were read a moment ago (``registry untag``), so the removers
     that can take what they say of the removed tags instead of reading each again (``untag_all``'s ``known``).
+
+    Size: one pass in order (graphs, dry run, preflight, referrers, tags, children) whose steps share the removers,
+    graphs and outcomes; the keyword parameters are the removal's options, passed on to ``untag_all``.
     """
     unique = list(dict.fromkeys(requests))
     by_repo: dict[RepoAddress, list[str]] = {}

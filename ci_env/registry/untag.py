@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from ci_env.errors import CiEnvError, PreflightError, RegistryError
 from ci_env.registry.outcomes import GONE, Status
@@ -270,6 +270,9 @@ def untag_all(
     removals where the remover can check (``untag_many`` with ``expected``): a tag pointing elsewhere is left
     alone, outcome ``moved``. ``known`` ((repository, tag) -> digest, None: absent) is what the caller resolved a
     moment ago: a remover that can skips reading those tags again.
+
+    Size: the workers (``record``, ``run``) close over the shared results, lock and progress clock; the keyword
+    parameters are the caller's hooks and guards, each optional.
     """
     unique = list(dict.fromkeys(requests))
     if dry_run:
@@ -341,10 +344,13 @@ def _outcome(repo: RepoAddress, tag: str, result: object) -> Outcome:
     return Outcome(str(repo), tag, Status(result) if result in (*GONE, Status.MOVED) else Status.REMOVED)
 
 
+_V = TypeVar("_V")
+
+
 def _per_tag(
-    given: Mapping[tuple[RepoAddress, str], Any] | None, unique: Sequence[tuple[RepoAddress, str]],
+    given: Mapping[tuple[RepoAddress, str], _V] | None, unique: Sequence[tuple[RepoAddress, str]],
     indexes: Sequence[int],
-) -> dict[str, Any] | None:
+) -> dict[str, _V] | None:
     """The part of ``given`` (keyed by (repository, tag)) for one repository's batch, keyed by tag."""
     if given is None:
         return None

@@ -51,7 +51,8 @@ def _sandbox(jinja2: Any) -> Any:
     items of all ``range()`` calls together (nested loops), so werf.yaml can neither run code nor make one huge
     value. Each environment is for one render (the range and list budgets are per render).
 
-    One function on purpose: the sandbox's caps close over each other and over one render's counters."""
+    Size: one function on purpose: the sandbox's caps close over each other and over one render's counters."""
+    from jinja2 import pass_eval_context
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import SandboxedEnvironment
     from jinja2.utils import Namespace
@@ -166,7 +167,7 @@ def _sandbox(jinja2: Any) -> Any:
 
     original_join = filters["join"]
 
-    @jinja2.pass_eval_context
+    @pass_eval_context
     def join_filter(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
         items = list(value) if attribute is None else value
         if attribute is None:

@@ -45,7 +45,7 @@ def _reads(registry: RegistryService, path: str, since: int) -> tuple[int, int]:
             sum(1 for m, p in ours if m == "HEAD" and "/manifests/" in p))
 
 
-def _collect(world: World, lister: ListingOf | None) -> dict[str, str]:
+def _collect(world: World, lister: ListingOf | None) -> dict[str, str | None]:
     images_repo = resolve_images_repo(world.images_repo, {}, requested_mode="multirepo", image_names=["api"])
     found, skipped = collect_tags(images_repo, ["api"], records.read_publications(world.store),
                                   lambda _repo: world.client, lister=lister)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ci_env.records import snapshots
 from tests.cleanup.gitrepo import GitRepo
@@ -22,12 +23,12 @@ def _publish_branches(world: World, git: GitRepo, names: list[str]) -> None:
         world.publish("api", name, "git-branch", git_ref=name)
 
 
-def _cleanup(world: World, git: GitRepo, tmp_path: Path, *extra: str) -> dict[str, object]:
+def _cleanup(world: World, git: GitRepo, tmp_path: Path, *extra: str) -> dict[str, Any]:
     report = tmp_path / "report.json"
     result = run_cli("cleanup", "-i", str(world.images_repo), "-s", str(world.stages), "--dir", str(git.path),
                      "--without-kube", "--report", str(report), *extra, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    document: dict[str, object] = json.loads(report.read_text())
+    document: dict[str, Any] = json.loads(report.read_text())
     return document
 
 
@@ -78,7 +79,7 @@ def test_a_tag_moved_onto_the_image_of_a_removed_tag_still_pulls(
     document = _cleanup(world, git, tmp_path)
     assert world.tags("api") == {"release"}
     assert pulls(world.client, api.path, "release")  # feature's manifest was not deleted under it
-    decisions = {d["tag"]: d for d in document["decisions"] if d["kind"] == "tag"}  # type: ignore[union-attr]
+    decisions = {d["tag"]: d for d in document["decisions"] if d["kind"] == "tag"}
     assert decisions["other"]["digest"] == moved.digest  # the digest it had when removed, not as published
     assert decisions["other"]["outcome"] == "removed" and decisions["feature"]["outcome"] == "removed"
 
@@ -119,7 +120,7 @@ def test_measure_kept_reads_each_kept_manifest_once_and_the_default_reads_none(
         document = _cleanup(world, git, tmp_path, "--dry-run", *extra)
         reads[mode] = [p for m, p in _requests(registry_open, before)
                        if m == "GET" and p.startswith(f"/v2/{api}/manifests/sha256:")]
-        figures[mode] = document["bytes"]  # type: ignore[assignment]
+        figures[mode] = document["bytes"]
     assert len(reads["default"]) == len(set(reads["default"])) == 2  # the removed images only
     assert len(reads["measure-kept"]) == len(set(reads["measure-kept"])) == 12  # and each kept one, once
     assert figures["default"]["at_most"] is True and figures["default"]["kept"] is None

@@ -80,7 +80,12 @@ def test_hostile_names_and_reasons_stay_text(launched: Any, tmp_path: Path) -> N
     path, document = _write(tmp_path, 200, hostile=True)
     dialogs: list[str] = []
     page, errors = open_page(launched, path.as_uri())
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     assert page.locator("img").count() == 0 and page.locator("script").count() == 2
     page.select_option("#f-image", label=HOSTILE_IMAGE)
     assert page.locator("#rows tr.row td").first.text_content() == HOSTILE_IMAGE

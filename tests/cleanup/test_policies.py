@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from ci_env.cleanup.policies import (
     DELETE,
     KEEP,
+    Decision,
     FoundTag,
     Limit,
     Policy,
@@ -35,7 +38,7 @@ def tag(name: str, strategy: str | None, *, ref: str | None = None, published: d
                     strategy, "record" if strategy else "none", ref, published, signature)
 
 
-def git(branches: set[str] = frozenset(), tags: dict[str, int] | None = None,
+def git(branches: Iterable[str] = (), tags: dict[str, int] | None = None,
         commits: dict[str, int] | None = None) -> GitFacts:
     return GitFacts(
         branches=frozenset(branches),
@@ -44,7 +47,7 @@ def git(branches: set[str] = frozenset(), tags: dict[str, int] | None = None,
     )
 
 
-def actions(decisions: list) -> dict[str, str]:
+def actions(decisions: Sequence[Decision]) -> dict[str, str]:
     return {d.tag: d.action for d in decisions}
 
 
@@ -127,7 +130,7 @@ def test_keep_tag_is_a_full_match_against_tags_not_digests() -> None:
     assert actions(plan_tags(found, git(), policy, NOW)) == {"v10": DELETE, "v1": KEEP}
 
 
-def test_keep_list_by_image(tmp_path) -> None:
+def test_keep_list_by_image(tmp_path: Path) -> None:
     path = tmp_path / "keep"
     path.write_text("# pinned\napi:feature-x  # the demo\n\nweb:other\n~:nameless-tag\n")
     keep = read_keep_list(path)
@@ -173,7 +176,7 @@ def test_bad_keep_tag_regex_is_a_usage_error() -> None:
         compile_keep_tags(["("])
 
 
-def test_bad_keep_list_lines_name_the_line(tmp_path) -> None:
+def test_bad_keep_list_lines_name_the_line(tmp_path: Path) -> None:
     path = tmp_path / "keep"
     path.write_text("ok\napi:\n")
     with pytest.raises(UsageError, match=r"keep:2: 'api:' has an empty image or tag"):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ci_env.ci.facts import JobFacts
-from ci_env.dockerconfig import BaseConfig, create_job_dir, resolve_base, tmp_root
+from ci_env.configjson import BaseConfig
+from ci_env.dockerconfig import create_job_dir, resolve_base, tmp_root
 from ci_env.errors import ConfigError
 from tests.cli import environ_without, run_ci_env
 from tests.dockerconfig.conftest import tree_state

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ci_env.ci.facts import JobFacts
-from ci_env.dockerconfig import BaseConfig, create_job_dir, resolve_base
+from ci_env.configjson import BaseConfig
+from ci_env.dockerconfig import create_job_dir, resolve_base
 from ci_env.errors import ConfigError
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_env.dockerconfig import BaseConfig, add_login, create_job_dir
+from ci_env.configjson import BaseConfig
+from ci_env.dockerconfig import add_login, create_job_dir
 from ci_env.registry.probe import verify_login
 from tests.dockerconfig.conftest import REPO, tree_state
 from tests.services import in_ci, require

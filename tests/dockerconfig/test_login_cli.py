@@ -11,7 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
-from ci_env.dockerconfig import BaseConfig, create_job_dir
+from ci_env.configjson import BaseConfig
+from ci_env.dockerconfig import create_job_dir
 from tests.conftest import USERS
 from tests.dockerconfig.conftest import REPO, run_cli
 from tests.services.registry import RegistryService

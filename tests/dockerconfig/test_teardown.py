@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_env.dockerconfig import MARKER, BaseConfig, collect_garbage, create_job_dir, find_job_dirs, remove_job_dir
+from ci_env.configjson import BaseConfig
+from ci_env.dockerconfig import MARKER, collect_garbage, create_job_dir, find_job_dirs, remove_job_dir
 from ci_env.errors import ConfigError
 from tests.dockerconfig.conftest import REPO, run_cli, tree_state
 

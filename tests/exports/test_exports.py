@@ -8,8 +8,9 @@ import pytest
 
 from ci_env.ci import detect
 from ci_env.errors import ConfigError
-from ci_env.exports import Export, ExportInputs, compute_exports
+from ci_env.exports import ExportInputs, compute_exports
 from ci_env.options import resolve_setup
+from ci_env.render import Export
 from ci_env.tagging import TAG_PATTERN, docker_tag
 from tests.ci.test_detect import GITHUB, GITLAB
 

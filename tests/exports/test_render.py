@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ci_env.errors import ConfigError
-from ci_env.exports import Export
-from ci_env.render import POWERSHELL_QUOTES, cmd_quote, failure_text, posix_quote, powershell_quote, render
+from ci_env.render import POWERSHELL_QUOTES, Export, cmd_quote, failure_text, posix_quote, powershell_quote, render
 from tests.services import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +50,8 @@ def read_back(shell: list[str], script: Path, source: str) -> dict[str, str | No
     names = [e.name for e in EXPORTS]
     command = f"{source} {script}\n{sys.executable} -c '{DUMP}' {' '.join(names)}\n"
     result = subprocess.run([*shell, "-c", command], capture_output=True, check=True, timeout=30)
-    return json.loads(result.stdout)
+    values: dict[str, str | None] = json.loads(result.stdout)
+    return values
 
 
 @pytest.mark.parametrize(("program", "source"), [("bash", "."), ("dash", "."), ("zsh", "."), ("fish", "source")])
@@ -73,7 +73,7 @@ def test_kept_variables_are_a_comment_and_untouched(tmp_path: Path) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=40))
+@given(st.text(st.characters(exclude_characters="\0", exclude_categories=["Cs"]), max_size=40))
 def test_posix_round_trips_any_text(value: str) -> None:
     script = render([Export("CI_ENV_P", value)], "posix").text
     for program in ("bash", "dash"):

@@ -352,3 +352,21 @@ def test_cleanup_job_declares_the_reports_as_an_exposed_artifact() -> None:
                            ("WERF_CLEANUP_HTML_REPORT", "cleanup-report.html"),
                            ("WERF_GIT_HISTORY_SYNCHRONIZATION", "true")):
         assert f'export {variable}="${{{variable}:-{path}}}"' in script
+
+
+@pytest.mark.parametrize(("env", "branch"), [
+    ({"CI_COMMIT_REF_NAME": "feature/x"}, "feature/x"),
+    ({"CI_COMMIT_REF_NAME": "refs/merge-requests/7/head", "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature/y"},
+     "feature/y"),
+    ({"CI_COMMIT_REF_NAME": "feature/x", "WERF_REMOVED_BRANCH": "chosen"}, "chosen"),
+])
+def test_removed_branch_job_cleans_the_jobs_branch(env: dict[str, str], branch: str, tmp_path: Path) -> None:
+    """The job's script, run by sh with a stand-in ci-env on PATH: the branch it passes, every branch fetched."""
+    job = yaml.safe_load(TEMPLATE.read_text())[".ci-env:removed-branch"]
+    assert job["extends"] == ".ci-env" and job["variables"]["GIT_DEPTH"] == "0" and "rules" not in job
+    stand_in = tmp_path / "ci-env"
+    stand_in.write_text('#!/bin/sh\necho "$WERF_REMOVED_BRANCH|$WERF_GIT_HISTORY_SYNCHRONIZATION|$*"\n')
+    stand_in.chmod(0o755)
+    result = subprocess.run(["sh", "-ec", "\n".join(job["script"])], capture_output=True, text=True, check=True,
+                            env={"PATH": f"{tmp_path}:/usr/bin:/bin", **env})
+    assert result.stdout.strip() == f"{branch}|true|cleanup"

@@ -1,10 +1,12 @@
 """The rules of docs/architecture.md held against the code: which parts of ``ci_env`` may import which, and no
 import circle. Every import counts (module level, inside a function, under ``TYPE_CHECKING``): each is an
-arrow a reader follows."""
+arrow a reader follows. And the size rule of CONTRIBUTING.md: a long function, or one with many parameters,
+says why in its docstring."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +24,12 @@ NEVER = {
     "ci_env.cleanup": ("ci_env.commands", "ci_env.steps"),
     "ci_env.steps": ("ci_env.commands", "ci_env.cleanup"),
 }
+#: a function longer than this (``def`` to its last line, docstring included) says why in its docstring
+MAX_LINES = 60
+#: ... and one taking more parameters than this (``self``, ``cls``, ``*args``, ``**kwargs`` not counted)
+MAX_PARAMETERS = 8
+#: how it says why: a paragraph starting ``Size:`` and giving the reason
+SIZE_REASON = re.compile(r"^[ \t]*Size: \S.{20,}", re.MULTILINE)
 #: import circles allowed for now (none: a new one fails the test)
 KNOWN_CIRCLES: set[frozenset[str]] = set()
 
@@ -99,3 +107,35 @@ def test_no_import_circle() -> None:
             visit(module)
     new = [sorted(c) for c in circles if c not in KNOWN_CIRCLES]
     assert new == [], f"import circles: {new}"
+
+
+def _parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    args = node.args
+    return len([a for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.arg not in ("self", "cls")])
+
+
+def _is_click_command(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    return any(re.search(r"\b(command|group)\b", ast.unparse(d)) for d in node.decorator_list)
+
+
+def test_long_functions_say_why_in_their_docstring() -> None:
+    unexplained, in_help = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            parameters = _parameters(node)
+            if lines <= MAX_LINES and parameters <= MAX_PARAMETERS:
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines, {parameters} parameters)"
+            doc = ast.get_docstring(node) or ""
+            reason = SIZE_REASON.search(doc)
+            if reason is None:
+                unexplained.append(where)
+            elif _is_click_command(node) and "\f" not in doc[:reason.start()]:
+                in_help.append(where)  # click's --help shows the docstring up to a form feed
+    assert unexplained == [], (
+        f"over {MAX_LINES} lines or {MAX_PARAMETERS} parameters without a 'Size: <why>' paragraph in the "
+        "docstring (CONTRIBUTING.md, Size):\n" + "\n".join(unexplained))
+    assert in_help == [], "a click command's 'Size:' paragraph goes after a form feed (\\f):\n" + "\n".join(in_help)

@@ -11,7 +11,8 @@ import pytest
 from ci_env.werf_config import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ["examples/github-workflow.yml", "examples/gitlab-ci.yml"]
+EXAMPLES = ["examples/github-workflow.yml", "examples/gitlab-ci.yml", "examples/github-buildx.yml",
+            "examples/gitlab-buildx.yml"]
 DOCUMENTS = ["README.md"]
 
 

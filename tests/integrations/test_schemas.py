@@ -25,6 +25,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         ("vendor.github-workflows", "examples/github-workflow.yml"),
         ("vendor.gitlab-ci", ".gitlab-ci-template.yml"),
         ("vendor.gitlab-ci", "examples/gitlab-ci.yml"),
+        ("vendor.github-workflows", "examples/github-buildx.yml"),
+        ("vendor.gitlab-ci", "examples/gitlab-buildx.yml"),
     ],
 )
 def test_file_validates_against_vendor_schema(schema: str, path: str) -> None:
@@ -33,7 +35,7 @@ def test_file_validates_against_vendor_schema(schema: str, path: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("path", ["action.yml", "examples/github-workflow.yml"])
+@pytest.mark.parametrize("path", ["action.yml", "examples/github-workflow.yml", "examples/github-buildx.yml"])
 def test_zizmor_finds_nothing(path: str) -> None:
     """The action, and the example workflow as shipped (every action pinned to a commit)."""
     zizmor = require("zizmor", "audits action.yml; pip install zizmor")

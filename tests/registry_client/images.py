@@ -45,10 +45,12 @@ def push_image(
     config_digest = mf.sha256_digest(config)
     client.ensure_blob(path, config_digest, config)
     layer_descs = []
+    layer_digests: list[str] = []
     for number in range(layers):
         data = f"layer {number} of {seed}".encode()
         digest = mf.sha256_digest(data)
         client.ensure_blob(path, digest, data)
+        layer_digests.append(digest)
         layer_descs.append({
             "mediaType": "application/vnd.oci.image.layer.v1.tar" if oci
             else "application/vnd.docker.image.rootfs.diff.tar.gzip",
@@ -66,7 +68,7 @@ def push_image(
     client.put_manifest(path, digest, body, media_type)
     for tag in tags:
         client.put_manifest(path, tag, body, media_type)
-    return PushedImage(path, digest, media_type, (config_digest, *(d["digest"] for d in layer_descs)))
+    return PushedImage(path, digest, media_type, (config_digest, *layer_digests))
 
 
 def push_index(

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_env.dockerconfig import BaseConfig, create_job_dir
+from ci_env.configjson import BaseConfig
+from ci_env.dockerconfig import create_job_dir
 from ci_env.errors import AuthError, RegistryError
 from ci_env.registry import bodies
 from ci_env.registry.client import RegistryClient

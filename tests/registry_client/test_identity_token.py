@@ -29,6 +29,7 @@ def _accept_refresh_tokens(service: RegistryService) -> list[dict[str, str]]:
     """Teach the registry's token server the refresh_token grant; returns the list its POSTs are recorded in."""
     server = service.token_server
     assert server is not None
+    issuer = server  # the narrowed type, for the handler class below
     posts: list[dict[str, str]] = []
     base = server._server.RequestHandlerClass
 
@@ -41,8 +42,8 @@ def _accept_refresh_tokens(service: RegistryService) -> list[dict[str, str]]:
             if form.get("grant_type") != "refresh_token" or user is None or self.path != "/token":
                 self._send(400, {"error": "invalid_grant"})
                 return
-            token = server.issue(user, form.get("scope", "").split())
-            self._send(200, {"access_token": token, "expires_in": server.expires_in, "scope": form.get("scope", "")})
+            token = issuer.issue(user, form.get("scope", "").split())
+            self._send(200, {"access_token": token, "expires_in": issuer.expires_in, "scope": form.get("scope", "")})
 
     server._server.RequestHandlerClass = WithRefreshGrant
     return posts

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from ci_env.cascade import IMAGES_REPO, STAGES_STORAGE
 from ci_env.errors import ConfigError
-from ci_env.options import IMAGES_REPO, STAGES_STORAGE, resolve_repo_options
+from ci_env.options import resolve_repo_options
 from ci_env.registry.model import choose_implementation
 from ci_env.registry.reference import parse_address
 from tests.cli import environ_without, run_ci_env

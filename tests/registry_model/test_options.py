@@ -6,16 +6,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from ci_env.cascade import IMAGES_REPO, SCOPES, variable_name
 from ci_env.cli_options import repo_options
 from ci_env.errors import ConfigError
-from ci_env.options import (
-    IMAGES_REPO,
-    SCOPES,
-    RepoOptions,
-    resolve_credentials,
-    resolve_repo_options,
-    variable_name,
-)
+from ci_env.options import RepoOptions, resolve_credentials, resolve_repo_options
 from ci_env.registry.implementations import CREDENTIAL_KINDS
 
 LEVELS = ["specific-flag", "specific-var", "common-flag", "common-var"]

@@ -41,8 +41,8 @@ class LatencyProxy:
         self._thread.start()
         self._ready.wait(10)
         assert self._server is not None, "the latency proxy did not start"
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        self.host = f"127.0.0.1:{self.port}"
+        self.port: int = int(self._server.sockets[0].getsockname()[1])
+        self.host: str = f"127.0.0.1:{self.port}"
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)

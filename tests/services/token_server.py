@@ -134,7 +134,7 @@ class TokenServer:
                         return
                 scopes = query.get("scope", [])
                 scopes = [s for joined in scopes for s in joined.split(" ")]
-                server.requests.append(TokenRequest(user, (query.get("service") or [None])[0], scopes))
+                server.requests.append(TokenRequest(user, next(iter(query.get("service") or []), None), scopes))
                 if url.path != "/token":
                     self._send(404, {})
                     return

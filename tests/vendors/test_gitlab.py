@@ -42,7 +42,7 @@ class GitLab:
             PATH: {"v1": "sha256:aaa", "v2": "sha256:aaa", "v3": "sha256:bbb"},
             "group/project/other": {"v1": "sha256:ccc"},
         }
-        self.repositories = [{"id": 1, "path": "group/project/other"}, {"id": 2, "path": PATH}]
+        self.repositories: list[dict[str, Any]] = [{"id": 1, "path": "group/project/other"}, {"id": 2, "path": PATH}]
         r = api.route
         r("GET", r"/v2/")(self.ping)
         r("GET", r"/jwt/auth")(self.token)

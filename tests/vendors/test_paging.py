@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +21,9 @@ from ci_env.registry.vendors.gitlab import GitLabRemover
 from ci_env.registry.vendors.quay import QuayRemover
 from tests.vendors.conftest import Ctx
 from tests.vendors.fakeapi import Call, FakeApi, Reply
+
+if TYPE_CHECKING:
+    from ci_env.registry.client import RegistryClient
 
 #: how many pages the endless servers give before stopping (so the code before the fix ends, with a wrong result)
 SERVER_PAGES = 40
@@ -167,7 +171,7 @@ def test_gitlab_repeating_x_next_page_is_an_error(fake_api: Callable[[], FakeApi
     assert listed == ["1", "2"]
 
 
-def _refusing_registry(api: FakeApi) -> Callable[[str], object]:
+def _refusing_registry(api: FakeApi) -> Callable[[str], RegistryClient]:
     """A GitLab registry whose token may not delete, so the remover takes the projects API route."""
     from ci_env.registry.client import RegistryClient
 

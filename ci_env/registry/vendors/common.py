@@ -100,7 +100,7 @@ def next_link(response: requests.Response) -> str | None:
     from urllib.parse import urljoin
 
     _refuse_ambiguous(match.group(1), "the next page of a listing")
-    absolute = urljoin(response.url, match.group(1))
+    absolute: str = urljoin(response.url, match.group(1))
     _refuse_ambiguous(absolute, "the next page of a listing")
     return absolute
 

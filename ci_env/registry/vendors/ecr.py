@@ -54,9 +54,8 @@ def _utc(when: Any) -> str:
 
     if not isinstance(when, datetime):
         return str(when)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class EcrRemover:
@@ -257,6 +256,9 @@ class EcrRemover:
 
         The calls run one after another (``parallel`` is accepted for the batch protocol); ``report(tag,
         outcome)`` is called for each tag of a call as soon as that call has answered.
+
+        Size: each batch answers with removed images and failures that map back to tags one by one; splitting it
+        would pass the batch's results around.
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
