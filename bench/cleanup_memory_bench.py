@@ -129,7 +129,7 @@ def child(count: int, directory: Path) -> None:
     phase(f"compaction's snapshot made ({len(layers)} layers, {sum(map(len, layers)) / 1e6:.1f} MB)")
     del layers
 
-    outcomes = {(d.repository, d.stored_tag): ("removed", "") for d in deletions}
+    outcomes = {d.key: ("removed", "") for d in deletions}
     result = rpt.Result("cleanup", False, str(images), "registry.example.com/acme/stages", plan, outcomes,
                         tuple(skipped), "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z")
     with open(os.devnull, "w") as sink:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ci_env.cleanup.in_use import KubeSettings, scan
+from ci_env.registry.reference import parse_address
 from tests.services.kubeapi import Context, controller, cronjob, pod, start_kubeapi, write_kubeconfig
 
 REG = "registry.example.com/team"
@@ -74,9 +75,12 @@ def main() -> None:
                   f"plain JSON {raw_time:.2f} s ({typed_time / raw_time:.1f}x)")
 
             lookups = 20000
+            repositories = [parse_address(f"{REG}/app{n}") for n in range(300)]  # as cleanup's tags carry them
             started = time.perf_counter()
             for i in range(lookups):
-                found.users(f"{REG}/app{i % 300}", f"v{i % 9}", f"sha256:{i:064x}")
+                repository = repositories[i % 300]
+                assert repository is not None
+                found.users(repository, f"v{i % 9}", f"sha256:{i:064x}")
             per_second = lookups / (time.perf_counter() - started)
             print(f"users(): {per_second:,.0f} lookups/s")
         finally:

@@ -290,7 +290,7 @@ def collect_tags(
             record = records.get((str(repository), tag))
             if record is not None and record.image in images:
                 found.append(FoundTag(
-                    record.image, str(repository), record.tag, tag, digest, record.strategy, "record",
+                    record.image, repository, record.tag, tag, digest, record.strategy, "record",
                     recorded_ref(record), parse_time(record.published_at), record.signature,
                 ))
                 continue
@@ -306,7 +306,7 @@ def collect_tags(
             image_tag = owner.image_tag or tag
             strategy, git_ref = strategy_from_labels(labels, image_tag)
             found.append(FoundTag(
-                owner.image, str(repository), image_tag, tag, digest, strategy,
+                owner.image, repository, image_tag, tag, digest, strategy,
                 "label" if strategy else "none", git_ref, created, labels.get(SIGNATURE_LABEL) or None,
             ))
     return found, skipped
@@ -356,4 +356,4 @@ def collect_stages(
         created = dict(zip(wanted, pool.map(
             lambda t: labels_and_created(image_config(client, stages.path, digests[t] or ""))[1], wanted
         ), strict=True))
-    return [StageTag(str(stages), t, digests[t], created.get(t)) for t in tags if digests[t] is not None]
+    return [StageTag(stages, t, digests[t], created.get(t)) for t in tags if digests[t] is not None]

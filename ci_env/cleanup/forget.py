@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ci_env.cleanup.collect import Inventory
 from ci_env.cleanup.metadata import content_signature
@@ -15,6 +16,10 @@ from ci_env.cleanup.progress import Update
 from ci_env.cleanup.target import Run, Target
 from ci_env.errors import CiEnvError
 from ci_env.registry.client import ClientPool
+
+if TYPE_CHECKING:
+    from ci_env.records import Publication
+    from ci_env.registry.reference import RepoAddress
 
 
 def forget_records(
@@ -33,23 +38,25 @@ def forget_records(
 
     gone = {
         f"{d.repository}:{d.stored_tag}" for d in plan.decisions
-        if d.kind == KIND_TAG and d.action == DELETE
-        and outcomes.get((d.repository, d.stored_tag), ("", ""))[0] in ("removed", "absent")
+        if d.kind == KIND_TAG and d.action == DELETE and outcomes.get(d.key, ("", ""))[0] in ("removed", "absent")
     }
     present = {f"{t.repository}:{t.stored_tag}" for t in inventory.tags}
-    listed = {t.repository for t in inventory.tags} | {
-        str(target.images_repo.image_repository(i)) for i in target.managed
-    }
-    names = [
-        p.full_name for p in inventory.publications
+    listed = {str(address): address for address in (
+        *(t.repository for t in inventory.tags), *(target.images_repo.image_repository(i) for i in target.managed))}
+    chosen = [
+        p for p in inventory.publications
         if p.full_name in gone
         or (p.repository in listed and p.full_name not in present and p.image in target.managed)
     ]
     removed_here = {f"{repo}:{tag}" for (repo, tag), (status, _) in outcomes.items() if status == "removed"}
-    unsure = [name for name in names if name not in removed_here]
+    unsure = [p for p in chosen if p.full_name not in removed_here]
+
+    def has(p: Publication) -> bool:
+        return _registry_has(clients, listed.get(p.repository), p.stored_tag)
+
     with ThreadPoolExecutor(max(1, parallel)) as pool:
-        there = dict(zip(unsure, pool.map(lambda n: _registry_has(clients, n), unsure), strict=True))
-    names = [name for name in names if not there.get(name, False)]
+        there = dict(zip((p.full_name for p in unsure), pool.map(has, unsure), strict=True))
+    names = [p.full_name for p in chosen if not there.get(p.full_name, False)]
     read = inventory.records
     if read is None:  # an inventory made without reading the store (tests): read it now
         read = records.read_publication_state(target.store, parallel=parallel)
@@ -81,14 +88,13 @@ def purge_records(target: Target, inventory: Inventory, parallel: int = 8) -> tu
     return forgotten, managed
 
 
-def _registry_has(clients: ClientPool | None, full_name: str) -> bool:
-    """Whether the registry still has ``repository:tag`` (True when it cannot tell, or without ``clients``)."""
-    from ci_env.registry.reference import parse_address
-
-    repository, _, tag = full_name.rpartition(":")
+def _registry_has(clients: ClientPool | None, repository: RepoAddress | None, tag: str) -> bool:
+    """Whether the registry still has ``repository:tag`` (True when it cannot tell, or without ``clients`` or
+    ``repository``)."""
+    if clients is None or repository is None:
+        return True
     try:
-        address = parse_address(repository)
-        return clients is None or address is None or clients(address).resolve(address.path, tag) is not None
+        return clients(repository).resolve(repository.path, tag) is not None
     except CiEnvError:
         return True
 
@@ -112,7 +118,7 @@ def prune_metadata(
     for decision in plan.decisions:
         signature = content_signature(decision)
         if signature is not None:
-            status = outcomes.get((decision.repository, decision.stored_tag), ("", ""))[0]
+            status = outcomes.get(decision.key, ("", ""))[0]
             statuses.setdefault(signature, set()).add(status if decision.action == DELETE else "kept")
     gone = {signature for signature, found in statuses.items() if found <= {"removed", "absent"}}
     keys = pruning.keys(gone)

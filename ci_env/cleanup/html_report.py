@@ -122,10 +122,10 @@ def published_times(tags: Iterable[FoundTag], stages: Iterable[StageTag] = ()) -
     times: dict[tuple[str, str], str] = {}
     for tag in tags:
         if tag.published is not None:
-            times[tag.repository, tag.stored_tag] = _iso(tag.published)
+            times[tag.key] = _iso(tag.published)
     for stage in stages:
         if stage.created is not None:
-            times[stage.repository, stage.tag] = _iso(stage.created)
+            times[stage.key] = _iso(stage.created)
     return times
 
 

@@ -36,11 +36,12 @@ from ci_env.cleanup.kube_objects import (
     KINDS,
     ImageUse,
     Kind,
+    address_key,
     finished,
     image_uses,
-    key_of,
 )
 from ci_env.errors import ConfigError, KubernetesError, UsageError
+from ci_env.registry.reference import RepoAddress
 
 #: Objects per list page, seconds to connect and to answer each request, and list calls at once.
 PAGE_SIZE = 500
@@ -138,22 +139,22 @@ class ImagesInUse:
             {k: _ranked(v) for k, v in by_tag.items()}, {k: _ranked(v) for k, v in by_digest.items()},
         )
 
-    def users(self, repository: str, tag: str, digest: str | None) -> tuple[Workload, ...]:
-        """The workloads that reference ``repository:tag`` or ``repository@digest``, or run ``digest``
-        (``repository`` as cleanup writes it, ``str(RepoAddress)``); controllers first, then by name."""
+    def users(self, repository: RepoAddress, tag: str, digest: str | None) -> tuple[Workload, ...]:
+        """The workloads that reference ``repository:tag`` or ``repository@digest``, or run ``digest``;
+        controllers first, then by name."""
         if not self.by_tag and not self.by_digest:
             return ()
-        key = key_of(repository)
+        key = address_key(repository)
         found = set(self.by_tag.get((key, tag), ()))
         if digest:
             found.update(self.by_digest.get((key, digest), ()))
             found.update(self.by_digest.get((ANY_REPOSITORY, digest), ()))
         return _ranked(found)
 
-    def digests(self, repository: str) -> frozenset[str]:
-        """Every digest workloads reference or run in ``repository`` (``str(RepoAddress)``), whether or not a tag
-        still points at it: removals must leave these, and what they reach, in place."""
-        key = key_of(repository)
+    def digests(self, repository: RepoAddress) -> frozenset[str]:
+        """Every digest workloads reference or run in ``repository``, whether or not a tag still points at it:
+        removals must leave these, and what they reach, in place."""
+        key = address_key(repository)
         return frozenset(digest for (where, digest) in self.by_digest if where in (key, ANY_REPOSITORY))
 
     def summary(self) -> str | None:

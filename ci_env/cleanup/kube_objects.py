@@ -106,6 +106,16 @@ def key_of(repository: str) -> str:
     return repository if parsed is None else repository_key(parsed)
 
 
+@lru_cache(maxsize=4096)
+def address_key(repo: RepoAddress) -> str:
+    """:func:`repository_key` of a repository cleanup works on; a ``:local`` stages repository
+    (``LocalRepository``) is keyed as the name Kubernetes would give ``ci-env-stages/<project>`` (on Docker Hub),
+    so a cluster running on the local daemon protects its stages."""
+    from ci_env.registry.reference import LocalRepository
+
+    return key_of(str(repo)) if isinstance(repo, LocalRepository) else repository_key(repo)
+
+
 @lru_cache(maxsize=16384)
 def parse_image(text: str) -> ImageUse | None:
     """A container's ``image`` (``nginx``, ``nginx:1``, ``host:5000/a/b@sha256:...``) normalised; an implied

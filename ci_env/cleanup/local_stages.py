@@ -21,13 +21,14 @@ from ci_env.cleanup.collect import parse_time
 from ci_env.cleanup.policies import StageTag
 from ci_env.contract import LOCAL_STAGES_REPOSITORY as REPOSITORY
 from ci_env.contract import SIGNATURE_LABEL
+from ci_env.registry.reference import LocalRepository
 
 TIMEOUT = 120
 
 
-def repository(project: str) -> str:
+def repository(project: str) -> LocalRepository:
     """``ci-env-stages/<project>``: where the project's local stages are tagged."""
-    return f"{REPOSITORY}/{project}"
+    return LocalRepository("", f"{REPOSITORY}/{project}")
 
 
 def connect(env: Mapping[str, str]) -> Any | None:
@@ -47,7 +48,7 @@ class LocalStages:
     project: str
 
     @property
-    def repository(self) -> str:
+    def repository(self) -> LocalRepository:
         return repository(self.project)
 
     def collect(self) -> list[StageTag]:

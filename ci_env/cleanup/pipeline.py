@@ -314,11 +314,12 @@ def execute(
                 if d.digest}
 
     def running(repo: RepoAddress) -> frozenset[str]:
-        return plan.in_use.digests(str(repo)) if plan.in_use is not None else frozenset()
+        return plan.in_use.digests(repo) if plan.in_use is not None else frozenset()
 
     try:
         removal, stopped = remove(requests, remover_of, graph_of, settings, progress, work.budget,
-                                  None if writer is None else _journal_outcome(writer), expected, keep=running)
+                                  None if writer is None else _journal_outcome(writer), expected, keep=running,
+                                  changed=_published_again(work, inventory, requests, remote))
     except BaseException:
         if writer is not None:
             writer.close()
@@ -331,7 +332,8 @@ def execute(
     refusals: tuple[Refusal, ...] = ()
     if settings.dry_run:  # what the real run's preflight would refuse (it deletes nothing)
         touched = [repo for repo, _tag in requests]
-        touched += _addresses([o.repo for o in untagged if o.status == "would-remove"])
+        listed = {str(repo): repo for repo in _listed_repositories(work, inventory)}
+        touched += [listed[o.repo] for o in untagged if o.status == "would-remove" and o.repo in listed]
         refusals = preflight_refusals(touched, remover_of)
     outcomes: dict[tuple[str, str], tuple[str, str]] = {
         (o.repo, o.tag): (o.status, o.reason) for o in removal.summary.outcomes}
@@ -353,6 +355,31 @@ def execute(
     )
 
 
+def _published_again(
+    work: Run, inventory: Inventory, requests: Sequence[tuple[RepoAddress, str]], remote: Sequence[Decision],
+) -> Callable[[Sequence[tuple[RepoAddress, str]]], dict[tuple[RepoAddress, str], str]]:
+    """The removal requests among those asked whose publication record was written again since the plan read the
+    records (a branch pushed again, a content-addressed tag built again: often the same image, so the digest the
+    removal checks has not changed), with why. One listing of the stages storage per call (``:local``: the
+    records' files), none when no tag asked has a record key; no tag is read."""
+    from ci_env import records
+
+    keys = {request: records.publication_key(f"{d.repository}:{d.stored_tag}")
+            for request, d in zip(requests, remote, strict=True) if d.kind == KIND_TAG}
+    read = inventory.records
+
+    def changed(asked: Sequence[tuple[RepoAddress, str]]) -> dict[tuple[RepoAddress, str], str]:
+        wanted = {request: keys[request] for request in asked if request in keys}
+        if read is None or not wanted:
+            return {}
+        found = records.written_since(work.target.store, read, set(wanted.values()))
+        return {request: "published again" + (f" at {found[key]}" if found[key] else "") + " since the plan "
+                "(a new publication record): left alone, the next run decides"
+                for request, key in wanted.items() if key in found}
+
+    return changed
+
+
 def _delete_untagged(
     work: Run, inventory: Inventory,
     route: tuple[Callable[[RepoAddress], TagRemover], Callable[[RepoAddress], RepoGraph]], removal: ImageRemoval,
@@ -362,41 +389,32 @@ def _delete_untagged(
     (``route``: each repository's remover and graph); (outcomes, warnings)."""
     from ci_env.registry.removal import remove_untagged
 
-    target, settings = work.target, work.settings
-    repositories = _addresses(list(dict.fromkeys(
-        [t.repository for t in inventory.tags]
-        + [str(target.images_repo.image_repository(i)) for i in target.managed])))
-    untagged, warnings = remove_untagged(repositories, route[0], route[1], removal, parallel=settings.parallel,
-                                         dry_run=settings.dry_run, keep=running)
+    settings = work.settings
+    untagged, warnings = remove_untagged(_listed_repositories(work, inventory), route[0], route[1], removal,
+                                         parallel=settings.parallel, dry_run=settings.dry_run, keep=running)
     return tuple(untagged), tuple(warnings)
+
+
+def _listed_repositories(work: Run, inventory: Inventory) -> list[RepoAddress]:
+    """Every repository the run listed: those of the tags found and the managed images', each once."""
+    target = work.target
+    return list(dict.fromkeys([*(t.repository for t in inventory.tags),
+                               *(target.images_repo.image_repository(i) for i in target.managed)]))
 
 
 def _requests(
     work: Run, plan: Plan, first: Sequence[tuple[str, str]],
 ) -> tuple[list[Decision], list[Decision], list[tuple[RepoAddress, str]]]:
-    """The plan's deletions: the ``:local`` stages, the others (``first`` first), and the others as removal
-    requests (repository address, stored tag): the one place a decision's repository is parsed for removal."""
+    """The plan's deletions: the ``:local`` stages, the others (``first`` first, as ``Decision.key``), and the
+    others as removal requests (repository address, stored tag)."""
     target = work.target
     local_repository = local_stages.repository(target.project) if target.stages_local else None
     local = [d for d in plan.deletions if d.kind == KIND_STAGE and d.repository == local_repository]
     remote = [d for d in plan.deletions if d.repository != local_repository]
     if first:
         rank = {key: n for n, key in enumerate(first)}
-        remote.sort(key=lambda d: rank.get((d.repository, d.stored_tag), len(rank)))
-    addresses = _addresses([d.repository for d in remote])
-    assert len(addresses) == len(remote)  # every repository the plan removes from is one the run listed
-    return local, remote, [(address, d.stored_tag) for address, d in zip(addresses, remote, strict=True)]
-
-
-def _addresses(repositories: Sequence[str]) -> list[RepoAddress]:
-    """The addresses of the repositories named (a name that is none is left out), each name parsed once."""
-    from ci_env.registry.reference import parse_address
-
-    parsed: dict[str, RepoAddress | None] = {}
-    for name in repositories:
-        if name not in parsed:
-            parsed[name] = parse_address(name)
-    return [address for address in (parsed[name] for name in repositories) if address is not None]
+        remote.sort(key=lambda d: rank.get(d.key, len(rank)))
+    return local, remote, [(d.repository, d.stored_tag) for d in remote]
 
 
 def _open_journal(work: Run, journal: Path | None, remote: Sequence[Decision]) -> Journal | None:
@@ -405,8 +423,8 @@ def _open_journal(work: Run, journal: Path | None, remote: Sequence[Decision]) -
         return None
     from ci_env.cleanup import journal as jr
 
-    entries = [jr.Entry(d.repository, d.stored_tag, d.digest, d.kind, d.image, d.tag if d.tag != d.stored_tag else None)
-               for d in remote]
+    entries = [jr.Entry(str(d.repository), d.stored_tag, d.digest, d.kind, d.image,
+                        d.tag if d.tag != d.stored_tag else None) for d in remote]
     return jr.Journal.create(journal, journal_target(work.command, work.target), entries,
                              ref=jr.current_ref(work.env))
 
@@ -428,7 +446,7 @@ def _forget(
     settings, target = work.settings, work.target
     if settings.dry_run:
         return 0, len(target.managed) if work.command == "purge" else 0
-    if work.command == "purge" and all(outcomes.get((d.repository, d.stored_tag), ("", ""))[0] in ("removed", "absent")
+    if work.command == "purge" and all(outcomes.get(d.key, ("", ""))[0] in ("removed", "absent")
                                        for d in plan.deletions):
         return purge_records(target, inventory, settings.parallel)
     return forget_records(target, plan, inventory, outcomes, settings.parallel, phases, work.clients), 0

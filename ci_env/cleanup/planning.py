@@ -78,7 +78,7 @@ def collect(
     elif target.stages_local:
         local = local_stages_of(target, clients.env)
         if local is None:
-            skipped.append((local_stages.repository(target.project), NO_DAEMON))
+            skipped.append((str(local_stages.repository(target.project)), NO_DAEMON))
         else:
             stage_tags = local.collect()
     return Inventory(tuple(tags), tuple(stage_tags), tuple(skipped), tuple(publications), listings, read, partial)
@@ -180,7 +180,7 @@ def verified_plan(
     extra = list(also)
     while True:  # ends: every round resolves at least one recorded tag, or stops
         unresolved: dict[str, list[str]] = {}
-        wanted = [(d.repository, d.stored_tag) for d in plan.deletions if d.kind == KIND_TAG] + extra
+        wanted = [d.key for d in plan.deletions if d.kind == KIND_TAG] + extra
         extra = []
         for repository, stored in wanted:
             if repository in partial and stored in partial[repository].recorded:
@@ -192,13 +192,12 @@ def verified_plan(
             partly = partial[repository]
             digests, partial[repository] = resolve_some(clients(partly.repository), partly, doomed, progress)
             current.update(((repository, tag), digest) for tag, digest in digests.items())
-        changed = {(t.repository, t.stored_tag): current[t.repository, t.stored_tag] for t in tags
-                   if (t.repository, t.stored_tag) in current and current[t.repository, t.stored_tag] != t.digest}
+        changed = {t.key: current[t.key] for t in tags if t.key in current and current[t.key] != t.digest}
         if not changed:
             continue
         kept: list[FoundTag] = []
         for tag in tags:
-            key = (tag.repository, tag.stored_tag)
+            key = tag.key
             if key in changed:
                 digest = changed[key]
                 if digest is None:

@@ -41,6 +41,7 @@ from ci_env.tagging import docker_tag
 
 if TYPE_CHECKING:
     from ci_env.cleanup.history import Verdict
+    from ci_env.registry.reference import RepoAddress
 
 
 KEEP = "keep"
@@ -62,7 +63,7 @@ class FoundTag:
     """
 
     image: str | None
-    repository: str
+    repository: RepoAddress
     tag: str
     stored_tag: str
     digest: str | None = None
@@ -72,12 +73,17 @@ class FoundTag:
     published: datetime | None = None
     signature: str | None = None
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """(repository, stored tag) as the reports, the journal and the removals' outcomes write them."""
+        return str(self.repository), self.stored_tag
+
 
 @dataclass(frozen=True, slots=True)
 class StageTag:
     """A stage image in the stages storage: its tag (the content signature), digest and creation time."""
 
-    repository: str
+    repository: RepoAddress  #: the stages storage (``LocalRepository`` for ``:local``)
     tag: str
     digest: str | None = None
     created: datetime | None = None
@@ -85,6 +91,11 @@ class StageTag:
     @property
     def signature(self) -> str:
         return self.tag
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(repository, tag) as the reports, the journal and the removals' outcomes write them."""
+        return str(self.repository), self.tag
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,7 @@ class Decision:
 
     kind: str
     image: str | None
-    repository: str
+    repository: RepoAddress  #: written ``str(repository)`` in reports and journals
     tag: str
     stored_tag: str
     digest: str | None
@@ -181,6 +192,12 @@ class Decision:
     def reference(self) -> str:
         """``repository:stored_tag``."""
         return f"{self.repository}:{self.stored_tag}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(repository, stored tag) as the reports, the journal and the removals' outcomes write them: the key of
+        ``Result.outcomes`` (``ci_env.registry.untag.Outcome`` speaks ``str``; this is where the two meet)."""
+        return str(self.repository), self.stored_tag
 
 
 @dataclass(frozen=True)
@@ -291,7 +308,7 @@ STRATEGY_POLICIES: dict[str, tuple[Callable[[FoundTag, _Context], _Verdict], Cal
 }
 
 
-def _in_use(policy: Policy, repository: str, tag: str, digest: str | None) -> tuple[str, Basis] | None:
+def _in_use(policy: Policy, repository: RepoAddress, tag: str, digest: str | None) -> tuple[str, Basis] | None:
     """``in use: <workload>[, +N more]`` when a workload in Kubernetes uses this tag or runs its digest."""
     if policy.in_use is None:
         return None
@@ -310,7 +327,7 @@ def _protection(tag: FoundTag, policy: Policy, now: datetime) -> tuple[str, Basi
     for pattern in policy.keep_tags:
         if pattern.fullmatch(tag.tag) or pattern.fullmatch(tag.stored_tag):
             return f"protected: matches --keep-tag {pattern.pattern!r}", protected
-    line = policy.keep_list.match(tag.image, tag.repository, tag.tag, tag.stored_tag)
+    line = policy.keep_list.match(tag.image, str(tag.repository), tag.tag, tag.stored_tag)
     if line is not None:
         return f"protected: keep-list entry {line!r}", protected
     within = policy.keep_published_within

@@ -50,7 +50,7 @@ def published_from(tags: Sequence[FoundTag], publications: Sequence[Publication]
     by_name = {(p.repository, p.stored_tag): p for p in publications}
     result = []
     for tag in tags:
-        record = by_name.get((tag.repository, tag.stored_tag))
+        record = by_name.get(tag.key)
         if record is not None and record.git_branch == branch and tag.strategy in (STAGES_SIGNATURE, GIT_COMMIT):
             result.append(tag)
     return result
@@ -76,7 +76,7 @@ def _doomed(tag: FoundTag, branch: str, own: Collection[tuple[str, str]], git: G
     """Why ``tag`` (which the plan removes) goes with the branch, or None when it is not the branch's alone."""
     if _names_branch(tag, branch):
         return f"branch {branch!r} was removed"
-    if (tag.repository, tag.stored_tag) not in own:
+    if tag.key not in own:
         return None
     if tag.strategy == GIT_COMMIT:
         return None if git.commit(tag.git_ref or tag.tag) else f"published from removed branch {branch!r}"
@@ -91,7 +91,7 @@ def narrow(plan: Plan, tags: Sequence[FoundTag], branch: str, git: GitFacts, own
     """``plan`` (made without the age protection, of ``tags`` in order) with only the removed branch's removals
     left (see the module docstring); everything when the branch exists, kept."""
     exists = git.branch_exists(branch)
-    keys = {(t.repository, t.stored_tag) for t in own}
+    keys = {t.key for t in own}
     recorded: dict[str, list[str]] = {}
     for record in metadata:
         recorded.setdefault(record.signature, []).append(record.commit)

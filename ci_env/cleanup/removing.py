@@ -50,6 +50,9 @@ def removers(
     return remover_of
 
 
+#: the removal requests published again since the plan, with why (see :func:`remove`)
+Changed = Callable[[Sequence[tuple["RepoAddress", str]]], Mapping[tuple["RepoAddress", str], str]]
+
 #: tags per slice of removals under a time budget, per worker: a slice must end well within the margin.
 SLICE_PER_WORKER = 8
 
@@ -60,13 +63,17 @@ def remove(
     progress: Progress | None, budget: TimeBudget | None,
     on_outcome: Callable[[Outcome], None] | None, expected: Mapping[tuple[RepoAddress, str], str] | None = None,
     keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
+    changed: Changed | None = None,
 ) -> tuple[ImageRemoval, bool]:
     """The removals (``remove_images``), in one go, or under a time budget in slices of ``SLICE_PER_WORKER``
     tags per worker, each slice started only while the budget allows it (with room for the longest slice so
     far). Each slice sees the repository graph without the tags removed before it. Returns the removal and
     whether the budget stopped it (the tags not reached are ``not-attempted``).
 
-    Size: longer than most, with 9 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
+    ``changed(requests)``, asked right before the removals start (and before each slice): the requests
+    published again since the plan, with why; those are left alone with their accessories, ``moved``.
+
+    Size: longer than most, with 10 parameters: the slicing loop shares its state (graphs, tags gone, the longest slice)
     with the graph each slice sees, and the parameters are exactly ``remove_images``' own."""
     import dataclasses
     import time
@@ -77,9 +84,27 @@ def remove(
 
     def run(chunk: Sequence[tuple[RepoAddress, str]], graphs: Callable[[RepoAddress], RepoGraph],
             report: Progress | None) -> ImageRemoval:
-        return remove_images(chunk, remover_of, graphs, keep_accessories=settings.keep_signatures,
-                             parallel=settings.parallel, dry_run=settings.dry_run, progress=report,
-                             on_outcome=on_outcome, expected=expected, keep=keep)
+        left = changed(chunk) if changed is not None and not settings.dry_run else {}
+        if not left:
+            return remove_images(chunk, remover_of, graphs, keep_accessories=settings.keep_signatures,
+                                 parallel=settings.parallel, dry_run=settings.dry_run, progress=report,
+                                 on_outcome=on_outcome, expected=expected, keep=keep)
+        moved = tuple(Outcome(str(repo), tag, Status.MOVED, why) for (repo, tag), why in left.items())
+        for outcome in moved:
+            if on_outcome is not None:
+                on_outcome(outcome)
+        rest = [request for request in chunk if request not in left]
+
+        def told(done: int, total: int, summary: Any) -> None:
+            if report is not None:
+                report(len(moved) + done, len(moved) + total, Summary((*moved, *summary.outcomes)))
+
+        if not rest:
+            told(0, 0, Summary(()))
+        removal = ImageRemoval(Summary(())) if not rest else remove_images(
+            rest, remover_of, graphs, keep_accessories=settings.keep_signatures, parallel=settings.parallel,
+            dry_run=settings.dry_run, progress=told, on_outcome=on_outcome, expected=expected, keep=keep)
+        return dataclasses.replace(removal, summary=Summary((*moved, *removal.summary.outcomes)))
 
     if budget is None or settings.dry_run:
         return run(requests, graph_of, progress), False
@@ -158,7 +183,7 @@ def graph_source(
     for repo, tag in requests:
         doomed.setdefault(str(repo), []).append(tag)
     digests = {(t.repository, t.stored_tag): t.digest for t in inventory.tags}
-    stages: dict[str, dict[str, Known]] = {}
+    stages: dict[RepoAddress, dict[str, Known]] = {}
     for stage in inventory.stages:
         stages.setdefault(stage.repository, {})[stage.tag] = Known(stage.digest)
 
@@ -170,11 +195,11 @@ def graph_source(
         if light and (listed is not None or partly is not None):
             if listed is None:
                 assert partly is not None
-                listed = {**{t: Known(digests.get((key, t))) for t in partly.recorded}, **partly.resolved}
+                listed = {**{t: Known(digests.get((repo, t))) for t in partly.recorded}, **partly.resolved}
             return removal_graph(clients(repo), repo.path, doomed.get(key, ()), names=list(listed), known=listed,
                                  complete=True, parallel=parallel)
         if light:  # the stages storage: its stages were resolved, its other tags were not
-            return removal_graph(clients(repo), repo.path, doomed.get(key, ()), known=stages.get(key),
+            return removal_graph(clients(repo), repo.path, doomed.get(key, ()), known=stages.get(repo),
                                  parallel=parallel)
         if listed is None and partly is not None and partly.whole:  # resolve what the records stood in for
             listed = resolve_some(clients(repo), partly, partly.recorded)[1].resolved
@@ -205,7 +230,7 @@ def remove_local_stages(
 ) -> dict[tuple[str, str], tuple[str, str]]:
     """Remove the ``:local`` stages of ``decisions`` (with their images' local tags in the managed images'
     repositories); (repository, signature) -> (status, reason)."""
-    repository = local_stages.repository(target.project)
+    repository = str(local_stages.repository(target.project))
     if settings.dry_run:
         return {(repository, d.stored_tag): ("would-remove", "") for d in decisions}
     local = local_stages_of(target, env)

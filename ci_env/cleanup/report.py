@@ -93,7 +93,7 @@ class Result:
     def outcome(self, decision: Decision) -> tuple[str, str]:
         if decision.action != DELETE:
             return KEPT, ""
-        return self.outcomes.get((decision.repository, decision.stored_tag), (Status.NOT_ATTEMPTED, ""))
+        return self.outcomes.get(decision.key, (Status.NOT_ATTEMPTED, ""))
 
     @property
     def failed(self) -> list[tuple[Decision, str]]:
@@ -122,7 +122,7 @@ class Result:
             entry: dict[str, Any] = {
                 "kind": decision.kind,
                 "image": decision.image,
-                "repository": decision.repository,
+                "repository": str(decision.repository),
                 "tag": decision.tag,
                 "stored_tag": decision.stored_tag,
                 "digest": decision.digest,
@@ -134,13 +134,13 @@ class Result:
             }
             if reason:
                 entry["error"] = reason
-            published = self.published.get((decision.repository, decision.stored_tag))
+            published = self.published.get(decision.key)
             if published:
                 entry["published"] = published
-            age_source = self.age_sources.get((decision.repository, decision.stored_tag))
+            age_source = self.age_sources.get(decision.key)
             if age_source:
                 entry["age_source"] = age_source
-            accessories = self.accessories.get((decision.repository, decision.stored_tag), ())
+            accessories = self.accessories.get(decision.key, ())
             if accessories:
                 entry["accessories"] = [a.as_dict() for a in accessories]
             yield entry
@@ -233,7 +233,7 @@ def iter_rows(result: Result) -> Iterator[list[str]]:
         reason = decision.reason + (f" [{error}]" if error else "")
         yield [_image(decision), decision.stored_tag, _short(decision.digest), action,
                "" if status == KEPT else status, reason]
-        for item in result.accessories.get((decision.repository, decision.stored_tag), ()):
+        for item in result.accessories.get(decision.key, ()):
             accessory = item.accessory
             yield ["", f"+ {accessory.kind}", _short(accessory.digest), action, item.status,
                    ", ".join(accessory.tags) or item.reason]

@@ -90,7 +90,7 @@ def triage(state: State, plan: Plan, repositories: Collection[str],
     """Sort the pending entries of ``state`` against today's ``plan`` (see the module docstring).
     ``repositories``: the target's (:func:`target_repositories`); ``skipped``: the inventory's tags left alone
     ("repository:tag", why), whose reason a dropped entry repeats."""
-    decisions: dict[tuple[str, str], Decision] = {(d.repository, d.stored_tag): d for d in plan.decisions}
+    decisions: dict[tuple[str, str], Decision] = {d.key: d for d in plan.decisions}
     left_alone = dict(skipped)
     first: list[tuple[str, str]] = []
     dropped: list[Resumed] = []

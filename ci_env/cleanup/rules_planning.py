@@ -73,14 +73,14 @@ class Guards:
     keep_list: KeepList | None = None
     in_use: ImagesInUse | None = None
 
-    def for_repository(self, repository: str, tags: Mapping[str, str]) -> Protections:
+    def for_repository(self, repository: RepoAddress, tags: Mapping[str, str]) -> Protections:
         """The engine's protections for one repository (``tags``: tag -> digest)."""
         from ci_env.cleanup.in_use import in_use_reason
 
         by_tag: dict[str, str] = {}
         digests: dict[str, str] = {}
         for tag, digest in tags.items():
-            line = self.keep_list.match(None, repository, tag, tag) if self.keep_list is not None else None
+            line = self.keep_list.match(None, str(repository), tag, tag) if self.keep_list is not None else None
             if line is not None:
                 by_tag[tag] = f"keep-list: {line}"
             users = self.in_use.users(repository, tag, digest) if self.in_use is not None else ()
@@ -173,10 +173,10 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
         except CiEnvError as exc:
             return [], None, {}, str(exc)
         tags = {a.tag: a.digest for a in inventory.artifacts if a.tag is not None}
-        decisions = decide(inventory, entry, now, guards.for_repository(str(address), tags))
+        decisions = decide(inventory, entry, now, guards.for_repository(address, tags))
         ages = {(str(address), d.tag): (_iso(d.pushed), d.age_source or "") for d in decisions
                 if d.tag is not None and d.pushed is not None}
-        plan = [Decision(KIND_TAG, address.path, str(address), d.tag, d.tag, d.digest, d.action, d.reason, None,
+        plan = [Decision(KIND_TAG, address.path, address, d.tag, d.tag, d.digest, d.action, d.reason, None,
                          Basis(d.basis.rule, number=d.basis.number, line=d.basis.line))
                 for d in decisions if d.tag is not None]
         done += 1

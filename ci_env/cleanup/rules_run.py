@@ -135,22 +135,21 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
         earlier = jr.load(path, journal_target(request))
         if earlier is not None and earlier.pending:  # an earlier stopped run: its removals first
             rank = {entry.key: n for n, entry in enumerate(earlier.pending)}
-            remote.sort(key=lambda d: rank.get((d.repository, d.stored_tag), len(rank)))
-    addresses = {str(a): a for a in planned.selection.repositories}
-    requests = [(addresses[d.repository], d.stored_tag) for d in remote]
+            remote.sort(key=lambda d: rank.get(d.key, len(rank)))
+    requests = [(d.repository, d.stored_tag) for d in remote]
     remover_of = removers(request, clients)
     writer = None
     if path is not None and remote:
         writer = jr.Journal.create(path, journal_target(request),
-                                   [jr.Entry(d.repository, d.stored_tag, d.digest) for d in remote],
+                                   [jr.Entry(str(d.repository), d.stored_tag, d.digest) for d in remote],
                                    ref=jr.current_ref(request.env))
-    expected = {(addresses[d.repository], d.stored_tag): d.digest for d in remote if d.digest}
+    expected = {(d.repository, d.stored_tag): d.digest for d in remote if d.digest}
 
     def graph_of(repo: RepoAddress) -> Any:
         return planned.graphs[str(repo)]
 
     def running(repo: RepoAddress) -> frozenset[str]:
-        return plan.in_use.digests(str(repo)) if plan.in_use is not None else frozenset()
+        return plan.in_use.digests(repo) if plan.in_use is not None else frozenset()
 
     def record(outcome: Any) -> None:
         if writer is not None and outcome.status in ("removed", "absent", "failed", "moved"):

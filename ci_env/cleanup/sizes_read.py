@@ -70,11 +70,9 @@ def read_plan(plan: Plan, client_of: Callable[[RepoAddress], RegistryClient], pa
     """
     wanted: dict[str, tuple[RepoAddress, str]] = {}  # digest -> (address, repository path)
     for decision in plan.decisions:
-        if not decision.digest or skip(decision.repository) or (decision.action != DELETE and not kept):
+        if not decision.digest or skip(str(decision.repository)) or (decision.action != DELETE and not kept):
             continue
-        address = _address(decision.repository)
-        if address is not None:
-            wanted.setdefault(decision.digest, (address, address.path))
+        wanted.setdefault(decision.digest, (decision.repository, decision.repository.path))
     others: list[tuple[RepoAddress, str]] = []  # (address, tag) of the tags left alone
     for ref, _reason in skipped:
         repository, _, tag = ref.rpartition(":")
@@ -149,7 +147,7 @@ def figures(result: Result, read: Read, skip: Callable[[str], bool] = lambda _r:
     removals: list[Removal] = []
     still: set[str] = set(read.held)
     for decision in result.plan.decisions:
-        if not decision.digest or skip(decision.repository):
+        if not decision.digest or skip(str(decision.repository)):
             continue
         status, _ = result.outcome(decision)
         if decision.action == DELETE and status in FREEING:
@@ -163,5 +161,5 @@ def local_skip(target: Target) -> Callable[[str], bool]:
     """The ``skip`` of a cleanup or purge run: its ``:local`` stages are not in a registry."""
     from ci_env.cleanup import local_stages
 
-    local = local_stages.repository(target.project) if target.stages_local else None
+    local = str(local_stages.repository(target.project)) if target.stages_local else None
     return lambda repository: repository == local

@@ -108,7 +108,7 @@ def _row(result: Result, decision: Decision) -> tuple[str, str, str, str, str]:
     """(image, tag, digest, outcome, reason) of one decision."""
     status, error = result.outcome(decision)
     reason = decision.reason + (f" [{error}]" if error else "")
-    accessories = result.accessories.get((decision.repository, decision.stored_tag), ())
+    accessories = result.accessories.get(decision.key, ())
     if accessories:
         reason += " (+ " + ", ".join(sorted({a.accessory.kind for a in accessories})) + ")"
     return image_of(decision), decision.stored_tag, decision.digest or "", status, reason

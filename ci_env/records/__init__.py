@@ -35,6 +35,7 @@ from ci_env.records.publications import (
     read_publications,
     remove_publications,
     write_publication,
+    written_since,
 )
 from ci_env.records.registry import RegistryStore
 from ci_env.records.stores import open_store
@@ -45,5 +46,5 @@ __all__ = [
     "add_managed_image", "forget_publications", "is_record_tag", "is_stage_tag", "list_managed_images",
     "managed_key", "metadata_key", "open_store", "parse_image_name", "publication_key", "read_metadata",
     "read_publication_state", "read_publications", "remove_managed_image", "remove_publications",
-    "state_directory", "utc_now", "write_metadata", "write_publication",
+    "state_directory", "utc_now", "write_metadata", "write_publication", "written_since",
 ]

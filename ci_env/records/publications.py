@@ -6,7 +6,7 @@ In a registry stages storage every write is a new record tag, read back from sna
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from ci_env.errors import CiEnvError
@@ -55,6 +55,36 @@ def read_publication_state(
         except ValueError:
             continue
     return PublicationsRead(sorted(result, key=lambda p: p.full_name), None, len(result))
+
+
+def written_since(store: RecordStore, read: PublicationsRead, keys: Collection[str]) -> dict[str, str]:
+    """The keys among ``keys`` (``publication_key``) whose record was written again since ``read`` read the store:
+    key -> when (the new record's ``published_at``, or for a registry store the time its writer put in its tag).
+
+    A registry store costs one listing of the stages repository (``ci_env.records.snapshots.written_since``);
+    ``:local`` reads the files of ``keys`` and compares them with ``read``'s records."""
+    if isinstance(store, RegistryStore) and read.state is not None:
+        return {key: _version_time(version)
+                for key, version in snapshots.written_since(store, read.state, keys).items()}
+    before = {p.key: p for p in read.publications}
+    found: dict[str, str] = {}
+    for key in keys:
+        data = store.get(PUBLICATIONS, key)
+        try:
+            now = Publication.from_json(data) if data is not None else None
+        except ValueError:
+            continue
+        if now is not None and now != before.get(key):
+            found[key] = now.published_at
+    return found
+
+
+def _version_time(version: str) -> str:
+    """``YYYY-mm-ddTHH:MM:SSZ`` of a record tag's version (its writer's UTC time); "" when it holds none."""
+    digits = version.split("-", 1)[0]
+    if len(digits) < 14 or not digits.isdigit():
+        return ""
+    return f"{digits[0:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:14]}Z"
 
 
 def forget_publications(

@@ -147,6 +147,8 @@ class PublicationState:
     read_individually: int = 0
     #: sources the snapshots account for besides their winners: the covered lines, the snapshot copies that lost
     superseded: set[str] = field(default_factory=set)
+    #: every versioned record tag and snapshot tag of the listing read (what :func:`written_since` compares with)
+    listed: frozenset[str] = frozenset()
 
     @property
     def publications(self) -> list[Publication]:
@@ -220,6 +222,7 @@ def _read_once(
     Size: snapshots first, then the records no snapshot covers, read in parallel and classified against the
     snapshots alone; the steps fill one PublicationState."""
     state = PublicationState()
+    state.listed = frozenset(t for t in tags if is_snapshot_tag(t) or parse_record_tag(t) is not None)
     for tag in sorted(t for t in tags if is_snapshot_tag(t)):
         try:
             digest = _read_snapshot(store, tag, state)
@@ -321,6 +324,39 @@ def _lines(data: bytes) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(line, dict):
                 yield line
+
+
+def written_since(store: RegistryStore, state: PublicationState, keys: Collection[str]) -> dict[str, str]:
+    """The keys among ``keys`` whose publication record was written again since ``state`` was read: key -> the
+    new record's version (the writer's UTC time first, see :func:`new_version`).
+
+    One listing of the stages repository, no record read: a record tag of one of ``keys`` not in ``state``'s
+    listing was written after it (a record tag is written once). A snapshot not in that listing (another run
+    compacted meanwhile, and may have retired a new record tag into it) is read, and a key whose winner there
+    is not the one ``state`` has counts as written again; a snapshot that vanishes before it is read counts
+    all of ``keys`` as written again (what it held is unknown). Legacy records (``ci-env-publication-<key>``,
+    rewritten in place by ci-env before snapshots) cannot be told apart by a listing and are not reported."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    found: dict[str, str] = {}
+    for tag in store.listed_tags(fresh=True):
+        if tag in state.listed:
+            continue
+        parsed = parse_record_tag(tag)
+        if parsed is not None and parsed[0] in wanted:
+            found[parsed[0]] = max(parsed[1], found.get(parsed[0], ""))
+        elif is_snapshot_tag(tag):
+            other = PublicationState()
+            try:
+                _read_snapshot(store, tag, other)
+            except _Vanished:
+                return {key: found.get(key, "") for key in wanted}
+            for key in wanted:
+                entry, seen = other.winners.get(key), state.winners.get(key)
+                if entry is not None and (seen is None or entry.source != seen.source):
+                    found[key] = max(entry.version, found.get(key, ""))
+    return found
 
 
 # ------------------------------------------------------------------------------------------------ compacting

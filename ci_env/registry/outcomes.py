@@ -23,7 +23,8 @@ class Status(str, Enum):
     WOULD_REMOVE = "would-remove"
     #: a removal the run did not start (it stopped first: ``--time-budget``), or an accessory whose image stayed.
     NOT_ATTEMPTED = "not-attempted"
-    #: the tag points at another digest than the plan saw (pushed or retagged since): left alone.
+    #: the tag points at another digest than the plan saw (pushed or retagged since), or was published again since
+    #: the plan (a new publication record, the same image): left alone.
     MOVED = "moved"
     #: an untagged manifest (a platform manifest, a referrer without a tag) left to the registry's garbage collection.
     LEFT = "left"

@@ -83,6 +83,15 @@ class RepoAddress:
 
 
 @dataclass(frozen=True)
+class LocalRepository(RepoAddress):
+    """A repository of the local Docker daemon (the ``:local`` stages, ``ci-env-stages/<project>``): on no
+    registry (``registry`` is ``""``), written as its name alone. Never equal to a registry's address."""
+
+    def __str__(self) -> str:
+        return self.path
+
+
+@dataclass(frozen=True)
 class ImageRef:
     """A reference to one image: repository plus tag and/or digest (at least one of them is set)."""
 

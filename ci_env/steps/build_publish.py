@@ -272,7 +272,6 @@ class Publisher:
         try:
             with self.output.section(f"image {plan.label}: build and publish", f"image_{plan.label}") as section:
                 outcome, digest = self._publish(plan, section.line)
-                self._record(plan, digest)
         except CiEnvError as exc:
             seconds = time.monotonic() - started
             self.output.status(f"[{plan.label}] FAILED after {format_duration(seconds)}: {exc.message}")
@@ -285,6 +284,12 @@ class Publisher:
     # ---------------------------------------------------------------- the flow
 
     def _publish(self, plan: ImagePlan, log: Callable[[str], None]) -> tuple[str, str]:
+        """Build or reuse the image, write its records, then put it under its tags: (outcome, digest).
+
+        The records are written before the tags they describe (where the image reaches the images repo by a push,
+        its tags are put again from its digest after the records): a cleanup that lists the records right before
+        removing (``ci_env.cleanup.pipeline``) then always finds the record of a tag published again with the
+        same image, and a removal that came before the record is undone by the tags put after it."""
         stages = self.settings.stages
         if stages is None:
             return self._publish_local(plan, log)
@@ -297,17 +302,24 @@ class Publisher:
         stage_name = f"{stages}:{plan.signature}"
         existing = client.resolve(stages.path, plan.signature)
         outcome = REUSED
+        stage_digest = existing.digest if existing is not None else None
         if existing is None:
             outcome = BUILT
             log(f"no stage {stage_name}: building")
             self.docker.build(plan.image, [stage_name], self.labels(plan), log)
-            self.docker.push(stage_name, stages.registry, plan.label, log)
+            stage_digest = self.docker.push(stage_name, stages.registry, plan.label, log)
         else:
             log(f"stage {stage_name} exists ({existing.digest}): reusing it, no build")
         repository = plan.repository
         tags = [t.stored_tag for t in plan.targets]
         if repository.api_host() == stages.api_host():
-            info = self.clients(repository).retag(stages.path, plan.signature, repository.path, tags)
+            if stage_digest is None:
+                resolved = client.resolve(stages.path, plan.signature)
+                if resolved is None:
+                    raise BuildError(f"image {plan.label}: {stage_name} is missing on the registry after the push")
+                stage_digest = resolved.digest
+            self._record(plan, stage_digest)  # a tag gets the stage's manifest as it is: the same digest
+            info = self.clients(repository).retag(stages.path, stage_digest, repository.path, tags)
             log(f"tagged {', '.join(t.full_name for t in plan.targets)} ({info.digest})")
             return outcome, info.digest
         if outcome == REUSED:
@@ -336,16 +348,15 @@ class Publisher:
         repository = plan.repository
         digest = self.docker.push(first.full_name, repository.registry, plan.label, log)
         client = self.clients(repository)
-        rest = [t.stored_tag for t in plan.targets[1:]]
-        if rest:
-            info = client.retag(repository.path, first.stored_tag, repository.path, rest)
-            digest = info.digest
         if digest is None:
             resolved = client.resolve(repository.path, first.stored_tag)
             if resolved is None:
                 raise BuildError(f"image {plan.label}: {first.full_name} is missing on the registry after the push")
             digest = resolved.digest
-        return digest
+        self._record(plan, digest)
+        # every tag put (again) after its record: the push's tag may have been removed by a cleanup that listed
+        # the records before this one was written
+        return client.retag(repository.path, digest, repository.path, [t.stored_tag for t in plan.targets]).digest
 
     def _record(self, plan: ImagePlan, digest: str) -> None:
         facts = self.settings.facts

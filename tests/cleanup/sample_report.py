@@ -12,6 +12,7 @@ from ci_env.cleanup.html_report import published_times
 from ci_env.cleanup.policies import FoundTag, Policy, plan_cleanup
 from ci_env.cleanup.sizes import Manifest, Removal, measure
 from ci_env.gitinfo import GitFacts
+from ci_env.registry.reference import RepoAddress
 
 REPO = "registry.example.com/acme/shop"
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -38,12 +39,12 @@ def sample_result(tags: int, *, dry_run: bool = False, hostile: bool = False) ->
             name, strategy, ref = f"feature-{n}", "git-branch", f"feature-{n}"
             if n % 3 == 0:
                 branches.add(ref)
-        found.append(FoundTag(image, f"{REPO}/{image}", name, name, _digest(f"{image}:{name}"), strategy, "record",
-                              ref, published))
+        found.append(FoundTag(image, RepoAddress("registry.example.com", f"acme/shop/{image}"), name, name,
+                              _digest(f"{image}:{name}"), strategy, "record", ref, published))
     plan = plan_cleanup(found, [], GitFacts(branches=frozenset(branches)), Policy(), NOW)
     status = "would-remove" if dry_run else "removed"
     reason = 'denied: requested access to the resource is denied <b>"x"</b>' if hostile else "denied (403)"
-    outcomes = {(d.repository, d.stored_tag): ("failed", reason) if not dry_run and n % 97 == 5 else (status, "")
+    outcomes = {d.key: ("failed", reason) if not dry_run and n % 97 == 5 else (status, "")
                 for n, d in enumerate(plan.deletions)}
     manifests = {}
     for n, decision in enumerate(plan.decisions):
@@ -52,9 +53,9 @@ def sample_result(tags: int, *, dry_run: bool = False, hostile: bool = False) ->
             _digest(f"base-{decision.image}"): 30_000_000, _digest(f"cfg-{n}"): 6_000,
             _digest(f"app-{n}"): 2_000_000 + (n * 2654435761) % 300_000_000})
     freeing = [Removal(rpt._image(d), d.stored_tag, d.digest or "") for d in plan.deletions
-               if outcomes[d.repository, d.stored_tag][0] != "failed"]
+               if outcomes[d.key][0] != "failed"]
     still = [d.digest or "" for d in plan.decisions if d.action != "delete"
-             or outcomes[d.repository, d.stored_tag][0] == "failed"]
+             or outcomes[d.key][0] == "failed"]
     unread = set(still)  # kept manifests are not read by a run
     figures = measure(freeing, still, {k: v for k, v in manifests.items() if k not in unread})
     return rpt.Result("cleanup", dry_run, REPO, f"{REPO}/stages", plan, outcomes, (), "2024-06-01T12:00:00Z",

@@ -12,13 +12,11 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
-
 from ci_env.registry.reference import RepoAddress
 from tests.cleanup.gitrepo import GitRepo
 from tests.cleanup.test_cleanup_e2e import run_cli
 from tests.cleanup.world import World, recent
-from tests.registry_client.images import pulls, push_image
+from tests.registry_client.images import PushedImage, pulls, push_image
 from tests.services.latency_proxy import LatencyProxy
 from tests.services.registry import RegistryService
 
@@ -121,15 +119,13 @@ class RepublishAtFirstRead:
                 self.done.set()
 
 
-@pytest.mark.xfail(strict=True, reason="a tag of the plan published again with the same digest after planning is "
-                   "indistinguishable at removal (its HEAD still answers the planned digest): the run would have to "
-                   "re-read the records of the tags it removes right before removing them")
 def test_a_tag_published_again_with_the_same_image_during_planning_is_not_removed(
     world: World, registry_open: RegistryService, tmp_path: Path,
 ) -> None:
     """A branch deleted and pushed again (or a content-addressed tag built again: same content, same digest) is
     published while cleanup plans: the publish finds the image and writes its record, and the tag's digest is
-    the one the plan saw. The run removes it all the same; the pipeline that just published it loses its image."""
+    the one the plan saw, so the removal's own check (the digest) cannot tell. Right before removing, the run lists
+    the stages storage again, finds the new publication record, and leaves the tag alone (``moved``)."""
     git = GitRepo(tmp_path / "project")
     head = git.commit("one")
     git.git("update-ref", "refs/heads/main", head)
@@ -152,11 +148,119 @@ def test_a_tag_published_again_with_the_same_image_during_planning_is_not_remove
         pw = proxy_world()
         pw.publish("api", "main", "git-branch", git_ref="main")
         feature = pw.publish("api", "feature-a", "git-branch", git_ref="feature-a")  # no such branch: doomed
+        report = tmp_path / "report.json"
         result = run_cli("cleanup", "-i", str(pw.images_repo), "-s", str(pw.stages), "--dir", str(git.path),
-                         "--without-kube", cwd=tmp_path)
+                         "--without-kube", "--report", str(report), cwd=tmp_path)
     finally:
         if "p" in proxy_box:
             proxy_box["p"].stop()
     assert hook.done.is_set(), "the publish never ran: the test would prove nothing\n" + result.stderr
     assert result.returncode == 0, result.stderr
     assert world.tags("api") == {"main", "feature-a"}
+    assert pulls(world.client, api_path, "feature-a")
+    decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"] if d["kind"] == "tag"}
+    assert decisions["feature-a"]["action"] == "delete" and decisions["feature-a"]["outcome"] == "moved"
+    assert "published again" in decisions["feature-a"]["error"]
+    assert "1 moved since the plan (left alone)" in result.stderr
+    assert any(name.endswith(":feature-a") for name in world.record_names())  # its new record is not forgotten
+
+
+class RepublishAtFirstDelete:
+    """The proxy's hook: once, right before the first DELETE in ``path`` (the end of the first slice), publish
+    again every tag of ``doomed`` still at the image it was published with (those of the later slices)."""
+
+    def __init__(self, world: World, path: str, doomed: dict[str, PushedImage]) -> None:
+        self.world, self.path, self.doomed = world, path, doomed
+        self.republished: set[str] = set()
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, method: str, path: str) -> None:
+        if method != "DELETE" or f"/v2/{self.path}/manifests/" not in path or path.endswith("0" * 64):
+            return  # (the all-zero digest: the preflight's probe of deletion, before any slice)
+        with self.lock:
+            if self.done.is_set():
+                return
+            for tag, pushed in self.doomed.items():
+                info = self.world.client.resolve(self.path, tag)
+                if info is not None and info.digest == pushed.digest:
+                    self.world.publish("api", tag, "git-branch", git_ref=tag, like=pushed, published_at=recent())
+                    self.republished.add(tag)
+            self.done.set()
+
+
+def test_a_tag_published_again_during_an_earlier_slice_is_not_removed(
+    world: World, registry_open: RegistryService, tmp_path: Path,
+) -> None:
+    """Under --time-budget the removals go in slices (8 tags per worker): the stages storage is listed again
+    before each slice, so a tag published again while an earlier slice ran is left alone too."""
+    git = GitRepo(tmp_path / "project")
+    head = git.commit("one")
+    git.git("update-ref", "refs/heads/main", head)
+    doomed: dict[str, PushedImage] = {}
+    hook: RepublishAtFirstDelete | None = None
+    proxy = LatencyProxy(registry_open.host, delay=0, before=lambda m, p: hook(m, p) if hook is not None else None)
+    try:
+        pw = World(world.client, RepoAddress(proxy.host, world.images_repo.path),
+                   RepoAddress(proxy.host, world.stages.path))
+        pw.publish("api", "main", "git-branch", git_ref="main")
+        for n in range(12):  # no such branches: all doomed, in two slices
+            doomed[f"gone-{n}"] = pw.publish("api", f"gone-{n}", "git-branch", git_ref=f"gone-{n}")
+        hook = RepublishAtFirstDelete(pw, world.images_repo.child("api").path, doomed)
+        report = tmp_path / "report.json"
+        result = run_cli("cleanup", "-i", str(pw.images_repo), "-s", str(pw.stages), "--dir", str(git.path),
+                         "--without-kube", "--parallel", "1", "--time-budget", "10m", "--report", str(report),
+                         cwd=tmp_path)
+    finally:
+        proxy.stop()
+    assert hook.done.is_set() and hook.republished, "nothing was published again: the test would prove nothing"
+    assert result.returncode == 0, result.stderr
+    assert len(hook.republished) == 4  # the second slice's tags
+    assert world.tags("api") == {"main"} | hook.republished
+    decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"] if d["kind"] == "tag"}
+    assert {t for t, d in decisions.items() if d["outcome"] == "moved"} == hook.republished
+    assert {t for t, d in decisions.items() if d["outcome"] == "removed"} == set(doomed) - hook.republished
+
+
+def test_a_tag_published_again_during_planning_with_local_records_is_not_removed(
+    world: World, registry_open: RegistryService, tmp_path: Path,
+) -> None:
+    """The same with a ``:local`` stages storage: the records are files, read again right before the removals."""
+    from ci_env import records
+    from tests.cleanup.test_cleanup_local_stages import write_werf_yaml
+
+    project = f"p{tmp_path.name[-8:].lower().replace('_', '-')}x"
+    state = tmp_path / "state"
+    git = GitRepo(tmp_path / "project")
+    write_werf_yaml(git.path, project)
+    head = git.commit("one")
+    git.git("update-ref", "refs/heads/main", head)
+    api_path = world.images_repo.child("api").path
+    box: dict[str, object] = {}
+
+    def republish() -> None:
+        pw = box["world"]
+        assert isinstance(pw, World)
+        pw.publish("api", "feature-a", "git-branch", git_ref="feature-a", like=box["feature"],  # type: ignore[arg-type]
+                   published_at=recent())
+
+    hook = RepublishAtFirstRead(api_path, "feature-a", republish)
+    proxy = LatencyProxy(registry_open.host, delay=0, before=hook)
+    try:
+        pw = World(world.client, RepoAddress(proxy.host, world.images_repo.path),
+                   RepoAddress(proxy.host, world.stages.path))
+        pw.store = records.open_store(None, project, env={"XDG_STATE_HOME": str(state)})
+        box["world"] = pw
+        pw.publish("api", "main", "git-branch", git_ref="main")
+        box["feature"] = pw.publish("api", "feature-a", "git-branch", git_ref="feature-a")  # no such branch
+        report = tmp_path / "report.json"
+        result = run_cli("cleanup", "-i", str(pw.images_repo), "-s", ":local", "--dir", str(git.path),
+                         "--without-kube", "--report", str(report), cwd=tmp_path,
+                         env={"DOCKER_HOST": f"unix://{tmp_path / 'no.sock'}", "XDG_STATE_HOME": str(state)})
+    finally:
+        proxy.stop()
+    assert hook.done.is_set(), "the publish never ran: the test would prove nothing\n" + result.stderr
+    assert result.returncode == 0, result.stderr
+    assert world.tags("api") == {"main", "feature-a"}
+    decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"] if d["kind"] == "tag"}
+    assert decisions["feature-a"]["outcome"] == "moved" and "published again" in decisions["feature-a"]["error"]

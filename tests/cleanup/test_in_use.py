@@ -11,9 +11,17 @@ import pytest
 from ci_env.cleanup.in_use import ImagesInUse, KubeSettings, Workload, scan, scan_namespaces
 from ci_env.cleanup.kube_objects import ImageUse, parse_image, parse_image_id
 from ci_env.errors import ConfigError, KubernetesError, UsageError
+from ci_env.registry.reference import RepoAddress, parse_address
 from tests.services.kubeapi import Context, KubeApi, controller, cronjob, pod, refused_url, write_kubeconfig
 
 REG = "registry.example.com:5000/team"
+
+
+def at(text: str) -> RepoAddress:
+    """The repository ``text`` names, as cleanup's tags and decisions carry it."""
+    address = parse_address(text)
+    assert address is not None
+    return address
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
 LIST_PATHS = {
     "/api/v1/pods", "/api/v1/replicationcontrollers", "/apis/apps/v1/deployments", "/apis/apps/v1/statefulsets",
@@ -105,7 +113,7 @@ def test_every_kind_of_every_context_is_read_once_with_its_own_token(
     assert found.summary() == "kubernetes: 2 contexts (prod, staging), 9 workloads, 11 images in use"
 
     def users(repo: str, tag: str, digest: str | None = None) -> list[str]:
-        return [str(w) for w in found.users(repo, tag, digest)]
+        return [str(w) for w in found.users(at(repo), tag, digest)]
 
     assert users(f"{REG}/api", "main") == ["prod/apps/Deployment/api", "prod/apps/ReplicaSet/api-7d9f",
                                            "prod/apps/Pod/api-7d9f-abcde"]
@@ -146,12 +154,12 @@ def test_every_spelling_of_an_image_protects_the_tag_and_digest_it_means(
     config = write_kubeconfig(tmp_path / "config", [Context("c", server.url, "t", server.ca_pem)])
     found = scan(_settings(config), {})
     for i, (image, repository, tag, digest) in enumerate(SPELLINGS):
-        assert Workload("c", "ns", "Pod", f"p{i}") in found.users(repository, tag, digest), (image, repository)
-    assert found.digests("registry.example.com:443/app") == {D1, D2}
+        assert Workload("c", "ns", "Pod", f"p{i}") in found.users(at(repository), tag, digest), (image, repository)
+    assert found.digests(at("registry.example.com:443/app")) == {D1, D2}
     # a different port, host or path is another repository
-    assert found.users("registry.example.com:5000/app", "v1", None) == ()
-    assert found.users("other.example.com/app", "v1", None) == ()
-    assert found.users("docker.io/acme/x", "1", None) == ()
+    assert found.users(at("registry.example.com:5000/app"), "v1", None) == ()
+    assert found.users(at("other.example.com/app"), "v1", None) == ()
+    assert found.users(at("docker.io/acme/x"), "1", None) == ()
 
 
 def test_lists_are_paged_with_limit_and_continue(kube_servers: Servers, tmp_path: Path) -> None:
@@ -164,7 +172,7 @@ def test_lists_are_paged_with_limit_and_continue(kube_servers: Servers, tmp_path
     assert next(c.query.get("continue") for c in pod_calls) is None
     assert all(c.query.get("continue") for c in pod_calls[1:])
     assert found.objects == 1203
-    assert [str(w) for w in found.users(f"{REG}/app", "1202", None)] == ["big/big/Pod/p1202"]
+    assert [str(w) for w in found.users(at(f"{REG}/app"), "1202", None)] == ["big/big/Pod/p1202"]
 
 
 def test_finished_jobs_protect_nothing_running_ones_do(kube_servers: Servers, tmp_path: Path) -> None:
@@ -176,9 +184,9 @@ def test_finished_jobs_protect_nothing_running_ones_do(kube_servers: Servers, tm
     ])
     config = write_kubeconfig(tmp_path / "config", [Context("c", server.url, "t", server.ca_pem)])
     found = scan(_settings(config), {})
-    assert found.users(f"{REG}/job", "done", None) == ()
-    assert found.users(f"{REG}/job", "failed", None) == ()
-    assert found.users(f"{REG}/job", "retrying", None) == (Workload("c", "ns", "Job", "retrying"),)
+    assert found.users(at(f"{REG}/job"), "done", None) == ()
+    assert found.users(at(f"{REG}/job"), "failed", None) == ()
+    assert found.users(at(f"{REG}/job"), "retrying", None) == (Workload("c", "ns", "Job", "retrying"),)
 
 
 def test_namespace_only_lists_each_context_namespace(two_clusters: tuple[KubeApi, KubeApi, Path]) -> None:
@@ -197,8 +205,8 @@ def test_namespace_only_lists_each_context_namespace(two_clusters: tuple[KubeApi
 
     assert {c.path for c in prod.list_calls()} == namespaced("apps")
     assert {c.path for c in staging.list_calls()} == namespaced("default")  # the context names no namespace
-    assert found.users("docker.io/library/nginx", "latest", None) == ()  # web-0 is in namespace web
-    assert found.users(f"{REG}/api", "main", None)
+    assert found.users(at("docker.io/library/nginx"), "latest", None) == ()  # web-0 is in namespace web
+    assert found.users(at(f"{REG}/api"), "main", None)
 
 
 def test_kube_context_restricts_to_one_context(two_clusters: tuple[KubeApi, KubeApi, Path]) -> None:
@@ -219,7 +227,7 @@ def test_kubeconfig_is_found_through_kubeconfig_list_then_home(
     extra = write_kubeconfig(tmp_path / "qa.yaml", [Context("qa", third.url, "qa-token", third.ca_pem)])
     listed = scan(KubeSettings(), {"KUBECONFIG": f"{tmp_path / 'absent'}:{config}:{extra}"})
     assert listed.contexts == ("prod", "staging", "qa")
-    assert listed.users(f"{REG}/qa", "1", None) == (Workload("qa", "qa", "Pod", "q"),)
+    assert listed.users(at(f"{REG}/qa"), "1", None) == (Workload("qa", "qa", "Pod", "q"),)
 
     home = tmp_path / "home"
     write_kubeconfig(home / ".kube" / "config", [Context("qa", third.url, "qa-token", third.ca_pem)])
@@ -228,7 +236,7 @@ def test_kubeconfig_is_found_through_kubeconfig_list_then_home(
 
 def test_no_kubeconfig_is_a_note_and_no_protection(tmp_path: Path) -> None:
     found = scan(KubeSettings(), {"HOME": str(tmp_path)})
-    assert found.users("docker.io/library/nginx", "latest", None) == ()
+    assert found.users(at("docker.io/library/nginx"), "latest", None) == ()
     assert found.note is not None and str(tmp_path / ".kube" / "config") in found.note
     assert "not protected" in found.note and "--without-kube" in found.note
     assert found.summary() == found.note
@@ -372,7 +380,7 @@ def test_in_a_pod_without_kubeconfig_the_service_account_is_used__werf_cleanup_n
     assert found.note is None and found.contexts == ("inClusterContext",)
     assert sorted(c.path for c in server.list_calls()) == sorted(LIST_PATHS)
     assert {c.token for c in server.calls} == {"sa-token-z3"}
-    assert [str(w) for w in found.users(f"{REG}/db", "v1", None)] == ["inClusterContext/apps/StatefulSet/db"]
+    assert [str(w) for w in found.users(at(f"{REG}/db"), "v1", None)] == ["inClusterContext/apps/StatefulSet/db"]
 
 
 def test_in_a_pod_namespace_only_reads_the_pods_namespace__werf_cleanup_namespaces_scan_go(
@@ -382,8 +390,8 @@ def test_in_a_pod_namespace_only_reads_the_pods_namespace__werf_cleanup_namespac
     account = _pod_identity(tmp_path / "sa", server, "sa", namespace="runner-ns")
     found = scan(KubeSettings(service_account_dir=account, namespace_only=True), _pod_env(server, tmp_path))
     assert {c.path for c in server.list_calls()} == _namespaced("runner-ns")
-    assert found.users("docker.io/library/nginx", "latest", None) == ()
-    assert found.users(f"{REG}/db", "v1", None)
+    assert found.users(at("docker.io/library/nginx"), "latest", None) == ()
+    assert found.users(at(f"{REG}/db"), "v1", None)
 
 
 def test_without_a_mounted_token_a_pod_protects_nothing_and_says_so(kube_servers: Servers, tmp_path: Path) -> None:
@@ -425,8 +433,8 @@ def test_kube_scan_namespaces_lists_only_those_in_each_context__werf_cleanup_nam
     for server in (prod, staging):
         assert {c.path for c in server.list_calls()} == _namespaced("web") | _namespaced("jobs")
         assert len(server.list_calls()) == 2 * len(LIST_PATHS)
-    assert [str(w) for w in found.users("docker.io/library/nginx", "latest", None)] == ["staging/web/Pod/web-0"]
-    assert found.users(f"{REG}/api", "main", None) == ()  # namespace apps is not read
+    assert [str(w) for w in found.users(at("docker.io/library/nginx"), "latest", None)] == ["staging/web/Pod/web-0"]
+    assert found.users(at(f"{REG}/api"), "main", None) == ()  # namespace apps is not read
 
 
 @pytest.mark.parametrize("value", ["Apps", "apps_prod", "-apps", "a" * 64])

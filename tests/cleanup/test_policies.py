@@ -24,10 +24,12 @@ from ci_env.cleanup.protections import KeepList, compile_keep_tags, read_keep_li
 from ci_env.durations import parse_duration
 from ci_env.errors import UsageError
 from ci_env.gitinfo import CommitInfo, GitFacts, GitTag
+from ci_env.registry.reference import RepoAddress
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
 OLD = NOW - timedelta(days=30)
-REPO = "registry.example/app"
+REPO = RepoAddress("registry.example", "app")
+STAGES = RepoAddress("reg.example", "stages")
 
 
 def tag(name: str, strategy: str | None, *, ref: str | None = None, published: datetime | None = OLD,
@@ -140,10 +142,10 @@ def test_keep_list_by_image(tmp_path: Path) -> None:
 def test_stages_no_kept_tag_uses_are_deleted() -> None:
     found = [tag("main", "git-branch", signature="sig-main", digest="sha256:d1"),
              tag("gone", "git-branch", signature="sig-gone", digest="sha256:d2")]
-    stages = [StageTag("reg/stages", "sig-main", "sha256:d1", OLD),
-              StageTag("reg/stages", "sig-gone", "sha256:d2", OLD),
-              StageTag("reg/stages", "sig-shared", "sha256:d1", OLD),
-              StageTag("reg/stages", "sig-fresh", "sha256:d9", NOW - timedelta(minutes=5))]
+    stages = [StageTag(STAGES, "sig-main", "sha256:d1", OLD),
+              StageTag(STAGES, "sig-gone", "sha256:d2", OLD),
+              StageTag(STAGES, "sig-shared", "sha256:d1", OLD),
+              StageTag(STAGES, "sig-fresh", "sha256:d9", NOW - timedelta(minutes=5))]
     plan = plan_cleanup(found, stages, git({"main"}), Policy(), NOW)
     assert [(d.kind, d.tag, d.action) for d in plan.decisions] == [
         ("tag", "main", KEEP), ("tag", "gone", DELETE), ("stage", "sig-main", KEEP),
@@ -151,7 +153,7 @@ def test_stages_no_kept_tag_uses_are_deleted() -> None:
 
 
 def test_purge_deletes_everything() -> None:
-    plan = plan_purge([tag("main", "git-branch"), tag("latest", "custom")], [StageTag("reg/s", "sig")])
+    plan = plan_purge([tag("main", "git-branch"), tag("latest", "custom")], [StageTag(STAGES, "sig")])
     assert {d.action for d in plan.decisions} == {DELETE}
     assert len(plan.deletions) == 3
 
@@ -192,13 +194,14 @@ def test_tags_and_stages_in_use_in_kubernetes_are_kept_with_the_workload_named()
     runner = Workload("staging", "jobs", "Pod", "old")
     cron = Workload("staging", "jobs", "CronJob", "nightly")
     in_use = ImagesInUse.index([
-        (deploy, ImageUse(REPO, "api-feature-x")), *((p, ImageUse(REPO, "api-feature-x")) for p in pods),
-        (runner, ImageUse(REPO, None, "sha256:gone-commit")),
+        (deploy, ImageUse(str(REPO), "api-feature-x")), *((p, ImageUse(str(REPO), "api-feature-x")) for p in pods),
+        (runner, ImageUse(str(REPO), None, "sha256:gone-commit")),
         (cron, ImageUse("registry.example/stages", "s" * 64)),
     ], ["prod", "staging"], 5)
     found = [tag("feature-x", "git-branch"), tag("gone-commit", "git-commit", ref="d" * 40),
              tag("feature-y", "git-branch")]
-    stages = [StageTag("registry.example/stages", "s" * 64), StageTag("registry.example/stages", "t" * 64)]
+    where = RepoAddress("registry.example", "stages")
+    stages = [StageTag(where, "s" * 64), StageTag(where, "t" * 64)]
     plan = plan_cleanup(found, stages, git({"main"}), Policy(in_use=in_use, keep_tags=compile_keep_tags([".*"])),
                         NOW)
     reasons = {d.tag: (d.action, d.reason) for d in plan.decisions}

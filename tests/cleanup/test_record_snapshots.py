@@ -225,3 +225,25 @@ def test_snapshot_tags_and_record_tags_are_records_never_stages() -> None:
     assert records.is_record_tag(tag) and not records.is_stage_tag(tag) and len(tag) <= 128
     assert snapshots.parse_record_tag(tag) == ("0" * 32, version)
     assert len({snapshots.new_version() for _ in range(1000)}) == 1000
+
+
+def test_records_written_since_a_reading_are_found_by_one_listing_even_once_compacted(
+    registry_open: RegistryService,
+) -> None:
+    """What cleanup asks right before removing: which of the doomed tags' records were written again since the
+    plan read them. A new record tag is found by the listing; one another run compacted into its snapshot
+    meanwhile (and retired) is found in that snapshot; a record untouched is not reported."""
+    store = _store(registry_open)
+    for tag in ("a", "b", "c"):
+        records.write_publication(store, _publication(tag))
+    _compact(store)
+    plan = records.read_publication_state(_fresh(store))
+    keys = {t: records.publication_key(f"{IMAGES}:{t}") for t in ("a", "b", "c")}
+    assert records.written_since(_fresh(store), plan, set(keys.values())) == {}
+    records.write_publication(store, _publication("a", "again"))
+    found = records.written_since(_fresh(store), plan, set(keys.values()))
+    assert set(found) == {keys["a"]} and found[keys["a"]].endswith("Z")
+    records.write_publication(store, _publication("b", "again"))
+    _compact(_fresh(store))  # another run: its snapshot holds the new records, their tags are retired
+    assert not [t for t in store.listed_tags(fresh=True) if t.startswith(snapshots.RECORD_PREFIX)]
+    assert set(records.written_since(_fresh(store), plan, set(keys.values()))) == {keys["a"], keys["b"]}

@@ -8,13 +8,14 @@ from pathlib import Path
 from ci_env.cleanup import report as rpt
 from ci_env.cleanup.policies import FoundTag, Policy, plan_cleanup
 from ci_env.gitinfo import GitFacts
+from ci_env.registry.reference import RepoAddress
 
-REPO = "registry.example.com/acme/app/api"
+REPO = RepoAddress("registry.example.com", "acme/app/api")
 
 
 def _result(tags: list[FoundTag]) -> rpt.Result:
     plan = plan_cleanup(tags, [], GitFacts(branches=frozenset({"main"})), Policy(), datetime.now(timezone.utc))
-    outcomes = {(d.repository, d.stored_tag): ("failed", 'denied: "no" \u00e9') for d in plan.deletions}
+    outcomes = {d.key: ("failed", 'denied: "no" \u00e9') for d in plan.deletions}
     return rpt.Result("cleanup", False, "registry.example.com/acme/app", None, plan, outcomes,
                       (("registry.example.com/acme/app/x:y", "another project's"),), "2024-01-01T00:00:00Z",
                       "2024-01-01T00:01:00Z", 3)

@@ -11,6 +11,7 @@ from ci_env.cleanup import step_summary
 from ci_env.cleanup.policies import FoundTag, Policy, plan_cleanup
 from ci_env.cleanup.sizes import Manifest, Removal, measure
 from ci_env.gitinfo import GitFacts
+from ci_env.registry.reference import RepoAddress
 
 REPO = "registry.example.com/acme/app"
 
@@ -21,10 +22,11 @@ def _digest(name: str) -> str:
 
 def _result(names: dict[str, list[str]], *, failed: frozenset[str] = frozenset(), dry_run: bool = False,
             with_bytes: bool = False) -> rpt.Result:
-    tags = [FoundTag(image, f"{REPO}/{image}", name, name, _digest(f"{image}:{name}"), "git-branch", "record", name)
+    tags = [FoundTag(image, RepoAddress("registry.example.com", f"acme/app/{image}"), name, name,
+                     _digest(f"{image}:{name}"), "git-branch", "record", name)
             for image, tag_names in names.items() for name in tag_names]
     plan = plan_cleanup(tags, [], GitFacts(branches=frozenset({"main"})), Policy(), datetime.now(timezone.utc))
-    outcomes = {(d.repository, d.stored_tag): ("failed", "denied") if d.stored_tag in failed
+    outcomes = {d.key: ("failed", "denied") if d.stored_tag in failed
                 else ("would-remove" if dry_run else "removed", "") for d in plan.deletions}
     figures = None
     if with_bytes:

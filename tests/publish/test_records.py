@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ci_env import records
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import parse_address
@@ -113,3 +115,27 @@ def test_an_unwritable_state_directory_is_one_error_line(cli: Cli) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("ci-env: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "XDG_STATE_HOME" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("stages_host", ["same", "other"])
+def test_every_tag_is_put_after_its_publication_record(
+    cli: Cli, fresh_registry: RegistryFactory, stages_host: str,
+) -> None:
+    """A cleanup lists the records right before it removes a tag, and leaves alone a tag whose record is new: that
+    holds only if no tag is put before its record exists. ``other``: the stages storage named by another host
+    (``localhost``), so the image reaches the images repo by a push, not by a retag on the registry."""
+    registry = fresh_registry()
+    port = registry.host.rsplit(":", 1)[1]
+    stages = f"{registry.host if stages_host == 'same' else f'localhost:{port}'}/acme/stages"
+    write_project(cli.cwd, {"api": {"a": "1"}})
+    cli("build-and-publish", "-i", f"{registry.host}/acme/app", "-s", stages, "--tag-git-branch", "main",
+        "--tag-custom", "latest")
+    log = [(m, p.split("?")[0]) for m, p, status in registry.requests() if status < 300]
+    tags = RegistryReader(registry).tags("acme/app/api")
+    assert tags == ["latest", "main"]
+    for tag in tags:
+        key = records.publication_key(f"{registry.host}/acme/app/api:{tag}")
+        record = next(n for n, (m, p) in enumerate(log)
+                      if m == "PUT" and p.startswith(f"/v2/acme/stages/manifests/ci-env-pub-{key}-"))
+        last = max(n for n, (m, p) in enumerate(log) if m == "PUT" and p == f"/v2/acme/app/api/manifests/{tag}")
+        assert record < last, (tag, log)
