@@ -166,7 +166,8 @@ class RepositorySelector:
 
 
 def _glob_regex(pattern: str) -> str:
-    """A glob as a regex: ``**`` any characters, ``*`` any within a segment, ``?`` one such, ``[...]`` a set."""
+    """A glob as a regex: ``**`` any characters, ``*`` any within a segment, ``?`` one such, ``[...]`` a set
+    (of characters within a segment too: ``[!-]`` matches no ``/``)."""
     out, index = [], 0
     while index < len(pattern):
         char = pattern[index]
@@ -184,7 +185,8 @@ def _glob_regex(pattern: str) -> str:
                 out.append(re.escape(char))
             else:
                 body = pattern[index + 1:end]
-                out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+                # a set matches one character within a segment, as ``*`` and ``?`` do: never a ``/``
+                out.append("(?!/)[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
                 index = end + 1
                 continue
         else:
