@@ -30,7 +30,7 @@ from typing import Any
 
 from ci_env.durations import go_duration_or_none
 from ci_env.errors import ConfigError
-from ci_env.retention.yaml_nodes import Reader, compose, is_null, line_of
+from ci_env.yaml_nodes import Reader, compose, is_null, line_of
 
 VERSION = 1
 

@@ -27,14 +27,13 @@ cleanup never starts with a malformed policy.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ci_env.durations import go_duration_or_none
-from ci_env.errors import ConfigError
+from ci_env.yaml_nodes import Reader, is_null
 
 AND = "And"
 OR = "Or"
@@ -196,38 +195,9 @@ _LIMIT_KEYS = {"last": "a whole number, negative for no limit", "in": "a duratio
                "operator": "And or Or"}
 
 
-class _Reader:
-    """Reads a YAML node tree, failing with ``file:line`` and what to write."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, node: Any, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}:{node.start_mark.line + 1}: {message}")
-
-    def mapping(self, node: Any, where: str, allowed: Mapping[str, str]) -> dict[str, tuple[Any, Any]]:
-        """key -> (key node, value node); unknown keys and duplicates are errors."""
-        import yaml
-
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{where} must be a mapping with keys {', '.join(allowed)}")
-        result: dict[str, tuple[Any, Any]] = {}
-        for key, value in node.value:
-            name = str(key.value)
-            if name not in allowed:
-                valid = "; ".join(f"{k} ({v})" for k, v in allowed.items())
-                raise self.fail(key, f"unknown key {name!r} in {where} (valid keys here: {valid})")
-            if name in result:
-                raise self.fail(key, f"key {name!r} appears twice in {where}")
-            result[name] = (key, value)
-        return result
-
-    def scalar(self, node: Any, where: str) -> str:
-        import yaml
-
-        if not isinstance(node, yaml.ScalarNode) or node.value == "":
-            raise self.fail(node, f"{where} must be a single value")
-        return str(node.value)
+class _Reader(Reader):
+    """Reads werf.yaml's ``cleanup`` node tree, failing with ``file:line`` and what to write; booleans and whole
+    numbers as werf's YAML reader (go-yaml v2) reads them."""
 
     def boolean(self, node: Any, where: str) -> bool:
         """A YAML 1.1 boolean as werf's YAML reader (go-yaml v2) reads it: ``true``/``false``, ``yes``/``no``,
@@ -273,17 +243,12 @@ def yaml_int(text: str) -> int | None:
     return -value if sign == "-" else value
 
 
-def _is_null(node: Any) -> bool:
-    """True for a YAML null (``key:`` with nothing after it, ``~``, ``null``)."""
-    return getattr(node, "tag", None) == "tag:yaml.org,2002:null"
-
-
 def parse_cleanup(node: Any | None, path: Path) -> CleanupConfig:
     """The meta document's ``cleanup`` value (a YAML node, None when absent) as a CleanupConfig.
 
     As in werf, a null ``cleanup:`` is no section, and an empty or null ``keepPolicies`` means werf's default
     policies (never "no policy", which would keep nothing)."""
-    if node is None or _is_null(node):
+    if node is None or is_null(node):
         return DEFAULT
     read = _Reader(path)
     section = read.mapping(node, "cleanup", _SECTION_KEYS)
@@ -298,7 +263,7 @@ def parse_cleanup(node: Any | None, path: Path) -> CleanupConfig:
         hours = read.integer(section["keepImagesBuiltWithinLastNHours"][1], "cleanup.keepImagesBuiltWithinLastNHours",
                              0)
     given: tuple[KeepPolicy, ...] = ()
-    if "keepPolicies" in section and not _is_null(section["keepPolicies"][1]):
+    if "keepPolicies" in section and not is_null(section["keepPolicies"][1]):
         given = _policies(read, section["keepPolicies"][1])
     defaults = not given
     policies = default_policies() if defaults else given
