@@ -43,7 +43,7 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                      help="Print the plan; remove nothing [env: WERF_DRY_RUN]"),
         click.Option(["--report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="WERF_CLEANUP_REPORT",
-                     help="Write the plan and each removal's outcome as JSON to PATH [env: WERF_CLEANUP_REPORT]"),
+                     help="Write the plan and each removal's outcome as JSON to FILE [env: WERF_CLEANUP_REPORT]"),
         click.Option(["--html-report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
                      envvar="WERF_CLEANUP_HTML_REPORT",
                      help="Write the plan, outcomes, bytes freed and each image's tags over time as one "
