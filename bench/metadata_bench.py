@@ -23,30 +23,18 @@ Run by hand: ``python -m bench.metadata_bench [--days 365] [--builds 30] [--imag
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+from bench.records_bench import tag_in_storage, timed_cleanup
 from ci_env import records
 from ci_env.registry.client import RegistryClient
 from ci_env.registry.reference import RepoAddress
 from tests.cleanup.gitrepo import GitRepo
 from tests.cleanup.world import World, signature_of
 from tests.services.registry import RegistryService, start_registry
-
-
-def link_tags(registry: RegistryService, path: str, names: list[str], digest: str) -> None:
-    """Tag ``names`` on manifest ``digest`` of ``path`` by writing distribution's tag link files directly."""
-    tags = registry.root / "data/docker/registry/v2/repositories" / path / "_manifests/tags"
-    algorithm, hexa = digest.split(":", 1)
-    for name in names:
-        for link in (tags / name / "current/link", tags / name / "index" / algorithm / hexa / "link"):
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.write_text(digest)
 
 
 def listing(registry: RegistryService, client: RegistryClient, path: str) -> tuple[int, float, int]:
@@ -59,21 +47,12 @@ def listing(registry: RegistryService, client: RegistryClient, path: str) -> tup
 
 def cleanup(label: str, registry: RegistryService, world: World, git: GitRepo, tmp: Path, *extra: str) -> str:
     """Run ``ci-env cleanup`` in a fresh process; print its time, requests and its summary line."""
-    env = {**os.environ, "DOCKER_CONFIG": str(tmp / "none")}
-    args = [sys.executable, "-m", "ci_env", "cleanup", "-i", str(world.images_repo), "-s", str(world.stages),
-            "--dir", str(git.path), "--without-kube", "--parallel", os.environ.get("BENCH_PARALLEL", "16"), *extra]
-    before = len(registry.requests())
-    started = time.monotonic()
-    result = subprocess.run(args, env=env, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    if result.returncode != 0:
-        print(result.stderr[-2000:])
-        raise SystemExit(f"{label} failed")
-    made = registry.requests()[before:]
+    elapsed, made, stderr = timed_cleanup(label, registry, str(world.images_repo), str(world.stages), git, tmp,
+                                          *extra)
     kinds = Counter(f"{method} {'stages' if '/stages/' in path else 'images'}"
                     f"/{next((p for p in ('manifests', 'blobs', 'tags') if p in path.split('?')[0].split('/')), '')}"
                     for method, path, _status in made)
-    summary = [line for line in result.stderr.splitlines() if line.startswith("cleanup: ")][-1]
+    summary = [line for line in stderr.splitlines() if line.startswith("cleanup: ")][-1]
     print(f"{label}: {elapsed:.1f}s, {len(made)} requests ({', '.join(f'{k}: {n}' for k, n in kinds.most_common())})")
     print(f"  {summary}")
     return summary
@@ -116,7 +95,7 @@ def main() -> None:
             records.write_metadata(world.store, one)
             resolved = client.resolve(world.stages.path, names[-args.images])
             assert resolved is not None
-            link_tags(registry, world.stages.path, names, resolved.digest)
+            tag_in_storage(registry, world.stages.path, names, resolved.digest)
             print(f"a year: {count} commits, {len(names)} metadata records of {args.images} images, "
                   f"{args.kept * args.images} content-signature tags and stages; set up in "
                   f"{time.monotonic() - started:.0f}s")
