@@ -1,8 +1,10 @@
 """The plan of a cleanup by retention rules (``cleanup --rules FILE`` or ``--repository``/``--rule``): any repository
 the rules select, whoever built its images.
 
-1. **Select** the repositories: a name selector names one (no listing); a glob or namespace lists the registry's
-   catalog once (``GET /v2/_catalog``, paged) and keeps what an entry selects; ``--shard I/N`` keeps those whose
+1. **Select** the repositories: a name selector names one (no listing); a glob or namespace lists its namespace
+   once through the vendor's API where the implementation has one (``ci_env.registry.namespaces``: a GitLab
+   group, a GitHub owner, a Harbor project, an ECR prefix, a Docker Hub or Quay namespace), else the registry's
+   catalog once (``GET /v2/_catalog``, paged), and keeps what an entry selects; ``--shard I/N`` keeps those whose
    stable hash falls to this shard (:mod:`ci_env.cleanup.shards`).
 2. **List** each repository (tags resolved, one HEAD each) and build its graph (``ci_env.registry.graph``: the
    platform manifests of indexes, attestations, signatures and other referrers).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -38,7 +40,7 @@ from ci_env.retention.engine import (
     Protections,
     decide,
 )
-from ci_env.retention.rules import SELECT_NAME, RulesFile
+from ci_env.retention.rules import SELECT_NAME, SELECT_NAMESPACE, RulesFile
 
 if TYPE_CHECKING:
     from ci_env.cleanup.in_use import ImagesInUse
@@ -48,7 +50,9 @@ if TYPE_CHECKING:
     from ci_env.registry.client import RegistryClient
     from ci_env.registry.graph import RepoGraph
     from ci_env.registry.listing import TagLister
+    from ci_env.registry.namespaces import Namespaces
     from ci_env.registry.reference import RepoAddress
+    from ci_env.retention.rules import RepositorySelector
 
 #: how the graph's child roles and referrer kinds read as the engine's edges (others: a referrer)
 _EDGE_KINDS = {"platform": EDGE_PLATFORM, "index": EDGE_PLATFORM, "attestation-manifest": EDGE_ATTESTATION,
@@ -58,11 +62,13 @@ _EDGE_KINDS = {"platform": EDGE_PLATFORM, "index": EDGE_PLATFORM, "attestation-m
 @dataclass(frozen=True)
 class Selection:
     """The repositories this run cleans (this shard's, sorted), how many other shards take, and how the
-    repositories were found (``catalog``: hosts whose catalog was listed)."""
+    repositories were found (``catalog``: hosts whose catalog was listed; ``namespaces``: ``host/namespace`` listed
+    through the vendor's API, ``host`` alone for a whole registry)."""
 
     repositories: tuple[RepoAddress, ...]
     other_shards: int = 0
     catalog: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,14 +119,17 @@ def looks_like_host(segment: str) -> bool:
 
 
 def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], RegistryClient],
-           shard: Shard | None = None) -> Selection:
+           shard: Shard | None = None,
+           namespaces_of: Callable[[str], Namespaces | None] = lambda _host: None) -> Selection:
     """The repositories the rules select, on ``registry`` (``--registry HOST``) or on the host a selector names
-    (``localhost:5000/team/*``). Exact names are taken as given; a glob or namespace lists the host's catalog.
-    UsageError when a selector names no host and ``--registry`` is not given; RegistryError (with what to do)
-    when a catalog is needed and the registry does not list it."""
+    (``localhost:5000/team/*``). Exact names are taken as given; a glob or namespace lists its namespace through
+    ``namespaces_of(host)`` (the implementation's vendor API, ``ci_env.registry.namespaces``) once per namespace,
+    else the host's catalog once. UsageError when a selector names no host and ``--registry`` is not given, or
+    when a glob names no namespace on a vendor that lists none for a whole registry; RegistryError (with what to
+    do) when a catalog is needed and the registry does not list it, or when a namespace does not exist."""
     from ci_env.registry.reference import parse_address
 
-    by_host: dict[str, list[tuple[str, str]]] = {}  # host -> (kind, value without host)
+    by_host: dict[str, list[RepositorySelector]] = {}  # host -> selectors, their values without the host
     for entry in rules.repositories:
         first, _, rest = entry.selector.value.partition("/")
         if rest and looks_like_host(first):
@@ -130,18 +139,25 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
         else:
             raise UsageError(f"{rules.source}: {entry.selector.describe()} names no registry: pass --registry HOST "
                              "(WERF_CLEANUP_REGISTRY), or write the host in the selector (registry.example/team/*)")
-        by_host.setdefault(host, []).append((entry.selector.kind, value))
+        by_host.setdefault(host, []).append(replace(entry.selector, value=value))
     found: dict[str, RepoAddress] = {}
     listed: list[str] = []
+    through: list[str] = []
     for host, selectors in by_host.items():
-        names = [value for kind, value in selectors if kind == SELECT_NAME]
-        if any(kind != SELECT_NAME for kind, _ in selectors):
+        names = [selector.value for selector in selectors if selector.kind == SELECT_NAME]
+        patterns = [selector for selector in selectors if selector.kind != SELECT_NAME]
+        namespaces = namespaces_of(host) if patterns else None
+        if patterns and namespaces is None:
             try:
                 names += client_of(host).list_catalog()
             except RegistryError as exc:
                 raise RegistryError(f"{exc}; a glob or namespace selector needs the registry's catalog: name the "
                                     "repositories exactly (name: team/app, or --repository team/app)") from None
             listed.append(host)
+        elif namespaces is not None:
+            for namespace in _namespaces_to_list(rules, host, patterns, namespaces):
+                names += namespaces.lister.list_namespace(host, namespace)
+                through.append(f"{host}/{namespace}" if namespace else host)
         for name in names:
             reference = f"{host}/{name}"
             if reference not in found and rules.for_repository(reference) is not None:
@@ -150,7 +166,31 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
                     found[reference] = address
     chosen = sorted(found)
     mine = [name for name in chosen if shard is None or shard.takes(name)]
-    return Selection(tuple(found[name] for name in mine), len(chosen) - len(mine), tuple(listed))
+    return Selection(tuple(found[name] for name in mine), len(chosen) - len(mine), tuple(listed), tuple(through))
+
+
+def _namespaces_to_list(rules: RulesFile, host: str, patterns: Sequence[RepositorySelector],
+                        namespaces: Namespaces) -> list[str]:
+    """The namespaces to list once each for ``patterns`` (globs and namespace selectors) on ``host``: a namespace
+    selector's account, a glob's fixed leading segments' (``ci_env.registry.namespaces.glob_namespace``); one
+    under another listed namespace is not listed again. UsageError for a glob without a fixed leading segment
+    where the vendor lists no whole registry."""
+    from ci_env.registry.namespaces import glob_namespace
+
+    wanted: set[str] = set()
+    for selector in patterns:
+        value = selector.value.strip("/") if selector.kind == SELECT_NAMESPACE else glob_namespace(selector.value)
+        namespace = namespaces.listed(value)
+        if not namespace and not namespaces.route.whole_registry:
+            raise UsageError(
+                f"{rules.source}: {selector.describe()} on {host} names no namespace, and the registry's API lists "
+                f"repositories by namespace only ({namespaces.route.unit}): write the namespace in front "
+                "(glob: team/*, namespace: team)")
+        wanted.add(namespace)
+    if "" in wanted:
+        return [""]
+    return [namespace for namespace in sorted(wanted)
+            if not any(namespace.startswith(other + "/") for other in wanted)]
 
 
 def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[RepoAddress], RegistryClient],

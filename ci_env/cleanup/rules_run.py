@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ci_env.cleanup.shards import Shard
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.registry.listing import TagLister
+    from ci_env.registry.namespaces import Namespaces
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.untag import TagRemover
     from ci_env.retention.rules import RulesFile
@@ -75,9 +76,10 @@ def run(request: RulesRequest, display: Display) -> Result:
     clients = Clients(settings, request.env)
     started = now_text()
     in_use = _in_use(request, status)
-    selection = select(request.rules, request.registry, clients, request.shard)
+    selection = select(request.rules, request.registry, clients, request.shard, namespace_listers(request, clients))
     shard = f" (shard {request.shard}: {selection.other_shards} more for the other shards)" if request.shard else ""
-    status(f"cleanup by {label(request)}: {plural(len(selection.repositories), 'repository')}{shard}")
+    via = f" (listed through the registry's API: {', '.join(selection.namespaces)})" if selection.namespaces else ""
+    status(f"cleanup by {label(request)}: {plural(len(selection.repositories), 'repository')}{via}{shard}")
     guards = Guards(request.keep_tags, request.keep_list, in_use)
     planned = plan_rules(request.rules, selection, clients, guards, datetime.now(timezone.utc),
                          parallel=settings.parallel, progress=display.phases, lister_of=listers(request, clients))
@@ -228,3 +230,22 @@ def listers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], 
 
     return lister_of
 
+
+
+def namespace_listers(request: RulesRequest, clients: Clients) -> Callable[[str], Namespaces | None]:
+    """Each registry host's namespace listing through its implementation's API (``registry.namespaces``), one per
+    delete route; None where the implementation has none: the Registry API's catalog lists the registry."""
+    from ci_env.registry.namespaces import namespace_lister_for
+    from ci_env.registry.reference import parse_address
+
+    made: dict[str, Namespaces | None] = {}
+
+    def namespaces_of(host: str) -> Namespaces | None:
+        address = parse_address(host)
+        assert address is not None  # a registry host, never ':local'
+        impl = _implementation(request, address)
+        if impl.delete_route not in made:
+            made[impl.delete_route] = namespace_lister_for(impl, _context(request, clients))
+        return made[impl.delete_route]
+
+    return namespaces_of

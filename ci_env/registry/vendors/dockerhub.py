@@ -213,6 +213,44 @@ class DockerHubRemover:
         return [infos[tag] for tag in sorted(infos)]
 
 
+class DockerHubNamespaces:
+    """Lists the repositories of a Docker Hub namespace (``NamespaceLister``): ``GET
+    /v2/namespaces/NS/repositories?page_size=100`` and each ``next`` page (on Docker Hub's API origin only);
+    each ``name`` is repository ``NS/NAME``. With the JWT when credentials are configured (sent to Docker Hub's
+    API only), else anonymously: public repositories only."""
+
+    def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
+        self._session = session or new_session()
+        self._remover = DockerHubRemover(context, self._session)
+
+    def list_namespace(self, registry: str, namespace: str) -> list[str]:
+        """Every repository of the namespace (``namespace``'s first segment); [] when it has none; RegistryError
+        when Docker Hub knows no such namespace."""
+        owner = namespace.strip("/").split("/")[0]
+        api = self._remover._api
+        what = f"{VENDOR}: listing the repositories of {owner}"
+        authenticated = self._remover._has_credentials()
+        url: str | None = f"{api}/v2/namespaces/{quote(owner, safe='')}/repositories?page_size={LIST_PAGE_SIZE}"
+        assert url is not None
+        guard = PageGuard(what, first=url)
+        names: list[str] = []
+        while url:
+            response = self._remover._call("GET", url) if authenticated else self._session.get(url)
+            if response.status_code == 404 and guard.pages == 1:
+                raise RegistryError(f"{what}: Docker Hub at {api} knows no namespace {owner}: check the name and "
+                                    f"{API_VARIABLE} (default {endpoints.DOCKER_HUB_API})")
+            body = listing_page(response, what)
+            for item in items_of(body, "results", what):
+                name = item.get("name")
+                if isinstance(name, str) and name:
+                    names.append(f"{owner}/{name}")
+            next_url = body.get("next")
+            if next_url is not None and not isinstance(next_url, str):
+                raise RegistryError(f"{what}: 'next' in the answer is not a URL")
+            url = next_page(next_url, api, guard)
+        return list(dict.fromkeys(names))
+
+
 def _text(value: object) -> str | None:
     """``value`` when it is a non-empty string, else None (a listing field that is missing or malformed)."""
     return value if isinstance(value, str) and value else None

@@ -312,3 +312,50 @@ class EcrRemover:
                 for tag in batch:
                     report(tag, results[tag])
         return results
+
+
+#: what listing the repositories of a registry needs
+NAMESPACE_HELP = (
+    "give the job AWS credentials allowed ecr:DescribeRepositories (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+    "AWS_PROFILE, or a role)"
+)
+
+
+class EcrNamespaces:
+    """Lists ECR repositories by prefix (``NamespaceLister``): ``describe_repositories`` (paginated, 1,000 a page,
+    the registry's account), keeping the names under the prefix (every one for prefix "")."""
+
+    def __init__(self, context: VendorContext, client: Any = None) -> None:
+        self._remover = EcrRemover(context, client)
+
+    def list_namespace(self, registry: str, namespace: str) -> list[str]:
+        """Every repository name under ``namespace`` (a path prefix; "": the whole registry); [] when none is."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from ci_env.registry.reference import RepoAddress
+
+        prefix = namespace.strip("/")
+        try:
+            client = self._remover._client(RepoAddress(registry, prefix))
+        except PreflightError as error:
+            text = error.message.removesuffix(" Nothing was deleted.").replace(CREDENTIALS_HELP, NAMESPACE_HELP)
+            raise AuthError(f"cannot list the repositories of {registry}: {text}") from None
+        account = endpoints.ecr_account(registry)
+        pages = client.get_paginator("describe_repositories").paginate(
+            PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **({"registryId": account} if account else {}))
+        names: list[str] = []
+        what = f"{VENDOR}: listing the repositories of {registry}"
+        try:
+            for page in pages:
+                for repository in page.get("repositories") or []:
+                    name = repository.get("repositoryName")
+                    if isinstance(name, str) and (not prefix or name.startswith(prefix + "/")):
+                        names.append(name)
+        except ClientError as error:
+            code = _code(error)
+            if code in _AUTH_CODES:
+                raise AuthError(f"{what} refused ({code}); {NAMESPACE_HELP}") from None
+            raise RegistryError(f"{what}: {code or error}") from None
+        except BotoCoreError as error:
+            raise RegistryError(f"{what}: {error}") from None
+        return sorted(set(names))

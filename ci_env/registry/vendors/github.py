@@ -426,6 +426,63 @@ class GitHubRemover:
         return Status.REMOVED
 
 
+class GitHubNamespaces:
+    """Lists an owner's container packages on ghcr.io (``NamespaceLister``): ``GET /orgs/OWNER/packages`` (or
+    ``/user/packages`` for the token's own login, ``/users/OWNER/packages`` for another user) with
+    ``package_type=container``, 100 a page, following ``Link``; each package name (URL-decoded, may hold ``/``) is
+    repository ``OWNER/NAME``. The token (``read:packages``) goes to GitHub's API only."""
+
+    def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
+        self._context = context
+        self._session = session or new_session()
+        self._remover = GitHubRemover(context, self._session)
+
+    def _headers(self, url: str, owner: str) -> dict[str, str]:
+        fix = f"set {where_to_set('github-token')} to a token with read:packages"
+        token = get_credential(self._context, "github-token")
+        reason = withheld(token, url, self._context.env) if token else "no token is given"
+        if not token or reason:
+            raise AuthError(f"{VENDOR}: cannot list the container packages of {owner}: {reason}; {fix}")
+        return {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION}
+
+    def list_namespace(self, registry: str, namespace: str) -> list[str]:
+        """Every container package of the owner (``namespace``'s first segment) as ``OWNER/NAME``; [] when it has
+        none; RegistryError when GitHub knows no such organization or user."""
+        from urllib.parse import unquote
+
+        owner = namespace.strip("/").split("/")[0]
+        if registry == LEGACY_HOST:
+            raise RegistryError(f"{VENDOR}: {LEGACY_HOST} lists no packages by owner: name the repositories exactly")
+        api = self._remover._api
+        headers = self._headers(api, owner)
+        candidates = []
+        login = self._remover._user_login()
+        if login and login.lower() == owner.lower():
+            candidates.append(f"{api}/user/packages")
+        candidates += [f"{api}/orgs/{quote(owner, safe='')}/packages", f"{api}/users/{quote(owner, safe='')}/packages"]
+        what = f"{VENDOR}: listing the container packages of {owner}"
+        for url in candidates:
+            names: list[str] = []
+            found = True
+            for response in paged(self._session, url, what, params={"package_type": "container", "per_page": 100},
+                                  headers=headers):
+                if response.status_code == 404:
+                    found = False
+                    break
+                if not response.ok:
+                    raise fail(response, what)
+                for package in json_of(response, what, list):
+                    name = package.get("name") if isinstance(package, dict) else None
+                    if isinstance(name, str) and name:
+                        names.append(f"{owner}/{unquote(name)}")
+            if found:
+                return list(dict.fromkeys(names))
+        raise RegistryError(f"{what}: GitHub at {api} knows no organization or user {owner}: check the name, that the "
+                            "token may read its packages, and that WERF_GITHUB_API_URL (default $GITHUB_API_URL, else "
+                            "api.github.com) is GitHub's API")
+
+
 def _tags(version: dict[str, Any]) -> list[str]:
     metadata = version.get("metadata") or {}
     container = metadata.get("container") or {}

@@ -278,6 +278,63 @@ class GitLabRemover:
         )
 
 
+class GitLabNamespaces:
+    """Lists the registry repositories under a GitLab group or project (``NamespaceLister``): ``GET
+    /groups/GROUP/registry/repositories`` (the group's and its subgroups' projects), else, when no group has that
+    path, ``GET /projects/PROJECT/registry/repositories``; the path URL-encoded, 100 a page, following
+    ``X-Next-Page``; each repository's ``path`` is its name. ``PRIVATE-TOKEN`` (``--repo-gitlab-token``, ``read_api``)
+    or the job's ``JOB-TOKEN`` goes to the GitLab API only (none: anonymous, public groups only)."""
+
+    def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
+        self._context = context
+        self._session = session or new_session()
+        self._remover = GitLabRemover(context, self._session)
+
+    def list_namespace(self, registry: str, namespace: str) -> list[str]:
+        """Every registry repository's path under the group or project ``namespace``; [] when it has none;
+        RegistryError when GitLab knows neither a group nor a project by that path."""
+        from ci_env.registry.reference import RepoAddress
+
+        namespace = namespace.strip("/")
+        where = RepoAddress(registry, namespace)
+        api = endpoints.gitlab_api(registry, self._context.env)
+        encoded = quote(namespace, safe="")
+        for kind in ("groups", "projects"):
+            paths = self._list(where, f"{api}/{kind}/{encoded}/registry/repositories",
+                               f"{VENDOR}: listing the registry repositories of {kind[:-1]} {namespace}")
+            if paths is not None:
+                return paths
+        raise RegistryError(
+            f"{VENDOR}: no group or project {namespace} at {api}{self._remover._withheld_note(where)}: check the path, "
+            f"that the token may read it ({where_to_set('gitlab-token')}, scope read_api), and that "
+            "WERF_GITLAB_API_URL is the GitLab API"
+        )
+
+    def _list(self, where: RepoAddress, url: str, what: str) -> list[str] | None:
+        """The ``path`` of every repository ``url`` lists, page by page; None when it answers 404 (no such one)."""
+        headers = self._remover._api_headers(where)
+        paths: list[str] = []
+        page: str | None = "1"
+        guard = PageGuard(what, first=page)
+        while page is not None:
+            params: dict[str, str | int] = {"per_page": 100, "page": page}
+            response = self._session.get(url, headers=headers, params=params)
+            if response.status_code == 404 and page == "1":
+                return None
+            if not response.ok:
+                raise fail(response, what)
+            for item in json_of(response, what, list):
+                path = item.get("path") if isinstance(item, dict) else None
+                if isinstance(path, str) and path:
+                    paths.append(path.lower())
+            page = (response.headers.get("X-Next-Page") or "").strip() or None
+            if page is not None:
+                if not page.isdigit():
+                    raise RegistryError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
+                guard.advance(page)
+        return list(dict.fromkeys(paths))
+
+
 def _id_of(item: dict[str, Any], kind: str) -> int:
     """The integer ``id`` of a GitLab API object; RegistryError when the answer has none."""
     value = item.get("id")

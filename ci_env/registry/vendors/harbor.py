@@ -115,3 +115,45 @@ class HarborRemover:
             lambda: exists(self._get(repo, repository), f"{VENDOR}: reading {repo.path}"),
             f"{repo.path} exists and WERF_HARBOR_API_URL (default: the registry host) is Harbor's root URL",
         )
+
+
+class HarborNamespaces:
+    """Lists the repositories of a Harbor project (``NamespaceLister``): ``GET
+    /api/v2.0/projects/PROJECT/repositories`` (``X-Is-Resource-Name: true``: the project by name), 100 a page,
+    following ``Link``; names come as ``PROJECT/REPOSITORY``. Basic auth as the remover's (a user or robot account
+    that may list the project's repositories), sent to the Harbor API only; none: anonymous, public projects."""
+
+    def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
+        self._context = context
+        self._session = session or new_session()
+        self._remover = HarborRemover(context, self._session)
+
+    def list_namespace(self, registry: str, namespace: str) -> list[str]:
+        """Every repository of the project (``namespace``'s first segment); [] when it has none; RegistryError
+        when Harbor has no such project."""
+        from ci_env.errors import PreflightError
+        from ci_env.registry.reference import RepoAddress
+        from ci_env.registry.vendors.common import paged
+
+        project = namespace.strip("/").split("/")[0]
+        try:
+            auth: tuple[str, str] | None = self._remover._auth(RepoAddress(registry, project))
+        except PreflightError:
+            auth = None
+        api = endpoints.harbor_api(registry, self._context.env)
+        what = f"{VENDOR}: listing the repositories of project {project}"
+        names: list[str] = []
+        for response in paged(self._session, f"{api}/projects/{quote(project, safe='')}/repositories", what,
+                              params={"page": 1, "page_size": 100}, headers={"X-Is-Resource-Name": "true"},
+                              auth=auth):
+            if response.status_code == 404:
+                raise RegistryError(f"{what}: Harbor at {api} has no project {project}: check the name, the "
+                                    f"credentials ({CREDENTIALS_HELP}) and WERF_HARBOR_API_URL (default: the "
+                                    "registry host)")
+            if not response.ok:
+                raise fail(response, what)
+            for item in json_of(response, what, list):
+                name = item.get("name") if isinstance(item, dict) else None
+                if isinstance(name, str) and name:
+                    names.append(name)
+        return list(dict.fromkeys(names))

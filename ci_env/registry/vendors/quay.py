@@ -132,6 +132,53 @@ class QuayRemover:
         return [infos[tag] for tag in sorted(infos)]
 
 
+class QuayNamespaces:
+    """Lists the repositories of a Quay namespace (``NamespaceLister``): ``GET /api/v1/repository?namespace=NS``
+    and each page its ``next_page`` token names; each repository is ``NS/NAME``. With ``--repo-quay-token`` when
+    given (sent to the Quay API only), else anonymously: public repositories only."""
+
+    def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
+        self._context = context
+        self._session = session or new_session()
+
+    def list_namespace(self, registry: str, namespace: str) -> list[str]:
+        """Every repository of the namespace (``namespace``'s first segment); [] when it has none; RegistryError
+        when Quay knows no organization or user by that name."""
+        owner = namespace.strip("/").split("/")[0]
+        api = endpoints.quay_api(registry, self._context.env)
+        token = get_credential(self._context, "quay-token")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        what = f"{VENDOR}: listing the repositories of {owner}"
+        names: list[str] = []
+        cursor: str | None = None
+        guard = PageGuard(what)
+        while True:
+            params = {"namespace": owner, **({"next_page": cursor} if cursor else {})}
+            body = listing_page(self._session.get(f"{api}/repository", params=params, headers=headers), what)
+            for item in items_of(body, "repositories", what):
+                name = item.get("name")
+                if isinstance(name, str) and name and item.get("namespace", owner) == owner:
+                    names.append(f"{owner}/{name}")
+            cursor = body.get("next_page") or None
+            if cursor is None:
+                break
+            if not isinstance(cursor, str):
+                raise RegistryError(f"{what}: 'next_page' in the answer is not a page token")
+            guard.advance(cursor)
+        if not names and not self._exists(api, owner, headers):
+            raise RegistryError(f"{what}: Quay at {api} knows no organization or user {owner}: check the name and "
+                                "WERF_QUAY_API_URL (default: the registry host)")
+        return list(dict.fromkeys(names))
+
+    def _exists(self, api: str, owner: str, headers: dict[str, str]) -> bool:
+        """Whether Quay knows ``owner`` as an organization or a user (``GET /organization/NS``, ``/users/NS``)."""
+        for kind in ("organization", "users"):
+            response = self._session.get(f"{api}/{kind}/{quote(owner, safe='')}", headers=headers)
+            if response.status_code != 404:
+                return True
+        return False
+
+
 def _utc(timestamp: object) -> str | None:
     """A Unix time in seconds as ISO 8601 UTC (``2024-05-01T12:00:00Z``); None when absent or not a number."""
     from datetime import datetime, timezone
