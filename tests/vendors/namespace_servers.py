@@ -1,0 +1,239 @@
+"""The namespace listings of the vendor APIs, as their documentation describes them, on recording FakeApi servers.
+
+Each fake lists the repositories ``paths()`` gives (a static list, or the repositories a real registry holds:
+:func:`stored_repositories`), so a cleanup by rules lists through the fake and removes through the vendor's remover
+from the same registry:
+
+- GitHub: ``GET /orgs/ORG/packages`` and ``/users/USER/packages`` (``package_type=container`` required,
+  ``per_page``/``page``, ``Link: rel="next"`` absolute), ``Authorization: Bearer TOKEN`` required.
+- GitLab: ``GET /api/v4/groups/ID/registry/repositories`` (the group's and its subgroups' projects) and
+  ``/api/v4/projects/ID/registry/repositories`` (ID: the URL-encoded path), ``per_page``/``page`` with
+  ``X-Next-Page``; anonymous reads for public groups, ``PRIVATE-TOKEN`` otherwise.
+- Harbor: ``GET /api/v2.0/projects/P/repositories`` (``page``/``page_size``, ``Link`` relative, ``X-Total-Count``),
+  404 for an unknown project; plus what the Harbor remover calls, removing a tag's link in the registry's storage.
+- Docker Hub: ``GET /v2/namespaces/NS/repositories`` (``page_size``/``page``, ``next`` absolute), 404 for an
+  unknown namespace.
+- Quay: ``GET /api/v1/repository?namespace=NS`` (``next_page`` token), ``GET /api/v1/organization/NS`` and
+  ``/api/v1/users/NS`` (404 when unknown).
+
+``next_host``: when set, a fake's next page points at that origin instead (a server sending a listing elsewhere).
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from tests.services.registry import RegistryService
+from tests.vendors.fakeapi import Call, FakeApi, Reply
+
+Paths = Callable[[], list[str]]
+
+
+def storage_of(registry: RegistryService) -> Path:
+    return Path(registry.root) / "data" / "docker" / "registry" / "v2" / "repositories"
+
+
+def stored_repositories(registry: RegistryService) -> Paths:
+    """The paths of the repositories of ``registry`` that hold a tag, read from its storage (not its API: tests
+    count the Registry API requests ci-env sends)."""
+    root = storage_of(registry)
+
+    def paths() -> list[str]:
+        found = []
+        for tags in root.glob("**/_manifests/tags"):
+            if tags.is_dir() and any(tags.iterdir()):
+                found.append(str(tags.parent.parent.relative_to(root)))
+        return sorted(found)
+
+    return paths
+
+
+def _page(call: Call, size_key: str, default: int) -> tuple[int, int]:
+    return int(call.query.get("page", ["1"])[0]), int(call.query.get(size_key, [str(default)])[0])
+
+
+class _Fake:
+    def __init__(self, api: FakeApi, paths: Paths) -> None:
+        self.api = api
+        self.paths = paths
+        self.next_host: str | None = None
+
+    def _origin(self) -> str:
+        return self.next_host or self.api.url
+
+    def listings(self) -> list[Call]:
+        return [call for call in self.api.calls if call.method == "GET"]
+
+
+class GitHubOwners(_Fake):
+    """GitHub's "List packages for an organization / a user" for orgs ``orgs`` and users ``users``."""
+
+    def __init__(self, api: FakeApi, paths: Paths, token: str, orgs: tuple[str, ...] = ("acme",),
+                 users: tuple[str, ...] = ()) -> None:
+        super().__init__(api, paths)
+        self.token, self.orgs, self.users = token, orgs, users
+        self.page_size = 100  #: GitHub's maximum per_page
+        api.route("GET", r"/(orgs|users)/([^/]+)/packages")(self.packages)
+
+    def packages(self, call: Call, kind: str, owner: str) -> Reply:
+        if call.headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {}, {"message": "Bad credentials"}
+        if owner not in (self.orgs if kind == "orgs" else self.users):
+            return 404, {}, {"message": "Not Found"}
+        if call.query.get("package_type") != ["container"]:
+            return 400, {}, {"message": "package_type is required"}
+        page, size = _page(call, "per_page", 30)
+        size = min(size, self.page_size)
+        names = [path.removeprefix(f"{owner}/") for path in self.paths() if path.startswith(f"{owner}/")]
+        rows = [{"id": 500 + n, "name": name, "package_type": "container", "visibility": "private"}
+                for n, name in enumerate(names)]
+        headers = {}
+        if page * size < len(rows):
+            headers["Link"] = (f'<{self._origin()}{call.raw_path}?package_type=container&per_page={size}'
+                               f'&page={page + 1}>; rel="next"')
+        return 200, headers, rows[(page - 1) * size: page * size]
+
+
+class GitLabGroups(_Fake):
+    """GitLab's group and project registry repository listings; ``groups`` and ``projects`` are paths."""
+
+    def __init__(self, api: FakeApi, paths: Paths, groups: tuple[str, ...], projects: tuple[str, ...] = (),
+                 token: str | None = None) -> None:
+        super().__init__(api, paths)
+        self.groups, self.projects, self.token = groups, projects, token
+        api.route("GET", r"/api/v4/(groups|projects)/([^/]+)/registry/repositories")(self.repositories)
+
+    def repositories(self, call: Call, kind: str, ident: str) -> Reply:
+        if self.token is not None and call.headers.get("PRIVATE-TOKEN") != self.token:
+            return 401, {}, {"message": "401 Unauthorized"}
+        path = unquote(ident)
+        if path not in (self.groups if kind == "groups" else self.projects):
+            return 404, {}, {"message": f"404 {kind[:-1].title()} Not Found"}
+        page, size = _page(call, "per_page", 20)
+        under = [p for p in self.paths() if p == path or p.startswith(f"{path}/")]
+        rows = [{"id": 70 + n, "name": p.rsplit("/", 1)[-1], "path": p, "project_id": 9,
+                 "location": f"registry.example/{p}"} for n, p in enumerate(under)]
+        headers = {"X-Page": str(page), "X-Per-Page": str(size)}
+        if page * size < len(rows):
+            headers["X-Next-Page"] = str(page + 1)
+        return 200, headers, rows[(page - 1) * size: page * size]
+
+
+class HarborProjects(_Fake):
+    """Harbor's project repository listing, and the calls of the Harbor remover over a real registry's storage
+    (its tag delete removes the tag's link, as Harbor's does: the artifact stays for its other tags)."""
+
+    def __init__(self, api: FakeApi, paths: Paths, projects: tuple[str, ...], user: tuple[str, str],
+                 storage: Path | None = None) -> None:
+        super().__init__(api, paths)
+        self.projects, self.user, self.storage = projects, user, storage
+        api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories")(self.repositories)
+        api.route("GET", r"/api/v2.0/projects/([^/]+)")(self.project)
+        api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)")(self.repository)
+        api.route("DELETE", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)/artifacts/([^/]+)/tags/([^/]+)")(
+            self.delete_tag)
+
+    def _ok(self, call: Call) -> bool:
+        expected = base64.b64encode(":".join(self.user).encode()).decode()
+        return call.headers.get("Authorization") == f"Basic {expected}"
+
+    def repositories(self, call: Call, project: str) -> Reply:
+        if not self._ok(call):
+            return 401, {}, {"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized"}]}
+        if project not in self.projects:
+            return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": f"project {project} not found"}]}
+        page, size = _page(call, "page_size", 10)
+        rows = [{"id": 30 + n, "name": p, "artifact_count": 1} for n, p in enumerate(self.paths())
+                if p.startswith(f"{project}/")]
+        headers = {"X-Total-Count": str(len(rows))}
+        if page * size < len(rows):
+            target = f"/api/v2.0/projects/{project}/repositories?page={page + 1}&page_size={size}"
+            headers["Link"] = f'<{self.next_host + target if self.next_host else target}>; rel="next"'
+        return 200, headers, rows[(page - 1) * size: page * size]
+
+    def project(self, call: Call, name: str) -> Reply:
+        if not self._ok(call):
+            return 401, {}, {"errors": [{"code": "UNAUTHORIZED"}]}
+        if name not in self.projects:
+            return 404, {}, {"errors": [{"code": "NOT_FOUND"}]}
+        return 200, {}, {"project_id": 3, "name": name}
+
+    def repository(self, call: Call, project: str, repository: str) -> Reply:
+        path = f"{project}/{unquote(unquote(repository))}"
+        if path not in self.paths():
+            return 404, {}, {"errors": [{"code": "NOT_FOUND"}]}
+        return 200, {}, {"name": path}
+
+    def delete_tag(self, call: Call, project: str, repository: str, reference: str, tag: str) -> Reply:
+        assert self.storage is not None
+        if not self._ok(call):
+            return 401, {}, {"errors": [{"code": "UNAUTHORIZED"}]}
+        link = self.storage / project / unquote(unquote(repository)) / "_manifests" / "tags" / unquote(tag)
+        if not link.is_dir():
+            return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": "tag not found"}]}
+        shutil.rmtree(link)
+        return 200, {}, None
+
+    def deleted(self) -> list[str]:
+        return [unquote(unquote(c.raw_path.split("/")[6])) + ":" + unquote(c.raw_path.split("/")[-1])
+                for c in self.api.calls if c.method == "DELETE"]
+
+
+class DockerHubNamespaces(_Fake):
+    """Docker Hub's "List repositories" of namespaces ``namespaces``; with ``jwt``, it is required."""
+
+    def __init__(self, api: FakeApi, paths: Paths, namespaces: tuple[str, ...], jwt: str | None = None) -> None:
+        super().__init__(api, paths)
+        self.namespaces, self.jwt = namespaces, jwt
+        api.route("GET", r"/v2/namespaces/([^/]+)/repositories")(self.repositories)
+
+    def repositories(self, call: Call, namespace: str) -> Reply:
+        if self.jwt is not None and call.headers.get("Authorization") != f"Bearer {self.jwt}":
+            return 401, {}, {"detail": "authentication required"}
+        if namespace not in self.namespaces:
+            return 404, {}, {"message": "object not found", "errinfo": {}}
+        page, size = _page(call, "page_size", 10)
+        rows = [{"name": p.split("/", 1)[1], "namespace": namespace, "repository_type": "image",
+                 "status": 1} for p in self.paths() if p.startswith(f"{namespace}/")]
+        base = f"{self._origin()}/v2/namespaces/{namespace}/repositories"
+        more = page * size < len(rows)
+        return 200, {}, {"count": len(rows), "next": f"{base}?page={page + 1}&page_size={size}" if more else None,
+                         "previous": None, "results": rows[(page - 1) * size: page * size]}
+
+
+class QuayNamespaces(_Fake):
+    """Quay's repository listing by namespace (``next_page`` tokens, 2 a page) and its organization and user
+    look-ups; ``token`` is sent back as required when set."""
+
+    def __init__(self, api: FakeApi, paths: Paths, orgs: tuple[str, ...], users: tuple[str, ...] = (),
+                 token: str | None = None, page_size: int = 2) -> None:
+        super().__init__(api, paths)
+        self.orgs, self.users, self.token, self.page_size = orgs, users, token, page_size
+        api.route("GET", r"/api/v1/repository")(self.repositories)
+        api.route("GET", r"/api/v1/(organization|users)/([^/]+)")(self.owner)
+
+    def repositories(self, call: Call) -> Reply:
+        if self.token is not None and call.headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {}, {"error_message": "Invalid token"}
+        namespace = call.query["namespace"][0]
+        start = int(call.query.get("next_page", ["0"])[0].removeprefix("tok"))
+        rows: list[dict[str, Any]] = [{"namespace": namespace, "name": p.split("/", 1)[1], "is_public": False}
+                                      for p in self.paths() if p.startswith(f"{namespace}/")]
+        body: dict[str, Any] = {"repositories": rows[start: start + self.page_size]}
+        if start + self.page_size < len(rows):
+            body["next_page"] = f"tok{start + self.page_size}"
+        return 200, {}, body
+
+    def owner(self, call: Call, kind: str, name: str) -> Reply:
+        if name in (self.orgs if kind == "organization" else self.users):
+            return 200, {}, {"name": name}
+        return 404, {}, {"error_message": "Not Found"}
+
+
+def quoted(path: str) -> str:
+    return quote(path, safe="")
