@@ -80,6 +80,8 @@ def run(request: RulesRequest, display: Display) -> Result:
     shard = f" (shard {request.shard}: {selection.other_shards} more for the other shards)" if request.shard else ""
     via = f" (listed through the registry's API: {', '.join(selection.namespaces)})" if selection.namespaces else ""
     status(f"cleanup by {label(request)}: {plural(len(selection.repositories), 'repository')}{via}{shard}")
+    if not selection.repositories:
+        status("nothing to do: the rules select no repository" + (" for this shard" if selection.other_shards else ""))
     guards = Guards(request.keep_tags, request.keep_list, in_use)
     planned = plan_rules(request.rules, selection, clients, guards, datetime.now(timezone.utc),
                          parallel=settings.parallel, progress=display.phases, lister_of=listers(request, clients))
