@@ -236,3 +236,10 @@ def test_ecr_without_credentials_says_what_to_give(tmp_path: Path, clean_env: No
     lister = EcrNamespaces(Ctx(env=env))
     with pytest.raises(CiEnvError, match="ecr:DescribeRepositories"):
         lister.list_namespace("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "team")
+
+
+def test_ecr_without_the_aws_sdk_says_what_to_install(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "boto3", None)
+    lister = EcrNamespaces(Ctx(env={"AWS_REGION": "eu-west-1"}))
+    with pytest.raises(RegistryError, match=r"needs the AWS SDK \(boto3 is missing\): install the aws extra"):
+        lister.list_namespace("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "team")

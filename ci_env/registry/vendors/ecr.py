@@ -337,6 +337,10 @@ class EcrNamespaces:
         prefix = namespace.strip("/")
         try:
             client = self._remover._client(RepoAddress(registry, prefix))
+        except ModuleNotFoundError as error:
+            raise RegistryError(f"{VENDOR}: listing the repositories of {registry} needs the AWS SDK ({error.name} is "
+                                "missing): install the aws extra (pip install '.[aws]' from a clone, "
+                                "or CI_ENV_EXTRAS: aws with a wheel)") from None
         except PreflightError as error:
             text = error.message.removesuffix(" Nothing was deleted.").replace(CREDENTIALS_HELP, NAMESPACE_HELP)
             raise AuthError(f"cannot list the repositories of {registry}: {text}") from None
