@@ -26,11 +26,16 @@ LISTERS: dict[str, str] = {
 
 
 #: delete_route -> "module:Class" of a listing whose times are the registry's push times (cleanup by rules ages
-#: tags by them): the vendor listings above (ECR ``imagePushedAt``, Docker Hub ``last_updated``, Quay ``start_ts``)
-#: and GitHub's package versions (``updated_at``). Elsewhere the image config's ``created`` stands in.
+#: tags by them, and takes each tag's digest from them: no HEAD per tag). The one table of where they come from:
+#: ECR ``imagePushedAt``, Docker Hub ``tag_last_pushed``, Quay ``start_ts`` (the vendor listings above), GitHub's
+#: package versions ``updated_at``, GitLab's tag details ``created_at`` (one request per tag), Harbor's tags
+#: ``push_time`` and ACR's ``lastUpdateTime``. Elsewhere the image config's ``created`` stands in.
 PUSH_TIME_LISTERS: dict[str, str] = {
     **LISTERS,
     "github-api": "ci_env.registry.vendors.github:GitHubRemover",
+    "gitlab": "ci_env.registry.vendors.gitlab:GitLabRemover",
+    "harbor-api": "ci_env.registry.vendors.harbor:HarborRemover",
+    "acr": "ci_env.registry.vendors.acr:AcrRemover",
 }
 
 
