@@ -8,7 +8,7 @@ next to its remover in ``ci_env.registry.vendors``, imported lazily), or returns
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from ci_env.errors import RegistryError
 
@@ -44,6 +44,25 @@ class TagLister(Protocol):
 
     def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
         """Every tag of ``repo``, sorted, with digest, media type and creation time where the API gives them."""
+
+
+class ManifestLister(TagLister, Protocol):
+    """A tag listing that also lists the manifests no tag points at, with their push times (GitHub's untagged
+    package versions, ECR's untagged images)."""
+
+    def list_manifests(self, repo: RepoAddress) -> tuple[list[TagInfo], dict[str, str | None]]:
+        """``list_tags(repo)``, and the untagged manifests of the same listing: digest -> push time (ISO 8601, None
+        when not given)."""
+
+
+def list_with_untagged(lister: TagLister, repo: RepoAddress) -> tuple[list[TagInfo], dict[str, str | None] | None]:
+    """The tags of ``repo`` and, where ``lister`` lists them (:class:`ManifestLister`), its untagged manifests
+    with their push times (None: this listing does not say which manifests are untagged)."""
+    full = getattr(lister, "list_manifests", None)
+    if full is None:
+        return lister.list_tags(repo), None
+    tags, untagged = cast(ManifestLister, lister).list_manifests(repo)
+    return tags, untagged
 
 
 class _Implementation(Protocol):
