@@ -84,7 +84,7 @@ def test_github_untagged_versions_follow_the_policy_and_kept_images_keep_theirs(
     assert "by the registry's push time" in listed[orphan]["reason"]
     assert listed[old_platforms[0]]["reason"] == f"goes with removed {old_index}: no kept image references it"
     assert listed[orphan_signature]["reason"] == f"goes with removed {orphan}: no kept image references it"
-    assert orphan[:19] in done.stdout and "4 untagged manifests to remove" not in done.stderr
+    assert orphan[:19] in done.stdout
     assert "5 untagged manifests to remove" in done.stderr
 
     packages.api.calls.clear()
