@@ -238,8 +238,9 @@ def iter_rows(result: Result) -> Iterator[list[str]]:
             yield ["", f"+ {accessory.kind}", _short(accessory.digest), action, item.status,
                    ", ".join(accessory.tags) or item.reason]
     for untagged in result.untagged:
+        why = untagged.why or "untagged: nothing kept reaches it (--delete-untagged)"
         yield ["(untagged)", "-", _short(untagged.digest), DELETE, untagged.status,
-               untagged.reason or "untagged: nothing kept reaches it (--delete-untagged)"]
+               f"{why} [{untagged.reason}]" if untagged.why and untagged.reason else untagged.reason or why]
 
 
 HEADERS = ("image", "tag", "digest", "action", "outcome", "reason")

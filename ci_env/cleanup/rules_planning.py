@@ -9,7 +9,11 @@ the rules select, whoever built its images.
 2. **List** each repository (tags resolved, one HEAD each) and build its graph (``ci_env.registry.graph``: the
    platform manifests of indexes, attestations, signatures and other referrers).
 3. **Age** each distinct digest by its image config's ``created`` (one manifest and one blob read per distinct
-   digest; an index by its first platform manifest's): the Registry API has no push time.
+   digest; an index by its first platform manifest's): the Registry API has no push time. Where the vendor's
+   own listing gives push times (``registry.listing.PUSH_TIME_LISTERS``) it replaces the tag list, the HEADs and
+   those reads; where it also lists the untagged manifests (GitHub, ECR), they are decided too (the
+   ``untagged`` policy), each one the tags' graph does not hold read once for what it reaches (an index's
+   manifests, the subject it names).
 4. **Protect** what Kubernetes runs, ``--keep-tag`` and the keep-list, and **decide** every tag with the rules
    engine (``ci_env.retention.engine``); the decisions become the plan the shared removal tail works through.
 
@@ -22,13 +26,15 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ci_env.cleanup.policies import KIND_TAG, Basis, Decision, Plan
 from ci_env.errors import CiEnvError, RegistryError, UsageError
 from ci_env.retention.engine import (
+    ACTION_DELETE,
     AGE_CONFIG,
     AGE_REGISTRY,
+    BASIS_UNTAGGED,
     EDGE_ATTESTATION,
     EDGE_PLATFORM,
     EDGE_REFERRER,
@@ -104,13 +110,16 @@ class Guards:
 class RulesPlan:
     """The plan (every tag of every repository selected, decided), each repository's graph as listed (the removal
     starts from it), the push times used (``(repository, tag)`` -> (ISO time, age source)), the repositories
-    selected without rules or that could not be listed (``skipped``: (repository, why))."""
+    selected without rules or that could not be listed (``skipped``: (repository, why)), and the untagged
+    manifests to remove that no tag's graph holds (``untagged``: repository -> digest -> reason, parents before
+    what they reach; those a removed tag's graph holds go with it in the removal)."""
 
     plan: Plan
     graphs: Mapping[str, RepoGraph] = field(default_factory=dict)
     ages: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     skipped: tuple[tuple[str, str], ...] = ()
     selection: Selection = field(default_factory=lambda: Selection(()))
+    untagged: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def looks_like_host(segment: str) -> bool:
@@ -204,14 +213,14 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
     done = 0
 
     def one(address: RepoAddress) -> tuple[list[Decision], RepoGraph | None, dict[tuple[str, str], tuple[str, str]],
-                                           str | None]:
+                                           str | None, dict[str, str]]:
         nonlocal done
         entry = rules.for_repository(str(address))
         assert entry is not None  # select() kept only what an entry selects
         try:
             inventory, graph = read_inventory(client_of(address), address, parallel, lister_of(address))
         except CiEnvError as exc:
-            return [], None, {}, str(exc)
+            return [], None, {}, str(exc), {}
         tags = {a.tag: a.digest for a in inventory.artifacts if a.tag is not None}
         decisions = decide(inventory, entry, now, guards.for_repository(address, tags))
         ages = {(str(address), d.tag): (_iso(d.pushed), d.age_source or "") for d in decisions
@@ -219,38 +228,49 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
         plan = [Decision(KIND_TAG, address.path, address, d.tag, d.tag, d.digest, d.action, d.reason, None,
                          Basis(d.basis.rule, number=d.basis.number, line=d.basis.line))
                 for d in decisions if d.tag is not None]
+        untagged = {d.digest: d.reason for d in sorted(decisions, key=lambda d: d.basis.rule != BASIS_UNTAGGED)
+                    if d.tag is None and d.action == ACTION_DELETE and d.digest not in graph.nodes}
         done += 1
         if progress is not None:
             progress("listing and deciding the repositories the rules select", done, len(repositories))
-        return plan, graph, ages, None
+        return plan, graph, ages, None, untagged
 
     decisions: list[Decision] = []
     graphs: dict[str, RepoGraph] = {}
     ages: dict[tuple[str, str], tuple[str, str]] = {}
     skipped: list[tuple[str, str]] = []
+    untagged: dict[str, dict[str, str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(repositories) or 1))) as pool:
-        for address, (plan, graph, aged, error) in zip(repositories, pool.map(one, repositories), strict=True):
+        for address, (plan, graph, aged, error, loose) in zip(repositories, pool.map(one, repositories),
+                                                             strict=True):
             decisions.extend(plan)
             ages.update(aged)
+            if loose:
+                untagged[str(address)] = loose
             if graph is not None:
                 graphs[str(address)] = graph
             if error is not None:
                 skipped.append((str(address), f"not listed, nothing removed: {error}"))
-    return RulesPlan(Plan(tuple(decisions)), graphs, ages, tuple(skipped), selection)
+    return RulesPlan(Plan(tuple(decisions)), graphs, ages, tuple(skipped), selection, untagged)
 
 
 def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
                    lister: TagLister | None = None) -> tuple[Inventory, RepoGraph]:
     """One repository as the engine reads it: its image tags (accessory tags follow their subject, as the
     removal takes them), the manifests below them, the graph's edges, and each tag's age: the registry's push
-    time from ``lister`` (a vendor API) where it gives one, else its image config's ``created``."""
+    time from ``lister`` (a vendor API) where it gives one, else its image config's ``created``. Where the
+    listing also gives the untagged manifests (``listing.ManifestLister``), they are in the inventory with their
+    push times, and what those the tags' graph does not hold reach is read (:func:`loose_edges`)."""
     from ci_env.cleanup.collect import parse_time
     from ci_env.registry.graph import Listed, registry_graph
+    from ci_env.registry.listing import list_with_untagged
 
     listed: Mapping[str, Listed | None]
     vendor: dict[str, datetime] = {}
+    loose: dict[str, str | None] = {}
     if lister is not None:
-        infos = lister.list_tags(address)
+        infos, untagged = list_with_untagged(lister, address)
+        loose = untagged or {}
         listed = {info.tag: info for info in infos}
         vendor = {info.tag: when for info in infos if (when := parse_time(info.created)) is not None}
     else:
@@ -275,8 +295,58 @@ def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
             edges[node.digest] = tuple(found)
             below.update(edge.digest for edge in found)
     tagged = set(image_tags.values())
-    artifacts += [Artifact(digest) for digest in sorted(below - tagged)]
+    loose = {digest: when for digest, when in loose.items() if digest not in tagged}
+    for parent, reached in loose_edges(client, address.path, [d for d in loose if d not in graph.nodes],
+                                       parallel).items():
+        edges[parent] = (*edges.get(parent, ()), *reached)
+        below.update(edge.digest for edge in reached)
+    for digest in sorted(set(loose) | (below - tagged)):
+        when = parse_time(loose.get(digest))
+        artifacts.append(Artifact(digest, None, when, AGE_REGISTRY if when is not None else None))
     return Inventory(str(address), tuple(artifacts), edges), graph
+
+
+def loose_edges(client: RegistryClient, path: str, digests: Sequence[str],
+                parallel: int) -> dict[str, tuple[Edge, ...]]:
+    """What the untagged manifests ``digests`` (no tag's graph holds them) reach, read once each: an index's
+    manifests (an edge from it), and the subject a manifest names (an edge from the subject to it: a signature or
+    attestation of that image). RegistryError when one cannot be read (a manifest that is gone has no edges):
+    without its edges, an untagged manifest a kept image needs could look unreferenced."""
+    import json
+
+    from ci_env.registry.accessories import kind_of
+
+    def read(digest: str) -> dict[str, Any]:
+        found = client.find_manifest(path, digest)
+        if found is None:
+            return {}
+        try:
+            document = json.loads(found[0])
+        except ValueError:
+            return {}
+        return document if isinstance(document, dict) else {}
+
+    if not digests:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(digests)))) as pool:
+        documents = dict(zip(digests, pool.map(read, digests), strict=True))
+    edges: dict[str, list[Edge]] = {}
+    for digest, document in documents.items():
+        for entry in document.get("manifests") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
+                annotations = entry.get("annotations") or {}
+                attestation = isinstance(annotations, dict) and (
+                    annotations.get("vnd.docker.reference.type") == "attestation-manifest")
+                edges.setdefault(digest, []).append(
+                    Edge(entry["digest"], EDGE_ATTESTATION if attestation else EDGE_PLATFORM))
+        subject = document.get("subject")
+        if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
+            config = document.get("config")
+            artifact_type = document.get("artifactType") or (
+                config.get("mediaType") if isinstance(config, dict) else None)
+            kind = _EDGE_KINDS.get(kind_of(artifact_type if isinstance(artifact_type, str) else None), EDGE_REFERRER)
+            edges.setdefault(subject["digest"], []).append(Edge(digest, kind))
+    return {parent: tuple(found) for parent, found in edges.items()}
 
 
 def config_times(client: RegistryClient, path: str, graph: RepoGraph, digests: Sequence[str],

@@ -92,7 +92,9 @@ def run(request: RulesRequest, display: Display) -> Result:
 
         for warning in keep_tag_warnings(request.keep_tags, [d.tag for d in plan.decisions]):
             status(f"ci-env: warning: {warning}")
+    loose = sum(len(digests) for digests in planned.untagged.values())
     status(f"plan: {len(plan.kept)} kept, {len(plan.deletions)} to remove"
+           + (f", {plural(loose, 'untagged manifest')} to remove" if loose else "")
            + (" -- dry run, nothing is removed" if settings.dry_run else ""))
     from ci_env.cleanup import sizes_read
 
@@ -168,17 +170,38 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
         raise
     if writer is not None:
         writer.close() if stopped else writer.finish()
+    untagged, warnings = _remove_untagged(request, planned, remover_of, graph_of, removal, running, stopped)
     refusals: tuple[Refusal, ...] = ()
     if settings.dry_run:
-        refusals = preflight_refusals([repo for repo, _tag in requests], remover_of)
+        touched = [repo for repo, _tag in requests]
+        touched += [repo for repo in planned.selection.repositories
+                    if any(o.repo == str(repo) and o.status == "would-remove" for o in untagged)]
+        refusals = preflight_refusals(touched, remover_of)
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in removal.summary.outcomes}
     return Result(
         "cleanup", settings.dry_run, label(request), None, plan, outcomes, planned.skipped, started, now_text(),
-        accessories=removal.by_tag(), warnings=removal.warnings, stopped=stopped,
+        accessories=removal.by_tag(), untagged=untagged, warnings=removal.warnings + warnings, stopped=stopped,
         journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
         published={key: when for key, (when, _source) in planned.ages.items()},
         age_sources={key: source for key, (_when, source) in planned.ages.items()},
     )
+
+
+def _remove_untagged(request: RulesRequest, planned: RulesPlan, remover_of: Callable[[RepoAddress], TagRemover],
+                     graph_of: Callable[[RepoAddress], Any], removal: Any,
+                     running: Callable[[RepoAddress], frozenset[str]], stopped: bool) -> tuple[Any, tuple[str, ...]]:
+    """The untagged manifests the rules remove that no removed tag's graph took (``planned.untagged``), deleted
+    by digest (dry run: listed) where the registry lists them again as untagged now and nothing kept reaches
+    them; none when the time budget stopped the run. (outcomes, warnings)."""
+    if stopped or not planned.untagged:
+        return (), ()
+    from ci_env.registry.removal import remove_untagged
+
+    repos = [repo for repo in planned.selection.repositories if str(repo) in planned.untagged]
+    outcomes, warnings = remove_untagged(
+        repos, remover_of, graph_of, removal, parallel=request.settings.parallel, dry_run=request.settings.dry_run,
+        keep=running, only=lambda repo: planned.untagged.get(str(repo), {}))
+    return outcomes, warnings
 
 
 def _context(request: RulesRequest, clients: Clients) -> Any:

@@ -194,7 +194,8 @@ def markdown(result: Result, html_report: str | None = None, env: Mapping[str, s
         lines += [f"... and {kept_count - len(kept)} more kept tags: see the --report JSON or the HTML report", ""]
     if result.untagged:
         lines += [f"<details><summary><b>(untagged)</b>: {len(result.untagged)} manifests</summary>", ""]
-        lines += _table([("(untagged)", "-", u.digest, u.status, u.reason or "untagged: nothing kept reaches it")
+        lines += _table([("(untagged)", "-", u.digest, u.status,
+                          u.reason or u.why or "untagged: nothing kept reaches it")
                          for u in result.untagged[:SUMMARY_ROWS]])
         lines += ["</details>", ""]
     return "\n".join(lines) + "\n"

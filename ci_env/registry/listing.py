@@ -8,7 +8,7 @@ next to its remover in ``ci_env.registry.vendors``, imported lazily), or returns
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from ci_env.errors import RegistryError
 
@@ -26,11 +26,16 @@ LISTERS: dict[str, str] = {
 
 
 #: delete_route -> "module:Class" of a listing whose times are the registry's push times (cleanup by rules ages
-#: tags by them): the vendor listings above (ECR ``imagePushedAt``, Docker Hub ``last_updated``, Quay ``start_ts``)
-#: and GitHub's package versions (``updated_at``). Elsewhere the image config's ``created`` stands in.
+#: tags by them, and takes each tag's digest from them: no HEAD per tag). The one table of where they come from:
+#: ECR ``imagePushedAt``, Docker Hub ``tag_last_pushed``, Quay ``start_ts`` (the vendor listings above), GitHub's
+#: package versions ``updated_at``, GitLab's tag details ``created_at`` (one request per tag), Harbor's tags
+#: ``push_time`` and ACR's ``lastUpdateTime``. Elsewhere the image config's ``created`` stands in.
 PUSH_TIME_LISTERS: dict[str, str] = {
     **LISTERS,
     "github-api": "ci_env.registry.vendors.github:GitHubRemover",
+    "gitlab": "ci_env.registry.vendors.gitlab:GitLabRemover",
+    "harbor-api": "ci_env.registry.vendors.harbor:HarborRemover",
+    "acr": "ci_env.registry.vendors.acr:AcrRemover",
 }
 
 
@@ -39,6 +44,25 @@ class TagLister(Protocol):
 
     def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
         """Every tag of ``repo``, sorted, with digest, media type and creation time where the API gives them."""
+
+
+class ManifestLister(TagLister, Protocol):
+    """A tag listing that also lists the manifests no tag points at, with their push times (GitHub's untagged
+    package versions, ECR's untagged images)."""
+
+    def list_manifests(self, repo: RepoAddress) -> tuple[list[TagInfo], dict[str, str | None]]:
+        """``list_tags(repo)``, and the untagged manifests of the same listing: digest -> push time (ISO 8601, None
+        when not given)."""
+
+
+def list_with_untagged(lister: TagLister, repo: RepoAddress) -> tuple[list[TagInfo], dict[str, str | None] | None]:
+    """The tags of ``repo`` and, where ``lister`` lists them (:class:`ManifestLister`), its untagged manifests
+    with their push times (None: this listing does not say which manifests are untagged)."""
+    full = getattr(lister, "list_manifests", None)
+    if full is None:
+        return lister.list_tags(repo), None
+    tags, untagged = cast(ManifestLister, lister).list_manifests(repo)
+    return tags, untagged
 
 
 class _Implementation(Protocol):

@@ -241,17 +241,19 @@ def _protected(removals: Mapping[RepoAddress, Removal]) -> dict[str, frozenset[s
 
 @dataclass(frozen=True)
 class UntaggedOutcome:
-    """What happened to one untagged manifest (``--delete-untagged``)."""
+    """What happened to one untagged manifest (``--delete-untagged``, or an ``untagged:`` retention policy):
+    ``reason`` is the error of a failure, ``why`` why it was removed (the retention decision's reason)."""
 
     repo: str
     digest: str
     status: Status
     reason: str = ""
+    why: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (reports)."""
         return {"repository": self.repo, "digest": self.digest, "outcome": self.status,
-                **({"error": self.reason} if self.reason else {})}
+                **({"reason": self.why} if self.why else {}), **({"error": self.reason} if self.reason else {})}
 
 
 def remove_untagged(
@@ -263,12 +265,15 @@ def remove_untagged(
     parallel: int = 8,
     dry_run: bool = False,
     keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
+    only: Callable[[RepoAddress], Mapping[str, str]] | None = None,
 ) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
     """Delete the untagged manifests of ``repos`` that nothing kept reaches (``--delete-untagged``): the platform
     manifests, attestations and signatures of kept images are never among them. Only registries that list
     untagged manifests (:class:`UntaggedLister`) have any; ``removal`` is the tag removal that ran before
     (what its remaining tags reach); ``keep(repo)``, digests that stay with what they reach although untagged
-    (what Kubernetes runs). Returns the outcomes and warnings."""
+    (what Kubernetes runs); ``only(repo)``: the digests a retention policy removes (digest -> why, in the
+    order to delete them), of which those still untagged now and reached by nothing kept go. Returns the
+    outcomes and warnings."""
     outcomes: list[UntaggedOutcome] = []
     warnings: list[str] = []
     for repo in dict.fromkeys(repos):
@@ -282,22 +287,26 @@ def remove_untagged(
                 graph = removal.graphs.get(str(repo)) or graph_of(repo)
                 protected = graph.reach([*graph.tags.values(), *keep(repo)])
             untagged = [d for d in lister.list_untagged(repo) if d not in protected]
+            if only is not None:
+                listed_now = set(untagged)
+                untagged = [d for d in only(repo) if d in listed_now]
         except CiEnvError as exc:
             warnings.append(f"{repo}: untagged manifests were not removed: {exc.message}")
             continue
         gone = {a.accessory.digest for a in removal.accessories if a.repo == str(repo) and a.status == Status.REMOVED}
-        untagged = [d for d in untagged if d not in gone]
+        untagged = [d for d in untagged if d not in gone and d not in keep(repo)]
+        why = only(repo) if only is not None else {}
         if dry_run or not untagged:
-            outcomes += [UntaggedOutcome(str(repo), d, Status.WOULD_REMOVE) for d in untagged]
+            outcomes += [UntaggedOutcome(str(repo), d, Status.WOULD_REMOVE, why=why.get(d, "")) for d in untagged]
             continue
         remover.preflight(repo)
         answers = cast(ManifestRemover, remover).delete_manifests(repo, untagged, parallel=parallel)
         for digest in untagged:
             answer = answers.get(digest, RegistryError("no outcome was reported"))
             if isinstance(answer, CiEnvError):
-                outcomes.append(UntaggedOutcome(str(repo), digest, Status.FAILED, answer.message))
+                outcomes.append(UntaggedOutcome(str(repo), digest, Status.FAILED, answer.message, why.get(digest, "")))
             else:
-                outcomes.append(UntaggedOutcome(str(repo), digest, Status(answer)))
+                outcomes.append(UntaggedOutcome(str(repo), digest, Status(answer), why=why.get(digest, "")))
     return tuple(outcomes), tuple(warnings)
 
 

@@ -43,6 +43,7 @@ class DockerHub:
         self.rate_limited = 0
         self.private: set[str] = set()
         self.updated: dict[tuple[str, str], str] = {}  # (repository, tag) -> last_updated
+        self.pushed: dict[tuple[str, str], str] = {}  # (repository, tag) -> tag_last_pushed (absent unless set)
         api.route("POST", r"/v2/auth/token")(self.auth_token)
         api.route("GET", r"/v2/repositories/([^/]+)/([^/]+)/tags/?")(self.list_tags)
         api.route("GET", r"/v2/repositories/([^/]+)/([^/]+)/")(self.get_repo)
@@ -81,7 +82,8 @@ class DockerHub:
             "results": [
                 {"name": tag, "digest": digest, "media_type": "application/vnd.oci.image.index.v1+json",
                  "content_type": "image", "last_updated": self.updated.get((repo, tag), "2024-01-01T00:00:00.000000Z"),
-                 "tag_status": "active", "full_size": 1234}
+                 "tag_status": "active", "full_size": 1234,
+                 **({"tag_last_pushed": self.pushed[(repo, tag)]} if (repo, tag) in self.pushed else {})}
                 for tag, digest in chunk
             ],
         }

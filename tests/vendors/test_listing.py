@@ -104,6 +104,16 @@ def test_docker_hub_lists_anonymously_following_next(hub: DockerHub, tmp_path: P
     assert all("Authorization" not in call.headers for call in hub.api.calls)
 
 
+def test_docker_hub_push_time_is_tag_last_pushed_not_last_updated(hub: DockerHub, tmp_path: Path) -> None:
+    hub.repos["foo/app"] = {"a": f"sha256:{1:064x}", "b": f"sha256:{2:064x}"}
+    hub.updated[("foo/app", "a")] = "2025-06-01T00:00:00.000000Z"  # its metadata changed then; it was pushed before
+    hub.pushed[("foo/app", "a")] = "2024-02-03T04:05:06.000000Z"
+    hub.updated[("foo/app", "b")] = "2024-07-08T09:10:11.000000Z"  # no tag_last_pushed in the answer: last_updated
+    rows = listed(run_tags(tmp_path, {"WERF_DOCKER_HUB_API_URL": hub.api.url}, "docker.io/foo/app", "--json"))
+    assert {row["tag"]: row["created"] for row in rows} == {"a": "2024-02-03T04:05:06.000000Z",
+                                                           "b": "2024-07-08T09:10:11.000000Z"}
+
+
 def test_docker_hub_official_image_and_explicit_implementation(hub: DockerHub, tmp_path: Path) -> None:
     hub.repos["library/alpine"] = {"3.20": "sha256:" + "a" * 64}
     env = {"WERF_DOCKER_HUB_API_URL": hub.api.url}

@@ -7,6 +7,11 @@ Data-plane route (when ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET`` and ``AZURE_
 Microsoft Entra ID token (client credentials, ``$AZURE_AUTHORITY_HOST``), exchanged at
 ``POST /oauth2/exchange`` for an ACR refresh token, then ``POST /oauth2/token`` for an access token with
 scope ``repository:REPO:delete``, then ``DELETE /acr/v1/REPO/_tags/TAG`` (202).
+
+Listing (cleanup by rules ages tags by it): ``GET /acr/v1/REPO/_tags?n=100`` and each ``Link: rel="next"`` page
+(``?last=TAG&n=100``) give every tag with its ``digest`` and ``lastUpdateTime`` (when it was last pushed), with
+an access token of scope ``repository:REPO:metadata_read``: the service principal's, else through the registry's
+own token challenge with the credentials ``docker login`` saved for it.
 """
 
 from __future__ import annotations
@@ -18,18 +23,22 @@ import re
 import shutil
 import subprocess
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ci_env.errors import AuthError, RegistryError
 from ci_env.registry.outcomes import Status
+from ci_env.registry.paging import PageGuard
 from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
     VendorContext,
     describe,
     fail,
+    json_of,
     new_session,
+    next_link,
+    next_page,
     post_with_retry,
     preflight_failure,
     token_of,
@@ -38,6 +47,7 @@ from ci_env.registry.vendors.common import (
 if TYPE_CHECKING:
     import requests
 
+    from ci_env.registry.client import TagInfo
     from ci_env.registry.reference import RepoAddress
 
 VENDOR = "Azure CR"
@@ -48,6 +58,8 @@ SP_HELP = "set AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID for a se
 AZ_HELP = f"install the Azure CLI (az) and run az login with role Owner, Contributor or AcrDelete, or {SP_HELP}"
 #: what ACR (and az) say when the tag itself is gone; NAME_UNKNOWN (no such repository) is an error
 _ABSENT = re.compile(r"\b(TAG_UNKNOWN|MANIFEST_UNKNOWN)\b")
+#: tags per page of the tag listing
+LIST_PAGE_SIZE = 100
 
 
 def registry_name(registry: str) -> str:
@@ -79,7 +91,7 @@ class AcrRemover:
         self._session = session or new_session()
         self._lock = threading.Lock()
         self._refresh: dict[str, str] = {}
-        self._access: dict[tuple[str, str], str] = {}
+        self._access: dict[tuple[str, str, str], str] = {}
 
     # --- route choice ----------------------------------------------------------------
     def _service_principal(self) -> tuple[str, str, str] | None:
@@ -172,14 +184,14 @@ class AcrRemover:
             self._refresh[repo.registry] = token
         return token
 
-    def _access_token(self, repo: RepoAddress, refresh: bool = False) -> str:
-        key = (repo.registry, repo.path)
+    def _access_token(self, repo: RepoAddress, refresh: bool = False, action: str = "delete") -> str:
+        key = (repo.registry, repo.path, action)
         with self._lock:
             if not refresh and key in self._access:
                 return self._access[key]
         api = endpoints.acr_api(repo.registry, self._context.env)
         response = post_with_retry(self._session, f"{api}/oauth2/token", data={
-            "grant_type": "refresh_token", "service": repo.registry, "scope": f"repository:{repo.path}:delete",
+            "grant_type": "refresh_token", "service": repo.registry, "scope": f"repository:{repo.path}:{action}",
             "refresh_token": self._refresh_token(repo, renew=refresh),
         })
         if not response.ok:
@@ -209,3 +221,63 @@ class AcrRemover:
             raise RegistryError(f"{VENDOR}: {repo}:{tag} is locked against deletion (deleteEnabled=false)")
         raise fail(response, f"{VENDOR}: removing {repo}:{tag}")
 
+
+    # --- listing -------------------------------------------------------------------------------
+    def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
+        """Every tag of ``repo`` (sorted) with its digest and ``lastUpdateTime`` (``createdTime`` where absent),
+        following ``Link`` pages; the media type is not in the listing (None). RegistryError when the repository
+        is unknown; AuthError when the credentials are refused."""
+        from ci_env.registry.client import TagInfo
+
+        if not repo.path:
+            raise RegistryError(f"{VENDOR}: {repo} is not a repository")
+        what = f"{VENDOR}: listing the tags of {repo.path}"
+        get = self._metadata_get(repo)
+        url: str | None = f"/acr/v1/{repo.path}/_tags?n={LIST_PAGE_SIZE}"
+        guard: PageGuard | None = None
+        infos: dict[str, TagInfo] = {}
+        while url:
+            response = get(url)
+            if response.status_code == 404:
+                raise RegistryError(f"{what}: no such repository ({describe(response)})")
+            if not response.ok:
+                raise fail(response, what)
+            items = json_of(response, what).get("tags") or []
+            if not isinstance(items, list):
+                raise RegistryError(f"{what}: 'tags' in the answer is not a list")
+            for item in items:
+                name = item.get("name") if isinstance(item, dict) else None
+                if isinstance(name, str) and name:
+                    digest, when = item.get("digest"), item.get("lastUpdateTime") or item.get("createdTime")
+                    infos[name] = TagInfo(name, digest if isinstance(digest, str) and digest else None, None,
+                                          when if isinstance(when, str) and when else None)
+            guard = guard or PageGuard(what, first=response.url)
+            url = next_page(next_link(response), response.url, guard)
+        return [infos[tag] for tag in sorted(infos)]
+
+    def _metadata_get(self, repo: RepoAddress) -> Any:
+        """``get(url)`` for the listing: ``url`` a path on the data plane, or an absolute URL it handed back. The
+        service principal's ``metadata_read`` token (asked again once on a 401), else the registry client's
+        token challenge with ``docker login``'s credentials."""
+        scope = f"repository:{repo.path}:metadata_read"
+        if self._service_principal() is not None:
+            api = endpoints.acr_api(repo.registry, self._context.env)
+
+            def with_token(url: str) -> requests.Response:
+                target = url if "://" in url else api + url
+                response = None
+                for refresh in (False, True):
+                    token = self._access_token(repo, refresh, "metadata_read")
+                    response = self._session.get(target, headers={"Authorization": f"Bearer {token}"})
+                    if response.status_code != 401:
+                        break
+                assert response is not None
+                return response
+
+            return with_token
+        from ci_env.registry.client import ClientPool
+
+        pool = getattr(self._context, "clients", None) or ClientPool(
+            self._context.docker_config, self._context.insecure_registries, self._context.env)
+        client = pool(repo.registry)
+        return lambda url: client.request("GET", url, scopes=[scope], absolute="://" in url)

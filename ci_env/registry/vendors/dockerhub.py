@@ -9,7 +9,8 @@ saved for Docker Hub in the job's Docker config are used. Delete:
 ``Retry-After``.
 
 Listing: ``GET /v2/repositories/NS/REPO/tags?page_size=100`` and each ``next`` page gives every tag with
-its digest, media type and ``last_updated`` (when the tag was last pushed), anonymously for a public
+its digest, media type and ``tag_last_pushed`` (when the tag was last pushed; ``last_updated``, which also
+moves when the tag's metadata changes, where the answer has no ``tag_last_pushed``), anonymously for a public
 repository, with the JWT when credentials are configured.
 """
 
@@ -181,7 +182,8 @@ class DockerHubRemover:
         return any(get_credential(self._context, kind) for kind in kinds) or docker_login(self._context) is not None
 
     def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
-        """Every tag of ``repo`` (sorted) with digest, media type and last push time, following ``next`` pages.
+        """Every tag of ``repo`` (sorted) with digest, media type and last push time (``tag_last_pushed``, else
+        ``last_updated``), following ``next`` pages.
 
         Anonymous unless credentials are configured. RegistryError when the repository is unknown (or private
         and no credentials were given); AuthError when the credentials are refused.
@@ -204,8 +206,8 @@ class DockerHubRemover:
             for item in items_of(body, "results", what):
                 tag = item.get("name")
                 if isinstance(tag, str) and tag:
-                    infos[tag] = TagInfo(tag, _text(item.get("digest")), _text(item.get("media_type")),
-                                         _text(item.get("last_updated")))
+                    pushed = _text(item.get("tag_last_pushed")) or _text(item.get("last_updated"))
+                    infos[tag] = TagInfo(tag, _text(item.get("digest")), _text(item.get("media_type")), pushed)
             next_url = body.get("next")
             if next_url is not None and not isinstance(next_url, str):
                 raise RegistryError(f"{what}: 'next' in the answer is not a URL")

@@ -7,7 +7,8 @@ come from the registry host (``ACCOUNT.dkr.ecr.REGION.amazonaws.com``); the endp
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance or task role).
 
 Listing: ``describe_images`` (paginated, tagged images only) gives every tag with its digest, manifest
-media type and push time in one listing, without reading manifests.
+media type and push time in one listing, without reading manifests; cleanup by rules lists every image
+(``tagStatus`` ANY), so the untagged ones come with their push times in the same listing.
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ class EcrRemover:
 
         RegistryError when the repository does not exist; AuthError when the credentials are missing or refused.
         """
+        return self._describe(repo, "TAGGED")[0]
+
+    def list_manifests(self, repo: RepoAddress) -> tuple[list[TagInfo], dict[str, str | None]]:
+        """:meth:`list_tags` and the untagged images (digest -> ``imagePushedAt``) of one ``describe_images``
+        listing of every image (``tagStatus`` ANY)."""
+        return self._describe(repo, "ANY")
+
+    def _describe(self, repo: RepoAddress, status: str) -> tuple[list[TagInfo], dict[str, str | None]]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         from ci_env.registry.client import TagInfo
@@ -120,15 +129,19 @@ class EcrRemover:
             text = error.message.removesuffix(" Nothing was deleted.").replace(CREDENTIALS_HELP, LIST_HELP)
             raise AuthError(f"cannot list the tags of {repo.path}: {text}") from None
         infos: dict[str, TagInfo] = {}
+        untagged: dict[str, str | None] = {}
         pages = client.get_paginator("describe_images").paginate(
-            filter={"tagStatus": "TAGGED"}, PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **self._ids(repo)
+            filter={"tagStatus": status}, PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **self._ids(repo)
         )
         try:
             for page in pages:
                 for image in page.get("imageDetails") or []:
                     pushed = image.get("imagePushedAt")
                     created = _utc(pushed) if pushed is not None else None
-                    for tag in image.get("imageTags") or []:
+                    tags = image.get("imageTags") or []
+                    if not tags and image.get("imageDigest"):
+                        untagged[str(image["imageDigest"])] = created
+                    for tag in tags:
                         infos[tag] = TagInfo(tag, image.get("imageDigest"), image.get("imageManifestMediaType"),
                                              created)
         except ClientError as error:
@@ -140,7 +153,7 @@ class EcrRemover:
             raise RegistryError(f"{VENDOR}: listing {repo.path}: {code or error}") from None
         except BotoCoreError as error:
             raise RegistryError(f"{VENDOR}: listing {repo.path}: {type(error).__name__}: {error}") from None
-        return [infos[tag] for tag in sorted(infos)]
+        return [infos[tag] for tag in sorted(infos)], untagged
 
     def protect(self, repo: RepoAddress, digests: frozenset[str]) -> None:
         """Never delete ``digests`` (remaining tags reach them) by removing their last tag."""

@@ -239,6 +239,11 @@ class GitHubRemover:
         """Every tag of the package (sorted) with its version's digest and push time: the version's
         ``updated_at`` (when a tag last moved onto it, as GitHub's own retention tools age versions), else its
         ``created_at``; the media type is not in the listing (None). [] for a package that does not exist."""
+        return self.list_manifests(repo)[0]
+
+    def list_manifests(self, repo: RepoAddress) -> tuple[list[TagInfo], dict[str, str | None]]:
+        """:meth:`list_tags` and, from the same version listing, the versions without a tag: digest -> push time
+        (``updated_at``, else ``created_at``)."""
         from ci_env.registry.client import TagInfo
 
         if repo.registry == LEGACY_HOST:
@@ -246,15 +251,19 @@ class GitHubRemover:
                                 "no push time: move the package to ghcr.io")
         base = self._package_base(repo)
         if base is None:
-            return []
+            return [], {}
         infos = []
+        untagged: dict[str, str | None] = {}
         for version in self._all_versions(base):
             when = version.get("updated_at") or version.get("created_at")
+            pushed = when if isinstance(when, str) else None
             digest = version.get("name")
-            for tag in _tags(version):
-                infos.append(TagInfo(tag, str(digest) if digest else None, None,
-                                     when if isinstance(when, str) else None))
-        return sorted(infos, key=lambda info: info.tag)
+            tags = _tags(version)
+            if not tags and isinstance(digest, str) and digest:
+                untagged[digest] = pushed
+            for tag in tags:
+                infos.append(TagInfo(tag, str(digest) if digest else None, None, pushed))
+        return sorted(infos, key=lambda info: info.tag), untagged
 
     def list_untagged(self, repo: RepoAddress) -> list[str]:
         """The digests of the package's versions without a tag (platform manifests of indexes, signatures of

@@ -14,12 +14,18 @@ repository is under ``$CI_PROJECT_PATH``, else the longest path prefix that is a
 repository (``GET /projects/ID/registry/repositories``, paged with ``X-Next-Page``), then
 ``DELETE /projects/ID/registry/repositories/RID/tags/TAG``, authenticated with ``PRIVATE-TOKEN``
 (``--repo-gitlab-token``) or ``JOB-TOKEN`` (``$CI_JOB_TOKEN``).
+
+Listing (cleanup by rules ages tags by it): the project and its registry repository as above, the tag names
+(``GET /projects/ID/registry/repositories/RID/tags``, paged with ``X-Next-Page``), then one
+``GET .../tags/TAG`` per tag for its ``digest`` and ``created_at`` (when it was pushed), a few at a time, every
+request under the shared per-host rate budget; with the same token when one is given, else anonymously.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -45,7 +51,7 @@ from ci_env.registry.vendors.common import (
 if TYPE_CHECKING:
     import requests
 
-    from ci_env.registry.client import ClientPool, RegistryClient
+    from ci_env.registry.client import ClientPool, RegistryClient, TagInfo
     from ci_env.registry.reference import RepoAddress
 
 VENDOR = "GitLab"
@@ -56,6 +62,9 @@ CREDENTIALS_HELP = (
     f"{where_to_set('gitlab-token')} to a token with the api scope (in GitLab CI, $CI_JOB_TOKEN is used when the "
     "job's user may delete, and only towards the job's own GitLab)"
 )
+#: tag names per page of the tag list (GitLab's maximum), and tag details read at a time
+LIST_PAGE_SIZE = 100
+DETAILS_PARALLEL = 8
 
 ClientFactory = Callable[[str], "RegistryClient"]
 
@@ -276,6 +285,63 @@ class GitLabRemover:
                            f"{VENDOR}: reading registry repository {repository}"),
             f"{repo.path} exists and WERF_GITLAB_API_URL is the GitLab API",
         )
+
+    # --- listing -------------------------------------------------------------------------------
+    def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
+        """Every tag of ``repo`` (sorted) with its digest and ``created_at`` (the push time) from the tag
+        details; the media type is not in them (None). [] when the project has no such registry repository;
+        RegistryError when no project holds ``repo``; AuthError when the token is refused."""
+        project = self._project_id(repo)
+        api = endpoints.gitlab_api(repo.registry, self._context.env)
+        if project is None:
+            raise RegistryError(f"{VENDOR}: no project holding {repo.path} is visible at {api}: check that the token "
+                                "may read it, or set WERF_GITLAB_API_URL to the GitLab API")
+        repository = self._repository_id(repo, project)
+        if repository is None:
+            return []
+        base = f"{api}/projects/{project}/registry/repositories/{repository}/tags"
+        names = self._tag_names(repo, base)
+        if not names:
+            return []
+        with ThreadPoolExecutor(max_workers=min(DETAILS_PARALLEL, len(names))) as pool:
+            found = list(pool.map(lambda name: self._tag_details(repo, base, name), names))
+        return sorted((info for info in found if info is not None), key=lambda info: info.tag)
+
+    def _tag_names(self, repo: RepoAddress, base: str) -> list[str]:
+        """The names of the repository's tags, every page."""
+        what = f"{VENDOR}: listing the tags of {repo.path}"
+        names: dict[str, None] = {}
+        page: str | None = "1"
+        guard = PageGuard(what, first=page)
+        while page:
+            response = self._get(repo, base, params={"per_page": LIST_PAGE_SIZE, "page": page})
+            if not response.ok:
+                raise fail(response, what)
+            for item in json_of(response, what, list):
+                name = item.get("name") if isinstance(item, dict) else None
+                if isinstance(name, str) and name:
+                    names[name] = None
+            page = (response.headers.get("X-Next-Page") or "").strip() or None
+            if page is not None:
+                if not page.isdigit():
+                    raise RegistryError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
+                guard.advance(page)
+        return list(names)
+
+    def _tag_details(self, repo: RepoAddress, base: str, name: str) -> TagInfo | None:
+        """One tag's digest and ``created_at``; None when it is gone since the list (404)."""
+        from ci_env.registry.client import TagInfo
+
+        what = f"{VENDOR}: reading tag {name} of {repo.path}"
+        response = self._get(repo, f"{base}/{quote(name, safe='')}")
+        if response.status_code == 404:
+            return None
+        if not response.ok:
+            raise fail(response, what)
+        body = json_of(response, what)
+        digest, created = body.get("digest"), body.get("created_at")
+        return TagInfo(name, digest if isinstance(digest, str) and digest else None, None,
+                       created if isinstance(created, str) and created else None)
 
 
 class GitLabNamespaces:

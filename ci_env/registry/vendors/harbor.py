@@ -5,6 +5,11 @@ artifact and its other tags stay). ``R`` is the repository inside project ``P``;
 double-encoded (``a/b`` -> ``a%252Fb``) as Harbor requires. Basic auth with
 ``--repo-harbor-username``/``--repo-harbor-password`` (a user or a robot account), else the
 credentials ``docker login`` saved for the Harbor host.
+
+Listing: ``GET /api/v2.0/projects/P/repositories/R/artifacts?with_tag=true&page_size=100&page=1`` and each
+``Link: rel="next"`` page give every artifact with its digest, manifest media type, ``push_time`` and
+``tags[]`` (each with its own ``push_time``: when that tag was pushed), with the same credentials when
+configured, anonymously (a public project) otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ci_env.errors import RegistryError
+from ci_env.errors import PreflightError, RegistryError
 from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
@@ -22,7 +27,9 @@ from ci_env.registry.vendors.common import (
     fail,
     get_credential,
     json_of,
+    listing_page,
     new_session,
+    paged,
     preflight_failure,
     untag_outcome,
     where_to_set,
@@ -31,6 +38,7 @@ from ci_env.registry.vendors.common import (
 if TYPE_CHECKING:
     import requests
 
+    from ci_env.registry.client import TagInfo
     from ci_env.registry.reference import RepoAddress
 
 VENDOR = "Harbor"
@@ -38,6 +46,9 @@ CREDENTIALS_HELP = (
     f"set {where_to_set('harbor-username', 'harbor-password')} (a user or robot account allowed to delete tags), "
     "or docker login to the Harbor host"
 )
+
+#: artifacts per page of the artifact listing (Harbor's maximum)
+LIST_PAGE_SIZE = 100
 
 
 def encode_repository(name: str) -> str:
@@ -116,6 +127,52 @@ class HarborRemover:
             f"{repo.path} exists and WERF_HARBOR_API_URL (default: the registry host) is Harbor's root URL",
         )
 
+    def list_tags(self, repo: RepoAddress) -> list[TagInfo]:
+        """Every tag of ``repo`` (sorted) with its artifact's digest and manifest media type, and the tag's own
+        ``push_time`` (the artifact's where the tag has none), following ``Link`` pages.
+
+        With the Harbor credentials (or ``docker login``'s) when configured, else anonymously (a public
+        project). RegistryError when the repository is unknown (or private and no credentials were given);
+        AuthError when the credentials are refused.
+        """
+        from ci_env.registry.client import TagInfo
+
+        project, name = split_repository(repo)
+        api = endpoints.harbor_api(repo.registry, self._context.env)
+        url = f"{api}/projects/{quote(project, safe='')}/repositories/{encode_repository(name)}/artifacts"
+        try:
+            auth: tuple[str, str] | None = self._auth(repo)
+        except PreflightError:
+            auth = None
+        what = f"{VENDOR}: listing the artifacts of {repo.path}"
+        hint = "" if auth else f" (a private project needs credentials: {CREDENTIALS_HELP})"
+        params = {"with_tag": "true", "page_size": str(LIST_PAGE_SIZE), "page": "1"}
+        infos: dict[str, TagInfo] = {}
+        for response in paged(self._session, url, what, params=params, auth=auth):
+            for artifact in _artifacts_of(response, what, hint):
+                digest = _text(artifact.get("digest"))
+                media = _text(artifact.get("manifest_media_type"))
+                for tag in artifact.get("tags") or []:
+                    tag_name = _text(tag.get("name")) if isinstance(tag, dict) else None
+                    if tag_name:
+                        pushed = _text(tag.get("push_time")) or _text(artifact.get("push_time"))
+                        infos[tag_name] = TagInfo(tag_name, digest, media, pushed)
+        return [infos[tag] for tag in sorted(infos)]
+
+
+def _artifacts_of(response: requests.Response, what: str, hint: str) -> list[dict[str, Any]]:
+    """The artifacts (objects) of one page of Harbor's artifact listing; RegistryError for a missing repository
+    or an answer that is not a list."""
+    if response.status_code == 404:
+        listing_page(response, what, hint)  # raises "no such repository"
+    if not response.ok:
+        raise fail(response, what)
+    return [item for item in json_of(response, what, list) if isinstance(item, dict)]
+
+
+def _text(value: object) -> str | None:
+    """``value`` when it is a non-empty string, else None (a listing field that is missing or malformed)."""
+    return value if isinstance(value, str) and value else None
 
 class HarborNamespaces:
     """Lists the repositories of a Harbor project (``NamespaceLister``): ``GET

@@ -1,0 +1,148 @@
+"""`ci-env cleanup --rules` and untagged manifests, where the vendor lists them: GitHub's untagged package versions
+(the real registry plays ghcr.io, versions derived from it) and ECR's untagged images (moto). An `untagged:` policy
+removes the untagged manifests nothing kept references, by digest, each with its reason in the report; the platform
+manifests of a kept index and the signature of a kept image, untagged on both, stay."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import jsonschema
+
+from ci_env.registry.client import RegistryClient
+from tests.cleanup.test_cleanup_rules import SCHEMA, ago
+from tests.cleanup.vendors import EcrRegistryApi, ecr_manifest
+from tests.cli import environ_without, run_ci_env
+from tests.graphs.shapes import push_artifact, push_index_of
+from tests.registry_client.images import push_image
+from tests.services.registry import RegistryService
+from tests.vendors.fakeapi import FakeApi
+from tests.vendors.servers import TOKEN as GITHUB_TOKEN
+from tests.vendors.servers import GitHubPackages
+
+AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "eu-west-1"}
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+EMPTY = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {**environ_without(), "DOCKER_CONFIG": str(tmp_path / "none"), "XDG_STATE_HOME": str(tmp_path / "state"),
+            "KUBECONFIG": str(tmp_path / "none"), **extra}
+
+
+def test_github_untagged_versions_follow_the_policy_and_kept_images_keep_theirs(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    path = f"acme/untagged{uuid.uuid4().hex[:8]}"
+    # kept: an index whose platform manifests are untagged versions, and an image with an OCI 1.1 signature that
+    # names it as subject (untagged, no referrers tag: only reading the signature tells whose it is)
+    platforms = [push_image(client, path, created=ago(300)).digest for _ in range(2)]
+    push_index_of(client, path, platforms, ["multi"])
+    app = push_image(client, path, ["app"], created=ago(300)).digest
+    signature = push_artifact(client, path, app, "application/vnd.dev.cosign.artifact.sig.v1+json", fallback=False)
+    # untagged and referenced by nothing kept: an old image (with its own signature), an old index and its platforms
+    # (the index's age decides them), and a recent image
+    orphan = push_image(client, path, created=ago(1)).digest
+    orphan_signature = push_artifact(client, path, orphan, "application/vnd.dev.cosign.artifact.sig.v1+json",
+                                     fallback=False)
+    old_platforms = [push_image(client, path, created=ago(1)).digest for _ in range(2)]
+    old_index = push_index_of(client, path, old_platforms)
+    recent = push_image(client, path, created=ago(300)).digest
+    for digest in (*platforms, app, signature):
+        packages.pushed[digest] = ago(300)
+    for digest in (orphan, orphan_signature, old_index, *old_platforms):
+        packages.pushed[digest] = ago(30)  # the image configs say 1 day: the push time must decide
+    packages.pushed[recent] = ago(2)  # its config says 300 days
+    args = ["cleanup", "--registry", registry_open.host, "--repository", path, "--rule", "keep=all",
+            "--untagged", "older-than=7d", "--images-repo-implementation", "github",
+            "--repo-github-token", GITHUB_TOKEN]
+    env = _env(tmp_path, WERF_GITHUB_API_URL=packages.api.url)
+    before = set(packages._revisions(path))
+
+    dry = tmp_path / "dry.json"
+    done = run_ci_env(*args, "--dry-run", "--report", str(dry), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert set(packages._revisions(path)) == before
+    assert not [c for c in packages.api.calls if c.method == "DELETE"]
+    removed = {orphan, old_index, orphan_signature, *old_platforms}
+    document = json.loads(dry.read_text())
+    jsonschema.validate(document, SCHEMA)
+    listed = {u["digest"]: u for u in document["untagged"]}
+    assert set(listed) == removed
+    assert {u["outcome"] for u in listed.values()} == {"would-remove"}
+    assert listed[orphan]["reason"].startswith("untagged, nothing references it: untagged: remove older than 7d")
+    assert "by the registry's push time" in listed[orphan]["reason"]
+    assert listed[old_platforms[0]]["reason"] == f"goes with removed {old_index}: no kept image references it"
+    assert listed[orphan_signature]["reason"] == f"goes with removed {orphan}: no kept image references it"
+    assert orphan[:19] in done.stdout
+    assert "5 untagged manifests to remove" in done.stderr
+
+    packages.api.calls.clear()
+    report = tmp_path / "report.json"
+    done = run_ci_env(*args, "--report", str(report), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert set(packages._revisions(path)) == before - removed
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert {u["digest"]: u["outcome"] for u in document["untagged"]} == dict.fromkeys(removed, "removed")
+    deleted = [c.path.rsplit("/", 1)[1] for c in packages.api.calls if c.method == "DELETE"]
+    assert sorted(deleted) == sorted(str(packages.ids[d]) for d in removed)
+    assert deleted.index(str(packages.ids[old_index])) < min(deleted.index(str(packages.ids[d])) for d in old_platforms)
+    for digest in (*platforms, app, signature, recent):
+        assert client.find_manifest(path, digest) is not None
+    assert GITHUB_TOKEN not in done.stderr + done.stdout + report.read_text()
+
+
+def test_ecr_untagged_images_are_removed_by_digest_but_a_kept_index_keeps_its_platforms(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], moto_url: str, clean_env: None,
+        tmp_path: Path) -> None:
+    ecr = boto3.client("ecr", region_name="eu-west-1", endpoint_url=moto_url, aws_access_key_id="testing",
+                       aws_secret_access_key="testing-secret")
+    shim = EcrRegistryApi(fake_api(), ecr)
+    path = f"ecr{uuid.uuid4().hex[:8]}/app"
+    ecr.create_repository(repositoryName=path)
+
+    def put(manifest: str, media: str = DOCKER_MANIFEST, tag: str | None = None) -> str:
+        digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()  # as ECR computes it (moto: when told)
+        ecr.put_image(repositoryName=path, imageManifest=manifest, imageManifestMediaType=media, imageDigest=digest,
+                      **({"imageTag": tag} if tag else {}))
+        return digest
+
+    platforms = [put(ecr_manifest(uuid.uuid4().hex)) for _ in range(2)]
+    put(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": DOCKER_MANIFEST, "digest": digest, "size": 100, "platform": {"architecture": arch, "os": "linux"}}
+        for digest, arch in zip(platforms, ("amd64", "arm64"), strict=True)]}), OCI_INDEX, "multi")
+    app = put(ecr_manifest(uuid.uuid4().hex), tag="v1")
+    signature = put(json.dumps({  # an OCI 1.1 signature of v1 (ECR lists it as an untagged image)
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": SIGNATURE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY, "size": 2},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": EMPTY, "size": 2}],
+        "subject": {"mediaType": DOCKER_MANIFEST, "digest": app, "size": 100}}), OCI_MANIFEST)
+    orphan = put(ecr_manifest(uuid.uuid4().hex))
+
+    def images() -> set[str]:
+        return {i["imageDigest"] for i in ecr.describe_images(repositoryName=path)["imageDetails"]}
+
+    before = images()
+    report = tmp_path / "report.json"
+    done = run_ci_env("cleanup", "--registry", shim.host, "--repository", path, "--rule", "keep=all",
+                      "--untagged", "remove", "--images-repo-implementation", "ecr", "--report", str(report),
+                      env=_env(tmp_path, AWS_ENDPOINT_URL_ECR=moto_url, **AWS), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert images() == before - {orphan}
+    document: dict[str, Any] = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert [(u["digest"], u["outcome"]) for u in document["untagged"]] == [(orphan, "removed")]
+    assert document["untagged"][0]["reason"].startswith("untagged, nothing references it: untagged: remove (pushed ")
+    assert shim.tags(path) == {"multi", "v1"}
+    assert {platforms[0], platforms[1], signature} <= images()
