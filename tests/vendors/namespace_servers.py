@@ -32,6 +32,8 @@ from tests.services.registry import RegistryService
 from tests.vendors.fakeapi import Call, FakeApi, Reply
 
 Paths = Callable[[], list[str]]
+#: a repository path -> its tags and their digests, as the registry holds them now
+TagsOf = Callable[[str], dict[str, str]]
 
 
 def storage_of(registry: RegistryService) -> Path:
@@ -103,20 +105,58 @@ class GitLabGroups(_Fake):
     """GitLab's group and project registry repository listings; ``groups`` and ``projects`` are paths."""
 
     def __init__(self, api: FakeApi, paths: Paths, groups: tuple[str, ...], projects: tuple[str, ...] = (),
-                 token: str | None = None) -> None:
+                 token: str | None = None, tags_of: TagsOf | None = None) -> None:
         super().__init__(api, paths)
-        self.groups, self.projects, self.token = groups, projects, token
+        self.groups, self.projects, self.token, self.tags_of = groups, projects, token, tags_of
         api.route("GET", r"/api/v4/(groups|projects)/([^/]+)/registry/repositories")(self.repositories)
+        if tags_of is not None:  # each stored repository is a project's root repository, as GitLab lists them
+            api.route("GET", r"/api/v4/projects/([^/]+)")(self.project)
+            api.route("GET", r"/api/v4/projects/(\d+)/registry/repositories/(\d+)/tags")(self.tags)
+            api.route("GET", r"/api/v4/projects/(\d+)/registry/repositories/(\d+)/tags/([^/]+)")(self.tag)
+
+    def _path_of(self, ident: str) -> str | None:
+        """The stored repository a project id or URL-encoded path names, or None."""
+        paths = self.paths()
+        if ident.isdigit():
+            index = int(ident) - 1000
+            return paths[index] if 0 <= index < len(paths) else None
+        path = unquote(ident)
+        return path if path in paths else None
+
+    def project(self, call: Call, ident: str) -> Reply:
+        path = self._path_of(ident)
+        if path is None:
+            return 404, {}, {"message": "404 Project Not Found"}
+        return 200, {}, {"id": 1000 + self.paths().index(path), "path_with_namespace": path}
+
+    def tags(self, call: Call, project: str, _repository: str) -> Reply:
+        path = self._path_of(project)
+        assert self.tags_of is not None
+        if path is None:
+            return 404, {}, {"message": "404 Repository Not Found"}
+        return 200, {}, [{"name": tag, "path": f"{path}:{tag}"} for tag in sorted(self.tags_of(path))]
+
+    def tag(self, call: Call, project: str, _repository: str, tag: str) -> Reply:
+        path = self._path_of(project)
+        assert self.tags_of is not None
+        digest = self.tags_of(path).get(unquote(tag)) if path is not None else None
+        if digest is None:
+            return 404, {}, {"message": "404 Tag Not Found"}
+        return 200, {}, {"name": unquote(tag), "digest": digest, "created_at": "2026-01-01T00:00:00.000+00:00"}
 
     def repositories(self, call: Call, kind: str, ident: str) -> Reply:
         if self.token is not None and call.headers.get("PRIVATE-TOKEN") != self.token:
             return 401, {}, {"message": "401 Unauthorized"}
         path = unquote(ident)
-        if path not in (self.groups if kind == "groups" else self.projects):
+        by_id = self._path_of(ident) if kind == "projects" and ident.isdigit() and self.tags_of else None
+        if by_id is not None:  # a project by id (the tag listing's path): its root repository
+            path = by_id
+        elif path not in (self.groups if kind == "groups" else self.projects):
             return 404, {}, {"message": f"404 {kind[:-1].title()} Not Found"}
         page, size = _page(call, "per_page", 20)
-        under = [p for p in self.paths() if p == path or p.startswith(f"{path}/")]
-        rows = [{"id": 70 + n, "name": p.rsplit("/", 1)[-1], "path": p, "project_id": 9,
+        under = [p for p in self.paths() if p == path or (by_id is None and p.startswith(f"{path}/"))]
+        rows = [{"id": 70 + n, "name": p.rsplit("/", 1)[-1], "path": p,
+                 "project_id": 1000 + self.paths().index(p) if self.tags_of is not None else 9,
                  "location": f"registry.example/{p}"} for n, p in enumerate(under)]
         headers = {"X-Page": str(page), "X-Per-Page": str(size)}
         if page * size < len(rows):
@@ -137,6 +177,26 @@ class HarborProjects(_Fake):
         api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)")(self.repository)
         api.route("DELETE", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)/artifacts/([^/]+)/tags/([^/]+)")(
             self.delete_tag)
+        api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)/artifacts")(self.artifacts)
+
+    def artifacts(self, call: Call, project: str, repository: str) -> Reply:
+        """``?with_tag=true``: the repository's artifacts (one per digest) with their tags, from the storage's tag
+        links, every tag pushed on 2026-01-01 (one page: the fake's repositories are small)."""
+        assert self.storage is not None
+        if not self._ok(call):
+            return 401, {}, {"errors": [{"code": "UNAUTHORIZED"}]}
+        tags_dir = self.storage / project / unquote(unquote(repository)) / "_manifests" / "tags"
+        if not tags_dir.is_dir():
+            return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": "repository not found"}]}
+        by_digest: dict[str, list[dict[str, str]]] = {}
+        for tag in sorted(tags_dir.iterdir()):
+            link = tag / "current" / "link"
+            if link.is_file():
+                by_digest.setdefault(link.read_text().strip(), []).append(
+                    {"name": tag.name, "push_time": "2026-01-01T00:00:00.000Z"})
+        rows = [{"digest": digest, "push_time": "2026-01-01T00:00:00.000Z", "tags": tags}
+                for digest, tags in sorted(by_digest.items())]
+        return 200, {"X-Total-Count": str(len(rows))}, rows
 
     def _ok(self, call: Call) -> bool:
         expected = base64.b64encode(":".join(self.user).encode()).decode()
