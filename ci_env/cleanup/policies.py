@@ -37,6 +37,7 @@ from ci_env.cleanup.in_use import ImagesInUse, in_use_reason
 from ci_env.cleanup.protections import KeepList
 from ci_env.contract import CUSTOM, GIT_BRANCH, GIT_COMMIT, GIT_TAG, STAGES_SIGNATURE
 from ci_env.gitinfo import GitFacts
+from ci_env.patterns import Pattern
 from ci_env.tagging import docker_tag
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class Policy:
     git_tag: Limit = field(default_factory=Limit)
     git_commit: Limit = field(default_factory=Limit)
     stages_signature: Limit = field(default_factory=Limit)
-    keep_tags: tuple[re.Pattern[str], ...] = ()
+    keep_tags: tuple[Pattern, ...] = ()  #: --keep-tag (ci_env.cleanup.protections.compile_keep_tags)
     keep_published_within: timedelta = timedelta(hours=2)
     keep_list: KeepList = field(default_factory=KeepList)
     git_history: GitHistory | None = None

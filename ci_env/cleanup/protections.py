@@ -1,7 +1,8 @@
 """Protections that win over every cleanup policy: ``--keep-tag``, ``--keep-published-within``, ``--keep-list``.
 
-``--keep-tag`` patterns match whole tags (``re.fullmatch``); :func:`keep_tag_warnings` says which
-patterns protect nothing among the tags found, and what to write instead (``^rel-`` -> ``^rel-.*``).
+``--keep-tag`` patterns match whole tags (RE2 syntax, in linear time: :mod:`ci_env.patterns`);
+:func:`keep_tag_warnings` says which patterns protect nothing among the tags found, and what to write instead
+(``^rel-`` -> ``^rel-.*``).
 
 Pure parsing, no I/O except reading the keep-list file. Every malformed value raises
 :class:`~ci_env.errors.UsageError` (exit 2) naming the option and what to write instead.
@@ -9,24 +10,24 @@ Pure parsing, no I/O except reading the keep-list file. Every malformed value ra
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_env.errors import UsageError
 from ci_env.output import plural
+from ci_env.patterns import Pattern, PatternError, compile_pattern
 
 
-def compile_keep_tags(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
-    """Compile ``--keep-tag`` regular expressions; UsageError naming the bad one and the regex error."""
+def compile_keep_tags(patterns: Iterable[str]) -> tuple[Pattern, ...]:
+    """Compile ``--keep-tag`` regular expressions (RE2 syntax); UsageError naming the bad one and what is wrong."""
     compiled = []
     for pattern in patterns:
         if not pattern:
             raise UsageError("--keep-tag '' is empty: give a regular expression matching whole tags, e.g. 'v.*'")
         try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
+            compiled.append(compile_pattern(pattern))
+        except PatternError as exc:
             raise UsageError(f"--keep-tag {pattern!r} is not a valid regular expression: {exc}") from None
     return tuple(compiled)
 
@@ -97,8 +98,8 @@ def keep_tag_warnings(patterns: Sequence[str], tags: Iterable[str]) -> list[str]
     warnings = []
     for text in patterns:
         try:
-            pattern = re.compile(text)
-        except re.error:
+            pattern = compile_pattern(text)
+        except PatternError:
             continue  # compile_keep_tags reports it
         if any(pattern.fullmatch(tag) for tag in found):
             continue

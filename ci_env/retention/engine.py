@@ -103,13 +103,13 @@ class Protections:
 
     def reason(self, tag: str | None, digest: str) -> str | None:
         """Why this tag or digest is protected, or None."""
-        import re
+        from ci_env.patterns import compile_pattern
 
         if tag is not None:
             if tag in self.tags:
                 return self.tags[tag]
             for pattern, reason in self.tag_patterns:
-                if re.fullmatch(pattern, tag):
+                if compile_pattern(pattern).fullmatch(tag):  # compiled once (cached), linear time
                     return reason
         return self.digests.get(digest)
 

@@ -3,8 +3,9 @@
 - ``--repository SELECTOR`` (repeatable): ``team/app`` exactly, ``team/*`` a glob (``*``, ``?``, ``**``, ``[...]``),
   ``team/`` (a trailing slash) everything under that namespace;
 - ``--rule SPEC`` (repeatable, in priority order): ``key=value`` pairs separated by ``;``: ``tags=REGEX`` and
-  ``exclude=REGEX`` (each may repeat), ``keep=all``, ``keep-last=N``, ``keep-within=DURATION``,
-  ``older-than=DURATION``, ``except-last=N``; e.g. ``--rule 'exclude=main;keep-last=10;older-than=90d'``;
+  ``exclude=REGEX`` (each may repeat; RE2 syntax, matching whole tags), ``keep=all``, ``keep-last=N``,
+  ``keep-within=DURATION``, ``older-than=DURATION``, ``except-last=N``;
+  e.g. ``--rule 'exclude=main;keep-last=10;older-than=90d'``;
 - ``--untagged keep|remove|SPEC`` with ``older-than=DURATION;except-last=N``;
 - ``--unit tag|image``.
 
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from ci_env.errors import UsageError
+from ci_env.patterns import PatternError
 from ci_env.retention.rules import (
     DURATION_HINT,
     KEEP,
@@ -124,7 +126,7 @@ def _rule(spec: str, number: int) -> Rule:
         if key in patterns:
             try:
                 compile_tag_pattern(value)
-            except re.error as exc:
+            except PatternError as exc:
                 raise UsageError(f"{option} {spec!r}: {key}={value!r} is not a valid regular expression: {exc}"
                                  ) from None
             patterns[key].append(value)

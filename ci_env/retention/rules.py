@@ -15,7 +15,8 @@ The file (YAML; every mistake a :class:`~ci_env.errors.ConfigError` naming the f
         keep: {last: 10, within: 30d}   # the 10 most recent tags the rule covers, and those pushed within 30d
         remove: {olderThan: 90d}         # of the rest, those older than 90d (exceptLast: N spares N more)
 
-Patterns match whole tags (``re.fullmatch``, as werf anchors its patterns). A tag no rule covers is kept. Pure:
+Patterns match whole tags (as werf anchors its patterns), in RE2 syntax and in linear time
+(:mod:`ci_env.patterns`: a tag someone pushes cannot stall the cleanup). A tag no rule covers is kept. Pure:
 no network; only :func:`load_rules` reads the file.
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 
 from ci_env.durations import go_duration_or_none
 from ci_env.errors import ConfigError
+from ci_env.patterns import Pattern, PatternError, compile_pattern
 from ci_env.yaml_nodes import Reader, compose, is_null, line_of
 
 VERSION = 1
@@ -50,9 +52,10 @@ SELECT_NAMESPACE = "namespace"
 SELECTORS = (SELECT_NAME, SELECT_GLOB, SELECT_NAMESPACE)
 
 
-def compile_tag_pattern(text: str) -> re.Pattern[str]:
-    """``text`` as a pattern matching whole tags (re.error when Python's re cannot read it)."""
-    return re.compile(f"(?:{text})\\Z")
+def compile_tag_pattern(text: str) -> Pattern:
+    """``text`` as a pattern (RE2 syntax) to match whole tags with ``fullmatch``; PatternError when it cannot be
+    read or uses what RE2 refuses."""
+    return compile_pattern(text)
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ class TagSelection:
 
     include: tuple[str, ...] = (".*",)
     exclude: tuple[str, ...] = ()
-    _include: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
-    _exclude: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    _include: tuple[Pattern, ...] = field(init=False, repr=False, compare=False)
+    _exclude: tuple[Pattern, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_include", tuple(compile_tag_pattern(p) for p in self.include))
@@ -70,11 +73,11 @@ class TagSelection:
 
     def includes(self, tag: str) -> bool:
         """True when an ``include`` pattern matches the whole tag."""
-        return any(p.match(tag) for p in self._include)
+        return any(p.fullmatch(tag) for p in self._include)
 
     def excludes(self, tag: str) -> bool:
         """True when an ``exclude`` pattern matches the whole tag."""
-        return any(p.match(tag) for p in self._exclude)
+        return any(p.fullmatch(tag) for p in self._exclude)
 
     def covers(self, tag: str) -> bool:
         return self.includes(tag) and not self.excludes(tag)
@@ -325,7 +328,7 @@ def _tags(read: Reader, node: Any, where: str) -> TagSelection:
         for text, item in items:
             try:
                 compile_tag_pattern(text)
-            except re.error as exc:
+            except PatternError as exc:
                 raise read.fail(item, f"{where}.{key} {text!r} is not a valid regular expression: {exc}") from None
         lists[key] = tuple(text for text, _ in items)
     if "include" in lists and not lists["include"]:

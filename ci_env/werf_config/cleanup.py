@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_env.durations import go_duration_or_none
+from ci_env.patterns import Pattern, PatternError, compile_pattern
 from ci_env.yaml_nodes import Reader, is_null
 
 AND = "And"
@@ -75,7 +76,7 @@ class KeepPolicy:
 
     number: int
     kind: str  #: BRANCH or TAG
-    pattern: re.Pattern[str]
+    pattern: Pattern
     text: str  #: as written: ``main`` or ``/^release-.*/``
     references_limit: Limit | None = None
     images_per_reference: Limit = field(default_factory=Limit)
@@ -84,7 +85,7 @@ class KeepPolicy:
     def selects(self, name: str) -> bool:
         """True when the branch or tag ``name`` matches the policy's name, or its regex as werf anchors it
         (``^REGEX$``: in full, except that a top-level ``a|b`` is ``^a`` or ``b$``)."""
-        return self.pattern.search(name) is not None
+        return self.pattern.search(name)
 
     @property
     def images_last(self) -> int:
@@ -112,55 +113,20 @@ class CleanupConfig:
     disable: bool = False
 
 
-def _regex(text: str) -> re.Pattern[str]:
-    """``/REGEX/`` or a literal name, compiled as werf compiles it: ``^REGEX$`` (Go's RE2 syntax, whose POSIX
-    classes such as ``[[:digit:]]`` are translated; re.error for what Python's re cannot read)."""
+def _regex(text: str) -> Pattern:
+    """``/REGEX/`` or a literal name, compiled as werf compiles it: ``^REGEX$`` in Go's RE2 syntax, matched with
+    ``search`` (a top-level ``a|b`` is ``^a`` or ``b$``, as in werf), in linear time; PatternError for what
+    cannot be read or what RE2 refuses."""
     if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
-        return re.compile(f"^{_posix_classes(text[1:-1])}\\Z")
-    return re.compile(f"^{re.escape(text)}\\Z")
+        body = text[1:-1]
+        # Go reads ``^(?i)x$``; Python's parser wants global flags first, where they mean the same
+        flags = _LEADING_FLAGS.match(body)
+        lead = flags.group(0) if flags is not None else ""
+        return compile_pattern(f"{lead}^{body[len(lead):]}$")
+    return compile_pattern(f"^{re.escape(text)}$")
 
 
-#: RE2's POSIX classes, as the inside of a Python character set.
-_POSIX = {
-    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ", "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~", "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z", "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
-}
-_POSIX_CLASS = re.compile(r"\[:(\^?)([a-z]+):\]")
-
-
-def _posix_classes(source: str) -> str:
-    """``source`` with each ``[:name:]`` inside a character set replaced by its ranges; re.error for an unknown
-    or negated one (Python's sets cannot say "not digits" inside a set)."""
-    out: list[str] = []
-    index, in_set = 0, False
-    while index < len(source):
-        char = source[index]
-        if char == "\\":
-            out.append(source[index:index + 2])
-            index += 2
-            continue
-        if in_set:
-            match = _POSIX_CLASS.match(source, index)
-            if match is not None:
-                negated, name = match.groups()
-                if negated or name not in _POSIX:
-                    raise re.error(f"the POSIX class {match.group(0)} is not supported here; write the characters "
-                                   "as a set instead, e.g. [0-9] for [:digit:]")
-                out.append(_POSIX[name])
-                index = match.end()
-                continue
-            if char == "]" and out[-1] not in ("[", "[^"):
-                in_set = False
-        elif char == "[":
-            in_set = True
-            if source.startswith("^", index + 1):
-                out.append("[^")
-                index += 2
-                continue
-        out.append(char)
-        index += 1
-    return "".join(out)
+_LEADING_FLAGS = re.compile(r"(?:\(\?[imsx]+\))*")
 
 
 def default_policies() -> tuple[KeepPolicy, ...]:
@@ -300,7 +266,7 @@ def _policy(read: _Reader, node: Any, number: int) -> KeepPolicy:
     text = read.scalar(value_node, f"{where} references.{kind}")
     try:
         pattern = _regex(text)
-    except re.error as exc:
+    except PatternError as exc:
         raise read.fail(value_node, f"{where} references.{kind} {text!r} is not a valid regular expression: {exc}"
                         ) from None
     limit = _limit(read, references["limit"][1], f"{where} references.limit") if "limit" in references else None
