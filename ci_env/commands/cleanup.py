@@ -467,6 +467,9 @@ def cleanup(repo: Any, **kw: Any) -> None:
     from ci_env.durations import parse_duration
 
     if _rules_given(kw):
+        from ci_env.commands.rules_mode import refuse_managed_options
+
+        refuse_managed_options(click.get_current_context())
         _run_rules(repo, kw)
         return
 
