@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ci_env.cleanup.progress import Update
     from ci_env.cleanup.protections import KeepList
     from ci_env.cleanup.rules_planning import RulesPlan
-    from ci_env.cleanup.shards import Shard
+    from ci_env.cleanup.shards import Shard, ShardRun
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.registry.listing import TagLister
     from ci_env.registry.reference import RepoAddress
@@ -174,7 +174,19 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
         journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
         published={key: when for key, (when, _source) in planned.ages.items()},
         age_sources={key: source for key, (_when, source) in planned.ages.items()},
+        shard=shard_run(request, planned),
     )
+
+
+def shard_run(request: RulesRequest, planned: RulesPlan) -> ShardRun | None:
+    """What the report records of a shard's run (None without ``--shard``/``CI_NODE_INDEX``)."""
+    from ci_env.cleanup.shards import ShardRun, fingerprint
+
+    if request.shard is None:
+        return None
+    taken = len(planned.selection.repositories)
+    return ShardRun(request.shard, taken, taken + planned.selection.other_shards,
+                    fingerprint(request.rules, request.registry))
 
 
 def _context(request: RulesRequest, clients: Clients) -> Any:
