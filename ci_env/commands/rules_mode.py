@@ -8,6 +8,8 @@ for every step, ``ci-env setup`` among them) stay silently ignored in rules mode
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import click
 
 from ci_env.cascade import STAGES_STORAGE, flag_name, param_name
@@ -41,6 +43,21 @@ NOT_FOR_RULES: dict[str, str] = {
     "removed_branch": DECIDE,
     "delete_untagged": UNTAGGED,
 }
+
+
+#: the variables of the images repo and stages storage (``ci-env setup`` exports them for every step of a job),
+#: left out of the environment a rules run resolves its repo options in; a prefix ends with ``_``
+IGNORED_VARIABLES = ("WERF_IMAGES_REPO", "WERF_IMAGES_REPO_MODE", "WERF_IMAGES_REPO_IMPLEMENTATION",
+                     "WERF_STAGES_STORAGE", "WERF_STAGES_STORAGE_REPO_")
+
+
+def rules_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without :data:`IGNORED_VARIABLES`: what a rules run resolves its repo options in (the
+    implementation ``--images-repo-implementation``/``--repo-implementation``/``WERF_REPO_IMPLEMENTATION`` names,
+    and the credentials), so an images repo's implementation never becomes that of the rules' repositories."""
+    return {name: value for name, value in env.items()
+            if name not in IGNORED_VARIABLES
+            and not any(name.startswith(prefix) for prefix in IGNORED_VARIABLES if prefix.endswith("_"))}
 
 
 def given_on_command_line(ctx: click.Context) -> list[click.Parameter]:

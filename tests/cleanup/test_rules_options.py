@@ -78,3 +78,39 @@ def test_the_variables_of_those_options_are_ignored_in_rules_mode(
         WERF_KEEP_PUBLISHED_WITHIN="30d", WERF_GIT_HISTORY_SYNCHRONIZATION="true", WERF_DELETE_UNTAGGED="true")
     assert code == 0, err
     assert client.list_tags(name) == ["new"]
+
+
+def test_the_images_repos_implementation_that_setup_exports_is_not_the_rules_repositories(
+        registry_open: RegistryService, tmp_path: Path) -> None:
+    """A GitHub job's setup exports WERF_IMAGES_REPO=ghcr.io/... and WERF_IMAGES_REPO_IMPLEMENTATION=github: they
+    describe the images repo, not the repositories the rules select on another registry."""
+    client, name = _filled(registry_open)
+    code, _out, err = run_cli(
+        "cleanup", "--registry", registry_open.host, "--repository", name, "--rule", "keep-last=1",
+        "--without-kube", cwd=tmp_path, WERF_IMAGES_REPO="ghcr.io/octo-org/hello-world",
+        WERF_IMAGES_REPO_IMPLEMENTATION="github", WERF_STAGES_STORAGE_REPO_IMPLEMENTATION="github",
+        WERF_IMAGES_REPO_MODE="multirepo")
+    assert code == 0, err
+    assert "plan: 1 kept, 1 to remove" in err
+    assert client.list_tags(name) == ["new"]
+
+
+def test_a_malformed_images_repo_variable_does_not_stop_a_rules_run(
+        registry_open: RegistryService, tmp_path: Path) -> None:
+    client, name = _filled(registry_open)
+    code, _out, err = run_cli(
+        "cleanup", "--registry", registry_open.host, "--repository", name, "--rule", "keep-last=1",
+        "--without-kube", cwd=tmp_path, WERF_IMAGES_REPO="Not/An::Address", WERF_STAGES_STORAGE="x y",
+        WERF_IMAGES_REPO_MODE="sideways")
+    assert code == 0, err
+    assert client.list_tags(name) == ["new"]
+
+
+def test_the_implementation_option_still_applies_to_the_rules_repositories(
+        registry_open: RegistryService, tmp_path: Path) -> None:
+    client, name = _filled(registry_open)
+    code, _out, err = run_cli(
+        "cleanup", "--registry", registry_open.host, "--repository", name, "--rule", "keep-last=1",
+        "--without-kube", "--images-repo-implementation", "nosuchvendor", cwd=tmp_path)
+    assert code == 2 and "nosuchvendor" in err and "Traceback" not in err
+    assert sorted(client.list_tags(name)) == ["new", "old"]
