@@ -183,3 +183,14 @@ def repo_options(func: F) -> F:
         return "repo", resolve_repo_options(values, os.environ)
 
     return _attach([*_repo_params(), *_credential_params(SCOPES)], convert)(func)
+
+
+def repo_options_in(func: F) -> F:
+    """:func:`repo_options` for a command that chooses the environment they resolve in: it receives ``repo``, a
+    function of the environment (``os.environ`` or less) that returns the RepoOptions (ConfigError as
+    :func:`repo_options`, when called). Used by cleanup, whose rules mode ignores the images repo's variables."""
+
+    def convert(values: dict[str, Any]) -> tuple[str, Any]:
+        return "repo", functools.partial(resolve_repo_options, values)
+
+    return _attach([*_repo_params(), *_credential_params(SCOPES)], convert)(func)

@@ -64,6 +64,7 @@ def page_data(result: Result) -> dict[str, Any]:
         "dry_run": result.dry_run,
         "images_repo": result.images_repo,
         "stages_storage": result.stages_storage,
+        "shard": result.shard.phrase() if result.shard is not None else None,
         "started": result.started,
         "finished": result.finished,
         "summary": document["summary"],

@@ -22,6 +22,7 @@ from ci_env.registry.outcomes import Status
 
 if TYPE_CHECKING:
     from ci_env.cleanup.resume import Resumed
+    from ci_env.cleanup.shards import ShardRun
     from ci_env.cleanup.sizes import Bytes
     from ci_env.registry.budget import WaitStats
     from ci_env.registry.removal import AccessoryOutcome, UntaggedOutcome
@@ -84,6 +85,8 @@ class Result:
     #: (repository, stored_tag) -> where ``published`` came from (cleanup by rules): ``registry`` (the vendor API's
     #: push time) or ``config`` (the image config's ``created``)
     age_sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    #: cleanup by rules with ``--shard I/N``: which shard, and how many repositories it took of those selected
+    shard: ShardRun | None = None
 
     @property
     def would_fail(self) -> bool:
@@ -154,6 +157,7 @@ class Result:
             "finished": self.finished,
             "images_repo": self.images_repo,
             "stages_storage": self.stages_storage,
+            "shard": self.shard.as_json() if self.shard is not None else None,
             "summary": {**self.counts(), "records_forgotten": self.records_forgotten,
                         "metadata_pruned": self.metadata_pruned, "managed_forgotten": self.managed_forgotten},
             "decisions": decisions,

@@ -18,11 +18,12 @@ from ci_env.cleanup.target import Clients, Settings, now_text
 
 if TYPE_CHECKING:
     from ci_env.cleanup.in_use import ImagesInUse, KubeSettings
+    from ci_env.cleanup.journal import State
     from ci_env.cleanup.journal import Target as JournalTarget
     from ci_env.cleanup.progress import Update
     from ci_env.cleanup.protections import KeepList
     from ci_env.cleanup.rules_planning import RulesPlan
-    from ci_env.cleanup.shards import Shard
+    from ci_env.cleanup.shards import Shard, ShardRun
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.registry.listing import TagLister
     from ci_env.registry.namespaces import Namespaces
@@ -137,11 +138,16 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
     settings, plan = request.settings, planned.plan
     remote = list(plan.deletions)
     path = None if settings.dry_run else request.journal or jr.default_path(request.env, journal_target(request))
-    if path is not None:
-        earlier = jr.load(path, journal_target(request))
-        if earlier is not None and earlier.pending:  # an earlier stopped run: its removals first
-            rank = {entry.key: n for n, entry in enumerate(earlier.pending)}
-            remote.sort(key=lambda d: rank.get(d.key, len(rank)))
+    earlier = _earlier_journal(request, path, display.status)
+    triage = None
+    if earlier is not None:  # an earlier stopped or killed run: what today's plan removes too goes first
+        from ci_env.cleanup import notes, resume
+
+        triage = resume.triage(earlier, plan, {str(repo) for repo in planned.selection.repositories})
+        for line in notes.triage_lines("cleanup", earlier, triage):
+            display.status(line)
+        rank = {key: n for n, key in enumerate(triage.first)}
+        remote.sort(key=lambda d: rank.get(d.key, len(rank)))
     requests = [(d.repository, d.stored_tag) for d in remote]
     remover_of = removers(request, clients)
     writer = None
@@ -178,12 +184,20 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
                     if any(o.repo == str(repo) and o.status == "would-remove" for o in untagged)]
         refusals = preflight_refusals(touched, remover_of)
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in removal.summary.outcomes}
+    resumed = triage.resumed(outcomes) if triage is not None else ()
+    if earlier is not None:
+        from ci_env.cleanup import notes
+
+        display.status(notes.resumed_line(resumed))
+        if not stopped:  # finished (or nothing to remove): the earlier journal is done with
+            earlier.path.unlink(missing_ok=True)
     return Result(
         "cleanup", settings.dry_run, label(request), None, plan, outcomes, planned.skipped, started, now_text(),
         accessories=removal.by_tag(), untagged=untagged, warnings=removal.warnings + warnings, stopped=stopped,
-        journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
+        journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals, resumed=resumed,
         published={key: when for key, (when, _source) in planned.ages.items()},
         age_sources={key: source for key, (_when, source) in planned.ages.items()},
+        shard=shard_run(request, planned),
     )
 
 
@@ -202,6 +216,39 @@ def _remove_untagged(request: RulesRequest, planned: RulesPlan, remover_of: Call
         repos, remover_of, graph_of, removal, parallel=request.settings.parallel, dry_run=request.settings.dry_run,
         keep=running, only=lambda repo: planned.untagged.get(str(repo), {}))
     return outcomes, warnings
+
+
+def shard_run(request: RulesRequest, planned: RulesPlan) -> ShardRun | None:
+    """What the report records of a shard's run (None without ``--shard``/``CI_NODE_INDEX``)."""
+    from ci_env.cleanup.shards import ShardRun, fingerprint
+
+    if request.shard is None:
+        return None
+    taken = len(planned.selection.repositories)
+    return ShardRun(request.shard, taken, taken + planned.selection.other_shards,
+                    fingerprint(request.rules, request.registry))
+
+
+def _earlier_journal(request: RulesRequest, path: Path | None, status: Callable[[str], None]) -> State | None:
+    """The journal an earlier run left at ``path`` with removals pending (``journal.State``), or None: none there,
+    a dry run (``path`` None), nothing pending (deleted), or written for another CI ref (ignored, and replaced by
+    this run's). UsageError (exit 2) for a file that fails ``journal.load``'s checks or is another run's."""
+    from ci_env.cleanup import journal as jr
+
+    if path is None:
+        return None
+    state = jr.load(path, journal_target(request))
+    if state is None:
+        return None
+    ref = jr.current_ref(request.env)
+    if state.ref != ref:
+        status(f"cleanup: the journal {path} was written for ref {state.ref or '(none)'}, not for {ref or '(none)'} "
+               "(another branch's cache?): ignored, and replaced by this run's")
+        return None
+    if not state.pending:
+        path.unlink(missing_ok=True)
+        return None
+    return state
 
 
 def _context(request: RulesRequest, clients: Clients) -> Any:

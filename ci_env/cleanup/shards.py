@@ -8,9 +8,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from ci_env.errors import UsageError
+
+if TYPE_CHECKING:
+    from ci_env.retention.rules import RulesFile
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,35 @@ class Shard:
 
     def __str__(self) -> str:
         return f"{self.index}/{self.total}"
+
+
+@dataclass(frozen=True)
+class ShardRun:
+    """What a shard's report records of its run (``shard`` in the JSON report): which shard it was, how many
+    repositories it took of how many the rules selected on every shard together, and the fingerprint of the rules
+    (:func:`fingerprint`), so ``report merge`` can tell the shards of one cleanup from others."""
+
+    shard: Shard
+    repositories: int
+    selected: int
+    rules: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The report's ``shard``."""
+        return {"index": self.shard.index, "total": self.shard.total, "repositories": self.repositories,
+                "selected": self.selected, "rules": self.rules}
+
+    def phrase(self) -> str:
+        """``shard 2/4: 3 of 10 repositories``."""
+        return f"shard {self.shard}: {self.repositories} of {self.selected} repositories"
+
+
+def fingerprint(rules: RulesFile, registry: str | None) -> str:
+    """``sha256:`` and 16 hex digits naming the rules as read (every entry, selector and rule, wherever the file
+    lies: its path does not count) and the ``--registry`` they apply on: the shards of one cleanup agree, a shard
+    run with other rules does not."""
+    text = repr(replace(rules, source="")) + "\n" + (registry or "")
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def shard_of(repository: str, total: int) -> int:

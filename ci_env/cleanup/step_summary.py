@@ -126,6 +126,8 @@ def markdown(result: Result, html_report: str | None = None, env: Mapping[str, s
     counts = result.counts()
     title = f"ci-env {result.command}" + (" (dry run)" if result.dry_run else "")
     lines = [f"### {title}: {_cell(result.images_repo)}", ""]
+    if result.shard is not None:
+        lines += [f"{result.shard.phrase().capitalize()} selected by the rules", ""]
     removed_word = "would be removed" if result.dry_run else "removed"
     head = (f"**{counts['delete']} to remove**, {counts['kept']} kept: {counts['removed']} removed, "
             f"{counts['absent']} already gone, {counts['failed']} failed"

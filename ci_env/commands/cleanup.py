@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from ci_env.cleanup.time_budget import EXIT_PARTIAL
-from ci_env.cli_options import docker_config_param, insecure_registry_param, repo_options
+from ci_env.cli_options import docker_config_param, insecure_registry_param, repo_options, repo_options_in
 from ci_env.output import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -446,7 +446,7 @@ def _time_budget(kw: dict[str, Any]) -> Any:
 
 
 @click.command()
-@repo_options
+@repo_options_in
 @_with(_common_params(cleanup=True))
 def cleanup(repo: Any, **kw: Any) -> None:
     """Remove the tags no one needs any more, by the policy of the strategy each was published with.
@@ -467,8 +467,12 @@ def cleanup(repo: Any, **kw: Any) -> None:
     from ci_env.durations import parse_duration
 
     if _rules_given(kw):
-        _run_rules(repo, kw)
+        from ci_env.commands.rules_mode import refuse_managed_options, rules_env
+
+        refuse_managed_options(click.get_current_context())
+        _run_rules(repo(rules_env(os.environ)), kw)
         return
+    repo = repo(os.environ)
 
     policy = Policy(
         git_tag=Limit(_count(kw["git_tag_strategy_limit"]), _days(kw["git_tag_strategy_expiry_days"])),

@@ -207,7 +207,7 @@ def test_shards_split_the_repositories_disjointly_and_their_reports_merge(
 
     code, _out, err = run_cli("report", "merge", str(reports[0]), str(reports[0]), "-o", str(tmp_path / "x.json"),
                               cwd=tmp_path)
-    assert code == 2 and "two jobs ran the same shard" in err and not (tmp_path / "x.json").exists()
+    assert code == 2 and "shard 1/3 is given twice" in err and not (tmp_path / "x.json").exists()
 
 
 def test_gitlab_parallel_variables_choose_the_shard(registry_open: RegistryService, tmp_path: Path) -> None:

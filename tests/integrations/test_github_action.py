@@ -202,7 +202,14 @@ def test_release_checkout_runs_its_zipapp(tmp_path: Path, tool_cache: Path, whee
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
-        ({"command": "deploy"}, "input command is 'deploy'; use setup, build-and-publish or cleanup"),
+        ({"command": "deploy"}, "input command is 'deploy'; use setup, build-and-publish, cleanup or record"),
+        ({"command": "record"}, "input images is empty; with command record give the pushed images, REPOSITORY:TAG, "
+                                "one per line"),
+        ({"command": "record", "images": " \n, "}, "input images is empty; with command record give the pushed "
+                                                   "images, REPOSITORY:TAG, one per line"),
+        ({"images": "ghcr.io/o/r/app:1"}, "input images is for command record, not setup"),
+        ({"command": "record", "images": "ghcr.io/o/r/app:1", "dry-run": "true"},
+         "input dry-run is for command cleanup, not record"),
         ({"login": "yes"}, "input login is 'yes'; use true or false"),
         ({"dry-run": "true"}, "input dry-run is for command cleanup, not setup"),
         ({"cache": "maybe"}, "input cache is 'maybe'; use true or false"),
@@ -211,7 +218,7 @@ def test_release_checkout_runs_its_zipapp(tmp_path: Path, tool_cache: Path, whee
         ({"version": "1.0\ndir=/tmp/elsewhere"}, "input version holds a line break; give one version, zipapp or "
                                                  "pip requirement"),
         ({"command": "deploy\n::add-mask::x"}, "input command is 'deploy%0A::add-mask::x'; use setup, "
-                                               "build-and-publish or cleanup"),
+                                               "build-and-publish, cleanup or record"),
         ({"sha256": "a" * 32 + "\n" + "a" * 32}, "input sha256 is not 64 hexadecimal digits (sha256sum's output)"),
         ({"sha256": "$(touch pwned)" + "a" * 50}, "input sha256 is not 64 hexadecimal digits (sha256sum's output)"),
         ({"sha256": "sha512:" + "a" * 64}, "input sha256 is not 64 hexadecimal digits (sha256sum's output)"),
@@ -403,3 +410,45 @@ def test_sha256_input_as_docker_writes_it(tmp_path: Path, tool_cache: Path, whee
     failed = [s for s in other.steps if s.ran and s.returncode]
     assert [s.name for s in failed] == ["Install ci-env"]
     assert f"refused {zipapp}: its sha256 is {digest}, not the pinned {'f' * 64}" in failed[0].stderr
+
+
+def test_record_records_the_images_given_as_data(
+    tmp_path: Path, tool_cache: Path, wheelhouse: Path, ci_env_wheel: Path, registry_open: RegistryService,
+) -> None:
+    """command: record with the images input (one per line, as docker/metadata-action's tags output lists them):
+    setup first, then ci-env record with each image one argument, never run by a shell nor taken for an option."""
+    from ci_env.registry.client import RegistryClient
+    from tests.registry_client.images import push_image
+
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    repo = f"gh-record/{uuid.uuid4().hex[:8]}"
+    digest = push_image(client, f"{repo}/app", ["main", "1f2e3d4c"]).digest
+    env = _job_env(tmp_path, tool_cache, wheelhouse)
+    images = f"{registry_open.host}/{repo}/app:main\n {registry_open.host}/{repo}/app:1f2e3d4c\n"
+    with_ = {"command": "record", "images": images, "version": str(ci_env_wheel), "login": "false", "token": TOKEN,
+             "images-repo": f"{registry_open.host}/{repo}"}
+    run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run(with_)
+    assert run.ok, [(s.name, s.returncode, s.stdout[-3000:], s.stderr[-3000:]) for s in run.steps]
+    assert [s.name for s in run.steps if s.ran] == [
+        "Mask secrets", "Plan the install", "Restore ci-env from the cache", "Install ci-env", "ci-env setup",
+        "Outputs", "Save ci-env to the cache", "Run ci-env record",
+    ]
+    step = next(s for s in run.steps if s.name == "Run ci-env record")
+    told = step.stdout + step.stderr
+    assert f"recorded: {registry_open.host}/{repo}/app:main (image app, git-branch main, {digest[:12]}" in told
+    assert "record: 2 recorded, 0 unchanged" in told
+    install = next(s for s in run.steps if s.name == "Install ci-env")
+    assert install.env["CI_ENV_EXTRAS_PLANNED"] == ""  # record needs no Docker SDK
+    _assert_masked_before_use(run, [TOKEN])
+
+    marker = Path(env["GITHUB_WORKSPACE"]) / "pwned"
+    for hostile in (f"{registry_open.host}/{repo}/app:main $(touch {marker});touch {marker} *",
+                    f"--images-repo=evil.example/x\n{registry_open.host}/{repo}/app:main"):
+        job = tmp_path / uuid.uuid4().hex[:6]
+        again = CompositeActionRunner(ROOT, _job_env(job, tool_cache, wheelhouse), job / "steps").run(
+            {**with_, "images": hostile})
+        failed = [s for s in again.steps if s.ran and s.returncode]
+        assert [(s.name, s.returncode) for s in failed] == [("Run ci-env record", 2)]
+        first = hostile.split()[0] if hostile.startswith("-") else "$(touch"
+        assert f"ci-env: error: image reference '{first}' has neither a tag nor a digest" in failed[0].stderr
+        assert not marker.exists()
