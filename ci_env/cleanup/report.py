@@ -87,6 +87,9 @@ class Result:
     age_sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
     #: cleanup by rules with ``--shard I/N``: which shard, and how many repositories it took of those selected
     shard: ShardRun | None = None
+    #: cleanup by rules: the repositories that could not be listed are in ``skipped`` and fail the run (exit 1) once
+    #: the others are done; managed-image cleanup's ``skipped`` (local stages without a daemon) does not
+    skipped_fail: bool = False
 
     @property
     def would_fail(self) -> bool:

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from ci_env.cleanup.in_use import ImagesInUse, KubeSettings
     from ci_env.cleanup.journal import State
     from ci_env.cleanup.journal import Target as JournalTarget
+    from ci_env.cleanup.policies import Decision
     from ci_env.cleanup.progress import Update
     from ci_env.cleanup.protections import KeepList
+    from ci_env.cleanup.resume import Triage
     from ci_env.cleanup.rules_planning import RulesPlan
     from ci_env.cleanup.shards import Shard, ShardRun
     from ci_env.cleanup.time_budget import TimeBudget
@@ -93,6 +95,8 @@ def run(request: RulesRequest, display: Display) -> Result:
 
         for warning in keep_tag_warnings(request.keep_tags, [d.tag for d in plan.decisions]):
             status(f"ci-env: warning: {warning}")
+    for reference, why in planned.skipped:  # the run goes on with the others; the command exits 1 at its end
+        status(f"ci-env: warning: {reference}: {why}")
     loose = sum(len(digests) for digests in planned.untagged.values())
     status(f"plan: {len(plan.kept)} kept, {len(plan.deletions)} to remove"
            + (f", {plural(loose, 'untagged manifest')} to remove" if loose else "")
@@ -136,18 +140,9 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
     from ci_env.cleanup.removing import preflight_refusals, remove
 
     settings, plan = request.settings, planned.plan
-    remote = list(plan.deletions)
     path = None if settings.dry_run else request.journal or jr.default_path(request.env, journal_target(request))
     earlier = _earlier_journal(request, path, display.status)
-    triage = None
-    if earlier is not None:  # an earlier stopped or killed run: what today's plan removes too goes first
-        from ci_env.cleanup import notes, resume
-
-        triage = resume.triage(earlier, plan, {str(repo) for repo in planned.selection.repositories})
-        for line in notes.triage_lines("cleanup", earlier, triage):
-            display.status(line)
-        rank = {key: n for n, key in enumerate(triage.first)}
-        remote.sort(key=lambda d: rank.get(d.key, len(rank)))
+    triage, remote = _resume_first(planned, earlier, display.status)
     requests = [(d.repository, d.stored_tag) for d in remote]
     remover_of = removers(request, clients)
     writer = None
@@ -197,8 +192,25 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
         journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals, resumed=resumed,
         published={key: when for key, (when, _source) in planned.ages.items()},
         age_sources={key: source for key, (_when, source) in planned.ages.items()},
-        shard=shard_run(request, planned),
+        shard=shard_run(request, planned), skipped_fail=bool(planned.skipped),
     )
+
+
+def _resume_first(planned: RulesPlan, earlier: State | None,
+                  status: Callable[[str], None]) -> tuple[Triage | None, list[Decision]]:
+    """The plan's deletions in the order to remove them: with an ``earlier`` journal (a stopped or killed run),
+    what today's plan removes too goes first (its triage told with ``status``); (triage or None, deletions)."""
+    remote = list(planned.plan.deletions)
+    if earlier is None:
+        return None, remote
+    from ci_env.cleanup import notes, resume
+
+    triage = resume.triage(earlier, planned.plan, {str(repo) for repo in planned.selection.repositories})
+    for line in notes.triage_lines("cleanup", earlier, triage):
+        status(line)
+    rank = {key: n for n, key in enumerate(triage.first)}
+    remote.sort(key=lambda d: rank.get(d.key, len(rank)))
+    return triage, remote
 
 
 def _remove_untagged(request: RulesRequest, planned: RulesPlan, remover_of: Callable[[RepoAddress], TagRemover],

@@ -369,6 +369,10 @@ def _print(result: Any, kw: dict[str, Any], env: dict[str, str], family: str, ou
     if result.failed:
         raise RegistryError(f"{plural(len(result.failed), 'tag')} could not be removed (run again to retry):\n"
                             + "\n".join(rpt.failure_lines(result.failed)))
+    if result.skipped_fail and result.skipped:
+        raise RegistryError(f"{plural(len(result.skipped), 'repository')} could not be listed, nothing was removed "
+                            "there (the others were cleaned):\n"
+                            + "\n".join(f"  {reference}: {why}" for reference, why in result.skipped))
     if result.stopped:
         raise click.exceptions.Exit(EXIT_PARTIAL)
 

@@ -247,3 +247,32 @@ def test_shards_take_their_share_of_a_listed_namespace(registry_open: RegistrySe
     assert handled[0] | handled[1] == everything and not handled[0] & handled[1]
     assert sum(1 for call in setup.api.calls if setup.listing(call)) == 2  # each shard's job lists once
 
+
+
+def test_a_repository_that_cannot_be_listed_fails_the_run_once_the_others_are_cleaned(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    api = fake_api()
+    project = f"hbbr{uuid.uuid4().hex[:8]}"
+    harbor = fakes.HarborProjects(api, fakes.stored_repositories(registry_open), (project,), HARBOR,
+                                  storage=fakes.storage_of(registry_open))
+    harbor.broken.add(f"{project}/broken")
+    push, tags = _on_registry(registry_open)
+    for name in ("fine", "broken"):
+        push(f"{project}/{name}", "old-1")
+        push(f"{project}/{name}", "keep-1")
+    report = tmp_path / "report.json"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.format(namespace=project))
+    code, _out, err = run_cli("cleanup", "--rules", str(rules), "--registry", registry_open.host,
+                              "--images-repo-implementation", "harbor", "--repo-harbor-username", HARBOR[0],
+                              "--repo-harbor-password", HARBOR[1], "--report", str(report), cwd=tmp_path,
+                              WERF_HARBOR_API_URL=api.url)
+    assert code == 1, err
+    broken = f"{registry_open.host}/{project}/broken"
+    assert f"ci-env: warning: {broken}: not listed, nothing removed" in err  # told before the removals
+    assert "1 repository could not be listed, nothing was removed there (the others were cleaned)" in err
+    assert "Traceback" not in err and HARBOR[1] not in err
+    assert tags(f"{project}/fine") == {"keep-1"}
+    assert tags(f"{project}/broken") == {"old-1", "keep-1"}
+    skipped = json.loads(report.read_text())["skipped"]
+    assert [entry["reference"] for entry in skipped] == [broken]

@@ -172,6 +172,7 @@ class HarborProjects(_Fake):
                  storage: Path | None = None) -> None:
         super().__init__(api, paths)
         self.projects, self.user, self.storage = projects, user, storage
+        self.broken: set[str] = set()  #: repositories whose artifact listing is forbidden (403)
         api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories")(self.repositories)
         api.route("GET", r"/api/v2.0/projects/([^/]+)")(self.project)
         api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)")(self.repository)
@@ -185,6 +186,8 @@ class HarborProjects(_Fake):
         assert self.storage is not None
         if not self._ok(call):
             return 401, {}, {"errors": [{"code": "UNAUTHORIZED"}]}
+        if f"{project}/{unquote(unquote(repository))}" in self.broken:
+            return 403, {}, {"errors": [{"code": "FORBIDDEN", "message": "forbidden"}]}
         tags_dir = self.storage / project / unquote(unquote(repository)) / "_manifests" / "tags"
         if not tags_dir.is_dir():
             return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": "repository not found"}]}
