@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ci_env import untrusted_json
 from ci_env.cleanup.policies import FoundTag, StageTag
 from ci_env.cleanup.progress import Update
 from ci_env.contract import (
@@ -30,7 +31,6 @@ from ci_env.contract import (
     STRATEGY_LABEL,
 )
 from ci_env.errors import CiEnvError, RegistryError
-from ci_env.registry import untrusted_json
 
 if TYPE_CHECKING:
     from ci_env.records import Publication, PublicationsRead

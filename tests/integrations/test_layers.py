@@ -15,6 +15,8 @@ PACKAGE = ROOT / "ci_env"
 #: part -> the parts it must never import (a part is a module or a package, by dotted name)
 NEVER = {
     "ci_env.contract": ("ci_env.",),
+    "ci_env.untrusted_json": ("ci_env.",),
+    "ci_env.configjson": ("ci_env.registry", "ci_env.cleanup", "ci_env.steps", "ci_env.commands", "ci_env.records"),
     "ci_env.durations": ("ci_env.cleanup", "ci_env.steps", "ci_env.commands", "ci_env.records", "ci_env.registry"),
     "ci_env.records": ("ci_env.cleanup", "ci_env.steps", "ci_env.commands", "ci_env.werf_config"),
     "ci_env.werf_config": ("ci_env.cleanup", "ci_env.steps", "ci_env.commands", "ci_env.records", "ci_env.registry"),
