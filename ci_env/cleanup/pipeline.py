@@ -23,7 +23,7 @@ from ci_env.cleanup.forget import forget_records, prune_metadata, prune_when_dis
 from ci_env.cleanup.planning import cleanup_config, make_plan
 from ci_env.cleanup.policies import KIND_STAGE, KIND_TAG, Decision, Plan, Policy
 from ci_env.cleanup.progress import Update
-from ci_env.cleanup.removing import graph_source, preflight_refusals, remove, remove_local_stages, removers
+from ci_env.cleanup.removing import graph_source, preflight_refusals, remove, remove_local_stages, target_removers
 from ci_env.cleanup.report import Refusal, Result
 from ci_env.cleanup.target import NO_DAEMON, Clients, Run, Settings, journal_target, now_text, resolve_target
 from ci_env.errors import CiEnvError
@@ -307,7 +307,7 @@ def execute(
     """
     target, settings = work.target, work.settings
     local, remote, requests = _requests(work, plan, first)
-    remover_of = removers(target, settings, work.env, work.credentials, work.clients)
+    remover_of = target_removers(target, work.clients, work.credentials)
     graph_of = graph_source(inventory, work.clients, settings.parallel, requests, remover_of)
     writer = _open_journal(work, journal, remote)
     expected = {(address, d.stored_tag): d.digest for (address, _), d in zip(requests, remote, strict=True)

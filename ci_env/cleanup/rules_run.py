@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from ci_env.cleanup.rules_planning import RulesPlan
     from ci_env.cleanup.shards import Shard
     from ci_env.cleanup.time_budget import TimeBudget
+    from ci_env.options import Credentials
+    from ci_env.registry.implementations import Implementation
     from ci_env.registry.listing import TagLister
     from ci_env.registry.reference import RepoAddress
-    from ci_env.registry.untag import TagRemover
     from ci_env.retention.rules import RulesFile
 
 
@@ -44,7 +45,7 @@ class RulesRequest:
     keep_tags: tuple[str, ...] = ()
     keep_list: KeepList | None = None
     kube: KubeSettings | None = None
-    credentials: Any = None
+    credentials: Credentials | None = None
     #: the registry implementation given (``--images-repo-implementation``), else detected from each host
     implementation: str | None = None
     journal: Path | None = None
@@ -125,8 +126,9 @@ def journal_target(request: RulesRequest) -> JournalTarget:
 def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started: str, display: Display) -> Result:
     """Remove the plan's deletions (unless dry run) through each repository's remover, from the graphs the plan
     built; with the journal, the time budget and (dry run) the preflight, as managed-image cleanup removes."""
+    from ci_env.cascade import IMAGES_REPO
     from ci_env.cleanup import journal as jr
-    from ci_env.cleanup.removing import preflight_refusals, remove
+    from ci_env.cleanup.removing import preflight_refusals, remove, removers
 
     settings, plan = request.settings, planned.plan
     remote = list(plan.deletions)
@@ -137,7 +139,8 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
             rank = {entry.key: n for n, entry in enumerate(earlier.pending)}
             remote.sort(key=lambda d: rank.get(d.key, len(rank)))
     requests = [(d.repository, d.stored_tag) for d in remote]
-    remover_of = removers(request, clients)
+    remover_of = removers({IMAGES_REPO: clients.context(request.credentials)},
+                          lambda repo: (IMAGES_REPO, _implementation(request, repo)))
     writer = None
     if path is not None and remote:
         writer = jr.Journal.create(path, journal_target(request),
@@ -177,36 +180,12 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
     )
 
 
-def _context(request: RulesRequest, clients: Clients) -> Any:
-    from ci_env.registry.untag import RemoverContext
-
-    settings = request.settings
-    return RemoverContext(docker_config=settings.docker_config, insecure_registries=settings.insecure_registries,
-                          env=request.env, credentials=request.credentials, clients=clients)
-
-
-def _implementation(request: RulesRequest, repo: RepoAddress) -> Any:
+def _implementation(request: RulesRequest, repo: RepoAddress) -> Implementation:
     """The repository's registry implementation: the one given, else detected from its host."""
     from ci_env.registry.implementations import detect_implementation
 
     return detect_implementation(repo, request.env, request.implementation,
                                  explicit_source="--images-repo-implementation").implementation
-
-
-def removers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], TagRemover]:
-    """Each repository's remover: its registry implementation's, one per delete route, built with the run's
-    clients and credentials (``removing`` makes managed-image cleanup's the same way)."""
-    from ci_env.registry.untag import remover_for
-
-    made: dict[str, TagRemover] = {}
-
-    def remover_of(repo: RepoAddress) -> TagRemover:
-        impl = _implementation(request, repo)
-        if impl.delete_route not in made:
-            made[impl.delete_route] = remover_for(impl, _context(request, clients))
-        return made[impl.delete_route]
-
-    return remover_of
 
 
 def listers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], TagLister | None]:
@@ -216,12 +195,13 @@ def listers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], 
     from ci_env.registry.listing import PUSH_TIME_LISTERS, lister_for
 
     made: dict[str, TagLister | None] = {}
+    context = clients.context(request.credentials)
 
     def lister_of(repo: RepoAddress) -> TagLister | None:
         impl = _implementation(request, repo)
         if impl.delete_route not in made:
             try:
-                made[impl.delete_route] = lister_for(impl, _context(request, clients), table=PUSH_TIME_LISTERS)
+                made[impl.delete_route] = lister_for(impl, context, table=PUSH_TIME_LISTERS)
             except CiEnvError:
                 made[impl.delete_route] = None
         return made[impl.delete_route]
