@@ -44,8 +44,9 @@ def images_lister(
     from ci_env.cascade import IMAGES_REPO
     from ci_env.registry.listing import lister_for
 
+    context = clients.context((credentials or {}).get(IMAGES_REPO))
     try:
-        return lister_for(target.images_repo.implementation, clients.context((credentials or {}).get(IMAGES_REPO)))
+        return lister_for(target.images_repo.implementation, context)
     except CiEnvError:  # its SDK is missing: the Registry API still lists
         return None
 
@@ -69,8 +70,9 @@ def collect(
 
     listings: dict[str, Mapping[str, Any]] = {}
     partial: dict[str, PartlyResolved] = {}
-    tags, skipped = collect_tags(target.images_repo, target.managed, publications, clients, exclude=exclude,
-                                 progress=progress, lister=lister, listings=listings, partial=partial)
+    naming = target.images_repo.naming(target.managed)
+    tags, skipped = collect_tags(naming, publications, clients, exclude=exclude, progress=progress, lister=lister,
+                                 listings=listings, partial=partial)
     stage_tags: list[StageTag] = []
     if stages is not None:
         stage_tags = collect_stages(clients(stages), stages, with_created=want_created, progress=progress)
