@@ -106,7 +106,8 @@ class Pipeline:
         if self.config is not None and self.config.disable:
             assert self.policy is not None
             pruned, why = prune_when_disabled(work, self.policy, datetime.now(timezone.utc))
-            self.display.status(notes.disabled_line(pruned, why, self.settings.dry_run))
+            told = notes.disabled_line(pruned, why, self.settings.dry_run)
+            self.display.status(told)
             return None
         self.scan_in_use()
         journal, earlier = self.earlier_journal(work)
