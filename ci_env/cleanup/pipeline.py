@@ -317,10 +317,11 @@ def execute(
     def running(repo: RepoAddress) -> frozenset[str]:
         return plan.in_use.digests(repo) if plan.in_use is not None else frozenset()
 
+    journaled = None if writer is None else _journal_outcome(writer)
+    changed = _published_again(work, inventory, requests, remote)
     try:
-        removal, stopped = remove(requests, remover_of, graph_of, settings, progress, work.budget,
-                                  None if writer is None else _journal_outcome(writer), expected, keep=running,
-                                  changed=_published_again(work, inventory, requests, remote))
+        removal, stopped = remove(requests, remover_of, graph_of, settings, progress, work.budget, journaled, expected,
+                                  keep=running, changed=changed)
     except BaseException:
         if writer is not None:
             writer.close()
@@ -391,8 +392,9 @@ def _delete_untagged(
     from ci_env.registry.removal import remove_untagged
 
     settings = work.settings
-    untagged, warnings = remove_untagged(_listed_repositories(work, inventory), route[0], route[1], removal,
-                                         parallel=settings.parallel, dry_run=settings.dry_run, keep=running)
+    listed = _listed_repositories(work, inventory)
+    untagged, warnings = remove_untagged(listed, route[0], route[1], removal, parallel=settings.parallel,
+                                         dry_run=settings.dry_run, keep=running)
     return tuple(untagged), tuple(warnings)
 
 
