@@ -5,7 +5,7 @@ do), its graph, the removals in one go or in slices under a time budget, the dry
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ci_env.cleanup import local_stages
 from ci_env.cleanup.collect import Inventory
@@ -103,7 +103,7 @@ def remove(
                 on_outcome(outcome)
         rest = [request for request in chunk if request not in left]
 
-        def told(done: int, total: int, summary: Any) -> None:
+        def told(done: int, total: int, summary: Summary) -> None:
             if report is not None:
                 report(len(moved) + done, len(moved) + total, Summary((*moved, *summary.outcomes)))
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ci_env.cleanup.report import Refusal, Result
 from ci_env.cleanup.target import Clients, Settings, now_text
@@ -25,9 +25,11 @@ if TYPE_CHECKING:
     from ci_env.cleanup.shards import Shard
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.options import Credentials
+    from ci_env.registry.graph import RepoGraph
     from ci_env.registry.implementations import Implementation
     from ci_env.registry.listing import TagLister
     from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.untag import Outcome, Progress
     from ci_env.retention.rules import RulesFile
 
 
@@ -64,7 +66,7 @@ class Display:
 
     status: Callable[[str], None]
     phases: Update | None = None
-    removing: Callable[[int, int, Any], None] | None = None
+    removing: Progress | None = None
 
 
 def run(request: RulesRequest, display: Display) -> Result:
@@ -148,13 +150,13 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
                                    ref=jr.current_ref(request.env))
     expected = {(d.repository, d.stored_tag): d.digest for d in remote if d.digest}
 
-    def graph_of(repo: RepoAddress) -> Any:
+    def graph_of(repo: RepoAddress) -> RepoGraph:
         return planned.graphs[str(repo)]
 
     def running(repo: RepoAddress) -> frozenset[str]:
         return plan.in_use.digests(repo) if plan.in_use is not None else frozenset()
 
-    def record(outcome: Any) -> None:
+    def record(outcome: Outcome) -> None:
         if writer is not None and outcome.status in ("removed", "absent", "failed", "moved"):
             writer.record(outcome.repo, outcome.tag, outcome.status)
 
