@@ -115,7 +115,7 @@ def child(count: int, directory: Path) -> None:
                     for n, tag in enumerate(tags)]
 
     images_repo = resolve_images_repo(images, {}, image_names=("app",))
-    found, skipped = collect_tags(images_repo, ["app"], read.publications, lambda _r: None,  # type: ignore[arg-type,return-value]
+    found, skipped = collect_tags(images_repo.naming(["app"]), read.publications, lambda _r: None,  # type: ignore[arg-type,return-value]
                                   lister=Listing())
     phase(f"tags collected ({len(found)} FoundTag)")
 

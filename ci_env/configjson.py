@@ -87,7 +87,7 @@ def parse(text: str, origin: str) -> dict[str, Any]:
     """Parse config.json text; ConfigError naming ``origin`` (never quoting the content, which may hold secrets)."""
     if not text.strip():
         return {}
-    from ci_env.registry import untrusted_json
+    from ci_env import untrusted_json
 
     try:
         data = untrusted_json.loads(text)

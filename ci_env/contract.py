@@ -27,8 +27,10 @@ TAGGING_STRATEGIES: tuple[str, ...] = (STAGES_SIGNATURE, "tag-or-branch")
 
 #: the labels every published image gets (besides the OCI ones), as werf sets them
 IMAGE_LABEL = "werf-image"
+#: the managed image's name ("" for the nameless image): cleanup's owner of a tag without a record
 IMAGE_NAME_LABEL = "werf-image-name"
 STRATEGY_LABEL = "werf-tag-strategy"
+#: the tag the image was first published under (without a monorepo prefix)
 IMAGE_TAG_LABEL = "werf-image-tag"
 SIGNATURE_LABEL = "werf-content-signature"
 SOURCE_LABEL = "org.opencontainers.image.source"

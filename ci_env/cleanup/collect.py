@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ci_env import untrusted_json
 from ci_env.cleanup.policies import FoundTag, StageTag
 from ci_env.cleanup.progress import Update
 from ci_env.contract import (
@@ -30,13 +31,12 @@ from ci_env.contract import (
     STRATEGY_LABEL,
 )
 from ci_env.errors import CiEnvError, RegistryError
-from ci_env.registry import untrusted_json
 
 if TYPE_CHECKING:
     from ci_env.records import Publication, PublicationsRead
     from ci_env.registry.client import ManifestInfo, RegistryClient
     from ci_env.registry.listing import TagLister
-    from ci_env.registry.naming import ImagesRepo
+    from ci_env.registry.naming import ManagedNaming
     from ci_env.registry.reference import RepoAddress
 
 PARALLELISM = 32  # reads at once; see ci_env.registry.client.LISTING_PARALLELISM
@@ -225,8 +225,7 @@ def _registry_digests(
 
 
 def collect_tags(
-    images_repo: ImagesRepo,
-    images: Sequence[str | None],
+    naming: ManagedNaming,
     publications: Iterable[Publication],
     client_of: Callable[[RepoAddress], RegistryClient],
     *,
@@ -236,7 +235,8 @@ def collect_tags(
     listings: dict[str, Mapping[str, Any]] | None = None,
     partial: dict[str, PartlyResolved] | None = None,
 ) -> tuple[list[FoundTag], list[tuple[str, str]]]:
-    """Every tag of the managed ``images`` in their repositories, with its strategy; and the tags skipped.
+    """Every tag of the managed images (``naming``: where their tags live and which owns a tag) in their
+    repositories, with its strategy; and the tags skipped.
 
     ``exclude(repository, tag)`` drops tags that are not images at all (records, stages sharing the repo).
     ``progress(what, done, total)`` is told how far listing and resolving each repository's tags is.
@@ -255,17 +255,15 @@ def collect_tags(
     Size: one loop over the repositories, each tag classified by record, then by owner, then by labels; the keyword
     parameters are optional hooks and outputs the callers fill (listing, partial resolution).
     """
-    from ci_env.registry.naming import tag_owner
-
+    images = naming.images
     records = {(p.repository, p.stored_tag): p for p in publications}
     recorded_by_repo: dict[str, dict[str, str]] = {}
     for (repo, stored), publication in records.items():
         if publication.image in images and publication.digest:
             recorded_by_repo.setdefault(repo, {})[stored] = publication.digest
-    repositories = list(dict.fromkeys(images_repo.image_repository(image) for image in images))
     found: list[FoundTag] = []
     skipped: list[tuple[str, str]] = []
-    for repository in repositories:
+    for repository in naming.repositories:
         client = client_of(repository)
         digests = (_vendor_digests(lister, client, repository, exclude, progress, listings)
                    if lister is not None else None)
@@ -294,12 +292,12 @@ def collect_tags(
                     recorded_ref(record), parse_time(record.published_at), record.signature,
                 ))
                 continue
-            owner = tag_owner(images_repo.address, images_repo.mode, repository, tag, images)
+            owner = naming.owner(repository, tag)
             if owner.status == "unmanaged":
                 skipped.append((f"{repository}:{tag}", owner.reason))
                 continue
             labels, created = config_of(digest)
-            owner = tag_owner(images_repo.address, images_repo.mode, repository, tag, images, labels or None)
+            owner = naming.owner(repository, tag, labels or None)
             if not owner.owned:
                 skipped.append((f"{repository}:{tag}", owner.reason))
                 continue

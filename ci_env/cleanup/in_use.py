@@ -36,9 +36,9 @@ from ci_env.cleanup.kube_objects import (
     KINDS,
     ImageUse,
     Kind,
-    address_key,
     finished,
     image_uses,
+    repository_key,
 )
 from ci_env.errors import ConfigError, KubernetesError, UsageError
 from ci_env.registry.reference import RepoAddress
@@ -144,7 +144,7 @@ class ImagesInUse:
         controllers first, then by name."""
         if not self.by_tag and not self.by_digest:
             return ()
-        key = address_key(repository)
+        key = repository_key(repository)
         found = set(self.by_tag.get((key, tag), ()))
         if digest:
             found.update(self.by_digest.get((key, digest), ()))
@@ -154,7 +154,7 @@ class ImagesInUse:
     def digests(self, repository: RepoAddress) -> frozenset[str]:
         """Every digest workloads reference or run in ``repository``, whether or not a tag still points at it:
         removals must leave these, and what they reach, in place."""
-        key = address_key(repository)
+        key = repository_key(repository)
         return frozenset(digest for (where, digest) in self.by_digest if where in (key, ANY_REPOSITORY))
 
     def summary(self) -> str | None:

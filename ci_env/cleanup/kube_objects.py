@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from ci_env.errors import ConfigError
-from ci_env.registry.reference import RepoAddress, parse_address, parse_image_ref, repository_identity
+from ci_env.registry.reference import RepoAddress, parse_image_ref, repository_identity
 
 #: The repository of a reference that names a digest only (a bare ``sha256:...`` imageID).
 ANY_REPOSITORY = ""
@@ -90,30 +90,13 @@ class ImageUse:
     digest: str | None = None
 
 
+@lru_cache(maxsize=4096)
 def repository_key(repo: RepoAddress) -> str:
     """The repository's one key whatever its spelling (:func:`~ci_env.registry.reference.repository_identity`):
-    ``docker.io/library/nginx`` for ``nginx``; ``host/app`` for ``host:443/app``."""
+    ``docker.io/library/nginx`` for ``nginx``; ``host/app`` for ``host:443/app``; a ``:local`` stages repository
+    as the name Kubernetes would give ``ci-env-stages/<project>`` (on Docker Hub), so a cluster running on the
+    local daemon protects its stages."""
     return repository_identity(repo)
-
-
-@lru_cache(maxsize=4096)
-def key_of(repository: str) -> str:
-    """The normalised form of a repository as cleanup writes it; the text itself when it does not parse."""
-    try:
-        parsed = parse_address(repository)
-    except ConfigError:
-        return repository
-    return repository if parsed is None else repository_key(parsed)
-
-
-@lru_cache(maxsize=4096)
-def address_key(repo: RepoAddress) -> str:
-    """:func:`repository_key` of a repository cleanup works on; a ``:local`` stages repository
-    (``LocalRepository``) is keyed as the name Kubernetes would give ``ci-env-stages/<project>`` (on Docker Hub),
-    so a cluster running on the local daemon protects its stages."""
-    from ci_env.registry.reference import LocalRepository
-
-    return key_of(str(repo)) if isinstance(repo, LocalRepository) else repository_key(repo)
 
 
 @lru_cache(maxsize=16384)

@@ -23,7 +23,7 @@ from ci_env.cleanup.forget import forget_records, prune_metadata, prune_when_dis
 from ci_env.cleanup.planning import cleanup_config, make_plan
 from ci_env.cleanup.policies import KIND_STAGE, KIND_TAG, Decision, Plan, Policy
 from ci_env.cleanup.progress import Update
-from ci_env.cleanup.removing import graph_source, preflight_refusals, remove, remove_local_stages, removers
+from ci_env.cleanup.removing import graph_source, preflight_refusals, remove, remove_local_stages, target_removers
 from ci_env.cleanup.report import Refusal, Result
 from ci_env.cleanup.target import NO_DAEMON, Clients, Run, Settings, journal_target, now_text, resolve_target
 from ci_env.errors import CiEnvError
@@ -106,7 +106,8 @@ class Pipeline:
         if self.config is not None and self.config.disable:
             assert self.policy is not None
             pruned, why = prune_when_disabled(work, self.policy, datetime.now(timezone.utc))
-            self.display.status(notes.disabled_line(pruned, why, self.settings.dry_run))
+            told = notes.disabled_line(pruned, why, self.settings.dry_run)
+            self.display.status(told)
             return None
         self.scan_in_use()
         journal, earlier = self.earlier_journal(work)
@@ -307,7 +308,7 @@ def execute(
     """
     target, settings = work.target, work.settings
     local, remote, requests = _requests(work, plan, first)
-    remover_of = removers(target, settings, work.env, work.credentials, work.clients)
+    remover_of = target_removers(target, work.clients, work.credentials)
     graph_of = graph_source(inventory, work.clients, settings.parallel, requests, remover_of)
     writer = _open_journal(work, journal, remote)
     expected = {(address, d.stored_tag): d.digest for (address, _), d in zip(requests, remote, strict=True)
@@ -316,10 +317,11 @@ def execute(
     def running(repo: RepoAddress) -> frozenset[str]:
         return plan.in_use.digests(repo) if plan.in_use is not None else frozenset()
 
+    journaled = None if writer is None else _journal_outcome(writer)
+    changed = _published_again(work, inventory, requests, remote)
     try:
-        removal, stopped = remove(requests, remover_of, graph_of, settings, progress, work.budget,
-                                  None if writer is None else _journal_outcome(writer), expected, keep=running,
-                                  changed=_published_again(work, inventory, requests, remote))
+        removal, stopped = remove(requests, remover_of, graph_of, settings, progress, work.budget, journaled, expected,
+                                  keep=running, changed=changed)
     except BaseException:
         if writer is not None:
             writer.close()
@@ -390,8 +392,9 @@ def _delete_untagged(
     from ci_env.registry.removal import remove_untagged
 
     settings = work.settings
-    untagged, warnings = remove_untagged(_listed_repositories(work, inventory), route[0], route[1], removal,
-                                         parallel=settings.parallel, dry_run=settings.dry_run, keep=running)
+    listed = _listed_repositories(work, inventory)
+    untagged, warnings = remove_untagged(listed, route[0], route[1], removal, parallel=settings.parallel,
+                                         dry_run=settings.dry_run, keep=running)
     return tuple(untagged), tuple(warnings)
 
 

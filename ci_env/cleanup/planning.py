@@ -29,22 +29,22 @@ from ci_env.errors import CiEnvError, ConfigError
 
 if TYPE_CHECKING:
     from ci_env.gitinfo import GitFacts, GitRepository
+    from ci_env.options import Credentials
     from ci_env.records import CommitMetadata, RecordStore
     from ci_env.registry.listing import TagLister
     from ci_env.registry.reference import RepoAddress
     from ci_env.werf_config.cleanup import CleanupConfig
 
 
-def images_lister(target: Target, clients: Clients, credentials: Mapping[str, Any] | None) -> TagLister | None:
+def images_lister(
+    target: Target, clients: Clients, credentials: Mapping[str, Credentials] | None,
+) -> TagLister | None:
     """The images repo implementation's own tag listing (``ci_env.registry.listing``), built with the images
     repo credentials (``credentials["images-repo"]``), or None: list through the Registry API."""
+    from ci_env.cascade import IMAGES_REPO
     from ci_env.registry.listing import lister_for
-    from ci_env.registry.untag import RemoverContext
 
-    context = RemoverContext(
-        docker_config=clients.settings.docker_config, insecure_registries=clients.settings.insecure_registries,
-        env=clients.env, credentials=(credentials or {}).get("images-repo"), clients=clients,
-    )
+    context = clients.context((credentials or {}).get(IMAGES_REPO))
     try:
         return lister_for(target.images_repo.implementation, context)
     except CiEnvError:  # its SDK is missing: the Registry API still lists
@@ -70,8 +70,9 @@ def collect(
 
     listings: dict[str, Mapping[str, Any]] = {}
     partial: dict[str, PartlyResolved] = {}
-    tags, skipped = collect_tags(target.images_repo, target.managed, publications, clients, exclude=exclude,
-                                 progress=progress, lister=lister, listings=listings, partial=partial)
+    naming = target.images_repo.naming(target.managed)
+    tags, skipped = collect_tags(naming, publications, clients, exclude=exclude, progress=progress, lister=lister,
+                                 listings=listings, partial=partial)
     stage_tags: list[StageTag] = []
     if stages is not None:
         stage_tags = collect_stages(clients(stages), stages, with_created=want_created, progress=progress)

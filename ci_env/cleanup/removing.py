@@ -5,7 +5,7 @@ do), its graph, the removals in one go or in slices under a time budget, the dry
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ci_env.cleanup import local_stages
 from ci_env.cleanup.collect import Inventory
@@ -16,38 +16,46 @@ from ci_env.errors import CiEnvError
 
 if TYPE_CHECKING:
     from ci_env.cleanup.time_budget import TimeBudget
+    from ci_env.options import Credentials
     from ci_env.registry.graph import RepoGraph
+    from ci_env.registry.implementations import Implementation
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.removal import AccessoryOutcome, ImageRemoval
-    from ci_env.registry.untag import Outcome, Progress, Summary, TagRemover
+    from ci_env.registry.untag import Outcome, Progress, RemoverContext, Summary, TagRemover
 
 
 def removers(
-    target: Target, settings: Settings, env: Mapping[str, str], credentials: Mapping[str, Any], clients: Clients,
+    contexts: Mapping[str, RemoverContext], route_of: Callable[[RepoAddress], tuple[str, Implementation]],
 ) -> Callable[[RepoAddress], TagRemover]:
-    """The remover of each repository: the images repo's implementation, or the stages storage's own."""
-    from ci_env.registry.untag import RemoverContext, remover_for
+    """The remover of each repository: ``route_of(repo)`` names its credentials' scope (a key of ``contexts``) and
+    its registry implementation; one remover per scope and delete route, made on first use and kept."""
+    from ci_env.registry.untag import remover_for
 
-    removers: dict[tuple[str, str], TagRemover] = {}
+    made: dict[tuple[str, str], TagRemover] = {}
 
     def remover_of(repo: RepoAddress) -> TagRemover:
-        from ci_env.registry.implementations import detect_implementation
-
-        is_stage = target.stages is not None and repo == target.stages
-        scope = "stages-storage" if is_stage else "images-repo"
-        impl = (
-            detect_implementation(repo, env).implementation if is_stage else target.images_repo.implementation
-        )
+        scope, impl = route_of(repo)
         key = (scope, impl.delete_route)
-        if key not in removers:
-            context = RemoverContext(
-                docker_config=settings.docker_config, insecure_registries=settings.insecure_registries,
-                env=env, credentials=credentials.get(scope), clients=clients,
-            )
-            removers[key] = remover_for(impl, context)
-        return removers[key]
+        if key not in made:
+            made[key] = remover_for(impl, contexts[scope])
+        return made[key]
 
     return remover_of
+
+
+def target_removers(
+    target: Target, clients: Clients, credentials: Mapping[str, Credentials],
+) -> Callable[[RepoAddress], TagRemover]:
+    """The removers of a managed-image cleanup: the stages storage's by its own implementation (detected from its
+    host) and credentials, every other repository's by the images repo's."""
+    from ci_env.cascade import IMAGES_REPO, STAGES_STORAGE
+    from ci_env.registry.implementations import detect_implementation
+
+    contexts = {scope: clients.context(credentials.get(scope)) for scope in (IMAGES_REPO, STAGES_STORAGE)}
+    routes = {} if target.stages is None else {
+        target.stages: (STAGES_STORAGE, detect_implementation(target.stages, clients.env).implementation)}
+    images = (IMAGES_REPO, target.images_repo.implementation)
+    return removers(contexts, lambda repo: routes.get(repo, images))
 
 
 #: the removal requests published again since the plan, with why (see :func:`remove`)
@@ -95,7 +103,7 @@ def remove(
                 on_outcome(outcome)
         rest = [request for request in chunk if request not in left]
 
-        def told(done: int, total: int, summary: Any) -> None:
+        def told(done: int, total: int, summary: Summary) -> None:
             if report is not None:
                 report(len(moved) + done, len(moved) + total, Summary((*moved, *summary.outcomes)))
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ci_env.cleanup.report import Refusal, Result
 from ci_env.cleanup.target import Clients, Settings, now_text
@@ -27,10 +27,14 @@ if TYPE_CHECKING:
     from ci_env.cleanup.rules_planning import RulesPlan
     from ci_env.cleanup.shards import Shard, ShardRun
     from ci_env.cleanup.time_budget import TimeBudget
+    from ci_env.options import Credentials
+    from ci_env.registry.graph import RepoGraph
+    from ci_env.registry.implementations import Implementation
     from ci_env.registry.listing import TagLister
     from ci_env.registry.namespaces import Namespaces
     from ci_env.registry.reference import RepoAddress
-    from ci_env.registry.untag import TagRemover
+    from ci_env.registry.removal import ImageRemoval, UntaggedOutcome
+    from ci_env.registry.untag import Outcome, Progress, TagRemover
     from ci_env.retention.rules import RulesFile
 
 
@@ -48,7 +52,7 @@ class RulesRequest:
     keep_tags: tuple[str, ...] = ()
     keep_list: KeepList | None = None
     kube: KubeSettings | None = None
-    credentials: Any = None
+    credentials: Credentials | None = None
     #: the registry implementation given (``--images-repo-implementation``), else detected from each host
     implementation: str | None = None
     journal: Path | None = None
@@ -67,7 +71,7 @@ class Display:
 
     status: Callable[[str], None]
     phases: Update | None = None
-    removing: Callable[[int, int, Any], None] | None = None
+    removing: Progress | None = None
 
 
 def run(request: RulesRequest, display: Display) -> Result:
@@ -136,15 +140,17 @@ def journal_target(request: RulesRequest) -> JournalTarget:
 def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started: str, display: Display) -> Result:
     """Remove the plan's deletions (unless dry run) through each repository's remover, from the graphs the plan
     built; with the journal, the time budget and (dry run) the preflight, as managed-image cleanup removes."""
+    from ci_env.cascade import IMAGES_REPO
     from ci_env.cleanup import journal as jr
-    from ci_env.cleanup.removing import preflight_refusals, remove
+    from ci_env.cleanup.removing import preflight_refusals, remove, removers
 
     settings, plan = request.settings, planned.plan
     path = None if settings.dry_run else request.journal or jr.default_path(request.env, journal_target(request))
     earlier = _earlier_journal(request, path, display.status)
     triage, remote = _resume_first(planned, earlier, display.status)
     requests = [(d.repository, d.stored_tag) for d in remote]
-    remover_of = removers(request, clients)
+    remover_of = removers({IMAGES_REPO: clients.context(request.credentials)},
+                          lambda repo: (IMAGES_REPO, _implementation(request, repo)))
     writer = None
     if path is not None and remote:
         writer = jr.Journal.create(path, journal_target(request),
@@ -152,13 +158,13 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
                                    ref=jr.current_ref(request.env))
     expected = {(d.repository, d.stored_tag): d.digest for d in remote if d.digest}
 
-    def graph_of(repo: RepoAddress) -> Any:
+    def graph_of(repo: RepoAddress) -> RepoGraph:
         return planned.graphs[str(repo)]
 
     def running(repo: RepoAddress) -> frozenset[str]:
         return plan.in_use.digests(repo) if plan.in_use is not None else frozenset()
 
-    def record(outcome: Any) -> None:
+    def record(outcome: Outcome) -> None:
         if writer is not None and outcome.status in ("removed", "absent", "failed", "moved"):
             writer.record(outcome.repo, outcome.tag, outcome.status)
 
@@ -214,8 +220,9 @@ def _resume_first(planned: RulesPlan, earlier: State | None,
 
 
 def _remove_untagged(request: RulesRequest, planned: RulesPlan, remover_of: Callable[[RepoAddress], TagRemover],
-                     graph_of: Callable[[RepoAddress], Any], removal: Any,
-                     running: Callable[[RepoAddress], frozenset[str]], stopped: bool) -> tuple[Any, tuple[str, ...]]:
+                     graph_of: Callable[[RepoAddress], RepoGraph], removal: ImageRemoval,
+                     running: Callable[[RepoAddress], frozenset[str]],
+                     stopped: bool) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
     """The untagged manifests the rules remove that no removed tag's graph took (``planned.untagged``), deleted
     by digest (dry run: listed) where the registry lists them again as untagged now and nothing kept reaches
     them; none when the time budget stopped the run. (outcomes, warnings)."""
@@ -263,36 +270,12 @@ def _earlier_journal(request: RulesRequest, path: Path | None, status: Callable[
     return state
 
 
-def _context(request: RulesRequest, clients: Clients) -> Any:
-    from ci_env.registry.untag import RemoverContext
-
-    settings = request.settings
-    return RemoverContext(docker_config=settings.docker_config, insecure_registries=settings.insecure_registries,
-                          env=request.env, credentials=request.credentials, clients=clients)
-
-
-def _implementation(request: RulesRequest, repo: RepoAddress) -> Any:
+def _implementation(request: RulesRequest, repo: RepoAddress) -> Implementation:
     """The repository's registry implementation: the one given, else detected from its host."""
     from ci_env.registry.implementations import detect_implementation
 
     return detect_implementation(repo, request.env, request.implementation,
                                  explicit_source="--images-repo-implementation").implementation
-
-
-def removers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], TagRemover]:
-    """Each repository's remover: its registry implementation's, one per delete route, built with the run's
-    clients and credentials (``removing`` makes managed-image cleanup's the same way)."""
-    from ci_env.registry.untag import remover_for
-
-    made: dict[str, TagRemover] = {}
-
-    def remover_of(repo: RepoAddress) -> TagRemover:
-        impl = _implementation(request, repo)
-        if impl.delete_route not in made:
-            made[impl.delete_route] = remover_for(impl, _context(request, clients))
-        return made[impl.delete_route]
-
-    return remover_of
 
 
 def listers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], TagLister | None]:
@@ -302,12 +285,13 @@ def listers(request: RulesRequest, clients: Clients) -> Callable[[RepoAddress], 
     from ci_env.registry.listing import PUSH_TIME_LISTERS, lister_for
 
     made: dict[str, TagLister | None] = {}
+    context = clients.context(request.credentials)
 
     def lister_of(repo: RepoAddress) -> TagLister | None:
         impl = _implementation(request, repo)
         if impl.delete_route not in made:
             try:
-                made[impl.delete_route] = lister_for(impl, _context(request, clients), table=PUSH_TIME_LISTERS)
+                made[impl.delete_route] = lister_for(impl, context, table=PUSH_TIME_LISTERS)
             except CiEnvError:
                 made[impl.delete_route] = None
         return made[impl.delete_route]
@@ -329,7 +313,7 @@ def namespace_listers(request: RulesRequest, clients: Clients) -> Callable[[str]
         assert address is not None  # a registry host, never ':local'
         impl = _implementation(request, address)
         if impl.delete_route not in made:
-            made[impl.delete_route] = namespace_lister_for(impl, _context(request, clients))
+            made[impl.delete_route] = namespace_lister_for(impl, clients.context(request.credentials))
         return made[impl.delete_route]
 
     return namespaces_of

@@ -159,8 +159,8 @@ def parse_manifest(digest: str, body: bytes) -> Manifest:
     """The :class:`Manifest` of ``body`` (layers, config and child manifests with their sizes); ValueError for a
     body that is not a schema 2 / OCI manifest or index. Foreign layers (not stored by the registry) are left
     out."""
+    from ci_env import untrusted_json
     from ci_env.registry import manifests as mf
-    from ci_env.registry import untrusted_json
 
     refs = mf.references(body)  # ValueError for what is not a manifest
     doc = untrusted_json.loads(body)

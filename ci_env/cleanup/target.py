@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ci_env.cleanup import local_stages
 from ci_env.errors import UsageError
@@ -16,10 +16,11 @@ from ci_env.registry.client import ClientPool
 if TYPE_CHECKING:
     from ci_env.cleanup.journal import Target as JournalTarget
     from ci_env.cleanup.time_budget import TimeBudget
-    from ci_env.options import RepoOptions
+    from ci_env.options import Credentials, RepoOptions
     from ci_env.records import CommitMetadata, RecordStore
     from ci_env.registry.naming import ImagesRepo
     from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.untag import RemoverContext
     from ci_env.werf_config.cleanup import CleanupConfig
 
 
@@ -51,6 +52,15 @@ class Clients(ClientPool):
     def __init__(self, settings: Settings, env: Mapping[str, str]) -> None:
         super().__init__(settings.docker_config, settings.insecure_registries, env)
         self.settings = settings
+
+    def context(self, credentials: Credentials | None) -> RemoverContext:
+        """What a registry implementation's remover or tag listing is built from: these clients, the Docker config,
+        insecure registries and environment they were made with, and ``credentials`` (one scope's)."""
+        from ci_env.registry.untag import RemoverContext
+
+        return RemoverContext(docker_config=self.settings.docker_config,
+                              insecure_registries=self.settings.insecure_registries, env=self.env,
+                              credentials=credentials, clients=self)
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,7 @@ class Run:
     clients: Clients
     settings: Settings
     env: Mapping[str, str]
-    credentials: Mapping[str, Any]
+    credentials: Mapping[str, Credentials]
     started: str = ""
     budget: TimeBudget | None = None
 

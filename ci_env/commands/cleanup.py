@@ -5,16 +5,28 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ci_env.cleanup.time_budget import EXIT_PARTIAL
 from ci_env.cli_options import docker_config_param, insecure_registry_param, repo_options, repo_options_in
 from ci_env.output import plural
+
+if TYPE_CHECKING:
+    from ci_env.cleanup.in_use import KubeSettings
+    from ci_env.cleanup.policies import Policy
+    from ci_env.cleanup.progress import Bar, Throttle
+    from ci_env.cleanup.report import Refusal, Result
+    from ci_env.cleanup.target import Settings
+    from ci_env.cleanup.time_budget import TimeBudget
+    from ci_env.options import RepoOptions
+    from ci_env.output import Output
+    from ci_env.registry.untag import Progress, Summary
+    from ci_env.retention.rules import RulesFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: CI families whose log shows the plan folded (GitHub gets a Markdown summary in $GITHUB_STEP_SUMMARY instead).
@@ -157,7 +169,7 @@ def _rules_given(kw: dict[str, Any]) -> bool:
     return bool(kw.get("rules") or kw.get("rules_repositories") or kw.get("rules_rules"))
 
 
-def _rules_file(kw: dict[str, Any]) -> Any:
+def _rules_file(kw: dict[str, Any]) -> RulesFile:
     """The rules from --rules FILE or from --repository/--rule (not both: exit 2)."""
     from ci_env.errors import UsageError
     from ci_env.retention.options import rules_from_options
@@ -171,7 +183,7 @@ def _rules_file(kw: dict[str, Any]) -> Any:
     return rules_from_options(kw["rules_repositories"], kw["rules_rules"], kw["rules_untagged"], kw["rules_unit"])
 
 
-def _run_rules(repo: Any, kw: dict[str, Any]) -> None:
+def _run_rules(repo: RepoOptions, kw: dict[str, Any]) -> None:
     """Cleanup by retention rules: the rules checked (exit 2, nothing removed), the run, its result printed."""
     from ci_env.cascade import IMAGES_REPO
     from ci_env.ci import detect
@@ -229,7 +241,7 @@ def _kube_params() -> list[click.Option]:
     ]
 
 
-def _kube_settings(kw: dict[str, Any]) -> Any:
+def _kube_settings(kw: dict[str, Any]) -> KubeSettings:
     from ci_env.cleanup.in_use import KubeSettings, scan_namespaces
 
     files = tuple(Path(p).expanduser() for p in (kw["kube_config"] or "").split(os.pathsep) if p)
@@ -263,10 +275,10 @@ def _count(value: int) -> int | None:
     return None if value < 0 else value
 
 
-def _progress(bar: Any = None) -> Callable[[int, int, Any], None]:
+def _progress(bar: Bar | Throttle | None = None) -> Progress:
     from ci_env.cleanup.progress import Bar
 
-    def report(done: int, total: int, summary: Any) -> None:
+    def report(done: int, total: int, summary: Summary) -> None:
         if isinstance(bar, Bar):  # a terminal: the removals' bar
             bar("removing", done, total, f"{summary.count('failed')} failed")
             return
@@ -275,8 +287,8 @@ def _progress(bar: Any = None) -> Callable[[int, int, Any], None]:
     return report
 
 
-def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: bool | None,
-         kube: Any = None) -> None:
+def _run(command: str, repo: RepoOptions, kw: dict[str, Any], policy: Policy | None, purge_force: bool | None,
+         kube: KubeSettings | None = None) -> None:
     """Check the options, run the pipeline (``ci_env.cleanup.pipeline``), print its result, exit by it."""
     from ci_env.ci import detect
     from ci_env.cleanup import pipeline
@@ -311,7 +323,7 @@ def _run(command: str, repo: Any, kw: dict[str, Any], policy: Any, purge_force: 
         _print(result, kw, env, family, out, purge_force)
 
 
-def _settings(kw: dict[str, Any], env: dict[str, str], *, dry_run: bool) -> Any:
+def _settings(kw: dict[str, Any], env: dict[str, str], *, dry_run: bool) -> Settings:
     """The run's Settings from the options (werf.yaml's cleanup section is applied by the pipeline)."""
     from ci_env.cleanup.target import Settings
     from ci_env.registry.auth import docker_config_dir
@@ -329,7 +341,7 @@ def _settings(kw: dict[str, Any], env: dict[str, str], *, dry_run: bool) -> Any:
     )
 
 
-def _print(result: Any, kw: dict[str, Any], env: dict[str, str], family: str, out: Any,
+def _print(result: Result, kw: dict[str, Any], env: dict[str, str], family: str, out: Output,
            purge_force: bool | None) -> None:
     """The result: warnings, the plan's table (folded where the CI folds it), the reports, the summary line;
     then the exit code: 1 for failed removals (or a dry run whose real run would fail), 3 for a stopped run."""
@@ -377,7 +389,7 @@ def _print(result: Any, kw: dict[str, Any], env: dict[str, str], family: str, ou
         raise click.exceptions.Exit(EXIT_PARTIAL)
 
 
-def _summary_line(result: Any) -> str:
+def _summary_line(result: Result) -> str:
     """The run's last line: what became of the removals and records, the waits, the bytes freed."""
     from ci_env.cleanup import report as rpt
 
@@ -391,12 +403,12 @@ def _summary_line(result: Any) -> str:
                else "")
             + (f", {plural(result.managed_forgotten, 'managed image')} {would}forgotten"
                if result.managed_forgotten else "")
-            + rpt.wait_line(result.waits) + f"; {result.bytes.phrase(dry_run)}"
+            + rpt.wait_line(result.waits) + (f"; {result.bytes.phrase(dry_run)}" if result.bytes is not None else "")
             + (f"; the real {command} would fail: its preflight refuses "
                f"{plural(len(result.refusals), 'repository')}" if result.would_fail else ""))
 
 
-def _would_fail(command: str, refusals: Any) -> Exception:
+def _would_fail(command: str, refusals: Sequence[Refusal]) -> Exception:
     """The error of a dry run whose real run would stop at its preflight: each refusal, with the real run's exit
     code (that of the first refusal, as the real run stops there)."""
     from ci_env.errors import PreflightError
@@ -433,7 +445,7 @@ def _removed_branch(text: str | None) -> str | None:
     return name
 
 
-def _time_budget(kw: dict[str, Any]) -> Any:
+def _time_budget(kw: dict[str, Any]) -> TimeBudget | None:
     """The run's TimeBudget (started now) from --time-budget, or None; exit 2 for a duration that is not one."""
     text = kw.get("time_budget")
     if not text:
@@ -452,7 +464,7 @@ def _time_budget(kw: dict[str, Any]) -> Any:
 @click.command()
 @repo_options_in
 @_with(_common_params(cleanup=True))
-def cleanup(repo: Any, **kw: Any) -> None:
+def cleanup(repo: Callable[[Mapping[str, str]], RepoOptions], **kw: Any) -> None:
     """Remove the tags no one needs any more, by the policy of the strategy each was published with.
 
     Content-signature tags (the default setup) are kept when a keep policy of werf.yaml (werf's defaults
@@ -476,7 +488,7 @@ def cleanup(repo: Any, **kw: Any) -> None:
         refuse_managed_options(click.get_current_context())
         _run_rules(repo(rules_env(os.environ)), kw)
         return
-    repo = repo(os.environ)
+    options = repo(os.environ)
 
     policy = Policy(
         git_tag=Limit(_count(kw["git_tag_strategy_limit"]), _days(kw["git_tag_strategy_expiry_days"])),
@@ -488,13 +500,13 @@ def cleanup(repo: Any, **kw: Any) -> None:
         keep_list=read_keep_list(kw["keep_list"]) if kw["keep_list"] is not None else KeepList(),
         removed_branch=_removed_branch(kw["removed_branch"]),
     )
-    _run("cleanup", repo, kw, policy, None, kube=_kube_settings(kw))
+    _run("cleanup", options, kw, policy, None, kube=_kube_settings(kw))
 
 
 @click.command()
 @repo_options
 @_with(_common_params(cleanup=False))
-def purge(repo: Any, **kw: Any) -> None:
+def purge(repo: RepoOptions, **kw: Any) -> None:
     """Remove every tag of every managed image, and every stage.
 
     Without --force only the plan is printed and nothing is removed (exit 0; 1 when the real run's preflight

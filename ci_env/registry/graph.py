@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ci_env import untrusted_json
 from ci_env.errors import RegistryError
 from ci_env.registry import manifests as mf
-from ci_env.registry import untrusted_json
 from ci_env.registry.accessories import (
     REFERRERS_INDEX,
     AccessoryTag,

@@ -10,7 +10,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from ci_env.registry import untrusted_json
+from ci_env import untrusted_json
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ci_env.contract import IMAGE_NAME_LABEL
 from ci_env.errors import ConfigError
 from ci_env.registry.implementations import Detected, Implementation, detect_implementation
 from ci_env.registry.reference import RepoAddress, validate_tag
@@ -19,11 +20,6 @@ AUTO = "auto"
 MONOREPO = "monorepo"
 MULTIREPO = "multirepo"
 MODES = (AUTO, MONOREPO, MULTIREPO)
-
-#: Label carrying the managed image's name ("" for the nameless image), as the original tool sets it.
-IMAGE_NAME_LABEL = "werf-image-name"
-#: Label carrying the image's own tag (without a monorepo prefix).
-IMAGE_TAG_LABEL = "werf-image-tag"
 
 #: How a nameless image is shown to users.
 NAMELESS = "~"
@@ -178,48 +174,75 @@ def tag_owner(
     images: Sequence[str | None],
     labels: Mapping[str, str] | None = None,
 ) -> TagOwner:
-    """Which of ``images`` (None: nameless) owns ``tag`` found in ``repository`` under ``address``.
+    """Which of ``images`` (None: nameless) owns ``tag`` found in ``repository`` under ``address``: see
+    :meth:`ManagedNaming.owner`, which a caller asking about many tags builds once."""
+    return ManagedNaming.of(address, mode, images).owner(repository, tag, labels)
 
-    Structure first (which images could have produced this repository and tag); the image's
-    ``werf-image-name`` label decides between several candidates, or vetoes a single one it contradicts.
-    In monorepo, ``api`` and ``api-v2`` both match ``api-v2-x``: without a label that is ambiguous.
-    """
-    candidates: dict[str | None, str] = {}
-    for image in images:
-        if image_repository(address, mode, image) != repository:
-            continue
-        if mode == MONOREPO and image is not None:
-            prefix = f"{image}-"
-            if tag.startswith(prefix) and len(tag) > len(prefix):
-                candidates[image] = tag[len(prefix):]
-        else:
-            candidates[image] = tag
-    names = tuple(candidates)
-    if labels is not None and IMAGE_NAME_LABEL in labels:
-        labelled: str | None = labels[IMAGE_NAME_LABEL] or None
-        if labelled in candidates:
-            return TagOwner("owned", labelled, candidates[labelled], names, f"label {IMAGE_NAME_LABEL}")
-        if labelled not in images:
+
+@dataclass(frozen=True)
+class ManagedNaming:
+    """Where the managed images' tags live under one images repo, and which image owns a tag found there: each
+    image's repository is worked out once (:func:`image_repository`), then every tag is asked about (:meth:`owner`)
+    without going back to the address."""
+
+    images: tuple[str | None, ...]
+    mode: str
+    #: image -> the repository holding its tags
+    repository_of: Mapping[str | None, RepoAddress]
+
+    @classmethod
+    def of(cls, address: RepoAddress, mode: str, images: Sequence[str | None]) -> ManagedNaming:
+        """The naming of ``images`` under ``address`` in ``mode`` (resolved: monorepo or multirepo)."""
+        return cls(tuple(images), mode, {image: image_repository(address, mode, image) for image in images})
+
+    @property
+    def repositories(self) -> tuple[RepoAddress, ...]:
+        """The repositories the images' tags live in, each once, in the images' order."""
+        return tuple(dict.fromkeys(self.repository_of[image] for image in self.images))
+
+    def owner(self, repository: RepoAddress, tag: str, labels: Mapping[str, str] | None = None) -> TagOwner:
+        """Which managed image owns ``tag`` found in ``repository``.
+
+        Structure first (which images could have produced this repository and tag); the image's
+        ``werf-image-name`` label decides between several candidates, or vetoes a single one it contradicts.
+        In monorepo, ``api`` and ``api-v2`` both match ``api-v2-x``: without a label that is ambiguous.
+        """
+        candidates: dict[str | None, str] = {}
+        for image in self.images:
+            if self.repository_of[image] != repository:
+                continue
+            if self.mode == MONOREPO and image is not None:
+                prefix = f"{image}-"
+                if tag.startswith(prefix) and len(tag) > len(prefix):
+                    candidates[image] = tag[len(prefix):]
+            else:
+                candidates[image] = tag
+        names = tuple(candidates)
+        if labels is not None and IMAGE_NAME_LABEL in labels:
+            labelled: str | None = labels[IMAGE_NAME_LABEL] or None
+            if labelled in candidates:
+                return TagOwner("owned", labelled, candidates[labelled], names, f"label {IMAGE_NAME_LABEL}")
+            if labelled not in self.images:
+                return TagOwner(
+                    "unmanaged", candidates=names,
+                    reason=f"label {IMAGE_NAME_LABEL} names {image_label(labelled)}, which is not a managed image",
+                )
             return TagOwner(
-                "unmanaged", candidates=names,
-                reason=f"label {IMAGE_NAME_LABEL} names {image_label(labelled)}, which is not a managed image",
+                "ambiguous", candidates=names,
+                reason=f"label {IMAGE_NAME_LABEL} names {image_label(labelled)}, but the tag is not where that "
+                "image's tags go",
             )
+        if not candidates:
+            return TagOwner("unmanaged", reason="no managed image stores tags here under this name")
+        if len(candidates) == 1:
+            (image, image_tag), = candidates.items()
+            return TagOwner("owned", image, image_tag, names, "only one managed image can produce this tag")
         return TagOwner(
             "ambiguous", candidates=names,
-            reason=f"label {IMAGE_NAME_LABEL} names {image_label(labelled)}, but the tag is not where that image's "
-            "tags go",
+            reason="several managed images can produce this tag ("
+            + ", ".join(image_label(c) for c in names)
+            + f") and the image has no {IMAGE_NAME_LABEL} label",
         )
-    if not candidates:
-        return TagOwner("unmanaged", reason="no managed image stores tags here under this name")
-    if len(candidates) == 1:
-        (image, image_tag), = candidates.items()
-        return TagOwner("owned", image, image_tag, names, "only one managed image can produce this tag")
-    return TagOwner(
-        "ambiguous", candidates=names,
-        reason="several managed images can produce this tag ("
-        + ", ".join(image_label(c) for c in names)
-        + f") and the image has no {IMAGE_NAME_LABEL} label",
-    )
 
 
 @dataclass(frozen=True)
@@ -242,6 +265,10 @@ class ImagesRepo:
     def image_repository(self, image: str | None) -> RepoAddress:
         """See :func:`image_repository`."""
         return image_repository(self.address, self.mode, image)
+
+    def naming(self, images: Sequence[str | None]) -> ManagedNaming:
+        """Where ``images``' tags live here, and which of them owns a tag (see :class:`ManagedNaming`)."""
+        return ManagedNaming.of(self.address, self.mode, images)
 
 
 def resolve_images_repo(

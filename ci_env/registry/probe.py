@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-from ci_env import __version__
+from ci_env import __version__, untrusted_json
 from ci_env.errors import AuthError, ConfigError, RegistryError
-from ci_env.registry import untrusted_json
 from ci_env.registry.challenge import Challenge, preferred_challenge
 from ci_env.registry.insecure import is_listed, is_loopback
 from ci_env.registry.origins import ambiguity, refusal

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ci_env.configjson import DOCKER_HUB_NAMES
 from ci_env.errors import ConfigError
-from ci_env.redact import has_userinfo, strip_userinfo
+from ci_env.redact import strip_userinfo
 
 #: The stages-storage value meaning "keep stages in the local Docker daemon".
 LOCAL = ":local"
@@ -140,8 +140,10 @@ def registry_identity(registry: str) -> str:
 def repository_identity(repo: RepoAddress) -> str:
     """The one key of a repository whatever its spelling: ``registry_identity/path`` with a one-component
     Docker Hub path under ``library/`` (``x``, ``docker.io/x``, ``index.docker.io:443/library/x`` are all
-    ``docker.io/library/x``; ``registry.example.com:443/app`` is ``registry.example.com/app``)."""
-    registry = registry_identity(repo.registry)
+    ``docker.io/library/x``; ``registry.example.com:443/app`` is ``registry.example.com/app``). A repository of
+    the local daemon (:class:`LocalRepository`) is known by the name Kubernetes gives an image of that name: on
+    Docker Hub."""
+    registry = DOCKER_HUB if isinstance(repo, LocalRepository) else registry_identity(repo.registry)
     if registry == DOCKER_HUB and repo.path and "/" not in repo.path:
         return f"{DOCKER_HUB}/library/{repo.path}"
     return f"{registry}/{repo.path}" if repo.path else registry
@@ -201,9 +203,10 @@ def parse_address(text: str, *, allow_local: bool = False) -> RepoAddress | None
     if not text or not text.strip():
         raise ConfigError("empty address: give a registry (e.g. 'registry.example.com') or a repository "
                           "(e.g. 'registry.example.com/group/project')")
-    if has_userinfo(text):
+    shown = strip_userinfo(text)  # what a message may quote
+    if shown != text:
         raise ConfigError(
-            f"address {strip_userinfo(text)!r} was given with credentials ('USER:PASSWORD@'): remove them and "
+            f"address {shown!r} was given with credentials ('USER:PASSWORD@'): remove them and "
             "log in with docker login or ci-env login (ci-env never stores credentials in an address)"
         )
     if text != text.strip() or any(c.isspace() for c in text):
@@ -238,9 +241,10 @@ def parse_image_ref(text: str) -> ImageRef:
     """
     if not text or not text.strip():
         raise ConfigError("empty image reference: expected REPOSITORY:TAG or REPOSITORY@sha256:DIGEST")
-    if has_userinfo(text):
+    shown = strip_userinfo(text)  # what a message may quote
+    if shown != text:
         raise ConfigError(
-            f"image reference {strip_userinfo(text)!r} was given with credentials ('USER:PASSWORD@'): remove them "
+            f"image reference {shown!r} was given with credentials ('USER:PASSWORD@'): remove them "
             "and log in with docker login or ci-env login"
         )
     if text != text.strip() or any(c.isspace() for c in text):

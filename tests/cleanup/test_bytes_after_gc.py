@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from ci_env.contract import IMAGE_NAME_LABEL
 from ci_env.registry import manifests as mf
 from ci_env.registry.client import RegistryClient
-from ci_env.registry.naming import IMAGE_NAME_LABEL
 from ci_env.registry.reference import RepoAddress
 from tests.cleanup.gitrepo import GitRepo
 from tests.cleanup.test_cleanup_e2e import run_cli

@@ -47,7 +47,7 @@ def _reads(registry: RegistryService, path: str, since: int) -> tuple[int, int]:
 
 def _collect(world: World, lister: ListingOf | None) -> dict[str, str | None]:
     images_repo = resolve_images_repo(world.images_repo, {}, requested_mode="multirepo", image_names=["api"])
-    found, skipped = collect_tags(images_repo, ["api"], records.read_publications(world.store),
+    found, skipped = collect_tags(images_repo.naming(["api"]), records.read_publications(world.store),
                                   lambda _repo: world.client, lister=lister)
     assert skipped == []
     return {t.stored_tag: t.digest for t in found if t.strategy in ("git-branch", "git-tag")}

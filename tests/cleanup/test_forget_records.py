@@ -35,7 +35,7 @@ def test_records_are_forgotten_only_for_tags_the_registry_no_longer_has(world: W
     world.client.delete_manifest(repository.path, pushed["gone"].digest)  # removed outside cleanup
     images_repo = resolve_images_repo(world.images_repo, {}, requested_mode="multirepo", image_names=["api"])
     publications = records.read_publications(world.store)
-    found, skipped = collect_tags(images_repo, ["api"], publications, lambda _repo: world.client,
+    found, skipped = collect_tags(images_repo.naming(["api"]), publications, lambda _repo: world.client,
                                   lister=OnlyMain(pushed["main"].digest))
     inventory = Inventory(tuple(found), (), tuple(skipped), tuple(publications))
     target = Target(images_repo, world.stages, False, world.store, ("api",))

@@ -162,6 +162,21 @@ def test_every_spelling_of_an_image_protects_the_tag_and_digest_it_means(
     assert found.users(at("docker.io/acme/x"), "1", None) == ()
 
 
+def test_a_workload_running_a_local_stage_protects_it_by_the_name_kubernetes_gives_it() -> None:
+    from ci_env.cleanup import local_stages
+
+    stage = "a" * 64
+    running = Workload("c", "ns", "Pod", "p")
+    uses = [(running, use) for use in (parse_image(f"ci-env-stages/proj:{stage}"),
+                                       parse_image(f"docker.io/ci-env-stages/proj@{D1}")) if use is not None]
+    found = ImagesInUse.index(uses, ["c"], 1)
+    local = local_stages.repository("proj")
+    assert found.users(local, stage, None) == (running,)
+    assert found.digests(local) == {D1}
+    assert found.users(local_stages.repository("other"), stage, None) == ()
+    assert found.users(at("registry.example.com/ci-env-stages/proj"), stage, None) == ()
+
+
 def test_lists_are_paged_with_limit_and_continue(kube_servers: Servers, tmp_path: Path) -> None:
     pods = [pod(f"p{i}", "big", [f"{REG}/app:{i}"]) for i in range(1203)]
     server = kube_servers(objects=pods, tokens={"t"})

@@ -16,6 +16,8 @@ PACKAGE = ROOT / "ci_env"
 NEVER = {
     "ci_env.contract": ("ci_env.",),
     "ci_env.patterns": ("ci_env.",),  # floor 1: users' regexes, imported by werf_config, retention, cleanup
+    "ci_env.untrusted_json": ("ci_env.",),
+    "ci_env.configjson": ("ci_env.registry", "ci_env.cleanup", "ci_env.steps", "ci_env.commands", "ci_env.records"),
     "ci_env.durations": ("ci_env.cleanup", "ci_env.steps", "ci_env.commands", "ci_env.records", "ci_env.registry"),
     "ci_env.records": ("ci_env.cleanup", "ci_env.steps", "ci_env.commands", "ci_env.werf_config"),
     "ci_env.werf_config": ("ci_env.cleanup", "ci_env.steps", "ci_env.commands", "ci_env.records", "ci_env.registry"),
@@ -140,3 +142,14 @@ def test_long_functions_say_why_in_their_docstring() -> None:
         f"over {MAX_LINES} lines or {MAX_PARAMETERS} parameters without a 'Size: <why>' paragraph in the "
         "docstring (CONTRIBUTING.md, Size):\n" + "\n".join(unexplained))
     assert in_help == [], "a click command's 'Size:' paragraph goes after a form feed (\\f):\n" + "\n".join(in_help)
+
+
+def test_cleanup_makes_its_removers_in_one_place() -> None:
+    """docs/architecture.md: ``cleanup/removing.py`` is the one place a cleanup run's remover is made, for the
+    managed-image run and the run by retention rules alike."""
+    makers = []
+    for path in sorted((PACKAGE / "cleanup").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] == "remover_for":
+                makers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert makers and all(m.startswith("ci_env/cleanup/removing.py:") for m in makers), makers

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ci_env.contract import IMAGE_NAME_LABEL
 from ci_env.errors import ConfigError
 from ci_env.registry.implementations import IMPLEMENTATIONS, get_implementation
 from ci_env.registry.naming import (
-    IMAGE_NAME_LABEL,
     full_name,
     image_repository,
     resolve_images_repo,
@@ -141,3 +141,14 @@ def test_tag_in_foreign_repository_is_unmanaged() -> None:
     base = addr("x.io/team/app")
     assert tag_owner(base, "monorepo", addr("x.io/team/other"), "api-1", IMAGES).status == "unmanaged"
     assert tag_owner(base, "monorepo", base, "latest", IMAGES).status == "unmanaged"
+
+
+def test_an_images_repo_names_each_managed_repository_once_and_owns_tags_as_tag_owner() -> None:
+    multi = resolve_images_repo(addr("x.io/team"), {}, requested_mode="multirepo", image_names=IMAGES).naming(IMAGES)
+    assert multi.repositories == (addr("x.io/team/api"), addr("x.io/team/api-v2"), addr("x.io/team/web"))
+    assert multi.owner(addr("x.io/team/web"), "abc") == tag_owner(addr("x.io/team"), "multirepo",
+                                                                    addr("x.io/team/web"), "abc", IMAGES)
+    mono = resolve_images_repo(addr("x.io/team/app"), {}, requested_mode="monorepo",
+                               image_names=[*IMAGES, None]).naming([*IMAGES, None])
+    assert mono.repositories == (addr("x.io/team/app"),)
+    assert mono.owner(addr("x.io/team/app"), "web-1").status == "ambiguous"  # web's "1" or the nameless "web-1"

@@ -1,4 +1,5 @@
-"""Parsing JSON a server sent: anything that is not a JSON document is a ``ValueError``, never another error.
+"""Parsing JSON this program did not write (a server's answer, a Docker config.json): anything that is not a
+JSON document is a ``ValueError``, never another error.
 
 Python's parser raises ``RecursionError`` for JSON nested deeper than the interpreter's recursion limit (a
 ``[[[[...`` bomb of a few kilobytes); every caller handles ``ValueError`` as "not JSON" already. Standard library
