@@ -142,7 +142,7 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
     built; with the journal, the time budget and (dry run) the preflight, as managed-image cleanup removes."""
     from ci_env.cascade import IMAGES_REPO
     from ci_env.cleanup import journal as jr
-    from ci_env.cleanup.removing import preflight_refusals, remove, removers
+    from ci_env.cleanup.removing import remove, removers
 
     settings, plan = request.settings, planned.plan
     path = None if settings.dry_run else request.journal or jr.default_path(request.env, journal_target(request))
@@ -178,12 +178,7 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
     if writer is not None:
         writer.close() if stopped else writer.finish()
     untagged, warnings = _remove_untagged(request, planned, remover_of, graph_of, removal, running, stopped)
-    refusals: tuple[Refusal, ...] = ()
-    if settings.dry_run:
-        touched = [repo for repo, _tag in requests]
-        touched += [repo for repo in planned.selection.repositories
-                    if any(o.repo == str(repo) and o.status == "would-remove" for o in untagged)]
-        refusals = preflight_refusals(touched, remover_of)
+    refusals = _dry_run_refusals(request, planned, [repo for repo, _tag in requests], untagged, remover_of)
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in removal.summary.outcomes}
     resumed = triage.resumed(outcomes) if triage is not None else ()
     if earlier is not None:
@@ -200,6 +195,20 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
         age_sources={key: source for key, (_when, source) in planned.ages.items()},
         shard=shard_run(request, planned), skipped_fail=bool(planned.skipped),
     )
+
+
+def _dry_run_refusals(request: RulesRequest, planned: RulesPlan, touched: list[RepoAddress],
+                      untagged: tuple[UntaggedOutcome, ...],
+                      remover_of: Callable[[RepoAddress], TagRemover]) -> tuple[Refusal, ...]:
+    """A dry run: the preflight refusals of the repositories the real run would touch (those with tags to remove,
+    and those with untagged manifests it would remove); none for a real run (its removals ran the preflight)."""
+    if not request.settings.dry_run:
+        return ()
+    from ci_env.cleanup.removing import preflight_refusals
+
+    touched = touched + [repo for repo in planned.selection.repositories
+                         if any(o.repo == str(repo) and o.status == "would-remove" for o in untagged)]
+    return preflight_refusals(touched, remover_of)
 
 
 def _resume_first(planned: RulesPlan, earlier: State | None,
