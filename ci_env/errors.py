@@ -8,6 +8,8 @@ Messages never contain secrets.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class CiEnvError(Exception):
     """Base of every user-facing error; ``exit_code`` 1 unless a subclass says otherwise."""
@@ -52,3 +54,13 @@ class BuildError(CiEnvError):
 
 class KubernetesError(CiEnvError):
     """Kubernetes could not be read, so cleanup cannot know which images run there; nothing was removed (exit 1)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``": did you mean 'X'?"`` for the choice closest to ``word`` (a typo, another case), or "" when none is
+    close: for the messages that name an unknown key or value."""
+    import difflib
+
+    by_lower = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f": did you mean '{by_lower[close[0]]}'?" if close else ""

@@ -47,11 +47,45 @@ RE2_SYNTAX = "patterns use RE2 syntax, as werf and GitLab's cleanup policies do"
 
 class PatternError(ValueError):
     """A pattern this module will not run: unreadable, or using what RE2 refuses. The message says what and
-    what to write instead; callers prefix where the pattern came from."""
+    what to write instead; callers prefix where the pattern came from. ``lookaround`` is true for a lookahead or
+    lookbehind, so a caller that has an exclude list can say to use it instead."""
+
+    def __init__(self, message: str, *, lookaround: bool = False) -> None:
+        super().__init__(message)
+        self.lookaround = lookaround
 
 
-def _refused(construct: str) -> PatternError:
-    return PatternError(f"{construct} is not supported: {RE2_SYNTAX}")
+def _refused(construct: str, *, lookaround: bool = False) -> PatternError:
+    return PatternError(f"{construct} is not supported: {RE2_SYNTAX}", lookaround=lookaround)
+
+
+#: What a glob's ``*`` or ``?`` (or ``**``) where nothing precedes it looks like to a regular expression parser.
+_GLOB_SLIPS = ("nothing to repeat", "multiple repeat")
+_GROUP_REFERENCE = re.compile(r"(?:invalid|unknown) group (?:reference|name) (\S+)")
+
+
+def shown(text: str) -> str:
+    """``text`` quoted for a message as the user wrote it (``'v\\.[0-9]+'`` shows one backslash, not two); a
+    text with a quote or a control character is shown as Python's repr, so nothing in it hides."""
+    if "'" in text or any(not char.isprintable() for char in text):
+        return repr(text)
+    return f"'{text}'"
+
+
+def _unreadable(exc: re.error) -> PatternError:
+    """The PatternError for what Python's parser refused: a backreference to a group that does not exist is a
+    backreference all the same (RE2 refuses every one), and a repetition with nothing before it is most often a
+    glob's ``*`` written where a regular expression is read."""
+    message = str(exc)
+    reference = _GROUP_REFERENCE.match(message)
+    if reference is not None:
+        group = reference.group(1).strip("'")
+        spelled = f"(\\{group})" if group.isdigit() else f"(?P={group})"
+        return _refused(f"a backreference {spelled}")
+    if message.startswith(_GLOB_SLIPS):
+        return PatternError(f"{message}: patterns are regular expressions, not globs: write "
+                            ".* where a glob has * and . where it has ? (v.* for v*)")
+    return PatternError(message)
 
 
 # ---------------------------------------------------------------- POSIX classes and \z (RE2 spellings)
@@ -265,7 +299,7 @@ class _Program:
         if op is _C.ASSERT or op is _C.ASSERT_NOT:
             ahead = arg[0] >= 0
             spelled = ("(?=...)" if ahead else "(?<=...)") if op is _C.ASSERT else ("(?!...)" if ahead else "(?<!...)")
-            return _refused(f"a look{'ahead' if ahead else 'behind'} {spelled}")
+            return _refused(f"a look{'ahead' if ahead else 'behind'} {spelled}", lookaround=True)
         if op is getattr(_C, "ATOMIC_GROUP", None):
             return _refused("an atomic group (?>...)")
         if op is getattr(_C, "POSSESSIVE_REPEAT", None):
@@ -429,7 +463,7 @@ def compile_pattern(text: str) -> Pattern:
             warnings.simplefilter("ignore")  # "possible nested set": RE2 reads [[a] as Python does
             parsed = _parse(source)
     except re.error as exc:
-        raise PatternError(str(exc)) from None
+        raise _unreadable(exc) from None
     except RecursionError:
         raise PatternError("the pattern nests too deeply: write it with fewer nested groups") from None
     program = _Program()

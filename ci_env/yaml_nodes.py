@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ci_env.errors import ConfigError
+from ci_env.errors import ConfigError, did_you_mean
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -61,7 +61,8 @@ class Reader:
             name = str(key.value)
             if name not in allowed:
                 valid = "; ".join(f"{k} ({v})" for k, v in allowed.items())
-                raise self.fail(key, f"unknown key {name!r} in {where} (valid keys here: {valid})")
+                raise self.fail(key, f"unknown key {name!r} in {where}{did_you_mean(name, allowed)} (valid keys here: "
+                                    f"{valid})")
             if name in result:
                 raise self.fail(key, f"key {name!r} appears twice in {where}")
             result[name] = (key, value)

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ci_env.cleanup.policies import KIND_TAG, Basis, Decision, Plan
-from ci_env.errors import CiEnvError, RegistryError, UsageError
+from ci_env.errors import AuthError, CiEnvError, RegistryError, UsageError
 from ci_env.retention.engine import (
     ACTION_DELETE,
     AGE_CONFIG,
@@ -159,9 +159,9 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
         if patterns and namespaces is None:
             try:
                 names += client_of(host).list_catalog()
-            except RegistryError as exc:
-                raise RegistryError(f"{exc}; a glob or namespace selector needs the registry's catalog: name the "
-                                    "repositories exactly (name: team/app, or --repository team/app)") from None
+            except (RegistryError, AuthError) as exc:
+                raise type(exc)(f"{exc}; a glob or namespace selector needs the registry's catalog: name the "
+                                "repositories exactly (name: team/app, or --repository team/app)") from None
             listed.append(host)
         elif namespaces is not None:
             for namespace in _namespaces_to_list(rules, host, patterns, namespaces):

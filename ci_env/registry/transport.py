@@ -176,14 +176,15 @@ class Transport:
         status = response.status_code
         credential = self._auth.credential
         who = f" as {credential.username}" if credential and credential.username else ""
+        hint = (
+            "check the credentials" if self._auth.credential or self._explicit
+            else "no credentials for it were found in the Docker config: run docker login or ci-env login"
+        )
         if status == 401 and "insufficient_scope" in (response.headers.get("WWW-Authenticate") or ""):
+            fix = "use credentials that have it" if self._auth.credential or self._explicit else hint
             return AuthError(f"{self.registry} refused {what}{who}: the token lacks the permission for it "
-                             "(insufficient_scope); use credentials that may delete")
+                             f"(insufficient_scope); {fix}")
         if status == 401:
-            hint = (
-                "check the credentials" if self._auth.credential or self._explicit
-                else "no credentials for it were found in the Docker config: run docker login or ci-env login"
-            )
             return AuthError(f"{self.registry} refused {what}{who} (401 {codes or 'UNAUTHORIZED'}); {hint}")
         if status == 403:
             return AuthError(f"{self.registry} denied {what}{who} (403 {codes or 'DENIED'}): the credentials lack "

@@ -31,7 +31,7 @@ from typing import Any
 
 from ci_env.durations import go_duration_or_none
 from ci_env.errors import ConfigError
-from ci_env.patterns import Pattern, PatternError, compile_pattern
+from ci_env.patterns import Pattern, PatternError, compile_pattern, shown
 from ci_env.yaml_nodes import Reader, compose, is_null, line_of
 
 VERSION = 1
@@ -329,7 +329,10 @@ def _tags(read: Reader, node: Any, where: str) -> TagSelection:
             try:
                 compile_tag_pattern(text)
             except PatternError as exc:
-                raise read.fail(item, f"{where}.{key} {text!r} is not a valid regular expression: {exc}") from None
+                hint = "; list the tags to leave out in tags.exclude instead (include: ['.*'], exclude: [main])" if (
+                    exc.lookaround) else ""
+                raise read.fail(item, f"{where}.{key} {shown(text)} is not a valid regular expression: {exc}{hint}"
+                                ) from None
         lists[key] = tuple(text for text, _ in items)
     if "include" in lists and not lists["include"]:
         raise read.fail(fields["include"][1], f"{where}.include is empty: give a pattern, or drop it to cover "

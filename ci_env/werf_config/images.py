@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci_env.errors import ConfigError
+from ci_env.errors import ConfigError, did_you_mean
 from ci_env.werf_config.cleanup import CleanupConfig, parse_cleanup
 from ci_env.werf_config.render import render
 
@@ -148,7 +148,8 @@ def _check_keys(document: dict[str, Any], lines: dict[str, int], allowed: Mappin
     for key in document:
         if key not in allowed:
             valid = ", ".join(allowed)
-            raise ConfigError(f"{path}:{lines.get(str(key), 0)}: unknown key {key!r} (valid keys here: {valid})")
+            raise ConfigError(f"{path}:{lines.get(str(key), 0)}: unknown key {key!r}{did_you_mean(str(key), allowed)} "
+                              f"(valid keys here: {valid})")
 
 
 def _build_project(

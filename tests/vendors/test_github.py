@@ -165,6 +165,20 @@ def test_token_without_delete_scope_fails_preflight(ghcr: Any, registry_open: Re
     assert not any(m == "DELETE" for m, _ in gh.api.requests())
 
 
+@pytest.mark.parametrize(("scopes", "lacks"), [
+    ("read:packages, write:packages",
+     "the token lacks the delete:packages scope (it has: read:packages, write:packages)"),
+    ("delete:packages, repo", "the token lacks the read:packages scope (it has: delete:packages, repo)"),
+    ("repo", "the token lacks the delete:packages and read:packages scopes (it has: repo)"),
+])
+def test_a_token_short_of_scopes_is_told_the_ones_it_lacks_only(ghcr: Any, registry_open: RegistryService,
+                                                                 tmp_path: Path, scopes: str, lacks: str) -> None:
+    gh = ghcr(scopes=scopes)
+    with pytest.raises(PreflightError) as error:
+        remover(gh, registry_open, tmp_path).preflight(RepoAddress("ghcr.io", "acme/app"))
+    assert lacks in str(error.value)
+
+
 def test_github_token_stays_with_its_own_github(ghcr: Any, registry_open: RegistryService, tmp_path: Path) -> None:
     """$GITHUB_TOKEN of a github.com job is not sent to another GitHub's API (here: GHES on WERF_GITHUB_API_URL)."""
     gh = ghcr()

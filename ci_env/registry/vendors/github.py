@@ -64,8 +64,10 @@ _DELETE_MUTATION = "mutation($id:ID!){deletePackageVersion(input:{packageVersion
 ClientFactory = Callable[[str], "RegistryClient"]
 
 
-def _has_delete_scopes(scopes: set[str]) -> bool:
-    return "delete:packages" in scopes and bool(scopes & {"read:packages", "write:packages"})
+def _missing_delete_scopes(scopes: set[str]) -> list[str]:
+    """The scopes a classic token lacks to list and delete package versions (write:packages implies read)."""
+    missing = [] if "delete:packages" in scopes else ["delete:packages"]
+    return missing if scopes & {"read:packages", "write:packages"} else [*missing, "read:packages"]
 
 
 #: GitHub's guidance against its secondary rate limits ("Best practices for using the REST API"): requests one at
@@ -166,11 +168,11 @@ class GitHubRemover:
         scopes_header = response.headers.get("X-OAuth-Scopes")
         if scopes_header is not None:
             scopes = {s.strip() for s in scopes_header.split(",") if s.strip()}
-            if not _has_delete_scopes(scopes):
+            missing = _missing_delete_scopes(scopes)
+            if missing:
                 have = ", ".join(sorted(scopes)) or "none"
-                raise preflight_failure(
-                    VENDOR, f"the token lacks the delete:packages and read:packages scopes (it has: {have})", fix
-                )
+                lacks = " and ".join(missing) + (" scope" if len(missing) == 1 else " scopes")
+                raise preflight_failure(VENDOR, f"the token lacks the {lacks} (it has: {have})", fix)
         with self._lock:
             if response.ok and isinstance(response.json(), dict):
                 self._login = response.json().get("login")
