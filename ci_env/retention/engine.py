@@ -266,7 +266,7 @@ def _apply_rules(items: list[_Item], rules: Sequence[Rule], now: datetime, by_im
                 item.reason = f"{rule.name}: push time unknown, so no age or rank to remove it by: kept"
                 item.basis = Basis(BASIS_UNKNOWN_AGE, rule.number, rule.line or None)
             elif rule.keep.last is not None and rank[item.key] <= rule.keep.last:
-                item.reason = f"among the {rule.keep.last} most recent {noun} of {rule.name} ({when})"
+                item.reason = f"{_among(rule.keep.last, noun)} of {rule.name} ({when})"
             elif rule.keep.within is not None and item.pushed >= now - rule.keep.within:
                 item.reason = f"within {duration_text(rule.keep.within)} of {rule.name} ({when})"
             elif (rule.remove is not None and rule.remove.older_than is not None
@@ -278,23 +278,39 @@ def _apply_rules(items: list[_Item], rules: Sequence[Rule], now: datetime, by_im
         spare = rule.remove.except_last if rule.remove is not None else 0
         for place, item in enumerate(_newest_first(candidates), 1):
             if place <= spare:
-                item.reason = f"one of the {spare} most recent {noun} {rule.name} would remove, spared ({_when(item)})"
+                item.reason = f"{_one_of(spare, noun)} {rule.name} would remove, spared ({_when(item)})"
             else:
                 item.action = ACTION_DELETE
                 item.reason = _removal_reason(rule, item, noun)
 
 
+def _most_recent(count: int, noun: str) -> str:
+    """``the 3 most recent tags``, ``the most recent tag`` (``noun`` is the plural: tags, images, ...)."""
+    return f"the most recent {noun[:-1]}" if count == 1 else f"the {count} most recent {noun}"
+
+
+def _among(count: int, noun: str) -> str:
+    """``among the 3 most recent tags``, ``the most recent tag``."""
+    return _most_recent(count, noun) if count == 1 else f"among {_most_recent(count, noun)}"
+
+
+def _one_of(count: int, noun: str) -> str:
+    """``one of the 3 most recent tags``, ``the most recent tag``."""
+    return _most_recent(count, noun) if count == 1 else f"one of {_most_recent(count, noun)}"
+
+
 def _removal_reason(rule: Rule, item: _Item, noun: str) -> str:
     parts = []
     if rule.keep.last is not None:
-        parts.append(f"beyond the {rule.keep.last} most recent {noun} of {rule.name}")
+        parts.append(f"beyond {_most_recent(rule.keep.last, noun)} of {rule.name}")
     if rule.keep.within is not None:
         parts.append(f"not within {duration_text(rule.keep.within)}")
     remove = rule.remove
     if remove is not None and remove.older_than is not None:
         parts.append(f"older than {duration_text(remove.older_than)}")
     if remove is not None and remove.except_last:
-        parts.append(f"not among the {remove.except_last} most recent of those")
+        parts.append("not the most recent of those" if remove.except_last == 1
+                     else f"not among the {remove.except_last} most recent of those")
     text = ", ".join(parts) if parts else f"{rule.name} removes every tag it covers"
     if parts and rule.keep.last is None:
         text = f"{rule.name}: {text}"
@@ -341,8 +357,7 @@ def _untagged_roots(repository: str, roots: Sequence[Artifact], policy: Untagged
             decisions[artifact.digest] = manifest(artifact, ACTION_KEEP, f"protected: {protected}", BASIS_PROTECTION)
         elif artifact.digest in spared or (policy.except_last and artifact.pushed is None):
             decisions[artifact.digest] = manifest(
-                artifact, ACTION_KEEP, f"one of the {policy.except_last} most recent untagged manifests "
-                                       f"({_when(artifact)})")
+                artifact, ACTION_KEEP, f"{_one_of(policy.except_last, 'untagged manifests')} ({_when(artifact)})")
         else:
             older = f" older than {duration_text(policy.older_than)}" if policy.older_than is not None else ""
             decisions[artifact.digest] = manifest(

@@ -61,6 +61,22 @@ repositories:
     assert tags["dev-1"].basis.as_json() == {"rule": "retention-rule", "number": 1, "line": 5}
 
 
+def test_a_count_of_one_is_said_in_the_singular() -> None:
+    decisions = run("""version: 1
+repositories:
+- glob: '**'
+  rules:
+  - tags: {include: ['dev-.*']}
+    keep: {last: 1}
+    remove: {exceptLast: 1}
+""")
+    tags = by_tag(decisions)
+    assert tags["dev-4"].reason.startswith("the most recent tag of rule #1 (line 5) (")
+    assert tags["dev-3"].reason.startswith("the most recent tag rule #1 (line 5) would remove, spared (")
+    assert tags["dev-1"].reason.startswith("beyond the most recent tag of rule #1 (line 5), not the most recent of "
+                                           "those (")
+
+
 def test_keep_within_and_remove_older_than_leave_the_middle_alone() -> None:
     decisions = run("""version: 1
 repositories:
