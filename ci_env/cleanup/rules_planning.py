@@ -147,7 +147,7 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
             host, value = registry, entry.selector.value
         else:
             raise UsageError(f"{rules.source}: {entry.selector.describe()} names no registry: pass --registry HOST "
-                             "(WERF_CLEANUP_REGISTRY), or write the host in the selector (registry.example/team/*)")
+                             "(WERF_CLEANUP_REGISTRY), or write the host in the selector (registry.example.com/team/*)")
         by_host.setdefault(host, []).append(replace(entry.selector, value=value))
     found: dict[str, RepoAddress] = {}
     listed: list[str] = []

@@ -88,7 +88,10 @@ def run(request: RulesRequest, display: Display) -> Result:
     via = f" (listed through the registry's API: {', '.join(selection.namespaces)})" if selection.namespaces else ""
     status(f"cleanup by {label(request)}: {plural(len(selection.repositories), 'repository')}{via}{shard}")
     if not selection.repositories:
-        status("nothing to do: the rules select no repository" + (" for this shard" if selection.other_shards else ""))
+        status("nothing to do: the rules select no repository" + (
+            " for this shard" if selection.other_shards else
+            ": check the name:, glob: and namespace: of the rules (or --repository) against the registry's "
+            "repositories"))
     guards = Guards(request.keep_tags, request.keep_list, in_use)
     planned = plan_rules(request.rules, selection, clients, guards, datetime.now(timezone.utc),
                          parallel=settings.parallel, progress=display.phases, lister_of=listers(request, clients))
@@ -101,6 +104,9 @@ def run(request: RulesRequest, display: Display) -> Result:
             status(f"ci-env: warning: {warning}")
     for reference, why in planned.skipped:  # the run goes on with the others; the command exits 1 at its end
         status(f"ci-env: warning: {reference}: {why}")
+    for reference in _named_without_tags(request, planned):
+        status(f"ci-env: note: {reference} has no tag (nor has a repository that does not exist): check its name "
+               "in the rules if you expected tags there")
     loose = sum(len(digests) for digests in planned.untagged.values())
     status(f"plan: {len(plan.kept)} kept, {len(plan.deletions)} to remove"
            + (f", {plural(loose, 'untagged manifest')} to remove" if loose else "")
@@ -116,6 +122,22 @@ def run(request: RulesRequest, display: Display) -> Result:
     if close is not None:
         close()
     return result
+
+
+def _named_without_tags(request: RulesRequest, planned: RulesPlan) -> list[str]:
+    """The repositories an exact ``name:`` (or ``--repository``) selector chose that hold no tag and were not
+    skipped: most often a misspelt name, since the Registry API answers a missing repository as an empty one."""
+    from ci_env.retention.rules import SELECT_NAME
+
+    skipped = {reference for reference, _why in planned.skipped}
+    tagged = {str(d.repository) for d in planned.plan.decisions}
+    found = []
+    for address in planned.selection.repositories:
+        entry = request.rules.for_repository(str(address))
+        if (entry is not None and entry.selector.kind == SELECT_NAME and str(address) not in tagged
+                and str(address) not in skipped and str(address) not in planned.untagged):
+            found.append(str(address))
+    return found
 
 
 def _in_use(request: RulesRequest, status: Callable[[str], None]) -> ImagesInUse | None:

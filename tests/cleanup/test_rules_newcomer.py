@@ -1,11 +1,13 @@
-"""A registry that does not list its catalog to these credentials (the token server grants no
-``registry:catalog:*``): a namespace selector stops the run with exit 1 and one line that says to name the
-repositories exactly, whether the job has credentials or none, and nothing is removed."""
+"""What a newcomer's first runs of cleanup by rules say when the selectors miss: a registry that does not list its
+catalog to these credentials (the token server grants no ``registry:catalog:*``) stops a namespace selector with
+exit 1 and one line saying to name the repositories exactly; a misspelt ``name:`` or ``namespace:`` is told,
+not passed over in silence."""
 
 from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +48,24 @@ def test_a_namespace_on_a_registry_without_catalog_says_to_name_the_repositories
                                   "repositories exactly (name: team/app, or --repository team/app)"), errors[0]
         assert "may delete" not in errors[0]
     assert sorted(client.list_tags("team/app")) == ["one", "two"]
+
+
+def test_a_misspelt_name_or_namespace_is_told(registry_open: RegistryService, tmp_path: Path) -> None:
+    group = f"grp{uuid.uuid4().hex[:8]}"
+    client = RegistryClient(registry_open.host, docker_config=tmp_path / "none")
+    push_image(client, f"{group}/app", ["one"])
+    env = {**environ_without(), "DOCKER_CONFIG": str(tmp_path / "none"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "KUBECONFIG": str(tmp_path / "none")}
+    done = run_ci_env("cleanup", "--registry", registry_open.host, "--repository", f"{group}/ap", "--repository",
+                      f"{group}/app", "--rule", "keep-last=1", "--dry-run", "--without-kube", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (f"ci-env: note: {registry_open.host}/{group}/ap has no tag (nor has a repository that does not exist): "
+            "check its name in the rules if you expected tags there") in done.stderr.splitlines()
+    assert f"{group}/app has no tag" not in done.stderr
+    rules = tmp_path / "retention.yaml"
+    rules.write_text(RULES.replace("namespace: team", f"namespace: {group}x"))
+    done = run_ci_env("cleanup", "--rules", str(rules), "--registry", registry_open.host, "--dry-run",
+                      "--without-kube", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert ("nothing to do: the rules select no repository: check the name:, glob: and namespace: of the rules (or "
+            "--repository) against the registry's repositories") in done.stderr.splitlines()
