@@ -75,6 +75,8 @@ class Selection:
     other_shards: int = 0
     catalog: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
+    #: names a listing gave that are no repository under what was listed: (the name as shown, why), never cleaned
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,20 +154,33 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
     found: dict[str, RepoAddress] = {}
     listed: list[str] = []
     through: list[str] = []
+    refused: list[tuple[str, str]] = []
+
+    def keep_valid(names: Sequence[str], namespace: str, where: str) -> list[str]:
+        valid = []
+        for name in names:
+            problem = listed_name_problem(host, name, namespace)
+            if problem is None:
+                valid.append(name)
+            elif isinstance(name, str) and rules.for_repository(f"{host}/{name}") is not None:
+                refused.append((f"{host}/{name[:200]!r}", f"{where} gave this name, which {problem}: not cleaned"))
+        return valid
+
     for host, selectors in by_host.items():
         names = [selector.value for selector in selectors if selector.kind == SELECT_NAME]
         patterns = [selector for selector in selectors if selector.kind != SELECT_NAME]
         namespaces = namespaces_of(host) if patterns else None
         if patterns and namespaces is None:
             try:
-                names += client_of(host).list_catalog()
+                names += keep_valid(client_of(host).list_catalog(), "", f"the catalog of {host}")
             except RegistryError as exc:
                 raise RegistryError(f"{exc}; a glob or namespace selector needs the registry's catalog: name the "
                                     "repositories exactly (name: team/app, or --repository team/app)") from None
             listed.append(host)
         elif namespaces is not None:
             for namespace in _namespaces_to_list(rules, host, patterns, namespaces):
-                names += namespaces.lister.list_namespace(host, namespace)
+                where = f"the listing of {namespaces.route.unit} {namespace}" if namespace else f"the listing of {host}"
+                names += keep_valid(namespaces.lister.list_namespace(host, namespace), namespace, where)
                 through.append(f"{host}/{namespace}" if namespace else host)
         for name in names:
             reference = f"{host}/{name}"
@@ -175,7 +190,29 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
                     found[reference] = address
     chosen = sorted(found)
     mine = [name for name in chosen if shard is None or shard.takes(name)]
-    return Selection(tuple(found[name] for name in mine), len(chosen) - len(mine), tuple(listed), tuple(through))
+    return Selection(tuple(found[name] for name in mine), len(chosen) - len(mine), tuple(listed), tuple(through),
+                     tuple(refused))
+
+
+def listed_name_problem(host: str, name: object, namespace: str) -> str | None:
+    """What is wrong with ``name``, a repository a listing of ``namespace`` ("": the whole registry) on ``host``
+    gave, or None: it must be a valid repository path (lower-case components, no ``..``, ``%2F``, ``@``, ``\\``,
+    at most 255 characters) under ``namespace``. A registry's or vendor's answer never selects a repository the
+    listing was not asked for."""
+    from ci_env.errors import ConfigError
+    from ci_env.registry.reference import parse_address
+
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    try:
+        address = parse_address(f"{host}/{name}")
+    except ConfigError:
+        address = None
+    if address is None or address.path != name:
+        return "is not a valid repository path"
+    if namespace and not name.startswith(namespace.lower().strip("/") + "/"):
+        return f"is not under {namespace}"
+    return None
 
 
 def _namespaces_to_list(rules: RulesFile, host: str, patterns: Sequence[RepositorySelector],
@@ -251,6 +288,7 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
                 graphs[str(address)] = graph
             if error is not None:
                 skipped.append((str(address), f"not listed, nothing removed: {error}"))
+    skipped = [*selection.refused, *skipped]
     return RulesPlan(Plan(tuple(decisions)), graphs, ages, tuple(skipped), selection, untagged)
 
 
