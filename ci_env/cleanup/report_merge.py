@@ -13,13 +13,13 @@ each one's own reason (``partial.runs``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ci_env.cleanup.report import REPORT_SCHEMA, write_json
+from ci_env.cleanup.report_input import read_report
 from ci_env.cleanup.sizes import LARGEST
 from ci_env.errors import UsageError
 
@@ -31,20 +31,6 @@ SEVERAL = "several"
 MISSING_SHARD = "missing-shard"
 #: a run's reason -> the merged ``partial.stopped_by`` when it is every part's reason
 _ALL_FOR = {"time-budget": "time-budget", MISSING_SHARD: "missing-shards"}
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    """One cleanup report; UsageError (exit 2) for a file that cannot be read or is not one."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"the report {str(path)!r} cannot be read: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, ValueError):
-        raise UsageError(f"the report {str(path)!r} is not JSON: give the files cleanup --report wrote") from None
-    if not isinstance(document, dict) or document.get("schema") != REPORT_SCHEMA:
-        raise UsageError(f"the report {str(path)!r} is not a cleanup report ({REPORT_SCHEMA}): give the files "
-                         "cleanup --report wrote")
-    return document
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ci_env.cleanup.policies import KIND_TAG, Basis, Decision, Plan
@@ -75,6 +75,8 @@ class Selection:
     other_shards: int = 0
     catalog: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
+    #: names a listing gave that are no repository under what was listed: (the name as shown, why), never cleaned
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,20 +154,33 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
     found: dict[str, RepoAddress] = {}
     listed: list[str] = []
     through: list[str] = []
+    refused: list[tuple[str, str]] = []
+
+    def keep_valid(names: Sequence[str], namespace: str, where: str) -> list[str]:
+        valid = []
+        for name in names:
+            problem = listed_name_problem(host, name, namespace)
+            if problem is None:
+                valid.append(name)
+            elif isinstance(name, str) and rules.for_repository(f"{host}/{name}") is not None:
+                refused.append((f"{host}/{name[:200]!r}", f"{where} gave this name, which {problem}: not cleaned"))
+        return valid
+
     for host, selectors in by_host.items():
         names = [selector.value for selector in selectors if selector.kind == SELECT_NAME]
         patterns = [selector for selector in selectors if selector.kind != SELECT_NAME]
         namespaces = namespaces_of(host) if patterns else None
         if patterns and namespaces is None:
             try:
-                names += client_of(host).list_catalog()
+                names += keep_valid(client_of(host).list_catalog(), "", f"the catalog of {host}")
             except (RegistryError, AuthError) as exc:
                 raise type(exc)(f"{exc}; a glob or namespace selector needs the registry's catalog: name the "
                                 "repositories exactly (name: team/app, or --repository team/app)") from None
             listed.append(host)
         elif namespaces is not None:
             for namespace in _namespaces_to_list(rules, host, patterns, namespaces):
-                names += namespaces.lister.list_namespace(host, namespace)
+                where = f"the listing of {namespaces.route.unit} {namespace}" if namespace else f"the listing of {host}"
+                names += keep_valid(namespaces.lister.list_namespace(host, namespace), namespace, where)
                 through.append(f"{host}/{namespace}" if namespace else host)
         for name in names:
             reference = f"{host}/{name}"
@@ -175,7 +190,29 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
                     found[reference] = address
     chosen = sorted(found)
     mine = [name for name in chosen if shard is None or shard.takes(name)]
-    return Selection(tuple(found[name] for name in mine), len(chosen) - len(mine), tuple(listed), tuple(through))
+    return Selection(tuple(found[name] for name in mine), len(chosen) - len(mine), tuple(listed), tuple(through),
+                     tuple(refused))
+
+
+def listed_name_problem(host: str, name: object, namespace: str) -> str | None:
+    """What is wrong with ``name``, a repository a listing of ``namespace`` ("": the whole registry) on ``host``
+    gave, or None: it must be a valid repository path (lower-case components, no ``..``, ``%2F``, ``@``, ``\\``,
+    at most 255 characters) under ``namespace``. A registry's or vendor's answer never selects a repository the
+    listing was not asked for."""
+    from ci_env.errors import ConfigError
+    from ci_env.registry.reference import parse_address
+
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    try:
+        address = parse_address(f"{host}/{name}")
+    except ConfigError:
+        address = None
+    if address is None or address.path != name:
+        return "is not a valid repository path"
+    if namespace and not name.startswith(namespace.lower().strip("/") + "/"):
+        return f"is not under {namespace}"
+    return None
 
 
 def _namespaces_to_list(rules: RulesFile, host: str, patterns: Sequence[RepositorySelector],
@@ -251,6 +288,7 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
                 graphs[str(address)] = graph
             if error is not None:
                 skipped.append((str(address), f"not listed, nothing removed: {error}"))
+    skipped = [*selection.refused, *skipped]
     return RulesPlan(Plan(tuple(decisions)), graphs, ages, tuple(skipped), selection, untagged)
 
 
@@ -261,7 +299,6 @@ def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
     time from ``lister`` (a vendor API) where it gives one, else its image config's ``created``. Where the
     listing also gives the untagged manifests (``listing.ManifestLister``), they are in the inventory with their
     push times, and what those the tags' graph does not hold reach is read (:func:`loose_edges`)."""
-    from ci_env.cleanup.collect import parse_time
     from ci_env.registry.graph import Listed, registry_graph
     from ci_env.registry.listing import list_with_untagged
 
@@ -272,7 +309,7 @@ def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
         infos, untagged = list_with_untagged(lister, address)
         loose = untagged or {}
         listed = {info.tag: info for info in infos}
-        vendor = {info.tag: when for info in infos if (when := parse_time(info.created)) is not None}
+        vendor = {info.tag: when for info in infos if (when := plausible_time(info.created)) is not None}
     else:
         listed = client.list_repository(address.path, parallel=parallel)
     graph = registry_graph(client, address.path, listed, parallel=parallel)
@@ -301,7 +338,7 @@ def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
         edges[parent] = (*edges.get(parent, ()), *reached)
         below.update(edge.digest for edge in reached)
     for digest in sorted(set(loose) | (below - tagged)):
-        when = parse_time(loose.get(digest))
+        when = plausible_time(loose.get(digest))
         artifacts.append(Artifact(digest, None, when, AGE_REGISTRY if when is not None else None))
     return Inventory(str(address), tuple(artifacts), edges), graph
 
@@ -353,7 +390,6 @@ def config_times(client: RegistryClient, path: str, graph: RepoGraph, digests: S
                  parallel: int) -> dict[str, datetime]:
     """digest -> the ``created`` of its image config (an index: of its first platform manifest), read once per
     distinct digest (a manifest and a blob each); a digest without one is left out (its age is unknown)."""
-    from ci_env.cleanup.collect import parse_time
 
     def when(digest: str) -> datetime | None:
         node = graph.nodes.get(digest)
@@ -364,7 +400,7 @@ def config_times(client: RegistryClient, path: str, graph: RepoGraph, digests: S
                 return None
             target = platforms[0]
         try:
-            return parse_time(client.image_created(path, target))
+            return plausible_time(client.image_created(path, target))
         except RegistryError:
             return None
 
@@ -373,6 +409,27 @@ def config_times(client: RegistryClient, path: str, graph: RepoGraph, digests: S
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(digests)))) as pool:
         times = dict(zip(digests, pool.map(when, digests), strict=True))
     return {digest: value for digest, value in times.items() if value is not None}
+
+
+#: push times before this are placeholders, never real: Go's zero time (0001-01-01), the Unix epoch, the
+#: 1980-01-01 of reproducible builds (buildpacks, Bazel, ko, Nix write them as an image config's ``created``)
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+#: how far ahead of this machine's clock a push time may be (clock skew) before it is taken as no time at all
+FUTURE_SKEW = timedelta(days=1)
+
+
+def plausible_time(value: str | None, now: datetime | None = None) -> datetime | None:
+    """``value`` (ISO 8601, as a vendor listing or an image config gives it) as a UTC time when it can be a push
+    time, else None: the age is unknown and no rule removes by it (``push time unknown: kept``). A placeholder
+    before :data:`EARLIEST_TIME` would make a kept tag look decades old, and a time over :data:`FUTURE_SKEW` ahead
+    would rank before every real one in ``keep.last`` and push a recent tag out of it."""
+    from ci_env.cleanup.collect import parse_time
+
+    when = parse_time(value)
+    if when is None:
+        return None
+    now = now or datetime.now(timezone.utc)
+    return when if EARLIEST_TIME <= when <= now + FUTURE_SKEW else None
 
 
 def _iso(value: datetime) -> str:

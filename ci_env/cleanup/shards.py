@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from ci_env.errors import UsageError
 
+#: the most shards a cleanup is split into (GitLab's parallel: allows 200, a GitHub matrix 256 jobs)
+MAX_SHARDS = 10_000
+
 if TYPE_CHECKING:
     from ci_env.retention.rules import RulesFile
 
@@ -73,6 +76,8 @@ def parse_shard(text: str, source: str = "--shard") -> Shard:
         raise UsageError(f"{source} {text!r} is not I/N: write the shard's number and the number of shards, e.g. "
                          "--shard 2/4 (1-based, as GitLab's CI_NODE_INDEX/CI_NODE_TOTAL)")
     index, total = int(match.group(1)), int(match.group(2))
+    if total > MAX_SHARDS:
+        raise UsageError(f"{source} {text!r}: {total} shards is over the {MAX_SHARDS} a cleanup is split into")
     if total < 1 or not 1 <= index <= total:
         raise UsageError(f"{source} {text!r}: the shard number must be between 1 and the number of shards "
                          f"({total or 'at least 1'})")

@@ -276,3 +276,40 @@ def test_a_repository_that_cannot_be_listed_fails_the_run_once_the_others_are_cl
     assert tags(f"{project}/broken") == {"old-1", "keep-1"}
     skipped = json.loads(report.read_text())["skipped"]
     assert [entry["reference"] for entry in skipped] == [broken]
+
+
+def test_a_listed_name_outside_the_namespace_or_not_a_repository_path_is_never_cleaned(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    """The GitLab API answers the group's listing with names that are no repository under the group (``..`` that a
+    URL would resolve to another repository, an encoded slash, a backslash, a digest): none of them is
+    touched, the ones the rules would select are told and fail the run (exit 1) once the group is cleaned; before,
+    one such name stopped the whole run with a configuration error blaming the address (exit 2)."""
+    api = fake_api()
+    group = f"glhs{uuid.uuid4().hex[:8]}"
+    victim = f"victim{uuid.uuid4().hex[:8]}/app"
+    stored = fakes.stored_repositories(registry_open)
+    hostile = [f"{group}/../{victim}", f"{group}/x/../../{victim}", f"{group}/..%2f{victim}", f"{group}/a\\b",
+               f"{group}/a@sha256:{'0' * 64}"]
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    fakes.GitLabGroups(api, lambda: [*stored(), *hostile], groups=(group,), tags_of=lambda path: tag_map(client, path))
+    push, tags = _on_registry(registry_open)
+    for path in (f"{group}/app", victim):
+        push(path, "old-1")
+        push(path, "keep-1")
+    report = tmp_path / "report.json"
+    code, _out, err = _run(Setup(registry_open.host, ["--images-repo-implementation", "gitlab", "--report",
+                                                      str(report)],
+                                 {"WERF_GITLAB_API_URL": f"{api.url}/api/v4"}, group, [], "", "", "", "", api,
+                                 lambda _call: False, push, tags), tmp_path, group)
+    assert code == 1, err
+    assert tags(f"{group}/app") == {"keep-1"}, err  # the group is cleaned
+    assert tags(victim) == {"old-1", "keep-1"}  # what a name resolved to elsewhere is never touched
+    assert "Traceback" not in err and "is invalid: use lower-case" not in err
+    skipped = json.loads(report.read_text())["skipped"]
+    assert sorted(entry["reference"] for entry in skipped) == sorted(f"{registry_open.host}/{name!r}"
+                                                                     for name in hostile)
+    for entry in skipped:
+        assert entry["reason"].startswith(f"the listing of a GitLab group or project {group} gave this name, which is "
+                                          "not a valid repository path: not cleaned"), entry
+    deletes = [call for call in api.calls if call.method == "DELETE"]
+    assert all(victim not in call.raw_path for call in deletes)

@@ -202,3 +202,36 @@ def test_the_vendors_push_time_ages_the_tags(name: str, registry_open: RegistryS
     listing = [(c.method, c.target) for c in vendor.api.calls if c.method == "GET" and not preflight.fullmatch(c.path)]
     assert sorted(listing) == sorted(vendor.expected(path))
     assert vendor.secret not in done.stderr + done.stdout + report.read_text()
+
+
+#: tag -> (its image config's created, its push time as Harbor lists it): placeholders (Go's zero time, the Unix
+#: epoch, the 1980 of reproducible builds) and a time far ahead are no ages; t-new is the newest real push
+PLACEHOLDERS = {"t-zero": ("1980-01-01T00:00:01Z", "0001-01-01T00:00:00.000Z"),
+                "t-epoch": ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"),
+                "t-future": (ago(400), "2999-01-01T00:00:00.000+00:00"),
+                "t-new": (ago(300), ago(1)), "t-old": (ago(300), ago(100))}
+
+
+def test_a_placeholder_or_future_push_time_never_makes_a_tag_look_old_or_pushes_a_recent_one_out(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    """keep-last=1: the tag pushed last stays; one whose only times are placeholders has no age (kept, "push time
+    unknown"), and one listed as pushed in 2999 is aged by its config instead. Before, the placeholders made
+    t-zero and t-epoch look 2,000 and 56 years old, and t-future took the place of t-new, which was removed."""
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    path = f"proj{uuid.uuid4().hex[:6]}/app"
+    vendor = _harbor(fake_api(), client, path)
+    for tag, (created, pushed) in PLACEHOLDERS.items():
+        push_image(client, path, [tag], created=created)
+        vendor.pushed[tag] = pushed
+    report = tmp_path / "report.json"
+    env = {**environ_without(), "DOCKER_CONFIG": str(tmp_path / "none"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "KUBECONFIG": str(tmp_path / "none"), **vendor.env}
+    done = run_ci_env("cleanup", "--registry", registry_open.host, "--repository", path, "--rule", "keep-last=1",
+                      *vendor.args, "--dry-run", "--report", str(report), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    decisions = {d["tag"]: d for d in json.loads(report.read_text())["decisions"]}
+    assert {tag for tag, d in decisions.items() if d["outcome"] == "would-remove"} == {"t-future", "t-old"}
+    for tag in ("t-zero", "t-epoch"):
+        assert "push time unknown" in decisions[tag]["reason"], decisions[tag]
+    assert "among the 1 most recent" in decisions["t-new"]["reason"]
+    assert "by the image config" in decisions["t-future"]["reason"]

@@ -202,3 +202,71 @@ def test_reports_of_an_older_ci_env_merge_with_a_warning(shards: Shards) -> None
     jsonschema.validate(document, SCHEMA)
     assert "shards" not in document and "partial" not in document
     assert len(document["decisions"]) == 2 * (len(shards.mine(1)) + len(shards.mine(2)))
+
+
+def _set(path: str, value: Any) -> Any:
+    """A change of a report document: the field at ``path`` (dotted; ``decisions.0``: an item) set to ``value``."""
+    def change(document: Any) -> None:
+        *parents, last = path.split(".")
+        for key in parents:
+            document = document[int(key)] if isinstance(document, list) else document[key]
+        if isinstance(document, list):
+            document[int(last)] = value
+        else:
+            document[last] = value
+    return change
+
+
+HOSTILE = [  # a change of shard 2/3's report, and the field the refusal names
+    (_set("shard", "2/3"), "shard is not null or an object with index, total (1 to 10000)"),
+    (_set("shard.total", 10 ** 9), "shard is not null or an object with index, total (1 to 10000)"),
+    (_set("shard.index", 7), "shard is not null or an object with index, total (1 to 10000)"),
+    (_set("shard.index", 0), "shard is not null or an object with index, total (1 to 10000)"),
+    (_set("started", 5), "started is not a time"),
+    (lambda document: document.pop("finished"), "finished is not a time"),
+    (_set("summary", []), "summary is not an object of counts"),
+    (_set("summary.kept", "lots"), "summary is not an object of counts"),
+    (_set("summary.kept", float("nan")), "summary is not an object of counts"),
+    (_set("decisions", "all of them"), "decisions is not a list of objects"),
+    (_set("decisions.0", 1), "decisions is not a list of objects"),
+    (_set("decisions.0.repository", ["a"]), "decisions[1] is not an object with kind, repository and stored_tag"),
+    (_set("images_repo", {"a": 1}), "images_repo is not a string"),
+    (_set("skipped", 5), "skipped is not a list of objects"),
+    (_set("partial", "yes"), "partial is not an object with stopped_by and journal"),
+    (_set("rate_limits", {"rate_limited_answers": 0, "waits": 0, "waited_seconds": 0, "hosts": [{"host": "h"}]}),
+     "rate_limits.hosts is not a list of objects with host and its counts"),
+    (_set("bytes", {"images": 5}), "bytes is not an object with freed"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), HOSTILE)
+def test_a_report_of_the_wrong_shape_is_one_line_and_exit_2_and_nothing_is_written(
+        shards: Shards, change: Any, field: str) -> None:
+    """A report is another job's artifact: a field of another type than the schema's is refused naming it, never
+    a traceback (a shard total of 10**9 listed its missing shards until the memory ran out)."""
+    hostile = shards.copy(shards.reports[1], change)
+    code, err, output = shards.merge(shards.reports[0], hostile, shards.reports[2])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and not output.exists(), err
+    assert lines[0].startswith(f"ci-env: error: the report {str(hostile)!r} is not one cleanup --report wrote: {field}")
+
+
+def test_a_report_that_is_no_regular_file_or_a_nesting_bomb_is_refused(shards: Shards) -> None:
+    import os
+
+    bomb = shards.tmp / "bomb.json"
+    bomb.write_text("[" * 100_000 + "]" * 100_000)
+    fifo = shards.tmp / f"fifo-{uuid.uuid4().hex[:6]}.json"
+    os.mkfifo(fifo)  # opened for reading, it would wait for a writer for ever
+    for path, why in ((bomb, "is not JSON"), (fifo, "is not a regular file"), (Path("/dev/zero"), "is not a regular "
+                                                                                                   "file")):
+        code, err, output = shards.merge(shards.reports[0], path)
+        assert code == 2 and not output.exists(), err
+        assert err.strip().splitlines() == [f"ci-env: error: the report {str(path)!r} {why}: give the files cleanup "
+                                            "--report wrote"]
+
+
+def test_a_shard_count_over_the_limit_is_refused(tmp_path: Path) -> None:
+    code, _out, err = run_cli("cleanup", "--registry", "localhost:1", "--repository", "a/b", *ARGS,
+                              "--shard", "1/1000000000", cwd=tmp_path)
+    assert code == 2 and "--shard '1/1000000000': 1000000000 shards is over the 10000" in err, err

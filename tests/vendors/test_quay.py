@@ -30,7 +30,7 @@ class Quay:
         self.api = api
         self.tags = {"acme/app": {"v1": "sha256:aaa", "v2": "sha256:aaa", "v3": "sha256:bbb"}}
         self.public: set[str] = set()
-        self.pushed: dict[tuple[str, str], int] = {}  # (repository, tag) -> start_ts
+        self.pushed: dict[tuple[str, str], float] = {}  # (repository, tag) -> start_ts
         api.route("GET", r"/api/v1/repository/([^/]+)/([^/]+)")(self.repository)
         api.route("GET", r"/api/v1/repository/([^/]+)/([^/]+)/tag/")(self.list_tags)
         api.route("DELETE", r"/api/v1/repository/([^/]+)/([^/]+)/tag/([^/]+)")(self.delete_tag)
@@ -129,3 +129,13 @@ def test_404_from_a_wrong_api_or_for_a_missing_repository_is_an_error(
     with pytest.raises(RegistryError, match="acme/missing exists"):
         QuayRemover(ctx(quay, quay_token="WRITE-TOKEN-SECRET")).untag(RepoAddress("quay.io", "acme/missing"), "v1")
     assert quay.tags["acme/app"]["v1"] == "sha256:aaa"
+
+
+def test_a_start_ts_that_is_no_time_in_seconds_gives_no_push_time_and_no_traceback(quay: Quay) -> None:
+    """Milliseconds (a year past 9999), NaN and a number too large for the platform are no push time (the tag is
+    aged otherwise), never a crash of the whole cleanup; a time in seconds is read as before."""
+    quay.tags["acme/app"] = {"ms": "sha256:aaa", "nan": "sha256:aaa", "huge": "sha256:bbb", "fine": "sha256:bbb"}
+    quay.pushed.update({("acme/app", "ms"): 1_700_000_000_000, ("acme/app", "nan"): float("nan"),
+                        ("acme/app", "huge"): 10 ** 30, ("acme/app", "fine"): 1_700_000_000})
+    infos = {info.tag: info.created for info in QuayRemover(ctx(quay, quay_token="READ-TOKEN-SECRET")).list_tags(REPO)}
+    assert infos == {"ms": None, "nan": None, "huge": None, "fine": "2023-11-14T22:13:20Z"}

@@ -185,4 +185,8 @@ def _utc(timestamp: object) -> str | None:
 
     if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
         return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    try:
+        when = datetime.fromtimestamp(timestamp, timezone.utc)
+    except (ValueError, OverflowError, OSError):  # milliseconds, NaN, out of range: no time rather than a crash
+        return None
+    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
