@@ -140,17 +140,7 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
     do) when a catalog is needed and the registry does not list it, or when a namespace does not exist."""
     from ci_env.registry.reference import parse_address
 
-    by_host: dict[str, list[RepositorySelector]] = {}  # host -> selectors, their values without the host
-    for entry in rules.repositories:
-        first, _, rest = entry.selector.value.partition("/")
-        if rest and looks_like_host(first):
-            host, value = first, rest
-        elif registry:
-            host, value = registry, entry.selector.value
-        else:
-            raise UsageError(f"{rules.source}: {entry.selector.describe()} names no registry: pass --registry HOST "
-                             "(WERF_CLEANUP_REGISTRY), or write the host in the selector (registry.example.com/team/*)")
-        by_host.setdefault(host, []).append(replace(entry.selector, value=value))
+    by_host = selectors_by_host(rules, registry)
     found: dict[str, RepoAddress] = {}
     listed: list[str] = []
     through: list[str] = []
@@ -192,6 +182,23 @@ def select(rules: RulesFile, registry: str | None, client_of: Callable[[str], Re
     mine = [name for name in chosen if shard is None or shard.takes(name)]
     return Selection(tuple(found[name] for name in mine), len(chosen) - len(mine), tuple(listed), tuple(through),
                      tuple(refused))
+
+
+def selectors_by_host(rules: RulesFile, registry: str | None) -> dict[str, list[RepositorySelector]]:
+    """Each registry host's selectors, their values without the host: the host a selector names
+    (``localhost:5000/team/*``), else ``registry`` (``--registry``). UsageError when neither names one."""
+    by_host: dict[str, list[RepositorySelector]] = {}
+    for entry in rules.repositories:
+        first, _, rest = entry.selector.value.partition("/")
+        if rest and looks_like_host(first):
+            host, value = first, rest
+        elif registry:
+            host, value = registry, entry.selector.value
+        else:
+            raise UsageError(f"{rules.source}: {entry.selector.describe()} names no registry: pass --registry HOST "
+                             "(WERF_CLEANUP_REGISTRY), or write the host in the selector (registry.example.com/team/*)")
+        by_host.setdefault(host, []).append(replace(entry.selector, value=value))
+    return by_host
 
 
 def listed_name_problem(host: str, name: object, namespace: str) -> str | None:

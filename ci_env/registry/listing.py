@@ -7,10 +7,9 @@ next to its remover in ``ci_env.registry.vendors``, imported lazily), or returns
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Protocol, cast
 
-from ci_env.errors import RegistryError
+from ci_env.registry.routes import RoutedImplementation, build
 
 if TYPE_CHECKING:
     from ci_env.registry.client import TagInfo
@@ -65,24 +64,11 @@ def list_with_untagged(lister: TagLister, repo: RepoAddress) -> tuple[list[TagIn
     return tags, untagged
 
 
-class _Implementation(Protocol):
-    @property
-    def delete_route(self) -> str: ...
-
-
-def lister_for(implementation: _Implementation, context: RemoverContext, *,
+def lister_for(implementation: RoutedImplementation, context: RemoverContext, *,
                table: dict[str, str] | None = None) -> TagLister | None:
     """The vendor lister for ``implementation`` built with ``context``, or None when it has none (``table``:
     :data:`LISTERS` unless given, e.g. :data:`PUSH_TIME_LISTERS`)."""
     target = (LISTERS if table is None else table).get(implementation.delete_route)
     if target is None:
         return None
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise RegistryError(
-            f"the tag listing for {implementation.delete_route!r} is not available ({exc.name} is missing)"
-        ) from None
-    lister: TagLister = getattr(module, attr)(context)
-    return lister
+    return cast(TagLister, build(target, context, f"the tag listing for {implementation.delete_route!r}"))

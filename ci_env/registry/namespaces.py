@@ -9,11 +9,10 @@ API's catalog (``GET /v2/_catalog``) lists the registry, as on a CNCF registry, 
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
-from ci_env.errors import RegistryError
+from ci_env.registry.routes import RoutedImplementation, build
 
 if TYPE_CHECKING:
     from ci_env.registry.untag import RemoverContext
@@ -67,26 +66,13 @@ class Namespaces:
         return "/".join(parts if self.route.depth is None else parts[: self.route.depth])
 
 
-class _Implementation(Protocol):
-    @property
-    def delete_route(self) -> str: ...
-
-
-def namespace_lister_for(implementation: _Implementation, context: RemoverContext) -> Namespaces | None:
+def namespace_lister_for(implementation: RoutedImplementation, context: RemoverContext) -> Namespaces | None:
     """The namespace lister of ``implementation`` built with ``context``, or None: list the Registry API's catalog.
     RegistryError when its module cannot be imported (an SDK missing)."""
     route = NAMESPACE_LISTERS.get(implementation.delete_route)
     if route is None:
         return None
-    module_name, _, attr = route.target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise RegistryError(
-            f"listing {route.unit} is not available ({exc.name} is missing)"
-        ) from None
-    lister: NamespaceLister = getattr(module, attr)(context)
-    return Namespaces(route, lister)
+    return Namespaces(route, cast(NamespaceLister, build(route.target, context, f"listing {route.unit}")))
 
 
 def glob_namespace(glob: str) -> str:

@@ -13,7 +13,6 @@ Every remover declares what it can do beyond ``untag`` in its :class:`Capabiliti
 from __future__ import annotations
 
 import functools
-import importlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from ci_env.errors import CiEnvError, PreflightError, RegistryError
 from ci_env.registry.outcomes import GONE, Status
+from ci_env.registry.routes import RoutedImplementation, build
 
 if TYPE_CHECKING:
     from ci_env.registry.api import RegistryApi
@@ -132,25 +132,13 @@ class RemoverContext:
     referenced: Callable[[RegistryApi, str], frozenset[str]] = referenced_by_tags
 
 
-class _Implementation(Protocol):
-    @property
-    def delete_route(self) -> str: ...
-
-
-def remover_for(implementation: _Implementation, context: RemoverContext) -> TagRemover:
+def remover_for(implementation: RoutedImplementation, context: RemoverContext) -> TagRemover:
     """The remover for ``implementation.delete_route``, built with ``context``."""
     route = implementation.delete_route
     target = REMOVERS.get(route)
     if target is None:
         raise RegistryError(f"no tag remover for the delete route {route!r}")
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise RegistryError(f"the tag remover for {route!r} is not available ({exc.name} is missing)") from None
-    cls = getattr(module, attr)
-    remover: TagRemover = cls(context)
-    return remover
+    return cast("TagRemover", build(target, context, f"the tag remover for {route!r}"))
 
 
 class _ClientRemover:
