@@ -207,6 +207,8 @@ def test_release_checkout_runs_its_zipapp(tmp_path: Path, tool_cache: Path, whee
                                 "one per line"),
         ({"command": "record", "images": " \n, "}, "input images is empty; with command record give the pushed "
                                                    "images, REPOSITORY:TAG, one per line"),
+        ({"command": "record", "images": ",,\n\n, ,\n"}, "input images is empty; with command record give the "
+                                                         "pushed images, REPOSITORY:TAG, one per line"),
         ({"images": "ghcr.io/o/r/app:1"}, "input images is for command record, not setup"),
         ({"command": "record", "images": "ghcr.io/o/r/app:1", "dry-run": "true"},
          "input dry-run is for command cleanup, not record"),
@@ -452,3 +454,28 @@ def test_record_records_the_images_given_as_data(
         first = hostile.split()[0] if hostile.startswith("-") else "$(touch"
         assert f"ci-env: error: image reference '{first}' has neither a tag nor a digest" in failed[0].stderr
         assert not marker.exists()
+
+
+def test_record_skips_the_empty_entries_of_the_images_input(
+    tmp_path: Path, tool_cache: Path, wheelhouse: Path, ci_env_wheel: Path, registry_open: RegistryService,
+) -> None:
+    """A list of tags joined with commas and line breaks (a doubled, a leading and a trailing comma, blank lines,
+    as a joined metadata-action output often has) records the images it names: no empty reference reaches
+    ci-env record."""
+    from ci_env.registry.client import RegistryClient
+    from tests.registry_client.images import push_image
+
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    repo = f"gh-record/{uuid.uuid4().hex[:8]}"
+    push_image(client, f"{repo}/app", ["main", "1f2e3d4c"])
+    main, commit = f"{registry_open.host}/{repo}/app:main", f"{registry_open.host}/{repo}/app:1f2e3d4c"
+    env = _job_env(tmp_path, tool_cache, wheelhouse)
+    with_ = {"command": "record", "images": f",{main},,\n\n {commit},\n,\n", "version": str(ci_env_wheel),
+             "login": "false", "token": TOKEN, "images-repo": f"{registry_open.host}/{repo}"}
+    run = CompositeActionRunner(ROOT, env, tmp_path / "steps").run(with_)
+    step = next(s for s in run.steps if s.name == "Run ci-env record")
+    told = step.stdout + step.stderr
+    assert run.ok, [(s.name, s.returncode, s.stdout[-3000:], s.stderr[-3000:]) for s in run.steps]
+    assert "empty image reference" not in told
+    assert f"recorded: {main} (image app, git-branch main" in told
+    assert "record: 2 recorded, 0 unchanged" in told

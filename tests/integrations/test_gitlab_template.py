@@ -255,7 +255,7 @@ def test_second_job_of_a_pipeline_restores_ci_env_from_the_cache(
     variables = _variables(registry_htpasswd, "group/cache", wheels, wheel, tmp_path / "unused")
     del variables["CI_ENV_HOME"]  # the template's default: .git/ci-env, inside the project directory
     variables["WHEELS"] = str(wheels)
-    result = _run_job(project, None, variables, "--shell-isolation")
+    result = _run_job(project, None, variables)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert not wheels.exists()
@@ -342,16 +342,29 @@ def test_cleanup_job_fetches_every_branch_with_the_job_token_and_keeps_the_repor
     assert token not in output and USERS[USER] not in output
 
 
-def test_cleanup_job_declares_the_reports_as_an_exposed_artifact() -> None:
-    """GitLab's rules for expose_as: literal paths (no variables, no globs) of files the job writes."""
+@pytest.mark.parametrize(("env", "names"), [
+    ({}, ["cleanup-report.json", "cleanup-report.html"]),
+    ({"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"}, ["cleanup-report-2.json", "cleanup-report-2.html"]),
+    ({"CI_NODE_INDEX": "2", "WERF_CLEANUP_REPORT": "mine.json"}, ["mine.json", "cleanup-report-2.html"]),
+], ids=["unsharded", "parallel", "set-by-the-user"])
+def test_cleanup_job_names_the_reports_it_keeps(env: dict[str, str], names: list[str], tmp_path: Path) -> None:
+    """The job's script, run by sh with a stand-in ci-env on PATH: the report paths it passes (one per shard
+    with parallel:, named by CI_NODE_INDEX) are among the artifact paths as GitLab expands them. GitLab's rules
+    for expose_as: no '*' in the paths (refused), and the unsharded reports literal (linked in merge requests)."""
     job = yaml.safe_load(TEMPLATE.read_text())[".ci-env:cleanup"]
-    assert job["artifacts"] == {"when": "always", "expose_as": "cleanup report",
-                                "paths": ["cleanup-report.html", "cleanup-report.json"]}
-    script = "\n".join(job["script"])
-    for variable, path in (("WERF_CLEANUP_REPORT", "cleanup-report.json"),
-                           ("WERF_CLEANUP_HTML_REPORT", "cleanup-report.html"),
-                           ("WERF_GIT_HISTORY_SYNCHRONIZATION", "true")):
-        assert f'export {variable}="${{{variable}:-{path}}}"' in script
+    stand_in = tmp_path / "ci-env"
+    stand_in.write_text('#!/bin/sh\n'
+                        'echo "$WERF_CLEANUP_REPORT|$WERF_CLEANUP_HTML_REPORT|$WERF_GIT_HISTORY_SYNCHRONIZATION"\n')
+    stand_in.chmod(0o755)
+    result = subprocess.run(["sh", "-ec", "\n".join(job["script"])], capture_output=True, text=True, check=True,
+                            env={"PATH": f"{tmp_path}:/usr/bin:/bin", **env})
+    assert result.stdout.strip() == f"{names[0]}|{names[1]}|true"
+    artifacts = job["artifacts"]
+    assert artifacts["when"] == "always" and artifacts["expose_as"] == "cleanup report"
+    assert not any("*" in path for path in artifacts["paths"])
+    assert {"cleanup-report.html", "cleanup-report.json"} <= set(artifacts["paths"])
+    kept = {path.replace("$CI_NODE_INDEX", env.get("CI_NODE_INDEX", "")) for path in artifacts["paths"]}
+    assert set(names) - {"mine.json"} <= kept
 
 
 @pytest.mark.parametrize(("env", "branch"), [
@@ -370,3 +383,81 @@ def test_removed_branch_job_cleans_the_jobs_branch(env: dict[str, str], branch: 
     result = subprocess.run(["sh", "-ec", "\n".join(job["script"])], capture_output=True, text=True, check=True,
                             env={"PATH": f"{tmp_path}:/usr/bin:/bin", **env})
     assert result.stdout.strip() == f"{branch}|true|cleanup"
+
+
+RETENTION_DOC = ROOT / "docs" / "retention-rules.md"
+
+#: keep each repository's most recent tag, remove the rest
+SHARD_RULES = """\
+version: 1
+repositories:
+- namespace: {group}
+  rules:
+  - keep: {{last: 1}}
+"""
+
+
+def _doc_shard_pipeline() -> str:
+    """docs/retention-rules.md's GitLab shard example, 2 shards instead of 4, with the template included."""
+    blocks: list[str] = re.findall(r"```yaml\n(.*?)```", RETENTION_DOC.read_text(), re.S)
+    (example,) = [b for b in blocks if "extends: .ci-env:cleanup" in b and "parallel:" in b]
+    assert "parallel: 4 " in example
+    return "include:\n  - local: .gitlab-ci-template.yml\n\n" + example.replace("parallel: 4 ", "parallel: 2 ")
+
+
+def test_sharded_cleanup_keeps_a_report_per_shard_and_the_merge_job_joins_them(
+    tmp_path: Path, registry_htpasswd: RegistryService, wheelhouse: Path, ci_env_wheel: Path
+) -> None:
+    """The retention rules page's GitLab example under gitlab-ci-local: `parallel: 2` jobs of .ci-env:cleanup
+    clean a namespace of the registry by rules, each keeping its reports as its artifacts,
+    cleanup-report-$CI_NODE_INDEX.json and .html; the merge job joins the shards' JSON reports and keeps the
+    merged one. Every repository is cleaned once, by one shard.
+
+    The jobs share the project directory (gitlab-ci-local's --shell-isolation copies the project afresh before
+    after_script, which the template has, so a job's files would be gone before its artifacts are taken): what
+    each shard's artifacts hold is read from gitlab-ci-local's artifact directories."""
+    from ci_env.registry.client import RegistryClient
+    from tests.registry_client.conftest import docker_config_for
+    from tests.registry_client.images import push_image
+
+    config = docker_config_for(tmp_path / "docker", registry_htpasswd.host, USER, USERS[USER])
+    client = RegistryClient(registry_htpasswd.host, docker_config=config)
+    group = f"shards{uuid.uuid4().hex[:8]}"
+    names = [f"{group}/svc-{n}" for n in range(6)]
+    for name in names:
+        push_image(client, name, ["old"], created="2024-01-01T00:00:00Z")
+        push_image(client, name, ["new"], created="2024-06-01T00:00:00Z")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".gitlab-ci.yml").write_text(_doc_shard_pipeline())
+    (project / "retention.yaml").write_text(SHARD_RULES.format(group=group))
+    shutil.copy(TEMPLATE, project / ".gitlab-ci-template.yml")
+    (project / ".gitignore").write_text(".gitlab-ci-local/\n")
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "sample")
+    _git(project, "remote", "add", "origin", project.as_uri())
+    variables = _variables(registry_htpasswd, f"{group}/ci", wheelhouse, ci_env_wheel, tmp_path / "ci-env-home")
+    variables.update(CI_PIPELINE_SOURCE="schedule", WERF_REPO_IMPLEMENTATION="default")
+    result = _run_job(project, None, variables)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert USERS[USER] not in output
+
+    artifacts = project / ".gitlab-ci-local" / "artifacts"
+    kept = {job.name: sorted(p.name for p in job.iterdir()) for job in artifacts.iterdir()}
+    merge_job = kept.pop("cleanup-report")
+    assert sorted(kept.values()) == [["cleanup-report-1.html", "cleanup-report-1.json"],
+                                     ["cleanup-report-2.html", "cleanup-report-2.json"]], output
+    assert merge_job == ["cleanup-report.json"]
+    shard_reports = sorted(p for job in kept for p in (artifacts / job).glob("*.json"))
+    shards = [json.loads(p.read_text())["shard"] for p in shard_reports]
+    assert [(s["index"], s["total"]) for s in shards] == [(1, 2), (2, 2)]
+    assert sum(s["repositories"] for s in shards) == len(names)
+
+    merged = json.loads((artifacts / "cleanup-report" / "cleanup-report.json").read_text())
+    assert merged["shards"]["merged"] == ["1/2", "2/2"] and merged["shards"]["missing"] == []
+    assert {(d["repository"], d["tag"], d["outcome"]) for d in merged["decisions"]} == {
+        (f"{registry_htpasswd.host}/{name}", tag, outcome) for name in names
+        for tag, outcome in (("old", "removed"), ("new", "kept"))}
+    assert _tags(registry_htpasswd, group) == {name: ["new"] for name in names}
