@@ -258,54 +258,82 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
     repositories = selection.repositories
     done = 0
 
-    def one(address: RepoAddress) -> tuple[list[Decision], RepoGraph | None, dict[tuple[str, str], tuple[str, str]],
-                                           str | None, dict[str, str], PlannedReach | None]:
+    def one(address: RepoAddress) -> _Planned:
         nonlocal done
-        from ci_env.cleanup.untagged_recheck import PlannedReach
-
-        entry = rules.for_repository(str(address))
-        assert entry is not None  # select() kept only what an entry selects
         try:
-            inventory, graph, unlisted = read_inventory(client_of(address), address, parallel, lister_of(address))
+            planned = _plan_one(rules, address, client_of(address), guards, now, parallel, lister_of(address))
         except CiEnvError as exc:
-            return [], None, {}, str(exc), {}, None
-        tags = {a.tag: a.digest for a in inventory.artifacts if a.tag is not None}
-        decisions = decide(inventory, entry, now, guards.for_repository(address, tags))
-        ages = {(str(address), d.tag): (_iso(d.pushed), d.age_source or "") for d in decisions
-                if d.tag is not None and d.pushed is not None}
-        plan = [Decision(KIND_TAG, address.path, address, d.tag, d.tag, d.digest, d.action,
-                         f"{d.reason} ({UNLISTED_NOTE})" if d.tag in unlisted else d.reason, None,
-                         Basis(d.basis.rule, number=d.basis.number, line=d.basis.line))
-                for d in decisions if d.tag is not None]
-        untagged = {d.digest: d.reason for d in sorted(decisions, key=lambda d: d.basis.rule != BASIS_UNTAGGED)
-                    if d.tag is None and d.action == ACTION_DELETE and d.digest not in graph.nodes}
-        reach = PlannedReach.of(inventory, graph.tags, list(graph.nodes)) if untagged else None
+            planned = _Planned(error=str(exc))
+        except Exception as exc:  # an answer of a shape nobody foresaw: this repository only is skipped
+            planned = _Planned(error=unexpected(exc))
         done += 1
         if progress is not None:
             progress("listing and deciding the repositories the rules select", done, len(repositories))
-        return plan, graph, ages, None, untagged, reach
+        return planned
 
     decisions: list[Decision] = []
     graphs: dict[str, RepoGraph] = {}
     ages: dict[tuple[str, str], tuple[str, str]] = {}
     skipped: list[tuple[str, str]] = []
-    untagged: dict[str, dict[str, str]] = {}
+    untagged: dict[str, Mapping[str, str]] = {}
     reaches: dict[str, PlannedReach] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(repositories) or 1))) as pool:
-        for address, (plan, graph, aged, error, loose, reach) in zip(repositories, pool.map(one, repositories),
-                                                                    strict=True):
-            decisions.extend(plan)
-            ages.update(aged)
-            if loose:
-                untagged[str(address)] = loose
-            if reach is not None:
-                reaches[str(address)] = reach
-            if graph is not None:
-                graphs[str(address)] = graph
-            if error is not None:
-                skipped.append((str(address), f"not listed, nothing removed: {error}"))
+        for address, planned in zip(repositories, pool.map(one, repositories), strict=True):
+            decisions.extend(planned.decisions)
+            ages.update(planned.ages)
+            if planned.untagged:
+                untagged[str(address)] = planned.untagged
+            if planned.reach is not None:
+                reaches[str(address)] = planned.reach
+            if planned.graph is not None:
+                graphs[str(address)] = planned.graph
+            if planned.error is not None:
+                skipped.append((str(address), f"not listed, nothing removed: {planned.error}"))
     skipped = [*selection.refused, *skipped]
     return RulesPlan(Plan(tuple(decisions)), graphs, ages, tuple(skipped), selection, untagged, reaches)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One repository planned: its tags' decisions, graph, ages, untagged manifests to remove (digest -> why) and
+    what its tags reached; or the ``error`` that skipped it."""
+
+    decisions: Sequence[Decision] = ()
+    graph: RepoGraph | None = None
+    ages: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    untagged: Mapping[str, str] = field(default_factory=dict)
+    reach: PlannedReach | None = None
+    error: str | None = None
+
+
+def _plan_one(rules: RulesFile, address: RepoAddress, client: RegistryClient, guards: Guards, now: datetime,
+              parallel: int, lister: TagLister | None) -> _Planned:
+    """One repository listed, aged and decided (see :func:`plan_rules`); raises what the listing raises."""
+    from ci_env.cleanup.untagged_recheck import PlannedReach
+
+    entry = rules.for_repository(str(address))
+    assert entry is not None  # select() kept only what an entry selects
+    inventory, graph, unlisted = read_inventory(client, address, parallel, lister)
+    tags = {a.tag: a.digest for a in inventory.artifacts if a.tag is not None}
+    decisions = decide(inventory, entry, now, guards.for_repository(address, tags))
+    ages = {(str(address), d.tag): (_iso(d.pushed), d.age_source or "") for d in decisions
+            if d.tag is not None and d.pushed is not None}
+    plan = [Decision(KIND_TAG, address.path, address, d.tag, d.tag, d.digest, d.action,
+                     f"{d.reason} ({UNLISTED_NOTE})" if d.tag in unlisted else d.reason, None,
+                     Basis(d.basis.rule, number=d.basis.number, line=d.basis.line))
+            for d in decisions if d.tag is not None]
+    untagged = {d.digest: d.reason for d in sorted(decisions, key=lambda d: d.basis.rule != BASIS_UNTAGGED)
+                if d.tag is None and d.action == ACTION_DELETE and d.digest not in graph.nodes}
+    reach = PlannedReach.of(inventory, graph.tags, list(graph.nodes)) if untagged else None
+    return _Planned(plan, graph, ages, untagged, reach)
+
+
+def unexpected(exc: Exception) -> str:
+    """What a repository's skip says of an error no check foresaw (an API answer of an unexpected shape): its kind
+    and first line, shortened, and what to do."""
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return (f"unexpected error while reading it ({type(exc).__name__}{': ' + first if first else ''}); the registry "
+            "or its API answered in a shape ci-env does not read: run again, and report it if it stays")
 
 
 def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,

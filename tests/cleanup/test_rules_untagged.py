@@ -316,3 +316,30 @@ def test_github_a_new_index_pushed_after_the_plan_keeps_the_planned_platforms_it
     outcomes = {u["digest"]: u["outcome"] for u in document["untagged"]}
     assert outcomes == {platforms[0]: "left", index: "removed", signature: "removed", platforms[1]: "removed"}
     assert "(rebuilt)" in done.stderr
+
+
+def test_a_package_listed_in_an_unexpected_shape_is_skipped_with_its_reason_and_the_others_are_cleaned(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    good, odd = f"acme/good{uuid.uuid4().hex[:8]}", f"acme/odd{uuid.uuid4().hex[:8]}"
+    orphans = {}
+    for path in (good, odd):
+        push_image(client, path, ["app"], created=ago(300))
+        orphans[path] = push_image(client, path, created=ago(30)).digest
+        packages.pushed[orphans[path]] = ago(30)
+    packages.metadata[orphans[odd]] = "container"  # GitHub answers one version's metadata as a string
+    report = tmp_path / "report.json"
+    done = run_ci_env("cleanup", "--registry", registry_open.host, "--repository", good, "--repository", odd,
+                      "--rule", "keep=all", "--untagged", "older-than=7d", "--images-repo-implementation", "github",
+                      "--repo-github-token", GITHUB_TOKEN, "--report", str(report),
+                      env=_env(tmp_path, WERF_GITHUB_API_URL=packages.api.url), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (f"ci-env: warning: {registry_open.host}/{odd}: not listed, nothing removed: GitHub Packages: the package "
+            f"versions listing is malformed: version {packages.ids[orphans[odd]]} has a metadata that is not an "
+            "object") in done.stderr
+    assert client.find_manifest(good, orphans[good]) is None  # the other package was cleaned
+    assert client.find_manifest(odd, orphans[odd]) is not None
+    document = json.loads(report.read_text())
+    assert [u["digest"] for u in document["untagged"]] == [orphans[good]]

@@ -41,6 +41,8 @@ class GitHubPackages:
         self.hidden_tags: set[str] = set()
         #: called with the number of the versions listing (its first page) about to be answered: 1, 2, ...
         self.before_listing: Callable[[int], None] | None = None
+        #: digest -> the ``metadata`` its version is listed with instead of the real one (an unexpected shape)
+        self.metadata: dict[str, Any] = {}
         self.listings = 0
         api.route("GET", r"/user")(self.user)
         api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)")(self.package)
@@ -74,8 +76,9 @@ class GitHubPackages:
         for digest, tags in by_digest.items():
             ident = self.ids.setdefault(digest, 1000 + len(self.ids))
             when = self.pushed.get(digest, PUSHED)
+            metadata = self.metadata.get(digest, {"package_type": "container", "container": {"tags": sorted(tags)}})
             versions.append({"id": ident, "name": digest, "created_at": when, "updated_at": when,
-                             "metadata": {"package_type": "container", "container": {"tags": sorted(tags)}}})
+                             "metadata": metadata})
         return sorted(versions, key=lambda v: -v["id"])
 
     def _revisions(self, path: str) -> list[str]:
