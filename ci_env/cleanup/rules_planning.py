@@ -10,10 +10,11 @@ the rules select, whoever built its images.
    platform manifests of indexes, attestations, signatures and other referrers).
 3. **Age** each distinct digest by its image config's ``created`` (one manifest and one blob read per distinct
    digest; an index by its first platform manifest's): the Registry API has no push time. Where the vendor's
-   own listing gives push times (``registry.listing.PUSH_TIME_LISTERS``) it replaces the tag list, the HEADs and
-   those reads; where it also lists the untagged manifests (GitHub, ECR), they are decided too (the
-   ``untagged`` policy), each one the tags' graph does not hold read once for what it reaches (an index's
-   manifests, the subject it names).
+   own listing gives push times (``registry.listing.PUSH_TIME_LISTERS``) it replaces the HEADs and those reads
+   (the Registry API's tag list is still read once: a tag the vendor omits is added, with no age); where it
+   also lists the untagged manifests (GitHub, ECR), they are decided too (the ``untagged`` policy), each one
+   the tags' graph does not hold read once for what it reaches (an index's manifests, the subject it names),
+   and what the tags reached is kept for the removal's check (``ci_env.cleanup.untagged_recheck``).
 4. **Protect** what Kubernetes runs, ``--keep-tag`` and the keep-list, and **decide** every tag with the rules
    engine (``ci_env.retention.engine``); the decisions become the plan the shared removal tail works through.
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from ci_env.cleanup.progress import Update
     from ci_env.cleanup.protections import KeepList
     from ci_env.cleanup.shards import Shard
+    from ci_env.cleanup.untagged_recheck import PlannedReach
     from ci_env.registry.client import RegistryClient
     from ci_env.registry.graph import RepoGraph
     from ci_env.registry.listing import TagLister
@@ -114,7 +116,9 @@ class RulesPlan:
     starts from it), the push times used (``(repository, tag)`` -> (ISO time, age source)), the repositories
     selected without rules or that could not be listed (``skipped``: (repository, why)), and the untagged
     manifests to remove that no tag's graph holds (``untagged``: repository -> digest -> reason, parents before
-    what they reach; those a removed tag's graph holds go with it in the removal)."""
+    what they reach; those a removed tag's graph holds go with it in the removal), and for each repository with
+    untagged manifests to remove, what its tags reached at plan time (``reach``: the removal checks the tags
+    again right before, ``ci_env.cleanup.untagged_recheck``)."""
 
     plan: Plan
     graphs: Mapping[str, RepoGraph] = field(default_factory=dict)
@@ -122,6 +126,11 @@ class RulesPlan:
     skipped: tuple[tuple[str, str], ...] = ()
     selection: Selection = field(default_factory=lambda: Selection(()))
     untagged: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    reach: Mapping[str, PlannedReach] = field(default_factory=dict)
+
+
+#: what the report adds to the reason of a tag the Registry API lists and the vendor's listing does not
+UNLISTED_NOTE = "the Registry API lists this tag, the vendor's listing does not: push time unknown"
 
 
 def looks_like_host(segment: str) -> bool:
@@ -256,64 +265,105 @@ def plan_rules(rules: RulesFile, selection: Selection, client_of: Callable[[Repo
     repositories = selection.repositories
     done = 0
 
-    def one(address: RepoAddress) -> tuple[list[Decision], RepoGraph | None, dict[tuple[str, str], tuple[str, str]],
-                                           str | None, dict[str, str]]:
+    def one(address: RepoAddress) -> _Planned:
         nonlocal done
-        entry = rules.for_repository(str(address))
-        assert entry is not None  # select() kept only what an entry selects
         try:
-            inventory, graph = read_inventory(client_of(address), address, parallel, lister_of(address))
+            planned = _plan_one(rules, address, client_of(address), guards, now, parallel, lister_of(address))
         except CiEnvError as exc:
-            return [], None, {}, str(exc), {}
-        tags = {a.tag: a.digest for a in inventory.artifacts if a.tag is not None}
-        decisions = decide(inventory, entry, now, guards.for_repository(address, tags))
-        ages = {(str(address), d.tag): (_iso(d.pushed), d.age_source or "") for d in decisions
-                if d.tag is not None and d.pushed is not None}
-        plan = [Decision(KIND_TAG, address.path, address, d.tag, d.tag, d.digest, d.action, d.reason, None,
-                         Basis(d.basis.rule, number=d.basis.number, line=d.basis.line))
-                for d in decisions if d.tag is not None]
-        untagged = {d.digest: d.reason for d in sorted(decisions, key=lambda d: d.basis.rule != BASIS_UNTAGGED)
-                    if d.tag is None and d.action == ACTION_DELETE and d.digest not in graph.nodes}
+            planned = _Planned(error=str(exc))
+        except Exception as exc:  # an answer of a shape nobody foresaw: this repository only is skipped
+            planned = _Planned(error=unexpected(exc))
         done += 1
         if progress is not None:
             progress("listing and deciding the repositories the rules select", done, len(repositories))
-        return plan, graph, ages, None, untagged
+        return planned
 
     decisions: list[Decision] = []
     graphs: dict[str, RepoGraph] = {}
     ages: dict[tuple[str, str], tuple[str, str]] = {}
     skipped: list[tuple[str, str]] = []
-    untagged: dict[str, dict[str, str]] = {}
+    untagged: dict[str, Mapping[str, str]] = {}
+    reaches: dict[str, PlannedReach] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(repositories) or 1))) as pool:
-        for address, (plan, graph, aged, error, loose) in zip(repositories, pool.map(one, repositories),
-                                                             strict=True):
-            decisions.extend(plan)
-            ages.update(aged)
-            if loose:
-                untagged[str(address)] = loose
-            if graph is not None:
-                graphs[str(address)] = graph
-            if error is not None:
-                skipped.append((str(address), f"not listed, nothing removed: {error}"))
+        for address, planned in zip(repositories, pool.map(one, repositories), strict=True):
+            decisions.extend(planned.decisions)
+            ages.update(planned.ages)
+            if planned.untagged:
+                untagged[str(address)] = planned.untagged
+            if planned.reach is not None:
+                reaches[str(address)] = planned.reach
+            if planned.graph is not None:
+                graphs[str(address)] = planned.graph
+            if planned.error is not None:
+                skipped.append((str(address), f"not listed, nothing removed: {planned.error}"))
     skipped = [*selection.refused, *skipped]
-    return RulesPlan(Plan(tuple(decisions)), graphs, ages, tuple(skipped), selection, untagged)
+    return RulesPlan(Plan(tuple(decisions)), graphs, ages, tuple(skipped), selection, untagged, reaches)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One repository planned: its tags' decisions, graph, ages, untagged manifests to remove (digest -> why) and
+    what its tags reached; or the ``error`` that skipped it."""
+
+    decisions: Sequence[Decision] = ()
+    graph: RepoGraph | None = None
+    ages: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    untagged: Mapping[str, str] = field(default_factory=dict)
+    reach: PlannedReach | None = None
+    error: str | None = None
+
+
+def _plan_one(rules: RulesFile, address: RepoAddress, client: RegistryClient, guards: Guards, now: datetime,
+              parallel: int, lister: TagLister | None) -> _Planned:
+    """One repository listed, aged and decided (see :func:`plan_rules`); raises what the listing raises."""
+    from ci_env.cleanup.untagged_recheck import PlannedReach
+
+    entry = rules.for_repository(str(address))
+    assert entry is not None  # select() kept only what an entry selects
+    inventory, graph, unlisted = read_inventory(client, address, parallel, lister)
+    tags = {a.tag: a.digest for a in inventory.artifacts if a.tag is not None}
+    decisions = decide(inventory, entry, now, guards.for_repository(address, tags))
+    ages = {(str(address), d.tag): (_iso(d.pushed), d.age_source or "") for d in decisions
+            if d.tag is not None and d.pushed is not None}
+    plan = [Decision(KIND_TAG, address.path, address, d.tag, d.tag, d.digest, d.action,
+                     f"{d.reason} ({UNLISTED_NOTE})" if d.tag in unlisted else d.reason, None,
+                     Basis(d.basis.rule, number=d.basis.number, line=d.basis.line))
+            for d in decisions if d.tag is not None]
+    untagged = {d.digest: d.reason for d in sorted(decisions, key=lambda d: d.basis.rule != BASIS_UNTAGGED)
+                if d.tag is None and d.action == ACTION_DELETE and d.digest not in graph.nodes}
+    reach = PlannedReach.of(inventory, graph.tags, list(graph.nodes)) if untagged else None
+    return _Planned(plan, graph, ages, untagged, reach)
+
+
+def unexpected(exc: Exception) -> str:
+    """What a repository's skip says of an error no check foresaw (an API answer of an unexpected shape): its kind
+    and first line, shortened, and what to do."""
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return (f"unexpected error while reading it ({type(exc).__name__}{': ' + first if first else ''}); the registry "
+            "or its API answered in a shape ci-env does not read: run again, and report it if it stays")
 
 
 def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
-                   lister: TagLister | None = None) -> tuple[Inventory, RepoGraph]:
+                   lister: TagLister | None = None) -> tuple[Inventory, RepoGraph, frozenset[str]]:
     """One repository as the engine reads it: its image tags (accessory tags follow their subject, as the
     removal takes them), the manifests below them, the graph's edges, and each tag's age: the registry's push
     time from ``lister`` (a vendor API) where it gives one, else its image config's ``created``. Where the
     listing also gives the untagged manifests (``listing.ManifestLister``), they are in the inventory with their
-    push times, and what those the tags' graph does not hold reach is read (:func:`loose_edges`)."""
+    push times, and what those the tags' graph does not hold reach is read (:func:`loose_edges`). A vendor
+    listing is completed by the Registry API's tag list (``listing.with_registry_tags``): a tag it omits has no
+    push time (kept as the engine keeps unknown ages) and its graph holds what it reaches. (inventory, graph, the
+    tags only the Registry API listed)."""
     from ci_env.registry.graph import Listed, registry_graph
-    from ci_env.registry.listing import list_with_untagged
+    from ci_env.registry.listing import list_with_untagged, with_registry_tags
 
     listed: Mapping[str, Listed | None]
     vendor: dict[str, datetime] = {}
     loose: dict[str, str | None] = {}
+    unlisted: frozenset[str] = frozenset()
     if lister is not None:
         infos, untagged = list_with_untagged(lister, address)
+        infos, added = with_registry_tags(client, address.path, infos, parallel=parallel)
+        unlisted = frozenset(added)
         loose = untagged or {}
         listed = {info.tag: info for info in infos}
         vendor = {info.tag: when for info in infos if (when := plausible_time(info.created)) is not None}
@@ -321,12 +371,14 @@ def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
         listed = client.list_repository(address.path, parallel=parallel)
     graph = registry_graph(client, address.path, listed, parallel=parallel)
     image_tags = graph.image_tags()
-    unaged = sorted({digest for tag, digest in image_tags.items() if tag not in vendor})
+    unaged = sorted({digest for tag, digest in image_tags.items() if tag not in vendor and tag not in unlisted})
     pushed = config_times(client, address.path, graph, unaged, parallel)
     artifacts = []
     for tag, digest in sorted(image_tags.items()):
         if tag in vendor:
             artifacts.append(Artifact(digest, tag, vendor[tag], AGE_REGISTRY))
+        elif tag in unlisted:
+            artifacts.append(Artifact(digest, tag, None, None))
         else:
             artifacts.append(Artifact(digest, tag, pushed.get(digest), AGE_CONFIG if pushed.get(digest) else None))
     edges: dict[str, tuple[Edge, ...]] = {}
@@ -347,7 +399,7 @@ def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
     for digest in sorted(set(loose) | (below - tagged)):
         when = plausible_time(loose.get(digest))
         artifacts.append(Artifact(digest, None, when, AGE_REGISTRY if when is not None else None))
-    return Inventory(str(address), tuple(artifacts), edges), graph
+    return Inventory(str(address), tuple(artifacts), edges), graph, unlisted
 
 
 def loose_edges(client: RegistryClient, path: str, digests: Sequence[str],

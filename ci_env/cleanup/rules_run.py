@@ -7,7 +7,7 @@ No images repo, stages storage, publication record or werf.yaml takes part: the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ci_env.cleanup.shards import Shard, ShardRun
     from ci_env.cleanup.time_budget import TimeBudget
     from ci_env.options import Credentials
+    from ci_env.registry.client import TagInfo
     from ci_env.registry.graph import RepoGraph
     from ci_env.registry.implementations import Implementation
     from ci_env.registry.listing import TagLister
@@ -199,7 +200,7 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
         raise
     if writer is not None:
         writer.close() if stopped else writer.finish()
-    untagged, warnings = _remove_untagged(request, planned, remover_of, graph_of, removal, running, stopped)
+    untagged, warnings = _remove_untagged(request, planned, clients, remover_of, graph_of, removal, running, stopped)
     refusals = _dry_run_refusals(request, planned, [repo for repo, _tag in requests], untagged, remover_of)
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in removal.summary.outcomes}
     resumed = triage.resumed(outcomes) if triage is not None else ()
@@ -250,21 +251,31 @@ def _resume_first(planned: RulesPlan, earlier: State | None,
     return triage, remote
 
 
-def _remove_untagged(request: RulesRequest, planned: RulesPlan, remover_of: Callable[[RepoAddress], TagRemover],
-                     graph_of: Callable[[RepoAddress], RepoGraph], removal: ImageRemoval,
-                     running: Callable[[RepoAddress], frozenset[str]],
+def _remove_untagged(request: RulesRequest, planned: RulesPlan, clients: Clients,
+                     remover_of: Callable[[RepoAddress], TagRemover], graph_of: Callable[[RepoAddress], RepoGraph],
+                     removal: ImageRemoval, running: Callable[[RepoAddress], frozenset[str]],
                      stopped: bool) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
     """The untagged manifests the rules remove that no removed tag's graph took (``planned.untagged``), deleted
     by digest (dry run: listed) where the registry lists them again as untagged now and nothing kept reaches
-    them; none when the time budget stopped the run. (outcomes, warnings)."""
+    them, nor a tag pushed or moved since the plan (``untagged_recheck``: the tags are read again first, the
+    vendor's listing and the Registry API's); none when the time budget stopped the run. (outcomes, warnings)."""
     if stopped or not planned.untagged:
         return (), ()
+    from ci_env.cleanup.untagged_recheck import recheck
+    from ci_env.registry.outcomes import GONE
     from ci_env.registry.removal import remove_untagged
+
+    gone = {(o.repo, o.tag) for o in removal.summary.outcomes if o.status in GONE}
+
+    def tags_moved(repo: RepoAddress, vendor: Sequence[TagInfo]) -> Mapping[str, str]:
+        reach = planned.reach[str(repo)]
+        remaining = {tag: digest for tag, digest in reach.tags.items() if (str(repo), tag) not in gone}
+        return recheck(clients(repo), repo.path, reach, remaining, vendor, request.settings.parallel)
 
     repos = [repo for repo in planned.selection.repositories if str(repo) in planned.untagged]
     outcomes, warnings = remove_untagged(
         repos, remover_of, graph_of, removal, parallel=request.settings.parallel, dry_run=request.settings.dry_run,
-        keep=running, only=lambda repo: planned.untagged.get(str(repo), {}))
+        keep=running, only=lambda repo: planned.untagged.get(str(repo), {}), recheck=tags_moved)
     return outcomes, warnings
 
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, cast
 
+from ci_env.errors import RegistryError
 from ci_env.registry.routes import RoutedImplementation, build
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ci_env.registry.api import RegistryApi
     from ci_env.registry.client import TagInfo
     from ci_env.registry.reference import RepoAddress
     from ci_env.registry.untag import RemoverContext
@@ -62,6 +66,31 @@ def list_with_untagged(lister: TagLister, repo: RepoAddress) -> tuple[list[TagIn
         return lister.list_tags(repo), None
     tags, untagged = cast(ManifestLister, lister).list_manifests(repo)
     return tags, untagged
+
+
+def with_registry_tags(client: RegistryApi, path: str, infos: Sequence[TagInfo], *,
+                       parallel: int = 8) -> tuple[list[TagInfo], tuple[str, ...]]:
+    """``infos`` (a vendor listing of ``path``) completed by the Registry API's tag list (``GET /v2/PATH/tags/list``,
+    one paged listing): each tag the vendor listing lacks (eventual consistency, a lagging or mis-paged listing)
+    is resolved with one HEAD and added without a push time; one that vanished meanwhile is left out, and a
+    repository the registry does not know adds none. (every tag, sorted; the tags added, sorted). RegistryError
+    when the tag list cannot be read: a vendor listing alone could make a tagged manifest look untagged."""
+    from ci_env.registry.client import TagInfo
+
+    try:
+        names = client.list_tags(path)
+    except RegistryError as exc:
+        if "NAME_UNKNOWN" not in str(exc):
+            raise
+        names = []
+    have = {info.tag for info in infos}
+    missing = sorted(tag for tag in names if tag not in have)
+    added = []
+    for tag, found in client.resolve_tags(path, missing, parallel=parallel).items():
+        if found is not None:
+            added.append(TagInfo(tag, found.digest, found.media_type, None))
+    merged = sorted([*infos, *added], key=lambda info: info.tag)
+    return merged, tuple(info.tag for info in added)
 
 
 def lister_for(implementation: RoutedImplementation, context: RemoverContext, *,

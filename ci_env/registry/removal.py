@@ -29,6 +29,7 @@ from ci_env.registry.outcomes import GONE, Status
 from ci_env.registry.untag import BatchRemover, Capabilities, Outcome, Progress, Summary, TagRemover, untag_all
 
 if TYPE_CHECKING:
+    from ci_env.registry.client import TagInfo
     from ci_env.registry.graph import Accessory, Removal, RepoGraph
     from ci_env.registry.reference import RepoAddress
 
@@ -57,6 +58,10 @@ class UntaggedLister(Protocol):
 
     def list_untagged(self, repo: RepoAddress) -> list[str]:
         """The digests of the untagged manifests of ``repo``."""
+
+
+#: (repository, the tags listed now) -> each digest a tag pushed or moved since the plan reaches -> that tag
+Recheck = Callable[["RepoAddress", Sequence["TagInfo"]], Mapping[str, str]]
 
 
 class ProtectingRemover(Protocol):
@@ -266,36 +271,55 @@ def remove_untagged(
     dry_run: bool = False,
     keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
     only: Callable[[RepoAddress], Mapping[str, str]] | None = None,
+    recheck: Recheck | None = None,
 ) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
     """Delete the untagged manifests of ``repos`` that nothing kept reaches (``--delete-untagged``): the platform
     manifests, attestations and signatures of kept images are never among them. Only registries that list
     untagged manifests (:class:`UntaggedLister`) have any; ``removal`` is the tag removal that ran before
     (what its remaining tags reach); ``keep(repo)``, digests that stay with what they reach although untagged
     (what Kubernetes runs); ``only(repo)``: the digests a retention policy removes (digest -> why, in the
-    order to delete them), of which those still untagged now and reached by nothing kept go. Returns the
-    outcomes and warnings."""
+    order to delete them), of which those still untagged now and reached by nothing kept go. ``recheck(repo,
+    tags)``, given the tags the vendor lists now (its ``list_manifests``, the same listing that gives the untagged
+    manifests), says which digests tags pushed or moved since the plan reach now (digest -> tag): those stay
+    (``left``, with a warning), as do those of ``only`` that are tagged now. Returns the outcomes and warnings."""
     outcomes: list[UntaggedOutcome] = []
     warnings: list[str] = []
     for repo in dict.fromkeys(repos):
         remover = remover_of(repo)
         if not (remover.capabilities.lists_untagged and remover.capabilities.deletes_manifests):
             continue
-        lister = cast(UntaggedLister, remover)
+        held: Mapping[str, str] = {}
         try:
             protected = removal.protected.get(str(repo))
             if protected is None:
                 graph = removal.graphs.get(str(repo)) or graph_of(repo)
                 protected = graph.reach([*graph.tags.values(), *keep(repo)])
-            untagged = [d for d in lister.list_untagged(repo) if d not in protected]
+            if recheck is not None:
+                tags_now, loose = _listed_now(remover, repo)
+                held = recheck(repo, tags_now)
+                tagged_now = {info.digest: info.tag for info in tags_now if info.digest}
+            else:
+                loose, tagged_now = cast(UntaggedLister, remover).list_untagged(repo), {}
+            untagged = [d for d in loose if d not in protected]
             if only is not None:
                 listed_now = set(untagged)
-                untagged = [d for d in only(repo) if d in listed_now]
+                planned = only(repo)
+                held = {**held, **{d: tagged_now[d] for d in planned if d in tagged_now}}
+                untagged = [d for d in planned if d in listed_now or d in held]
         except CiEnvError as exc:
             warnings.append(f"{repo}: untagged manifests were not removed: {exc.message}")
             continue
         gone = {a.accessory.digest for a in removal.accessories if a.repo == str(repo) and a.status == Status.REMOVED}
         untagged = [d for d in untagged if d not in gone and d not in keep(repo)]
         why = only(repo) if only is not None else {}
+        stay = [d for d in untagged if d in held]
+        if stay:
+            outcomes += [UntaggedOutcome(str(repo), d, Status.LEFT, why=_joined(
+                why.get(d, ""), f"kept: tag {held[d]}, pushed or moved since the plan, reaches it")) for d in stay]
+            tags = ", ".join(sorted({held[d] for d in stay}))
+            warnings.append(f"{repo}: {len(stay)} untagged manifest{'s' if len(stay) != 1 else ''} planned for "
+                            f"removal kept: tags pushed or moved since the plan reach them ({tags})")
+            untagged = [d for d in untagged if d not in held]
         if dry_run or not untagged:
             outcomes += [UntaggedOutcome(str(repo), d, Status.WOULD_REMOVE, why=why.get(d, "")) for d in untagged]
             continue
@@ -308,6 +332,21 @@ def remove_untagged(
             else:
                 outcomes.append(UntaggedOutcome(str(repo), digest, Status(answer), why=why.get(digest, "")))
     return tuple(outcomes), tuple(warnings)
+
+
+def _listed_now(remover: TagRemover, repo: RepoAddress) -> tuple[list[TagInfo], list[str]]:
+    """The tags and the untagged manifests of ``repo`` as its vendor lists them now: one listing where the remover
+    lists both (``listing.ManifestLister``), else its untagged manifests alone (no tags: the caller's Registry API
+    tag list gives them)."""
+    full = getattr(remover, "list_manifests", None)
+    if full is None:
+        return [], cast(UntaggedLister, remover).list_untagged(repo)
+    tags, loose = full(repo)
+    return list(tags), list(loose)
+
+
+def _joined(first: str, second: str) -> str:
+    return f"{first}; {second}" if first else second
 
 
 def _deletable(remover: TagRemover, accessory: Accessory) -> bool:

@@ -1,7 +1,8 @@
 """`ci-env cleanup --rules` and untagged manifests, where the vendor lists them: GitHub's untagged package versions
 (the real registry plays ghcr.io, versions derived from it) and ECR's untagged images (moto). An `untagged:` policy
 removes the untagged manifests nothing kept references, by digest, each with its reason in the report; the platform
-manifests of a kept index and the signature of a kept image, untagged on both, stay."""
+manifests of a kept index and the signature of a kept image, untagged on both, stay; so do those a tag pushed or
+moved between the plan and the untagged removal reaches, and those of a tag the vendor's listing omits."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import jsonschema
 
 from ci_env.registry.client import RegistryClient
 from tests.cleanup.test_cleanup_rules import SCHEMA, ago
-from tests.cleanup.vendors import EcrRegistryApi, ecr_manifest
+from tests.cleanup.vendors import AwsFront, EcrRegistryApi, ecr_manifest
 from tests.cli import environ_without, run_ci_env
 from tests.graphs.shapes import push_artifact, push_index_of
 from tests.registry_client.images import push_image
@@ -146,3 +147,199 @@ def test_ecr_untagged_images_are_removed_by_digest_but_a_kept_index_keeps_its_pl
     assert document["untagged"][0]["reason"].startswith("untagged, nothing references it: untagged: remove (pushed ")
     assert shim.tags(path) == {"multi", "v1"}
     assert {platforms[0], platforms[1], signature} <= images()
+
+
+def _github_run(packages: GitHubPackages, registry: RegistryService, path: str, tmp_path: Path,
+                report: Path) -> Any:
+    return run_ci_env("cleanup", "--registry", registry.host, "--repository", path, "--rule", "keep=all",
+                      "--untagged", "older-than=7d", "--images-repo-implementation", "github",
+                      "--repo-github-token", GITHUB_TOKEN, "--report", str(report),
+                      env=_env(tmp_path, WERF_GITHUB_API_URL=packages.api.url), cwd=tmp_path)
+
+
+def _old_index_with_signature(client: RegistryClient, path: str) -> tuple[str, list[str], str]:
+    """An untagged index of two untagged platform images and its OCI 1.1 signature (untagged, no referrers tag):
+    (index, platforms, signature)."""
+    platforms = [push_image(client, path, created=ago(30)).digest for _ in range(2)]
+    index = push_index_of(client, path, platforms)
+    signature = push_artifact(client, path, index, SIGNATURE, fallback=False)
+    return index, platforms, signature
+
+
+def test_github_an_index_tagged_between_the_plan_and_the_untagged_removal_keeps_its_platforms_and_signature(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    path = f"acme/late{uuid.uuid4().hex[:8]}"
+    push_image(client, path, ["app"], created=ago(300))
+    index, platforms, signature = _old_index_with_signature(client, path)
+    orphan = push_image(client, path, created=ago(30)).digest
+    for digest in (index, signature, orphan, *platforms):
+        packages.pushed[digest] = ago(30)
+    body, info = client.get_manifest(path, index)
+
+    def tag_the_index(listing: int) -> None:
+        if listing == 2:  # the plan listed the versions once: this is the untagged removal reading them again
+            client.put_manifest(path, "late", body, info.media_type)
+
+    packages.before_listing = tag_the_index
+    report = tmp_path / "report.json"
+    done = _github_run(packages, registry_open, path, tmp_path, report)
+    assert done.returncode == 0, done.stderr
+    assert packages.listings >= 2
+    resolved = client.resolve(path, "late")
+    assert resolved is not None and resolved.digest == index
+    for digest in (index, signature, *platforms):
+        assert client.find_manifest(path, digest) is not None, digest
+    assert client.find_manifest(path, orphan) is None  # what nothing reaches still goes
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    outcomes = {u["digest"]: u for u in document["untagged"]}
+    assert outcomes[orphan]["outcome"] == "removed"
+    for digest in (index, signature, *platforms):
+        assert outcomes[digest]["outcome"] == "left", outcomes[digest]
+        assert "tag late" in outcomes[digest]["reason"], outcomes[digest]
+    assert "since the plan" in done.stderr and "late" in done.stderr
+
+
+def test_ecr_an_index_tagged_between_the_plan_and_the_untagged_removal_keeps_its_platforms_and_signature(
+        fake_api: Callable[[], FakeApi], moto_url: str, clean_env: None, tmp_path: Path) -> None:
+    ecr = boto3.client("ecr", region_name="eu-west-1", endpoint_url=moto_url, aws_access_key_id="testing",
+                       aws_secret_access_key="testing-secret")
+    shim = EcrRegistryApi(fake_api(), ecr)
+    front = AwsFront(fake_api(), moto_url)
+    path = f"ecr{uuid.uuid4().hex[:8]}/late"
+    ecr.create_repository(repositoryName=path)
+
+    def put(manifest: str, media: str = DOCKER_MANIFEST, tag: str | None = None) -> str:
+        digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+        ecr.put_image(repositoryName=path, imageManifest=manifest, imageManifestMediaType=media, imageDigest=digest,
+                      **({"imageTag": tag} if tag else {}))
+        return digest
+
+    put(ecr_manifest(uuid.uuid4().hex), tag="v1")
+    platforms = [put(ecr_manifest(uuid.uuid4().hex)) for _ in range(2)]
+    index_body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": DOCKER_MANIFEST, "digest": digest, "size": 100, "platform": {"architecture": arch, "os": "linux"}}
+        for digest, arch in zip(platforms, ("amd64", "arm64"), strict=True)]})
+    index = put(index_body, OCI_INDEX)
+    signature = put(json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": SIGNATURE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY, "size": 2},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": EMPTY, "size": 2}],
+        "subject": {"mediaType": OCI_INDEX, "digest": index, "size": len(index_body)}}), OCI_MANIFEST)
+    orphan = put(ecr_manifest(uuid.uuid4().hex))
+    listings = 0
+
+    def tag_the_index(operation: str) -> None:
+        nonlocal listings
+        if operation == "DescribeImages":
+            listings += 1
+            if listings == 2:  # the plan described the images once: this is the untagged removal's listing
+                put(index_body, OCI_INDEX, "late")
+
+    front.before = tag_the_index
+    report = tmp_path / "report.json"
+    done = run_ci_env("cleanup", "--registry", shim.host, "--repository", path, "--rule", "keep=all",
+                      "--untagged", "remove", "--images-repo-implementation", "ecr", "--report", str(report),
+                      env=_env(tmp_path, AWS_ENDPOINT_URL_ECR=front.url, **AWS), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert listings >= 2
+    assert shim.tags(path) == {"v1", "late"}
+    images = {i["imageDigest"] for i in ecr.describe_images(repositoryName=path)["imageDetails"]}
+    assert {index, signature, *platforms} <= images
+    assert orphan not in images
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    outcomes = {u["digest"]: u for u in document["untagged"]}
+    assert outcomes[orphan]["outcome"] == "removed"
+    for digest in (index, signature, *platforms):
+        assert outcomes[digest]["outcome"] == "left", outcomes[digest]
+        assert "tag late" in outcomes[digest]["reason"], outcomes[digest]
+    assert "since the plan" in done.stderr and "late" in done.stderr
+
+
+def test_github_a_tag_the_versions_listing_omits_keeps_its_image_and_what_it_reaches(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    path = f"acme/lag{uuid.uuid4().hex[:8]}"
+    push_image(client, path, ["app"], created=ago(300))
+    index, platforms, signature = _old_index_with_signature(client, path)
+    body, info = client.get_manifest(path, index)
+    client.put_manifest(path, "fresh", body, info.media_type)
+    orphan = push_image(client, path, created=ago(30)).digest
+    for digest in (index, signature, orphan, *platforms):
+        packages.pushed[digest] = ago(30)
+    packages.hidden_tags.add("fresh")  # the versions listing lags: the index's version shows no tag yet
+    report = tmp_path / "report.json"
+    done = _github_run(packages, registry_open, path, tmp_path, report)
+    assert done.returncode == 0, done.stderr
+    resolved = client.resolve(path, "fresh")
+    assert resolved is not None and resolved.digest == index
+    for digest in (index, signature, *platforms):
+        assert client.find_manifest(path, digest) is not None, digest
+    assert client.find_manifest(path, orphan) is None
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert [u["digest"] for u in document["untagged"]] == [orphan]
+    decisions = {d["tag"]: d for d in document["decisions"]}
+    assert decisions["fresh"]["action"] == "keep"
+    assert "push time unknown" in decisions["fresh"]["reason"]
+    assert "the vendor's listing does not" in decisions["fresh"]["reason"]
+
+
+def test_github_a_new_index_pushed_after_the_plan_keeps_the_planned_platforms_it_names(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    path = f"acme/rebuilt{uuid.uuid4().hex[:8]}"
+    push_image(client, path, ["app"], created=ago(300))
+    index, platforms, signature = _old_index_with_signature(client, path)
+    for digest in (index, signature, *platforms):
+        packages.pushed[digest] = ago(30)
+    pushed: list[str] = []
+
+    def push_a_new_index(listing: int) -> None:
+        if listing == 2:  # a build pushes a new index of the same platform images, unknown to the plan
+            pushed.append(push_index_of(client, path, [platforms[0]], ["rebuilt"]))
+
+    packages.before_listing = push_a_new_index
+    report = tmp_path / "report.json"
+    done = _github_run(packages, registry_open, path, tmp_path, report)
+    assert done.returncode == 0, done.stderr
+    assert pushed and client.find_manifest(path, pushed[0]) is not None
+    assert client.find_manifest(path, platforms[0]) is not None
+    for digest in (index, signature, platforms[1]):  # the new tag does not reach them: they go as planned
+        assert client.find_manifest(path, digest) is None, digest
+    document = json.loads(report.read_text())
+    outcomes = {u["digest"]: u["outcome"] for u in document["untagged"]}
+    assert outcomes == {platforms[0]: "left", index: "removed", signature: "removed", platforms[1]: "removed"}
+    assert "(rebuilt)" in done.stderr
+
+
+def test_a_package_listed_in_an_unexpected_shape_is_skipped_with_its_reason_and_the_others_are_cleaned(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    good, odd = f"acme/good{uuid.uuid4().hex[:8]}", f"acme/odd{uuid.uuid4().hex[:8]}"
+    orphans = {}
+    for path in (good, odd):
+        push_image(client, path, ["app"], created=ago(300))
+        orphans[path] = push_image(client, path, created=ago(30)).digest
+        packages.pushed[orphans[path]] = ago(30)
+    packages.metadata[orphans[odd]] = "container"  # GitHub answers one version's metadata as a string
+    report = tmp_path / "report.json"
+    done = run_ci_env("cleanup", "--registry", registry_open.host, "--repository", good, "--repository", odd,
+                      "--rule", "keep=all", "--untagged", "older-than=7d", "--images-repo-implementation", "github",
+                      "--repo-github-token", GITHUB_TOKEN, "--report", str(report),
+                      env=_env(tmp_path, WERF_GITHUB_API_URL=packages.api.url), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (f"ci-env: warning: {registry_open.host}/{odd}: not listed, nothing removed: GitHub Packages: the package "
+            f"versions listing is malformed: version {packages.ids[orphans[odd]]} has a metadata that is not an "
+            "object") in done.stderr
+    assert client.find_manifest(good, orphans[good]) is None  # the other package was cleaned
+    assert client.find_manifest(odd, orphans[odd]) is not None
+    document = json.loads(report.read_text())
+    assert [u["digest"] for u in document["untagged"]] == [orphans[good]]

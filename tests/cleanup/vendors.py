@@ -13,6 +13,7 @@
   for its other tags).
 - **GitHub** (``tests.vendors.servers.GitHubPackages``): the real registry plays ghcr.io, package
   versions are derived from it.
+- **AWS SDK relay** (:class:`AwsFront`): forwards ECR's API calls to moto, with a hook between two of them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -180,3 +182,34 @@ class DockerHubOverRegistry:
                 parts = call.raw_path.strip("/").split("/")  # v2 repositories NS REPO tags TAG
                 result.add(f"{parts[2]}/{parts[3]}:{parts[5]}")
         return result
+
+
+class AwsFront:
+    """A relay in front of moto's server for the AWS SDK (``AWS_ENDPOINT_URL_ECR`` points at it): every JSON API
+    call (``POST /`` with ``X-Amz-Target``) is forwarded unchanged and answered with moto's answer; ``before``,
+    when set, is called with the operation name (``DescribeImages``, ``BatchDeleteImage``, ...) before it is
+    forwarded: a test's concurrent writer that must land between two of ci-env's calls."""
+
+    def __init__(self, api: FakeApi, moto_url: str) -> None:
+        self.api = api
+        self.moto_url = moto_url
+        self.operations: list[str] = []
+        self.before: Callable[[str], None] | None = None
+        api.route("POST", r"/")(self.relay)
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    def relay(self, call: Call) -> Reply:
+        import requests
+
+        operation = call.headers.get("X-Amz-Target", "").rpartition(".")[2]
+        self.operations.append(operation)
+        if self.before is not None:
+            self.before(operation)
+        skip = {"host", "content-length", "connection", "accept-encoding"}
+        headers = {k: v for k, v in call.headers.items() if k.lower() not in skip}
+        answer = requests.post(self.moto_url + "/", data=call.body, headers=headers, timeout=30)
+        kept = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "x-amzn-requestid")}
+        return answer.status_code, kept, answer.content

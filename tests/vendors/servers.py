@@ -10,6 +10,7 @@ does). The token it accepts is :data:`TOKEN`. (The moto server for ECR is the ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -36,6 +37,13 @@ class GitHubPackages:
         #: digest -> when its version was created and last updated (a tag moved onto it), as GitHub lists them
         self.pushed: dict[str, str] = {}
         self.page_size = 100
+        #: tags the versions listing leaves out (as a lagging listing does): their versions look untagged
+        self.hidden_tags: set[str] = set()
+        #: called with the number of the versions listing (its first page) about to be answered: 1, 2, ...
+        self.before_listing: Callable[[int], None] | None = None
+        #: digest -> the ``metadata`` its version is listed with instead of the real one (an unexpected shape)
+        self.metadata: dict[str, Any] = {}
+        self.listings = 0
         api.route("GET", r"/user")(self.user)
         api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)")(self.package)
         api.route("GET", r"/(orgs|users)/([^/]+)/packages/container/([^/]+)/versions")(self.versions)
@@ -62,13 +70,15 @@ class GitHubPackages:
     def _versions(self, path: str) -> list[dict[str, Any]]:
         by_digest: dict[str, list[str]] = {digest: [] for digest in self._revisions(path)}
         for tag, digest in tag_map(self.client, path).items():
-            by_digest.setdefault(digest, []).append(tag)
+            if tag not in self.hidden_tags:
+                by_digest.setdefault(digest, []).append(tag)
         versions = []
         for digest, tags in by_digest.items():
             ident = self.ids.setdefault(digest, 1000 + len(self.ids))
             when = self.pushed.get(digest, PUSHED)
+            metadata = self.metadata.get(digest, {"package_type": "container", "container": {"tags": sorted(tags)}})
             versions.append({"id": ident, "name": digest, "created_at": when, "updated_at": when,
-                             "metadata": {"package_type": "container", "container": {"tags": sorted(tags)}}})
+                             "metadata": metadata})
         return sorted(versions, key=lambda v: -v["id"])
 
     def _revisions(self, path: str) -> list[str]:
@@ -89,6 +99,10 @@ class GitHubPackages:
             return 404, {}, {"message": "Package not found."}
         size = min(int(call.query.get("per_page", ["30"])[0]), self.page_size)
         page = int(call.query.get("page", ["1"])[0])
+        if page == 1:
+            self.listings += 1
+            if self.before_listing is not None:
+                self.before_listing(self.listings)
         versions = self._versions(path)
         chunk = versions[(page - 1) * size: page * size]
         headers = {}

@@ -273,3 +273,20 @@ def test_a_tag_pushed_onto_the_version_after_it_was_listed_keeps_it(
     r._find_version = promote_after_listing  # type: ignore[method-assign]
     assert r.untag(RepoAddress("ghcr.io", path), "old") == "removed"
     assert tag_map(gh.client, path) == {"latest": old}  # the version was re-read before its DELETE: only old went
+
+
+@pytest.mark.parametrize(("metadata", "field", "shape"), [
+    ("container", "metadata", "an object"), ({"container": ["v1"]}, "metadata.container", "an object"),
+    ({"container": {"tags": "v1"}}, "metadata.container.tags", "a list of tags"),
+    ({"container": {"tags": [1]}}, "metadata.container.tags", "a list of tags")])
+def test_a_version_whose_metadata_has_another_shape_makes_the_listing_malformed(
+        ghcr: Any, registry_open: RegistryService, tmp_path: Path, metadata: Any, field: str, shape: str) -> None:
+    gh = ghcr()
+    path = f"acme/odd{next(_names)}"
+    digest = push_image(gh.client, path, ["v1"], seed=f"odd-{path}").digest
+    gh.metadata[digest] = metadata
+    with pytest.raises(RegistryError) as raised:
+        remover(gh, registry_open, tmp_path).list_manifests(RepoAddress("ghcr.io", path))
+    message = raised.value.message
+    assert message == (f"GitHub Packages: the package versions listing is malformed: version {gh.ids[digest]} has a "
+                       f"{field} that is not {shape}")

@@ -495,6 +495,16 @@ class GitHubNamespaces:
 
 
 def _tags(version: dict[str, Any]) -> list[str]:
+    """The tags of a package version (``metadata.container.tags``; none when absent). RegistryError when GitHub's
+    answer has another shape (``metadata`` or ``container`` not an object, ``tags`` not a list of strings): a
+    version whose tags cannot be read could be a tagged image taken for an untagged one."""
     metadata = version.get("metadata") or {}
-    container = metadata.get("container") or {}
-    return list(container.get("tags") or [])
+    container = (metadata.get("container") or {}) if isinstance(metadata, dict) else None
+    tags = (container.get("tags") or []) if isinstance(container, dict) else None
+    if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
+        return list(tags)
+    what = ("metadata" if not isinstance(metadata, dict) else "metadata.container"
+            if not isinstance(container, dict) else "metadata.container.tags")
+    shape = "a list of tags" if what.endswith("tags") else "an object"
+    raise RegistryError(f"{VENDOR}: the package versions listing is malformed: version {str(version.get('id'))[:40]} "
+                        f"has a {what} that is not {shape}")
