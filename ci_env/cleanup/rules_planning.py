@@ -27,8 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ci_env.cleanup.manifest_edges import EDGE_KINDS, loose_edges
 from ci_env.cleanup.policies import KIND_TAG, Basis, Decision, Plan
 from ci_env.errors import AuthError, CiEnvError, RegistryError, UsageError
 from ci_env.retention.engine import (
@@ -36,11 +37,8 @@ from ci_env.retention.engine import (
     AGE_CONFIG,
     AGE_REGISTRY,
     BASIS_UNTAGGED,
-    EDGE_ATTESTATION,
     EDGE_PLATFORM,
     EDGE_REFERRER,
-    EDGE_SBOM,
-    EDGE_SIGNATURE,
     Artifact,
     Edge,
     Inventory,
@@ -61,11 +59,6 @@ if TYPE_CHECKING:
     from ci_env.registry.namespaces import Namespaces
     from ci_env.registry.reference import RepoAddress
     from ci_env.retention.rules import RepositorySelector
-
-#: how the graph's child roles and referrer kinds read as the engine's edges (others: a referrer)
-_EDGE_KINDS = {"platform": EDGE_PLATFORM, "index": EDGE_PLATFORM, "attestation-manifest": EDGE_ATTESTATION,
-               "signature": EDGE_SIGNATURE, "attestation": EDGE_ATTESTATION, "sbom": EDGE_SBOM}
-
 
 @dataclass(frozen=True)
 class Selection:
@@ -349,7 +342,7 @@ def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
     removal takes them), the manifests below them, the graph's edges, and each tag's age: the registry's push
     time from ``lister`` (a vendor API) where it gives one, else its image config's ``created``. Where the
     listing also gives the untagged manifests (``listing.ManifestLister``), they are in the inventory with their
-    push times, and what those the tags' graph does not hold reach is read (:func:`loose_edges`). A vendor
+    push times, and what those the tags' graph does not hold reach is read (``manifest_edges.loose_edges``). A vendor
     listing is completed by the Registry API's tag list (``listing.with_registry_tags``): a tag it omits has no
     push time (kept as the engine keeps unknown ages) and its graph holds what it reaches. (inventory, graph, the
     tags only the Registry API listed)."""
@@ -384,9 +377,9 @@ def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
     edges: dict[str, tuple[Edge, ...]] = {}
     below: set[str] = set()
     for node in graph.nodes.values():
-        found = [Edge(child, _EDGE_KINDS.get(graph.roles.get(child, "platform"), EDGE_PLATFORM))
+        found = [Edge(child, EDGE_KINDS.get(graph.roles.get(child, "platform"), EDGE_PLATFORM))
                  for child in node.children]
-        found += [Edge(r.digest, _EDGE_KINDS.get(r.kind, EDGE_REFERRER)) for r in graph.referrers_of(node.digest)]
+        found += [Edge(r.digest, EDGE_KINDS.get(r.kind, EDGE_REFERRER)) for r in graph.referrers_of(node.digest)]
         if found:
             edges[node.digest] = tuple(found)
             below.update(edge.digest for edge in found)
@@ -400,49 +393,6 @@ def read_inventory(client: RegistryClient, address: RepoAddress, parallel: int,
         when = plausible_time(loose.get(digest))
         artifacts.append(Artifact(digest, None, when, AGE_REGISTRY if when is not None else None))
     return Inventory(str(address), tuple(artifacts), edges), graph, unlisted
-
-
-def loose_edges(client: RegistryClient, path: str, digests: Sequence[str],
-                parallel: int) -> dict[str, tuple[Edge, ...]]:
-    """What the untagged manifests ``digests`` (no tag's graph holds them) reach, read once each: an index's
-    manifests (an edge from it), and the subject a manifest names (an edge from the subject to it: a signature or
-    attestation of that image). RegistryError when one cannot be read (a manifest that is gone has no edges):
-    without its edges, an untagged manifest a kept image needs could look unreferenced."""
-    import json
-
-    from ci_env.registry.accessories import kind_of
-
-    def read(digest: str) -> dict[str, Any]:
-        found = client.find_manifest(path, digest)
-        if found is None:
-            return {}
-        try:
-            document = json.loads(found[0])
-        except ValueError:
-            return {}
-        return document if isinstance(document, dict) else {}
-
-    if not digests:
-        return {}
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(digests)))) as pool:
-        documents = dict(zip(digests, pool.map(read, digests), strict=True))
-    edges: dict[str, list[Edge]] = {}
-    for digest, document in documents.items():
-        for entry in document.get("manifests") or []:
-            if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
-                annotations = entry.get("annotations") or {}
-                attestation = isinstance(annotations, dict) and (
-                    annotations.get("vnd.docker.reference.type") == "attestation-manifest")
-                edges.setdefault(digest, []).append(
-                    Edge(entry["digest"], EDGE_ATTESTATION if attestation else EDGE_PLATFORM))
-        subject = document.get("subject")
-        if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
-            config = document.get("config")
-            artifact_type = document.get("artifactType") or (
-                config.get("mediaType") if isinstance(config, dict) else None)
-            kind = _EDGE_KINDS.get(kind_of(artifact_type if isinstance(artifact_type, str) else None), EDGE_REFERRER)
-            edges.setdefault(subject["digest"], []).append(Edge(digest, kind))
-    return {parent: tuple(found) for parent, found in edges.items()}
 
 
 def config_times(client: RegistryClient, path: str, graph: RepoGraph, digests: Sequence[str],

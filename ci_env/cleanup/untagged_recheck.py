@@ -41,7 +41,7 @@ class PlannedReach:
 
 
 #: reads what manifests the plan never saw reach: digest -> the digests below it (an index's manifests), and
-#: subject digest -> its referrers among them (``rules_planning.loose_edges``)
+#: subject digest -> its referrers among them (``manifest_edges.loose_edges``)
 EdgeReader = Callable[[Sequence[str]], Mapping[str, Sequence[str]]]
 
 
@@ -81,7 +81,7 @@ def recheck(client: RegistryClient, path: str, reach: PlannedReach, remaining: M
     vendor's listing of the tags now (completed here by the Registry API's tag list, one HEAD per tag it lacks);
     ``remaining``: the plan's tags this run did not remove. RegistryError when the tags or a manifest cannot be
     read (then nothing of the repository is removed)."""
-    from ci_env.cleanup.rules_planning import loose_edges
+    from ci_env.cleanup.manifest_edges import loose_edges
     from ci_env.registry.listing import with_registry_tags
 
     now, _added = with_registry_tags(client, path, vendor, parallel=parallel)

@@ -281,36 +281,23 @@ def remove_untagged(
     order to delete them), of which those still untagged now and reached by nothing kept go. ``recheck(repo,
     tags)``, given the tags the vendor lists now (its ``list_manifests``, the same listing that gives the untagged
     manifests), says which digests tags pushed or moved since the plan reach now (digest -> tag): those stay
-    (``left``, with a warning), as do those of ``only`` that are tagged now. Returns the outcomes and warnings."""
+    (``left``, with a warning), as do those of ``only`` that are tagged now. Returns the outcomes and warnings.
+
+    Size: nine parameters: the repositories, how to reach their removers and graphs, the tag removal that ran
+    before, and five keyword options that two callers (``--delete-untagged``, the rules' ``untagged:``) set
+    differently; a settings object would only move them.
+    """
     outcomes: list[UntaggedOutcome] = []
     warnings: list[str] = []
     for repo in dict.fromkeys(repos):
         remover = remover_of(repo)
         if not (remover.capabilities.lists_untagged and remover.capabilities.deletes_manifests):
             continue
-        held: Mapping[str, str] = {}
         try:
-            protected = removal.protected.get(str(repo))
-            if protected is None:
-                graph = removal.graphs.get(str(repo)) or graph_of(repo)
-                protected = graph.reach([*graph.tags.values(), *keep(repo)])
-            if recheck is not None:
-                tags_now, loose = _listed_now(remover, repo)
-                held = recheck(repo, tags_now)
-                tagged_now = {info.digest: info.tag for info in tags_now if info.digest}
-            else:
-                loose, tagged_now = cast(UntaggedLister, remover).list_untagged(repo), {}
-            untagged = [d for d in loose if d not in protected]
-            if only is not None:
-                listed_now = set(untagged)
-                planned = only(repo)
-                held = {**held, **{d: tagged_now[d] for d in planned if d in tagged_now}}
-                untagged = [d for d in planned if d in listed_now or d in held]
+            untagged, held = _doomed_untagged(repo, remover, graph_of, removal, keep, only, recheck)
         except CiEnvError as exc:
             warnings.append(f"{repo}: untagged manifests were not removed: {exc.message}")
             continue
-        gone = {a.accessory.digest for a in removal.accessories if a.repo == str(repo) and a.status == Status.REMOVED}
-        untagged = [d for d in untagged if d not in gone and d not in keep(repo)]
         why = only(repo) if only is not None else {}
         stay = [d for d in untagged if d in held]
         if stay:
@@ -332,6 +319,34 @@ def remove_untagged(
             else:
                 outcomes.append(UntaggedOutcome(str(repo), digest, Status(answer), why=why.get(digest, "")))
     return tuple(outcomes), tuple(warnings)
+
+
+def _doomed_untagged(repo: RepoAddress, remover: TagRemover, graph_of: Callable[[RepoAddress], RepoGraph],
+                     removal: ImageRemoval, keep: Callable[[RepoAddress], Collection[str]],
+                     only: Callable[[RepoAddress], Mapping[str, str]] | None,
+                     recheck: Recheck | None) -> tuple[list[str], Mapping[str, str]]:
+    """``repo``'s untagged manifests to remove (in order), read from the registry now, and those of them that a
+    tag pushed or moved since the plan reaches (digest -> tag: they stay); see :func:`remove_untagged`.
+    CiEnvError when the registry cannot be read (then nothing of ``repo`` is removed)."""
+    held: Mapping[str, str] = {}
+    protected = removal.protected.get(str(repo))
+    if protected is None:
+        graph = removal.graphs.get(str(repo)) or graph_of(repo)
+        protected = graph.reach([*graph.tags.values(), *keep(repo)])
+    if recheck is not None:
+        tags_now, loose = _listed_now(remover, repo)
+        held = recheck(repo, tags_now)
+        tagged_now = {info.digest: info.tag for info in tags_now if info.digest}
+    else:
+        loose, tagged_now = cast(UntaggedLister, remover).list_untagged(repo), {}
+    untagged = [d for d in loose if d not in protected]
+    if only is not None:
+        listed_now = set(untagged)
+        planned = only(repo)
+        held = {**held, **{d: tagged_now[d] for d in planned if d in tagged_now}}
+        untagged = [d for d in planned if d in listed_now or d in held]
+    gone = {a.accessory.digest for a in removal.accessories if a.repo == str(repo) and a.status == Status.REMOVED}
+    return [d for d in untagged if d not in gone and d not in keep(repo)], held
 
 
 def _listed_now(remover: TagRemover, repo: RepoAddress) -> tuple[list[TagInfo], list[str]]:
