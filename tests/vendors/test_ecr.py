@@ -116,3 +116,25 @@ def test_untag_all_sends_ecr_tags_in_calls_of_100(ecr: Any, moto_url: str) -> No
     assert [o.status for o in summary.outcomes] == ["removed"] * 250
     assert calls == [100, 100, 50]
     assert [tags for tags in tags_by_digest(ecr).values()] == [["keep"]]
+
+
+def test_an_ecr_cleanup_without_the_aws_sdk_says_what_to_install(tmp_path: Any) -> None:
+    """The AWS SDK is an extra: a cleanup of an ECR repository on an install without it stops with one line
+    saying what to install, never a traceback (boto3 and botocore made unimportable in the CLI's process)."""
+    import subprocess
+    import sys
+
+    from tests.cli import environ_without
+
+    script = ("import sys; sys.modules['boto3'] = None; sys.modules['botocore'] = None; "
+              "from ci_env.cli import main; sys.argv = ['ci-env'] + sys.argv[1:]; main()")
+    env = {**environ_without(), "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing-secret", "DOCKER_CONFIG": str(tmp_path / "none"),
+           "XDG_STATE_HOME": str(tmp_path / "state")}
+    done = subprocess.run([sys.executable, "-c", script, "cleanup", "--without-kube",
+                           "--repository", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app",
+                           "--rule", "keep-last=1"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "needs the AWS SDK (botocore is missing): install the aws extra" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "testing-secret" not in done.stderr

@@ -59,6 +59,22 @@ def _utc(when: Any) -> str:
     return aware.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def _sdk_missing(error: ModuleNotFoundError) -> RegistryError:
+    """The error of an ECR call without the AWS SDK: what is missing and what to install."""
+    missing = (error.name or "boto3").split(".")[0]
+    return RegistryError(f"{VENDOR}: the registry's API needs the AWS SDK ({missing} is missing): install the aws "
+                         "extra (pip install '.[aws]' from a clone, or CI_ENV_EXTRAS: aws with a wheel)")
+
+
+def _sdk_errors() -> tuple[type[Exception], type[Exception]]:
+    """botocore's (BotoCoreError, ClientError); RegistryError saying what to install without the AWS SDK."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ModuleNotFoundError as error:
+        raise _sdk_missing(error) from None
+    return BotoCoreError, ClientError
+
+
 class EcrRemover:
     """Removes tags from ECR repositories with ``batch_delete_image``."""
 
@@ -80,8 +96,11 @@ class EcrRemover:
         with self._lock:
             if repo.registry in self._clients:
                 return self._clients[repo.registry]
-        import boto3
-        from botocore.config import Config
+        try:
+            import boto3
+            from botocore.config import Config
+        except ModuleNotFoundError as error:
+            raise _sdk_missing(error) from None
 
         env = self._context.env
         region = endpoints.ecr_region(repo.registry, env)
@@ -117,7 +136,7 @@ class EcrRemover:
         return self._describe(repo, "ANY")
 
     def _describe(self, repo: RepoAddress, status: str) -> tuple[list[TagInfo], dict[str, str | None]]:
-        from botocore.exceptions import BotoCoreError, ClientError
+        BotoCoreError, ClientError = _sdk_errors()
 
         from ci_env.registry.client import TagInfo
 
@@ -167,7 +186,7 @@ class EcrRemover:
             protected = self._protected.get(str(repo))
         if not protected:
             return set()
-        from botocore.exceptions import BotoCoreError, ClientError
+        BotoCoreError, ClientError = _sdk_errors()
 
         try:
             answer = client.describe_images(imageIds=[{"imageTag": t} for t in batch], **self._ids(repo))
@@ -185,7 +204,7 @@ class EcrRemover:
     ) -> dict[str, str | CiEnvError]:
         """Delete the images ``digests`` (with their tags) with ``batch_delete_image`` by digest, 100 a call:
         ``removed``, ``absent`` or the error, per digest."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        BotoCoreError, ClientError = _sdk_errors()
 
         client = self._client(repo)
         unique = list(dict.fromkeys(digests))
@@ -211,7 +230,7 @@ class EcrRemover:
 
     def list_untagged(self, repo: RepoAddress) -> list[str]:
         """The digests of the untagged images of ``repo`` (``describe_images``, ``tagStatus`` UNTAGGED)."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        BotoCoreError, ClientError = _sdk_errors()
 
         client = self._client(repo)
         pages = client.get_paginator("describe_images").paginate(
@@ -235,7 +254,7 @@ class EcrRemover:
 
     def preflight(self, repo: RepoAddress) -> None:
         """Check region, credentials and read access to the repository; deletes nothing."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        BotoCoreError, ClientError = _sdk_errors()
 
         if not repo.path:
             raise RegistryError(f"{VENDOR}: {repo} is not a repository")
@@ -273,7 +292,7 @@ class EcrRemover:
         Size: each batch answers with removed images and failures that map back to tags one by one; splitting it
         would pass the batch's results around.
         """
-        from botocore.exceptions import BotoCoreError, ClientError
+        BotoCoreError, ClientError = _sdk_errors()
 
         client = self._client(repo)
         results: dict[str, str | CiEnvError] = {}
@@ -343,17 +362,13 @@ class EcrNamespaces:
 
     def list_namespace(self, registry: str, namespace: str) -> list[str]:
         """Every repository name under ``namespace`` (a path prefix; "": the whole registry); [] when none is."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        BotoCoreError, ClientError = _sdk_errors()
 
         from ci_env.registry.reference import RepoAddress
 
         prefix = namespace.strip("/")
         try:
             client = self._remover._client(RepoAddress(registry, prefix))
-        except ModuleNotFoundError as error:
-            raise RegistryError(f"{VENDOR}: listing the repositories of {registry} needs the AWS SDK ({error.name} is "
-                                "missing): install the aws extra (pip install '.[aws]' from a clone, "
-                                "or CI_ENV_EXTRAS: aws with a wheel)") from None
         except PreflightError as error:
             text = error.message.removesuffix(" Nothing was deleted.").replace(CREDENTIALS_HELP, NAMESPACE_HELP)
             raise AuthError(f"cannot list the repositories of {registry}: {text}") from None
