@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, cast
 
-from ci_env.errors import RegistryError
+from ci_env.errors import RepositoryUnknownError
 from ci_env.registry.routes import RoutedImplementation, build
 
 if TYPE_CHECKING:
@@ -79,9 +79,7 @@ def with_registry_tags(client: RegistryApi, path: str, infos: Sequence[TagInfo],
 
     try:
         names = client.list_tags(path)
-    except RegistryError as exc:
-        if "NAME_UNKNOWN" not in str(exc):
-            raise
+    except RepositoryUnknownError:
         names = []
     have = {info.tag for info in infos}
     missing = sorted(tag for tag in names if tag not in have)
