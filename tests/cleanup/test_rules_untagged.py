@@ -373,3 +373,35 @@ def test_github_a_tag_list_failure_whose_text_names_name_unknown_is_a_failure_no
         assert client.find_manifest(path, digest) is not None, digest
     assert not [c for c in packages.api.calls if c.method == "DELETE"]
 
+
+def test_github_a_tag_the_versions_listing_still_shows_on_its_old_image_keeps_the_index_it_points_at(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    # app was moved onto an old untagged index; GitHub's versions listing lags: the old image's version still
+    # shows the tag, the index's none. The Registry API is the truth of where a tag points: the index, its
+    # platform manifests and its signature stay (deleting them would break app)
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    path = f"acme/stale{uuid.uuid4().hex[:8]}"
+    old = push_image(client, path, ["app"], created=ago(300)).digest
+    index, platforms, signature = _old_index_with_signature(client, path)
+    orphan = push_image(client, path, created=ago(30)).digest
+    body, info = client.get_manifest(path, index)
+    client.put_manifest(path, "app", body, info.media_type)
+    for digest in (index, signature, orphan, *platforms):
+        packages.pushed[digest] = ago(30)
+    packages.listed_on["app"] = old
+    report = tmp_path / "report.json"
+    done = _github_run(packages, registry_open, path, tmp_path, report)
+    assert done.returncode == 0, done.stderr
+    resolved = client.resolve(path, "app")
+    assert resolved is not None and resolved.digest == index
+    for digest in (index, signature, *platforms):
+        assert client.find_manifest(path, digest) is not None, digest
+    assert client.find_manifest(path, orphan) is None
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    outcomes = {u["digest"]: u for u in document["untagged"]}
+    assert outcomes[orphan]["outcome"] == "removed"
+    for digest in (index, signature, *platforms):
+        assert outcomes[digest]["outcome"] == "left", outcomes[digest]
+        assert "tag app" in outcomes[digest]["reason"], outcomes[digest]
