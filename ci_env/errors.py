@@ -44,6 +44,12 @@ class RegistryError(CiEnvError):
     """A registry or vendor API answered with an error we cannot work around (exit 1)."""
 
 
+class RepositoryUnknownError(RegistryError):
+    """The Registry API said the repository does not exist: a 404 whose error code is ``NAME_UNKNOWN``. Callers
+    that read a missing repository as an empty one catch this type, never match the text: a registry's or a
+    front's own message (any status) may mention NAME_UNKNOWN, and a real failure must not read as "no tags"."""
+
+
 class PreflightError(CiEnvError):
     """A destructive operation cannot proceed; nothing was changed (exit 1)."""
 

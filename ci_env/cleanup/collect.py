@@ -30,7 +30,7 @@ from ci_env.contract import (
     SIGNATURE_LABEL,
     STRATEGY_LABEL,
 )
-from ci_env.errors import CiEnvError, RegistryError
+from ci_env.errors import CiEnvError, RepositoryUnknownError
 
 if TYPE_CHECKING:
     from ci_env.records import Publication, PublicationsRead
@@ -142,10 +142,8 @@ def _resolve(
 def _list(client: RegistryClient, path: str) -> list[str]:
     try:
         return client.list_tags(path)
-    except RegistryError as exc:
-        if "NAME_UNKNOWN" in str(exc):
-            return []
-        raise
+    except RepositoryUnknownError:
+        return []
 
 
 def _vendor_digests(

@@ -388,13 +388,16 @@ def _delete_untagged(
     running: Callable[[RepoAddress], frozenset[str]],
 ) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
     """``--delete-untagged``: the untagged manifests nothing kept reaches, in every repository the run listed
-    (``route``: each repository's remover and graph); (outcomes, warnings)."""
+    (``route``: each repository's remover and graph), except what a tag pushed or moved since the listing reaches
+    now (``untagged_recheck.graph_recheck``: a build during the run); (outcomes, warnings)."""
+    from ci_env.cleanup.untagged_recheck import graph_recheck
     from ci_env.registry.removal import remove_untagged
 
     settings = work.settings
     listed = _listed_repositories(work, inventory)
+    recheck = graph_recheck(work.clients, route[1], removal, settings.parallel)
     untagged, warnings = remove_untagged(listed, route[0], route[1], removal, parallel=settings.parallel,
-                                         dry_run=settings.dry_run, keep=running)
+                                         dry_run=settings.dry_run, keep=running, recheck=recheck)
     return tuple(untagged), tuple(warnings)
 
 

@@ -4,9 +4,10 @@ The plan decides the untagged manifests from one listing; minutes can pass befor
 removal, GitHub's one DELETE a second). Meanwhile a push may tag an untagged index the plan removes, or put a
 tag on an image whose untagged platform manifests or signatures the plan removes: deleting them would break
 that tag. So right before a repository's untagged manifests are deleted, its tags are read again (the vendor's
-listing, completed by the Registry API's tag list: ``listing.with_registry_tags``), and every tag that is new or
-points elsewhere than when planned (or was removed by this run and is back) keeps what it reaches now: the
-plan's graph and the edges read of its untagged manifests, and (one GET each) any manifest the plan never saw.
+listing, completed by the Registry API's tag list, each tag resolved with a HEAD: ``listing.with_registry_tags``
+with ``verify``), and every tag that is new or points elsewhere than when planned (or was removed by this run and
+is back) keeps what it reaches now: the plan's graph and the edges read of its untagged manifests, and (one GET
+each) any manifest the plan never saw.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ci_env.registry.client import RegistryClient, TagInfo
+    from ci_env.registry.graph import RepoGraph
+    from ci_env.registry.reference import RepoAddress
+    from ci_env.registry.removal import ImageRemoval, Recheck
     from ci_env.retention.engine import Inventory
 
 
@@ -38,6 +42,19 @@ class PlannedReach:
         known = {a.digest for a in inventory.artifacts} | set(nodes) | set(edges)
         known.update(digest for found in edges.values() for digest in found)
         return cls(dict(tags), edges, frozenset(known))
+
+    @classmethod
+    def of_graph(cls, graph: RepoGraph) -> PlannedReach:
+        """The reach of a repository from its graph alone (its tags, each index's manifests, each manifest's
+        referrers): what managed-image cleanup listed."""
+        edges: dict[str, tuple[str, ...]] = {}
+        for digest in {*graph.nodes, *graph.referrers}:
+            node = graph.nodes.get(digest)
+            below = (*(node.children if node is not None else ()), *(r.digest for r in graph.referrers_of(digest)))
+            if below:
+                edges[digest] = below
+        known = set(graph.nodes) | set(edges) | {d for found in edges.values() for d in found}
+        return cls(dict(graph.tags), edges, frozenset(known))
 
 
 #: reads what manifests the plan never saw reach: digest -> the digests below it (an index's manifests), and
@@ -78,13 +95,14 @@ def held_by(reach: PlannedReach, changed: Mapping[str, str], read: EdgeReader) -
 def recheck(client: RegistryClient, path: str, reach: PlannedReach, remaining: Mapping[str, str],
             vendor: Sequence[TagInfo], parallel: int) -> dict[str, str]:
     """The digests of ``path`` that tags new or moved since the plan reach now -> such a tag. ``vendor``: the
-    vendor's listing of the tags now (completed here by the Registry API's tag list, one HEAD per tag it lacks);
+    vendor's listing of the tags now (completed here by the Registry API's tag list, and every tag resolved with
+    one HEAD: where a tag points is the registry's word, a lagging vendor listing can show it on its old image);
     ``remaining``: the plan's tags this run did not remove. RegistryError when the tags or a manifest cannot be
     read (then nothing of the repository is removed)."""
     from ci_env.cleanup.manifest_edges import loose_edges
     from ci_env.registry.listing import with_registry_tags
 
-    now, _added = with_registry_tags(client, path, vendor, parallel=parallel)
+    now, _added = with_registry_tags(client, path, vendor, parallel=parallel, verify=True)
     changed = changed_tags(remaining, now)
     if not changed:
         return {}
@@ -94,3 +112,20 @@ def recheck(client: RegistryClient, path: str, reach: PlannedReach, remaining: M
                 for parent, found in loose_edges(client, path, digests, parallel).items()}
 
     return held_by(reach, changed, read)
+
+
+def graph_recheck(client_of: Callable[[RepoAddress], RegistryClient], graph_of: Callable[[RepoAddress], RepoGraph],
+                  removal: ImageRemoval, parallel: int) -> Recheck:
+    """The re-check of ``remove_untagged`` (``ci_env.registry.removal``) for a run whose plan is the repositories'
+    graphs (``--delete-untagged`` of managed-image cleanup): the tags ``removal`` did not remove are the planned
+    ones, and what a tag new or moved since the graph was read reaches now stays (:func:`recheck`)."""
+    from ci_env.registry.outcomes import GONE
+
+    gone = {(o.repo, o.tag) for o in removal.summary.outcomes if o.status in GONE}
+
+    def check(repo: RepoAddress, vendor: Sequence[TagInfo]) -> Mapping[str, str]:
+        graph = removal.graphs.get(str(repo)) or graph_of(repo)
+        remaining = {tag: digest for tag, digest in graph.tags.items() if (str(repo), tag) not in gone}
+        return recheck(client_of(repo), repo.path, PlannedReach.of_graph(graph), remaining, vendor, parallel)
+
+    return check

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ci_env.errors import RegistryError
+from ci_env.errors import RegistryError, RepositoryUnknownError
 from ci_env.records.model import (
     MANAGED,
     MANAGED_PREFIX,
@@ -182,9 +182,7 @@ class RegistryStore:
         if self._listing is None:
             try:
                 self._listing = self.client.list_tags(self.repository.path)
-            except RegistryError as exc:
-                if "NAME_UNKNOWN" not in str(exc):
-                    raise
+            except RepositoryUnknownError:
                 self._listing = []
         return self._listing
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ci_env.errors import RegistryError
+from ci_env.errors import RegistryError, RepositoryUnknownError
 from ci_env.registry import manifests as mf
 from ci_env.registry.auth import repository_scope
 from ci_env.registry.outcomes import Status
@@ -186,9 +186,9 @@ class RegistryApi:
     def list_tags(self, path: str) -> list[str]:
         """Every tag of repository ``path``, following ``Link`` pagination; [] when it has none.
 
-        RegistryError when the repository does not exist (404 NAME_UNKNOWN), when an answer is not a tag list,
-        when a next page is on another host (never merged, never sent credentials) and when the pages repeat
-        or never end (``ci_env.registry.paging``).
+        RepositoryUnknownError when the repository does not exist (404 NAME_UNKNOWN); RegistryError when an
+        answer is not a tag list, when a next page is on another host (never merged, never sent credentials) and
+        when the pages repeat or never end (``ci_env.registry.paging``).
         """
         scopes = [repository_scope(path, "pull")]
         what = f"listing the tags of {path} on {self.registry}"
@@ -269,9 +269,7 @@ class RegistryApi:
         """Every tag of ``path`` resolved (tag -> its manifest, None: it vanished); an unknown repository has none."""
         try:
             tags = self.list_tags(path)
-        except RegistryError as exc:
-            if "NAME_UNKNOWN" not in str(exc):
-                raise
+        except RepositoryUnknownError:
             return {}
         return self.resolve_tags(path, tags, parallel=parallel)
 

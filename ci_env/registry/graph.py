@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ci_env import untrusted_json
-from ci_env.errors import RegistryError
+from ci_env.errors import RegistryError, RepositoryUnknownError
 from ci_env.registry import manifests as mf
 from ci_env.registry.accessories import (
     REFERRERS_INDEX,
@@ -547,9 +547,7 @@ def removal_graph(
     if names is None:
         try:
             names = client.list_tags(path)
-        except RegistryError as exc:
-            if "NAME_UNKNOWN" not in str(exc):
-                raise
+        except RepositoryUnknownError:
             names = []
     listed: dict[str, Listed | None] = dict(known or {})
     wanted = [t for t in dict.fromkeys(doomed) if t not in listed or listed[t] is None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, cast
 
-from ci_env.errors import RegistryError
+from ci_env.errors import RepositoryUnknownError
 from ci_env.registry.routes import RoutedImplementation, build
 
 if TYPE_CHECKING:
@@ -68,29 +68,38 @@ def list_with_untagged(lister: TagLister, repo: RepoAddress) -> tuple[list[TagIn
     return tags, untagged
 
 
-def with_registry_tags(client: RegistryApi, path: str, infos: Sequence[TagInfo], *,
-                       parallel: int = 8) -> tuple[list[TagInfo], tuple[str, ...]]:
+def with_registry_tags(client: RegistryApi, path: str, infos: Sequence[TagInfo], *, parallel: int = 8,
+                       verify: bool = False) -> tuple[list[TagInfo], tuple[str, ...]]:
     """``infos`` (a vendor listing of ``path``) completed by the Registry API's tag list (``GET /v2/PATH/tags/list``,
     one paged listing): each tag the vendor listing lacks (eventual consistency, a lagging or mis-paged listing)
     is resolved with one HEAD and added without a push time; one that vanished meanwhile is left out, and a
-    repository the registry does not know adds none. (every tag, sorted; the tags added, sorted). RegistryError
-    when the tag list cannot be read: a vendor listing alone could make a tagged manifest look untagged."""
+    repository the registry does not know (404 NAME_UNKNOWN) adds none. ``verify``: every tag either lists is
+    resolved (one HEAD each) and the Registry API's digest wins: a lagging vendor listing can still show a moved
+    tag on its old image (its push time is kept only where the digests agree; a tag the registry no longer has
+    is left out). (every tag, sorted; the tags added, sorted). RegistryError when the tag list or a tag cannot
+    be read: a vendor listing alone could make a tagged manifest look untagged."""
     from ci_env.registry.client import TagInfo
 
     try:
         names = client.list_tags(path)
-    except RegistryError as exc:
-        if "NAME_UNKNOWN" not in str(exc):
-            raise
+    except RepositoryUnknownError:
         names = []
-    have = {info.tag for info in infos}
-    missing = sorted(tag for tag in names if tag not in have)
+    have = {info.tag: info for info in infos}
+    wanted = sorted({*names, *have} if verify else {tag for tag in names if tag not in have})
     added = []
-    for tag, found in client.resolve_tags(path, missing, parallel=parallel).items():
-        if found is not None:
-            added.append(TagInfo(tag, found.digest, found.media_type, None))
-    merged = sorted([*infos, *added], key=lambda info: info.tag)
-    return merged, tuple(info.tag for info in added)
+    resolved = client.resolve_tags(path, wanted, parallel=parallel)
+    merged = [] if verify else list(infos)
+    for tag in wanted:
+        found = resolved.get(tag)
+        if found is None:
+            continue
+        vendor = have.get(tag)
+        if vendor is None:
+            added.append(tag)
+        if verify or vendor is None:
+            same = vendor is not None and vendor.digest == found.digest
+            merged.append(TagInfo(tag, found.digest, found.media_type, vendor.created if same and vendor else None))
+    return sorted(merged, key=lambda info: info.tag), tuple(added)
 
 
 def lister_for(implementation: RoutedImplementation, context: RemoverContext, *,

@@ -335,7 +335,9 @@ def _doomed_untagged(repo: RepoAddress, remover: TagRemover, graph_of: Callable[
         protected = graph.reach([*graph.tags.values(), *keep(repo)])
     if recheck is not None:
         tags_now, loose = _listed_now(remover, repo)
-        held = recheck(repo, tags_now)
+        kept = set(keep(repo))
+        if only is not None or any(d not in protected and d not in kept for d in loose):  # else nothing to check
+            held = recheck(repo, tags_now)
         tagged_now = {info.digest: info.tag for info in tags_now if info.digest}
     else:
         loose, tagged_now = cast(UntaggedLister, remover).list_untagged(repo), {}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ci_env.errors import AuthError, RegistryError
+from ci_env.errors import AuthError, RegistryError, RepositoryUnknownError
 from ci_env.registry.auth import Authenticator, Credential, credentials_for, docker_config_dir
 from ci_env.registry.insecure import from_env as insecure_from_env
 from ci_env.registry.insecure import is_listed, is_loopback
@@ -194,8 +194,9 @@ class Transport:
                 f"{self.registry} does not allow {what} (405 UNSUPPORTED): deletion is disabled on this registry "
                 "(distribution: storage.delete.enabled=true / REGISTRY_STORAGE_DELETE_ENABLED=true)"
             )
-        if status == 404 and "NAME_UNKNOWN" in codes:
-            return RegistryError(f"{what}: the repository does not exist on {self.registry} (404 NAME_UNKNOWN)")
+        if status == 404 and "NAME_UNKNOWN" in codes.split(","):
+            return RepositoryUnknownError(
+                f"{what}: the repository does not exist on {self.registry} (404 NAME_UNKNOWN)")
         detail = f" {codes}" if codes else ""
         text = f": {message}" if message else ""
         return RegistryError(f"{self.registry} answered {status}{detail} to {what}{text}")

@@ -164,3 +164,42 @@ def test_cleanup_removes_exactly_the_stale_tags_on_the_vendor(vendor: Vendor, tm
     again = _cli(vendor, scenario, tmp_path)
     assert again.returncode == 0, again.stderr
     assert world.tags("api") == scenario.expected_api()
+
+
+def test_github_delete_untagged_keeps_the_platforms_of_an_image_pushed_during_the_run(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    # a build pushes a multi-platform image while cleanup runs: its platform manifests are untagged versions the
+    # plan never saw; --delete-untagged reads the untagged versions after the tag removals and must not take them
+    from tests.graphs.shapes import push_index_of
+    from tests.registry_client.images import push_image
+
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages, repo")
+    vendor = _github(registry_open, fake_api, "")
+    vendor.env["WERF_GITHUB_API_URL"] = packages.api.url
+    world = vendor.world
+    scenario = publish_scenario(world, tmp_path / "project", stage_like=False)
+    api = image_repository(world.images_repo, world.mode, "api").path
+    leftover = push_image(world.client, api).digest  # untagged before the run, nothing reaches it: it goes
+    pushed: list[tuple[str, list[str]]] = []
+
+    def build_during_the_run(_listing: int) -> None:
+        if not pushed and any(c.method == "DELETE" for c in packages.api.calls):  # the removals have begun
+            platforms = [push_image(world.client, api).digest for _ in range(2)]
+            pushed.append((push_index_of(world.client, api, platforms, ["hotfix"]), platforms))
+
+    packages.before_listing = build_during_the_run
+    report = tmp_path / "report.json"
+    result = _cli(vendor, scenario, tmp_path, "--delete-untagged", "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    assert pushed, "the build did not run during the cleanup"
+    index, platforms = pushed[0]
+    resolved = world.client.resolve(api, "hotfix")
+    assert resolved is not None and resolved.digest == index
+    for digest in platforms:
+        assert world.client.find_manifest(api, digest) is not None, digest
+    assert world.client.find_manifest(api, leftover) is None
+    assert world.tags("api") == {*scenario.expected_api(), "hotfix"}
+    document = json.loads(report.read_text())
+    outcomes = {u["digest"]: u["outcome"] for u in document["untagged"]}
+    assert outcomes[leftover] == "removed"
+    assert {outcomes.get(d) for d in platforms} <= {"left", None}

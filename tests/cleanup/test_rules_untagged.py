@@ -18,7 +18,7 @@ import jsonschema
 
 from ci_env.registry.client import RegistryClient
 from tests.cleanup.test_cleanup_rules import SCHEMA, ago
-from tests.cleanup.vendors import AwsFront, EcrRegistryApi, ecr_manifest
+from tests.cleanup.vendors import AwsFront, EcrRegistryApi, RegistryRelay, ecr_manifest, registry_error
 from tests.cli import environ_without, run_ci_env
 from tests.graphs.shapes import push_artifact, push_index_of
 from tests.registry_client.images import push_image
@@ -149,7 +149,7 @@ def test_ecr_untagged_images_are_removed_by_digest_but_a_kept_index_keeps_its_pl
     assert {platforms[0], platforms[1], signature} <= images()
 
 
-def _github_run(packages: GitHubPackages, registry: RegistryService, path: str, tmp_path: Path,
+def _github_run(packages: GitHubPackages, registry: RegistryService | RegistryRelay, path: str, tmp_path: Path,
                 report: Path) -> Any:
     return run_ci_env("cleanup", "--registry", registry.host, "--repository", path, "--rule", "keep=all",
                       "--untagged", "older-than=7d", "--images-repo-implementation", "github",
@@ -343,3 +343,65 @@ def test_a_package_listed_in_an_unexpected_shape_is_skipped_with_its_reason_and_
     assert client.find_manifest(odd, orphans[odd]) is not None
     document = json.loads(report.read_text())
     assert [u["digest"] for u in document["untagged"]] == [orphans[good]]
+
+
+def test_github_a_tag_list_failure_whose_text_names_name_unknown_is_a_failure_not_a_missing_repository(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    # the versions listing lags (the index's tag is not on it yet) and the Registry API's tag list, which would
+    # complete it, fails with a 404 whose message mentions NAME_UNKNOWN (a front passing an upstream's words on):
+    # that is no "repository does not exist", so the repository is skipped and nothing of it is removed
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    relay = RegistryRelay(fake_api(), registry_open)
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    path = f"acme/spoof{uuid.uuid4().hex[:8]}"
+    push_image(client, path, ["app"], created=ago(300))
+    index, platforms, signature = _old_index_with_signature(client, path)
+    body, info = client.get_manifest(path, index)
+    client.put_manifest(path, "fresh", body, info.media_type)
+    orphan = push_image(client, path, created=ago(30)).digest
+    for digest in (index, signature, orphan, *platforms):
+        packages.pushed[digest] = ago(30)
+    packages.hidden_tags.add("fresh")
+    relay.tag_list_answer = registry_error(404, "NOT_FOUND", "route not found (upstream said NAME_UNKNOWN)")
+    report = tmp_path / "report.json"
+    done = _github_run(packages, relay, path, tmp_path, report)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{relay.host}/{path}: not listed, nothing removed: " in done.stderr
+    assert "answered 404 NOT_FOUND" in done.stderr
+    for digest in (index, signature, orphan, *platforms):
+        assert client.find_manifest(path, digest) is not None, digest
+    assert not [c for c in packages.api.calls if c.method == "DELETE"]
+
+
+def test_github_a_tag_the_versions_listing_still_shows_on_its_old_image_keeps_the_index_it_points_at(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    # app was moved onto an old untagged index; GitHub's versions listing lags: the old image's version still
+    # shows the tag, the index's none. The Registry API is the truth of where a tag points: the index, its
+    # platform manifests and its signature stay (deleting them would break app)
+    packages = GitHubPackages(fake_api(), registry_open, "read:packages, delete:packages")
+    client = RegistryClient(registry_open.host, docker_config=Path("/nonexistent"))
+    path = f"acme/stale{uuid.uuid4().hex[:8]}"
+    old = push_image(client, path, ["app"], created=ago(300)).digest
+    index, platforms, signature = _old_index_with_signature(client, path)
+    orphan = push_image(client, path, created=ago(30)).digest
+    body, info = client.get_manifest(path, index)
+    client.put_manifest(path, "app", body, info.media_type)
+    for digest in (index, signature, orphan, *platforms):
+        packages.pushed[digest] = ago(30)
+    packages.listed_on["app"] = old
+    report = tmp_path / "report.json"
+    done = _github_run(packages, registry_open, path, tmp_path, report)
+    assert done.returncode == 0, done.stderr
+    resolved = client.resolve(path, "app")
+    assert resolved is not None and resolved.digest == index
+    for digest in (index, signature, *platforms):
+        assert client.find_manifest(path, digest) is not None, digest
+    assert client.find_manifest(path, orphan) is None
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    outcomes = {u["digest"]: u for u in document["untagged"]}
+    assert outcomes[orphan]["outcome"] == "removed"
+    for digest in (index, signature, *platforms):
+        assert outcomes[digest]["outcome"] == "left", outcomes[digest]
+        assert "tag app" in outcomes[digest]["reason"], outcomes[digest]

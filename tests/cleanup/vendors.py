@@ -213,3 +213,37 @@ class AwsFront:
         answer = requests.post(self.moto_url + "/", data=call.body, headers=headers, timeout=30)
         kept = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "x-amzn-requestid")}
         return answer.status_code, kept, answer.content
+
+
+class RegistryRelay:
+    """A real registry's Registry API (reads: GET and HEAD) relayed unchanged, the way a front (a CDN, a proxy,
+    a vendor's own gateway) serves it, except ``tag_list_answer``: when set, what every ``GET .../tags/list``
+    is answered with instead (a test's failing tag list). ``host`` is what ci-env is pointed at."""
+
+    def __init__(self, api: FakeApi, registry: RegistryService) -> None:
+        self.api = api
+        self.upstream = registry.url.rstrip("/")
+        self.tag_list_answer: Reply | None = None
+        api.route("GET", r"/v2/.*")(self.relay)
+        api.route("HEAD", r"/v2/.*")(self.relay)
+
+    @property
+    def host(self) -> str:
+        return self.api.url.removeprefix("http://")
+
+    def relay(self, call: Call) -> Reply:
+        import requests
+
+        if self.tag_list_answer is not None and call.raw_path.endswith("/tags/list"):
+            return self.tag_list_answer
+        headers = {k: v for k, v in call.headers.items() if k.lower() in ("accept", "authorization")}
+        answer = requests.request(call.method, self.upstream + call.target, headers=headers, timeout=30,
+                                  allow_redirects=False)
+        kept = {k: v for k, v in answer.headers.items()
+                if k.lower() in ("content-type", "docker-content-digest", "link", "docker-distribution-api-version")}
+        return answer.status_code, kept, answer.content
+
+
+def registry_error(status: int, code: str, message: str) -> Reply:
+    """A Registry API error answer (``{"errors": [{"code": ..., "message": ...}]}``)."""
+    return _registry_error(status, code, message)

@@ -237,3 +237,23 @@ def test_the_decisions_name_the_repository_for_tags_and_untagged_manifests() -> 
     assert {d.repository for d in decisions} == {REPOSITORY}
     untagged = next(d for d in decisions if d.tag is None)
     assert untagged.reference == f"{REPOSITORY}@{untagged.digest}"
+
+
+def test_a_platform_manifest_shared_by_a_removed_and_a_kept_untagged_index_stays_with_the_kept_one() -> None:
+    shared, own = "sha256:shared", "sha256:own"
+    inv = Inventory(REPOSITORY, (
+        Artifact("sha256:old-idx", None, ago(100), AGE_REGISTRY),
+        Artifact("sha256:new-idx", None, ago(1), AGE_REGISTRY),
+        Artifact(shared, None, ago(100), AGE_REGISTRY), Artifact(own, None, ago(100), AGE_REGISTRY),
+    ), {"sha256:old-idx": (Edge(shared, EDGE_PLATFORM), Edge(own, EDGE_PLATFORM)),
+        "sha256:new-idx": (Edge(shared, EDGE_PLATFORM),)})
+    decisions = run("""version: 1
+repositories:
+- glob: '**'
+  untagged: {olderThan: 30d}
+  rules:
+  - keep: all
+""", inv)
+    assert removed_manifests(decisions) == {"sha256:old-idx", own}
+    kept = next(d for d in decisions if d.digest == shared)
+    assert kept.action == ACTION_KEEP and kept.reason == "the platform manifest of kept sha256:new-idx"

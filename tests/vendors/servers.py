@@ -39,6 +39,9 @@ class GitHubPackages:
         self.page_size = 100
         #: tags the versions listing leaves out (as a lagging listing does): their versions look untagged
         self.hidden_tags: set[str] = set()
+        #: tag -> the digest the versions listing shows it on instead of the one it points at (a lagging listing:
+        #: the tag moved, its old version still shows it, its new one does not yet)
+        self.listed_on: dict[str, str] = {}
         #: called with the number of the versions listing (its first page) about to be answered: 1, 2, ...
         self.before_listing: Callable[[int], None] | None = None
         #: digest -> the ``metadata`` its version is listed with instead of the real one (an unexpected shape)
@@ -71,7 +74,7 @@ class GitHubPackages:
         by_digest: dict[str, list[str]] = {digest: [] for digest in self._revisions(path)}
         for tag, digest in tag_map(self.client, path).items():
             if tag not in self.hidden_tags:
-                by_digest.setdefault(digest, []).append(tag)
+                by_digest.setdefault(self.listed_on.get(tag, digest), []).append(tag)
         versions = []
         for digest, tags in by_digest.items():
             ident = self.ids.setdefault(digest, 1000 + len(self.ids))
