@@ -255,7 +255,7 @@ def test_second_job_of_a_pipeline_restores_ci_env_from_the_cache(
     variables = _variables(registry_htpasswd, "group/cache", wheels, wheel, tmp_path / "unused")
     del variables["CI_ENV_HOME"]  # the template's default: .git/ci-env, inside the project directory
     variables["WHEELS"] = str(wheels)
-    result = _run_job(project, None, variables)
+    result = _run_job(project, None, variables, "--shell-isolation")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert not wheels.exists()
