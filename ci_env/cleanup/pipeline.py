@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ci_env.options import RepoOptions
     from ci_env.registry.graph import RepoGraph
     from ci_env.registry.reference import RepoAddress
-    from ci_env.registry.removal import ImageRemoval, UntaggedOutcome
+    from ci_env.registry.removal import ImageRemoval, UntaggedOutcome, UntaggedRemoval
     from ci_env.registry.untag import Outcome, Progress, TagRemover
     from ci_env.werf_config.cleanup import CleanupConfig
 
@@ -327,10 +327,12 @@ def execute(
             writer.close()
         raise
     untagged: tuple[UntaggedOutcome, ...] = ()
+    untagged_stopped: Mapping[str, str] = {}
     warnings = removal.warnings
     if settings.delete_untagged and not stopped:
-        untagged, more = _delete_untagged(work, inventory, (remover_of, graph_of), removal, running)
-        warnings += more
+        deleted = _delete_untagged(work, inventory, (remover_of, graph_of), removal, running)
+        untagged, untagged_stopped = deleted.outcomes, deleted.stopped
+        warnings += deleted.warnings
     refusals: tuple[Refusal, ...] = ()
     if settings.dry_run:  # what the real run's preflight would refuse (it deletes nothing)
         touched = [repo for repo, _tag in requests]
@@ -354,6 +356,7 @@ def execute(
         managed_forgotten=managed_forgotten,
         accessories=removal.by_tag(), untagged=untagged, warnings=warnings, stopped=stopped,
         journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals,
+        untagged_stopped=untagged_stopped,
     )
 
 
@@ -386,19 +389,18 @@ def _delete_untagged(
     work: Run, inventory: Inventory,
     route: tuple[Callable[[RepoAddress], TagRemover], Callable[[RepoAddress], RepoGraph]], removal: ImageRemoval,
     running: Callable[[RepoAddress], frozenset[str]],
-) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
+) -> UntaggedRemoval:
     """``--delete-untagged``: the untagged manifests nothing kept reaches, in every repository the run listed
     (``route``: each repository's remover and graph), except what a tag pushed or moved since the listing reaches
-    now (``untagged_recheck.graph_recheck``: a build during the run); (outcomes, warnings)."""
+    now (``untagged_recheck.graph_recheck``: a build during the run)."""
     from ci_env.cleanup.untagged_recheck import graph_recheck
     from ci_env.registry.removal import remove_untagged
 
     settings = work.settings
     listed = _listed_repositories(work, inventory)
     recheck = graph_recheck(work.clients, route[1], removal, settings.parallel)
-    untagged, warnings = remove_untagged(listed, route[0], route[1], removal, parallel=settings.parallel,
-                                         dry_run=settings.dry_run, keep=running, recheck=recheck)
-    return tuple(untagged), tuple(warnings)
+    return remove_untagged(listed, route[0], route[1], removal, parallel=settings.parallel,
+                           dry_run=settings.dry_run, keep=running, recheck=recheck)
 
 
 def _listed_repositories(work: Run, inventory: Inventory) -> list[RepoAddress]:

@@ -90,6 +90,9 @@ class Result:
     #: cleanup by rules: the repositories that could not be listed are in ``skipped`` and fail the run (exit 1) once
     #: the others are done; managed-image cleanup's ``skipped`` (local stages without a daemon) does not
     skipped_fail: bool = False
+    #: the repositories whose untagged removal stopped on an error (reference -> why): with the untagged manifests
+    #: whose removal failed, they fail the run (exit 1) once everything else is done
+    untagged_stopped: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def would_fail(self) -> bool:
@@ -104,6 +107,14 @@ class Result:
     @property
     def failed(self) -> list[tuple[Decision, str]]:
         return [(d, self.outcome(d)[1]) for d in self.plan.deletions if self.outcome(d)[0] == Status.FAILED]
+
+    def untagged_failures(self) -> list[str]:
+        """One line per untagged manifest whose removal failed and per repository whose untagged removal
+        stopped without a planned manifest to name (``untagged_stopped``): reference and reason."""
+        lines = [f"  {u.repo}@{u.digest}: {u.reason}" for u in self.untagged if u.status == Status.FAILED]
+        named = {u.repo for u in self.untagged if u.status == Status.FAILED}
+        lines += [f"  {repo}: {why}" for repo, why in self.untagged_stopped.items() if repo not in named]
+        return lines
 
     def counts(self) -> dict[str, int]:
         counts = {"kept": 0, "delete": 0, "removed": 0, "absent": 0, "failed": 0, "would_remove": 0,

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ci_env.registry.listing import TagLister
     from ci_env.registry.namespaces import Namespaces
     from ci_env.registry.reference import RepoAddress
-    from ci_env.registry.removal import ImageRemoval, UntaggedOutcome
+    from ci_env.registry.removal import ImageRemoval, UntaggedOutcome, UntaggedRemoval
     from ci_env.registry.untag import Outcome, Progress, TagRemover
     from ci_env.retention.rules import RulesFile
 
@@ -200,8 +200,8 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
         raise
     if writer is not None:
         writer.close() if stopped else writer.finish()
-    untagged, warnings = _remove_untagged(request, planned, clients, remover_of, graph_of, removal, running, stopped)
-    refusals = _dry_run_refusals(request, planned, [repo for repo, _tag in requests], untagged, remover_of)
+    deleted = _remove_untagged(request, planned, clients, remover_of, graph_of, removal, running, stopped)
+    refusals = _dry_run_refusals(request, planned, [repo for repo, _tag in requests], deleted.outcomes, remover_of)
     outcomes = {(o.repo, o.tag): (o.status, o.reason) for o in removal.summary.outcomes}
     resumed = triage.resumed(outcomes) if triage is not None else ()
     if earlier is not None:
@@ -212,7 +212,8 @@ def execute(request: RulesRequest, planned: RulesPlan, clients: Clients, started
             earlier.path.unlink(missing_ok=True)
     return Result(
         "cleanup", settings.dry_run, label(request), None, plan, outcomes, planned.skipped, started, now_text(),
-        accessories=removal.by_tag(), untagged=untagged, warnings=removal.warnings + warnings, stopped=stopped,
+        accessories=removal.by_tag(), untagged=deleted.outcomes, warnings=removal.warnings + deleted.warnings,
+        stopped=stopped, untagged_stopped=deleted.stopped,
         journal=str(writer.path) if writer is not None and stopped else None, refusals=refusals, resumed=resumed,
         published={key: when for key, (when, _source) in planned.ages.items()},
         age_sources={key: source for key, (_when, source) in planned.ages.items()},
@@ -254,16 +255,17 @@ def _resume_first(planned: RulesPlan, earlier: State | None,
 def _remove_untagged(request: RulesRequest, planned: RulesPlan, clients: Clients,
                      remover_of: Callable[[RepoAddress], TagRemover], graph_of: Callable[[RepoAddress], RepoGraph],
                      removal: ImageRemoval, running: Callable[[RepoAddress], frozenset[str]],
-                     stopped: bool) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
+                     stopped: bool) -> UntaggedRemoval:
     """The untagged manifests the rules remove that no removed tag's graph took (``planned.untagged``), deleted
     by digest (dry run: listed) where the registry lists them again as untagged now and nothing kept reaches
     them, nor a tag pushed or moved since the plan (``untagged_recheck``: the tags are read again first, the
-    vendor's listing and the Registry API's); none when the time budget stopped the run. (outcomes, warnings)."""
+    vendor's listing and the Registry API's); none when the time budget stopped the run."""
+    from ci_env.registry.removal import UntaggedRemoval, remove_untagged
+
     if stopped or not planned.untagged:
-        return (), ()
+        return UntaggedRemoval()
     from ci_env.cleanup.untagged_recheck import recheck
     from ci_env.registry.outcomes import GONE
-    from ci_env.registry.removal import remove_untagged
 
     gone = {(o.repo, o.tag) for o in removal.summary.outcomes if o.status in GONE}
 
@@ -273,10 +275,9 @@ def _remove_untagged(request: RulesRequest, planned: RulesPlan, clients: Clients
         return recheck(clients(repo), repo.path, reach, remaining, vendor, request.settings.parallel)
 
     repos = [repo for repo in planned.selection.repositories if str(repo) in planned.untagged]
-    outcomes, warnings = remove_untagged(
+    return remove_untagged(
         repos, remover_of, graph_of, removal, parallel=request.settings.parallel, dry_run=request.settings.dry_run,
         keep=running, only=lambda repo: planned.untagged.get(str(repo), {}), recheck=tags_moved)
-    return outcomes, warnings
 
 
 def shard_run(request: RulesRequest, planned: RulesPlan) -> ShardRun | None:

@@ -344,7 +344,8 @@ def _settings(kw: dict[str, Any], env: dict[str, str], *, dry_run: bool) -> Sett
 def _print(result: Result, kw: dict[str, Any], env: dict[str, str], family: str, out: Output,
            purge_force: bool | None) -> None:
     """The result: warnings, the plan's table (folded where the CI folds it), the reports, the summary line;
-    then the exit code: 1 for failed removals (or a dry run whose real run would fail), 3 for a stopped run."""
+    then the exit code: 1 for failed removals, tags or untagged manifests (or a dry run whose real run would
+    fail), 3 for a stopped run."""
     from ci_env.cleanup import html_report, notes, step_summary
     from ci_env.cleanup import report as rpt
     from ci_env.errors import RegistryError
@@ -381,6 +382,10 @@ def _print(result: Result, kw: dict[str, Any], env: dict[str, str], family: str,
     if result.failed:
         raise RegistryError(f"{plural(len(result.failed), 'tag')} could not be removed (run again to retry):\n"
                             + "\n".join(rpt.failure_lines(result.failed)))
+    untagged_failures = result.untagged_failures()
+    if untagged_failures:
+        raise RegistryError("untagged manifests could not be removed (the rest of the cleanup was done; run again "
+                            "to retry):\n" + "\n".join(untagged_failures))
     if result.skipped_fail and result.skipped:
         raise RegistryError(f"{plural(len(result.skipped), 'repository')} could not be listed, nothing was removed "
                             "there (the others were cleaned):\n"

@@ -261,6 +261,16 @@ class UntaggedOutcome:
                 **({"reason": self.why} if self.why else {}), **({"error": self.reason} if self.reason else {})}
 
 
+@dataclass(frozen=True)
+class UntaggedRemoval:
+    """What the untagged removal did: one outcome per manifest, warnings, and the repositories whose untagged
+    removal stopped on an error (reference -> why; nothing more of them was removed: the run fails at its end)."""
+
+    outcomes: tuple[UntaggedOutcome, ...] = ()
+    warnings: tuple[str, ...] = ()
+    stopped: Mapping[str, str] = field(default_factory=dict)
+
+
 def remove_untagged(
     repos: Sequence[RepoAddress],
     remover_of: Callable[[RepoAddress], TagRemover],
@@ -272,16 +282,22 @@ def remove_untagged(
     keep: Callable[[RepoAddress], Collection[str]] = lambda _repo: (),
     only: Callable[[RepoAddress], Mapping[str, str]] | None = None,
     recheck: Recheck | None = None,
-) -> tuple[tuple[UntaggedOutcome, ...], tuple[str, ...]]:
+) -> UntaggedRemoval:
     """Delete the untagged manifests of ``repos`` that nothing kept reaches (``--delete-untagged``): the platform
     manifests, attestations and signatures of kept images are never among them. Only registries that list
-    untagged manifests (:class:`UntaggedLister`) have any; ``removal`` is the tag removal that ran before
-    (what its remaining tags reach); ``keep(repo)``, digests that stay with what they reach although untagged
-    (what Kubernetes runs); ``only(repo)``: the digests a retention policy removes (digest -> why, in the
-    order to delete them), of which those still untagged now and reached by nothing kept go. ``recheck(repo,
-    tags)``, given the tags the vendor lists now (its ``list_manifests``, the same listing that gives the untagged
-    manifests), says which digests tags pushed or moved since the plan reach now (digest -> tag): those stay
-    (``left``, with a warning), as do those of ``only`` that are tagged now. Returns the outcomes and warnings.
+    untagged manifests and delete them by digest (``capabilities.removes_untagged``) have any; ``removal`` is the
+    tag removal that ran before (what its remaining tags reach); ``keep(repo)``, digests that stay with what they
+    reach although untagged (what Kubernetes runs); ``only(repo)``: the digests a retention policy removes (digest
+    -> why, in the order to delete them), of which those still untagged now and reached by nothing kept go.
+    ``recheck(repo, tags)``, given the tags the vendor lists now (its ``list_manifests``, the same listing that
+    gives the untagged manifests), says which digests tags pushed or moved since the plan reach now (digest ->
+    tag): those stay (``left``, with a warning), as do those of ``only`` that are tagged now, and those the
+    remover finds tagged right before deleting them.
+
+    An error while reading or deleting one repository's untagged manifests (a CiEnvError, or any other exception
+    of a vendor's code: an answer of an unexpected shape) stops that repository only: a warning says why, what
+    was planned and not removed is ``failed``, and the repository is in ``stopped``. KeyboardInterrupt and
+    SystemExit are not caught.
 
     Size: nine parameters: the repositories, how to reach their removers and graphs, the tag removal that ran
     before, and five keyword options that two callers (``--delete-untagged``, the rules' ``untagged:``) set
@@ -289,36 +305,73 @@ def remove_untagged(
     """
     outcomes: list[UntaggedOutcome] = []
     warnings: list[str] = []
+    stopped: dict[str, str] = {}
     for repo in dict.fromkeys(repos):
         remover = remover_of(repo)
-        if not (remover.capabilities.lists_untagged and remover.capabilities.deletes_manifests):
+        if not remover.capabilities.removes_untagged:
             continue
+        done = len(outcomes)
         try:
-            untagged, held = _doomed_untagged(repo, remover, graph_of, removal, keep, only, recheck)
-        except CiEnvError as exc:
-            warnings.append(f"{repo}: untagged manifests were not removed: {exc.message}")
-            continue
-        why = only(repo) if only is not None else {}
-        stay = [d for d in untagged if d in held]
-        if stay:
-            outcomes += [UntaggedOutcome(str(repo), d, Status.LEFT, why=_joined(
-                why.get(d, ""), f"kept: tag {held[d]}, pushed or moved since the plan, reaches it")) for d in stay]
-            tags = ", ".join(sorted({held[d] for d in stay}))
-            warnings.append(f"{repo}: {len(stay)} untagged manifest{'s' if len(stay) != 1 else ''} planned for "
-                            f"removal kept: tags pushed or moved since the plan reach them ({tags})")
-            untagged = [d for d in untagged if d not in held]
-        if dry_run or not untagged:
-            outcomes += [UntaggedOutcome(str(repo), d, Status.WOULD_REMOVE, why=why.get(d, "")) for d in untagged]
-            continue
-        remover.preflight(repo)
-        answers = cast(ManifestRemover, remover).delete_manifests(repo, untagged, parallel=parallel)
-        for digest in untagged:
-            answer = answers.get(digest, RegistryError("no outcome was reported"))
-            if isinstance(answer, CiEnvError):
-                outcomes.append(UntaggedOutcome(str(repo), digest, Status.FAILED, answer.message, why.get(digest, "")))
-            else:
-                outcomes.append(UntaggedOutcome(str(repo), digest, Status(answer), why=why.get(digest, "")))
-    return tuple(outcomes), tuple(warnings)
+            _remove_untagged_of(repo, remover, graph_of, removal, parallel, dry_run, keep, only, recheck, outcomes,
+                                warnings)
+        except Exception as exc:  # CiEnvError, or a vendor's answer no check foresaw: this repository stops
+            why = exc.message if isinstance(exc, CiEnvError) else _unexpected(exc)
+            stopped[str(repo)] = why
+            warnings.append(f"{repo}: untagged manifests were not removed: {why}")
+            decided = {o.digest for o in outcomes[done:]}
+            planned = only(repo) if only is not None else {}
+            outcomes += [UntaggedOutcome(str(repo), d, Status.FAILED, f"not removed: {why}", reason)
+                         for d, reason in planned.items() if d not in decided]
+    return UntaggedRemoval(tuple(outcomes), tuple(warnings), stopped)
+
+
+def _unexpected(exc: Exception) -> str:
+    """What a warning says of an error no check foresaw: its type and first line (shortened, without the userinfo
+    of any URL in it)."""
+    from ci_env.redact import strip_userinfo_in
+
+    first = strip_userinfo_in((str(exc).splitlines() or [""])[0][:200])
+    return (f"unexpected error ({type(exc).__name__}{': ' + first if first else ''}); the registry or its API "
+            "answered in a shape ci-env does not read: run again, and report it if it stays")
+
+
+def _remove_untagged_of(
+    repo: RepoAddress, remover: TagRemover, graph_of: Callable[[RepoAddress], RepoGraph], removal: ImageRemoval,
+    parallel: int, dry_run: bool, keep: Callable[[RepoAddress], Collection[str]],
+    only: Callable[[RepoAddress], Mapping[str, str]] | None, recheck: Recheck | None,
+    outcomes: list[UntaggedOutcome], warnings: list[str],
+) -> None:
+    """One repository of :func:`remove_untagged`: its outcomes and warnings appended as they are known (so that
+    an error part-way leaves those already decided); raises what reading or deleting raises."""
+    untagged, held = _doomed_untagged(repo, remover, graph_of, removal, keep, only, recheck)
+    why = only(repo) if only is not None else {}
+    stay = [d for d in untagged if d in held]
+    if stay:
+        outcomes += [UntaggedOutcome(str(repo), d, Status.LEFT, why=_joined(
+            why.get(d, ""), f"kept: tag {held[d]}, pushed or moved since the plan, reaches it")) for d in stay]
+        tags = ", ".join(sorted({held[d] for d in stay}))
+        warnings.append(f"{repo}: {len(stay)} untagged manifest{'s' if len(stay) != 1 else ''} planned for "
+                        f"removal kept: tags pushed or moved since the plan reach them ({tags})")
+        untagged = [d for d in untagged if d not in held]
+    if dry_run or not untagged:
+        outcomes += [UntaggedOutcome(str(repo), d, Status.WOULD_REMOVE, why=why.get(d, "")) for d in untagged]
+        return
+    remover.preflight(repo)
+    answers = cast(ManifestRemover, remover).delete_manifests(repo, untagged, parallel=parallel)
+    tagged = []
+    for digest in untagged:
+        answer = answers.get(digest, RegistryError("no outcome was reported"))
+        if isinstance(answer, CiEnvError):
+            outcomes.append(UntaggedOutcome(str(repo), digest, Status.FAILED, answer.message, why.get(digest, "")))
+        elif answer == Status.LEFT:
+            tagged.append(digest)
+            outcomes.append(UntaggedOutcome(str(repo), digest, Status.LEFT, why=_joined(
+                why.get(digest, ""), "kept: it had a tag when it was to be deleted")))
+        else:
+            outcomes.append(UntaggedOutcome(str(repo), digest, Status(answer), why=why.get(digest, "")))
+    if tagged:
+        warnings.append(f"{repo}: {len(tagged)} untagged manifest{'s' if len(tagged) != 1 else ''} planned for "
+                        "removal kept: tagged when they were to be deleted")
 
 
 def _doomed_untagged(repo: RepoAddress, remover: TagRemover, graph_of: Callable[[RepoAddress], RepoGraph],

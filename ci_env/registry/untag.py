@@ -58,6 +58,10 @@ class Capabilities:
     deletes_manifests: bool = False
     #: ``list_untagged(repo)``: its registry lists the manifests no tag points at.
     lists_untagged: bool = False
+    #: ``delete_manifests(repo, digests, *, parallel)`` for untagged manifests only: each digest's tags are read
+    #: right before its delete, and one tagged now stays (``left``), as the vendor's delete would take its tags
+    #: with it (Harbor's artifact delete). Accessories keep the tag route; only the untagged removal deletes.
+    deletes_untagged: bool = False
     #: ``protect(repo, digests)``: its tag removal may delete a manifest with its last tag, so it is told first
     #: which digests the remaining tags reach.
     protects: bool = False
@@ -66,7 +70,13 @@ class Capabilities:
     def needs_whole_graph(self) -> bool:
         """True when the remover deletes manifests (by digest, or with their last tag): it must know every digest
         the remaining tags reach, not only what the removed tags reach."""
-        return self.deletes_manifests or self.protects
+        return self.deletes_manifests or self.deletes_untagged or self.protects
+
+    @property
+    def removes_untagged(self) -> bool:
+        """True when it lists the untagged manifests and deletes them by digest (``--delete-untagged``, the
+        rules' ``untagged:`` policy)."""
+        return self.lists_untagged and (self.deletes_manifests or self.deletes_untagged)
 
 
 class TagRemover(Protocol):

@@ -166,40 +166,99 @@ class GitLabGroups(_Fake):
 
 class HarborProjects(_Fake):
     """Harbor's project repository listing, and the calls of the Harbor remover over a real registry's storage
-    (its tag delete removes the tag's link, as Harbor's does: the artifact stays for its other tags)."""
+    (its tag delete removes the tag's link, as Harbor's does: the artifact stays for its other tags). The artifact
+    listing has the untagged manifests too (a revision no tag links to, ``tags: null``, as Harbor lists an artifact
+    without tags); ``GET .../artifacts/REF`` reads one artifact with its tags, and ``DELETE .../artifacts/REF``
+    deletes it with every tag it has, as Harbor's does (its revision link and its tags' links go)."""
 
     def __init__(self, api: FakeApi, paths: Paths, projects: tuple[str, ...], user: tuple[str, str],
                  storage: Path | None = None) -> None:
         super().__init__(api, paths)
         self.projects, self.user, self.storage = projects, user, storage
         self.broken: set[str] = set()  #: repositories whose artifact listing is forbidden (403)
+        self.pushed: dict[str, str] = {}  #: digest -> its artifact's push_time (default: 2026-01-01)
+        self.artifact_listings = 0  #: artifact listings answered so far
+        #: called with the listing's number (1, 2, ...) before the artifact listing is answered
+        self.before_listing: Callable[[int], None] | None = None
+        #: called with the digest before an artifact DELETE is answered (another job pushing meanwhile)
+        self.before_delete: Callable[[str], None] | None = None
+        #: the error of the artifact DELETE (status, body), None: deletes
+        self.delete_refused: tuple[int, dict[str, Any]] | None = None
         api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories")(self.repositories)
         api.route("GET", r"/api/v2.0/projects/([^/]+)")(self.project)
         api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)")(self.repository)
         api.route("DELETE", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)/artifacts/([^/]+)/tags/([^/]+)")(
             self.delete_tag)
         api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)/artifacts")(self.artifacts)
+        api.route("GET", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)/artifacts/([^/]+)")(self.artifact)
+        api.route("DELETE", r"/api/v2.0/projects/([^/]+)/repositories/([^/]+)/artifacts/([^/]+)")(
+            self.delete_artifact)
+
+    def _manifests(self, project: str, repository: str) -> Path:
+        assert self.storage is not None
+        return self.storage / project / unquote(unquote(repository)) / "_manifests"
+
+    def _tags_by_digest(self, manifests: Path) -> dict[str, list[str]]:
+        by_digest: dict[str, list[str]] = {}
+        for tag in sorted((manifests / "tags").iterdir()) if (manifests / "tags").is_dir() else []:
+            link = tag / "current" / "link"
+            if link.is_file():
+                by_digest.setdefault(link.read_text().strip(), []).append(tag.name)
+        return by_digest
+
+    def _revisions(self, manifests: Path) -> list[str]:
+        revisions = manifests / "revisions" / "sha256"
+        return sorted(f"sha256:{link.parent.name}" for link in revisions.glob("*/link")) if revisions.is_dir() else []
+
+    def _row(self, digest: str, tags: list[str]) -> dict[str, Any]:
+        return {"digest": digest, "push_time": self.pushed.get(digest, "2026-01-01T00:00:00.000Z"),
+                "tags": [{"name": tag, "push_time": "2026-01-01T00:00:00.000Z"} for tag in tags] or None}
 
     def artifacts(self, call: Call, project: str, repository: str) -> Reply:
         """``?with_tag=true``: the repository's artifacts (one per digest) with their tags, from the storage's tag
-        links, every tag pushed on 2026-01-01 (one page: the fake's repositories are small)."""
-        assert self.storage is not None
+        links, every tag pushed on 2026-01-01, and the revisions no tag links to (``tags: null``; one page: the
+        fake's repositories are small)."""
         if not self._ok(call):
             return 401, {}, {"errors": [{"code": "UNAUTHORIZED"}]}
         if f"{project}/{unquote(unquote(repository))}" in self.broken:
             return 403, {}, {"errors": [{"code": "FORBIDDEN", "message": "forbidden"}]}
-        tags_dir = self.storage / project / unquote(unquote(repository)) / "_manifests" / "tags"
-        if not tags_dir.is_dir():
+        self.artifact_listings += 1
+        if self.before_listing is not None:
+            self.before_listing(self.artifact_listings)
+        manifests = self._manifests(project, repository)
+        if not (manifests / "tags").is_dir():
             return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": "repository not found"}]}
-        by_digest: dict[str, list[dict[str, str]]] = {}
-        for tag in sorted(tags_dir.iterdir()):
-            link = tag / "current" / "link"
-            if link.is_file():
-                by_digest.setdefault(link.read_text().strip(), []).append(
-                    {"name": tag.name, "push_time": "2026-01-01T00:00:00.000Z"})
-        rows = [{"digest": digest, "push_time": "2026-01-01T00:00:00.000Z", "tags": tags}
-                for digest, tags in sorted(by_digest.items())]
+        by_digest = self._tags_by_digest(manifests)
+        for digest in self._revisions(manifests):
+            by_digest.setdefault(digest, [])
+        rows = [self._row(digest, tags) for digest, tags in sorted(by_digest.items())]
         return 200, {"X-Total-Count": str(len(rows))}, rows
+
+    def artifact(self, call: Call, project: str, repository: str, reference: str) -> Reply:
+        """One artifact by digest, with its tags (``with_tag=true``)."""
+        if not self._ok(call):
+            return 401, {}, {"errors": [{"code": "UNAUTHORIZED"}]}
+        manifests, digest = self._manifests(project, repository), unquote(reference)
+        if digest not in self._revisions(manifests):
+            return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": f"artifact {digest} not found"}]}
+        return 200, {}, self._row(digest, self._tags_by_digest(manifests).get(digest, []))
+
+    def delete_artifact(self, call: Call, project: str, repository: str, reference: str) -> Reply:
+        """The artifact goes with every tag it has (Harbor's artifact delete)."""
+        if not self._ok(call):
+            return 401, {}, {"errors": [{"code": "UNAUTHORIZED"}]}
+        digest = unquote(reference)
+        if self.before_delete is not None:
+            self.before_delete(digest)
+        if self.delete_refused is not None:
+            return self.delete_refused[0], {}, self.delete_refused[1]
+        manifests = self._manifests(project, repository)
+        if digest not in self._revisions(manifests):
+            return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": f"artifact {digest} not found"}]}
+        for tag in self._tags_by_digest(manifests).get(digest, []):
+            shutil.rmtree(manifests / "tags" / tag)
+        shutil.rmtree(manifests / "revisions" / "sha256" / digest.removeprefix("sha256:"))
+        return 200, {}, None
 
     def _ok(self, call: Call) -> bool:
         expected = base64.b64encode(":".join(self.user).encode()).decode()
@@ -243,8 +302,14 @@ class HarborProjects(_Fake):
         return 200, {}, None
 
     def deleted(self) -> list[str]:
+        """The tags deleted (``REPOSITORY:TAG``)."""
         return [unquote(unquote(c.raw_path.split("/")[6])) + ":" + unquote(c.raw_path.split("/")[-1])
-                for c in self.api.calls if c.method == "DELETE"]
+                for c in self.api.calls if c.method == "DELETE" and "/tags/" in c.raw_path]
+
+    def deleted_artifacts(self) -> list[str]:
+        """The artifacts deleted by digest, in order."""
+        return [unquote(c.raw_path.rsplit("/", 1)[1]) for c in self.api.calls
+                if c.method == "DELETE" and "/tags/" not in c.raw_path]
 
 
 class DockerHubNamespaces(_Fake):

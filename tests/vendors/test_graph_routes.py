@@ -82,9 +82,9 @@ def test_github_removal_takes_children_and_signatures_and_keeps_the_kept_image_s
     assert pulls(gh.client, path, "keep") and pulls(gh.client, path, "mixed")
     assert cosign_tag(kept.digest, "sig") in tag_map(gh.client, path)
 
-    untagged, warnings = remove_untagged([repo], lambda _r: remover, graph_of, result)
-    assert warnings == ()
-    assert [(u.digest, u.status) for u in untagged] == [(leftover.digest, "removed")]
+    untagged = remove_untagged([repo], lambda _r: remover, graph_of, result)
+    assert untagged.warnings == () and not untagged.stopped
+    assert [(u.digest, u.status) for u in untagged.outcomes] == [(leftover.digest, "removed")]
     holds = set(gh._revisions(path))
     assert leftover.digest not in holds
     assert {*kept.children, kept_signature, shared_child, old.children[0]} <= holds

@@ -9,15 +9,22 @@ credentials ``docker login`` saved for the Harbor host.
 Listing: ``GET /api/v2.0/projects/P/repositories/R/artifacts?with_tag=true&page_size=100&page=1`` and each
 ``Link: rel="next"`` page give every artifact with its digest, manifest media type, ``push_time`` and
 ``tags[]`` (each with its own ``push_time``: when that tag was pushed), with the same credentials when
-configured, anonymously (a public project) otherwise.
+configured, anonymously (a public project) otherwise. The artifacts without tags (``tags`` null or empty) are the
+repository's untagged manifests, which the untagged removal deletes:
+``GET /api/v2.0/projects/P/repositories/R/artifacts/sha256:...?with_tag=true`` right before each
+``DELETE /api/v2.0/projects/P/repositories/R/artifacts/sha256:...``. Harbor's artifact delete takes every tag of
+the artifact with it, so an artifact that has a tag when it is read is never deleted (``left``); the account needs
+Harbor's permission to delete artifacts (a project maintainer or admin; a robot account's "Delete Artifact").
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ci_env.errors import PreflightError, RegistryError
+from ci_env.errors import AuthError, CiEnvError, PreflightError, RegistryError
+from ci_env.registry.outcomes import Status
 from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
@@ -49,6 +56,11 @@ CREDENTIALS_HELP = (
 
 #: artifacts per page of the artifact listing (Harbor's maximum)
 LIST_PAGE_SIZE = 100
+#: what the account needs to delete untagged artifacts
+ARTIFACT_DELETE_HELP = (
+    "the account needs Harbor's permission to delete artifacts in the project (a maintainer or project admin; "
+    "a robot account with Delete Artifact)"
+)
 
 
 def encode_repository(name: str) -> str:
@@ -67,11 +79,17 @@ def split_repository(repo: RepoAddress) -> tuple[str, str]:
 class HarborRemover:
     """Removes tags from Harbor repositories with the v2.0 API."""
 
-    capabilities = Capabilities()
+    capabilities = Capabilities(lists_untagged=True, deletes_untagged=True)
 
     def __init__(self, context: VendorContext, session: requests.Session | None = None) -> None:
         self._context = context
         self._session = session or new_session()
+
+    def _repository_url(self, repo: RepoAddress) -> str:
+        """The API URL of ``repo`` (``.../projects/P/repositories/R``, ``R`` double-encoded)."""
+        project, name = split_repository(repo)
+        api = endpoints.harbor_api(repo.registry, self._context.env)
+        return f"{api}/projects/{quote(project, safe='')}/repositories/{encode_repository(name)}"
 
     def _auth(self, repo: RepoAddress) -> tuple[str, str]:
         username = get_credential(self._context, "harbor-username")
@@ -135,11 +153,14 @@ class HarborRemover:
         project). RegistryError when the repository is unknown (or private and no credentials were given);
         AuthError when the credentials are refused.
         """
+        return self.list_manifests(repo)[0]
+
+    def list_manifests(self, repo: RepoAddress) -> tuple[list[TagInfo], dict[str, str | None]]:
+        """:meth:`list_tags` and, from the same artifact listing, the artifacts without a tag (``tags`` null or
+        empty): digest -> the artifact's ``push_time``."""
         from ci_env.registry.client import TagInfo
 
-        project, name = split_repository(repo)
-        api = endpoints.harbor_api(repo.registry, self._context.env)
-        url = f"{api}/projects/{quote(project, safe='')}/repositories/{encode_repository(name)}/artifacts"
+        url = f"{self._repository_url(repo)}/artifacts"
         try:
             auth: tuple[str, str] | None = self._auth(repo)
         except PreflightError:
@@ -148,17 +169,61 @@ class HarborRemover:
         hint = "" if auth else f" (a private project needs credentials: {CREDENTIALS_HELP})"
         params = {"with_tag": "true", "page_size": str(LIST_PAGE_SIZE), "page": "1"}
         infos: dict[str, TagInfo] = {}
+        untagged: dict[str, str | None] = {}
         for response in paged(self._session, url, what, params=params, auth=auth):
             for artifact in _artifacts_of(response, what, hint):
                 digest = _text(artifact.get("digest"))
                 media = _text(artifact.get("manifest_media_type"))
-                for tag in artifact.get("tags") or []:
-                    tag_name = _text(tag.get("name")) if isinstance(tag, dict) else None
-                    if tag_name:
-                        pushed = _text(tag.get("push_time")) or _text(artifact.get("push_time"))
-                        infos[tag_name] = TagInfo(tag_name, digest, media, pushed)
-        return [infos[tag] for tag in sorted(infos)]
+                names = _tag_names(artifact, what)
+                if not names and digest:
+                    untagged[digest] = _text(artifact.get("push_time"))
+                for tag_name, tag in names:
+                    pushed = _text(tag.get("push_time")) or _text(artifact.get("push_time"))
+                    infos[tag_name] = TagInfo(tag_name, digest, media, pushed)
+        tagged = {info.digest for info in infos.values()}
+        untagged = {digest: when for digest, when in untagged.items() if digest not in tagged}
+        return [infos[tag] for tag in sorted(infos)], untagged
 
+    def list_untagged(self, repo: RepoAddress) -> list[str]:
+        """The digests of the artifacts of ``repo`` without a tag (:meth:`list_manifests`)."""
+        return list(self.list_manifests(repo)[1])
+
+    def delete_manifests(
+        self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 1,
+    ) -> dict[str, str | CiEnvError]:
+        """Delete the untagged artifacts ``digests`` in order, one at a time (an index before its children):
+        each is read right before its DELETE, which would take its tags with it, so one that has a tag now stays
+        (``left``); ``removed``, ``absent`` (Harbor no longer has it) or the error, per digest (never raises).
+        ``parallel`` is accepted for the protocol: the deletes run in the order given."""
+        results: dict[str, str | CiEnvError] = {}
+        for digest in dict.fromkeys(digests):
+            try:
+                results[digest] = self._delete_untagged(repo, digest)
+            except CiEnvError as exc:
+                results[digest] = exc
+        return results
+
+    def _delete_untagged(self, repo: RepoAddress, digest: str) -> str:
+        """One untagged artifact: read it (with its tags), then delete it unless it has a tag now."""
+        url = f"{self._repository_url(repo)}/artifacts/{quote(digest, safe=':')}"
+        auth = self._auth(repo)
+        what = f"{VENDOR}: reading artifact {repo.path}@{digest}"
+        response = self._session.get(url, params={"with_tag": "true"}, auth=auth)
+        if response.status_code == 404:
+            return Status.ABSENT
+        if not response.ok:
+            raise fail(response, what)
+        if _tag_names(json_of(response, what, dict), what):
+            return Status.LEFT  # tagged since it was listed: Harbor's delete would take the tag with it
+        response = self._session.delete(url, auth=auth)
+        if response.status_code in (200, 202, 204):
+            return Status.REMOVED
+        if response.status_code == 404:
+            return Status.ABSENT
+        if response.status_code in (401, 403):
+            raise AuthError(f"{VENDOR}: deleting artifact {repo.path}@{digest} refused ({describe(response)}): "
+                            f"{ARTIFACT_DELETE_HELP}")
+        raise fail(response, f"{VENDOR}: deleting artifact {repo.path}@{digest}")
 
 def _artifacts_of(response: requests.Response, what: str, hint: str) -> list[dict[str, Any]]:
     """The artifacts (objects) of one page of Harbor's artifact listing; RegistryError for a missing repository
@@ -168,6 +233,21 @@ def _artifacts_of(response: requests.Response, what: str, hint: str) -> list[dic
     if not response.ok:
         raise fail(response, what)
     return [item for item in json_of(response, what, list) if isinstance(item, dict)]
+
+
+def _tag_names(artifact: dict[str, Any], what: str) -> list[tuple[str, dict[str, Any]]]:
+    """(name, tag object) of each tag of a listed or read artifact (``tags`` null or missing: none).
+    RegistryError when ``tags`` is not a list: an artifact whose tags cannot be read could be a tagged image
+    taken for an untagged one."""
+    tags = artifact.get("tags")
+    if tags is None:
+        return []
+    if not isinstance(tags, list):
+        raise RegistryError(f"{what}: Harbor answered an artifact whose tags are not a list")
+    named = [(_text(tag.get("name")), tag) for tag in tags if isinstance(tag, dict)]
+    if len(named) != len(tags) or any(name is None for name, _tag in named):
+        raise RegistryError(f"{what}: Harbor answered an artifact with a tag that has no name")
+    return [(name, tag) for name, tag in named if name is not None]
 
 
 def _text(value: object) -> str | None:
