@@ -12,7 +12,7 @@ the rules select, whoever built its images.
    digest; an index by its first platform manifest's): the Registry API has no push time. Where the vendor's
    own listing gives push times (``registry.listing.PUSH_TIME_LISTERS``) it replaces the HEADs and those reads
    (the Registry API's tag list is still read once: a tag the vendor omits is added, with no age); where it
-   also lists the untagged manifests (GitHub, ECR), they are decided too (the ``untagged`` policy), each one
+   also lists the untagged manifests (GitHub, ECR, Harbor), they are decided too (the ``untagged`` policy), each one
    the tags' graph does not hold read once for what it reaches (an index's manifests, the subject it names),
    and what the tags reached is kept for the removal's check (``ci_env.cleanup.untagged_recheck``).
 4. **Protect** what Kubernetes runs, ``--keep-tag`` and the keep-list, and **decide** every tag with the rules

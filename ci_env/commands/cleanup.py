@@ -74,7 +74,7 @@ def _common_params(cleanup: bool) -> list[click.Option]:
                      "[env: WERF_KEEP_SIGNATURES]"),
         click.Option(["--delete-untagged"], is_flag=True, envvar="WERF_DELETE_UNTAGGED",
                      help="Also remove the untagged manifests nothing kept reaches, where the registry lists them "
-                     "(GitHub Packages, ECR) [env: WERF_DELETE_UNTAGGED]"),
+                     "(GitHub Packages, ECR, Harbor) [env: WERF_DELETE_UNTAGGED]"),
         click.Option(["--time-budget"], default=None, metavar="DURATION", envvar="WERF_CLEANUP_TIME_BUDGET",
                      help="End within DURATION (e.g. 50m, below the CI job's timeout): removals stop starting in "
                      "time to finish cleanly, the rest is left in the journal and the exit code is 3 (run again to "

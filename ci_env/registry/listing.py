@@ -51,7 +51,7 @@ class TagLister(Protocol):
 
 class ManifestLister(TagLister, Protocol):
     """A tag listing that also lists the manifests no tag points at, with their push times (GitHub's untagged
-    package versions, ECR's untagged images)."""
+    package versions, ECR's untagged images, Harbor's artifacts without tags)."""
 
     def list_manifests(self, repo: RepoAddress) -> tuple[list[TagInfo], dict[str, str | None]]:
         """``list_tags(repo)``, and the untagged manifests of the same listing: digest -> push time (ISO 8601, None

@@ -12,9 +12,9 @@ manifests no remaining tag reaches.
 A run stopped half-way leaves the tags in place (phase 1: run it again) or only untagged children (phase 3).
 Nothing a remaining tag reaches is ever deleted. A remover that can delete a manifest by digest says so in its
 ``capabilities`` (``deletes_manifests``, :class:`ManifestRemover`: GitHub's package versions, ECR); on the
-others, the default route included (it deletes no image, so that a tag moved onto one meanwhile keeps it), an
-accessory's tags are removed and the untagged manifest is left to the registry's garbage collection (outcome
-``left``).
+others (Harbor's included: it deletes untagged manifests only, ``deletes_untagged``, in :func:`remove_untagged`),
+the default route included (it deletes no image, so that a tag moved onto one meanwhile keeps it), an accessory's
+tags are removed and the untagged manifest is left to the registry's garbage collection (outcome ``left``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ManifestRemover(Protocol):
 
 class UntaggedLister(Protocol):
     """A remover whose registry lists the manifests no tag points at (GitHub's untagged versions, ECR's untagged
-    images)."""
+    images, Harbor's artifacts without tags)."""
 
     def list_untagged(self, repo: RepoAddress) -> list[str]:
         """The digests of the untagged manifests of ``repo``."""

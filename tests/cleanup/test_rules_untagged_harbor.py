@@ -239,6 +239,7 @@ def test_an_unexpected_error_of_the_untagged_removal_fails_the_run_after_the_tag
     assert set(client.list_tags(path)) == {"keep-1"}  # the tag removal ran first
     assert client.find_manifest(path, orphan) is not None
     document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
     assert [(d["tag"], d["outcome"]) for d in document["decisions"] if d["action"] == "delete"] == [
         ("old-1", "removed")]
     assert [(u["digest"], u["outcome"]) for u in document["untagged"]] == [(orphan, "failed")]
