@@ -149,3 +149,21 @@ def test_404_from_a_wrong_api_or_for_a_missing_repository_is_an_error(
         missing = RepoAddress("harbor.example.com", "proj/team/missing")
         HarborRemover(ctx(harbor, tmp_path, **creds)).untag(missing, "v1")
     assert harbor.artifacts["team/app"]["sha256:aaa"] == ["v1", "v2"]
+
+
+@pytest.mark.parametrize("tags", ["v1", [{"push_time": "2026-01-01T00:00:00.000Z"}], ["v1"]])
+def test_an_artifact_whose_tags_cannot_be_read_is_never_taken_for_an_untagged_one(
+    harbor: Harbor, tmp_path: Path, tags: object
+) -> None:
+    """Harbor's listing gives an artifact's tags as a list of objects with a name: any other shape is an error, as
+    reading it as "no tag" would let the untagged removal delete a tagged image (with its tags)."""
+    listing = f"/api/v2.0/projects/proj/repositories/{'team%252Fapp'}/artifacts"
+
+    @harbor.api.route("GET", listing)
+    def artifacts(call: Call) -> Reply:
+        return 200, {}, [{"digest": "sha256:aaa", "push_time": "2026-01-01T00:00:00.000Z", "tags": tags},
+                         {"digest": "sha256:bbb", "push_time": "2026-01-01T00:00:00.000Z", "tags": None}]
+
+    remover = HarborRemover(ctx(harbor, tmp_path, harbor_username="admin", harbor_password="Harbor12345"))
+    with pytest.raises(RegistryError, match="listing the artifacts of proj/team/app: Harbor answered an artifact"):
+        remover.list_manifests(REPO)

@@ -225,6 +225,7 @@ class HarborRemover:
                             f"{ARTIFACT_DELETE_HELP}")
         raise fail(response, f"{VENDOR}: deleting artifact {repo.path}@{digest}")
 
+
 def _artifacts_of(response: requests.Response, what: str, hint: str) -> list[dict[str, Any]]:
     """The artifacts (objects) of one page of Harbor's artifact listing; RegistryError for a missing repository
     or an answer that is not a list."""
