@@ -303,6 +303,7 @@ def remove_untagged(
     before, and five keyword options that two callers (``--delete-untagged``, the rules' ``untagged:``) set
     differently; a settings object would only move them.
     """
+    scope = _UntaggedScope(graph_of, removal, parallel, dry_run, keep, only, recheck)
     outcomes: list[UntaggedOutcome] = []
     warnings: list[str] = []
     stopped: dict[str, str] = {}
@@ -312,8 +313,7 @@ def remove_untagged(
             continue
         done = len(outcomes)
         try:
-            _remove_untagged_of(repo, remover, graph_of, removal, parallel, dry_run, keep, only, recheck, outcomes,
-                                warnings)
+            _remove_untagged_of(repo, remover, scope, outcomes, warnings)
         except Exception as exc:  # CiEnvError, or a vendor's answer no check foresaw: this repository stops
             why = exc.message if isinstance(exc, CiEnvError) else _unexpected(exc)
             stopped[str(repo)] = why
@@ -335,16 +335,25 @@ def _unexpected(exc: Exception) -> str:
             "answered in a shape ci-env does not read: run again, and report it if it stays")
 
 
-def _remove_untagged_of(
-    repo: RepoAddress, remover: TagRemover, graph_of: Callable[[RepoAddress], RepoGraph], removal: ImageRemoval,
-    parallel: int, dry_run: bool, keep: Callable[[RepoAddress], Collection[str]],
-    only: Callable[[RepoAddress], Mapping[str, str]] | None, recheck: Recheck | None,
-    outcomes: list[UntaggedOutcome], warnings: list[str],
-) -> None:
+@dataclass(frozen=True)
+class _UntaggedScope:
+    """The options of one :func:`remove_untagged` call, the same for each of its repositories."""
+
+    graph_of: Callable[[RepoAddress], RepoGraph]
+    removal: ImageRemoval
+    parallel: int
+    dry_run: bool
+    keep: Callable[[RepoAddress], Collection[str]]
+    only: Callable[[RepoAddress], Mapping[str, str]] | None
+    recheck: Recheck | None
+
+
+def _remove_untagged_of(repo: RepoAddress, remover: TagRemover, scope: _UntaggedScope,
+                        outcomes: list[UntaggedOutcome], warnings: list[str]) -> None:
     """One repository of :func:`remove_untagged`: its outcomes and warnings appended as they are known (so that
     an error part-way leaves those already decided); raises what reading or deleting raises."""
-    untagged, held = _doomed_untagged(repo, remover, graph_of, removal, keep, only, recheck)
-    why = only(repo) if only is not None else {}
+    untagged, held = _doomed_untagged(repo, remover, scope)
+    why = scope.only(repo) if scope.only is not None else {}
     stay = [d for d in untagged if d in held]
     if stay:
         outcomes += [UntaggedOutcome(str(repo), d, Status.LEFT, why=_joined(
@@ -353,11 +362,11 @@ def _remove_untagged_of(
         warnings.append(f"{repo}: {len(stay)} untagged manifest{'s' if len(stay) != 1 else ''} planned for "
                         f"removal kept: tags pushed or moved since the plan reach them ({tags})")
         untagged = [d for d in untagged if d not in held]
-    if dry_run or not untagged:
+    if scope.dry_run or not untagged:
         outcomes += [UntaggedOutcome(str(repo), d, Status.WOULD_REMOVE, why=why.get(d, "")) for d in untagged]
         return
     remover.preflight(repo)
-    answers = cast(ManifestRemover, remover).delete_manifests(repo, untagged, parallel=parallel)
+    answers = cast(ManifestRemover, remover).delete_manifests(repo, untagged, parallel=scope.parallel)
     tagged = []
     for digest in untagged:
         answer = answers.get(digest, RegistryError("no outcome was reported"))
@@ -374,13 +383,12 @@ def _remove_untagged_of(
                         "removal kept: tagged when they were to be deleted")
 
 
-def _doomed_untagged(repo: RepoAddress, remover: TagRemover, graph_of: Callable[[RepoAddress], RepoGraph],
-                     removal: ImageRemoval, keep: Callable[[RepoAddress], Collection[str]],
-                     only: Callable[[RepoAddress], Mapping[str, str]] | None,
-                     recheck: Recheck | None) -> tuple[list[str], Mapping[str, str]]:
+def _doomed_untagged(repo: RepoAddress, remover: TagRemover,
+                     scope: _UntaggedScope) -> tuple[list[str], Mapping[str, str]]:
     """``repo``'s untagged manifests to remove (in order), read from the registry now, and those of them that a
     tag pushed or moved since the plan reaches (digest -> tag: they stay); see :func:`remove_untagged`.
     CiEnvError when the registry cannot be read (then nothing of ``repo`` is removed)."""
+    graph_of, removal, keep, only, recheck = scope.graph_of, scope.removal, scope.keep, scope.only, scope.recheck
     held: Mapping[str, str] = {}
     protected = removal.protected.get(str(repo))
     if protected is None:
