@@ -36,5 +36,17 @@ class Status(str, Enum):
         return format(self.value, spec)
 
 
+class Left(str):
+    """``left`` (equal to :attr:`Status.LEFT`) with why: a remover's answer for a manifest it did not delete for a
+    reason of its own (Harbor: what its delete would take along)."""
+
+    reason: str
+
+    def __new__(cls, reason: str) -> Left:
+        made = super().__new__(cls, Status.LEFT.value)
+        made.reason = reason
+        return made
+
+
 #: the statuses of something that is no longer in the registry (removed now, or gone before).
 GONE = frozenset({Status.REMOVED, Status.ABSENT})

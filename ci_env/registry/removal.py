@@ -52,6 +52,17 @@ class ManifestRemover(Protocol):
         """Delete each of ``digests``: ``removed``, ``absent`` or the error, per digest (never raises)."""
 
 
+class UntaggedDeleter(Protocol):
+    """A remover that deletes untagged manifests only (``capabilities.deletes_untagged``: Harbor), whose delete
+    may take more with it (Harbor's: accessories, children): it is told what must stay."""
+
+    def delete_manifests(
+        self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 1, keep: Collection[str] = (),
+    ) -> Mapping[str, str | CiEnvError]:
+        """Delete each of ``digests`` unless it, or what its delete takes along, is tagged now or among ``keep``
+        (then ``left``); ``removed``, ``absent``, ``left`` or the error, per digest (never raises)."""
+
+
 class UntaggedLister(Protocol):
     """A remover whose registry lists the manifests no tag points at (GitHub's untagged versions, ECR's untagged
     images, Harbor's artifacts without tags)."""
@@ -137,9 +148,12 @@ class _Preflighted:
         return answers
 
     def delete_manifests(self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 8,
-                         ) -> Mapping[str, str | CiEnvError]:
-        """The inner remover's manifest deletion (only when ``capabilities.deletes_manifests``)."""
-        return cast(ManifestRemover, self.inner).delete_manifests(repo, digests, parallel=parallel)
+                         **options: Any) -> Mapping[str, str | CiEnvError]:
+        """The inner remover's manifest deletion (only when ``capabilities.deletes_manifests`` or
+        ``deletes_untagged``: then with its ``keep``)."""
+        inner: Any = self.inner
+        answers: Mapping[str, str | CiEnvError] = inner.delete_manifests(repo, digests, parallel=parallel, **options)
+        return answers
 
 
 def remove_images(
@@ -366,21 +380,30 @@ def _remove_untagged_of(repo: RepoAddress, remover: TagRemover, scope: _Untagged
         outcomes += [UntaggedOutcome(str(repo), d, Status.WOULD_REMOVE, why=why.get(d, "")) for d in untagged]
         return
     remover.preflight(repo)
-    answers = cast(ManifestRemover, remover).delete_manifests(repo, untagged, parallel=scope.parallel)
-    tagged = []
+    if remover.capabilities.deletes_untagged:  # its delete may take more along: it must know what stays
+        answers = cast(UntaggedDeleter, remover).delete_manifests(repo, untagged, parallel=scope.parallel,
+                                                                  keep=frozenset(scope.keep(repo)))
+    else:
+        answers = cast(ManifestRemover, remover).delete_manifests(repo, untagged, parallel=scope.parallel)
+    tagged: list[str] = []
+    kept: list[str] = []
     for digest in untagged:
         answer = answers.get(digest, RegistryError("no outcome was reported"))
         if isinstance(answer, CiEnvError):
             outcomes.append(UntaggedOutcome(str(repo), digest, Status.FAILED, answer.message, why.get(digest, "")))
         elif answer == Status.LEFT:
-            tagged.append(digest)
+            reason = getattr(answer, "reason", "")
+            (kept if reason else tagged).append(reason)
             outcomes.append(UntaggedOutcome(str(repo), digest, Status.LEFT, why=_joined(
-                why.get(digest, ""), "kept: it had a tag when it was to be deleted")))
+                why.get(digest, ""), f"kept: {reason or 'it had a tag when it was to be deleted'}")))
         else:
             outcomes.append(UntaggedOutcome(str(repo), digest, Status(answer), why=why.get(digest, "")))
     if tagged:
         warnings.append(f"{repo}: {len(tagged)} untagged manifest{'s' if len(tagged) != 1 else ''} planned for "
                         "removal kept: tagged when they were to be deleted")
+    if kept:
+        warnings.append(f"{repo}: {len(kept)} untagged manifest{'s' if len(kept) != 1 else ''} planned for "
+                        f"removal kept: {kept[0]}" + (" (and others: see the report)" if len(kept) > 1 else ""))
 
 
 def _doomed_untagged(repo: RepoAddress, remover: TagRemover,

@@ -60,7 +60,9 @@ class Capabilities:
     lists_untagged: bool = False
     #: ``delete_manifests(repo, digests, *, parallel)`` for untagged manifests only: each digest's tags are read
     #: right before its delete, and one tagged now stays (``left``), as the vendor's delete would take its tags
-    #: with it (Harbor's artifact delete). Accessories keep the tag route; only the untagged removal deletes.
+    #: with it (Harbor's artifact delete); it is told what must stay (``keep``: what workloads run), and one whose
+    #: delete would take along a tagged manifest or one of those (Harbor: its accessories, its untagged children)
+    #: stays too. Accessories keep the tag route; only the untagged removal deletes.
     deletes_untagged: bool = False
     #: ``protect(repo, digests)``: its tag removal may delete a manifest with its last tag, so it is told first
     #: which digests the remaining tags reach.

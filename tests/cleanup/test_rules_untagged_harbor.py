@@ -116,10 +116,12 @@ def test_harbor_untagged_artifacts_follow_the_policy_and_kept_images_keep_theirs
     jsonschema.validate(document, SCHEMA)
     assert {u["digest"]: u["outcome"] for u in document["untagged"]} == dict.fromkeys(removed, "removed")
     deleted = project.harbor.deleted_artifacts()
-    assert sorted(deleted) == sorted(removed)
-    assert deleted.index(old_index) < min(deleted.index(d) for d in old_platforms)
-    reads = [c for c in project.harbor.api.calls if c.method == "GET" and "/artifacts/sha256:" in c.raw_path]
-    assert len(reads) == len(removed)  # each artifact read right before its delete
+    assert set(deleted) <= removed and old_index in deleted
+    # Harbor's delete of the index took its platform manifests: none is deleted before it, nor after it
+    assert not set(old_platforms) & set(deleted)
+    reads = {c.raw_path.rsplit("/", 1)[1] for c in project.harbor.api.calls
+             if c.method == "GET" and "/artifacts/sha256:" in c.raw_path}
+    assert reads >= removed  # each artifact read right before its delete (or its parent's)
     for digest in (*platforms, app, signature, recent):
         assert client.find_manifest(path, digest) is not None, digest
     assert {"multi", "app"} <= set(client.list_tags(path))
@@ -222,7 +224,7 @@ def test_an_unexpected_error_of_the_untagged_removal_fails_the_run_after_the_tag
     orphan = push_image(client, path, created=ago(30)).digest
     project.old(orphan)
     script = ("import sys\nfrom ci_env.registry.vendors import harbor\n"
-              "def broken(self, repo, digests, *, parallel=1):\n"
+              "def broken(self, repo, digests, *, parallel=1, keep=()):\n"
               "    raise TypeError(\"'NoneType' object is not subscriptable (https://user:pw@harbor.example/x)\")\n"
               "harbor.HarborRemover.delete_manifests = broken\n"
               "from ci_env.cli import main\nsys.argv = ['ci-env'] + sys.argv[1:]\nmain()\n")

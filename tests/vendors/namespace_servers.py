@@ -22,6 +22,7 @@ from the same registry:
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -168,8 +169,13 @@ class HarborProjects(_Fake):
     """Harbor's project repository listing, and the calls of the Harbor remover over a real registry's storage
     (its tag delete removes the tag's link, as Harbor's does: the artifact stays for its other tags). The artifact
     listing has the untagged manifests too (a revision no tag links to, ``tags: null``, as Harbor lists an artifact
-    without tags); ``GET .../artifacts/REF`` reads one artifact with its tags, and ``DELETE .../artifacts/REF``
-    deletes it with every tag it has, as Harbor's does (its revision link and its tags' links go)."""
+    without tags; it lists the children of indexes and the accessories too, where Harbor hides them); ``GET
+    .../artifacts/REF`` reads one artifact with its tags, its ``references`` (an index's children) and, with
+    ``with_accessory=true``, its ``accessories`` (the manifests whose ``subject`` it is, and those under a cosign tag
+    ``sha256-<hex>.sig``/``.att``/``.sbom`` naming it). ``DELETE .../artifacts/REF`` deletes as Harbor's artifact
+    controller does (``deleteDeeply``): refused (412) for an artifact an index references; else the artifact with
+    every tag it has, each of its accessories with every tag on it, and each child no tag and no other index
+    holds (with its accessories): their revision links and tag links go."""
 
     def __init__(self, api: FakeApi, paths: Paths, projects: tuple[str, ...], user: tuple[str, str],
                  storage: Path | None = None) -> None:
@@ -235,13 +241,69 @@ class HarborProjects(_Fake):
         return 200, {"X-Total-Count": str(len(rows))}, rows
 
     def artifact(self, call: Call, project: str, repository: str, reference: str) -> Reply:
-        """One artifact by digest, with its tags (``with_tag=true``)."""
+        """One artifact by digest, with its tags (``with_tag=true``), its references and (``with_accessory=true``)
+        its accessories."""
         if not self._ok(call):
             return 401, {}, {"errors": [{"code": "UNAUTHORIZED"}]}
         manifests, digest = self._manifests(project, repository), unquote(reference)
         if digest not in self._revisions(manifests):
             return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": f"artifact {digest} not found"}]}
-        return 200, {}, self._row(digest, self._tags_by_digest(manifests).get(digest, []))
+        row = self._row(digest, self._tags_by_digest(manifests).get(digest, []))
+        row["references"] = [{"child_digest": child} for child in self._references(digest)] or None
+        if call.query.get("with_accessory") == ["true"]:
+            row["accessories"] = [{"digest": accessory, "subject_artifact_digest": digest, "type": kind}
+                                  for accessory, kind in self._accessories(manifests, digest)] or None
+        return 200, {}, row
+
+    def _manifest(self, digest: str) -> dict[str, Any]:
+        """The manifest ``digest`` from the registry's blob storage, parsed ({} for what is not a JSON object)."""
+        assert self.storage is not None
+        hexa = digest.removeprefix("sha256:")
+        try:
+            parsed = json.loads((self.storage.parent / "blobs" / "sha256" / hexa[:2] / hexa / "data").read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+
+    def _references(self, digest: str) -> list[str]:
+        """The children of the index ``digest`` (none for an image manifest)."""
+        entries = self._manifest(digest).get("manifests") or []
+        return [e["digest"] for e in entries if isinstance(e, dict) and isinstance(e.get("digest"), str)]
+
+    def _accessories(self, manifests: Path, digest: str) -> list[tuple[str, str]]:
+        """(digest, type) of the accessories of ``digest``, as Harbor records them at push: the manifests naming
+        it as ``subject``, and those under a cosign tag naming it."""
+        found: dict[str, str] = {}
+        for revision in self._revisions(manifests):
+            subject = self._manifest(revision).get("subject")
+            if isinstance(subject, dict) and subject.get("digest") == digest:
+                found[revision] = "subject.accessory"
+        cosign = digest.replace(":", "-")
+        for revision, tags in self._tags_by_digest(manifests).items():
+            if any(tag in (f"{cosign}.sig", f"{cosign}.att", f"{cosign}.sbom") for tag in tags):
+                found.setdefault(revision, "signature.cosign")
+        return sorted(found.items())
+
+    def _delete_deeply(self, manifests: Path, digest: str, root: bool, dropped: set[str]) -> bool:
+        """Harbor's ``deleteDeeply``: False (nothing deleted) for a root artifact an index references; a child
+        with a tag or another index referencing it stays. ``dropped``: the indexes whose references are gone."""
+        if digest not in self._revisions(manifests):
+            return True
+        if not root and self._tags_by_digest(manifests).get(digest):
+            return True
+        if any(p not in dropped and p != digest and digest in self._references(p)
+               for p in self._revisions(manifests)):
+            return not root
+        for accessory, _kind in self._accessories(manifests, digest):
+            if accessory != digest:
+                self._delete_deeply(manifests, accessory, True, dropped)
+        dropped.add(digest)
+        for child in self._references(digest):
+            self._delete_deeply(manifests, child, False, dropped)
+        for tag in self._tags_by_digest(manifests).get(digest, []) if root else []:
+            shutil.rmtree(manifests / "tags" / tag)
+        shutil.rmtree(manifests / "revisions" / "sha256" / digest.removeprefix("sha256:"), ignore_errors=True)
+        return True
 
     def delete_artifact(self, call: Call, project: str, repository: str, reference: str) -> Reply:
         """The artifact goes with every tag it has (Harbor's artifact delete)."""
@@ -255,9 +317,9 @@ class HarborProjects(_Fake):
         manifests = self._manifests(project, repository)
         if digest not in self._revisions(manifests):
             return 404, {}, {"errors": [{"code": "NOT_FOUND", "message": f"artifact {digest} not found"}]}
-        for tag in self._tags_by_digest(manifests).get(digest, []):
-            shutil.rmtree(manifests / "tags" / tag)
-        shutil.rmtree(manifests / "revisions" / "sha256" / digest.removeprefix("sha256:"))
+        if not self._delete_deeply(manifests, digest, True, set()):
+            return 412, {}, {"errors": [{"code": "PRECONDITION", "message":
+                                         "the deleting artifact is referenced by others"}]}
         return 200, {}, None
 
     def _ok(self, call: Call) -> bool:

@@ -13,18 +13,25 @@ configured, anonymously (a public project) otherwise. The artifacts without tags
 repository's untagged manifests, which the untagged removal deletes:
 ``GET /api/v2.0/projects/P/repositories/R/artifacts/sha256:...?with_tag=true`` right before each
 ``DELETE /api/v2.0/projects/P/repositories/R/artifacts/sha256:...``. Harbor's artifact delete takes every tag of
-the artifact with it, so an artifact that has a tag when it is read is never deleted (``left``); the account needs
-Harbor's permission to delete artifacts (a project maintainer or admin; a robot account's "Delete Artifact").
+the artifact with it, so an artifact that has a tag when it is read is never deleted (``left``). It also takes the
+artifact's accessories (every manifest naming it as ``subject``, cosign's signatures: each with every tag on it) and
+its children no tag and no other index holds (with their accessories); so the read asks for them
+(``with_accessory=true``, ``references``), each is read too, and the artifact stays (``left``, saying why) when its
+delete would take a tagged manifest (other than the accessory tags of the manifest it belongs to, as cosign's
+``sha256-<hex>.sig``) or a digest that must stay (what workloads run). What a delete took with it is ``removed`` when
+its turn comes. The account needs Harbor's permission to delete artifacts (a project maintainer or admin; a robot
+account's "Delete Artifact").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ci_env.errors import AuthError, CiEnvError, PreflightError, RegistryError
-from ci_env.registry.outcomes import Status
+from ci_env.registry.outcomes import Left, Status
 from ci_env.registry.untag import Capabilities
 from ci_env.registry.vendors import endpoints
 from ci_env.registry.vendors.common import (
@@ -189,41 +196,143 @@ class HarborRemover:
         return list(self.list_manifests(repo)[1])
 
     def delete_manifests(
-        self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 1,
+        self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 1, keep: Collection[str] = (),
     ) -> dict[str, str | CiEnvError]:
         """Delete the untagged artifacts ``digests`` in order, one at a time (an index before its children):
-        each is read right before its DELETE, which would take its tags with it, so one that has a tag now stays
-        (``left``); ``removed``, ``absent`` (Harbor no longer has it) or the error, per digest (never raises).
+        each is read right before its DELETE with what the DELETE would take along (its tags, accessories and
+        children: see the module), and one that has a tag now, or whose delete would take a tagged manifest or one
+        of ``keep`` (digests that must stay although untagged: what workloads run), stays (``left``; a
+        :class:`Left` saying why when it is not its own tag). Per digest ``removed`` (by this call, also what an
+        earlier delete of it took along), ``absent`` (Harbor no longer has it), ``left`` or the error; never raises:
+        an error no check foresaw (an answer of another shape) fails that digest alone.
         ``parallel`` is accepted for the protocol: the deletes run in the order given."""
+        from ci_env.redact import strip_userinfo_in
+
         results: dict[str, str | CiEnvError] = {}
+        done = _Done()
         for digest in dict.fromkeys(digests):
             try:
-                results[digest] = self._delete_untagged(repo, digest)
+                results[digest] = self._delete_untagged(repo, digest, frozenset(keep), done)
             except CiEnvError as exc:
                 results[digest] = exc
+            except Exception as exc:  # an answer of a shape no check foresaw: this digest fails, nothing is lost
+                first = strip_userinfo_in((str(exc).splitlines() or [""])[0][:200])
+                results[digest] = RegistryError(
+                    f"{VENDOR}: artifact {repo.path}@{digest} not removed: unexpected error ({type(exc).__name__}"
+                    f"{': ' + first if first else ''}); run again, and report it if it stays")
         return results
 
-    def _delete_untagged(self, repo: RepoAddress, digest: str) -> str:
-        """One untagged artifact: read it (with its tags), then delete it unless it has a tag now."""
+    def _read(self, repo: RepoAddress, digest: str) -> dict[str, Any] | None:
+        """The artifact ``digest`` with its tags, accessories and references; None when Harbor does not have it.
+        RegistryError for an answer about another artifact (or none named)."""
         url = f"{self._repository_url(repo)}/artifacts/{quote(digest, safe=':')}"
-        auth = self._auth(repo)
         what = f"{VENDOR}: reading artifact {repo.path}@{digest}"
-        response = self._session.get(url, params={"with_tag": "true"}, auth=auth)
+        response = self._session.get(url, params={"with_tag": "true", "with_accessory": "true"},
+                                     auth=self._auth(repo))
         if response.status_code == 404:
-            return Status.ABSENT
+            return None
         if not response.ok:
             raise fail(response, what)
-        if _tag_names(json_of(response, what, dict), what):
+        artifact: dict[str, Any] = json_of(response, what, dict)
+        answered = _text(artifact.get("digest"))
+        if answered != digest:
+            raise RegistryError(f"{what}: Harbor answered for {answered or 'an artifact without a digest'}; "
+                                "nothing is deleted on an answer about another artifact")
+        return artifact
+
+    def _delete_untagged(self, repo: RepoAddress, digest: str, keep: frozenset[str], done: _Done) -> str:
+        """One untagged artifact: read it and what its delete takes along, then delete it unless that would take a
+        tag or what must stay. ``done``: what this call's deletes took and left so far (updated)."""
+        what = f"{VENDOR}: reading artifact {repo.path}@{digest}"
+        if digest in done.under_left:
+            return Left("an index that stays references it (Harbor deletes it with that index only)")
+        artifact = self._read(repo, digest)
+        if artifact is None:
+            return Status.REMOVED if digest in done.taken else Status.ABSENT
+        if _tag_names(artifact, what):
             return Status.LEFT  # tagged since it was listed: Harbor's delete would take the tag with it
-        response = self._session.delete(url, auth=auth)
+        along, held = self._takes_along(repo, artifact, keep)
+        if held:
+            done.under_left.update(_linked(artifact, "references", "child_digest", what))
+            return Left(f"Harbor's delete would take with it {held}")
+        response = self._session.delete(f"{self._repository_url(repo)}/artifacts/{quote(digest, safe=':')}",
+                                        auth=self._auth(repo))
         if response.status_code in (200, 202, 204):
+            done.taken.update(along)
             return Status.REMOVED
         if response.status_code == 404:
             return Status.ABSENT
+        if response.status_code == 412:  # Harbor's answer for an artifact an index references: nothing deleted
+            return Left(f"Harbor refused its delete ({describe(response)}): an index references it")
         if response.status_code in (401, 403):
             raise AuthError(f"{VENDOR}: deleting artifact {repo.path}@{digest} refused ({describe(response)}): "
                             f"{ARTIFACT_DELETE_HELP}")
         raise fail(response, f"{VENDOR}: deleting artifact {repo.path}@{digest}")
+
+    def _takes_along(self, repo: RepoAddress, artifact: dict[str, Any],
+                     keep: frozenset[str]) -> tuple[set[str], str]:
+        """What Harbor's delete of the (untagged) ``artifact`` deletes with it, as its artifact controller does:
+        each accessory (with every tag on it) and each child no tag holds, and theirs in turn, each read now; and
+        what must keep it (empty: nothing): a manifest taken along that has a tag other than the accessory tags of
+        the manifest it belongs to, or one of ``keep``. A child another index also references stays in Harbor but
+        counts here (a false ``left`` at worst, never a deletion)."""
+        root = str(artifact["digest"])
+        along, pending = {root}, [artifact]
+        while pending:
+            current = pending.pop()
+            owner = str(current["digest"])
+            what = f"{VENDOR}: reading artifact {repo.path}@{owner}"
+            linked = [(d, True) for d in _linked(current, "accessories", "digest", what)]
+            linked += [(d, False) for d in _linked(current, "references", "child_digest", what)]
+            for digest, accessory in linked:
+                if digest in along:
+                    continue
+                found = self._read(repo, digest)
+                if found is None:
+                    continue
+                tags = [name for name, _tag in _tag_names(found, what)]
+                if not accessory and tags:
+                    continue  # Harbor leaves a child that has a tag (and what it holds)
+                foreign = [tag for tag in tags if not _accessory_tag_of(tag, owner)]
+                if foreign:
+                    return along, f"{digest} (tag {foreign[0]})"
+                if digest in keep:
+                    return along, f"{digest}, which a workload runs"
+                along.add(digest)
+                pending.append(found)
+        return along, ""
+
+
+@dataclass
+class _Done:
+    """What one :meth:`HarborRemover.delete_manifests` call did so far: the digests its deletes took along, and
+    the children of the artifacts it left (Harbor refuses to delete an artifact an index references)."""
+
+    taken: set[str] = field(default_factory=set)
+    under_left: set[str] = field(default_factory=set)
+
+
+def _linked(artifact: dict[str, Any], field: str, key: str, what: str) -> list[str]:
+    """The digests of an artifact's ``accessories`` (``digest``) or ``references`` (``child_digest``); none when
+    the field is missing or null. RegistryError for one that cannot be read: what a delete would take along must
+    be known."""
+    items = artifact.get(field)
+    if items is None:
+        return []
+    digests = [_text(item.get(key)) if isinstance(item, dict) else None for item in items] \
+        if isinstance(items, list) else [None]
+    if any(digest is None for digest in digests):
+        raise RegistryError(f"{what}: Harbor answered {field} ci-env cannot read; nothing is deleted")
+    return [digest for digest in digests if digest is not None]
+
+
+def _accessory_tag_of(tag: str, owner: str) -> bool:
+    """True for an accessory tag of ``owner`` (cosign's ``sha256-<hex>.sig``, the referrers tag schema's): it goes
+    with what it belongs to."""
+    from ci_env.registry.accessories import accessory_tag
+
+    found = accessory_tag(tag)
+    return found is not None and found.belongs_to(owner)
 
 
 def _artifacts_of(response: requests.Response, what: str, hint: str) -> list[dict[str, Any]]:
