@@ -384,8 +384,10 @@ def _print(result: Result, kw: dict[str, Any], env: dict[str, str], family: str,
                             + "\n".join(rpt.failure_lines(result.failed)))
     untagged_failures = result.untagged_failures()
     if untagged_failures:
-        raise RegistryError("untagged manifests could not be removed (the rest of the cleanup was done; run again "
-                            "to retry):\n" + "\n".join(untagged_failures))
+        heading = ("untagged manifests could not be read (dry run, nothing was removed; the real run would fail "
+                   "the same way)" if dry_run else
+                   "untagged manifests could not be removed (the rest of the cleanup was done; run again to retry)")
+        raise RegistryError(f"{heading}:\n" + "\n".join(untagged_failures))
     if result.skipped_fail and result.skipped:
         raise RegistryError(f"{plural(len(result.skipped), 'repository')} could not be listed, nothing was removed "
                             "there (the others were cleaned):\n"

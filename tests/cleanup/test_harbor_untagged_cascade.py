@@ -187,3 +187,25 @@ def test_harbor_an_untagged_image_goes_with_its_cosign_signature_tag_and_an_inde
     assert client.find_manifest(path, shared) is not None
     assert "app" in client.list_tags(path)
 
+
+def test_harbor_a_dry_run_whose_untagged_listing_fails_says_nothing_was_removed(
+        registry_open: RegistryService, fake_api: Callable[[], FakeApi], clean_env: None, tmp_path: Path) -> None:
+    # the plan listed the artifacts; the untagged removal's second listing is refused: exit 1, and the message of a
+    # dry run never claims that the rest of the cleanup was done
+    project = _project(registry_open, fake_api)
+    client, path = project.client, project.path
+    push_image(client, path, ["app"], created=ago(300))
+    orphan = push_image(client, path, created=ago(30)).digest
+    project.old(orphan)
+
+    def refuse_after_the_plan(listing: int) -> None:
+        if listing == 1:
+            project.harbor.broken.add(path)
+
+    project.harbor.before_listing = refuse_after_the_plan
+    done = run_ci_env(*project.args("--dry-run"), env=project.env(tmp_path), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "the rest of the cleanup was done" not in done.stderr
+    assert "untagged manifests could not be read (dry run, nothing was removed;" in done.stderr
+    assert client.find_manifest(path, orphan) is not None
