@@ -149,6 +149,24 @@ def test_ecr_untagged_images_are_removed_by_digest_but_a_kept_index_keeps_its_pl
     assert {platforms[0], platforms[1], signature} <= images()
 
 
+def _untagged_outcomes(report: Path) -> dict[str, dict[str, Any]]:
+    """digest -> the report's untagged outcome (the report checked against its schema first)."""
+    document = json.loads(report.read_text())
+    jsonschema.validate(document, SCHEMA)
+    return {u["digest"]: u for u in document["untagged"]}
+
+
+def _assert_left_for_the_late_tag(outcomes: dict[str, dict[str, Any]], stderr: str, kept: list[str],
+                                  orphan: str) -> None:
+    """What the tag ``late``, pushed between the plan and the untagged removal, reaches was left (and said so);
+    the orphan nothing reaches was removed."""
+    assert outcomes[orphan]["outcome"] == "removed"
+    for digest in kept:
+        assert outcomes[digest]["outcome"] == "left", outcomes[digest]
+        assert "tag late" in outcomes[digest]["reason"], outcomes[digest]
+    assert "since the plan" in stderr and "late" in stderr
+
+
 def _github_run(packages: GitHubPackages, registry: RegistryService | RegistryRelay, path: str, tmp_path: Path,
                 report: Path) -> Any:
     return run_ci_env("cleanup", "--registry", registry.host, "--repository", path, "--rule", "keep=all",
@@ -192,14 +210,8 @@ def test_github_an_index_tagged_between_the_plan_and_the_untagged_removal_keeps_
     for digest in (index, signature, *platforms):
         assert client.find_manifest(path, digest) is not None, digest
     assert client.find_manifest(path, orphan) is None  # what nothing reaches still goes
-    document = json.loads(report.read_text())
-    jsonschema.validate(document, SCHEMA)
-    outcomes = {u["digest"]: u for u in document["untagged"]}
-    assert outcomes[orphan]["outcome"] == "removed"
-    for digest in (index, signature, *platforms):
-        assert outcomes[digest]["outcome"] == "left", outcomes[digest]
-        assert "tag late" in outcomes[digest]["reason"], outcomes[digest]
-    assert "since the plan" in done.stderr and "late" in done.stderr
+    outcomes = _untagged_outcomes(report)
+    _assert_left_for_the_late_tag(outcomes, done.stderr, [index, signature, *platforms], orphan)
 
 
 def test_ecr_an_index_tagged_between_the_plan_and_the_untagged_removal_keeps_its_platforms_and_signature(
@@ -249,14 +261,8 @@ def test_ecr_an_index_tagged_between_the_plan_and_the_untagged_removal_keeps_its
     images = {i["imageDigest"] for i in ecr.describe_images(repositoryName=path)["imageDetails"]}
     assert {index, signature, *platforms} <= images
     assert orphan not in images
-    document = json.loads(report.read_text())
-    jsonschema.validate(document, SCHEMA)
-    outcomes = {u["digest"]: u for u in document["untagged"]}
-    assert outcomes[orphan]["outcome"] == "removed"
-    for digest in (index, signature, *platforms):
-        assert outcomes[digest]["outcome"] == "left", outcomes[digest]
-        assert "tag late" in outcomes[digest]["reason"], outcomes[digest]
-    assert "since the plan" in done.stderr and "late" in done.stderr
+    outcomes = _untagged_outcomes(report)
+    _assert_left_for_the_late_tag(outcomes, done.stderr, [index, signature, *platforms], orphan)
 
 
 def test_github_a_tag_the_versions_listing_omits_keeps_its_image_and_what_it_reaches(
@@ -398,9 +404,7 @@ def test_github_a_tag_the_versions_listing_still_shows_on_its_old_image_keeps_th
     for digest in (index, signature, *platforms):
         assert client.find_manifest(path, digest) is not None, digest
     assert client.find_manifest(path, orphan) is None
-    document = json.loads(report.read_text())
-    jsonschema.validate(document, SCHEMA)
-    outcomes = {u["digest"]: u for u in document["untagged"]}
+    outcomes = _untagged_outcomes(report)
     assert outcomes[orphan]["outcome"] == "removed"
     for digest in (index, signature, *platforms):
         assert outcomes[digest]["outcome"] == "left", outcomes[digest]
