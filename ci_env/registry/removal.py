@@ -31,6 +31,7 @@ from ci_env.registry.untag import BatchRemover, Capabilities, Outcome, Progress,
 if TYPE_CHECKING:
     from ci_env.registry.client import TagInfo
     from ci_env.registry.graph import Accessory, Removal, RepoGraph
+    from ci_env.registry.listing import ManifestLister
     from ci_env.registry.reference import RepoAddress
 
 LEFT_REASON = "untagged: the registry's garbage collection removes it (ci-env removes tags, not manifests, here)"
@@ -61,14 +62,6 @@ class UntaggedDeleter(Protocol):
     ) -> Mapping[str, str | CiEnvError]:
         """Delete each of ``digests`` unless it, or what its delete takes along, is tagged now or among ``keep``
         (then ``left``); ``removed``, ``absent``, ``left`` or the error, per digest (never raises)."""
-
-
-class UntaggedLister(Protocol):
-    """A remover whose registry lists the manifests no tag points at (GitHub's untagged versions, ECR's untagged
-    images, Harbor's artifacts without tags)."""
-
-    def list_untagged(self, repo: RepoAddress) -> list[str]:
-        """The digests of the untagged manifests of ``repo``."""
 
 
 #: (repository, the tags listed now) -> each digest a tag pushed or moved since the plan reaches -> that tag
@@ -417,14 +410,13 @@ def _doomed_untagged(repo: RepoAddress, remover: TagRemover,
     if protected is None:
         graph = removal.graphs.get(str(repo)) or graph_of(repo)
         protected = graph.reach([*graph.tags.values(), *keep(repo)])
+    tags_now, loose = _listed_now(remover, repo)
+    tagged_now: dict[str, str] = {}
     if recheck is not None:
-        tags_now, loose = _listed_now(remover, repo)
         kept = set(keep(repo))
         if only is not None or any(d not in protected and d not in kept for d in loose):  # else nothing to check
             held = recheck(repo, tags_now)
         tagged_now = {info.digest: info.tag for info in tags_now if info.digest}
-    else:
-        loose, tagged_now = cast(UntaggedLister, remover).list_untagged(repo), {}
     untagged = [d for d in loose if d not in protected]
     if only is not None:
         listed_now = set(untagged)
@@ -436,13 +428,9 @@ def _doomed_untagged(repo: RepoAddress, remover: TagRemover,
 
 
 def _listed_now(remover: TagRemover, repo: RepoAddress) -> tuple[list[TagInfo], list[str]]:
-    """The tags and the untagged manifests of ``repo`` as its vendor lists them now: one listing where the remover
-    lists both (``listing.ManifestLister``), else its untagged manifests alone (no tags: the caller's Registry API
-    tag list gives them)."""
-    full = getattr(remover, "list_manifests", None)
-    if full is None:
-        return [], cast(UntaggedLister, remover).list_untagged(repo)
-    tags, loose = full(repo)
+    """The tags and the untagged manifests of ``repo`` as its vendor lists them now, from one listing (a remover
+    declaring ``lists_untagged`` is a ``listing.ManifestLister``)."""
+    tags, loose = cast("ManifestLister", remover).list_manifests(repo)
     return list(tags), list(loose)
 
 

@@ -56,7 +56,8 @@ class Capabilities:
     guarded: bool = False
     #: ``delete_manifests(repo, digests, *, parallel)``: deletes manifests by digest (a package version, an image).
     deletes_manifests: bool = False
-    #: ``list_untagged(repo)``: its registry lists the manifests no tag points at.
+    #: ``list_manifests(repo)`` (``listing.ManifestLister``): its registry lists the manifests no tag points at, in
+    #: the listing that gives its tags.
     lists_untagged: bool = False
     #: ``delete_manifests(repo, digests, *, parallel)`` for untagged manifests only: each digest's tags are read
     #: right before its delete, and one tagged now stays (``left``), as the vendor's delete would take its tags

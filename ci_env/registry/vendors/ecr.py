@@ -228,23 +228,6 @@ class EcrRemover:
                 results.setdefault(digest, Status.REMOVED)
         return {digest: results[digest] for digest in unique}
 
-    def list_untagged(self, repo: RepoAddress) -> list[str]:
-        """The digests of the untagged images of ``repo`` (``describe_images``, ``tagStatus`` UNTAGGED)."""
-        BotoCoreError, ClientError = _sdk_errors()
-
-        client = self._client(repo)
-        pages = client.get_paginator("describe_images").paginate(
-            filter={"tagStatus": "UNTAGGED"}, PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **self._ids(repo))
-        try:
-            return [str(i["imageDigest"]) for page in pages for i in page.get("imageDetails") or []
-                    if i.get("imageDigest") and not i.get("imageTags")]
-        except ClientError as error:
-            if _code(error) == "RepositoryNotFoundException":
-                return []
-            raise RegistryError(f"{VENDOR}: listing the untagged images of {repo.path}: {_code(error)}") from None
-        except BotoCoreError as error:
-            raise RegistryError(f"{VENDOR}: listing the untagged images of {repo.path}: {error}") from None
-
     def _ids(self, repo: RepoAddress) -> dict[str, str]:
         account = endpoints.ecr_account(repo.registry)
         ids = {"repositoryName": repo.path}

@@ -267,16 +267,6 @@ class GitHubRemover:
                 infos.append(TagInfo(tag, str(digest) if digest else None, None, pushed))
         return sorted(infos, key=lambda info: info.tag), untagged
 
-    def list_untagged(self, repo: RepoAddress) -> list[str]:
-        """The digests of the package's versions without a tag (platform manifests of indexes, signatures of
-        referrers, images whose tags were all removed, ...)."""
-        if repo.registry == LEGACY_HOST:
-            return []
-        base = self._package_base(repo)
-        if base is None:
-            return []
-        return [str(v["name"]) for v in self._all_versions(base) if not _tags(v) and v.get("name")]
-
     def delete_manifests(
         self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 8,
     ) -> dict[str, str | CiEnvError]:

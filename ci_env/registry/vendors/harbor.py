@@ -191,10 +191,6 @@ class HarborRemover:
         untagged = {digest: when for digest, when in untagged.items() if digest not in tagged}
         return [infos[tag] for tag in sorted(infos)], untagged
 
-    def list_untagged(self, repo: RepoAddress) -> list[str]:
-        """The digests of the artifacts of ``repo`` without a tag (:meth:`list_manifests`)."""
-        return list(self.list_manifests(repo)[1])
-
     def delete_manifests(
         self, repo: RepoAddress, digests: Sequence[str], *, parallel: int = 1, keep: Collection[str] = (),
     ) -> dict[str, str | CiEnvError]:
